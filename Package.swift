@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+// Headlight — a native workbench for mechanistic interpretability of GGUF language models.
+import PackageDescription
+
+// Hot numeric code is compiled with bounds checks off in release builds only.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Headlight",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "headlight", targets: ["headlight"]),
+        .library(name: "Headlight", targets: ["GGUF", "Inference", "TraceStore", "Analysis", "Reports"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, located through pkg-config (Debian: libopenblas-dev, libhdf5-dev, libgraphviz-dev).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc",
+                       providers: [.apt(["libgraphviz-dev"])]),
+        // Small C shims over the three libraries: macros Swift cannot import, status codes, CPU probing.
+        .target(name: "CNative", dependencies: ["COpenBLAS", "CHDF5", "CGraphviz"],
+                cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "GGUF", swiftSettings: fast),
+        .target(name: "Inference", dependencies: ["GGUF", "CNative"], swiftSettings: fast),
+        .target(name: "TraceStore", dependencies: ["CNative"], swiftSettings: fast),
+        .target(name: "Analysis", dependencies: ["Inference", "TraceStore"], swiftSettings: fast),
+        .target(name: "Reports", dependencies: ["Analysis", "TraceStore", "CNative"]),
+        .target(name: "HeadlightCLI", dependencies: [
+            "GGUF", "Inference", "TraceStore", "Analysis", "Reports", "CNative",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "CNative"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
+        .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "CNative"]),
+        .testTarget(name: "CLITests", dependencies: ["HeadlightCLI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

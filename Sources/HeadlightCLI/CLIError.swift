@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+
+/// An error the CLI reports to the user: a message, a hint, and exit code 1.
+public struct CLIError: LocalizedError, CustomStringConvertible {
+    public var message: String
+    public var hint: String?
+
+    public init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    public var errorDescription: String? { description }
+    public var description: String {
+        if let hint { return "\(message)\nhint: \(hint)" }
+        return message
+    }
+}
+
+/// Runs the command line: usage errors exit 2, every other failure prints
+/// `error: ...` (with a hint when there is one) and exits 1.
+public enum HeadlightMain {
+    public static func run(_ arguments: [String]? = nil) -> Never {
+        do {
+            var command = try Headlight.parseAsRoot(arguments)
+            try command.run()
+            Foundation.exit(0)
+        } catch {
+            let code = Headlight.exitCode(for: error)
+            if code == .success {
+                Headlight.exit(withError: error) // --help, --version
+            }
+            if code == .validationFailure {
+                // Argument errors: message plus usage, exit code 2.
+                FileHandle.standardError.write(Data((Headlight.fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let e = error as? LocalizedError, let d = e.errorDescription { return d }
+        return String(describing: error)
+    }
+}

@@ -1,0 +1,3 @@
+import HeadlightCLI
+
+HeadlightMain.run()
