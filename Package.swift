@@ -35,9 +35,12 @@ let package = Package(
             "GGUF", "Inference", "TraceStore", "Analysis", "Reports", "CNative",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "CNative"]),
+        .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "Inference", "CNative"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "CNative"]),
+        .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Inference", "GGUF"]),
         .testTarget(name: "CLITests", dependencies: ["HeadlightCLI"]),
     ],
     swiftLanguageModes: [.v5]

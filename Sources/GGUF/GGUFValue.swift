@@ -84,6 +84,7 @@ public enum GGUFValue: Equatable, Sendable {
         switch self {
         case .float32(let v): return Double(v)
         case .float64(let v): return v
+        case .uint64(let v): return Double(v)
         default: return intValue.map(Double.init)
         }
     }

@@ -5,7 +5,9 @@
 
 /// Converts IEEE binary16 bits to Float32. Exact for every input (Float32 holds every
 /// binary16 value): subnormals become normal Float32 values, ±Inf stays ±Inf, and a NaN
-/// keeps its sign, its quiet/signalling bit and its payload (shifted into the top mantissa bits).
+/// keeps its sign, its quiet/signalling bit and its payload (shifted into the top mantissa bits),
+/// as numpy does. (ggml's portable conversion and F16C instead set the quiet bit of a
+/// signalling NaN; no other input differs.)
 @inlinable
 public func halfToFloat(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16

@@ -11,6 +11,7 @@ public struct Headlight: ParsableCommand {
         version: version,
         subcommands: [
             Inspect.self,
+            Doctor.self,
         ]
     )
 

@@ -13,6 +13,8 @@
 //   HEADLIGHT_BLAS_LIBRARY_DEFAULT  the kernel OpenBLAS picked on its own, before the first re-exec.
 //   HEADLIGHT_BLAS_EXECS      number of re-execs so far (hard cap: BLASPolicy.maxExecs).
 
+import Foundation
+
 /// CPU features that matter for choosing a BLAS kernel (cpuid, with OS support checked via xgetbv).
 public struct CPUFeatures: Sendable, Equatable {
     public var sse3, avx, fma, avx2, f16c: Bool
@@ -181,8 +183,9 @@ public enum BLASPolicy {
     }
 
     /// The decision. `verificationFailed`: the loaded kernel failed BLASRuntime.verify().
+    /// `verificationDetail`: recorded next to the kernel in HEADLIGHT_BLAS_FAILED (e.g. the error).
     public static func decide(corename: String, features: CPUFeatures, env: [String: String],
-                              verificationFailed: Bool = false) -> BLASDecision {
+                              verificationFailed: Bool = false, verificationDetail: String? = nil) -> BLASDecision {
         let requested = value(env, openblasVar), chosen = value(env, guardVar), override = value(env, overrideVar)
         let failed = failedKernels(env)
         let execs = Int(value(env, execsVar) ?? "") ?? 0
@@ -206,12 +209,16 @@ public enum BLASPolicy {
             return BLASDecision(action: .reexec(coretype: kernel), origin: origin, environment: changes, reason: reason)
         }
 
-        // 1. HEADLIGHT_BLAS_CORETYPE=<kernel>: force it, never second-guess it.
+        // 1. HEADLIGHT_BLAS_CORETYPE=<kernel>: force it, never second-guess it. No re-exec when the
+        //    library already runs it, or when Headlight already asked for it (guard).
         if let override, !same(override, "auto") {
             let reason = "HEADLIGHT_BLAS_CORETYPE=\(override)"
-            if same(requested, override) && same(chosen, override) || same(chosen, override) || execs >= maxExecs {
+            if same(corename, override) || same(chosen, override) || execs >= maxExecs {
                 let failNote = verificationFailed ? "; FAILED verification (not overridden)" : ""
-                return BLASDecision(action: .keep, origin: .headlightOverride,
+                // Record the choice for reports and child processes (no effect on the loaded library).
+                let changes: [String: String?] = same(requested, override) && same(chosen, override) ? [:]
+                    : [openblasVar: override, guardVar: override, reasonVar: reason]
+                return BLASDecision(action: .keep, origin: .headlightOverride, environment: changes,
                                     reason: reason + unknownNote(override) + perfNote + failNote,
                                     problem: verificationFailed)
             }
@@ -239,7 +246,8 @@ public enum BLASPolicy {
                 if let position { return i > position }
                 return (tier(of: k) ?? 0) < (current ?? Int.max)
             }?.element
-            let failedList = ((value(env, failedVar).map { [$0] } ?? []) + [corename]).joined(separator: ",")
+            let entry = corename + (verificationDetail.map { "=" + $0 } ?? "")
+            let failedList = ((value(env, failedVar).map { [$0] } ?? []) + [entry]).joined(separator: ",")
             if let next, execs < maxExecs {
                 return reexec(next, reason: "\(corename) failed verification; fell back to \(next)",
                               origin: .auto, failedList: failedList)
@@ -252,8 +260,10 @@ public enum BLASPolicy {
         if let target, let want = tier(of: target), (current ?? want) < want {
             // Loop guards: asked for it already (the library ignored it), or the exec budget is spent.
             if same(requested, target) || same(chosen, target) || execs >= maxExecs {
-                return BLASDecision(action: .keep, origin: origin,
-                                    reason: "asked OpenBLAS for \(target) but it loaded \(corename); not retrying" + perfNote)
+                let why = execs >= maxExecs && !same(requested, target) && !same(chosen, target)
+                    ? "re-exec budget (\(maxExecs)) spent; keeping \(corename)"
+                    : "asked OpenBLAS for \(target) but it loaded \(corename); not retrying"
+                return BLASDecision(action: .keep, origin: origin, reason: why + perfNote)
             }
             let why = same(override, "auto") && requested != nil
                 ? "HEADLIGHT_BLAS_CORETYPE=auto: ignored OPENBLAS_CORETYPE=\(requested!) (\(corename)); CPU supports \(target)"

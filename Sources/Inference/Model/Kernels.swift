@@ -1,0 +1,221 @@
+import CNative
+import Foundation
+
+// The numeric kernels of the forward pass. Each is a small function with a plain pointer
+// interface so that faster versions (a quantized matrix-vector product, a blocked attention
+// kernel) can replace one at a time; the forward pass calls nothing else.
+// Dimension names as in ModelConfig.swift.
+
+enum Kernels {
+    // MARK: - Matrix products
+
+    /// `y[T, W.rows] = x[T, W.cols] · Wᵀ (+ bias)`. T = 1 (decoding) goes through sgemv, larger T
+    /// through sgemm.
+    @inline(__always)
+    static func linear(_ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
+                       into y: UnsafeMutablePointer<Float>) {
+        if t == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data, blasint(w.cols),
+                        x, 1, 0, y, 1)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
+                        x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))
+        }
+        if let bias {
+            for r in 0..<t { add(y + r * w.rows, bias.data, count: w.rows) }
+        }
+    }
+
+    // MARK: - Elementwise
+
+    /// `y[i] += x[i]`.
+    @inline(__always)
+    static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n { y[i] += x[i] }
+    }
+
+    /// RMSNorm of each row: `y = x / sqrt(mean(x²) + eps) * weight` (Hugging Face's order:
+    /// normalize, then scale). x, y: [T, D]; weight: [D]. y may alias x.
+    static func rmsNorm(_ x: UnsafePointer<Float>, rows t: Int, width d: Int, weight: UnsafePointer<Float>,
+                        eps: Float, into y: UnsafeMutablePointer<Float>) {
+        for r in 0..<t {
+            let xr = x + r * d, yr = y + r * d
+            var ss: Double = 0
+            for i in 0..<d { ss += Double(xr[i]) * Double(xr[i]) }
+            let inv = 1 / (Float(ss / Double(d)) + eps).squareRoot()
+            for i in 0..<d { yr[i] = weight[i] * (xr[i] * inv) }
+        }
+    }
+
+    /// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`, silu(g) = g * sigmoid(g).
+    static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + fastExp(-g)) * up[i]
+        }
+    }
+
+    /// Softmax of `x[0..<n]` in place (max-subtracted, Float32).
+    static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        guard n > 0 else { return }
+        // Max with four independent accumulators (no loop-carried dependency on one register).
+        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
+        var i = 0
+        while i + 4 <= n {
+            m0 = x[i] > m0 ? x[i] : m0
+            m1 = x[i + 1] > m1 ? x[i + 1] : m1
+            m2 = x[i + 2] > m2 ? x[i + 2] : m2
+            m3 = x[i + 3] > m3 ? x[i + 3] : m3
+            i += 4
+        }
+        while i < n { m0 = x[i] > m0 ? x[i] : m0; i += 1 }
+        let m = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
+        // exp (a loop without reductions, which the compiler vectorizes), then the sum.
+        for j in 0..<n { x[j] = fastExp(x[j] - m) }
+        var acc = SIMD8<Float>()
+        i = 0
+        while i + 8 <= n {
+            acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = acc.sum()
+        while i < n { sum += x[i]; i += 1 }
+        let inv = 1 / sum
+        for j in 0..<n { x[j] *= inv }
+    }
+
+    // MARK: - RoPE
+
+    /// Rotates the first `table.dims` dimensions of each head of `x` ([T, heads, dh], rows
+    /// `rowStride` floats apart) by the angles of positions `start..<start+T`.
+    static func rope(_ x: UnsafeMutablePointer<Float>, rows t: Int, heads: Int, dHead: Int, rowStride: Int,
+                     start: Int, table: RopeTable, style: RopeStyle) {
+        let half = table.dims / 2
+        for r in 0..<t {
+            let cs = table.cos.pointer + (start + r) * half, sn = table.sin.pointer + (start + r) * half
+            for h in 0..<heads {
+                let v = x + r * rowStride + h * dHead
+                switch style {
+                case .normal:   // adjacent pairs (x[2i], x[2i+1])
+                    for i in 0..<half {
+                        let a = v[2 * i], b = v[2 * i + 1]
+                        v[2 * i] = a * cs[i] - b * sn[i]
+                        v[2 * i + 1] = a * sn[i] + b * cs[i]
+                    }
+                case .neox:     // halves (x[i], x[i + dims/2])
+                    for i in 0..<half {
+                        let a = v[i], b = v[i + half]
+                        v[i] = a * cs[i] - b * sn[i]
+                        v[i + half] = b * cs[i] + a * sn[i]
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Attention
+
+    /// Causal grouped-query attention of T queries at positions P..<P+T over the S = P+T keys
+    /// in the cache. Query head h reads key/value head h / (H / Hkv).
+    ///
+    /// - q:      [T, H, dh]     queries after RoPE
+    /// - k, v:   [C, Hkv, dh]   the layer's KV cache (rows 0..<S filled)
+    /// - z:      [T, H, dh]     output: per-head attention-weighted values
+    /// - probs:  [T, S] scratch (at least T * S floats), reused for every head
+    /// - observe: called once per head with the head's probabilities [T, S]; row t is valid for
+    ///   keys 0...P+t and zero beyond.
+    static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
+                                nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+                                probs: UnsafeMutablePointer<Float>,
+                                observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?) {
+        let s = p + t
+        let qStride = nHeads * dh, kvStride = nKVHeads * dh
+        let group = nHeads / nKVHeads
+        for h in 0..<nHeads {
+            let qh = q + h * dh, kh = k + (h / group) * dh, vh = v + (h / group) * dh, zh = z + h * dh
+            if t == 1 {
+                // probs[S] = scale * K[S, dh] · q
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(s), blasint(dh), scale, kh, blasint(kvStride),
+                            qh, 1, 0, probs, 1)
+                softmax(probs, count: s)
+                observe?(h, probs)
+                // z[dh] = V[S, dh]ᵀ · probs
+                cblas_sgemv(CblasRowMajor, CblasTrans, blasint(s), blasint(dh), 1, vh, blasint(kvStride),
+                            probs, 1, 0, zh, 1)
+            } else {
+                // probs[T, S] = scale * Q[T, dh] · K[S, dh]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(s), blasint(dh), scale,
+                            qh, blasint(qStride), kh, blasint(kvStride), 0, probs, blasint(s))
+                for r in 0..<t {
+                    let row = probs + r * s
+                    let valid = p + r + 1
+                    softmax(row, count: valid)
+                    if valid < s { (row + valid).update(repeating: 0, count: s - valid) }
+                }
+                observe?(h, probs)
+                // z[T, dh] = probs[T, S] · V[S, dh]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(t), blasint(dh), blasint(s), 1,
+                            probs, blasint(s), vh, blasint(kvStride), 0, zh, blasint(qStride))
+            }
+        }
+    }
+
+    // MARK: - exp
+
+    /// exp(x), Cephes `expf`: range reduction by ln 2 (n by the 1.5 * 2^23 rounding trick, so
+    /// no float-to-int conversion), degree-6 polynomial, 2^n built in the exponent bits. Relative
+    /// error ~2e-7 on [-87, 88]; inputs are clamped to that range. Branch-free and written on
+    /// scalars so that loops calling it auto-vectorize.
+    @inline(__always)
+    static func fastExp(_ x0: Float) -> Float {
+        let xc = x0 < -87 ? -87 : (x0 > 88 ? 88 : x0)
+        let t = xc * 1.442_695_04 + 12_582_912
+        let fx = t - 12_582_912
+        var x = xc - fx * 0.693_359_375
+        x = x + fx * 2.121_944_4e-4
+        let z = x * x
+        var y: Float = 1.987_569_15e-4
+        y = y * x + 1.398_199_950_7e-3
+        y = y * x + 8.333_451_907_3e-3
+        y = y * x + 4.166_579_589_4e-2
+        y = y * x + 1.666_666_545_9e-1
+        y = y * x + 5.000_000_120_1e-1
+        y = y * z + x + 1
+        let n = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000
+        return y * Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
+    }
+}
+
+/// cos/sin of every rotated pair at every position: [C, dims/2] each. Angles follow Hugging
+/// Face's float32 computation, `θ(pos, i) = fl(pos * invFreq[i])` with
+/// `invFreq[i] = 1 / base^(2i / dims)` (then divided by llama-3 frequency factors and multiplied
+/// by the linear scaling factor when the model has them).
+final class RopeTable: @unchecked Sendable {
+    let dims: Int
+    let positions: Int
+    let cos: FloatBuffer   // [C, dims/2]
+    let sin: FloatBuffer   // [C, dims/2]
+
+    init(config c: ModelConfig, positions n: Int, freqFactors: [Float]?) {
+        dims = c.ropeDims
+        positions = n
+        let half = dims / 2
+        var invFreq = [Float](repeating: 0, count: half)
+        for i in 0..<half {
+            let exponent = Float(2 * i) / Float(dims)
+            var f = 1 / Float(Foundation.pow(Double(c.ropeBase), Double(exponent)))
+            if let ff = freqFactors, i < ff.count { f /= ff[i] }
+            invFreq[i] = f * c.ropeFreqScale
+        }
+        cos = FloatBuffer(count: n * half)
+        sin = FloatBuffer(count: n * half)
+        for pos in 0..<n {
+            for i in 0..<half {
+                let angle = Double(Float(pos) * invFreq[i])
+                cos.pointer[pos * half + i] = Float(Foundation.cos(angle))
+                sin.pointer[pos * half + i] = Float(Foundation.sin(angle))
+            }
+        }
+    }
+}

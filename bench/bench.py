@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Headlight vs llama.cpp vs transformers, side by side on this machine.
+
+Runs, for each engine, prefill of 512 / 2,048 / 8,000 tokens and decoding of
+64 tokens at 1k context, each measurement in a fresh subprocess (so peak RSS
+is per measurement), `--repeats` times, and prints medians, ratios and peak
+RSS. Every engine gets the same token ids and 2 threads.
+
+  python3 bench/bench.py                      # all engines, all sizes, 3 repeats
+  python3 bench/bench.py --engines headlight --prefill 512 --repeats 1
+
+Engines:
+  headlight     .build/release/headlight bench (build with `make build`)
+  llama.cpp     llama-cpp-python from PyPI (pip install llama-cpp-python), same GGUF
+  transformers  torch CPU + transformers from PyPI, same GGUF dequantized to f32, sdpa
+
+The machine should be quiet: the script warns when the 1-minute load average
+is above 0.5 before it starts.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+THREADS = 2
+
+
+def default_model():
+    if os.environ.get("HEADLIGHT_MODEL"):
+        return os.environ["HEADLIGHT_MODEL"]
+    cache = os.environ.get("HEADLIGHT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headlight")
+    return os.path.join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def token_ids(n, vocab=49152, seed=1234):
+    """Deterministic pseudo-random token ids, avoiding the special tokens at the start of the vocab."""
+    x = seed
+    out = []
+    for _ in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        out.append(100 + (x >> 33) % (vocab - 100))
+    return out
+
+
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+# ---------------------------------------------------------------- workers (run in a child process)
+
+def worker_llama(model, mode, n):
+    import numpy as np
+    from llama_cpp import Llama
+    ctx = max(n, 1024) + 128
+    llm = Llama(model_path=model, n_ctx=ctx, n_threads=THREADS, n_threads_batch=THREADS,
+                n_batch=512, n_ubatch=512, verbose=False)
+    ids = token_ids(n if mode == "prefill" else 1024)
+    if mode == "prefill":
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(ids)
+        dt = time.perf_counter() - t
+        return {"tokens": n, "seconds": dt}
+    llm.reset()
+    llm.eval(ids)
+    steps = n
+    t = time.perf_counter()
+    tok = ids[-1]
+    for _ in range(steps):
+        llm.eval([tok])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        tok = int(logits.argmax())
+    dt = time.perf_counter() - t
+    return {"tokens": steps, "seconds": dt}
+
+
+def worker_transformers(model, mode, n):
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(THREADS)
+    d, f = os.path.split(model)
+    m = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32,
+                                             attn_implementation="sdpa")
+    m.eval()
+    ids = torch.tensor([token_ids(n if mode == "prefill" else 1024)])
+    with torch.inference_mode():
+        if mode == "prefill":
+            t = time.perf_counter()
+            m(ids, use_cache=False, logits_to_keep=1)
+            dt = time.perf_counter() - t
+            return {"tokens": n, "seconds": dt}
+        out = m(ids, use_cache=True, logits_to_keep=1)
+        past = out.past_key_values
+        tok = out.logits[:, -1:].argmax(-1)
+        t = time.perf_counter()
+        for _ in range(n):
+            out = m(tok, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            tok = out.logits[:, -1:].argmax(-1)
+        dt = time.perf_counter() - t
+        return {"tokens": n, "seconds": dt}
+
+
+def run_headlight(model, mode, n):
+    exe = os.path.join(ROOT, ".build", "release", "headlight")
+    if not os.path.exists(exe):
+        raise SystemExit(f"bench: {exe} not found; run `make build` first")
+    cmd = [exe, "bench", "--model", model, "--threads", str(THREADS), "--json"]
+    cmd += ["--prefill", str(n)] if mode == "prefill" else ["--decode", str(n), "--context", "1024"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: headlight failed: {p.stderr.strip()}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_child(engine, model, mode, n):
+    if engine == "headlight":
+        return run_headlight(model, mode, n)
+    p = subprocess.run([sys.executable, __file__, "--worker", engine, "--model", model,
+                        "--mode", mode, "--n", str(n)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: {engine} worker failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=default_model())
+    ap.add_argument("--engines", default="headlight,llama.cpp,transformers")
+    ap.add_argument("--prefill", default="512,2048,8000")
+    ap.add_argument("--decode", type=int, default=64, help="decode steps at 1k context (0 to skip)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", help="also write all raw results to this file")
+    ap.add_argument("--worker"), ap.add_argument("--mode"), ap.add_argument("--n", type=int)
+    a = ap.parse_args()
+
+    if a.worker:
+        fn = {"llama.cpp": worker_llama, "transformers": worker_transformers}[a.worker]
+        r = fn(a.model, a.mode, a.n)
+        r["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(r))
+        return
+
+    if not os.path.exists(a.model):
+        raise SystemExit(f"bench: model not found: {a.model} (run scripts/fetch-model.sh)")
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"warning: 1-minute load average is {load:.2f}; results will be noisy", file=sys.stderr)
+    engines = [e for e in a.engines.split(",") if e]
+    cases = [("prefill", int(n)) for n in a.prefill.split(",") if n]
+    if a.decode > 0:
+        cases.append(("decode@1k", a.decode))
+    results = {}
+    for mode, n in cases:
+        for e in engines:
+            runs = []
+            for r in range(a.repeats):
+                res = run_child(e, a.model, "prefill" if mode == "prefill" else "decode", n)
+                runs.append(res)
+                print(f"  {e:12s} {mode:9s} n={n:5d} run {r + 1}: {res['tokens'] / res['seconds']:8.1f} tok/s, "
+                      f"peak RSS {res['peak_rss_mb']:.0f} MB", file=sys.stderr)
+            tps = statistics.median(x["tokens"] / x["seconds"] for x in runs)
+            rss = max(x["peak_rss_mb"] for x in runs)
+            results[(mode, n, e)] = {"tok_s": tps, "rss_mb": rss, "runs": runs}
+
+    print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)}")
+    header = f"{'case':16s}" + "".join(f"{e + ' tok/s':>20s}{'RSS MB':>8s}" for e in engines)
+    others = [e for e in engines if e != "headlight"]
+    if "headlight" in engines:
+        header += "".join(f"{'HL/' + e:>16s}" for e in others)
+    print(header)
+    for mode, n in cases:
+        row = f"{mode + ' ' + str(n):16s}"
+        for e in engines:
+            r = results[(mode, n, e)]
+            row += f"{r['tok_s']:20.1f}{r['rss_mb']:8.0f}"
+        if "headlight" in engines:
+            for e in others:
+                row += f"{results[(mode, n, 'headlight')]['tok_s'] / results[(mode, n, e)]['tok_s']:15.2f}x"
+        print(row)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({f"{k[0]}:{k[1]}:{k[2]}": v for k, v in results.items()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
