@@ -25,7 +25,8 @@ let package = Package(
                        providers: [.apt(["libgraphviz-dev"])]),
         // Small C shims over the three libraries: macros Swift cannot import, status codes, CPU probing.
         .target(name: "CNative", dependencies: ["COpenBLAS", "CHDF5", "CGraphviz"],
-                cSettings: [.unsafeFlags(["-O2"])]),
+                cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("z")]),
         .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Inference", dependencies: ["GGUF", "CNative"], swiftSettings: fast),
         .target(name: "TraceStore", dependencies: ["CNative"], swiftSettings: fast),

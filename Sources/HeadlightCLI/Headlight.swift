@@ -11,7 +11,11 @@ public struct Headlight: ParsableCommand {
         version: version,
         subcommands: [
             Inspect.self,
+            Tokenize.self,
             Doctor.self,
+            NotebookCommand.self,
+            Generate.self,
+            Bench.self,
         ]
     )
 

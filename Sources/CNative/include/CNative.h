@@ -6,4 +6,5 @@
 #include "hl_blas_check.h"
 #include "hl_hdf5.h"
 #include "hl_graphviz.h"
+#include "hl_zlib.h"
 #endif

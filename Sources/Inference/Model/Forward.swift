@@ -77,7 +77,7 @@ final class ForwardScratch {
     let gate: FloatBuffer     // [T, F]     gate projection, then silu(gate) * up
     let up: FloatBuffer       // [T, F]
     let mlpOut: FloatBuffer   // [T, D]
-    let probs: FloatBuffer    // [T, C]     one head's attention probabilities ([T, S] used)
+    let probs: FloatBuffer    // [max(T, G), C] one head's attention probabilities ([T, S] used; decoding: [G, S])
     let headIn: FloatBuffer   // [R, D]     normalized rows for the output head
     let logits: FloatBuffer   // [R, V]
 
@@ -93,7 +93,7 @@ final class ForwardScratch {
         gate = FloatBuffer(count: t * c.dFF)
         up = FloatBuffer(count: t * c.dFF)
         mlpOut = FloatBuffer(count: t * c.dModel)
-        probs = FloatBuffer(count: t * maxContext)
+        probs = FloatBuffer(count: max(t, c.groupSize) * maxContext)
         headIn = FloatBuffer(count: Self.headRows * c.dModel)
         logits = FloatBuffer(count: Self.headRows * c.vocabSize)
     }

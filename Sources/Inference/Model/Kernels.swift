@@ -121,9 +121,9 @@ enum Kernels {
     /// - q:      [T, H, dh]     queries after RoPE
     /// - k, v:   [C, Hkv, dh]   the layer's KV cache (rows 0..<S filled)
     /// - z:      [T, H, dh]     output: per-head attention-weighted values
-    /// - probs:  [T, S] scratch (at least T * S floats), reused for every head
-    /// - observe: called once per head with the head's probabilities [T, S]; row t is valid for
-    ///   keys 0...P+t and zero beyond.
+    /// - probs:  scratch of at least max(T, H/Hkv) * S floats, reused for every head
+    /// - observe: called once per head with the head's probabilities [T, S] (rows S floats apart);
+    ///   row t is valid for keys 0...P+t and zero beyond.
     static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
                                 nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
@@ -132,32 +132,50 @@ enum Kernels {
         let s = p + t
         let qStride = nHeads * dh, kvStride = nKVHeads * dh
         let group = nHeads / nKVHeads
+        if t == 1 {
+            // Decoding: the G = H/Hkv query heads sharing a KV head are adjacent rows [G, dh] of q,
+            // so one product per KV head reads its keys and values once (not G times).
+            for g in 0..<nKVHeads {
+                let qg = q + g * group * dh, kg = k + g * dh, vg = v + g * dh, zg = z + g * group * dh
+                // probs[G, S] = scale * Q[G, dh] · K[S, dh]ᵀ
+                if group == 1 {
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(s), blasint(dh), scale, kg, blasint(kvStride),
+                                qg, 1, 0, probs, 1)
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(group), blasint(s), blasint(dh),
+                                scale, qg, blasint(dh), kg, blasint(kvStride), 0, probs, blasint(s))
+                }
+                for j in 0..<group {
+                    softmax(probs + j * s, count: s)
+                    observe?(g * group + j, probs + j * s)
+                }
+                // z[G, dh] = probs[G, S] · V[S, dh]
+                if group == 1 {
+                    cblas_sgemv(CblasRowMajor, CblasTrans, blasint(s), blasint(dh), 1, vg, blasint(kvStride),
+                                probs, 1, 0, zg, 1)
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(group), blasint(dh), blasint(s), 1,
+                                probs, blasint(s), vg, blasint(kvStride), 0, zg, blasint(dh))
+                }
+            }
+            return
+        }
+        // Prefill: per head, two matrix products around a masked softmax.
         for h in 0..<nHeads {
             let qh = q + h * dh, kh = k + (h / group) * dh, vh = v + (h / group) * dh, zh = z + h * dh
-            if t == 1 {
-                // probs[S] = scale * K[S, dh] · q
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(s), blasint(dh), scale, kh, blasint(kvStride),
-                            qh, 1, 0, probs, 1)
-                softmax(probs, count: s)
-                observe?(h, probs)
-                // z[dh] = V[S, dh]ᵀ · probs
-                cblas_sgemv(CblasRowMajor, CblasTrans, blasint(s), blasint(dh), 1, vh, blasint(kvStride),
-                            probs, 1, 0, zh, 1)
-            } else {
-                // probs[T, S] = scale * Q[T, dh] · K[S, dh]ᵀ
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(s), blasint(dh), scale,
-                            qh, blasint(qStride), kh, blasint(kvStride), 0, probs, blasint(s))
-                for r in 0..<t {
-                    let row = probs + r * s
-                    let valid = p + r + 1
-                    softmax(row, count: valid)
-                    if valid < s { (row + valid).update(repeating: 0, count: s - valid) }
-                }
-                observe?(h, probs)
-                // z[T, dh] = probs[T, S] · V[S, dh]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(t), blasint(dh), blasint(s), 1,
-                            probs, blasint(s), vh, blasint(kvStride), 0, zh, blasint(qStride))
+            // probs[T, S] = scale * Q[T, dh] · K[S, dh]ᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(s), blasint(dh), scale,
+                        qh, blasint(qStride), kh, blasint(kvStride), 0, probs, blasint(s))
+            for r in 0..<t {
+                let row = probs + r * s
+                let valid = p + r + 1
+                softmax(row, count: valid)
+                if valid < s { (row + valid).update(repeating: 0, count: s - valid) }
             }
+            observe?(h, probs)
+            // z[T, dh] = probs[T, S] · V[S, dh]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(t), blasint(dh), blasint(s), 1,
+                        probs, blasint(s), vh, blasint(kvStride), 0, zh, blasint(qStride))
         }
     }
 

@@ -47,6 +47,7 @@ final class ByteLevelBPE {
             let i = Int32(symbolText.count)
             intern[s] = i
             symbolText.append(Array(s.utf8))
+            symbolToken.append(tokenToID[s] ?? -1)
             return i
         }
         for b in 0..<256 { byteSymbol[b] = id(ByteEncoding.character(forByte: UInt8(b))) }
@@ -64,7 +65,6 @@ final class ByteLevelBPE {
             let m = id(left + right)
             merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m))
         }
-        symbolToken = symbolText.map { tokenToID[String(decoding: $0, as: UTF8.self)] ?? -1 }
         for b in 0..<128 { asciiToken[b] = tokenToID[String(UnicodeScalar(UInt8(b)))] ?? -1 }
     }
 

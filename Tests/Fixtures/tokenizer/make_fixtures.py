@@ -5,6 +5,10 @@ and ChatTemplateTests.swift.
   smollm2.json         llama.cpp's token ids for >= 300 strings with the default model's vocab
                        (SmolLM2-135M-Instruct: byte-level BPE, pre-tokenizer "smollm"), with and
                        without special-token parsing, plus llama.cpp's detokenization and token pieces.
+  pretokenizers.json   llama.cpp's ids for the same strings with the default model's vocab and merges but
+                       other pre-tokenizers (tokenizer.ggml.pre = llama-bpe, qwen2, gpt-2, default, starcoder),
+                       written into a vocab-only GGUF: covers the Llama 3 / Qwen2 / GPT-2 / default scanners,
+                       ignore_merges and clean_spaces without those models.
   spm.json             a small SentencePiece BPE vocab (trained here with the `sentencepiece` pip
                        package, byte fallback on) written as a Llama-style GGUF (tokenizer.ggml.model =
                        "llama"), and llama.cpp's ids / detokenization for a set of strings with it.
@@ -305,17 +309,24 @@ def cases_for(vocab: Vocab, strings: list) -> list:
     return cases
 
 
+def fnv1a64(data: bytes, h: int = 0xCBF29CE484222325) -> int:
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 def piece_digest(vocab: Vocab) -> dict:
-    """All token pieces (special=true), hashed; plus an explicit sample for diagnostics."""
-    h = hashlib.sha256()
+    """All token pieces (special=true): FNV-1a 64 over (4-byte little-endian length, bytes) per token,
+    plus an explicit sample for diagnostics."""
+    h = 0xCBF29CE484222325
     sample = {}
     for i in range(vocab.n):
         p = vocab.piece(i, True)
-        h.update(len(p).to_bytes(4, "little"))
-        h.update(p)
+        h = fnv1a64(len(p).to_bytes(4, "little") + p, h)
         if i < 400 or i % 97 == 0 or i >= vocab.n - 50:
             sample[str(i)] = p.hex()
-    return {"sha256": h.hexdigest(), "sample_hex": sample}
+    return {"fnv1a64": f"{h:016x}", "sample_hex": sample}
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,6 +420,62 @@ def spm_fixture(strings: list) -> dict:
         "bos": 1, "eos": 2, "unk": 0, "add_bos": True, "add_eos": False,
         "info": info, "pieces": pieces, "cases": cases,
     }
+
+
+PRETOKENIZERS = ["llama-bpe", "qwen2", "gpt-2", "default", "starcoder"]
+
+
+def pretokenizer_fixture(model: Path, strings: list) -> dict:
+    """The default model's vocab and merges under other pre-tokenizers."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(model))
+
+    def field_strings(name):
+        f = reader.fields[name]
+        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+
+    tokens = field_strings("tokenizer.ggml.tokens")
+    merges = field_strings("tokenizer.ggml.merges")
+    tt = reader.fields["tokenizer.ggml.token_type"]
+    types = [int(tt.parts[i][0]) for i in tt.data]
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for pre in PRETOKENIZERS:
+            path = Path(tmp) / f"{pre}.gguf"
+            w = gguf.GGUFWriter(str(path), "llama")
+            w.add_context_length(128)
+            w.add_embedding_length(8)
+            w.add_block_count(1)
+            w.add_feed_forward_length(8)
+            w.add_head_count(1)
+            w.add_head_count_kv(1)
+            w.add_layer_norm_rms_eps(1e-5)
+            w.add_tokenizer_model("gpt2")
+            w.add_tokenizer_pre(pre)
+            w.add_token_list(tokens)
+            w.add_token_types(types)
+            w.add_token_merges(merges)
+            w.add_bos_token_id(1)
+            w.add_eos_token_id(2)
+            w.add_add_bos_token(False)
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_tensors_to_file()
+            w.close()
+            vocab = Vocab(path)
+            cases = []
+            for text in strings:
+                ids = vocab.tokenize(text, add_special=False, parse_special=True)
+                cases.append({
+                    "ids": ids,
+                    "ids_no_special": vocab.tokenize(text, add_special=False, parse_special=False),
+                    "detok": text_or_hex(vocab.detokenize(ids, False, True)),
+                })
+            out[pre] = {"info": vocab.info(), "cases": cases}
+            del vocab
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,6 +579,19 @@ MISTRAL_V7 = (
     "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}"
     "{% else %}{{ raise_exception('Only user, system and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
+LLAMA31 = (
+    "{{- bos_token }}\n{%- if not date_string is defined %}\n    {%- set date_string = \"26 Jul 2024\" %}\n{%- endif %}\n"
+    "{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n"
+    "    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n"
+    "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n"
+    "{{- \"Cutting Knowledge Date: December 2023\\n\" }}\n"
+    "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n"
+    "{{- system_message }}\n{{- \"<|eot_id|>\" }}\n"
+    "{%- for message in messages %}\n"
+    "    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n"
+)
 UNKNOWN = "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
 
@@ -557,7 +637,8 @@ def render_all(gguf_template: str, bos: str, eos: str) -> dict:
         {"name": "qwen2.5", "template": QWEN25_STYLE, "bos_token": "", "eos_token": "<|im_end|>", "family": "chatml"},
         {"name": "llama2", "template": LLAMA2, "bos_token": "<s>", "eos_token": "</s>", "family": "llama2"},
         {"name": "llama3", "template": LLAMA3, "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "family": "llama3"},
-        {"name": "mistral-legacy", "template": MISTRAL_LEGACY, "bos_token": "<s>", "eos_token": "</s>", "family": "llama2"},
+        {"name": "llama3.1", "template": LLAMA31, "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "family": "llama3.1"},
+        {"name": "mistral-legacy", "template": MISTRAL_LEGACY, "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-legacy"},
         {"name": "mistral-v1", "template": MISTRAL_V1, "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v1"},
         {"name": "mistral-v3", "template": mistral_v3(False), "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v3"},
         {"name": "mistral-v3-tekken", "template": mistral_v3(True), "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v3-tekken"},
@@ -611,6 +692,12 @@ def main():
     }
     (HERE / "smollm2.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
     print(f"smollm2.json: {len(cases)} cases")
+
+    pre = pretokenizer_fixture(model, strings)
+    (HERE / "pretokenizers.json").write_text(json.dumps(
+        {"llama_cpp_python": importlib.metadata.version("llama-cpp-python"), "strings": "smollm2.json cases, same order",
+         "pretokenizers": pre}, ensure_ascii=False) + "\n")
+    print(f"pretokenizers.json: {', '.join(pre)}")
 
     chat = render_all(template, bos_text, eos_text)
     chat["llama_cpp_python"] = version

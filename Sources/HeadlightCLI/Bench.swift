@@ -1,0 +1,103 @@
+import ArgumentParser
+import CNative
+import Foundation
+import GGUF
+import Inference
+
+/// `headlight bench`: one timed measurement, for `bench/bench.py` (which runs it
+/// side by side with llama.cpp and transformers). Prints one JSON line.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time one prefill or decode measurement (used by bench/bench.py).",
+        discussion: """
+            Prefill: runs N pseudo-random token ids (the same ids bench/bench.py gives every engine) \
+            through a fresh session and reports tokens/s. Decode: prefills --context tokens, then \
+            decodes N tokens greedily, one at a time, and reports decode tokens/s. Peak RSS is the \
+            process's high-water mark (VmHWM), model loading included.
+            """)
+
+    @Option(name: [.short, .long], help: "GGUF model (default: $HEADLIGHT_MODEL or the cached default model).")
+    var model: String?
+
+    @Option(help: "Prefill this many tokens.")
+    var prefill: Int?
+
+    @Option(help: "Decode this many tokens after a prefill of --context tokens.")
+    var decode: Int?
+
+    @Option(help: "Context length before decoding.")
+    var context: Int = 1024
+
+    @Option(help: "BLAS threads.")
+    var threads: Int = 2
+
+    @Flag(help: "Print JSON (always on; kept for symmetry with other commands).")
+    var json = false
+
+    func validate() throws {
+        guard (prefill == nil) != (decode == nil) else {
+            throw ValidationError("give exactly one of --prefill N or --decode N")
+        }
+        if let n = prefill, n < 1 { throw ValidationError("--prefill must be at least 1 (got \(n))") }
+        if let n = decode, n < 1 { throw ValidationError("--decode must be at least 1 (got \(n))") }
+        guard context >= 1 else { throw ValidationError("--context must be at least 1 (got \(context))") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+    }
+
+    func run() throws {
+        hl_blas_set_num_threads(Int32(threads))
+        let url = try ModelLocator.resolve(model)
+        let loadStart = Date()
+        let m = try Model(gguf: GGUFFile(url: url))
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let vocab = m.config.vocabSize
+        var result: [String: Any] = ["engine": "headlight", "load_seconds": loadSeconds,
+                                     "blas_kernel": String(cString: hl_blas_corename())]
+        if let n = prefill {
+            let session = m.makeSession(maxContext: max(n, 1))
+            let ids = Self.tokenIDs(n, vocab: vocab)
+            let t = Date()
+            try session.prefill(tokens: ids)
+            let dt = Date().timeIntervalSince(t)
+            result.merge(["mode": "prefill", "tokens": n, "seconds": dt]) { $1 }
+        } else if let n = decode {
+            let session = m.makeSession(maxContext: context + n + 1)
+            let ids = Self.tokenIDs(context, vocab: vocab)
+            var logits = try session.prefill(tokens: ids)
+            let t = Date()
+            for _ in 0..<n {
+                let next = Int32(Sampler.argmax(logits))
+                logits = try session.step(token: next)
+            }
+            let dt = Date().timeIntervalSince(t)
+            result.merge(["mode": "decode", "tokens": n, "context": context, "seconds": dt]) { $1 }
+        }
+        result["peak_rss_mb"] = Self.peakRSSMegabytes()
+        let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The same pseudo-random ids as bench/bench.py's `token_ids` (a 64-bit LCG), skipping the
+    /// first 100 ids, where special tokens live.
+    static func tokenIDs(_ n: Int, vocab: Int, seed: UInt64 = 1234) -> [Int32] {
+        var x = seed
+        var out: [Int32] = []
+        out.reserveCapacity(n)
+        let span = UInt64(max(vocab - 100, 1))
+        for _ in 0..<n {
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            out.append(Int32(100 + (x >> 33) % span))
+        }
+        return out
+    }
+
+    /// VmHWM from /proc/self/status, in MiB (nan where unavailable).
+    static func peakRSSMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kb = Double(parts[1]) { return kb / 1024 }
+        }
+        return .nan
+    }
+}

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import Reports
+
+/// `headlight notebook run|list`: literate CLI notebooks (Markdown with runnable `headlight`
+/// cells) rendered to HTML reports. Format: notebooks-cli/README.md and
+/// Sources/Reports/Notebook/Notebook.swift.
+struct NotebookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notebook",
+        abstract: "Run literate notebooks (Markdown with headlight cells) and render them as HTML reports.",
+        subcommands: [Run.self, List.self],
+        defaultSubcommand: nil)
+
+    /// `headlight notebook run NOTEBOOK.md`.
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a notebook's cells (cached) and write reports/NAME/index.html.",
+            discussion: """
+            Cells run in order as subprocesses of this headlight binary, in the working directory \
+            (default: the current directory; relative paths in cells resolve there), with this \
+            environment. A cell whose command, headlight version, HEADLIGHT_* environment, input \
+            files and upstream cells are unchanged is taken from OUTPUT-DIR/.cache instead of \
+            being run again; editing only prose runs nothing. The first failing cell stops the \
+            run (exit code 1). See notebooks-cli/README.md for the notebook format.
+            """)
+
+        @Argument(help: "The notebook, e.g. notebooks-cli/NAME.md.")
+        var notebook: String
+
+        @Flag(help: "Ignore the cache and run every cell.")
+        var force = false
+
+        @Option(name: .customLong("output-dir"), help: "Report directory (default: reports/NAME under the working directory).")
+        var outputDir: String?
+
+        @Option(name: .customLong("headlight"), help: "The headlight binary the cells run (default: this one).")
+        var headlight: String?
+
+        @Option(name: .customLong("workdir"), help: "Working directory of the cells (default: the current directory).")
+        var workdir: String?
+
+        func validate() throws {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: notebook, isDirectory: &isDir), !isDir.boolValue else {
+                throw ValidationError("no notebook at \(notebook)")
+            }
+            if let w = workdir {
+                guard FileManager.default.fileExists(atPath: w, isDirectory: &isDir), isDir.boolValue else {
+                    throw ValidationError("--workdir \(w) is not a directory")
+                }
+            }
+        }
+
+        func run() throws {
+            let fm = FileManager.default
+            let cwd = URL(fileURLWithPath: fm.currentDirectoryPath, isDirectory: true)
+            let workingDirectory = workdir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL } ?? cwd
+            let notebookURL = URL(fileURLWithPath: notebook, relativeTo: cwd).standardizedFileURL
+            let name = notebookURL.deletingPathExtension().lastPathComponent
+            let outputDirectory = outputDir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL }
+                ?? workingDirectory.appendingPathComponent("reports", isDirectory: true).appendingPathComponent(name, isDirectory: true)
+            let (executable, version) = try NotebookCommand.resolveHeadlight(headlight)
+
+            var rebuild = "headlight notebook run \(notebook)"
+            if let o = outputDir { rebuild += " --output-dir \(o)" }
+            if let w = workdir { rebuild += " --workdir \(w)" }
+            let options = NotebookRunOptions(executable: executable, headlightVersion: version,
+                                             workingDirectory: workingDirectory, outputDirectory: outputDirectory,
+                                             environment: ProcessInfo.processInfo.environment, force: force,
+                                             hasher: NotebookCommand.sha256)
+            let index = try NotebookSession.run(notebookURL: notebookURL, displayPath: notebook, options: options,
+                                                rebuildCommand: rebuild) { event in
+                FileHandle.standardError.write(Data(event.text.utf8))
+            }
+            print(NotebookCommand.displayPath(index, relativeTo: cwd))
+        }
+    }
+
+    /// `headlight notebook list`.
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the notebooks in notebooks-cli/ and their reports.")
+
+        @Option(help: "Directory to list.")
+        var dir = "notebooks-cli"
+
+        func run() throws {
+            let fm = FileManager.default
+            guard let names = try? fm.contentsOfDirectory(atPath: dir) else {
+                throw CLIError("cannot list \(dir)", hint: "run from the repository root or pass --dir")
+            }
+            let notebooks = names.filter { $0.hasSuffix(".md") && $0 != "README.md" }.sorted()
+            if notebooks.isEmpty { print("no notebooks in \(dir)"); return }
+            for n in notebooks {
+                let path = (dir as NSString).appendingPathComponent(n)
+                let stem = (n as NSString).deletingPathExtension
+                let report = "reports/\(stem)/index.html"
+                let hasReport = fm.fileExists(atPath: report)
+                do {
+                    let nb = try Notebook.load(URL(fileURLWithPath: path), displayPath: path)
+                    let title = nb.items.lazy.compactMap { item -> String? in
+                        guard case .prose(let text, _) = item else { return nil }
+                        return text.split(separator: "\n").first { $0.hasPrefix("# ") }.map { String($0.dropFirst(2)) }
+                    }.first ?? stem
+                    print("\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")")
+                } catch {
+                    print("\(path)  (does not parse: \((error as? LocalizedError)?.errorDescription ?? "\(error)"))")
+                }
+            }
+        }
+    }
+
+    /// SHA-256 (SHA256.swift) as the notebook cache's hash.
+    static let sha256 = NotebookHasher(name: "sha256",
+                                       hashData: { SHA256.hash($0) },
+                                       hashFile: { try SHA256.hashFile(at: $0) })
+
+    /// The binary cells run, and its version string: `--headlight PATH` (asked with `--version`)
+    /// or this process's own executable (/proc/self/exe) with `Headlight.version`.
+    static func resolveHeadlight(_ explicit: String?) throws -> (String, String) {
+        let fm = FileManager.default
+        if let explicit {
+            let path = URL(fileURLWithPath: explicit).standardizedFileURL.path
+            guard fm.isExecutableFile(atPath: path) else {
+                throw CLIError("--headlight \(explicit) is not an executable file")
+            }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: path)
+            p.arguments = ["--version"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            p.standardInput = FileHandle.nullDevice
+            do { try p.run() } catch {
+                throw CLIError("cannot run \(path) --version: \(error.localizedDescription)")
+            }
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let version = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard p.terminationStatus == 0, !version.isEmpty else {
+                throw CLIError("\(path) --version failed", hint: "--headlight must name a headlight binary")
+            }
+            return (path, version)
+        }
+        if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            return (exe, Headlight.version)
+        }
+        if let exe = Bundle.main.executablePath {
+            return (exe, Headlight.version)
+        }
+        throw CLIError("cannot find the headlight executable", hint: "pass --headlight PATH")
+    }
+
+    static func displayPath(_ url: URL, relativeTo base: URL) -> String {
+        let p = url.standardizedFileURL.path
+        let b = base.standardizedFileURL.path
+        return p.hasPrefix(b + "/") ? String(p.dropFirst(b.count + 1)) : p
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import GGUF
+import Inference
+
+/// `headlight tokenize`: a model's token ids and pieces for some text.
+struct Tokenize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the token ids and pieces of a text, as llama.cpp tokenizes it.",
+        discussion: """
+            Reads the text from --text, else from standard input (kept byte for byte, including a final \
+            newline). Special-token text such as <|im_start|> becomes its token unless --no-special; \
+            BOS/EOS are added as the model asks (tokenizer.ggml.add_bos_token / add_eos_token). \
+            With --chat the text is sent as one user message through the model's chat template, \
+            followed by the assistant prompt.
+            """)
+
+    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    var model: String?
+
+    @Option(help: "The text to tokenize (default: read standard input).")
+    var text: String?
+
+    @Flag(help: "Print one JSON object {ids, pieces, count} instead of a table.")
+    var json = false
+
+    @Flag(name: .customLong("no-special"), help: "Tokenize special-token text (e.g. <|im_start|>) as plain text.")
+    var noSpecial = false
+
+    @Flag(help: "Wrap the text in the model's chat template as a user message, with the assistant prompt.")
+    var chat = false
+
+    func validate() throws {
+        if chat && noSpecial {
+            throw ValidationError("--chat needs special tokens; drop --no-special")
+        }
+    }
+
+    func run() throws {
+        let url = try ModelLocator.resolve(model)
+        let file = try GGUFFile(url: url)
+        let tokenizer = try Tokenizer(gguf: file)
+        let input = text ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+
+        let ids: [Int32]
+        if chat {
+            let template: ChatTemplate
+            do {
+                template = try ChatTemplate(gguf: file)
+            } catch let e as ChatTemplateError {
+                throw CLIError(e.message.replacingOccurrences(of: "; pass --no-chat to use the raw prompt text instead", with: ""),
+                               hint: "omit --chat to tokenize the text as it is")
+            }
+            let rendered = try template.apply(messages: [.user(input)], addGenerationPrompt: true)
+            ids = tokenizer.encodeChat(rendered, template: template)
+        } else {
+            ids = tokenizer.encode(input, addSpecial: true, parseSpecial: !noSpecial)
+        }
+        let pieces = ids.map { Self.display(tokenizer.pieceBytes($0, special: true)) }
+
+        if json {
+            let object: [String: Any] = ["ids": ids.map { Int($0) }, "pieces": pieces, "count": ids.count]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let idWidth = max(2, String(tokenizer.vocabSize - 1).count)
+        let posWidth = max(1, String(max(ids.count - 1, 0)).count)
+        var out = ""
+        for (i, (id, piece)) in zip(ids, pieces).enumerated() {
+            let pos = Self.pad(String(i), posWidth)
+            let idText = Self.pad(String(id), idWidth)
+            var line = "\(pos)  \(idText)  \(Self.quoted(piece))"
+            if tokenizer.isSpecial(id) { line += "  (special)" }
+            out += line + "\n"
+        }
+        out += "\(ids.count) token\(ids.count == 1 ? "" : "s")"
+        print(out)
+    }
+
+    /// A piece as text; bytes that are not part of valid UTF-8 (a character split across tokens)
+    /// are shown as <0xXX>, as llama.cpp names byte tokens.
+    static func display(_ bytes: [UInt8]) -> String {
+        var out = ""
+        var i = 0
+        while i < bytes.count {
+            let n = validSequenceLength(bytes, i)
+            if n > 0 {
+                out += String(decoding: bytes[i..<(i + n)], as: UTF8.self)
+                i += n
+            } else {
+                out += String(format: "<0x%02X>", bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// Length of the valid UTF-8 sequence starting at `i`, or 0.
+    static func validSequenceLength(_ b: [UInt8], _ i: Int) -> Int {
+        let b0 = b[i]
+        let need: Int
+        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+        switch b0 {
+        case 0x00...0x7F: return 1
+        case 0xC2...0xDF: need = 2
+        case 0xE0: need = 3; lo = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: need = 3
+        case 0xED: need = 3; hi = 0x9F
+        case 0xF0: need = 4; lo = 0x90
+        case 0xF1...0xF3: need = 4
+        case 0xF4: need = 4; hi = 0x8F
+        default: return 0
+        }
+        guard i + need <= b.count else { return 0 }
+        guard (lo...hi).contains(b[i + 1]) else { return 0 }
+        for k in 2..<need where !(0x80...0xBF).contains(b[i + k]) { return 0 }
+        return need
+    }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+    }
+
+    /// Single-quoted with escapes for quotes, backslashes and invisible characters.
+    static func quoted(_ s: String) -> String {
+        var out = "'"
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\\": out += "\\\\"
+            case "'": out += "\\'"
+            default:
+                let v = u.value
+                if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0xFEFF || (0x200B...0x200F).contains(v)
+                    || (0x2028...0x202E).contains(v) || (0x2060...0x2064).contains(v) {
+                    out += String(format: "\\u{%X}", v)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "'"
+    }
+}
+
