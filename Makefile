@@ -21,6 +21,7 @@ build: deps
 demo: model build
 	$(BIN) doctor
 	$(BIN) inspect --no-tensors
+	$(BIN) generate --chat --max-tokens 64 "In one sentence, what is a retrieval head in a transformer?"
 
 # Unit tests, fixture tests and tests on the real default model, from an optimized build.
 test: model

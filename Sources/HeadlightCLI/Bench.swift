@@ -28,8 +28,17 @@ struct Bench: ParsableCommand {
     @Option(help: "Context length before decoding.")
     var context: Int = 1024
 
-    @Option(help: "BLAS threads.")
+    @Option(help: "Threads (OpenBLAS and the native kernels' pool).")
     var threads: Int = 2
+
+    @Flag(help: "Add a per-kernel timing breakdown (seconds in sgemm, attention, ...) to the JSON.")
+    var profile = false
+
+    @Flag(help: "Use Float32 sgemv for decoding instead of the quantized kernels (comparison).")
+    var noQuantized = false
+
+    @Flag(help: "Use the materializing per-head attention for prefill instead of the blocked kernel (comparison).")
+    var referenceAttention = false
 
     @Flag(help: "Print JSON (always on; kept for symmetry with other commands).")
     var json = false
@@ -46,35 +55,64 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         hl_blas_set_num_threads(Int32(threads))
+        KernelConfig.threads = threads
+        if noQuantized { KernelConfig.quantizedMaxRows = 0 }
+        if referenceAttention { KernelConfig.blockedAttention = false }
         let url = try ModelLocator.resolve(model)
         let loadStart = Date()
         let m = try Model(gguf: GGUFFile(url: url))
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let vocab = m.config.vocabSize
         var result: [String: Any] = ["engine": "headlight", "load_seconds": loadSeconds,
-                                     "blas_kernel": String(cString: hl_blas_corename())]
+                                     "blas_kernel": String(cString: hl_blas_corename()),
+                                     "kernels": KernelConfig.level, "threads": threads]
         if let n = prefill {
             let session = m.makeSession(maxContext: max(n, 1))
             let ids = Self.tokenIDs(n, vocab: vocab)
+            Self.startProfile(profile)
             let t = Date()
             try session.prefill(tokens: ids)
             let dt = Date().timeIntervalSince(t)
+            if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "prefill", "tokens": n, "seconds": dt]) { $1 }
         } else if let n = decode {
             let session = m.makeSession(maxContext: context + n + 1)
             let ids = Self.tokenIDs(context, vocab: vocab)
             var logits = try session.prefill(tokens: ids)
+            Self.startProfile(profile)
             let t = Date()
             for _ in 0..<n {
                 let next = Int32(Sampler.argmax(logits))
                 logits = try session.step(token: next)
             }
             let dt = Date().timeIntervalSince(t)
+            if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "decode", "tokens": n, "context": context, "seconds": dt]) { $1 }
         }
         result["peak_rss_mb"] = Self.peakRSSMegabytes()
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func startProfile(_ on: Bool) {
+        KernelProfile.reset()
+        KernelProfile.enabled = on
+    }
+
+    /// Seconds per kernel category, "other" (the rest of the timed span: embedding, copies, the
+    /// sampler, Swift glue), and GFLOP/s of the matrix products and attention.
+    static func profileJSON(total: Double) -> [String: Any] {
+        KernelProfile.enabled = false
+        var out: [String: Any] = [:]
+        var accounted = 0.0
+        for e in KernelProfile.snapshot() where e.calls > 0 {
+            var entry: [String: Any] = ["seconds": e.seconds, "calls": e.calls, "share": e.seconds / total]
+            if e.flops > 0 { entry["gflops"] = e.flops / e.seconds / 1e9 }
+            out[e.category.name] = entry
+            accounted += e.seconds
+        }
+        out["other"] = ["seconds": total - accounted, "share": (total - accounted) / total]
+        return out
     }
 
     /// The same pseudo-random ids as bench/bench.py's `token_ids` (a 64-bit LCG), skipping the

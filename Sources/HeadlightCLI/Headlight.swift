@@ -14,8 +14,13 @@ public struct Headlight: ParsableCommand {
             Tokenize.self,
             Doctor.self,
             NotebookCommand.self,
+            Report.self,
             Generate.self,
             Bench.self,
+            Trace.self,
+            Membership.self,
+            RetrievalHeads.self, Ablate.self,
+            Cite.self,
         ]
     )
 

@@ -14,7 +14,7 @@ For every package the script:
   2. reads the license from the wheel's METADATA (License-Expression, License, classifiers)
      and keeps only MIT, BSD or Apache-2.0 packages,
   3. picks up to --per-package of its largest .py modules between --min-bytes and
-     --max-bytes (no tests, no __init__.py, no generated *_pb2.py / *_pb2_grpc.py, no
+     --max-bytes (no tests, no __init__.py, no generated code (*_pb2.py, _generated/), no
      vendored code), and extracts them to <cache>/nonmembers/<package>-<version>/<path>,
   4. records per module: path, sha256, bytes, license, the pinned version's upload month
      and which post-cutoff frameworks the module imports (intrinsic evidence that the code
@@ -298,6 +298,7 @@ def main():
                        "after SmolLM2 (Nov 2024). Written by fetch_nonmembers.py --write-manifest; "
                        "the code itself stays in the cache directory.",
         "root": "{cache}/membership/nonmembers",
+        "hint": "run `python3 probes/membership/fetch_nonmembers.py` to download them",
         "files": chosen,
         "rejected": rejected,
     }

@@ -7,4 +7,5 @@
 #include "hl_hdf5.h"
 #include "hl_graphviz.h"
 #include "hl_zlib.h"
+#include "hl_kernels.h"
 #endif

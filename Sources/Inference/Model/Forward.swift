@@ -109,11 +109,28 @@ public final class InferenceSession {
     public let maxChunk: Int
     /// Attention rows to record during the following passes (nil: none).
     public var attentionCapture: AttentionCapture?
+    /// Captures of the following passes (nil: none); see `HookSet` and `trace(prompt:...)`.
+    public var hooks: HookSet?
+    /// Head ablations, applied from the next `prefill`/`step` on (see `AblationMethod`).
+    public var interventions: [HeadIntervention] = [] { didSet { interventionTable = nil } }
+    /// For `.mean` ablations: layer -> [H * dh] mean head outputs z from a reference run
+    /// (`Model.meanHeadOutputs`). If nil, `.mean` uses the running mean of the head's own output
+    /// over the current sequence (positions 0...q for query q), which the session keeps per
+    /// ablated head (dh doubles per position) and rewinds with `truncate`/`reset`.
+    public var headMeans: [Int: [Float]]? { didSet { interventionTable = nil } }
+    /// Activations replaced with values from another run, from the next `prefill`/`step` on.
+    public var patches: [ActivationPatch] = [] { didSet { interventionTable = nil } }
+    /// Called after each prefill chunk with (tokens done, tokens in this `prefill` call).
+    public var progress: ((_ done: Int, _ total: Int) -> Void)?
     /// Every token in the cache, in order.
     public private(set) var tokens: [Int32] = []
 
     let rope: RopeTable
     let scratch: ForwardScratch
+    /// Built from `interventions`/`patches`/`headMeans` at the next pass (nil: rebuild).
+    var interventionTable: InterventionTable?
+    /// (layer * H + head) -> running sums of the head's original z for `.mean` without `headMeans`.
+    var runningMeans: [Int: RunningMean] = [:]
 
     public static let defaultMaxChunk = 512
 
@@ -135,12 +152,16 @@ public final class InferenceSession {
     public func reset() {
         cache.clear()
         tokens.removeAll(keepingCapacity: true)
+        runningMeans.removeAll()
     }
 
     /// Rewinds to the first `n` tokens (keeps their cache entries).
     public func truncate(to n: Int) {
         cache.truncate(to: n)
         tokens.removeLast(tokens.count - n)
+        for key in Array(runningMeans.keys) {
+            if !runningMeans[key]!.truncate(to: n, dHead: config.dHead) { runningMeans[key] = nil }
+        }
     }
 
     /// Runs `tokens` and returns the logits [V] of the last one.
@@ -169,8 +190,9 @@ public final class InferenceSession {
         var start = 0
         while start < new.count {
             let end = min(start + maxChunk, new.count)
-            try forward(new[start..<end], logits: request, last: last, body)
+            try forward(new[start..<end], logits: request, last: last, phase: .prefill, body)
             start = end
+            progress?(end, new.count)
         }
     }
 
@@ -178,7 +200,7 @@ public final class InferenceSession {
     public func step(token: Int32) throws -> [Float] {
         try check([token])
         var result: [Float] = []
-        try forward([token][...], logits: .last, last: position) { _, row in result = Array(row) }
+        try forward([token][...], logits: .last, last: position, phase: .decode) { _, row in result = Array(row) }
         return result
     }
 
@@ -193,21 +215,52 @@ public final class InferenceSession {
     }
 
     /// One chunk: embedding, every block, then the output head for the requested positions.
-    private func forward(_ chunk: ArraySlice<Int32>, logits request: LogitsRequest, last: Int,
+    private func forward(_ chunk: ArraySlice<Int32>, logits request: LogitsRequest, last: Int, phase: ForwardPhase,
                          _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
         let t = chunk.count, p = position
+        let table = try currentInterventions()
+        let hk = hooks
         embed(chunk)
-        for l in 0..<config.nLayers { llamaBlock(l, rows: t, start: p) }
+        if let hk, let ci = hk.capture(.embed) {
+            hk.emitPositions(ci, start: p, rows: t, src: scratch.x.pointer, stride: config.dModel)
+            try hk.check()
+        }
+        for l in 0..<config.nLayers { try llamaBlock(l, rows: t, start: p, phase: phase, interventions: table) }
         cache.count = p + t
         tokens.append(contentsOf: chunk)
-        let wanted: [Int]
+        var wanted: [Int]
         switch request {
         case .none: wanted = []
         case .last: wanted = (p..<(p + t)).contains(last) ? [last - p] : []
         case .all: wanted = Array(0..<t)
         case .positions(let set): wanted = (0..<t).filter { set.contains(p + $0) }
         }
-        try outputHead(rows: wanted, start: p, body)
+        guard let hk else {
+            try outputHead(rows: wanted, start: p, body)
+            return
+        }
+        hk.emitLnFinal(start: p, rows: t, x: scratch.x.pointer)
+        let captured = hk.chunkRows(.logits, p, t)
+        if captured.isEmpty {
+            try outputHead(rows: wanted, start: p, body)
+        } else {
+            let user = Set(wanted), cap = Set(captured)
+            try outputHead(rows: user.union(cap).sorted(), start: p) { pos, row in
+                if cap.contains(pos - p) { hk.emitLogits(position: pos, row: row.baseAddress!) }
+                if user.contains(pos - p) { try body(pos, row) }
+            }
+        }
+        hk.noteProcessed(upTo: p + t)
+        try hk.check()
+    }
+
+    /// The intervention table for the next pass (nil when there are none); validates them.
+    func currentInterventions() throws -> InterventionTable? {
+        if interventions.isEmpty && patches.isEmpty { return nil }
+        if let t = interventionTable { return t }
+        let t = try InterventionTable(config: config, interventions: interventions, patches: patches, means: headMeans)
+        interventionTable = t
+        return t
     }
 
     /// x[T, D] = token_embd rows of the chunk's tokens.

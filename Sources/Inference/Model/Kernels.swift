@@ -7,19 +7,36 @@ import Foundation
 // Dimension names as in ModelConfig.swift.
 
 enum Kernels {
+    /// Up to this many activation rows, a linear layer whose weights have quantized blocks
+    /// multiplies those (hl_qmatmul: decoding, short prompts); above, Float32 sgemm. The kernel
+    /// decodes each weight block once per call and applies it to every row, so it beats sgemm
+    /// (which streams the 6x larger Float32 matrix) for a few rows.
+    nonisolated(unsafe) static var quantizedMaxRows = 8
+    /// Prefill attention without an observer uses the blocked kernel (hl_attention_prefill);
+    /// false forces the per-head reference path (tests, benchmarks).
+    nonisolated(unsafe) static var blockedAttention = true
+
     // MARK: - Matrix products
 
-    /// `y[T, W.rows] = x[T, W.cols] · Wᵀ (+ bias)`. T = 1 (decoding) goes through sgemv, larger T
-    /// through sgemm.
+    /// `y[T, W.rows] = x[T, W.cols] · Wᵀ (+ bias)`. Few rows with quantized weights go through
+    /// the quantized kernel, T = 1 otherwise through sgemv, larger T through sgemm.
     @inline(__always)
     static func linear(_ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
                        into y: UnsafeMutablePointer<Float>) {
-        if t == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data, blasint(w.cols),
-                        x, 1, 0, y, 1)
+        let t0 = KernelProfile.start()
+        if let q = w.quantized, t <= quantizedMaxRows {
+            hl_qmatmul(Int32(q.type.rawValue), q.pointer, q.rowBytes, Int32(w.rows), Int32(w.cols), x, w.cols,
+                       Int32(t), y, w.rows)
+            KernelProfile.stop(.quantizedLinear, t0)
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
-                        x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))
+            if t == 1 {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data,
+                            blasint(w.cols), x, 1, 0, y, 1)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
+                            x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))
+            }
+            KernelProfile.stop(.sgemm, t0, flops: 2 * Double(t) * Double(w.rows) * Double(w.cols))
         }
         if let bias {
             for r in 0..<t { add(y + r * w.rows, bias.data, count: w.rows) }
@@ -31,57 +48,30 @@ enum Kernels {
     /// `y[i] += x[i]`.
     @inline(__always)
     static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n { y[i] += x[i] }
+        let t0 = KernelProfile.start()
+        hl_add(y, x, n)
+        KernelProfile.stop(.elementwise, t0)
     }
 
     /// RMSNorm of each row: `y = x / sqrt(mean(x²) + eps) * weight` (Hugging Face's order:
-    /// normalize, then scale). x, y: [T, D]; weight: [D]. y may alias x.
+    /// normalize, then scale; the sum of squares in Double). x, y: [T, D]; weight: [D]. y may alias x.
     static func rmsNorm(_ x: UnsafePointer<Float>, rows t: Int, width d: Int, weight: UnsafePointer<Float>,
                         eps: Float, into y: UnsafeMutablePointer<Float>) {
-        for r in 0..<t {
-            let xr = x + r * d, yr = y + r * d
-            var ss: Double = 0
-            for i in 0..<d { ss += Double(xr[i]) * Double(xr[i]) }
-            let inv = 1 / (Float(ss / Double(d)) + eps).squareRoot()
-            for i in 0..<d { yr[i] = weight[i] * (xr[i] * inv) }
-        }
+        let t0 = KernelProfile.start()
+        hl_rmsnorm(x, Int32(t), Int32(d), weight, eps, y)
+        KernelProfile.stop(.norm, t0)
     }
 
     /// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`, silu(g) = g * sigmoid(g).
     static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
-        for i in 0..<n {
-            let g = gate[i]
-            gate[i] = g / (1 + fastExp(-g)) * up[i]
-        }
+        let t0 = KernelProfile.start()
+        hl_swiglu(gate, up, n)
+        KernelProfile.stop(.elementwise, t0)
     }
 
-    /// Softmax of `x[0..<n]` in place (max-subtracted, Float32).
+    /// Softmax of `x[0..<n]` in place (max-subtracted, Float32, exp as `fastExp`).
     static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-        guard n > 0 else { return }
-        // Max with four independent accumulators (no loop-carried dependency on one register).
-        var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-        var i = 0
-        while i + 4 <= n {
-            m0 = x[i] > m0 ? x[i] : m0
-            m1 = x[i + 1] > m1 ? x[i + 1] : m1
-            m2 = x[i + 2] > m2 ? x[i + 2] : m2
-            m3 = x[i + 3] > m3 ? x[i + 3] : m3
-            i += 4
-        }
-        while i < n { m0 = x[i] > m0 ? x[i] : m0; i += 1 }
-        let m = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
-        // exp (a loop without reductions, which the compiler vectorizes), then the sum.
-        for j in 0..<n { x[j] = fastExp(x[j] - m) }
-        var acc = SIMD8<Float>()
-        i = 0
-        while i + 8 <= n {
-            acc += UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
-            i += 8
-        }
-        var sum = acc.sum()
-        while i < n { sum += x[i]; i += 1 }
-        let inv = 1 / sum
-        for j in 0..<n { x[j] *= inv }
+        hl_softmax(x, Int32(n))
     }
 
     // MARK: - RoPE
@@ -90,6 +80,8 @@ enum Kernels {
     /// `rowStride` floats apart) by the angles of positions `start..<start+T`.
     static func rope(_ x: UnsafeMutablePointer<Float>, rows t: Int, heads: Int, dHead: Int, rowStride: Int,
                      start: Int, table: RopeTable, style: RopeStyle) {
+        let t0 = KernelProfile.start()
+        defer { KernelProfile.stop(.rope, t0) }
         let half = table.dims / 2
         for r in 0..<t {
             let cs = table.cos.pointer + (start + r) * half, sn = table.sin.pointer + (start + r) * half
@@ -124,11 +116,44 @@ enum Kernels {
     /// - probs:  scratch of at least max(T, H/Hkv) * S floats, reused for every head
     /// - observe: called once per head with the head's probabilities [T, S] (rows S floats apart);
     ///   row t is valid for keys 0...P+t and zero beyond.
+    ///
+    /// Without an observer the probabilities are never materialized: decoding runs every head in
+    /// parallel (hl_attention_decode), prefill runs the blocked online-softmax kernel
+    /// (hl_attention_prefill). With an observer, each head's full [T, S] probabilities are
+    /// computed and handed over (exact rows for the hooks; slower at long context).
     static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                 z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
                                 nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
                                 probs: UnsafeMutablePointer<Float>,
                                 observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?) {
+        let t0 = KernelProfile.start()
+        let s = p + t
+        defer {
+            // QKᵀ and PV over the causal triangle: 2 products x 2 flops x dh per (query, visible key).
+            let pairs = Double(t) * Double(p) + Double(t) * Double(t + 1) / 2
+            KernelProfile.stop(.attention, t0, flops: 4 * Double(dh) * Double(nHeads) * pairs)
+        }
+        if observe == nil {
+            if t == 1 {
+                hl_attention_decode(q, k, v, z, Int32(s), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                return
+            }
+            if blockedAttention {
+                hl_attention_prefill(q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                return
+            }
+        }
+        referenceAttention(q: q, k: k, v: v, z: z, rows: t, start: p, nHeads: nHeads, nKVHeads: nKVHeads,
+                           dHead: dh, scale: scale, probs: probs, observe: observe)
+    }
+
+    /// The materializing path of `causalAttention` (per head: sgemm, masked softmax, observer,
+    /// sgemm), also the reference the blocked kernels are tested against.
+    static func referenceAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                   z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
+                                   nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+                                   probs: UnsafeMutablePointer<Float>,
+                                   observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?) {
         let s = p + t
         let qStride = nHeads * dh, kvStride = nKVHeads * dh
         let group = nHeads / nKVHeads

@@ -1,3 +1,4 @@
+import CNative
 import GGUF
 
 /// A heap buffer of Float32 that frees itself; the storage behind weights, caches and scratch.
@@ -24,14 +25,44 @@ public final class FloatBuffer: @unchecked Sendable {
     public var array: [Float] { Array(buffer) }
 }
 
+/// A weight matrix's original ggml blocks, kept for the quantized matrix-vector kernels
+/// (`hl_qmatmul`): `rows` rows of `rowBytes` bytes, 64-byte aligned.
+public final class QuantizedBlocks: @unchecked Sendable {
+    public let type: GGMLType
+    public let rowBytes: Int
+    public let byteCount: Int
+    public let pointer: UnsafeMutableRawPointer
+
+    /// Types with a direct kernel (others are used through their Float32 dequantization only).
+    public static func isSupported(_ type: GGMLType) -> Bool { hl_qtype_supported(Int32(type.rawValue)) != 0 }
+
+    /// Copies `rows * rowBytes` bytes of `type` blocks from `source`.
+    public init(type: GGMLType, rows: Int, cols: Int, source: UnsafeRawPointer) {
+        precondition(cols % type.blockSize == 0)
+        self.type = type
+        rowBytes = cols / type.blockSize * type.bytesPerBlock
+        byteCount = rows * rowBytes
+        pointer = .allocate(byteCount: max(byteCount, 1), alignment: 64)
+        pointer.copyMemory(from: source, byteCount: byteCount)
+    }
+
+    deinit { pointer.deallocate() }
+}
+
 /// A dense Float32 weight matrix `[rows, cols]`, row-major: `rows` outputs of `cols` inputs each,
 /// which is a GGUF tensor with dims `[cols, rows]` dequantized as stored. A linear layer computes
 /// `y = x · Wᵀ`. Vectors (norm weights, biases) have `rows = 1, cols = n`.
+///
+/// Matrices stored in a format with a quantized kernel (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) also keep
+/// their original blocks in `quantized`: decoding (one or a few rows at a time) multiplies those,
+/// reading ~1/6 of the bytes of the Float32 copy, which prefill's sgemm uses.
 public struct WeightMatrix: @unchecked Sendable {
     public let name: String
     public let rows: Int
     public let cols: Int
     public let storage: FloatBuffer
+    /// The ggml blocks, when `QuantizedBlocks.isSupported(type)` and this is a matrix (rows > 1).
+    public let quantized: QuantizedBlocks?
 
     public var data: UnsafeMutablePointer<Float> { storage.pointer }
     public var count: Int { rows * cols }
@@ -47,9 +78,15 @@ public struct WeightMatrix: @unchecked Sendable {
         cols = dims[0]
         rows = dims.count > 1 ? dims.dropFirst().reduce(1, *) : 1
         storage = FloatBuffer(count: t.elementCount)
+        var quantized: QuantizedBlocks?
         if t.elementCount > 0 {
-            t.type.dequantize(file.data(of: t).baseAddress!, count: t.elementCount, into: storage.pointer)
+            let src = file.data(of: t).baseAddress!
+            t.type.dequantize(src, count: t.elementCount, into: storage.pointer)
+            if rows > 1, QuantizedBlocks.isSupported(t.type), cols % t.type.blockSize == 0 {
+                quantized = QuantizedBlocks(type: t.type, rows: rows, cols: cols, source: src)
+            }
         }
+        self.quantized = quantized
     }
 
     /// A vector weight (norm scale, bias) of `n` elements.
@@ -61,6 +98,21 @@ public struct WeightMatrix: @unchecked Sendable {
         precondition(values.count == rows * cols)
         self.name = name; self.rows = rows; self.cols = cols
         storage = FloatBuffer(values)
+        quantized = nil
+    }
+
+    /// A matrix from raw ggml blocks of `type` (`rows * cols / blockSize` blocks), dequantized
+    /// for `storage` and kept for the quantized kernels when supported (tests, tools).
+    public init(name: String, rows: Int, cols: Int, type: GGMLType, blocks: UnsafeRawBufferPointer) {
+        precondition(type.canDequantize && cols % type.blockSize == 0)
+        precondition(blocks.count >= rows * cols / type.blockSize * type.bytesPerBlock)
+        self.name = name; self.rows = rows; self.cols = cols
+        storage = FloatBuffer(count: rows * cols)
+        if rows * cols > 0 {
+            type.dequantize(blocks.baseAddress!, count: rows * cols, into: storage.pointer)
+        }
+        quantized = rows * cols > 0 && QuantizedBlocks.isSupported(type)
+            ? QuantizedBlocks(type: type, rows: rows, cols: cols, source: blocks.baseAddress!) : nil
     }
 }
 
@@ -80,7 +132,8 @@ public struct LayerWeights: Sendable {
     public let wDown: WeightMatrix           // blk.N.ffn_down.weight    [D, F]
 }
 
-/// All weights, dequantized to Float32 at load (SmolLM2-135M: ~540 MB).
+/// All weights, dequantized to Float32 at load (SmolLM2-135M: ~540 MB), plus the original blocks
+/// of the quantized matrices (SmolLM2-135M Q4_1: ~92 MB) for decoding.
 public struct ModelWeights: Sendable {
     public let tokenEmbedding: WeightMatrix  // token_embd.weight        [V, D]
     public let layers: [LayerWeights]

@@ -1,0 +1,510 @@
+import Foundation
+import Inference
+import TraceStore
+
+// Ablation and rescoring of a NIAH suite (Wu et al. 2024, "masking"; methods.md section 1):
+// the suite is decoded greedily with no head ablated (baseline), with the chosen heads ablated
+// (target, e.g. the top-K retrieval heads), and with N seeded control sets of K heads drawn
+// from heads that are *not* retrieval heads (score <= threshold) and not in the target set —
+// the original drew unseeded random heads that could include retrieval heads.
+//
+// Every condition is scored per trial with ROUGE-1 recall x100 (Wu et al.), the NeedleBench v1
+// keyword/Levenshtein score and exact needle recovery (x100), summarized per condition with
+// percentile-bootstrap 95% CIs, per length x depth cell, and as paired differences (target -
+// mean of the controls, target - baseline) with bootstrap CIs. A held-out haystack passage's
+// perplexity under each condition shows whether the heads matter for retrieval specifically.
+
+/// One ablation condition.
+public struct AblationCondition: Sendable, Equatable {
+    public enum Kind: String, Sendable { case baseline, target, control }
+    public var name: String
+    public var kind: Kind
+    public var heads: [HeadIndex]
+
+    public init(name: String, kind: Kind, heads: [HeadIndex]) {
+        self.name = name; self.kind = kind; self.heads = heads
+    }
+
+    public var headList: String { heads.map(\.description).joined(separator: ",") }
+}
+
+public enum AblationPlan {
+    /// `count` control sets of `target.count` heads each, drawn without replacement (within a
+    /// set) from the heads with score <= `threshold` that are not in `target`, listed in (layer,
+    /// head) order; sets are drawn one after another from `SeededGenerator(seed:)` with
+    /// `SeededRandom.sampleIndices`, and each set is returned sorted.
+    public static func controlSets(scores: RetrievalHeadScores, threshold: Double, target: [HeadIndex],
+                                   count: Int, seed: UInt64) throws -> [[HeadIndex]] {
+        let exclude = Set(target)
+        let pool = scores.atOrBelow(threshold).filter { !exclude.contains($0) }
+        let k = target.count
+        guard count == 0 || pool.count >= k else {
+            throw RetrievalHeadsError.invalid("only \(pool.count) heads score <= \(threshold) outside the target set; "
+                                              + "cannot draw control sets of \(k) heads")
+        }
+        var g = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in SeededRandom.sample(pool, count: k, using: &g).sorted() }
+    }
+
+    /// Baseline, target and controls.
+    public static func conditions(target: [HeadIndex], targetName: String, controls: [[HeadIndex]]) -> [AblationCondition] {
+        [AblationCondition(name: "baseline", kind: .baseline, heads: []),
+         AblationCondition(name: targetName, kind: .target, heads: target)]
+            + controls.enumerated().map { AblationCondition(name: "control_\($0.offset + 1)", kind: .control, heads: $0.element) }
+    }
+}
+
+/// Options of an ablation run.
+public struct AblationOptions: Sendable {
+    public var method: AblationMethod = .uniform
+    /// `.decode` (Wu et al.: prefill untouched) or `.both`.
+    public var phase: InterventionPhase = .decode
+    public var seed: UInt64 = 0
+    public var bootstrapResamples = Statistics.defaultBootstrapResamples
+    public var level = 0.95
+    /// Held-out passage length for perplexity (0: skip).
+    public var perplexityTokens = 1024
+    public var reusePrefix = true
+    public var stopAfter: Int?
+    public init() {}
+}
+
+/// The held-out haystack passage: tokens of the haystack (one copy of its files, encoded without
+/// special tokens) that no trial reads. Trials read the first max(lengths) tokens; the passage is
+/// the last `count` tokens of the haystack, and the `count` tokens before it are the reference
+/// text for `.mean` ablation. nil when the haystack is too short for both.
+public struct HeldOutPassage: Sendable, Equatable {
+    public var tokens: [Int32]
+    /// Token offsets in the haystack's token stream.
+    public var start: Int
+    public var meanReference: [Int32]
+    public var meanReferenceStart: Int
+    public var haystackTokens: Int
+
+    public static func make(probe: NIAHProbe, tokenizer: Tokenizer, count: Int) throws -> HeldOutPassage? {
+        guard count > 1 else { return nil }
+        var once = ""
+        for f in probe.haystackFiles { once += PythonText.universalNewlines(try String(contentsOf: f, encoding: .utf8)) }
+        let ids = tokenizer.encode(once, addSpecial: false)
+        let used = probe.suite.lengths.max() ?? 0
+        let start = ids.count - count, refStart = start - count
+        guard refStart >= used else { return nil }
+        return HeldOutPassage(tokens: Array(ids[start...]), start: start, meanReference: Array(ids[refStart..<start]),
+                              meanReferenceStart: refStart, haystackTokens: ids.count)
+    }
+
+    public var description: String {
+        "haystack tokens [\(start), \(start + tokens.count)) of \(haystackTokens) (the last \(tokens.count); trials read only "
+            + "the first max(lengths) tokens)"
+    }
+}
+
+/// Metrics per trial.
+public enum AblationMetric: Int, CaseIterable, Sendable {
+    case rouge = 0, needleBench = 1, exact = 2
+    public var name: String {
+        switch self {
+        case .rouge: return "rouge1_recall_x100"
+        case .needleBench: return "needlebench_v1"
+        case .exact: return "exact_recovery_x100"
+        }
+    }
+}
+
+public struct AblationRecord: Equatable, Sendable {
+    public var trialIndex: Int
+    public var condition: Int
+    public var response: String
+    public var generatedTokens: Int
+    public var stop: String
+    /// [rouge x100, NeedleBench v1, exact x100]; NeedleBench is NaN for a needle without keyword.
+    public var metrics: [Double]
+    public var prefilledTokens: Int
+    public var seconds: Double
+}
+
+/// Per-condition summary.
+public struct AblationConditionSummary: Sendable {
+    public var condition: AblationCondition
+    /// Per metric: mean over trials with a bootstrap CI.
+    public var means: [ConfidenceInterval]
+    /// Per metric: [lengths x depths] means over needles (row-major, lengths outer).
+    public var cells: [[Double]]
+    public var perplexity: Double
+    public var meanNLL: Double
+}
+
+public struct AblationDifference: Sendable {
+    public var metric: AblationMetric
+    public var result: PairedBootstrapResult
+}
+
+public struct AblationResult: Sendable {
+    public var conditions: [AblationConditionSummary]
+    /// Target minus the mean of the control sets, per metric (paired by trial).
+    public var targetVsControls: [AblationDifference]
+    /// Target minus baseline, per metric.
+    public var targetVsBaseline: [AblationDifference]
+    /// Mean of the control sets per trial, summarized like a condition (nil without controls).
+    public var controlMean: [ConfidenceInterval]?
+    public var lengths: [Int]
+    public var depths: [Double]
+    public var records: [AblationRecord]
+    public var heldOut: HeldOutPassage?
+    public var finished: Bool
+    public var ranNow: Int
+    public var seconds: Double
+}
+
+/// Runs the conditions over the suite, writing a resumable `/ablation` group.
+public final class AblationRunner {
+    public let probe: NIAHProbe
+    public let model: Model
+    public let tokenizer: Tokenizer
+    public let builder: NIAHTrialBuilder
+    public let conditions: [AblationCondition]
+    public let options: AblationOptions
+    /// Extra attributes for the group (e.g. the scores file, the threshold).
+    public var attributes: [String: H5AttributeValue] = [:]
+
+    public init(probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
+                conditions: [AblationCondition], options: AblationOptions = AblationOptions()) throws {
+        try NIAHTextCheck.check(probe, tokenizer: tokenizer)
+        guard options.phase == .decode || options.phase == .both else {
+            throw RetrievalHeadsError.invalid("ablation phase must be decode or both (all)")
+        }
+        self.probe = probe
+        self.model = model
+        self.tokenizer = tokenizer
+        self.builder = NIAHTrialBuilder(probe: probe, tokenizer: tokenizer, chatTemplate: chatTemplate)
+        self.conditions = conditions
+        self.options = options
+    }
+
+    func interventions(_ c: AblationCondition, phase: InterventionPhase) -> [HeadIntervention] {
+        c.heads.map { HeadIntervention(layer: $0.layer, head: $0.head, method: options.method, phase: phase) }
+    }
+
+    public func run(file: H5File, progress: ((SweepProgress) -> Void)? = nil) throws -> AblationResult {
+        let start = Date()
+        let trials = try probe.cells.map { try builder.trial($0) }
+        let held = try HeldOutPassage.make(probe: probe, tokenizer: tokenizer, count: options.perplexityTokens)
+        let store = try AblationRunFile.open(file, runner: self, trials: trials.count, heldOut: held)
+        var done = Set<Int>()   // trial * C + condition
+        for (t, c) in zip(try store.records.ints("trial_index"), try store.records.ints("condition")) {
+            done.insert(t * conditions.count + c)
+        }
+        let pplDone = Set(try store.perplexity.ints("condition"))
+
+        let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
+        let session = model.makeSession(maxContext: max(maxPrompt + probe.suite.maxNewTokens + 1, held?.tokens.count ?? 0))
+        if options.method == .mean {
+            // Reference means of every head's output over held-out text (else the running mean of
+            // the head's own output, which a decode-only ablation cannot see for the prompt).
+            let ref = held?.meanReference ?? Array(trials[0].promptTokens)
+            session.headMeans = try model.meanHeadOutputs([ref])
+        }
+        let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
+        let scorer = RougeScorer()
+        let order = options.reusePrefix ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+        let C = conditions.count
+        // (trial, condition) pairs to run: decode-only ablation leaves the prefill alone, so all
+        // conditions of a trial share one prefill (trial-major); otherwise condition-major.
+        var plan: [(Int, Int)] = []
+        if options.phase == .decode {
+            for t in order { for c in 0..<C where !done.contains(t * C + c) { plan.append((t, c)) } }
+        } else {
+            for c in 0..<C { for t in order where !done.contains(t * C + c) { plan.append((t, c)) } }
+        }
+        let pplTodo = held == nil ? [] : (0..<C).filter { !pplDone.contains($0) }
+        let unit = { (t: Int) in Double(trials[t].promptTokens.count) / 10 + Double(self.probe.suite.maxNewTokens) * 10 }
+        let workTotal = plan.reduce(0.0) { $0 + unit($1.0) } + Double(pplTodo.count) * Double(held?.tokens.count ?? 0) / 2
+        var workDone = 0.0
+        let totalUnits = trials.count * C + (held == nil ? 0 : C)
+        var doneUnits = done.count + pplDone.count
+        var ran = 0
+        var currentCondition = -1
+        progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: 0, workTotal: workTotal, label: "starting"))
+
+        func stopNow() -> Bool { options.stopAfter.map { ran >= $0 } ?? false }
+
+        for (ti, ci) in plan {
+            if stopNow() { break }
+            let t = trials[ti], cond = conditions[ci]
+            if ci != currentCondition {
+                session.interventions = interventions(cond, phase: options.phase)
+                if options.phase != .decode { decoder.invalidateCache() }
+                currentCondition = ci
+            }
+            let t0 = Date()
+            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens, span: nil, scoreHeads: false)
+            let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
+            let nb = t.needle.keyword.map { NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score } ?? .nan
+            let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0
+            try store.append(AblationRecord(trialIndex: ti, condition: ci, response: out.response,
+                                            generatedTokens: out.generated.count, stop: out.stop.rawValue,
+                                            metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
+                                            seconds: Date().timeIntervalSince(t0)))
+            try file.flush()
+            ran += 1
+            doneUnits += 1
+            workDone += unit(ti)
+            progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
+                                    label: "\(cond.name): \(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
+        }
+        if let held {
+            for ci in pplTodo {
+                if stopNow() { break }
+                let nll = try perplexityNLL(session: session, tokens: held.tokens, condition: conditions[ci])
+                try store.appendPerplexity(condition: ci, meanNLL: nll, tokens: held.tokens.count - 1)
+                try file.flush()
+                ran += 1
+                doneUnits += 1
+                workDone += Double(held.tokens.count) / 2
+                progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
+                                        label: "perplexity, \(conditions[ci].name)"))
+            }
+            decoder.invalidateCache()
+        }
+        let records = try store.readRecords()
+        let pplConditions = Set(try store.perplexity.ints("condition"))
+        let finished = records.count == trials.count * C && (held == nil || pplConditions.count == C)
+        var result = AblationResult(conditions: [], targetVsControls: [], targetVsBaseline: [], controlMean: nil,
+                                    lengths: probe.suite.lengths, depths: probe.suite.depths, records: records,
+                                    heldOut: held, finished: finished, ranNow: ran, seconds: Date().timeIntervalSince(start))
+        guard finished else { return result }
+        let ppl = Dictionary(zip(try store.perplexity.ints("condition"), try store.perplexity.doubles("mean_nll")),
+                             uniquingKeysWith: { a, _ in a })
+        summarize(&result, trials: trials, perplexityNLL: ppl)
+        try store.writeSummary(result)
+        return result
+    }
+
+    /// Mean NLL (nats) of `tokens[1...]` given the preceding tokens, with the condition's heads
+    /// ablated at every position (phase both: a teacher-forced passage has no decode phase).
+    func perplexityNLL(session: InferenceSession, tokens: [Int32], condition: AblationCondition) throws -> Double {
+        session.reset()
+        session.attentionCapture = nil
+        session.interventions = interventions(condition, phase: .both)
+        defer { session.interventions = []; session.reset() }
+        var total = 0.0
+        let n = tokens.count
+        try session.prefill(tokens: tokens, logits: .all) { pos, row in
+            guard pos + 1 < n else { return }
+            var m = -Float.infinity
+            for x in row where x > m { m = x }
+            var s = 0.0
+            for x in row { s += Double(Foundation.exp(x - m)) }
+            total += Double(m) + Foundation.log(s) - Double(row[Int(tokens[pos + 1])])
+        }
+        return total / Double(n - 1)
+    }
+
+    /// Fills in per-condition summaries and the differences.
+    func summarize(_ r: inout AblationResult, trials: [NIAHTrial], perplexityNLL: [Int: Double]) {
+        let C = conditions.count, T = trials.count, M = AblationMetric.allCases.count
+        var v = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: .nan, count: M), count: T), count: C)
+        for rec in r.records { v[rec.condition][rec.trialIndex] = rec.metrics }
+        let lengths = probe.suite.lengths, depths = probe.suite.depths
+        func seed(_ a: Int, _ b: Int) -> UInt64 { options.seed &+ UInt64(1000 + a * 16 + b) }
+        func column(_ c: Int, _ m: Int) -> [Double] { (0..<T).map { v[c][$0][m] } }
+        func finite(_ xs: [Double]) -> [Double] { xs.filter(\.isFinite) }
+        for c in 0..<C {
+            var means: [ConfidenceInterval] = []
+            var cells: [[Double]] = []
+            for m in 0..<M {
+                means.append(Statistics.bootstrapMean(finite(column(c, m)), resamples: options.bootstrapResamples,
+                                                      level: options.level, seed: seed(c, m)))
+                var grid: [Double] = []
+                for l in lengths { for d in depths {
+                    let xs = (0..<T).filter { trials[$0].cell.length == l && trials[$0].cell.depth == d }.map { v[c][$0][m] }
+                    grid.append(Statistics.mean(finite(xs)))
+                } }
+                cells.append(grid)
+            }
+            let nll = perplexityNLL[c] ?? .nan
+            r.conditions.append(AblationConditionSummary(condition: conditions[c], means: means, cells: cells,
+                                                         perplexity: Foundation.exp(nll), meanNLL: nll))
+        }
+        guard let target = conditions.firstIndex(where: { $0.kind == .target }) else { return }
+        let controls = conditions.indices.filter { conditions[$0].kind == .control }
+        let baseline = conditions.firstIndex(where: { $0.kind == .baseline })
+        var controlMeans: [ConfidenceInterval] = []
+        for metric in AblationMetric.allCases {
+            let m = metric.rawValue
+            // Trials where the metric is defined for every condition involved.
+            let tv = column(target, m)
+            if !controls.isEmpty {
+                let cm = (0..<T).map { t in Statistics.mean(controls.map { v[$0][t][m] }) }
+                let keep = (0..<T).filter { tv[$0].isFinite && cm[$0].isFinite }
+                r.targetVsControls.append(AblationDifference(metric: metric, result: Statistics.pairedBootstrapMeanDifference(
+                    keep.map { tv[$0] }, keep.map { cm[$0] }, resamples: options.bootstrapResamples, level: options.level,
+                    seed: seed(C + 1, m))))
+                controlMeans.append(Statistics.bootstrapMean(finite(cm), resamples: options.bootstrapResamples,
+                                                             level: options.level, seed: seed(C + 2, m)))
+            }
+            if let b = baseline {
+                let bv = column(b, m)
+                let keep = (0..<T).filter { tv[$0].isFinite && bv[$0].isFinite }
+                r.targetVsBaseline.append(AblationDifference(metric: metric, result: Statistics.pairedBootstrapMeanDifference(
+                    keep.map { tv[$0] }, keep.map { bv[$0] }, resamples: options.bootstrapResamples, level: options.level,
+                    seed: seed(C + 3, m))))
+            }
+        }
+        if !controls.isEmpty { r.controlMean = controlMeans }
+    }
+}
+
+/// The `/ablation` group (layout in docs/run-file.md).
+final class AblationRunFile {
+    static let group = "ablation"
+    static let analysisVersion = 1
+
+    let root: H5Group
+    let records: RecordTable
+    let perplexity: RecordTable
+    let runner: AblationRunner
+    let trials: Int
+
+    static let recordColumns: [RecordTable.Column] = [
+        .init("trial_index", .int64), .init("condition", .int64), .init("response", .string),
+        .init("generated_tokens", .int64), .init("stop", .string), .init("rouge1_recall_x100", .float64),
+        .init("needlebench_v1", .float64), .init("exact_recovery_x100", .float64),
+        .init("prefilled_tokens", .int64), .init("seconds", .float64),
+    ]
+    static let perplexityColumns: [RecordTable.Column] = [
+        .init("condition", .int64), .init("mean_nll", .float64), .init("tokens", .int64),
+    ]
+
+    private init(root: H5Group, records: RecordTable, perplexity: RecordTable, runner: AblationRunner, trials: Int) {
+        self.root = root; self.records = records; self.perplexity = perplexity; self.runner = runner; self.trials = trials
+    }
+
+    static func open(_ file: H5File, runner: AblationRunner, trials: Int, heldOut: HeldOutPassage?) throws -> AblationRunFile {
+        let o = runner.options
+        var attrs: [String: H5AttributeValue] = [
+            "suite": .string(try RetrievalRunFile.suiteJSON(runner.probe.suite)),
+            "needles": .string(try RetrievalRunFile.needlesJSONL(runner.probe.needles)),
+            "method": .string(o.method.description), "phase": .string(o.phase.rawValue),
+            "condition_names": .strings(runner.conditions.map(\.name)),
+            "condition_heads": .strings(runner.conditions.map(\.headList)),
+            "trials": .int(Int64(trials)),
+            "perplexity_tokens": .int(Int64(heldOut?.tokens.count ?? 0)),
+        ]
+        for (k, v) in runner.attributes { attrs[k] = v }
+        let g: H5Group
+        if try file.exists(group) {
+            g = try file.group(group)
+            for (k, want) in attrs.sorted(by: { $0.key < $1.key }) {
+                let have = try g.attributeIfPresent(k)
+                if have != want {
+                    throw RetrievalHeadsError.partialMismatch(
+                        file: file.path, detail: "its \(k) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
+                            + "delete it to start over, or rerun with the same options")
+                }
+            }
+        } else {
+            g = try file.createGroup(group)
+            try g.setAttribute("analysis", "ablation")
+            try g.setAttribute("analysis_version", analysisVersion)
+            for (k, v) in attrs { try g.setAttribute(k, v) }
+            try g.setAttribute("metrics", AblationMetric.allCases.map(\.name))
+            try g.setAttribute("seed", Int64(bitPattern: o.seed))
+            try g.setAttribute("bootstrap_resamples", o.bootstrapResamples)
+            try g.setAttribute("level", o.level)
+            if let h = heldOut {
+                try g.setAttribute("perplexity_passage", h.description)
+                try g.setAttribute("perplexity_passage_start", h.start)
+                try g.setAttribute("perplexity_phase", "both (every position of the passage)")
+                if o.method == .mean {
+                    try g.setAttribute("mean_reference", "haystack tokens [\(h.meanReferenceStart), \(h.start))")
+                }
+            }
+            let heads = runner.conditions.map(\.heads)
+            let k = heads.map(\.count).max() ?? 0
+            var ids = [Int64](repeating: -1, count: heads.count * max(k, 1) * 2)
+            for (c, hs) in heads.enumerated() {
+                for (j, h) in hs.enumerated() {
+                    ids[(c * max(k, 1) + j) * 2] = Int64(h.layer); ids[(c * max(k, 1) + j) * 2 + 1] = Int64(h.head)
+                }
+            }
+            let ds = try g.createDataset("condition_head_ids", data: ids, shape: [heads.count, max(k, 1), 2])
+            try ds.setAttribute("axes", ["condition", "head", "layer_head"])
+            try ds.setAttribute("padding", -1)
+        }
+        let rec = try RecordTable(group: try g.requireGroup("records"), columns: recordColumns)
+        let ppl = try RecordTable(group: try g.requireGroup("perplexity_records"), columns: perplexityColumns)
+        return AblationRunFile(root: g, records: rec, perplexity: ppl, runner: runner, trials: trials)
+    }
+
+    func append(_ r: AblationRecord) throws {
+        try records.append([
+            "trial_index": .int(r.trialIndex), "condition": .int(r.condition), "response": .string(r.response),
+            "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop),
+            "rouge1_recall_x100": .double(r.metrics[0]), "needlebench_v1": .double(r.metrics[1]),
+            "exact_recovery_x100": .double(r.metrics[2]), "prefilled_tokens": .int(r.prefilledTokens),
+            "seconds": .double(r.seconds),
+        ])
+    }
+
+    func appendPerplexity(condition: Int, meanNLL: Double, tokens: Int) throws {
+        try perplexity.append(["condition": .int(condition), "mean_nll": .double(meanNLL), "tokens": .int(tokens)])
+    }
+
+    /// Records sorted by (condition, trial).
+    func readRecords() throws -> [AblationRecord] {
+        let t = try records.ints("trial_index"), c = try records.ints("condition"), resp = try records.strings("response")
+        let g = try records.ints("generated_tokens"), s = try records.strings("stop")
+        let r = try records.doubles("rouge1_recall_x100"), nb = try records.doubles("needlebench_v1")
+        let ex = try records.doubles("exact_recovery_x100"), pre = try records.ints("prefilled_tokens")
+        let sec = try records.doubles("seconds")
+        return t.indices.map { i in
+            AblationRecord(trialIndex: t[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
+                           metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i])
+        }.sorted { ($0.condition, $0.trialIndex) < ($1.condition, $1.trialIndex) }
+    }
+
+    func writeSummary(_ r: AblationResult) throws {
+        let C = r.conditions.count, M = AblationMetric.allCases.count, T = trials
+        let names = ["trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
+                     "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"]
+        for n in names where try root.exists(n) { try root.remove(n) }
+        var ts = [Double](repeating: .nan, count: C * T * M)
+        for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
+        let d = try root.createDataset("trial_scores", data: ts, shape: [C, T, M])
+        try d.setAttribute("axes", ["condition", "trial", "metric"])
+        try d.setAttribute("note", "trial = index in the suite's grid (needles x lengths x depths)")
+        func put(_ name: String, _ values: [Double], _ shape: [Int], _ axes: [String]) throws {
+            let ds = try root.createDataset(name, data: values, shape: shape)
+            try ds.setAttribute("axes", axes)
+        }
+        try put("mean", r.conditions.flatMap { $0.means.map(\.estimate) }, [C, M], ["condition", "metric"])
+        try put("ci_lower", r.conditions.flatMap { $0.means.map(\.lower) }, [C, M], ["condition", "metric"])
+        try put("ci_upper", r.conditions.flatMap { $0.means.map(\.upper) }, [C, M], ["condition", "metric"])
+        let L = r.lengths.count, D = r.depths.count
+        let cells = try root.createDataset("cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
+        try cells.setAttribute("axes", ["condition", "metric", "length", "depth"])
+        try cells.setAttribute("lengths", r.lengths)
+        try cells.setAttribute("depths", r.depths)
+        if r.heldOut != nil {
+            let base = r.conditions.first { $0.condition.kind == .baseline }?.perplexity ?? .nan
+            try put("perplexity", r.conditions.map(\.perplexity), [C], ["condition"])
+            try put("mean_nll", r.conditions.map(\.meanNLL), [C], ["condition"])
+            try put("perplexity_delta", r.conditions.map { $0.perplexity - base }, [C], ["condition"])
+        }
+        func diffs(_ name: String, _ ds: [AblationDifference], _ note: String) throws {
+            guard !ds.isEmpty else { return }
+            let v = ds.flatMap { [$0.result.difference.estimate, $0.result.difference.lower, $0.result.difference.upper, $0.result.pValue] }
+            let x = try root.createDataset(name, data: v, shape: [ds.count, 4])
+            try x.setAttribute("axes", ["metric", "estimate_lower_upper_p"])
+            try x.setAttribute("note", note)
+        }
+        try diffs("difference_target_vs_controls", r.targetVsControls,
+                  "paired bootstrap over trials of target - mean over control sets (negative: the target heads hurt more)")
+        try diffs("difference_target_vs_baseline", r.targetVsBaseline, "paired bootstrap over trials of target - baseline")
+        if let cm = r.controlMean {
+            try put("control_mean", cm.flatMap { [$0.estimate, $0.lower, $0.upper] }, [M, 3], ["metric", "estimate_lower_upper"])
+        }
+        try root.setAttribute("seconds", r.seconds)
+    }
+}

@@ -1,0 +1,373 @@
+import Foundation
+import Inference
+import TraceStore
+
+/// One trial of a detection sweep, as stored in the run file.
+public struct RetrievalTrialRecord: Equatable, Sendable {
+    /// Index of the cell in the suite's grid (needles x lengths x depths, `NIAHProbe.cells`).
+    public var trialIndex: Int
+    public var needleID: String
+    public var needleIndex: Int
+    public var length: Int
+    public var depth: Double
+    public var promptTokens: Int
+    /// Needle span [start, end) in the prompt; -1, -1 when not located.
+    public var spanStart: Int
+    public var spanEnd: Int
+    public var response: String
+    public var generatedTokens: Int
+    public var stop: String
+    /// ROUGE-1 recall x100 of `real_needle` in the response.
+    public var rouge: Double
+    /// rouge > 50.
+    public var success: Bool
+    /// Entered the head-score mean: success and the needle span was located.
+    public var counted: Bool
+    /// Trial score of every head, row-major [layers, heads].
+    public var headScores: [Double]
+    /// Tokens prefilled for this trial (the rest of the prompt came from the previous trial's cache).
+    public var prefilledTokens: Int
+    public var seconds: Double
+
+    public var located: Bool { spanStart >= 0 }
+
+    /// Equality of everything but timing and prefix reuse (which depend on the run, not the model).
+    public func sameResult(as o: RetrievalTrialRecord) -> Bool {
+        var a = self, b = o
+        a.seconds = 0; b.seconds = 0; a.prefilledTokens = 0; b.prefilledTokens = 0
+        return a == b
+    }
+}
+
+/// The sweep's outcome.
+public struct RetrievalSweepResult: Sendable {
+    /// All records, in grid order (`trialIndex` ascending).
+    public var records: [RetrievalTrialRecord]
+    public var scores: RetrievalHeadScores
+    public var threshold: Double
+    /// False when the sweep stopped early (`stopAfter`): nothing was finalized.
+    public var finished: Bool
+    /// Trials run by this invocation (not counting those resumed from a partial file).
+    public var ranNow: Int
+    public var resumedTrials: Int
+    public var seconds: Double
+
+    public var retrievalHeads: [(head: HeadIndex, score: Double)] { scores.above(threshold) }
+}
+
+/// Progress of a sweep, for progress bars: work is measured in prompt tokens to prefill (plus
+/// a fixed cost per decode step), so the ETA weighs long trials more.
+public struct SweepProgress: Sendable {
+    public var done: Int
+    public var total: Int
+    public var workDone: Double
+    public var workTotal: Double
+    public var label: String
+}
+
+/// Options of a detection sweep.
+public struct RetrievalSweepOptions: Sendable {
+    /// Heads above this score are retrieval heads (Wu et al.: 0.1).
+    public var threshold: Double = RetrievalCopyRule.defaultHeadThreshold
+    /// Reuse the KV cache of a shared prompt prefix between consecutive trials.
+    public var reusePrefix = true
+    /// Run trials in lexicographic order of their prompt tokens (maximizes prefix reuse) rather
+    /// than grid order. Records keep their `trialIndex`; results do not depend on the order.
+    public var sharedPrefixOrder = true
+    /// Stop (without finalizing) after this many trials of this invocation (tests of resume).
+    public var stopAfter: Int?
+    public init() {}
+}
+
+/// The retrieval-head detection sweep of Wu et al. on a NIAH probe, writing a resumable run
+/// file (group `/retrieval_heads`, docs/run-file.md).
+public final class RetrievalHeadSweep {
+    public let probe: NIAHProbe
+    public let model: Model
+    public let tokenizer: Tokenizer
+    public let builder: NIAHTrialBuilder
+    public let options: RetrievalSweepOptions
+
+    public init(probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
+                options: RetrievalSweepOptions = RetrievalSweepOptions()) throws {
+        try NIAHTextCheck.check(probe, tokenizer: tokenizer)
+        self.probe = probe
+        self.model = model
+        self.tokenizer = tokenizer
+        self.builder = NIAHTrialBuilder(probe: probe, tokenizer: tokenizer, chatTemplate: chatTemplate)
+        self.options = options
+    }
+
+    /// Every trial of the grid, in grid order.
+    public func buildTrials() throws -> [NIAHTrial] {
+        try probe.cells.map { try builder.trial($0) }
+    }
+
+    /// Runs (or resumes) the sweep, writing into `file` (the open file of a `RunFileWriter`;
+    /// the caller finalizes it when `finished`).
+    public func run(file: H5File, trials given: [NIAHTrial]? = nil,
+                    progress: ((SweepProgress) -> Void)? = nil) throws -> RetrievalSweepResult {
+        let start = Date()
+        let trials = try given ?? buildTrials()
+        let c = model.config
+        let store = try RetrievalRunFile.open(file, probe: probe, layers: c.nLayers, heads: c.nHeads,
+                                              plannedTrials: trials.count, options: options)
+        let done = Set(try store.table.ints("trial_index"))
+        let resumed = done.count
+
+        let order = options.sharedPrefixOrder ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens))
+                                              : Array(trials.indices)
+        let todo = order.filter { !done.contains($0) }
+        // Work estimate per trial: prompt tokens not shared with the previous trial run, plus the
+        // attention work (quadratic), plus decode steps.
+        var work: [Int: Double] = [:]
+        var prev: [Int32] = []
+        for i in todo {
+            let p = trials[i].promptTokens
+            var k = 0
+            if options.reusePrefix { while k < min(p.count, prev.count) - 1 && p[k] == prev[k] { k += 1 } }
+            let n = Double(p.count - k), L = Double(p.count)
+            work[i] = n * (1 + L / 8000) + Double(probe.suite.maxNewTokens) * 10
+            prev = p
+        }
+        let workTotal = work.values.reduce(0, +)
+        var workDone = 0.0
+
+        let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
+        let session = model.makeSession(maxContext: maxPrompt + probe.suite.maxNewTokens + 1)
+        let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
+        let scorer = RougeScorer()
+        var ran = 0
+        progress?(SweepProgress(done: resumed, total: trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
+        for i in todo {
+            if let k = options.stopAfter, ran >= k { break }
+            let t = trials[i]
+            let t0 = Date()
+            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
+                                      span: t.needleSpan, scoreHeads: true)
+            let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
+            let success = NeedleRetrievalScore.succeeded(rouge)
+            let rec = RetrievalTrialRecord(
+                trialIndex: i, needleID: t.needle.id, needleIndex: t.cell.needleIndex, length: t.cell.length,
+                depth: t.cell.depth, promptTokens: t.promptTokens.count,
+                spanStart: t.needleSpan?.lowerBound ?? -1, spanEnd: t.needleSpan?.upperBound ?? -1,
+                response: out.response, generatedTokens: out.generated.count, stop: out.stop.rawValue,
+                rouge: rouge, success: success, counted: success && t.needleSpan != nil,
+                headScores: out.headScores ?? [Double](repeating: 0, count: c.nLayers * c.nHeads),
+                prefilledTokens: out.prefilledTokens, seconds: Date().timeIntervalSince(t0))
+            try store.append(rec)
+            try file.flush()   // checkpoint: the record is on disk before the next trial starts
+            ran += 1
+            workDone += work[i] ?? 0
+            progress?(SweepProgress(done: resumed + ran, total: trials.count, workDone: workDone, workTotal: workTotal,
+                                    label: "\(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
+        }
+        let records = try store.records().sorted { $0.trialIndex < $1.trialIndex }
+        let finished = records.count == trials.count
+        let scores = RetrievalHeadScores.aggregate(trialScores: records.map(\.headScores), counted: records.map(\.counted),
+                                                   layers: c.nLayers, heads: c.nHeads)
+        if finished { try store.writeSummary(scores: scores, records: records, threshold: options.threshold) }
+        return RetrievalSweepResult(records: records, scores: scores, threshold: options.threshold, finished: finished,
+                                    ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Indices sorted by prompt tokens, lexicographically (ties by index): consecutive prompts
+    /// then share the longest possible prefixes.
+    public static func sharedPrefixOrder(_ prompts: [[Int32]]) -> [Int] {
+        prompts.indices.sorted { a, b in
+            let x = prompts[a], y = prompts[b]
+            for k in 0..<min(x.count, y.count) where x[k] != y[k] { return x[k] < y[k] }
+            return x.count != y.count ? x.count < y.count : a < b
+        }
+    }
+}
+
+/// The `/retrieval_heads` group of a run file (layout in docs/run-file.md).
+public final class RetrievalRunFile {
+    public static let group = "retrieval_heads"
+    public static let analysisVersion = 1
+
+    let root: H5Group
+    let table: RecordTable
+    let layers: Int
+    let heads: Int
+
+    static func columns(layers: Int, heads: Int) -> [RecordTable.Column] {
+        [
+            .init("trial_index", .int64), .init("needle_id", .string), .init("needle_index", .int64),
+            .init("length", .int64), .init("depth", .float64), .init("prompt_tokens", .int64),
+            .init("span_start", .int64), .init("span_end", .int64), .init("response", .string),
+            .init("generated_tokens", .int64), .init("stop", .string), .init("rouge1_recall", .float64),
+            .init("success", .int8), .init("counted", .int8),
+            .init("head_scores", .float64Block([layers, heads]), axes: ["trial", "layer", "head"]),
+            .init("prefilled_tokens", .int64), .init("seconds", .float64),
+        ]
+    }
+
+    private init(root: H5Group, table: RecordTable, layers: Int, heads: Int) {
+        self.root = root; self.table = table; self.layers = layers; self.heads = heads
+    }
+
+    /// The suite as stored: sorted-key JSON.
+    public static func suiteJSON(_ s: NIAHSuite) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try e.encode(s), as: UTF8.self)
+    }
+
+    public static func needlesJSONL(_ needles: [NIAHNeedle]) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return try needles.map { String(decoding: try e.encode($0), as: UTF8.self) }.joined(separator: "\n")
+    }
+
+    static func fmtDepth(_ d: Double) -> String { d == d.rounded() ? String(Int(d)) : String(d) }
+
+    /// Opens the group, creating it in a new file; in a resumed file checks that the stored
+    /// suite, dimensions and sweep options match (else `partialMismatch`).
+    static func open(_ file: H5File, probe: NIAHProbe, layers: Int, heads: Int, plannedTrials: Int,
+                     options: RetrievalSweepOptions) throws -> RetrievalRunFile {
+        let suite = try suiteJSON(probe.suite)
+        let needles = try needlesJSONL(probe.needles)
+        let g: H5Group
+        if try file.exists(group) {
+            g = try file.group(group)
+            func check(_ name: String, _ want: H5AttributeValue) throws {
+                let have = try g.attributeIfPresent(name)
+                if have != want {
+                    throw RetrievalHeadsError.partialMismatch(
+                        file: file.path, detail: "its \(name) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
+                            + "delete it to start over, or rerun with the same options")
+                }
+            }
+            try check("suite", .string(suite))
+            try check("needles", .string(needles))
+            try check("n_layers", .int(Int64(layers)))
+            try check("n_heads", .int(Int64(heads)))
+            try check("planned_trials", .int(Int64(plannedTrials)))
+        } else {
+            g = try file.createGroup(group)
+            try g.setAttribute("analysis", "retrieval_heads")
+            try g.setAttribute("analysis_version", analysisVersion)
+            try g.setAttribute("suite", suite)
+            try g.setAttribute("suite_name", probe.suite.name)
+            try g.setAttribute("needles", needles)
+            try g.setAttribute("haystack_files", probe.haystackFiles.map(\.lastPathComponent))
+            try g.setAttribute("n_layers", layers)
+            try g.setAttribute("n_heads", heads)
+            try g.setAttribute("planned_trials", plannedTrials)
+            try g.setAttribute("success_threshold", RetrievalCopyRule.successThreshold)
+            try g.setAttribute("rule", "Wu et al. 2024: prefill prompt[:-1] without capture; greedy decode from the last prompt token, "
+                + "at most max_new_tokens steps, stopping after a token containing a newline or an end-of-generation token; "
+                + "per step and query head, if the top-1 attended key (lowest index on ties) lies in the needle span [s, s+n) "
+                + "and prompt[key] equals the generated token, the head's trial score += 1/n; trials count when "
+                + "ROUGE-1 recall x100 (rouge_score, stemmed) of real_needle > 50 and the span was located; "
+                + "score = mean over counted trials")
+        }
+        // Options that do not change results are recorded but not checked.
+        try g.setAttribute("reuse_prefix", options.reusePrefix)
+        try g.setAttribute("shared_prefix_order", options.sharedPrefixOrder)
+        try g.setAttribute("threshold", options.threshold)
+        let tg = try g.requireGroup("trials")
+        let table = try RecordTable(group: tg, columns: columns(layers: layers, heads: heads))
+        return RetrievalRunFile(root: g, table: table, layers: layers, heads: heads)
+    }
+
+    func append(_ r: RetrievalTrialRecord) throws {
+        try table.append([
+            "trial_index": .int(r.trialIndex), "needle_id": .string(r.needleID), "needle_index": .int(r.needleIndex),
+            "length": .int(r.length), "depth": .double(r.depth), "prompt_tokens": .int(r.promptTokens),
+            "span_start": .int(r.spanStart), "span_end": .int(r.spanEnd), "response": .string(r.response),
+            "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop), "rouge1_recall": .double(r.rouge),
+            "success": .int(r.success ? 1 : 0), "counted": .int(r.counted ? 1 : 0), "head_scores": .doubles(r.headScores),
+            "prefilled_tokens": .int(r.prefilledTokens), "seconds": .double(r.seconds),
+        ])
+    }
+
+    /// The stored records, in file (execution) order.
+    func records() throws -> [RetrievalTrialRecord] {
+        try Self.readRecords(table.group)
+    }
+
+    static func readRecords(_ tg: H5Group) throws -> [RetrievalTrialRecord] {
+        let t = try tg.dataset("trial_index").read(Int64.self).map(Int.init)
+        let n = t.count
+        if n == 0 { return [] }
+        func ints(_ k: String) throws -> [Int] {
+            let ds = try tg.dataset(k)
+            return ds.elementType == .int8 ? try ds.read(Int8.self).map(Int.init) : try ds.read(Int64.self).map(Int.init)
+        }
+        func doubles(_ k: String) throws -> [Double] { try tg.dataset(k).read(Double.self) }
+        func strings(_ k: String) throws -> [String] { try tg.dataset(k).readStrings() }
+        let hsDS = try tg.dataset("head_scores")
+        let per = try hsDS.shape.dropFirst().reduce(1, *)
+        let hs = try hsDS.read(Double.self)
+        let needleID = try strings("needle_id"), ni = try ints("needle_index"), len = try ints("length")
+        let depth = try doubles("depth"), pt = try ints("prompt_tokens"), ss = try ints("span_start")
+        let se = try ints("span_end"), resp = try strings("response"), gen = try ints("generated_tokens")
+        let stop = try strings("stop"), rouge = try doubles("rouge1_recall"), succ = try ints("success")
+        let cnt = try ints("counted"), pre = try ints("prefilled_tokens"), sec = try doubles("seconds")
+        return (0..<n).map { i in
+            RetrievalTrialRecord(trialIndex: t[i], needleID: needleID[i], needleIndex: ni[i], length: len[i], depth: depth[i],
+                                 promptTokens: pt[i], spanStart: ss[i], spanEnd: se[i], response: resp[i],
+                                 generatedTokens: gen[i], stop: stop[i], rouge: rouge[i], success: succ[i] != 0,
+                                 counted: cnt[i] != 0, headScores: Array(hs[(i * per)..<((i + 1) * per)]),
+                                 prefilledTokens: pre[i], seconds: sec[i])
+        }
+    }
+
+    /// Scores [layers, heads], the threshold list and the summary attributes (written once, when
+    /// every trial is done).
+    func writeSummary(scores: RetrievalHeadScores, records: [RetrievalTrialRecord], threshold: Double) throws {
+        for name in ["scores", "retrieval_heads", "retrieval_head_scores"] where try root.exists(name) {
+            try root.remove(name)
+        }
+        let s = try root.createDataset("scores", data: scores.scores, shape: [layers, heads])
+        try s.setAttribute("axes", ["layer", "head"])
+        let above = scores.above(threshold)
+        let pairs = above.flatMap { [Int64($0.head.layer), Int64($0.head.head)] }
+        let rh = try root.createDataset("retrieval_heads", data: pairs, shape: [above.count, 2])
+        try rh.setAttribute("axes", ["rank", "layer_head"])
+        try rh.setAttribute("threshold", threshold)
+        try root.createDataset("retrieval_head_scores", data: above.map(\.score), shape: [above.count])
+        try root.setAttribute("threshold_heads", above.map { $0.head.description })
+        try root.setAttribute("threshold", threshold)
+        try root.setAttribute("counted_trials", scores.countedTrials)
+        try root.setAttribute("located_trials", records.filter(\.located).count)
+        try root.setAttribute("successful_trials", records.filter(\.success).count)
+        try root.setAttribute("trials", records.count)
+    }
+
+    // MARK: Reading a finished file
+
+    /// What `ablate` and reports need from a finished detection run file.
+    public struct Contents: Sendable {
+        public var scores: RetrievalHeadScores
+        public var threshold: Double
+        public var suiteJSON: String
+        public var records: [RetrievalTrialRecord]
+        public var modelSHA256: String?
+        public var modelFile: String?
+    }
+
+    public static func read(path: String) throws -> Contents {
+        let f = try RunFile.open(path)
+        defer { try? f.close() }
+        guard try f.exists(group) else {
+            throw RetrievalHeadsError.badScoresFile(file: path, detail: "no /\(group) group (not a retrieval-heads run file)")
+        }
+        let g = try f.group(group)
+        let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
+        let scores = try g.dataset("scores").read(Double.self)
+        guard scores.count == layers * heads else {
+            throw RetrievalHeadsError.badScoresFile(file: path, detail: "scores has \(scores.count) values for \(layers) x \(heads) heads")
+        }
+        let records = try readRecords(try g.group("trials")).sorted { $0.trialIndex < $1.trialIndex }
+        return Contents(scores: RetrievalHeadScores(layers: layers, heads: heads, scores: scores,
+                                                    countedTrials: try g.intAttribute("counted_trials")),
+                        threshold: try g.doubleAttribute("threshold"), suiteJSON: try g.stringAttribute("suite"),
+                        records: records,
+                        modelSHA256: try f.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue,
+                        modelFile: try f.attributeIfPresent(RunFile.Attr.modelFile)?.stringValue)
+    }
+}

@@ -1,0 +1,1052 @@
+// Hot kernels of the forward pass: quantized matrix products, blocked causal attention and
+// vector helpers, with a small spinning thread pool. See include/hl_kernels.h.
+//
+// Portability: the kernel bodies are written once with Clang/GCC vector extensions
+// (16-lane float vectors) as always-inline functions, and instantiated three times under
+// function-level target attributes: AVX-512, AVX2+FMA+F16C, and the baseline (x86-64 SSE2 or
+// whatever the compiler targets). The level is picked at run time from cpuid/XCR0, so the file
+// needs no -march flag. The AVX-512 matrix-vector kernels for Q4_0/Q4_1/Q8_0 additionally use
+// intrinsics (a 16-entry vpermps table turns nibbles into dequantized weights).
+//
+// Exactness: weights are decoded to the same Float32 values as GGUF/Dequantize.swift (same
+// operations, no fused multiply-add in the decode), so a quantized product differs from the
+// Float32 product only in summation order.
+
+#include "hl_kernels.h"
+#include "hl_blas.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define HL_X86 1
+#include <immintrin.h>
+#define HL_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi2")))
+#define HL_TARGET_AVX2 __attribute__((target("avx2,fma,f16c,bmi2")))
+#else
+#define HL_X86 0
+#define HL_TARGET_AVX512
+#define HL_TARGET_AVX2
+#endif
+
+#define HL_INLINE static inline __attribute__((always_inline))
+// The 16-lane bodies are always inlined into their per-level instantiation, so the vector ABI
+// of the (never emitted) out-of-line forms does not matter.
+#pragma clang diagnostic ignored "-Wpsabi"
+#define HL_MAX_THREADS 16
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v8d __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint8_t v16b __attribute__((vector_size(16)));
+typedef int8_t v16c __attribute__((vector_size(16)));
+
+HL_INLINE v16f ld16f(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
+HL_INLINE void st16f(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+HL_INLINE v16b ld16b(const uint8_t *p) { v16b v; memcpy(&v, p, sizeof v); return v; }
+HL_INLINE v16c ld16c(const uint8_t *p) { v16c v; memcpy(&v, p, sizeof v); return v; }
+HL_INLINE v16f splat(float x) { return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+HL_INLINE float hsum16(v16f v) {
+    v8f a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+    v8f b = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v8f c = a + b;
+    v4f d = __builtin_shufflevector(c, c, 0, 1, 2, 3) + __builtin_shufflevector(c, c, 4, 5, 6, 7);
+    return (d[0] + d[2]) + (d[1] + d[3]);
+}
+
+HL_INLINE float hmax16(v16f v) {
+    v8f a = __builtin_elementwise_max(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
+                                      __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
+    v4f b = __builtin_elementwise_max(__builtin_shufflevector(a, a, 0, 1, 2, 3), __builtin_shufflevector(a, a, 4, 5, 6, 7));
+    float m0 = b[0] > b[1] ? b[0] : b[1], m1 = b[2] > b[3] ? b[2] : b[3];
+    return m0 > m1 ? m0 : m1;
+}
+
+/// IEEE binary16 -> binary32, portable (exact for every input).
+HL_INLINE float h2f_portable(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h & 0x7fff, bits;
+    if (e >= 0x7c00) {
+        bits = (e << 13) | 0x7f800000;          // Inf / NaN (payload kept)
+    } else {
+        float f; uint32_t u = e << 13;
+        memcpy(&f, &u, 4);
+        f *= 0x1p112f;                           // rebias: exact for normal and subnormal halves
+        memcpy(&bits, &f, 4);
+    }
+    bits |= sign;
+    float r; memcpy(&r, &bits, 4);
+    return r;
+}
+
+typedef float (*h2f_fn)(const uint8_t *);
+
+#if HL_X86
+HL_TARGET_AVX2 HL_INLINE float h2f_f16c(const uint8_t *p) {
+    uint16_t h; memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+#endif
+
+// MARK: - exp (Cephes expf, as Kernels.fastExp)
+
+HL_INLINE v16f vexp(v16f x0) {
+    v16f xc = __builtin_elementwise_min(__builtin_elementwise_max(x0, splat(-87.0f)), splat(88.0f));
+    v16f t = xc * 1.44269504f;
+    t = t + 12582912.0f;
+    v16f fx = t - 12582912.0f;
+    v16f x = xc - fx * 0.693359375f;
+    x = x + fx * 2.12194440e-4f;
+    v16f z = x * x;
+    v16f y = splat(1.9875691500e-4f);
+    y = y * x + 1.3981999507e-3f;
+    y = y * x + 8.3334519073e-3f;
+    y = y * x + 4.1665795894e-2f;
+    y = y * x + 1.6666665459e-1f;
+    y = y * x + 5.0000001201e-1f;
+    y = y * z + x + 1.0f;
+    v16i n = (v16i)t - 0x4B400000;
+    v16i e = (n + 127) << 23;
+    return y * (v16f)e;
+}
+
+HL_INLINE float sexp(float x) {
+    v16f v = vexp(splat(x));
+    return v[0];
+}
+
+// MARK: - Vector helper bodies
+
+HL_INLINE void exp_body(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) st16f(y + i, vexp(ld16f(x + i)));
+    if (i < n) {
+        float buf[16] = {0};
+        memcpy(buf, x + i, (n - i) * 4);
+        v16f r = vexp(ld16f(buf));
+        memcpy(y + i, &r, (n - i) * 4);
+    }
+}
+
+/// max over x[0..<n] (n >= 1).
+HL_INLINE float max_body(const float *x, int n) {
+    int i = 0;
+    float m = -INFINITY;
+    if (n >= 16) {
+        v16f a = ld16f(x), b = a;
+        for (i = 16; i + 32 <= n; i += 32) {
+            a = __builtin_elementwise_max(a, ld16f(x + i));
+            b = __builtin_elementwise_max(b, ld16f(x + i + 16));
+        }
+        for (; i + 16 <= n; i += 16) a = __builtin_elementwise_max(a, ld16f(x + i));
+        m = hmax16(__builtin_elementwise_max(a, b));
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/// x[i] = exp(x[i] - m) for i < n; returns the sum.
+HL_INLINE float expsum_body(float *x, int n, float m) {
+    v16f acc = splat(0), mv = splat(m);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f e = vexp(ld16f(x + i) - mv);
+        st16f(x + i, e);
+        acc += e;
+    }
+    float sum = hsum16(acc);
+    if (i < n) {
+        float buf[16];
+        int r = n - i;
+        memcpy(buf, x + i, (size_t)r * 4);
+        for (int j = r; j < 16; j++) buf[j] = m;
+        v16f e = vexp(ld16f(buf) - mv);
+        for (int j = 0; j < r; j++) { x[i + j] = e[j]; sum += e[j]; }
+    }
+    return sum;
+}
+
+HL_INLINE void scale_body(float *x, size_t n, float s) {
+    size_t i = 0;
+    v16f sv = splat(s);
+    for (; i + 16 <= n; i += 16) st16f(x + i, ld16f(x + i) * sv);
+    for (; i < n; i++) x[i] *= s;
+}
+
+HL_INLINE void softmax_body(float *x, int n) {
+    if (n <= 0) return;
+    float m = max_body(x, n);
+    float sum = expsum_body(x, n, m);
+    scale_body(x, (size_t)n, 1.0f / sum);
+}
+
+HL_INLINE void rmsnorm_body(const float *x, int rows, int d, const float *w, float eps, float *y) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *yr = y + (size_t)r * d;
+        v8d a0 = {0}, a1 = {0};
+        int i = 0;
+        for (; i + 16 <= d; i += 16) {
+            v16f v = ld16f(xr + i);
+            v8d lo = __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), v8d);
+            v8d hi = __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), v8d);
+            a0 += lo * lo;
+            a1 += hi * hi;
+        }
+        v8d a = a0 + a1;
+        double ss = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+        for (; i < d; i++) ss += (double)xr[i] * (double)xr[i];
+        float inv = 1.0f / sqrtf((float)(ss / (double)d) + eps);
+        v16f iv = splat(inv);
+        for (i = 0; i + 16 <= d; i += 16) st16f(yr + i, ld16f(w + i) * (ld16f(xr + i) * iv));
+        for (; i < d; i++) yr[i] = w[i] * (xr[i] * inv);
+    }
+}
+
+HL_INLINE void swiglu_body(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f gv = ld16f(g + i);
+        v16f s = gv / (1.0f + vexp(-gv));
+        st16f(g + i, s * ld16f(u + i));
+    }
+    for (; i < n; i++) {
+        float gv = g[i];
+        g[i] = gv / (1.0f + sexp(-gv)) * u[i];
+    }
+}
+
+HL_INLINE void add_body(float *y, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) st16f(y + i, ld16f(y + i) + ld16f(x + i));
+    for (; i < n; i++) y[i] += x[i];
+}
+
+// MARK: - Quantized blocks: decode 32 weights (two 16-lane halves) of one row
+
+/// Bytes per block and weights per block of the supported types.
+static int qtype_block_bytes(int type) {
+    switch (type) {
+    case HL_Q4_0: return 18;
+    case HL_Q4_1: return 20;
+    case HL_Q8_0: return 34;
+    case HL_Q4_K: return 144;
+    case HL_Q6_K: return 210;
+    default: return 0;
+    }
+}
+static int qtype_block_size(int type) { return (type == HL_Q4_K || type == HL_Q6_K) ? 256 : 32; }
+
+int hl_qtype_supported(int type) { return qtype_block_bytes(type) != 0; }
+
+/// Float(q) for q in 0...255.
+HL_INLINE v16f u8f(v16b q) { return __builtin_convertvector(q, v16f); }
+
+/// Weights 32*b ..< 32*b+32 of a row of `type`, decoded with the operations of
+/// GGUF/DequantizeFast.swift (identical Float32 values).
+HL_INLINE void dec32(const int type, const uint8_t *row, int b, h2f_fn h2f, v16f *lo, v16f *hi) {
+    switch (type) {
+    case HL_Q4_0: {
+        const uint8_t *blk = row + (size_t)b * 18;
+        float d = h2f(blk);
+        v16b qs = ld16b(blk + 2);
+        *lo = (u8f(qs & 15) - 8.0f) * d;
+        *hi = (u8f(qs >> 4) - 8.0f) * d;
+        break;
+    }
+    case HL_Q4_1: {
+        const uint8_t *blk = row + (size_t)b * 20;
+        float d = h2f(blk), m = h2f(blk + 2);
+        v16b qs = ld16b(blk + 4);
+        v16f a = u8f(qs & 15) * d, c = u8f(qs >> 4) * d;
+        *lo = a + m;          // separate statements: no contraction into an FMA
+        *hi = c + m;
+        break;
+    }
+    case HL_Q8_0: {
+        const uint8_t *blk = row + (size_t)b * 34;
+        float d = h2f(blk);
+        *lo = __builtin_convertvector(ld16c(blk + 2), v16f) * d;
+        *hi = __builtin_convertvector(ld16c(blk + 18), v16f) * d;
+        break;
+    }
+    case HL_Q4_K: {
+        const uint8_t *blk = row + (size_t)(b >> 3) * 144;
+        int j = b & 7;
+        float d = h2f(blk), dmin = h2f(blk + 2);
+        const uint8_t *sc = blk + 4;
+        uint8_t s, mn;
+        if (j < 4) { s = sc[j] & 63; mn = sc[j + 4] & 63; }
+        else {
+            s = (uint8_t)((sc[j + 4] & 0x0F) | ((sc[j - 4] >> 6) << 4));
+            mn = (uint8_t)((sc[j + 4] >> 4) | ((sc[j] >> 6) << 4));
+        }
+        float d1 = d * (float)s, m1 = dmin * (float)mn;
+        const uint8_t *qs = blk + 16 + 32 * (j >> 1);
+        v16b q0 = ld16b(qs), q1 = ld16b(qs + 16);
+        if (j & 1) { q0 = q0 >> 4; q1 = q1 >> 4; } else { q0 = q0 & 15; q1 = q1 & 15; }
+        v16f a = u8f(q0) * d1, c = u8f(q1) * d1;
+        *lo = a - m1;
+        *hi = c - m1;
+        break;
+    }
+    case HL_Q6_K: {
+        const uint8_t *blk = row + (size_t)(b >> 3) * 210;
+        int j = b & 7, half = j >> 2, k = j & 3;
+        float d = h2f(blk + 208);
+        const uint8_t *ql = blk + 64 * half + 32 * (k & 1), *qh = blk + 128 + 32 * half;
+        const int8_t *sc = (const int8_t *)(blk + 192 + 8 * half + 2 * k);
+        v16b l0 = ld16b(ql), l1 = ld16b(ql + 16), h0 = ld16b(qh), h1 = ld16b(qh + 16);
+        if (k >= 2) { l0 = l0 >> 4; l1 = l1 >> 4; } else { l0 = l0 & 15; l1 = l1 & 15; }
+        uint8_t sh = (uint8_t)(2 * k);
+        v16b q0 = l0 | (((h0 >> sh) & 3) << 4), q1 = l1 | (((h1 >> sh) & 3) << 4);
+        float s0 = d * (float)sc[0], s1 = d * (float)sc[1];
+        *lo = s0 * (u8f(q0) - 32.0f);
+        *hi = s1 * (u8f(q1) - 32.0f);
+        break;
+    }
+    default:
+        *lo = splat(0); *hi = splat(0);
+    }
+}
+
+/// R weight rows (starting at `row`, `rb` bytes apart) times T activation rows.
+HL_INLINE void qrows(const int type, const int R, const int T, h2f_fn h2f, const uint8_t *row, size_t rb,
+                     int nb, const float *x, size_t xs, float *y, size_t ys) {
+    v16f acc[4][4];
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) acc[j][i] = splat(0);
+    for (int b = 0; b < nb; b++) {
+        for (int j = 0; j < R; j++) {
+            v16f wl, wh;
+            dec32(type, row + (size_t)j * rb, b, h2f, &wl, &wh);
+            for (int i = 0; i < T; i++) {
+                const float *xi = x + (size_t)i * xs + (size_t)b * 32;
+                v16f p = wl * ld16f(xi);
+                p += wh * ld16f(xi + 16);
+                acc[j][i] += p;
+            }
+        }
+    }
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) y[(size_t)i * ys + j] = hsum16(acc[j][i]);
+}
+
+HL_INLINE void qmm_type(const int type, h2f_fn h2f, const uint8_t *w, size_t rb, int r0, int r1, int cols,
+                        const float *x, size_t xs, int t, float *y, size_t ys) {
+    int nb = cols / 32;
+    int i = 0;
+    for (; i + 4 <= t; i += 4)
+        for (int r = r0; r < r1; r++)
+            qrows(type, 1, 4, h2f, w + (size_t)r * rb, rb, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys + r, ys);
+    const float *xi = x + (size_t)i * xs;
+    float *yi = y + (size_t)i * ys;
+    switch (t - i) {
+    case 3:
+        for (int r = r0; r < r1; r++) qrows(type, 1, 3, h2f, w + (size_t)r * rb, rb, nb, xi, xs, yi + r, ys);
+        break;
+    case 2:
+        for (int r = r0; r < r1; r++) qrows(type, 1, 2, h2f, w + (size_t)r * rb, rb, nb, xi, xs, yi + r, ys);
+        break;
+    case 1: {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) qrows(type, 4, 1, h2f, w + (size_t)r * rb, rb, nb, xi, xs, yi + r, ys);
+        for (; r < r1; r++) qrows(type, 1, 1, h2f, w + (size_t)r * rb, rb, nb, xi, xs, yi + r, ys);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+HL_INLINE void qmm_body(int type, h2f_fn h2f, const uint8_t *w, size_t rb, int r0, int r1, int cols,
+                        const float *x, size_t xs, int t, float *y, size_t ys) {
+    switch (type) {
+    case HL_Q4_0: qmm_type(HL_Q4_0, h2f, w, rb, r0, r1, cols, x, xs, t, y, ys); break;
+    case HL_Q4_1: qmm_type(HL_Q4_1, h2f, w, rb, r0, r1, cols, x, xs, t, y, ys); break;
+    case HL_Q8_0: qmm_type(HL_Q8_0, h2f, w, rb, r0, r1, cols, x, xs, t, y, ys); break;
+    case HL_Q4_K: qmm_type(HL_Q4_K, h2f, w, rb, r0, r1, cols, x, xs, t, y, ys); break;
+    case HL_Q6_K: qmm_type(HL_Q6_K, h2f, w, rb, r0, r1, cols, x, xs, t, y, ys); break;
+    default: break;
+    }
+}
+
+// MARK: - Attention bodies
+
+/// Online-softmax update of one row of a score tile: s[0..<c] are valid scores (c >= 1), s[c..<n]
+/// are masked. Overwrites s[0..<n] with exp(s - m_new) (zeros where masked), updates the running
+/// max *m and sum *l, and rescales the output row o[0..<dh] when the max grows.
+HL_INLINE void tile_row_body(float *s, int c, int n, float *m, float *l, float *o, int dh) {
+    if (c <= 0) { memset(s, 0, (size_t)n * 4); return; }
+    float mx = max_body(s, c);
+    float mold = *m;
+    float mnew = mold > mx ? mold : mx;
+    float sum = expsum_body(s, c, mnew);
+    if (c < n) memset(s + c, 0, (size_t)(n - c) * 4);
+    if (mnew != mold) {
+        float alpha = mold == -INFINITY ? 0.0f : sexp(mold - mnew);
+        *l = *l * alpha + sum;
+        scale_body(o, (size_t)dh, alpha);
+    } else {
+        *l += sum;
+    }
+    *m = mnew;
+}
+
+HL_INLINE void tile_rows_body(float *s, int ld, int rows, int n, const int *valid, float *m, float *l, float *o,
+                              int dh) {
+    for (int r = 0; r < rows; r++)
+        tile_row_body(s + (size_t)r * ld, valid[r], n, m + r, l + r, o + (size_t)r * dh, dh);
+}
+
+/// One decoding head: scores over s keys, softmax, weighted sum of values.
+HL_INLINE void decode_head_body(const float *q, const float *k, const float *v, float *z, int s, int stride,
+                                int dh, float scale, float *scores) {
+    int i = 0;
+    if ((dh & 15) == 0) {
+        for (; i + 4 <= s; i += 4) {
+            const float *k0 = k + (size_t)i * stride;
+            v16f a0 = splat(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int d = 0; d < dh; d += 16) {
+                v16f qv = ld16f(q + d);
+                a0 += qv * ld16f(k0 + d);
+                a1 += qv * ld16f(k0 + stride + d);
+                a2 += qv * ld16f(k0 + 2 * stride + d);
+                a3 += qv * ld16f(k0 + 3 * stride + d);
+            }
+            scores[i] = hsum16(a0) * scale;
+            scores[i + 1] = hsum16(a1) * scale;
+            scores[i + 2] = hsum16(a2) * scale;
+            scores[i + 3] = hsum16(a3) * scale;
+        }
+    }
+    for (; i < s; i++) {
+        const float *kr = k + (size_t)i * stride;
+        float acc = 0;
+        for (int d = 0; d < dh; d++) acc += q[d] * kr[d];
+        scores[i] = acc * scale;
+    }
+    softmax_body(scores, s);
+    if ((dh & 15) == 0 && dh <= 128) {
+        v16f a[8], b[8];
+        int nv = dh / 16;
+        for (int c = 0; c < nv; c++) { a[c] = splat(0); b[c] = splat(0); }
+        int j = 0;
+        for (; j + 2 <= s; j += 2) {
+            const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride;
+            v16f p0 = splat(scores[j]), p1 = splat(scores[j + 1]);
+            for (int c = 0; c < nv; c++) {
+                a[c] += p0 * ld16f(v0 + 16 * c);
+                b[c] += p1 * ld16f(v1 + 16 * c);
+            }
+        }
+        for (; j < s; j++) {
+            const float *v0 = v + (size_t)j * stride;
+            v16f p0 = splat(scores[j]);
+            for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
+        }
+        for (int c = 0; c < nv; c++) st16f(z + 16 * c, a[c] + b[c]);
+    } else {
+        for (int d = 0; d < dh; d++) z[d] = 0;
+        for (int j = 0; j < s; j++) {
+            const float *vr = v + (size_t)j * stride;
+            float p = scores[j];
+            for (int d = 0; d < dh; d++) z[d] += p * vr[d];
+        }
+    }
+}
+
+// MARK: - AVX-512 matrix-vector kernels for the 32-weight formats
+
+#if HL_X86
+/// Rows r0..<r1 of a Q4_0 / Q4_1 / Q8_0 matrix times one activation row. Four rows at a time,
+/// separate accumulators for the two halves of each block (eight independent FMA chains).
+/// Q4_x: the block's 16 possible weights fl(fl(k*d)+m) (Q4_1) or fl((k-8)*d) (Q4_0) are built in
+/// one register and indexed with vpermps by the nibbles (the low 4 bits of each 32-bit lane).
+HL_TARGET_AVX512 HL_INLINE __m512 q4_table(const int type, const uint8_t *blk, __m512 iota, __m512 iota8) {
+    __m512 d = _mm512_set1_ps(h2f_f16c(blk));
+    if (type == HL_Q4_1) {
+        __m512 m = _mm512_set1_ps(h2f_f16c(blk + 2));
+        return _mm512_add_ps(_mm512_mul_ps(iota, d), m);
+    }
+    return _mm512_mul_ps(iota8, d);
+}
+
+HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w, size_t rb, int r0, int r1,
+                                                int nb, const float *x, float *y) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 iota8 = _mm512_sub_ps(iota, _mm512_set1_ps(8));
+    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
+    const int qo = type == HL_Q4_1 ? 4 : 2;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        __m512 al[4], ah[4];
+        for (int j = 0; j < 4; j++) { al[j] = _mm512_setzero_ps(); ah[j] = _mm512_setzero_ps(); }
+        const uint8_t *row = w + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) {
+            __m512 xl = _mm512_loadu_ps(x + 32 * b), xh = _mm512_loadu_ps(x + 32 * b + 16);
+            for (int j = 0; j < 4; j++) {
+                const uint8_t *blk = row + (size_t)j * rb + (size_t)b * bb;
+                __m512 wl, wh;
+                if (type == HL_Q8_0) {
+                    __m512 d = _mm512_set1_ps(h2f_f16c(blk));
+                    wl = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
+                    wh = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
+                } else {
+                    __m512 tab = q4_table(type, blk, iota, iota8);
+                    __m512i qi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qo)));
+                    wl = _mm512_permutexvar_ps(qi, tab);
+                    wh = _mm512_permutexvar_ps(_mm512_srli_epi32(qi, 4), tab);
+                }
+                al[j] = _mm512_fmadd_ps(wl, xl, al[j]);
+                ah[j] = _mm512_fmadd_ps(wh, xh, ah[j]);
+            }
+        }
+        for (int j = 0; j < 4; j++) y[r + j] = _mm512_reduce_add_ps(_mm512_add_ps(al[j], ah[j]));
+    }
+    for (; r < r1; r++) {
+        __m512 al = _mm512_setzero_ps(), ah = _mm512_setzero_ps();
+        const uint8_t *row = w + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) {
+            __m512 xl = _mm512_loadu_ps(x + 32 * b), xh = _mm512_loadu_ps(x + 32 * b + 16);
+            const uint8_t *blk = row + (size_t)b * bb;
+            __m512 wl, wh;
+            if (type == HL_Q8_0) {
+                __m512 d = _mm512_set1_ps(h2f_f16c(blk));
+                wl = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
+                wh = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
+            } else {
+                __m512 tab = q4_table(type, blk, iota, iota8);
+                __m512i qi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qo)));
+                wl = _mm512_permutexvar_ps(qi, tab);
+                wh = _mm512_permutexvar_ps(_mm512_srli_epi32(qi, 4), tab);
+            }
+            al = _mm512_fmadd_ps(wl, xl, al);
+            ah = _mm512_fmadd_ps(wh, xh, ah);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(al, ah));
+    }
+}
+#endif
+
+// MARK: - Instantiations per level
+
+typedef struct {
+    void (*qmm)(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols, const float *x, size_t xs, int t,
+                float *y, size_t ys);
+    void (*softmax)(float *x, int n);
+    void (*exp)(const float *x, float *y, size_t n);
+    void (*rmsnorm)(const float *x, int rows, int d, const float *w, float eps, float *y);
+    void (*swiglu)(float *g, const float *u, size_t n);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*tile_rows)(float *s, int ld, int rows, int n, const int *valid, float *m, float *l, float *o, int dh);
+    void (*decode_head)(const float *q, const float *k, const float *v, float *z, int s, int stride, int dh,
+                        float scale, float *scores);
+} hl_impl;
+
+#define HL_DEFINE_LEVEL(SUF, TGT, H2F)                                                                          \
+    TGT static void softmax_##SUF(float *x, int n) { softmax_body(x, n); }                                     \
+    TGT static void exp_##SUF(const float *x, float *y, size_t n) { exp_body(x, y, n); }                       \
+    TGT static void rmsnorm_##SUF(const float *x, int rows, int d, const float *w, float eps, float *y) {      \
+        rmsnorm_body(x, rows, d, w, eps, y);                                                                   \
+    }                                                                                                          \
+    TGT static void swiglu_##SUF(float *g, const float *u, size_t n) { swiglu_body(g, u, n); }                 \
+    TGT static void add_##SUF(float *y, const float *x, size_t n) { add_body(y, x, n); }                       \
+    TGT static void tile_rows_##SUF(float *s, int ld, int rows, int n, const int *valid, float *m, float *l,   \
+                                    float *o, int dh) {                                                        \
+        tile_rows_body(s, ld, rows, n, valid, m, l, o, dh);                                                    \
+    }                                                                                                          \
+    TGT static void decode_head_##SUF(const float *q, const float *k, const float *v, float *z, int s,         \
+                                      int stride, int dh, float scale, float *scores) {                        \
+        decode_head_body(q, k, v, z, s, stride, dh, scale, scores);                                            \
+    }                                                                                                          \
+    TGT static void qmm_generic_##SUF(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,         \
+                                      const float *x, size_t xs, int t, float *y, size_t ys) {                 \
+        qmm_body(type, H2F, w, rb, r0, r1, cols, x, xs, t, y, ys);                                             \
+    }
+
+HL_DEFINE_LEVEL(scalar, , h2f_portable)
+#if HL_X86
+HL_DEFINE_LEVEL(avx2, HL_TARGET_AVX2, h2f_f16c)
+HL_DEFINE_LEVEL(avx512, HL_TARGET_AVX512, h2f_f16c)
+
+HL_TARGET_AVX512 static void qmm_avx512(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
+                                        const float *x, size_t xs, int t, float *y, size_t ys) {
+    if (t == 1) {
+        switch (type) {
+        case HL_Q4_0: q32_rows_avx512(HL_Q4_0, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q4_1: q32_rows_avx512(HL_Q4_1, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q8_0: q32_rows_avx512(HL_Q8_0, w, rb, r0, r1, cols / 32, x, y); return;
+        default: break;
+        }
+    }
+    qmm_generic_avx512(type, w, rb, r0, r1, cols, x, xs, t, y, ys);
+}
+#endif
+
+static const hl_impl impls[3] = {
+    {qmm_generic_scalar, softmax_scalar, exp_scalar, rmsnorm_scalar, swiglu_scalar, add_scalar, tile_rows_scalar,
+     decode_head_scalar},
+#if HL_X86
+    {qmm_generic_avx2, softmax_avx2, exp_avx2, rmsnorm_avx2, swiglu_avx2, add_avx2, tile_rows_avx2,
+     decode_head_avx2},
+    {qmm_avx512, softmax_avx512, exp_avx512, rmsnorm_avx512, swiglu_avx512, add_avx512, tile_rows_avx512,
+     decode_head_avx512},
+#else
+    {qmm_generic_scalar, softmax_scalar, exp_scalar, rmsnorm_scalar, swiglu_scalar, add_scalar, tile_rows_scalar,
+     decode_head_scalar},
+    {qmm_generic_scalar, softmax_scalar, exp_scalar, rmsnorm_scalar, swiglu_scalar, add_scalar, tile_rows_scalar,
+     decode_head_scalar},
+#endif
+};
+
+// MARK: - Level selection
+
+static _Atomic int g_level = -1, g_max_level = -1;
+
+static int detect_max_level(void) {
+#if HL_X86
+    hl_cpu_features f = hl_cpu_probe();
+    if (f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx2 && f.fma && f.f16c) return HL_KERNELS_AVX512;
+    if (f.avx2 && f.fma && f.f16c) return HL_KERNELS_AVX2;
+#endif
+    return HL_KERNELS_SCALAR;
+}
+
+int hl_kernels_max_level(void) {
+    int m = atomic_load_explicit(&g_max_level, memory_order_relaxed);
+    if (m < 0) {
+        m = detect_max_level();
+        atomic_store(&g_max_level, m);
+    }
+    return m;
+}
+
+int hl_kernels_set_level(int level) {
+    int m = hl_kernels_max_level();
+    if (level < 0) level = 0;
+    if (level > m) level = m;
+    atomic_store(&g_level, level);
+    return level;
+}
+
+int hl_kernels_level(void) {
+    int l = atomic_load_explicit(&g_level, memory_order_relaxed);
+    if (l < 0) {
+        l = hl_kernels_max_level();
+        const char *e = getenv("HEADLIGHT_KERNELS");
+        if (e) {
+            if (!strcmp(e, "scalar")) l = HL_KERNELS_SCALAR;
+            else if (!strcmp(e, "avx2") && l > HL_KERNELS_AVX2) l = HL_KERNELS_AVX2;
+        }
+        atomic_store(&g_level, l);
+    }
+    return l;
+}
+
+const char *hl_kernels_level_name(int level) {
+    switch (level) {
+    case HL_KERNELS_AVX512: return "avx512";
+    case HL_KERNELS_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+static inline const hl_impl *impl(void) { return &impls[hl_kernels_level()]; }
+
+// MARK: - Thread pool
+//
+// One job at a time (callers serialize on run_lock; a caller that finds the pool busy runs its
+// tasks itself). A job is published by storing (generation << 32 | next task) into `state`;
+// every participant claims tasks by compare-and-swap on that word, so a late worker cannot claim
+// a task of a newer job with an older job's descriptor (descriptors alternate between two slots
+// and a claim only succeeds while its generation is current). The caller waits until `done`
+// reaches the task count, not for the workers to wake up. Idle workers spin ~100 us, then sleep.
+
+typedef void (*hl_task_fn)(void *ctx, int task, int thread);
+
+typedef struct {
+    _Atomic(hl_task_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int n;
+} pool_slot;
+
+static struct {
+    pthread_mutex_t run_lock, m;
+    pthread_cond_t cv;
+    _Atomic uint64_t state;
+    _Atomic int done;
+    _Atomic int sleepers;
+    _Atomic int threads;   // desired participants (caller included); 0 = not yet configured
+    int started;           // workers started (under run_lock)
+    pool_slot slot[2];
+} P = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static inline void cpu_relax(void) {
+#if HL_X86
+    _mm_pause();
+#endif
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void pool_run_tasks(uint32_t gen, int thread) {
+    pool_slot *sl = &P.slot[gen & 1];
+    hl_task_fn fn = atomic_load_explicit(&sl->fn, memory_order_relaxed);
+    void *ctx = atomic_load_explicit(&sl->ctx, memory_order_relaxed);
+    int n = atomic_load_explicit(&sl->n, memory_order_relaxed);
+    for (;;) {
+        uint64_t s = atomic_load_explicit(&P.state, memory_order_acquire);
+        if ((uint32_t)(s >> 32) != gen || (int)(uint32_t)s >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&P.state, &s, s + 1, memory_order_acq_rel, memory_order_relaxed))
+            continue;
+        fn(ctx, (int)(uint32_t)s, thread);
+        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+    }
+}
+
+static void *pool_worker(void *arg) {
+    int idx = (int)(intptr_t)arg;
+    uint32_t seen = (uint32_t)(atomic_load(&P.state) >> 32);
+    for (;;) {
+        uint64_t s;
+        double deadline = 0;
+        int spins = 0;
+        for (;;) {
+            s = atomic_load_explicit(&P.state, memory_order_acquire);
+            if ((uint32_t)(s >> 32) != seen) break;
+            cpu_relax();
+            if ((++spins & 255) == 0) {
+                double t = now_seconds();
+                if (deadline == 0) deadline = t + 100e-6;
+                else if (t > deadline) {
+                    pthread_mutex_lock(&P.m);
+                    atomic_fetch_add(&P.sleepers, 1);
+                    while ((uint32_t)(atomic_load(&P.state) >> 32) == seen) pthread_cond_wait(&P.cv, &P.m);
+                    atomic_fetch_sub(&P.sleepers, 1);
+                    pthread_mutex_unlock(&P.m);
+                    deadline = 0;
+                }
+            }
+        }
+        seen = (uint32_t)(s >> 32);
+        if (idx < atomic_load_explicit(&P.threads, memory_order_relaxed)) pool_run_tasks(seen, idx);
+    }
+    return NULL;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 8) n = 8;
+    return (int)n;
+}
+
+int hl_kernels_threads(void) {
+    int n = atomic_load(&P.threads);
+    if (n == 0) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&P.threads, &expected, default_threads());
+        n = atomic_load(&P.threads);
+    }
+    return n;
+}
+
+void hl_kernels_set_threads(int n) {
+    if (n < 1) n = 1;
+    if (n > HL_MAX_THREADS) n = HL_MAX_THREADS;
+    atomic_store(&P.threads, n);
+}
+
+/// Runs fn(ctx, i, thread) for i in 0..<n on the pool (the caller participates) and returns when
+/// all are done.
+static void hl_parallel(int n, hl_task_fn fn, void *ctx) {
+    int threads = hl_kernels_threads();
+    if (n <= 0) return;
+    if (n == 1 || threads <= 1 || pthread_mutex_trylock(&P.run_lock) != 0) {
+        for (int i = 0; i < n; i++) fn(ctx, i, 0);
+        return;
+    }
+    while (P.started < threads - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 1 << 20);
+        int rc = pthread_create(&th, &attr, pool_worker, (void *)(intptr_t)(P.started + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;
+        P.started++;
+    }
+    if (P.started == 0) {
+        pthread_mutex_unlock(&P.run_lock);
+        for (int i = 0; i < n; i++) fn(ctx, i, 0);
+        return;
+    }
+    uint32_t gen = (uint32_t)(atomic_load(&P.state) >> 32) + 1;
+    pool_slot *sl = &P.slot[gen & 1];
+    atomic_store_explicit(&sl->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&sl->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&sl->n, n, memory_order_relaxed);
+    atomic_store_explicit(&P.done, 0, memory_order_relaxed);
+    atomic_store(&P.state, (uint64_t)gen << 32);   // seq_cst: pairs with the sleepers check below
+    if (atomic_load(&P.sleepers) > 0) {
+        pthread_mutex_lock(&P.m);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.m);
+    }
+    pool_run_tasks(gen, 0);
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < n) cpu_relax();
+    pthread_mutex_unlock(&P.run_lock);
+}
+
+// MARK: - Thread-local scratch
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct { float *p; size_t cap; } scratch_buf;
+
+static void scratch_free(void *v) {
+    scratch_buf *b = v;
+    if (b) { free(b->p); free(b); }
+}
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/// A per-thread buffer of at least n floats (64-byte aligned), kept between calls.
+static float *scratch(size_t n) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_buf *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) abort();
+        pthread_setspecific(scratch_key, b);
+    }
+    if (b->cap < n) {
+        free(b->p);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, n * sizeof(float) + 64) != 0) abort();
+        b->p = p;
+        b->cap = n;
+    }
+    return b->p;
+}
+
+// MARK: - Public entry points
+
+typedef struct {
+    int type, rows, cols, t, chunk;
+    const uint8_t *w;
+    size_t rb, xs, ys;
+    const float *x;
+    float *y;
+    const hl_impl *im;
+} qmm_job;
+
+static void qmm_task(void *c, int i, int thread) {
+    (void)thread;
+    qmm_job *j = c;
+    int r0 = i * j->chunk, r1 = r0 + j->chunk;
+    if (r1 > j->rows) r1 = j->rows;
+    j->im->qmm(j->type, j->w, j->rb, r0, r1, j->cols, j->x, j->xs, j->t, j->y, j->ys);
+}
+
+void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols, const float *x, size_t x_stride,
+                int t, float *y, size_t y_stride) {
+    if (rows <= 0 || t <= 0 || !hl_qtype_supported(type) || cols % qtype_block_size(type) != 0) return;
+    qmm_job j = {type, rows, cols, t, rows, w, row_bytes, x_stride, y_stride, x, y, impl()};
+    int threads = hl_kernels_threads();
+    double work = (double)rows * (double)cols * (double)t;
+    int tasks = 1;
+    if (threads > 1 && work >= 65536) {
+        // Several chunks per thread (multiples of 4 rows) so a late or busy thread costs little.
+        int want = threads * 4;
+        int chunk = (rows + want - 1) / want;
+        chunk = (chunk + 3) & ~3;
+        if (chunk < 16) chunk = 16;
+        j.chunk = chunk;
+        tasks = (rows + chunk - 1) / chunk;
+    }
+    hl_parallel(tasks, qmm_task, &j);
+}
+
+// Attention, prefill: blocked, online softmax.
+
+static int g_tile_q = 0, g_tile_k = 0;
+
+void hl_attention_set_tiles(int query_rows, int key_cols) {
+    if (query_rows >= 0) g_tile_q = query_rows;
+    if (key_cols >= 0) g_tile_k = key_cols;
+}
+
+typedef struct {
+    const float *q, *k, *v;
+    float *z;
+    int t, p, h, hkv, g, dh, bq, bk, nqb;
+    float scale;
+    const hl_impl *im;
+} attn_job;
+
+static void attn_task(void *c, int task, int thread) {
+    (void)thread;
+    attn_job *j = c;
+    const int dh = j->dh, G = j->g, bk = j->bk;
+    const int qs = j->h * dh, kvs = j->hkv * dh;
+    int grp = task / j->nqb, qb = task % j->nqb;
+    int t0 = qb * j->bq, bq = j->t - t0 < j->bq ? j->t - t0 : j->bq;
+    int R = G * bq;
+    // scratch: Qp [R, dh] | S [R, bk] | O [R, dh] | m [R] | l [R] | valid [R]
+    size_t need = (size_t)R * dh * 2 + (size_t)R * bk + 3 * (size_t)R + 64;
+    float *buf = scratch(need);
+    float *Qp = buf, *S = Qp + (size_t)R * dh, *O = S + (size_t)R * bk, *M = O + (size_t)R * dh, *L = M + R;
+    int *valid = (int *)(L + R);
+    for (int hj = 0; hj < G; hj++)
+        for (int i = 0; i < bq; i++) {
+            memcpy(Qp + ((size_t)hj * bq + i) * dh, j->q + (size_t)(t0 + i) * qs + (size_t)(grp * G + hj) * dh,
+                   (size_t)dh * 4);
+        }
+    memset(O, 0, (size_t)R * dh * 4);
+    for (int r = 0; r < R; r++) { M[r] = -INFINITY; L[r] = 0; }
+    const float *kg = j->k + (size_t)grp * dh, *vg = j->v + (size_t)grp * dh;
+    int first = j->p + t0;              // position of the block's first query
+    int kend = first + bq;              // keys 0..<kend are visible to some row
+    for (int kb = 0; kb < kend; kb += bk) {
+        int n = kend - kb < bk ? kend - kb : bk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, dh, j->scale, Qp, dh,
+                    kg + (size_t)kb * kvs, kvs, 0.0f, S, bk);
+        if (kb + n - 1 <= first) {
+            for (int r = 0; r < R; r++) valid[r] = n;
+        } else {
+            for (int hj = 0; hj < G; hj++)
+                for (int i = 0; i < bq; i++) {
+                    int c = first + i - kb + 1;
+                    valid[hj * bq + i] = c < 0 ? 0 : (c > n ? n : c);
+                }
+        }
+        j->im->tile_rows(S, bk, R, n, valid, M, L, O, dh);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, dh, n, 1.0f, S, bk,
+                    vg + (size_t)kb * kvs, kvs, 1.0f, O, dh);
+    }
+    for (int hj = 0; hj < G; hj++)
+        for (int i = 0; i < bq; i++) {
+            int r = hj * bq + i;
+            float inv = 1.0f / L[r];
+            float *zr = j->z + (size_t)(t0 + i) * qs + (size_t)(grp * G + hj) * dh;
+            const float *o = O + (size_t)r * dh;
+            for (int d = 0; d < dh; d++) zr[d] = o[d] * inv;
+        }
+}
+
+void hl_attention_prefill(const float *q, const float *k, const float *v, float *z, int t, int p, int h, int hkv,
+                          int dh, float scale) {
+    if (t <= 0) return;
+    int G = h / hkv;
+    int bq = g_tile_q > 0 ? g_tile_q : (G >= 4 ? 32 : 64);
+    int bk = g_tile_k > 0 ? g_tile_k : 256;
+    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, scale, impl()};
+    int threads = hl_kernels_threads();
+    int saved = openblas_get_num_threads();
+    if (threads > 1 && saved != 1) openblas_set_num_threads(1);
+    hl_parallel(hkv * j.nqb, attn_task, &j);
+    if (threads > 1 && saved != 1) openblas_set_num_threads(saved);
+}
+
+// Attention, decoding.
+
+typedef struct {
+    const float *q, *k, *v;
+    float *z;
+    int s, h, hkv, dh;
+    float scale;
+    const hl_impl *im;
+} dec_job;
+
+static void dec_task(void *c, int head, int thread) {
+    (void)thread;
+    dec_job *j = c;
+    int G = j->h / j->hkv, g = head / G, stride = j->hkv * j->dh;
+    float *scores = scratch((size_t)j->s + 16);
+    j->im->decode_head(j->q + (size_t)head * j->dh, j->k + (size_t)g * j->dh, j->v + (size_t)g * j->dh,
+                       j->z + (size_t)head * j->dh, j->s, stride, j->dh, j->scale, scores);
+}
+
+void hl_attention_decode(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv, int dh,
+                         float scale) {
+    dec_job j = {q, k, v, z, s, h, hkv, dh, scale, impl()};
+    if ((double)s * h * dh < 32768) {
+        for (int i = 0; i < h; i++) dec_task(&j, i, 0);
+        return;
+    }
+    hl_parallel(h, dec_task, &j);
+}
+
+// Vector helpers.
+
+void hl_softmax(float *x, int n) { impl()->softmax(x, n); }
+void hl_exp(const float *x, float *y, size_t n) { impl()->exp(x, y, n); }
+void hl_add(float *y, const float *x, size_t n) { impl()->add(y, x, n); }
+
+typedef struct {
+    const float *x, *w;
+    float *y;
+    int rows, d, chunk;
+    float eps;
+    const hl_impl *im;
+} rms_job;
+
+static void rms_task(void *c, int i, int thread) {
+    (void)thread;
+    rms_job *j = c;
+    int r0 = i * j->chunk, r1 = r0 + j->chunk > j->rows ? j->rows : r0 + j->chunk;
+    j->im->rmsnorm(j->x + (size_t)r0 * j->d, r1 - r0, j->d, j->w, j->eps, j->y + (size_t)r0 * j->d);
+}
+
+void hl_rmsnorm(const float *x, int rows, int d, const float *w, float eps, float *y) {
+    rms_job j = {x, w, y, rows, d, rows, eps, impl()};
+    int threads = hl_kernels_threads();
+    if (threads > 1 && (size_t)rows * d >= 65536) {
+        j.chunk = (rows + 2 * threads - 1) / (2 * threads);
+        hl_parallel((rows + j.chunk - 1) / j.chunk, rms_task, &j);
+    } else {
+        j.im->rmsnorm(x, rows, d, w, eps, y);
+    }
+}
+
+typedef struct {
+    float *g;
+    const float *u;
+    size_t n, chunk;
+    const hl_impl *im;
+} swiglu_job;
+
+static void swiglu_task(void *c, int i, int thread) {
+    (void)thread;
+    swiglu_job *j = c;
+    size_t a = (size_t)i * j->chunk, b = a + j->chunk > j->n ? j->n : a + j->chunk;
+    j->im->swiglu(j->g + a, j->u + a, b - a);
+}
+
+void hl_swiglu(float *gate, const float *up, size_t n) {
+    swiglu_job j = {gate, up, n, n, impl()};
+    int threads = hl_kernels_threads();
+    if (threads > 1 && n >= 65536) {
+        size_t chunk = (n + 2 * (size_t)threads - 1) / (2 * (size_t)threads);
+        chunk = (chunk + 15) & ~(size_t)15;
+        j.chunk = chunk;
+        hl_parallel((int)((n + chunk - 1) / chunk), swiglu_task, &j);
+    } else {
+        j.im->swiglu(gate, up, n);
+    }
+}

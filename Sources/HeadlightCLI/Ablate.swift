@@ -1,0 +1,248 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import GGUF
+import Inference
+import TraceStore
+
+/// `headlight ablate`: rescore a NIAH suite with heads ablated (Wu et al.'s masking experiment).
+struct Ablate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rescore a NIAH suite with retrieval heads (or chosen heads) ablated, against random controls.",
+        discussion: """
+            Conditions: baseline (nothing ablated); the target heads (--top K from the retrieval-heads \
+            run file given by --scores, or --heads L.H,...); and --controls N sets of as many heads, \
+            drawn with --seed from the heads that are not retrieval heads (score <= the threshold) \
+            and not targets. Each condition decodes every trial greedily (as retrieval-heads does) \
+            and scores it: ROUGE-1 recall x100 (Wu et al.), NeedleBench v1, exact needle recovery \
+            x100; reported per condition with bootstrap 95% CIs, per length x depth cell, and as \
+            paired differences target - controls and target - baseline. The perplexity of a held-out \
+            haystack passage (the haystack's last --ppl-tokens tokens, which no trial reads) under \
+            each condition shows whether the heads matter for retrieval specifically.
+
+            --method uniform (default) is Wu et al.'s rule: the head's query is zeroed after RoPE, so \
+            its attention is uniform. zero sets the head's output to 0, mean to its mean output over \
+            held-out haystack text, bos puts all its attention on the first token. --phase decode \
+            (default, as Wu et al.) leaves the prefill untouched; all ablates every position. \
+            The run file is checkpointed after every trial and resumed if interrupted.
+            """)
+
+    @OptionGroup var suite: NIAHSuiteOptions
+
+    @Option(help: "Run file of `headlight retrieval-heads` with the head scores.")
+    var scores: String
+
+    @Option(help: "Ablate the K highest-scoring heads.")
+    var top: Int?
+
+    @Option(help: "Ablate these heads instead: comma-separated LAYER.HEAD.")
+    var heads: String?
+
+    @Option(help: "Ablation method: uniform, zero, mean or bos.")
+    var method = "uniform"
+
+    @Option(help: "Random control sets of as many heads.")
+    var controls = 3
+
+    @Option(help: "Seed of the control sets and the bootstrap.")
+    var seed: UInt64 = 0
+
+    @Option(help: "When to ablate: decode (prefill untouched, Wu et al.) or all.")
+    var phase = "decode"
+
+    @Option(help: "Retrieval-head threshold for the control pool (default: the one in --scores).")
+    var threshold: Double?
+
+    @Option(help: "Bootstrap resamples.")
+    var bootstrap = Statistics.defaultBootstrapResamples
+
+    @Option(name: .customLong("ppl-tokens"), help: "Tokens of the held-out perplexity passage (0: skip).")
+    var pplTokens = 1024
+
+    @Option(name: [.customShort("o"), .long], help: "Run file to write.")
+    var output = "ablation.h5"
+
+    @Flag(help: "Print a JSON summary on stdout instead of text.")
+    var json = false
+
+    @Flag(name: .customLong("no-progress"), help: "No progress bar on stderr.")
+    var noProgress = false
+
+    @Flag(name: .customLong("no-share-prefix"), help: "Prefill every trial from scratch.")
+    var noSharePrefix = false
+
+    @Flag(help: "Discard an interrupted run (<output>.partial) instead of resuming it.")
+    var restart = false
+
+    @Option(name: .customLong("stop-after"), help: .hidden)
+    var stopAfter: Int?
+
+    func validate() throws {
+        try suite.validate()
+        guard (top == nil) != (heads == nil) else { throw ValidationError("give exactly one of --top K or --heads L.H,...") }
+        if let k = top, k < 1 { throw ValidationError("--top must be at least 1") }
+        guard ["uniform", "zero", "mean", "bos"].contains(method) else {
+            throw ValidationError("--method must be uniform, zero, mean or bos")
+        }
+        guard ["decode", "all"].contains(phase) else { throw ValidationError("--phase must be decode or all") }
+        guard controls >= 0 else { throw ValidationError("--controls must be >= 0") }
+        guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
+        guard pplTokens == 0 || pplTokens >= 2 else { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
+        if let h = heads {
+            for item in h.split(separator: ",") where HeadIndex(String(item)) == nil {
+                throw ValidationError("--heads: \"\(item)\" is not LAYER.HEAD")
+            }
+        }
+    }
+
+    func run() throws {
+        let env = try RetrievalEnvironment.load(model: suite.model)
+        let contents: RetrievalRunFile.Contents
+        do { contents = try RetrievalRunFile.read(path: scores) } catch {
+            throw CLIError("cannot read --scores \(scores): \(RetrievalEnvironment.describe(error))",
+                           hint: "pass a finished run file of `headlight retrieval-heads`")
+        }
+        let c = env.model.config
+        guard contents.scores.layers == c.nLayers && contents.scores.heads == c.nHeads else {
+            throw CLIError("\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) x \(c.nHeads)",
+                           hint: "use the retrieval-heads run of the same model")
+        }
+        if let sha = contents.modelSHA256, sha != (try SHA256.hashFile(at: env.url)) {
+            throw CLIError("\(scores) was computed with another model file (\(contents.modelFile ?? "unknown"))",
+                           hint: "ablate with the model the scores come from")
+        }
+        let thr = threshold ?? contents.threshold
+        let target: [HeadIndex]
+        let targetName: String
+        if let k = top {
+            guard k <= c.nLayers * c.nHeads else { throw CLIError("--top \(k) exceeds the model's \(c.nLayers * c.nHeads) heads") }
+            target = contents.scores.top(k).map(\.head)
+            targetName = "top_\(k)"
+        } else {
+            target = heads!.split(separator: ",").map { HeadIndex(String($0))! }
+            for h in target where h.layer >= c.nLayers || h.head >= c.nHeads {
+                throw CLIError("--heads: \(h) is outside the model (\(c.nLayers) layers x \(c.nHeads) heads)")
+            }
+            guard Set(target).count == target.count else { throw CLIError("--heads lists a head twice") }
+            targetName = "heads"
+        }
+        let controlSets: [[HeadIndex]]
+        do {
+            controlSets = try AblationPlan.controlSets(scores: contents.scores, threshold: thr, target: target,
+                                                       count: controls, seed: seed)
+        } catch let e as RetrievalHeadsError {
+            throw CLIError(e.errorDescription ?? "\(e)", hint: "lower --top or --controls")
+        }
+        let conditions = AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
+        let probe = try suite.loadProbe()
+
+        var options = AblationOptions()
+        options.method = try AblationMethod(parsing: method)
+        options.phase = phase == "decode" ? .decode : .both
+        options.seed = seed
+        options.bootstrapResamples = bootstrap
+        options.perplexityTokens = pplTokens
+        options.reusePrefix = !noSharePrefix
+        options.stopAfter = stopAfter
+        let runner: AblationRunner
+        do {
+            runner = try AblationRunner(probe: probe, model: env.model, tokenizer: env.tokenizer,
+                                        chatTemplate: try env.chatWrapper(needed: probe.suite.chat),
+                                        conditions: conditions, options: options)
+        } catch let p as NIAHTextCheck.Problem {
+            throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
+        }
+        runner.attributes = [
+            "scores_file": .string(URL(fileURLWithPath: scores).lastPathComponent),
+            "threshold": .double(thr),
+            "target": .string(targetName),
+            "controls": .int(Int64(controls)),
+        ]
+
+        if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
+        let writer = try RunFileWriter(path: output, resumable: true)
+        try env.checkResumable(writer)
+        if !writer.resumed { try env.header(command: "ablate").write(to: writer.file) }
+        let bar = RetrievalProgressBar(enabled: !noProgress, title: "ablate")
+        let result: AblationResult
+        do {
+            result = try runner.run(file: writer.file) { bar.update($0) }
+        } catch {
+            bar.finish()
+            throw error
+        }
+        bar.finish()
+        guard result.finished else {
+            try writer.checkpoint()
+            if json {
+                print(try RetrievalEnvironment.json(["finished": false, "done": result.records.count,
+                                                     "partial": writer.temporaryPath]))
+            } else {
+                FileHandle.standardError.write(Data(("stopped after \(result.ranNow) unit(s); rerun the same command to "
+                    + "resume from \(writer.temporaryPath)\n").utf8))
+            }
+            return
+        }
+        try writer.finalize()
+        if json {
+            print(try RetrievalEnvironment.json(Self.jsonObject(result, output: output, env: env, options: options)))
+        } else {
+            print(Self.summary(result, output: output, env: env, probe: probe, options: options), terminator: "")
+        }
+    }
+
+    static func ci(_ c: ConfidenceInterval) -> [String: Any] { ["estimate": c.estimate, "lower": c.lower, "upper": c.upper] }
+
+    static func jsonObject(_ r: AblationResult, output: String, env: RetrievalEnvironment, options: AblationOptions) -> [String: Any] {
+        let metrics = AblationMetric.allCases.map(\.name)
+        func diff(_ ds: [AblationDifference]) -> [String: Any] {
+            Dictionary(uniqueKeysWithValues: ds.map { d in
+                (d.metric.name, ci(d.result.difference).merging(["p": d.result.pValue]) { $1 } as [String: Any])
+            })
+        }
+        var o: [String: Any] = [
+            "output": output, "model": env.displayName, "finished": true, "method": options.method.description,
+            "phase": options.phase.rawValue, "trials": r.records.count / max(r.conditions.count, 1), "seconds": r.seconds,
+            "conditions": r.conditions.map { s -> [String: Any] in
+                [
+                    "name": s.condition.name, "kind": s.condition.kind.rawValue, "heads": s.condition.heads.map(\.description),
+                    "perplexity": s.perplexity,
+                    "metrics": Dictionary(uniqueKeysWithValues: zip(metrics, s.means.map(ci))),
+                ]
+            },
+            "target_minus_controls": diff(r.targetVsControls),
+            "target_minus_baseline": diff(r.targetVsBaseline),
+        ]
+        if let cm = r.controlMean { o["controls_mean"] = Dictionary(uniqueKeysWithValues: zip(metrics, cm.map(ci))) }
+        if let h = r.heldOut { o["perplexity_passage"] = h.description }
+        return o
+    }
+
+    static func summary(_ r: AblationResult, output: String, env: RetrievalEnvironment, probe: NIAHProbe,
+                        options: AblationOptions) -> String {
+        let f = RetrievalEnvironment.fmt
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
+        func ciText(_ c: ConfidenceInterval) -> String { "\(f(c.estimate, 1)) [\(f(c.lower, 1)), \(f(c.upper, 1))]" }
+        let trials = r.records.count / max(r.conditions.count, 1)
+        var s = "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method \(options.method.description), "
+        s += "phase \(options.phase == .decode ? "decode" : "all"); time \(f(r.seconds, 1)) s\n"
+        s += pad("condition", 12) + pad("ROUGE-1 x100 [95% CI]", 24) + pad("NeedleBench v1", 24) + pad("exact x100", 24)
+            + "perplexity\n"
+        for c in r.conditions {
+            s += pad(c.condition.name, 12) + c.means.map { pad(ciText($0), 24) }.joined() + f(c.perplexity, 2) + "\n"
+        }
+        if let cm = r.controlMean { s += pad("controls", 12) + cm.map { pad(ciText($0), 24) }.joined() + "\n" }
+        func diffLine(_ label: String, _ ds: [AblationDifference]) {
+            guard !ds.isEmpty else { return }
+            s += pad(label, 12) + ds.map { pad(ciText($0.result.difference), 24) }.joined() + "\n"
+        }
+        diffLine("target-ctrl", r.targetVsControls)
+        diffLine("target-base", r.targetVsBaseline)
+        for c in r.conditions where !c.condition.heads.isEmpty {
+            s += "  \(c.condition.name): \(c.condition.headList)\n"
+        }
+        if let h = r.heldOut { s += "perplexity passage: \(h.description)\n" }
+        s += "wrote \(output)\n"
+        return s
+    }
+}

@@ -1,0 +1,283 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import Inference
+import TraceStore
+
+/// `headlight cite`: attention vs citations (methods.md section 3).
+struct Cite: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cite",
+        abstract: "Measure whether attention agrees with citations to numbered passages.",
+        discussion: """
+            Each probe item (JSONL, probes/README.md "Citation set") lists numbered passages and a \
+            question. Items with an answer such as "words [3]." are teacher-forced (prompt and answer \
+            in one prefill); items without one, or all items with --mode generate, are answered by \
+            greedy decoding and the citations [k] are parsed from the output. For every cited \
+            statement the attention mass of each head on each passage's tokens is averaged over the \
+            query positions that produce the statement (the citation marker excluded); captured as \
+            span masses, so memory does not grow with the context.
+
+            Reported: agreement (the most-attended passage is the cited one) for the mean over all \
+            heads, over a retrieval-head set (--retrieval-heads, a `headlight retrieval-heads` run \
+            file) and per head; Spearman and point-biserial correlations between passage mass and \
+            the citation indicator; for deliberately wrong citations, whether attention follows the \
+            citation or the true source; and L-CiteEval citation recall / precision with the \
+            exact-match judge (the answer text found in the cited passage; not NLI entailment).
+            """)
+
+    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    var model: String?
+
+    @Option(help: "Probe file (JSONL).")
+    var probes = "probes/citation/default.jsonl"
+
+    @Option(help: "auto (teacher-force items with an answer, generate the rest), teacher, or generate.")
+    var mode = "auto"
+
+    @Option(name: .customLong("retrieval-heads"), help: "A retrieval-heads run file: also read out the mean over its heads.")
+    var retrievalHeads: String?
+
+    @Option(help: "Use the K best heads of --retrieval-heads (default: those above its threshold).")
+    var top: Int?
+
+    @Option(help: "Run only the first N items.")
+    var limit: Int?
+
+    @Option(name: .customLong("pad-to"), help: "Add distractor passages (from the probe file) until each prompt has at least T tokens.")
+    var padTo: Int?
+
+    @Option(name: .customLong("max-new-tokens"), help: "Greedy decoding budget per generated answer.")
+    var maxNewTokens = 64
+
+    @Flag(name: .customLong("no-chat"), help: "Do not wrap the prompt in the model's chat template.")
+    var noChat = false
+
+    @Option(help: "Seed for padding layouts and bootstrap resampling.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Bootstrap resamples for confidence intervals.")
+    var resamples = Statistics.defaultBootstrapResamples
+
+    @Option(name: .customLong("show-heads"), help: "List the N best heads in the summary.")
+    var showHeads = 10
+
+    @Option(name: [.customShort("o"), .long], help: "Run file to write.")
+    var output = "cite.h5"
+
+    @Flag(help: "Print a JSON summary on stdout instead of text.")
+    var json = false
+
+    @Flag(name: .customLong("no-progress"), help: "No progress on stderr.")
+    var noProgress = false
+
+    func validate() throws {
+        guard CitationRunOptions.Mode(rawValue: mode) != nil else {
+            throw ValidationError("--mode must be auto, teacher or generate (got '\(mode)')")
+        }
+        if let k = top, k < 1 { throw ValidationError("--top must be at least 1") }
+        if top != nil && retrievalHeads == nil { throw ValidationError("--top needs --retrieval-heads") }
+        if let n = limit, n < 1 { throw ValidationError("--limit must be at least 1") }
+        if let t = padTo, t < 1 { throw ValidationError("--pad-to must be at least 1") }
+        guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
+        guard resamples >= 1 else { throw ValidationError("--resamples must be at least 1") }
+        guard showHeads >= 0 else { throw ValidationError("--show-heads must be >= 0") }
+    }
+
+    func run() throws {
+        var items: [CitationItem]
+        do { items = try CitationProbeFile.load(path: probes) } catch let e as CitationError {
+            throw CLIError(e.errorDescription ?? "\(e)",
+                           hint: probes == "probes/citation/default.jsonl" && !FileManager.default.fileExists(atPath: probes)
+                               ? "run from the repository root or pass --probes PATH" : nil)
+        }
+        let pool = items.flatMap(\.passages)
+        if let n = limit { items = Array(items.prefix(n)) }
+        let m = CitationRunOptions.Mode(rawValue: mode)!
+        if m == .teacher, let bad = items.first(where: { $0.answer == nil }) {
+            throw CLIError("\(probes):\(bad.line): item '\(bad.id)' has no 'answer' to teacher-force",
+                           hint: "use --mode auto (generate for such items) or --mode generate")
+        }
+        if let r = retrievalHeads, !FileManager.default.fileExists(atPath: r) {
+            throw CLIError("--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
+        }
+        let env = try RetrievalEnvironment.load(model: model)
+        let c = env.model.config
+        var rhSet: RetrievalHeadSet?
+        if let r = retrievalHeads {
+            do { rhSet = try RetrievalHeadSet.load(path: r, top: top, layers: c.nLayers, heads: c.nHeads) } catch let e as CitationError {
+                throw CLIError(e.errorDescription ?? "\(e)")
+            }
+        }
+        var options = CitationRunOptions()
+        options.mode = m
+        options.maxNewTokens = maxNewTokens
+        options.padTo = padTo
+        options.chat = !noChat
+        options.seed = seed
+        if options.chat && env.chatTemplate == nil {
+            throw CLIError("\(env.url.lastPathComponent) has no chat template Headlight can render", hint: "pass --no-chat")
+        }
+        let runner = CitationRunner(model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatTemplate, options: options)
+        let progress = CiteProgress(enabled: !noProgress)
+        let results: [CitationItemResult]
+        do {
+            results = try runner.run(items, pool: pool) { done, total, id in progress.update(done, total, id) }
+        } catch let e as CitationError {
+            progress.finish()
+            throw CLIError(e.errorDescription ?? "\(e)", hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
+        }
+        progress.finish()
+        let observations = results.flatMap(\.observations)
+        guard !observations.isEmpty else {
+            throw CLIError("no cited statement to score: \(results.count) item(s) ran but no answer cited a valid passage",
+                           hint: m == .generate ? "the model did not cite; try --mode teacher" : nil)
+        }
+        let summary = CitationMetrics.summarize(observations, layers: c.nLayers, heads: c.nHeads, retrieval: rhSet?.heads,
+                                                resamples: resamples, seed: seed)
+        let writer = try RunFileWriter(path: output)
+        do {
+            try env.header(command: "cite").write(to: writer.file)
+            try CitationRunFile.write(to: writer.file, results: results, summary: summary, parameters: .init(
+                probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
+                instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
+                judge: runner.judge, seed: seed, resamples: resamples))
+            try writer.finalize()
+        } catch {
+            try? writer.abandon()
+            throw error
+        }
+        if json {
+            print(try RetrievalEnvironment.json(jsonObject(results, summary, env: env, rh: rhSet, judge: runner.judge)))
+        } else {
+            print(text(results, summary, env: env, rh: rhSet, judge: runner.judge), terminator: "")
+        }
+    }
+
+    // MARK: - Output
+
+    func readoutJSON(_ r: AttentionReadout) -> [String: Any] {
+        func ci(_ c: ConfidenceInterval) -> [String: Any] { ["estimate": c.estimate, "lower": c.lower, "upper": c.upper] }
+        return ["agreement": ci(r.agreement), "mean_spearman": ci(r.meanSpearman),
+                "mean_point_biserial": ci(r.meanPointBiserial), "wrong_follows_citation": ci(r.wrongFollowsCitation),
+                "wrong_follows_true_source": ci(r.wrongFollowsTrueSource),
+                "agreement_all_statements": r.agreementAllStatements]
+    }
+
+    func jsonObject(_ results: [CitationItemResult], _ s: CitationSummary, env: RetrievalEnvironment, rh: RetrievalHeadSet?,
+                    judge: CitationJudge) -> [String: Any] {
+        let q = results.map(\.quality)
+        var o: [String: Any] = [
+            "output": output, "model": env.displayName, "probes": probes, "mode": mode,
+            "items": results.count, "teacher_forced": results.filter { $0.mode == .teacher }.count,
+            "generated": results.filter { $0.mode == .generate }.count,
+            "statements": s.statements, "consistent": s.consistent, "wrong_citations": s.wrong,
+            "chance_agreement": s.chanceAgreement,
+            "all_heads": readoutJSON(s.allHeads), "best_head": readoutJSON(s.bestHead),
+            "best_head_name": s.ranking[0].description, "best_head_held_out_agreement": s.bestHeadHeldOutAgreement,
+            "top_heads": s.ranking.prefix(showHeads).map { h -> [String: Any] in
+                let k = h.flat(heads: s.heads)
+                return ["head": h.description, "layer": h.layer, "index": h.head, "agreement": s.headAgreement[k],
+                        "mean_spearman": s.headMeanSpearman[k], "mean_point_biserial": s.headMeanPointBiserial[k],
+                        "wrong_follows_true_source": s.headWrongFollowsTrueSource[k]]
+            },
+            "citation_eval": ["judge": judge.name, "rule": judge.rule, "recall": Statistics.mean(q.map(\.recall)),
+                              "precision": Statistics.mean(q.map(\.precision)), "f1": Statistics.mean(q.map(\.f1))],
+            "prompt_tokens_max": results.map(\.promptTokens).max() ?? 0,
+            "prompt_tokens_mean": Statistics.mean(results.map { Double($0.promptTokens) }),
+            "seconds": results.map(\.seconds).reduce(0, +),
+        ]
+        if let p = s.allHeadsPerToken { o["all_heads_per_token"] = readoutJSON(p) }
+        if let r = s.retrievalHeads, let rh {
+            var j = readoutJSON(r)
+            j["heads"] = rh.heads.map(\.description)
+            j["rule"] = rh.rule
+            o["retrieval_heads"] = j
+        }
+        let judged = results.compactMap(\.answerCorrect)
+        if !judged.isEmpty { o["answer_accuracy"] = Double(judged.filter { $0 }.count) / Double(judged.count) }
+        if let t = padTo { o["pad_to"] = t }
+        return o
+    }
+
+    func text(_ results: [CitationItemResult], _ s: CitationSummary, env: RetrievalEnvironment, rh: RetrievalHeadSet?,
+              judge: CitationJudge) -> String {
+        let f = RetrievalEnvironment.fmt
+        func pct(_ x: Double) -> String { x.isFinite ? f(100 * x, 1) + "%" : "n/a" }
+        func ci(_ c: ConfidenceInterval, percent: Bool = true) -> String {
+            percent ? "\(pct(c.estimate)) [\(pct(c.lower)), \(pct(c.upper))]"
+                    : "\(f(c.estimate, 3)) [\(f(c.lower, 3)), \(f(c.upper, 3))]"
+        }
+        let teacher = results.filter { $0.mode == .teacher }.count
+        var o = "citation attention of \(env.displayName) on \(probes)\n"
+        o += "items: \(results.count) (\(teacher) teacher-forced, \(results.count - teacher) generated); "
+        o += "prompt tokens mean \(f(Statistics.mean(results.map { Double($0.promptTokens) }), 0)), "
+        o += "max \(results.map(\.promptTokens).max() ?? 0); time \(f(results.map(\.seconds).reduce(0, +), 1)) s\n"
+        o += "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong citations)\n"
+        o += "agreement (argmax passage == cited), 95% bootstrap CI; chance \(pct(s.chanceAgreement)):\n"
+        func line(_ name: String, _ r: AttentionReadout) -> String {
+            "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0))\(ci(r.agreement))   spearman \(f(r.meanSpearman.estimate, 3))"
+                + "   point-biserial \(f(r.meanPointBiserial.estimate, 3))\n"
+        }
+        o += line("all heads", s.allHeads)
+        if let p = s.allHeadsPerToken { o += line("all heads (per token)", p) }
+        if let r = s.retrievalHeads, let rh { o += line("retrieval heads (\(rh.heads.count))", r) }
+        o += line("best head \(s.ranking[0])", s.bestHead)
+        o += "  best head, split-half held out: \(pct(s.bestHeadHeldOutAgreement))\n"
+        if s.wrong > 0 {
+            o += "wrong citations (\(s.wrong)): argmax on the cited distractor / on the true source\n"
+            o += "  all heads              \(pct(s.allHeads.wrongFollowsCitation.estimate)) / \(ci(s.allHeads.wrongFollowsTrueSource))\n"
+            if let r = s.retrievalHeads {
+                o += "  retrieval heads        \(pct(r.wrongFollowsCitation.estimate)) / \(ci(r.wrongFollowsTrueSource))\n"
+            }
+            o += "  best head \(s.ranking[0].description.padding(toLength: 13, withPad: " ", startingAt: 0))"
+            o += "\(pct(s.bestHead.wrongFollowsCitation.estimate)) / \(ci(s.bestHead.wrongFollowsTrueSource))\n"
+        }
+        if showHeads > 0 {
+            o += "best heads (agreement, mean spearman, mean point-biserial):\n"
+            for (i, h) in s.ranking.prefix(showHeads).enumerated() {
+                let k = h.flat(heads: s.heads)
+                o += "  \(String(i + 1).padding(toLength: 4, withPad: " ", startingAt: 0))"
+                o += "\(h.description.padding(toLength: 7, withPad: " ", startingAt: 0))\(pct(s.headAgreement[k]))"
+                o += "  \(f(s.headMeanSpearman[k], 3))  \(f(s.headMeanPointBiserial[k], 3))\n"
+            }
+        }
+        let q = results.map(\.quality)
+        o += "citation recall / precision / F1 (\(judge.name) judge, not NLI entailment): "
+        o += "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / \(pct(Statistics.mean(q.map(\.f1))))\n"
+        let judged = results.compactMap(\.answerCorrect)
+        if !judged.isEmpty {
+            o += "generated answers containing the gold text: \(judged.filter { $0 }.count) of \(judged.count)\n"
+        }
+        o += "wrote \(output)\n"
+        return o
+    }
+}
+
+/// Item progress on stderr: redrawn in place on a terminal, else a line every 30 s.
+final class CiteProgress {
+    let enabled: Bool
+    let tty = isatty(2) != 0
+    let start = Date()
+    var last = Date.distantPast
+    var printed = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ done: Int, _ total: Int, _ id: String) {
+        guard enabled else { return }
+        let now = Date()
+        guard done == total || now.timeIntervalSince(last) >= (tty ? 0.2 : 30) else { return }
+        last = now
+        let elapsed = now.timeIntervalSince(start)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
+        let line = "cite: \(done)/\(total) items (\(id)), elapsed \(RetrievalProgressBar.clock(elapsed)), "
+            + "ETA \(RetrievalProgressBar.clock(eta))"
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        printed = true
+    }
+
+    func finish() {
+        if enabled && tty && printed { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

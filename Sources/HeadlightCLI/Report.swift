@@ -1,0 +1,346 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import GGUF
+import Inference
+import Reports
+import TraceStore
+
+/// `headlight report RUN.h5... -o reports/NAME/`: an HTML report (index.html with inline SVG,
+/// plus figures/*.svg) from run files, and two helpers that write the run files the head graphs
+/// and the attention figure are drawn from.
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Build an HTML report from run files (and compute head graphs / needle attention for it).",
+        discussion: """
+            `headlight report RUN.h5... -o DIR` reads the run files and nothing else, and writes \
+            DIR/index.html (self-contained: inline CSS and SVG, no scripts, no network) and every figure \
+            as DIR/figures/NAME.svg. A figure is drawn only when the run files hold its data: retrieval \
+            heads (heat map, top heads, needle plot), ablation (needle plots per condition, top-K vs random \
+            bars with 95% CIs, perplexity change), head graphs (composition, causal), attention around the \
+            needle, citation, membership. Reproducibility facts close every report.
+
+            `headlight report composition` computes weight-based Q/K/V composition scores among the top \
+            retrieval heads (Elhage et al. 2021; approximate under RoPE and GQA) into a run file. \
+            `headlight report attention` reruns one detection trial and stores the top heads' attention \
+            over the prompt. Give their outputs to `headlight report` like any other run file.
+            """,
+        subcommands: [Render.self, CompositionCommand.self, AttentionCommand.self],
+        defaultSubcommand: Render.self)
+
+    // MARK: render
+
+    struct Render: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "render", abstract: "Write DIR/index.html and DIR/figures/*.svg from run files (the default).")
+
+        @Argument(help: "Run files (.h5).")
+        var runFiles: [String] = []
+
+        @Option(name: [.customShort("o"), .long], help: "Report directory (created if needed).")
+        var output: String
+
+        @Option(help: "Report title (default: from the analyses and the model).")
+        var title: String?
+
+        @Flag(name: .customLong("allow-incomplete"), help: "Also read run files that did not finish (complete = 0).")
+        var allowIncomplete = false
+
+        func validate() throws {
+            guard !runFiles.isEmpty else { throw ValidationError("give at least one run file (.h5)") }
+            for f in runFiles where !FileManager.default.fileExists(atPath: f) {
+                throw ValidationError("no such run file: \(f)")
+            }
+        }
+
+        func run() throws {
+            var files: [RunFileContents] = []
+            for path in runFiles {
+                do {
+                    files.append(try RunFileContents.load(URL(fileURLWithPath: path), allowIncomplete: allowIncomplete))
+                } catch {
+                    throw CLIError("\(path): \((error as? LocalizedError)?.errorDescription ?? "\(error)")",
+                                   hint: allowIncomplete ? nil : "a run that was interrupted can be shown with --allow-incomplete")
+                }
+            }
+            let command = (["headlight", "report"] + runFiles + ["-o", output] + (title.map { ["--title", $0] } ?? []))
+                .map(Report.shellQuote).joined(separator: " ")
+            let doc: ReportDocument
+            do {
+                doc = try RunReport.document(files, title: title, headlightVersion: Headlight.version, reportCommand: command)
+            } catch let e as ReportError {
+                throw CLIError(e.errorDescription ?? "\(e)", hint: e.recoverySuggestion)
+            }
+            let index = try doc.write(to: URL(fileURLWithPath: output, isDirectory: true))
+            let figures = doc.figureFiles().count
+            FileHandle.standardError.write(Data("report: \(figures) figure\(figures == 1 ? "" : "s") from \(files.count) run file\(files.count == 1 ? "" : "s")\n".utf8))
+            print(Report.displayPath(index))
+        }
+    }
+
+    // MARK: composition
+
+    struct CompositionCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "composition",
+            abstract: "Weight-based Q/K/V composition scores among the top retrieval heads, into a run file.",
+            discussion: CompositionScores.approximationNote)
+
+        @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+        var model: String?
+
+        @Option(name: .customLong("heads-from"), help: "A retrieval-heads run file; its top heads are used.")
+        var headsFrom: String?
+
+        @Option(help: "Explicit heads, e.g. 14.3,15.2 (instead of --heads-from).")
+        var heads: String?
+
+        @Option(help: "With --heads-from: the N highest-scoring heads.")
+        var top = 12
+
+        @Flag(name: .customLong("no-fold-norms"), help: "Do not fold the RMSNorm gains into the weights.")
+        var noFoldNorms = false
+
+        @Option(name: .customLong("baseline-draws"), help: "Random-matrix draws for the baseline (0: none).")
+        var baselineDraws = 8
+
+        @Option(name: [.customShort("o"), .long], help: "Run file to write.")
+        var output = "composition.h5"
+
+        func validate() throws {
+            guard (headsFrom == nil) != (heads == nil) else { throw ValidationError("give exactly one of --heads-from FILE or --heads LIST") }
+            guard (2...64).contains(top) else { throw ValidationError("--top must be in 2...64") }
+            guard (0...100).contains(baselineDraws) else { throw ValidationError("--baseline-draws must be in 0...100") }
+            if let h = heads {
+                for p in h.split(separator: ",") where HeadIndex(String(p)) == nil {
+                    throw ValidationError("--heads: \"\(p)\" is not a head (write L.H, e.g. 14.3)")
+                }
+            }
+        }
+
+        func run() throws {
+            let env = try RetrievalEnvironment.load(model: model)
+            let c = env.model.config
+            var chosen: [HeadIndex]
+            var headScores: [Double]?
+            var selection: String
+            if let path = headsFrom {
+                let data = try Report.retrieval(path, layers: c.nLayers, heads: c.nHeads)
+                let top = data.ranked.prefix(top)
+                chosen = top.map(\.head)
+                headScores = top.map(\.score)
+                selection = "top \(chosen.count) heads by retrieval score in \((path as NSString).lastPathComponent)"
+            } else {
+                chosen = heads!.split(separator: ",").compactMap { HeadIndex(String($0)) }
+                selection = "heads given on the command line"
+            }
+            // Layer order makes the matrices read naturally (writers before readers).
+            if let s = headScores {
+                let pairs = zip(chosen, s).sorted { $0.0 < $1.0 }
+                chosen = pairs.map(\.0); headScores = pairs.map(\.1)
+            } else {
+                chosen.sort()
+            }
+            let start = Date()
+            let scores: CompositionScores
+            do {
+                scores = try Composition.compute(model: env.model, heads: chosen, foldNormGains: !noFoldNorms,
+                                                 baselineDraws: baselineDraws)
+            } catch let e as CompositionError {
+                throw CLIError(e.errorDescription ?? "\(e)")
+            }
+            let writer = try RunFileWriter(path: output)
+            try env.header(command: "report composition").write(to: writer.file)
+            try RunReport.machineAttributes(into: writer.file)
+            try CompositionRunFile.write(scores, to: writer.file, selection: selection,
+                                         headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
+                                         headScores: headScores, baselineDraws: baselineDraws)
+            try writer.finalize()
+            let best = scores.pairs().prefix(5).map { "\($0.from)→\($0.to) \($0.kind.rawValue.uppercased()) \(String(format: "%.3f", $0.score))" }
+            print("composition among \(chosen.count) heads (\(String(format: "%.1f", Date().timeIntervalSince(start))) s); "
+                  + "random baseline Q \(String(format: "%.3f", scores.baseline[.q] ?? .nan)), K \(String(format: "%.3f", scores.baseline[.k] ?? .nan)), "
+                  + "V \(String(format: "%.3f", scores.baseline[.v] ?? .nan))")
+            if !best.isEmpty { print("strongest: " + best.joined(separator: ", ")) }
+            print("wrote \(output)")
+        }
+    }
+
+    // MARK: attention
+
+    struct AttentionCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "attention",
+            abstract: "Rerun one detection trial and store the top heads' attention over the prompt, into a run file.",
+            discussion: """
+                Pass the same suite options as the retrieval-heads run (the trial is rebuilt from the suite; its \
+                prompt length is checked against the run file). The model answers greedily again (stopping at a \
+                newline or end of generation, as in detection) and the attention rows of the top heads are stored \
+                for every answer step; the report shows the step at which they attend most to the needle.
+                """)
+
+        @OptionGroup var suite: NIAHSuiteOptions
+
+        @Option(name: .customLong("heads-from"), help: "The retrieval-heads run file.")
+        var headsFrom: String
+
+        @Option(help: "How many of the top heads to store.")
+        var top = 4
+
+        @Option(help: "Trial index (default: a counted trial with the longest context, needle nearest 50% depth).")
+        var trial: Int?
+
+        @Option(name: .customLong("max-steps"), help: "Answer tokens to generate (and capture) at most.")
+        var maxSteps = 50
+
+        @Option(name: [.customShort("o"), .long], help: "Run file to write.")
+        var output = "needle_attention.h5"
+
+        func validate() throws {
+            try suite.validate()
+            guard (1...16).contains(top) else { throw ValidationError("--top must be in 1...16") }
+            guard (1...256).contains(maxSteps) else { throw ValidationError("--max-steps must be in 1...256") }
+        }
+
+        func run() throws {
+            let env = try RetrievalEnvironment.load(model: suite.model)
+            let c = env.model.config
+            let data = try Report.retrieval(headsFrom, layers: c.nLayers, heads: c.nHeads)
+            let probe = try suite.loadProbe()
+            let cells = probe.cells
+            let record: RetrievalRunData.Trial
+            if let t = trial {
+                guard let r = data.trials.first(where: { $0.trialIndex == t }) else {
+                    throw CLIError("trial \(t) is not in \(headsFrom) (it has \(data.trials.count) trials)")
+                }
+                record = r
+            } else {
+                let pool = data.trials.filter(\.counted).isEmpty ? data.trials.filter { $0.spanStart >= 0 } : data.trials.filter(\.counted)
+                guard let r = pool.min(by: { a, b in
+                    (-a.length, abs(a.depth - 50), a.trialIndex) < (-b.length, abs(b.depth - 50), b.trialIndex)
+                }) ?? data.trials.first else { throw CLIError("\(headsFrom) has no trial records") }
+                record = r
+            }
+            guard record.trialIndex >= 0 && record.trialIndex < cells.count else {
+                throw CLIError("trial \(record.trialIndex) is outside this suite's \(cells.count) cells",
+                               hint: "pass the same suite options (--probes, --lengths, --depths, --needle-ids, ...) as the retrieval-heads run")
+            }
+            let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer,
+                                           chatTemplate: try env.chatWrapper(needed: probe.suite.chat))
+            let t = try builder.trial(cells[record.trialIndex])
+            if record.promptTokens > 0 && t.promptTokens.count != record.promptTokens {
+                throw CLIError("the rebuilt trial \(record.trialIndex) has \(t.promptTokens.count) prompt tokens, the run file says \(record.promptTokens)",
+                               hint: "pass the same suite options as the retrieval-heads run")
+            }
+            let heads = data.ranked.prefix(top).map(\.head)
+            let prompt = t.promptTokens
+            let steps = maxSteps
+            var requests: [CaptureRequest] = []
+            for l in Set(heads.map(\.layer)).sorted() {
+                requests.append(CaptureRequest(hooks: ["blocks.\(l).attn.hook_pattern"], layers: IndexSelection([l]),
+                                               heads: IndexSelection(heads.filter { $0.layer == l }.map(\.head)),
+                                               queries: QuerySelection([.last(1), .decode])))
+            }
+            let session = env.model.makeSession(maxContext: prompt.count + steps + 1)
+            let start = Date()
+            // Greedy answer, stopping like the detection sweep (end of generation or a newline).
+            let newline = Set((0..<Int32(env.tokenizer.vocabSize)).filter { env.tokenizer.piece($0).contains("\n") })
+            let (store, result) = try session.trace(prompt: prompt, requests: requests, generate: steps,
+                                                    stopTokens: env.tokenizer.endOfGeneration.union(newline))
+            let generated = Array(result.tokens[prompt.count...])
+            // Rows: query q = P-1+t produces answer token t (t = 0..<generated.count).
+            let P = prompt.count, n = P + steps
+            let queries = (0..<generated.count).map { P - 1 + $0 }
+            var weights = [Float](repeating: 0, count: heads.count * max(queries.count, 1) * n)
+            for (i, h) in heads.enumerated() {
+                guard let cap = store["blocks.\(h.layer).attn.hook_pattern"] else { throw CLIError("no attention captured for head \(h)") }
+                for (k, q) in queries.enumerated() {
+                    guard let row = cap.attentionRow(head: h.head, query: q) else { continue }
+                    for (j, v) in row.prefix(n).enumerated() { weights[(i * queries.count + k) * n + j] = v }
+                }
+            }
+            // The answer step at which the heads put the most attention on the needle.
+            var chosen = 0
+            if let span = t.needleSpan, !queries.isEmpty {
+                var best = -1.0
+                for k in queries.indices {
+                    var m = 0.0
+                    for i in heads.indices { for j in span { m += Double(weights[(i * queries.count + k) * n + j]) } }
+                    if m > best { best = m; chosen = k }
+                }
+            }
+            let writer = try RunFileWriter(path: output)
+            try env.header(command: "report attention").write(to: writer.file)
+            try RunReport.machineAttributes(into: writer.file)
+            let all = result.tokens
+            let tokensDS = try writer.file.createDataset(RunFile.tokens, data: all)
+            try tokensDS.setAttribute("prompt_length", P)
+            try tokensDS.setAttribute("generated", generated.count)
+            try writer.file.createDataset(RunFile.tokenStrings, strings: all.map {
+                String(decoding: env.tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(of: "\0", with: "")
+            })
+            let g = try writer.file.createGroup("needle_attention")
+            try g.setAttribute("analysis", "needle_attention")
+            try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("trial_index", record.trialIndex)
+            try g.setAttribute("needle_id", t.needle.id)
+            try g.setAttribute("length", t.cell.length)
+            try g.setAttribute("depth", t.cell.depth)
+            try g.setAttribute("span_start", t.needleSpan?.lowerBound ?? -1)
+            try g.setAttribute("span_end", t.needleSpan?.upperBound ?? -1)
+            try g.setAttribute("query_positions", queries)
+            try g.setAttribute("chosen_step", chosen)
+            try g.setAttribute("heads", heads.map(\.description))
+            try g.setAttribute("heads_source", (headsFrom as NSString).lastPathComponent)
+            try g.setAttribute("response", env.tokenizer.decode(generated, skipSpecial: true))
+            let ds = try g.createDataset("weights", data: weights, shape: [heads.count, max(queries.count, 1), n])
+            try ds.setAttribute("axes", ["head", "query", "key"])
+            try writer.finalize()
+            var mass: [String] = []
+            if let span = t.needleSpan, !queries.isEmpty {
+                for (i, h) in heads.enumerated() {
+                    let m = span.reduce(0.0) { $0 + Double(weights[(i * queries.count + chosen) * n + $1]) }
+                    mass.append("\(h) \(String(format: "%.0f%%", m * 100))")
+                }
+            }
+            print("trial \(record.trialIndex) (\(t.needle.id), \(t.cell.length) tokens, depth \(t.cell.depth)%): "
+                  + "\(P) prompt tokens, \(generated.count) answer tokens, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+            if !mass.isEmpty {
+                let tok = chosen < generated.count ? env.tokenizer.piece(generated[chosen]) : "?"
+                print("attention on the needle at answer token \(chosen) (\(tok.debugDescription)): " + mass.joined(separator: ", "))
+            }
+            print("wrote \(output)")
+        }
+    }
+
+    // MARK: helpers
+
+    static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunData {
+        let f: H5File
+        do { f = try RunFile.open(path) } catch {
+            throw CLIError("\(path): \((error as? LocalizedError)?.errorDescription ?? "\(error)")")
+        }
+        defer { try? f.close() }
+        guard let d = RetrievalRunData.read(f) else {
+            throw CLIError("\(path) has no /retrieval_heads results", hint: "run `headlight retrieval-heads -o \(path)` first")
+        }
+        guard d.layers == layers, d.heads == heads else {
+            throw CLIError("\(path) is for a model with \(d.layers) x \(d.heads) heads, this one has \(layers) x \(heads)",
+                           hint: "pass the model the run file was made with (-m)")
+        }
+        return d
+    }
+
+    static func shellQuote(_ s: String) -> String {
+        if !s.isEmpty, s.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_./=:,+@%".unicodeScalars.contains($0) }) {
+            return s
+        }
+        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    static func displayPath(_ url: URL) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        let p = url.standardizedFileURL.path
+        return p.hasPrefix(cwd + "/") ? String(p.dropFirst(cwd.count + 1)) : p
+    }
+}

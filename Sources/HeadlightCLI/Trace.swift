@@ -1,0 +1,445 @@
+import ArgumentParser
+import Foundation
+import GGUF
+import Inference
+import TraceStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `headlight trace`: one instrumented run of a prompt (and optionally a few generated tokens),
+/// with the requested hook points streamed into an HDF5 run file (docs/run-file.md). A thin layer
+/// over `InferenceSession.trace` and `CaptureWriter`.
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a prompt with hooks: capture activations and attention into an HDF5 run file.",
+        discussion: """
+            Hooks use TransformerLens names: hook_embed, blocks.L.hook_resid_pre, blocks.L.attn.hook_q|k|v, \
+            blocks.L.attn.hook_rot_q|rot_k, blocks.L.attn.hook_attn_scores, blocks.L.attn.hook_pattern, \
+            blocks.L.attn.hook_z, blocks.L.attn.hook_result, blocks.L.hook_attn_out, blocks.L.hook_mlp_out, \
+            blocks.L.hook_resid_post, ln_final.hook_normalized, logits. Short forms (attn.hook_pattern, \
+            pattern, resid_pre) mean every layer; globs (blocks.*.attn.hook_pattern) and negative layers \
+            (blocks.-1.hook_resid_post) work.
+
+            Selections: --layers and --heads take indices and half-open ranges (0,3,8:12,-1); heads are \
+            query heads (hook_k/v keep the KV heads those read). --queries takes all, prompt, decode, \
+            last:N (the last N prompt tokens), positions and ranges (absolute; decode steps continue \
+            the prompt's numbering). Attention hooks store whole rows unless --top-k K or --spans is given.
+
+            Ablations: --ablate 3.4,5.*:uniform,*.2:scale=0.5 (methods zero, mean, uniform, bos, scale=F; \
+            default --ablate-method). Mean ablation uses the running mean of the head's own output over \
+            the sequence, or the mean over --mean-prompt-file when given.
+
+            Patching: --patch 3.4,blocks.5.hook_resid_pre copies those activations from a run of \
+            --patch-source TEXT (head outputs by L.H, or resid_pre/resid_post/attn_out/mlp_out hooks).
+
+            The file is written to OUTPUT.tmp-PID and renamed to OUTPUT when complete; a killed run \
+            leaves only the temporary file (root attribute complete = 0).
+            """)
+
+    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    var model: String?
+
+    @Option(help: "The prompt text.")
+    var prompt: String?
+
+    @Option(name: .customLong("prompt-file"), help: "Read the prompt from a file (\"-\": standard input).")
+    var promptFile: String?
+
+    @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
+    var chat = false
+
+    @Option(help: "System message for --chat.")
+    var system: String?
+
+    @Option(help: "Hooks to capture, comma-separated (names, short forms, globs).")
+    var hooks: String?
+
+    @Option(help: "Layers (default: all), e.g. 0,5,10:20,-1.")
+    var layers: String?
+
+    @Option(help: "Query heads (default: all), e.g. 0,3:6.")
+    var heads: String?
+
+    @Option(help: "Query positions (default: all), e.g. last:64, 100:200, decode.")
+    var queries: String = "all"
+
+    @Option(name: .customLong("top-k"), help: "Attention hooks: keep the K largest keys per row (values + int32 indices).")
+    var topK: Int?
+
+    @Option(parsing: .singleValue, help: "Attention mass on spans: label=start:end (tokens, half-open) or label=text; repeatable or comma-separated.")
+    var spans: [String] = []
+
+    @Option(help: "Head ablations L.H[:method], comma-separated; L or H may be *.")
+    var ablate: String?
+
+    @Option(name: .customLong("ablate-method"), help: "Method for --ablate items without one: zero, mean, uniform, bos, scale=F.")
+    var ablateMethod: String = "zero"
+
+    @Option(name: .customLong("ablate-phase"), help: "When ablations apply: prefill, decode or both.")
+    var ablatePhase: String = "both"
+
+    @Option(name: .customLong("mean-prompt-file"), help: "Reference text for mean ablation (default: running mean over the traced sequence).")
+    var meanPromptFile: String?
+
+    @Option(help: "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated.")
+    var patch: String?
+
+    @Option(name: .customLong("patch-source"), help: "Prompt of the run that --patch copies from (tokenized like --prompt).")
+    var patchSource: String?
+
+    @Option(help: "Generate N tokens after the prompt (greedy), capturing their decode steps too.")
+    var generate: Int = 0
+
+    @Flag(name: .customLong("ignore-eos"), help: "Keep generating after end-of-generation tokens.")
+    var ignoreEOS = false
+
+    @Flag(help: "Store float captures as float16.")
+    var float16 = false
+
+    @Option(help: "gzip level 0-9 for capture datasets (with byte shuffle).")
+    var gzip: Int?
+
+    @Flag(name: .customLong("no-shuffle"), help: "With --gzip, skip the shuffle filter.")
+    var noShuffle = false
+
+    @Option(name: .customLong("max-chunk"), help: "Prefill chunk size in tokens.")
+    var maxChunk: Int = InferenceSession.defaultMaxChunk
+
+    @Flag(help: "No progress line on stderr.")
+    var quiet = false
+
+    @Option(name: [.customShort("o"), .long], help: "Output run file (.h5).")
+    var output: String
+
+    func validate() throws {
+        guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give exactly one of --prompt TEXT or --prompt-file FILE") }
+        guard hooks != nil || ablate != nil || patch != nil else {
+            throw ValidationError("nothing to do: give --hooks (and/or --ablate, --patch)")
+        }
+        if let k = topK, k < 1 { throw ValidationError("--top-k must be at least 1 (got \(k))") }
+        if topK != nil && !spans.isEmpty { throw ValidationError("--top-k and --spans are exclusive (one form per hook)") }
+        guard generate >= 0 else { throw ValidationError("--generate must be >= 0 (got \(generate))") }
+        if let g = gzip, !(0...9).contains(g) { throw ValidationError("--gzip must be in 0...9 (got \(g))") }
+        guard InterventionPhase(rawValue: ablatePhase) != nil else {
+            throw ValidationError("--ablate-phase must be prefill, decode or both (got \(ablatePhase))")
+        }
+        if (patch == nil) != (patchSource == nil) { throw ValidationError("--patch and --patch-source go together") }
+        guard maxChunk >= 1 else { throw ValidationError("--max-chunk must be at least 1") }
+        if system != nil && !chat { throw ValidationError("--system needs --chat") }
+    }
+
+    func run() throws {
+        let url = try ModelLocator.resolve(model)
+        let gguf = try GGUFFile(url: url)
+        let tokenizer = try Tokenizer(gguf: gguf)
+        let loaded = try Model(gguf: gguf)
+        let c = loaded.config
+
+        let text: String
+        if let prompt { text = prompt } else if promptFile == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            text = try readText(promptFile!, option: "--prompt-file")
+        }
+        let ids = try encode(text, gguf: gguf, tokenizer: tokenizer)
+        guard !ids.isEmpty else { throw CLIError("the prompt is empty after tokenization", hint: "pass some text") }
+        let total = ids.count + generate
+        guard total <= c.contextLength else {
+            throw CLIError("\(ids.count) prompt tokens + \(generate) generated exceed the model's context of \(c.contextLength)")
+        }
+
+        // Ask: the captures.
+        let requests = try captureRequests(config: c, promptTokens: ids, tokenizer: tokenizer)
+        let plan: TracePlan?
+        do {
+            plan = requests.isEmpty ? nil : try TracePlan(config: c, requests: requests, promptLength: ids.count, decodeSteps: generate)
+        } catch let e as HookError {
+            throw CLIError(e.errorDescription ?? "\(e)", hint: "see `headlight trace --help` for the selection syntax")
+        }
+
+        // Interventions.
+        let session = InferenceSession(model: loaded, maxContext: total, maxChunk: maxChunk)
+        let phase = InterventionPhase(rawValue: ablatePhase)!
+        var ivs: [HeadIntervention] = []
+        do {
+            if let ablate {
+                ivs = try HeadIntervention.parse(ablate, config: c, defaultMethod: try AblationMethod(parsing: ablateMethod),
+                                                 phase: phase)
+            }
+        } catch let e as HookError {
+            throw CLIError(e.errorDescription ?? "\(e)", hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
+        }
+        var meanSource = "running mean over the traced sequence"
+        if let meanPromptFile, ivs.contains(where: { $0.method == .mean }) {
+            let ref = try encode(try readText(meanPromptFile, option: "--mean-prompt-file"), gguf: gguf, tokenizer: tokenizer)
+            let layers = Array(Set(ivs.filter { $0.method == .mean }.map(\.layer))).sorted()
+            session.headMeans = try loaded.meanHeadOutputs([ref], layers: layers)
+            meanSource = "mean over \(ref.count) tokens of \((meanPromptFile as NSString).lastPathComponent)"
+        }
+        session.interventions = ivs
+        var patchDescriptions: [String] = []
+        if let patch, let patchSource {
+            let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
+            session.patches = try patches(patch, source: src, model: loaded, phase: phase)
+            patchDescriptions = patch.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens" }
+        }
+
+        // Observe: stream into the run file.
+        let writer = try RunFileWriter(path: output)
+        var done = false
+        defer { if !done { try? writer.abandon() } }
+        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
+        let modelSize = (attrs?[.size] as? NSNumber)?.intValue
+        try RunFileHeader(
+            headlightVersion: Headlight.version, command: "trace", commandLine: CommandLine.arguments,
+            modelFile: url.lastPathComponent, modelSize: modelSize, modelSHA256: try SHA256.hashFile(at: url),
+            modelName: loaded.name, architecture: c.architecture,
+            dimensions: ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
+                         "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
+                         "n_ctx": c.contextLength]).write(to: writer.file)
+        let captureWriter = try CaptureWriter(file: writer.file,
+                                              options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle))
+        let group = captureWriter.group
+        if let hooks { try group.setAttribute("hooks_requested", hooks.split(separator: ",").map(String.init)) }
+        try group.setAttribute("query_selection", queries)
+        if !ivs.isEmpty {
+            try group.setAttribute("interventions", ivs.map(\.description))
+            if ivs.contains(where: { $0.method == .mean }) { try group.setAttribute("mean_source", meanSource) }
+        }
+        if !patchDescriptions.isEmpty { try group.setAttribute("patches", patchDescriptions) }
+
+        let showProgress = !quiet && ids.count >= 1024
+        let started = Date()
+        let tty = isatty(2) != 0
+        if showProgress {
+            session.progress = { done, all in
+                let line = String(format: "trace: prefill %d/%d tokens (%.0f%%), %.1f s", done, all,
+                                  100 * Double(done) / Double(all), Date().timeIntervalSince(started))
+                FileHandle.standardError.write(Data((tty ? "\r" + line + (done == all ? "\n" : "") : line + "\n").utf8))
+            }
+        }
+        let stops: Set<Int32> = ignoreEOS ? [] : tokenizer.endOfGeneration
+        let result: TraceResult
+        if let plan {
+            let sink = RunFileCaptureSink(writer: captureWriter)
+            result = try session.trace(prompt: ids, plan: plan, into: sink, stopTokens: stops)
+        } else {
+            // Interventions only: no captures, but a run file with tokens (and the generated text).
+            let empty = try TracePlan(config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
+                                      promptLength: ids.count, decodeSteps: generate)
+            result = try session.trace(prompt: ids, plan: empty, into: CaptureStore(), stopTokens: stops)
+        }
+
+        // Inputs: tokens (prompt + generated) and their strings.
+        let tokensDS = try writer.file.createDataset(RunFile.tokens, data: result.tokens)
+        try tokensDS.setAttribute(RunFile.Attr.prompt, text)
+        try tokensDS.setAttribute("prompt_length", result.promptLength)
+        try tokensDS.setAttribute("generated", result.generated)
+        try tokensDS.setAttribute("chat", chat)
+        try writer.file.createDataset(RunFile.tokenStrings, strings: result.tokens.map {
+            String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(of: "\0", with: "")
+        })
+        if result.generated > 0 {
+            try tokensDS.setAttribute("generated_text", tokenizer.decode(Array(result.tokens[result.promptLength...]), skipSpecial: true))
+        }
+        try writer.finalize()
+        done = true
+        if !quiet {
+            let mb = Double(captureWriter.bytesWritten) / 1e6
+            let line = String(format: "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f s, decode %.2f s; wrote %@\n",
+                              result.tokens.count, result.promptLength, result.generated, plan?.captures.count ?? 0, mb,
+                              result.prefillSeconds, result.decodeSeconds, output)
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    private func readText(_ path: String, option: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("\(option): cannot read \(path)", hint: "check the path")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func encode(_ text: String, gguf: GGUFFile, tokenizer: Tokenizer) throws -> [Int32] {
+        guard chat else { return tokenizer.encode(text, addSpecial: true, parseSpecial: false) }
+        let template = try ChatTemplate(gguf: gguf)
+        var messages: [ChatMessage] = []
+        if let system { messages.append(.system(system)) }
+        messages.append(.user(text))
+        return tokenizer.encodeChat(try template.apply(messages: messages, addGenerationPrompt: true), template: template)
+    }
+
+    private func captureRequests(config c: ModelConfig, promptTokens ids: [Int32], tokenizer: Tokenizer) throws -> [CaptureRequest] {
+        guard let hooks else { return [] }
+        do {
+            let layerSel = try layers.map { try IndexSelection(parsing: $0, what: "layer") }
+            let headSel = try heads.map { try IndexSelection(parsing: $0, what: "head") }
+            let querySel = try QuerySelection(parsing: queries)
+            var form = AttentionForm.rows
+            if let topK { form = .topK(topK) }
+            if !spans.isEmpty {
+                let pieces = ids.map { tokenizer.pieceBytes($0, special: true) }
+                var resolved: [TokenSpan] = []
+                for spec in Self.splitSpans(spans) {
+                    if let s = try TokenSpan.parseRange(spec, length: ids.count + generate) {
+                        resolved.append(s)
+                    } else {
+                        let eq = spec.firstIndex(of: "=")!
+                        resolved.append(try TokenSpan.find(String(spec[spec.index(after: eq)...]),
+                                                           label: String(spec[..<eq]).trimmingCharacters(in: .whitespaces), in: pieces))
+                    }
+                }
+                form = .spanMass(resolved)
+            }
+            return [CaptureRequest(hooks: hooks.split(separator: ",").map(String.init), layers: layerSel, heads: headSel,
+                                   queries: querySel, form: form)]
+        } catch let e as HookError {
+            throw CLIError(e.errorDescription ?? "\(e)", hint: "see `headlight trace --help` for the selection syntax")
+        }
+    }
+
+    /// Splits comma-separated span lists; a piece without "=" continues the previous text span.
+    static func splitSpans(_ values: [String]) -> [String] {
+        var out: [String] = []
+        for v in values {
+            var cur: [String] = []
+            for piece in v.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+                if piece.contains("=") || cur.isEmpty { cur.append(piece) } else { cur[cur.count - 1] += "," + piece }
+            }
+            out += cur
+        }
+        return out
+    }
+
+    /// Runs the patch source once, capturing what --patch names, and turns the captures into patches.
+    private func patches(_ spec: String, source: [Int32], model: Model, phase: InterventionPhase) throws -> [ActivationPatch] {
+        let c = model.config
+        var headItems: [(Int, Int)] = [], hookItems: [String] = []
+        for raw in spec.split(separator: ",") {
+            let item = raw.trimmingCharacters(in: .whitespaces)
+            let parts = item.split(separator: ".")
+            if parts.count == 2, let l = Int(parts[0]), let h = Int(parts[1]) {
+                let layer = l < 0 ? l + c.nLayers : l, head = h < 0 ? h + c.nHeads : h
+                guard (0..<c.nLayers).contains(layer) else { throw CLIError(HookError.layerOutOfRange(l, nLayers: c.nLayers).errorDescription!) }
+                guard (0..<c.nHeads).contains(head) else { throw CLIError(HookError.headOutOfRange(h, nHeads: c.nHeads).errorDescription!) }
+                headItems.append((layer, head))
+            } else {
+                hookItems.append(item)
+            }
+        }
+        var requests: [CaptureRequest] = []
+        let zLayers = Array(Set(headItems.map(\.0))).sorted()
+        if !zLayers.isEmpty { requests.append(CaptureRequest(hooks: ["attn.hook_z"], layers: IndexSelection(zLayers))) }
+        do {
+            for h in hookItems {
+                let points = try HookPoint.resolve(h, nLayers: c.nLayers)
+                guard points.allSatisfy({ [.residPre, .residPost, .attnOut, .mlpOut].contains($0.kind) }) else {
+                    throw CLIError("--patch \(h): only L.H head outputs and resid_pre/resid_post/attn_out/mlp_out hooks can be patched")
+                }
+                requests.append(CaptureRequest(hooks: points.map(\.name)))
+            }
+        } catch let e as HookError {
+            throw CLIError(e.errorDescription ?? "\(e)")
+        }
+        let session = InferenceSession(model: model, maxContext: source.count)
+        let (store, _) = try session.trace(prompt: source, requests: requests)
+        var out: [ActivationPatch] = []
+        for (l, h) in headItems {
+            out.append(try ActivationPatch(from: store["blocks.\(l).attn.hook_z"]!, head: h, phase: phase))
+        }
+        for t in store.tensors where t.layout.point.kind != .z {
+            out.append(try ActivationPatch(from: t, phase: phase))
+        }
+        return out
+    }
+}
+
+/// Streams `HookSet` blocks into a run file through `CaptureWriter`: one dataset per capture under
+/// `/captures`, named by its hook, with the attributes of docs/run-file.md.
+final class RunFileCaptureSink: CaptureSink {
+    let writer: CaptureWriter
+    private var handles: [Int] = []
+    private var indexHandles: [Int: Int] = [:]
+    private var layouts: [CaptureLayout] = []
+
+    init(writer: CaptureWriter) { self.writer = writer }
+
+    func prepare(_ plan: TracePlan) throws {
+        layouts = plan.captures
+        for l in plan.captures {
+            var attrs: [(String, H5AttributeValue)] = [("hook", .string(l.name)), ("form", .string(l.form.rawValue)),
+                                                       ("axes", .strings(l.axes)), ("dtype_source", .string("float32"))]
+            if let layer = l.point.layer { attrs.append(("layer", .int(Int64(layer)))) }
+            if let h = l.heads { attrs.append(("heads", .ints(h.map(Int64.init)))) }
+            if l.point.kind.usesKVHeads, let qh = l.queryHeads { attrs.append(("query_heads", .ints(qh.map(Int64.init)))) }
+            if l.form != .full {
+                if l.queries.count <= 4096 {
+                    attrs.append(("queries", .ints(l.queries.map(Int64.init))))
+                } else {
+                    attrs.append(("queries_dataset", .string(l.name + ".queries")))
+                }
+            }
+            if l.point.kind.isAttention { attrs.append(("key_length", .int(Int64(l.sequenceLength)))) }
+            if let k = l.k { attrs.append(("k", .int(Int64(k)))) }
+            if let spans = l.spans {
+                attrs.append(("span_labels", .strings(spans.map(\.label))))
+                attrs.append(("span_starts", .ints(spans.map { Int64($0.start) })))
+                attrs.append(("span_ends", .ints(spans.map { Int64($0.end) })))
+            }
+            handles.append(try writer.createDataset(l.name, shape: l.shape, chunks: Self.chunks(l), attributes: attrs))
+            if let iname = l.indicesName {
+                indexHandles[handles.count - 1] = try writer.createDataset(
+                    iname, floats: false, type: .int32, shape: l.shape, chunks: Self.chunks(l),
+                    attributes: [("hook", .string(l.name)), ("axes", .strings(l.axes)), ("form", .string("topk_indices"))])
+            }
+            if l.form != .full && l.queries.count > 4096 {
+                try writer.group.createDataset(l.name + ".queries", data: l.queries.map(Int64.init))
+            }
+        }
+    }
+
+    /// Chunk shapes: attention rows in [1, 64, 1024] tiles (1-row tiles when decode steps are
+    /// captured, since each step writes one row); position-major hooks in blocks of 64 positions.
+    static func chunks(_ l: CaptureLayout) -> [Int] {
+        let nq = max(l.queries.count, 1)
+        switch l.point.kind {
+        case .pattern, .attnScores:
+            if l.form == .full || l.form == .rows {
+                return [1, l.includesDecode ? 1 : min(HookSet.rowBlock, nq), min(l.sequenceLength, HookSet.keyBlock)]
+            }
+            return [1, min(nq, 1024), l.shape[2]]
+        case .logits:
+            return [1, l.shape[1]]
+        case .result:
+            return [min(nq, 8), l.shape[1], l.shape[2]]
+        default:
+            return [min(nq, 64)] + Array(l.shape.dropFirst())
+        }
+    }
+
+    func write(_ capture: Int, _ block: CaptureBlock) throws {
+        try writer.write(handles[capture], start: block.start, count: block.count, rows: block.rows, width: block.width,
+                         valid: block.valid, row: block.row)
+    }
+
+    func writeIndices(_ capture: Int, start: [Int], count: [Int], _ values: UnsafeBufferPointer<Int32>) throws {
+        try writer.write(indexHandles[capture]!, start: start, count: count, values: values)
+    }
+
+    /// Generation stopped early: shrink the query/pos axis to the positions that ran and the key axis to them.
+    func finish(positions n: Int) throws {
+        for (i, l) in layouts.enumerated() where n < l.sequenceLength {
+            let kept = l.queries.filter { $0 < n }.count
+            var shape = l.shape
+            let posAxis = l.point.kind.isAttention ? 1 : 0
+            shape[posAxis] = kept
+            if l.point.kind.isAttention && (l.form == .full || l.form == .rows) { shape[2] = n }
+            try writer.resize(handles[i], to: shape)
+            if let ih = indexHandles[i] { try writer.resize(ih, to: shape) }
+            let ds = writer.datasets[handles[i]]
+            if l.form != .full && kept <= 4096 { try ds.setAttribute("queries", l.queries.prefix(kept).map(Int64.init)) }
+            if l.point.kind.isAttention { try ds.setAttribute("key_length", n) }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import CNative
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Optional wall-clock accounting of the forward pass's kernels (`headlight bench --profile`).
+/// Off by default; when on, every `Kernels` call adds its duration (and, for matrix products,
+/// its floating-point operations) to a category. Not thread-safe: profile one session at a time.
+public enum KernelProfile {
+    public enum Category: Int, CaseIterable, Sendable {
+        /// Float32 linear layers through OpenBLAS (sgemm, or sgemv for one row).
+        case sgemm
+        /// Linear layers through the quantized matrix-vector kernel (decoding, short prompts).
+        case quantizedLinear
+        /// Causal attention (QKᵀ, softmax, PV), whatever the path.
+        case attention
+        case norm
+        case rope
+        /// SwiGLU, residual adds, biases.
+        case elementwise
+
+        public var name: String {
+            switch self {
+            case .sgemm: return "sgemm"
+            case .quantizedLinear: return "quantized_linear"
+            case .attention: return "attention"
+            case .norm: return "rmsnorm"
+            case .rope: return "rope"
+            case .elementwise: return "elementwise"
+            }
+        }
+    }
+
+    public struct Entry: Sendable {
+        public var category: Category
+        public var seconds: Double
+        public var calls: Int
+        /// Floating-point operations counted for the category (matrix products and attention).
+        public var flops: Double
+    }
+
+    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) private static let nanos = UnsafeMutablePointer<UInt64>.allocate(capacity: 8)
+    nonisolated(unsafe) private static let counts = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+    nonisolated(unsafe) private static let flopCounts = UnsafeMutablePointer<Double>.allocate(capacity: 8)
+    nonisolated(unsafe) private static var initialized = false
+
+    public static func reset() {
+        nanos.initialize(repeating: 0, count: 8)
+        counts.initialize(repeating: 0, count: 8)
+        flopCounts.initialize(repeating: 0, count: 8)
+        initialized = true
+    }
+
+    public static func snapshot() -> [Entry] {
+        if !initialized { reset() }
+        return Category.allCases.map {
+            Entry(category: $0, seconds: Double(nanos[$0.rawValue]) * 1e-9, calls: counts[$0.rawValue],
+                  flops: flopCounts[$0.rawValue])
+        }
+    }
+
+    @inline(__always)
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// A start timestamp, or 0 when profiling is off.
+    @inline(__always)
+    static func start() -> UInt64 { enabled ? now() : 0 }
+
+    @inline(__always)
+    static func stop(_ c: Category, _ t0: UInt64, flops: Double = 0) {
+        guard t0 != 0 else { return }
+        if !initialized { reset() }
+        nanos[c.rawValue] &+= now() &- t0
+        counts[c.rawValue] += 1
+        flopCounts[c.rawValue] += flops
+    }
+}
+
+/// The native kernels' configuration (Sources/CNative/hl_kernels.c).
+public enum KernelConfig {
+    /// "avx512", "avx2" or "scalar": the instruction set the kernels run with.
+    public static var level: String { String(cString: hl_kernels_level_name(hl_kernels_level())) }
+    /// Threads of the kernel pool (the caller included).
+    public static var threads: Int {
+        get { Int(hl_kernels_threads()) }
+        set { hl_kernels_set_threads(Int32(newValue)) }
+    }
+}
+
+extension KernelConfig {
+    /// See `Kernels.quantizedMaxRows` (0 disables the quantized kernels).
+    public static var quantizedMaxRows: Int {
+        get { Kernels.quantizedMaxRows }
+        set { Kernels.quantizedMaxRows = newValue }
+    }
+    /// See `Kernels.blockedAttention`.
+    public static var blockedAttention: Bool {
+        get { Kernels.blockedAttention }
+        set { Kernels.blockedAttention = newValue }
+    }
+}

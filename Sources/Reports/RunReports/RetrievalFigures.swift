@@ -1,0 +1,224 @@
+import Analysis
+import Foundation
+import TraceStore
+
+/// What reports use from a `/retrieval_heads` group (layout: RetrievalRunFile, docs/run-file.md).
+public struct RetrievalRunData: Sendable {
+    public struct Trial: Sendable {
+        public var trialIndex: Int
+        public var needleID: String
+        public var length: Int
+        public var depth: Double
+        public var rouge: Double
+        public var success: Bool
+        public var counted: Bool
+        public var spanStart: Int
+        public var spanEnd: Int
+        public var promptTokens: Int
+        public var response: String
+    }
+
+    public var layers: Int
+    public var heads: Int
+    /// Row-major [layers, heads]; from `scores`, or averaged from the per-trial records of an
+    /// unfinished run (`fromTrials` true).
+    public var scores: [Double]
+    public var fromTrials: Bool
+    public var threshold: Double
+    public var suiteName: String?
+    public var countedTrials: Int?
+    public var trials: [Trial]
+    /// Per trial (same order as `trials`), the trial score of every head, if stored.
+    public var trialHeadScores: [[Double]]?
+
+    public func score(_ h: HeadIndex) -> Double {
+        let k = h.layer * heads + h.head
+        return k >= 0 && k < scores.count ? scores[k] : .nan
+    }
+
+    /// Heads by score, highest first (ties by layer, head).
+    public var ranked: [(head: HeadIndex, score: Double)] {
+        var out: [(head: HeadIndex, score: Double)] = []
+        for l in 0..<layers { for h in 0..<heads where l * heads + h < scores.count {
+            out.append((HeadIndex(layer: l, head: h), scores[l * heads + h]))
+        } }
+        out.sort { ($0.score.isNaN ? -1 : $0.score) > ($1.score.isNaN ? -1 : $1.score) || ($0.score == $1.score && $0.head < $1.head) }
+        return out
+    }
+
+    /// Reads the group; nil if the file has none or it is unusable.
+    public static func read(_ f: H5File) -> RetrievalRunData? {
+        guard let g = RR.group(f, "retrieval_heads") else { return nil }
+        let layers = RR.int(g, "n_layers") ?? RR.int(f, "n_layers") ?? RR.shape(g, "scores")?.first ?? 0
+        let heads = RR.int(g, "n_heads") ?? RR.int(f, "n_heads") ?? RR.shape(g, "scores")?.last ?? 0
+        guard layers > 0, heads > 0 else { return nil }
+        var trials: [Trial] = []
+        var perTrial: [[Double]]?
+        if let t = RR.group(g, "trials"), let idx = RR.ints(t, "trial_index"), !idx.isEmpty {
+            let n = idx.count
+            func col<T>(_ v: [T]?, _ d: T) -> [T] { (v?.count ?? 0) >= n ? v! : [T](repeating: d, count: n) }
+            let needle = col(RR.strings(t, "needle_id"), ""), len = col(RR.ints(t, "length"), 0)
+            let depth = col(RR.doubles(t, "depth"), .nan), rouge = col(RR.doubles(t, "rouge1_recall"), .nan)
+            let succ = col(RR.ints(t, "success"), 0), cnt = col(RR.ints(t, "counted"), 0)
+            let ss = col(RR.ints(t, "span_start"), -1), se = col(RR.ints(t, "span_end"), -1)
+            let pt = col(RR.ints(t, "prompt_tokens"), 0), resp = col(RR.strings(t, "response"), "")
+            for i in 0..<n {
+                trials.append(Trial(trialIndex: idx[i], needleID: needle[i], length: len[i], depth: depth[i], rouge: rouge[i],
+                                    success: succ[i] != 0, counted: cnt[i] != 0, spanStart: ss[i], spanEnd: se[i],
+                                    promptTokens: pt[i], response: resp[i]))
+            }
+            if let hs = RR.doubles(t, "head_scores"), hs.count == n * layers * heads {
+                perTrial = (0..<n).map { Array(hs[($0 * layers * heads)..<(($0 + 1) * layers * heads)]) }
+            }
+        }
+        var scores = RR.doubles(g, "scores") ?? []
+        var fromTrials = false
+        if scores.count != layers * heads {
+            guard let perTrial else { return trials.isEmpty ? nil : RetrievalRunData(
+                layers: layers, heads: heads, scores: [Double](repeating: .nan, count: layers * heads), fromTrials: true,
+                threshold: RR.double(g, "threshold") ?? 0.1, suiteName: RR.string(g, "suite_name"), countedTrials: 0,
+                trials: trials, trialHeadScores: nil) }
+            var sum = [Double](repeating: 0, count: layers * heads)
+            var k = 0
+            for (i, tr) in trials.enumerated() where tr.counted {
+                for j in 0..<sum.count { sum[j] += perTrial[i][j] }
+                k += 1
+            }
+            scores = k > 0 ? sum.map { $0 / Double(k) } : [Double](repeating: .nan, count: layers * heads)
+            fromTrials = true
+        }
+        let order = trials.indices.sorted { trials[$0].trialIndex < trials[$1].trialIndex }
+        return RetrievalRunData(layers: layers, heads: heads, scores: scores, fromTrials: fromTrials,
+                                threshold: RR.double(g, "threshold") ?? RetrievalCopyRule.defaultHeadThreshold,
+                                suiteName: RR.string(g, "suite_name"),
+                                countedTrials: RR.int(g, "counted_trials") ?? trials.filter(\.counted).count,
+                                trials: order.map { trials[$0] }, trialHeadScores: perTrial.map { p in order.map { p[$0] } })
+    }
+}
+
+/// Needle-plot cells from trial records: mean ROUGE-1 recall ×100 per (depth, length).
+struct NeedleCells {
+    var lengths: [Int]
+    var depths: [Double]
+    /// [depth][length]
+    var scores: [[Double]]
+    var needles: [String]
+    var trials: Int
+
+    init(_ records: [(length: Int, depth: Double, rouge: Double, needle: String)]) {
+        lengths = Array(Set(records.map(\.length))).sorted()
+        depths = Array(Set(records.map(\.depth).filter(\.isFinite))).sorted()
+        needles = Array(Set(records.map(\.needle))).sorted()
+        trials = records.count
+        var sum = [[Double]](repeating: [Double](repeating: 0, count: lengths.count), count: depths.count)
+        var n = sum
+        for r in records where r.rouge.isFinite {
+            guard let c = lengths.firstIndex(of: r.length), let d = depths.firstIndex(of: r.depth) else { continue }
+            sum[d][c] += r.rouge
+            n[d][c] += 1
+        }
+        var grid: [[Double]] = []
+        for d in 0..<depths.count {
+            var row: [Double] = []
+            for c in 0..<lengths.count {
+                let k: Double = n[d][c]
+                row.append(k > 0 ? sum[d][c] / k : Double.nan)
+            }
+            grid.append(row)
+        }
+        scores = grid
+    }
+
+    var isEmpty: Bool { lengths.isEmpty || depths.isEmpty }
+
+    func grid(title: String, subtitle: String? = nil, id: String? = nil) -> NeedleGrid {
+        var g = NeedleGrid(title: title, contextLengths: lengths, depths: depths, scores: scores, subtitle: subtitle)
+        g.id = id
+        return g
+    }
+
+    /// A needle grid's SVG with cells enlarged for small grids, so the axis titles and the
+    /// title fit (a 2 × 3 grid is otherwise shorter than its rotated row title).
+    static func svg(_ g: NeedleGrid) -> String {
+        var h = g.heatmap()
+        let rows = Double(max(g.depths.count, 1)), cols = Double(max(g.contextLengths.count, 1))
+        h.cellSize = (max(44, (300 / cols).rounded(.up)), max(26, (200 / rows).rounded(.up)))
+        return h.svg()
+    }
+}
+
+/// Figures of a retrieval-head detection run.
+enum RetrievalFigures {
+    static func blocks(_ d: RetrievalRunData, source: String) -> [ReportDocument.Block] {
+        var out: [ReportDocument.Block] = []
+        let counted = d.countedTrials ?? 0
+        let nHeads = d.layers * d.heads
+        let above = d.ranked.filter { $0.score > d.threshold }
+        out.append(.paragraph(
+            "Detection sweep \(d.suiteName.map { "'\($0)' " } ?? "")in \(source): \(d.trials.count) trials, "
+            + "\(d.trials.filter(\.success).count) answered correctly, \(counted) counted in the head scores. "
+            + "\(above.count) of \(nHeads) heads score above \(Num.value(d.threshold))."))
+        if d.fromTrials {
+            out.append(.note("This run did not finish: the scores are averaged from the \(d.trials.count) trial records stored so far."))
+        }
+        if counted == 0 && !d.trials.isEmpty {
+            out.append(.note("No trial counted (none answered correctly with the needle located), so every head scores 0. "
+                             + "Longer contexts or an easier needle may help; a small model often fails long prompts."))
+        }
+
+        // Heat map.
+        let rows = (0..<d.layers).map { l in (0..<d.heads).map { h in d.scores[l * d.heads + h] } }
+        let hi = max(d.scores.filter(\.isFinite).max() ?? 0, d.threshold * 2, 0.2)
+        var hm = Heatmap(title: "Retrieval score per head", values: rows,
+                         rowLabels: (0..<d.layers).map(String.init), colLabels: (0..<d.heads).map(String.init),
+                         rowTitle: "Layer", colTitle: "Head (query head)", valueTitle: "Retrieval score",
+                         unit: "fraction of needle tokens copied", domain: 0...min(1, (hi * 10).rounded(.up) / 10))
+        hm.subtitle = "Mean over \(counted) counted trials; outlined: score > \(Num.value(d.threshold))"
+        hm.mark(label: "retrieval head (score > \(Num.value(d.threshold)))") { $0 > d.threshold }
+        hm.format = { Num.fixed($0, 3) }
+        hm.id = "retrieval-heatmap"
+        out.append(.figure(.init(name: "retrieval-heatmap", svg: hm.svg(), caption:
+            "Retrieval score of every attention head (rows: layers, bottom = later; columns: query heads). A head's score is "
+            + "the fraction of the needle's tokens it copied by attending to them while the model wrote the answer (Wu et al. 2024), "
+            + "averaged over the trials answered correctly. Outlined cells are retrieval heads (score > \(Num.value(d.threshold))).")))
+
+        // Top heads table.
+        let top = Array(d.ranked.prefix(max(10, min(above.count, 30))))
+        var tableRows: [[String]] = []
+        for (i, x) in top.enumerated() {
+            var active = ""
+            if let per = d.trialHeadScores {
+                let k = x.head.layer * d.heads + x.head.head
+                let countedIdx = d.trials.indices.filter { d.trials[$0].counted }
+                if !countedIdx.isEmpty {
+                    let n = countedIdx.filter { per[$0][k] > 0 }.count
+                    active = "\(n)/\(countedIdx.count)"
+                }
+            }
+            tableRows.append([String(i + 1), x.head.description, String(x.head.layer), String(x.head.head),
+                              Num.fixed(x.score, 4), x.score > d.threshold ? "yes" : "", active])
+        }
+        out.append(.table(.init(headers: ["rank", "head", "layer", "head index", "score", "> threshold", "copied in trials"],
+                                rows: tableRows, caption: "Top heads by retrieval score", alignNumbers: true)))
+
+        // Needle plot of the plain model.
+        let cells = NeedleCells(d.trials.map { ($0.length, $0.depth, $0.rouge, $0.needleID) })
+        if !cells.isEmpty {
+            let g = cells.grid(title: "Needle retrieval, plain model",
+                               subtitle: "ROUGE-1 recall ×100, mean over \(cells.needles.count) needle\(cells.needles.count == 1 ? "" : "s"), \(cells.trials) trials",
+                               id: "needle-plain")
+            out.append(.figure(.init(name: "needle-plain", svg: NeedleCells.svg(g), caption:
+                "The classic needle-in-a-haystack plot: each cell is one context length (columns) and needle position "
+                + "(rows, 0% = start of the context). Green means the model repeated the hidden fact, red that it did not.")))
+        }
+        // Responses of failed trials, for a look at what went wrong.
+        let failed = d.trials.filter { !$0.success }.prefix(8)
+        if !failed.isEmpty {
+            out.append(.table(.init(headers: ["trial", "needle", "length", "depth %", "ROUGE-1 ×100", "response"],
+                                    rows: failed.map { [String($0.trialIndex), $0.needleID, String($0.length), Num.value($0.depth),
+                                                        Num.fixed($0.rouge, 1), String($0.response.prefix(160))] },
+                                    caption: "Trials answered wrongly (first \(failed.count))", alignNumbers: true)))
+        }
+        return out
+    }
+}

@@ -1,0 +1,239 @@
+// Reports built from run files (`headlight report RUN.h5... -o reports/NAME/`) and the figure
+// provider the notebook runner uses for the run files its cells produce.
+//
+// Each analysis group has a reader (tolerant: nil when the group or a needed dataset is
+// missing) and a figure builder returning report blocks:
+//   /retrieval_heads   RetrievalFigures   heat map (layers × heads, > threshold outlined), top-heads
+//                                         table, needle plot of the plain model, failed trials
+//   /ablation          AblationFigures    needle plots per condition side by side, score bars with
+//                                         95% CIs (top-K vs random controls), perplexity change
+//   /ablation/causal   HeadGraphFigures   causal graph among the top heads (single-head ablations)
+//   /composition       HeadGraphFigures   weight-based Q/K/V composition graph (Graphviz)
+//   /needle_attention  AttentionFigures   attention of the top heads around the needle
+//   /citation          CitationFigures    agreement / correlation bars, per-head heat map and
+//                                         ranking, wrong-citation cases
+//   /membership        MembershipFigures  ROC curves with AUC + CI, AUC bars, feature histograms
+// A figure is drawn only when its data is present; a file with none of these groups gives a
+// summary of its root attributes.
+import Analysis
+import Foundation
+import Inference
+import TraceStore
+
+/// Everything a report needs from one run file.
+public struct RunFileContents: Sendable {
+    public var url: URL
+    public var provenance: RunFileProvenance
+    public var retrieval: RetrievalRunData?
+    public var ablation: AblationRunData?
+    public var causal: CausalHeadData?
+    public var composition: (scores: CompositionScores, headScores: [Double]?, note: String?)?
+    public var attention: NeedleAttentionData?
+    public var citation: CitationRunData?
+    public var membership: MembershipRunData?
+    /// Top-level groups and datasets.
+    public var children: [String]
+    public var complete: Bool
+
+    public var hasAnalysis: Bool {
+        retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
+            || citation != nil || membership != nil
+    }
+
+    /// Opens and reads `url`. Throws only when the file is not a readable run file.
+    public static func load(_ url: URL, allowIncomplete: Bool = true) throws -> RunFileContents {
+        let f = try RunFile.open(url.path, allowIncomplete: allowIncomplete)
+        defer { try? f.close() }
+        return RunFileContents(
+            url: url, provenance: RunFileProvenance.read(f, url: url), retrieval: RetrievalRunData.read(f),
+            ablation: AblationRunData.read(f), causal: CausalHeadData.read(f),
+            composition: (try? CompositionRunFile.read(f)) ?? nil, attention: NeedleAttentionData.read(f),
+            citation: CitationRunData.read(f), membership: MembershipRunData.read(f),
+            children: RR.children(f), complete: RR.int(f, RunFile.Attr.complete) == 1)
+    }
+}
+
+public enum RunReport {
+    /// Topic sections in report order: (heading, blocks).
+    public static func sections(_ files: [RunFileContents]) throws -> [(String, [ReportDocument.Block])] {
+        var out: [(String, [ReportDocument.Block])] = []
+        let retrieval = files.first { $0.retrieval != nil }?.retrieval
+        var retrievalScores: [HeadIndex: Double] = [:]
+        if let r = retrieval { for x in r.ranked { retrievalScores[x.head] = x.score } }
+
+        var blocks: [ReportDocument.Block] = []
+        for f in files { if let r = f.retrieval { blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Retrieval heads", blocks)) }
+
+        blocks = []
+        for f in files { if let a = f.attention { blocks += AttentionFigures.blocks(a, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Attention around the needle", blocks)) }
+
+        blocks = []
+        for f in files { if let a = f.ablation { blocks += AblationFigures.blocks(a, plain: retrieval, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Ablation: top-K retrieval heads vs random heads", blocks)) }
+
+        blocks = []
+        for f in files {
+            if let c = f.composition {
+                blocks += try HeadGraphFigures.compositionBlocks(c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
+                                                                 note: c.note, source: f.provenance.fileName)
+            }
+        }
+        for f in files {
+            if let c = f.causal { blocks += try HeadGraphFigures.causalBlocks(c, retrievalScores: retrievalScores, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty { out.append(("Head graphs", blocks)) }
+
+        blocks = []
+        for f in files { if let c = f.citation { blocks += CitationFigures.blocks(c, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Citation and attention", blocks)) }
+
+        blocks = []
+        for f in files { if let m = f.membership { blocks += MembershipFigures.blocks(m, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Membership inference", blocks)) }
+
+        let plain = files.filter { !$0.hasAnalysis }
+        if !plain.isEmpty {
+            blocks = []
+            for f in plain {
+                blocks += (try? RunFileSummaryProvider().blocks(forRunFile: f.url, cell: NotebookCell(number: 0, fenceLine: 0, line: 0, source: "", arguments: []))) ?? []
+            }
+            out.append(("Other run files", blocks))
+        }
+        return out
+    }
+
+    /// The machine this process runs on, with the BLAS kernel.
+    public static func machineSummary() -> String {
+        "\(NotebookRenderInfo.machineDescription()), OpenBLAS kernel \(BLASRuntime.corename)"
+    }
+
+    /// Records the machine and BLAS kernel as root attributes `machine` and `blas_core` of a run
+    /// file being written (writers call this; reports show them per run file).
+    public static func machineAttributes(into file: H5File) throws {
+        try file.setAttribute("machine", NotebookRenderInfo.machineDescription())
+        try file.setAttribute("blas_core", BLASRuntime.corename)
+    }
+
+    /// Reproducibility pairs: Headlight version, model file and sha256, the commands that produced
+    /// the run files, dates, machine (BLAS kernel).
+    public static func reproducibility(_ files: [RunFileContents], headlightVersion: String, reportCommand: String?,
+                                       date: Date = Date(), machine: String = RunReport.machineSummary()) -> [(key: String, value: String)] {
+        var r: [(key: String, value: String)] = [("headlight (report)", headlightVersion)]
+        var models: [String] = []
+        for f in files {
+            let p = f.provenance
+            let m = [p.modelFile ?? p.modelName, p.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            if !m.isEmpty && !models.contains(m) { models.append(m) }
+        }
+        for (i, m) in models.enumerated() { r.append((models.count == 1 ? "model" : "model \(i + 1)", m)) }
+        for f in files {
+            let p = f.provenance
+            r.append(("run file \(p.fileName)", p.commandText ?? "(command not recorded)"))
+            var facts: [String] = []
+            if let v = p.headlightVersion { facts.append("headlight \(v)") }
+            if let c = p.created { facts.append("started \(c)") }
+            if let e = p.finished { facts.append("finished \(e)") }
+            if !f.complete { facts.append("INCOMPLETE") }
+            if let m = p.machine { facts.append("machine \(m)") }
+            if let b = p.blasKernel { facts.append("BLAS \(b)") }
+            if !facts.isEmpty { r.append(("  \(p.fileName)", facts.joined(separator: ", "))) }
+        }
+        if let reportCommand { r.append(("report command", reportCommand)) }
+        r.append(("date", RunFile.timestamp(date)))
+        r.append(("machine", machine))
+        return r
+    }
+
+    /// A complete report document for `files`.
+    public static func document(_ files: [RunFileContents], title: String? = nil, headlightVersion: String,
+                                reportCommand: String? = nil, date: Date = Date(),
+                                machine: String = RunReport.machineSummary()) throws -> ReportDocument {
+        let model = files.compactMap { $0.provenance.modelName ?? $0.provenance.modelFile }.first
+        let topic: String
+        if files.contains(where: { $0.retrieval != nil || $0.ablation != nil }) { topic = "Retrieval heads" }
+        else if files.contains(where: { $0.citation != nil }) { topic = "Citation and attention" }
+        else if files.contains(where: { $0.membership != nil }) { topic = "Membership inference" }
+        else { topic = "Headlight report" }
+        var doc = ReportDocument(title: title ?? (model.map { "\(topic) — \($0)" } ?? topic),
+                                 subtitle: "Built from \(files.count) run file\(files.count == 1 ? "" : "s"): "
+                                    + files.map(\.provenance.fileName).joined(separator: ", "))
+        doc.footer = "Generated by Headlight \(headlightVersion). Every number and figure here comes from the run files listed under Reproducibility."
+        for (heading, blocks) in try sections(files) {
+            var s = ReportDocument.Section(heading)
+            s.blocks = blocks
+            doc.sections.append(s)
+        }
+        if doc.sections.isEmpty {
+            var s = ReportDocument.Section("Contents")
+            s.note("None of the run files holds data a figure can be drawn from.")
+            doc.sections.append(s)
+        }
+        doc.reproducibility = reproducibility(files, headlightVersion: headlightVersion, reportCommand: reportCommand,
+                                              date: date, machine: machine)
+        return doc
+    }
+}
+
+/// The notebook runner's figure provider: the same figures as `headlight report`, for each run
+/// file a cell produced. Keeps the retrieval scores of earlier cells, so later graphs can colour
+/// their nodes by retrieval score.
+public final class RunReportFigureProvider: NotebookFigureProvider {
+    private var retrievalScores: [HeadIndex: Double] = [:]
+    private var plain: RetrievalRunData?
+
+    public init() {}
+
+    public func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block] {
+        let f: RunFileContents
+        do {
+            f = try RunFileContents.load(url)
+        } catch {
+            return [.note("\(url.lastPathComponent): not a readable Headlight run file (\((error as? LocalizedError)?.errorDescription ?? "\(error)")).")]
+        }
+        guard f.hasAnalysis else { return try RunFileSummaryProvider().blocks(forRunFile: url, cell: cell) }
+        var out: [ReportDocument.Block] = []
+        let name = f.provenance.fileName
+        if let r = f.retrieval {
+            plain = r
+            for x in r.ranked { retrievalScores[x.head] = x.score }
+            out.append(.subheading("Retrieval heads (\(name))"))
+            out += RetrievalFigures.blocks(r, source: name)
+        }
+        if let a = f.attention {
+            out.append(.subheading("Attention around the needle (\(name))"))
+            out += AttentionFigures.blocks(a, source: name)
+        }
+        if let a = f.ablation {
+            out.append(.subheading("Ablation (\(name))"))
+            out += AblationFigures.blocks(a, plain: plain, source: name)
+        }
+        if let c = f.composition {
+            out.append(.subheading("Composition graph (\(name))"))
+            out += try HeadGraphFigures.compositionBlocks(c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
+                                                          note: c.note, source: name)
+        }
+        if let c = f.causal {
+            out.append(.subheading("Causal graph (\(name))"))
+            out += try HeadGraphFigures.causalBlocks(c, retrievalScores: retrievalScores, source: name)
+        }
+        if let c = f.citation {
+            out.append(.subheading("Citation and attention (\(name))"))
+            out += CitationFigures.blocks(c, source: name)
+        }
+        if let m = f.membership {
+            out.append(.subheading("Membership inference (\(name))"))
+            out += MembershipFigures.blocks(m, source: name)
+        }
+        var facts: [(key: String, value: String)] = [("run file", name)]
+        if let cmd = f.provenance.commandText { facts.append(("command", cmd)) }
+        let model = [f.provenance.modelFile, f.provenance.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        if !model.isEmpty { facts.append(("model", model)) }
+        if let v = f.provenance.headlightVersion { facts.append(("headlight", v)) }
+        facts.append(("machine", f.provenance.machine.map { m in m + (f.provenance.blasKernel.map { ", OpenBLAS kernel \($0)" } ?? "") }
+                        ?? RunReport.machineSummary()))
+        out.append(.keyValues(title: "Provenance of \(name)", pairs: facts))
+        return out
+    }
+}

@@ -1,0 +1,332 @@
+import CNative
+import Foundation
+import GGUF
+@testable import Inference
+import XCTest
+
+/// The native kernels (Sources/CNative/hl_kernels.c) against plain double-precision references,
+/// at every instruction-set level the CPU supports (AVX-512, AVX2, portable C).
+///
+/// Tolerances:
+/// - Quantized products: the kernels decode each weight to exactly the Float32 value of the
+///   dequantizer, so the only error is Float32 summation order. Checked as
+///   |y - ref| <= 1e-5 * sum_c |W[r,c] x[c]| (normalized componentwise error; an f32 dot product of
+///   length n is bounded by ~n * 2^-24 ≈ 5e-5 at n = 768 in the worst case and is ~1e-7 in
+///   practice), against a Double reference on the dequantized Float32 weights.
+/// - Attention: 1e-5 absolute on z and on observed probability rows (inputs in [-1, 1], so
+///   |z| <= 1), blocked and decode kernels vs. the materializing reference and vs. Double.
+final class KernelTests: XCTestCase {
+    var levels: [Int32] { Array(0...hl_kernels_max_level()) }
+
+    override func tearDown() {
+        _ = hl_kernels_set_level(hl_kernels_max_level())
+        hl_attention_set_tiles(0, 0)
+        super.tearDown()
+    }
+
+    // MARK: - Random quantized blocks
+
+    /// Random blocks of `type` with sane scales (random nibbles / bytes, f16 scales of typical size).
+    static func randomBlocks(_ type: GGMLType, count blocks: Int, rng: inout SeededGenerator) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: blocks * type.bytesPerBlock)
+        for i in 0..<out.count { out[i] = UInt8.random(in: 0...255, using: &rng) }
+        func putHalf(_ v: Float, _ at: Int) {
+            let h = floatToHalf(v)
+            out[at] = UInt8(h & 0xFF); out[at + 1] = UInt8(h >> 8)
+        }
+        for b in 0..<blocks {
+            let o = b * type.bytesPerBlock
+            switch type {
+            case .q4_0, .q8_0:
+                putHalf(Float.random(in: -0.05...0.05, using: &rng), o)
+            case .q4_1:
+                putHalf(Float.random(in: 0.001...0.05, using: &rng), o)
+                putHalf(Float.random(in: -0.4...0, using: &rng), o + 2)
+            case .q4_K:
+                putHalf(Float.random(in: 0.0005...0.005, using: &rng), o)
+                putHalf(Float.random(in: 0.0005...0.005, using: &rng), o + 2)
+            case .q6_K:
+                putHalf(Float.random(in: -0.002...0.002, using: &rng), o + 208)
+            default:
+                break
+            }
+        }
+        return out
+    }
+
+    static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q8_0, .q4_K, .q6_K]
+
+    func testQuantizedMatmulMatchesFloatReference() throws {
+        var rng = SeededGenerator(seed: 42)
+        for type in Self.quantTypes {
+            XCTAssertTrue(QuantizedBlocks.isSupported(type), type.name)
+            // Odd row counts (not multiples of the 4-row kernel), enough work to be split over threads.
+            let cols = type.blockSize == 256 ? 768 : 224
+            for rows in [1, 7, 203] {
+                let blocks = Self.randomBlocks(type, count: rows * cols / type.blockSize, rng: &rng)
+                let w = blocks.withUnsafeBytes {
+                    WeightMatrix(name: "w", rows: rows, cols: cols, type: type, blocks: $0)
+                }
+                let q = try XCTUnwrap(w.quantized)
+                XCTAssertEqual(q.rowBytes, cols / type.blockSize * type.bytesPerBlock)
+                for t in [1, 2, 3, 4, 6, 9] {
+                    let x = (0..<(t * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    // Double reference on the dequantized weights.
+                    var ref = [Double](repeating: 0, count: t * rows), mag = ref
+                    for i in 0..<t {
+                        for r in 0..<rows {
+                            var s = 0.0, a = 0.0
+                            for c in 0..<cols {
+                                let p = Double(w.data[r * cols + c]) * Double(x[i * cols + c])
+                                s += p; a += abs(p)
+                            }
+                            ref[i * rows + r] = s; mag[i * rows + r] = a
+                        }
+                    }
+                    for level in levels {
+                        _ = hl_kernels_set_level(level)
+                        var y = [Float](repeating: .nan, count: t * rows)
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                hl_qmatmul(Int32(type.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols),
+                                           xp.baseAddress, cols, Int32(t), yp.baseAddress, rows)
+                            }
+                        }
+                        var worst = 0.0
+                        for j in 0..<(t * rows) {
+                            worst = max(worst, abs(Double(y[j]) - ref[j]) / max(mag[j], 1e-30))
+                        }
+                        XCTAssertLessThanOrEqual(worst, 1e-5,
+                            "\(type.name) rows \(rows) t \(t) level \(String(cString: hl_kernels_level_name(level)))")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kernels.linear picks the quantized kernel for few rows and sgemm above; both agree.
+    func testLinearQuantizedAndFloatPathsAgree() throws {
+        var rng = SeededGenerator(seed: 7)
+        let rows = 131, cols = 320
+        let blocks = Self.randomBlocks(.q4_1, count: rows * cols / 32, rng: &rng)
+        let w = blocks.withUnsafeBytes { WeightMatrix(name: "w", rows: rows, cols: cols, type: .q4_1, blocks: $0) }
+        let bias = WeightMatrix(name: "b", rows: 1, cols: rows, values: (0..<rows).map { _ in Float.random(in: -1...1, using: &rng) })
+        let saved = Kernels.quantizedMaxRows
+        defer { Kernels.quantizedMaxRows = saved }
+        for t in [1, 5] {
+            let x = (0..<(t * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var yq = [Float](repeating: 0, count: t * rows), yf = yq
+            Kernels.quantizedMaxRows = 8
+            Kernels.linear(x, rows: t, weight: w, bias: bias, into: &yq)
+            Kernels.quantizedMaxRows = 0
+            Kernels.linear(x, rows: t, weight: w, bias: bias, into: &yf)
+            let diff = zip(yq, yf).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(diff, 1e-4, "t \(t)")
+        }
+    }
+
+    // MARK: - Attention
+
+    struct AttentionCase {
+        var t, p, h, hkv, dh: Int
+    }
+
+    /// Double-precision causal attention: z [t, h, dh] and probabilities [h][t][s].
+    static func naiveAttention(q: [Float], k: [Float], v: [Float], c: AttentionCase, scale: Float)
+        -> (z: [Double], probs: [[[Double]]]) {
+        let s = c.p + c.t, g = c.h / c.hkv, qs = c.h * c.dh, kvs = c.hkv * c.dh
+        var z = [Double](repeating: 0, count: c.t * qs)
+        var probs = [[[Double]]](repeating: [], count: c.h)
+        for hh in 0..<c.h {
+            let kv = hh / g
+            for r in 0..<c.t {
+                let valid = c.p + r + 1
+                var sc = [Double](repeating: 0, count: valid)
+                for j in 0..<valid {
+                    var a = 0.0
+                    for d in 0..<c.dh { a += Double(q[r * qs + hh * c.dh + d]) * Double(k[j * kvs + kv * c.dh + d]) }
+                    sc[j] = a * Double(scale)
+                }
+                let m = sc.max()!
+                var sum = 0.0
+                for j in 0..<valid { sc[j] = exp(sc[j] - m); sum += sc[j] }
+                var row = [Double](repeating: 0, count: s)
+                for j in 0..<valid { row[j] = sc[j] / sum }
+                for d in 0..<c.dh {
+                    var a = 0.0
+                    for j in 0..<valid { a += row[j] * Double(v[j * kvs + kv * c.dh + d]) }
+                    z[r * qs + hh * c.dh + d] = a
+                }
+                probs[hh].append(row)
+            }
+        }
+        return (z, probs)
+    }
+
+    func runAttention(_ c: AttentionCase, rng: inout SeededGenerator, tiles: [(Int32, Int32)]) throws {
+        let s = c.p + c.t, qs = c.h * c.dh, kvs = c.hkv * c.dh
+        let scale = 1 / Float(c.dh).squareRoot()
+        let q = (0..<(c.t * qs)).map { _ in Float.random(in: -1...1, using: &rng) * 2 }
+        let k = (0..<(s * kvs)).map { _ in Float.random(in: -1...1, using: &rng) * 2 }
+        let v = (0..<(s * kvs)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let ref = Self.naiveAttention(q: q, k: k, v: v, c: c, scale: scale)
+        let probs = FloatBuffer(count: max(c.t, c.h / c.hkv) * s)
+        let label = "t \(c.t) p \(c.p) h \(c.h)/\(c.hkv) dh \(c.dh)"
+
+        // Materializing reference path, with an observer: every observed row vs Double.
+        var zRef = [Float](repeating: .nan, count: c.t * qs)
+        var observed = 0
+        var worstProb = 0.0
+        Kernels.causalAttention(q: q, k: k, v: v, z: &zRef, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+                                dHead: c.dh, scale: scale, probs: probs.pointer) { head, pr in
+            observed += 1
+            let rowsHere = c.t == 1 ? 1 : c.t
+            for r in 0..<rowsHere {
+                for j in 0..<s { worstProb = max(worstProb, abs(Double(pr[r * s + j]) - ref.probs[head][r][j])) }
+            }
+        }
+        XCTAssertEqual(observed, c.h, label)
+        XCTAssertLessThanOrEqual(worstProb, 1e-5, "observed probabilities, \(label)")
+        let refErr = zip(zRef, ref.z).map { abs(Double($0) - $1) }.max()!
+        XCTAssertLessThanOrEqual(refErr, 1e-5, "reference path, \(label)")
+
+        // Blocked / decode kernels (no observer), at every level and several tile shapes.
+        for level in levels {
+            _ = hl_kernels_set_level(level)
+            for (bq, bk) in tiles {
+                hl_attention_set_tiles(bq, bk)
+                var z = [Float](repeating: .nan, count: c.t * qs)
+                Kernels.causalAttention(q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+                                        dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
+                let vsRef = zip(z, zRef).map { abs($0 - $1) }.max()!
+                let vsDouble = zip(z, ref.z).map { abs(Double($0) - $1) }.max()!
+                let where_ = "\(label), tiles \(bq)x\(bk), level \(String(cString: hl_kernels_level_name(level)))"
+                XCTAssertLessThanOrEqual(vsRef, 1e-5, "blocked vs reference path, \(where_)")
+                XCTAssertLessThanOrEqual(vsDouble, 1e-5, "blocked vs double, \(where_)")
+            }
+        }
+    }
+
+    func testBlockedAttentionMatchesNaive() throws {
+        var rng = SeededGenerator(seed: 3)
+        let tiles: [(Int32, Int32)] = [(0, 0), (16, 32), (7, 13), (64, 512)]
+        for c in [AttentionCase(t: 77, p: 0, h: 6, hkv: 2, dh: 64),      // first chunk, GQA 3
+                  AttentionCase(t: 45, p: 131, h: 6, hkv: 2, dh: 64),    // later chunk
+                  AttentionCase(t: 33, p: 19, h: 5, hkv: 5, dh: 40),     // MHA, dh not a multiple of 16
+                  AttentionCase(t: 9, p: 300, h: 8, hkv: 2, dh: 24),     // GQA 4
+                  AttentionCase(t: 2, p: 0, h: 3, hkv: 1, dh: 64)] {
+            try runAttention(c, rng: &rng, tiles: tiles)
+        }
+    }
+
+    func testDecodeAttentionMatchesNaive() throws {
+        var rng = SeededGenerator(seed: 5)
+        for c in [AttentionCase(t: 1, p: 0, h: 9, hkv: 3, dh: 64),
+                  AttentionCase(t: 1, p: 1024, h: 9, hkv: 3, dh: 64),
+                  AttentionCase(t: 1, p: 517, h: 4, hkv: 4, dh: 40),
+                  AttentionCase(t: 1, p: 66, h: 6, hkv: 2, dh: 128)] {
+            try runAttention(c, rng: &rng, tiles: [(0, 0)])
+        }
+    }
+
+    // MARK: - Vector helpers
+
+    func testVectorHelpers() {
+        var rng = SeededGenerator(seed: 11)
+        for level in levels {
+            _ = hl_kernels_set_level(level)
+            let name = String(cString: hl_kernels_level_name(level))
+            for n in [1, 15, 16, 17, 100, 1000] {
+                // exp
+                let x = (0..<n).map { _ in Float.random(in: -80...80, using: &rng) }
+                var e = [Float](repeating: 0, count: n)
+                hl_exp(x, &e, n)
+                for i in 0..<n {
+                    let r = Foundation.exp(Double(x[i]))
+                    XCTAssertLessThanOrEqual(abs(Double(e[i]) - r) / r, 4e-7, "exp(\(x[i])) \(name)")
+                }
+                // softmax
+                var s = (0..<n).map { _ in Float.random(in: -20...20, using: &rng) }
+                let m = Double(s.max()!)
+                let ex = s.map { Foundation.exp(Double($0) - m) }
+                let sum = ex.reduce(0, +)
+                hl_softmax(&s, Int32(n))
+                for i in 0..<n { XCTAssertEqual(Double(s[i]), ex[i] / sum, accuracy: 1e-6, "softmax \(name)") }
+                // swiglu
+                var g = (0..<n).map { _ in Float.random(in: -10...10, using: &rng) }
+                let u = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
+                let want = zip(g, u).map { Double($0) / (1 + Foundation.exp(-Double($0))) * Double($1) }
+                hl_swiglu(&g, u, n)
+                for i in 0..<n { XCTAssertEqual(Double(g[i]), want[i], accuracy: 1e-5, "swiglu \(name)") }
+            }
+            // rmsnorm, rows of odd width, in place
+            let rows = 5, d = 97
+            var xs = (0..<(rows * d)).map { _ in Float.random(in: -3...3, using: &rng) }
+            let w = (0..<d).map { _ in Float.random(in: 0.5...1.5, using: &rng) }
+            var want = [Float](repeating: 0, count: rows * d)
+            for r in 0..<rows {
+                var ss = 0.0
+                for i in 0..<d { ss += Double(xs[r * d + i]) * Double(xs[r * d + i]) }
+                let inv = 1 / (Float(ss / Double(d)) + 1e-5).squareRoot()
+                for i in 0..<d { want[r * d + i] = w[i] * (xs[r * d + i] * inv) }
+            }
+            xs.withUnsafeMutableBufferPointer { hl_rmsnorm($0.baseAddress, Int32(rows), Int32(d), w, 1e-5, $0.baseAddress) }
+            for i in 0..<(rows * d) { XCTAssertEqual(xs[i], want[i], accuracy: 2e-6 * max(1, abs(want[i])), "rmsnorm \(name)") }
+        }
+    }
+
+    /// Many back-to-back small and large jobs on the pool (the decoding pattern), including thread
+    /// count changes: results stay exact and nothing deadlocks.
+    func testPoolStress() {
+        var rng = SeededGenerator(seed: 13)
+        let rows = 256, cols = 256
+        let blocks = Self.randomBlocks(.q8_0, count: rows * cols / 32, rng: &rng)
+        let w = blocks.withUnsafeBytes { WeightMatrix(name: "w", rows: rows, cols: cols, type: .q8_0, blocks: $0) }
+        let q = w.quantized!
+        let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
+        var first = [Float](repeating: 0, count: rows)
+        hl_qmatmul(Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols), x, cols, 1, &first, rows)
+        let savedThreads = hl_kernels_threads()
+        defer { hl_kernels_set_threads(savedThreads) }
+        for i in 0..<3000 {
+            if i % 1000 == 999 { hl_kernels_set_threads(Int32(1 + (i / 1000) % 3)) }
+            var y = [Float](repeating: 0, count: rows)
+            let r = i % 3 == 0 ? 9 : rows   // 9 rows: runs inline (below the threading threshold)
+            hl_qmatmul(Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(r), Int32(cols), x, cols, 1, &y, rows)
+            if y[0..<r] != first[0..<r] { XCTFail("iteration \(i): results differ"); return }
+        }
+    }
+
+    // MARK: - Default model: quantized decoding vs the Float32 path
+
+    /// Greedy decoding with the quantized kernels vs. forcing Float32 sgemv everywhere: same tokens,
+    /// logits within 1e-3 (printed: the max difference).
+    func testQuantizedDecodeMatchesFloatPathOnDefaultModel() throws {
+        let path = ForwardTests.defaultModelPath
+        guard FileManager.default.fileExists(atPath: path.path) else { throw XCTSkip("no default model") }
+        let model = try Model(path: path.path)
+        let prompt: [Int32] = [504, 3575, 282, 4649, 314]
+        let saved = Kernels.quantizedMaxRows
+        defer { Kernels.quantizedMaxRows = saved }
+        func run(_ maxRows: Int) throws -> (tokens: [Int], logits: [[Float]]) {
+            Kernels.quantizedMaxRows = maxRows
+            let s = model.makeSession(maxContext: 128)
+            var logits = try s.prefill(tokens: prompt)
+            var toks: [Int] = [], all: [[Float]] = [logits]
+            for _ in 0..<24 {
+                let next = Sampler.argmax(logits)
+                toks.append(next)
+                logits = try s.step(token: Int32(next))
+                all.append(logits)
+            }
+            return (toks, all)
+        }
+        let f = try run(0), q = try run(8)
+        XCTAssertEqual(f.tokens, q.tokens)
+        var worst: Float = 0
+        for (a, b) in zip(f.logits, q.logits) { worst = max(worst, zip(a, b).map { abs($0 - $1) }.max()!) }
+        print(String(format: "quantized vs f32 decode: max |logit diff| %.3e over %d steps (kernels %@, %d threads)",
+                     worst, f.logits.count, KernelConfig.level, KernelConfig.threads))
+        XCTAssertLessThanOrEqual(worst, 1e-3)
+    }
+}
