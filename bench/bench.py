@@ -8,14 +8,21 @@ RSS. Every engine gets the same token ids and 2 threads.
 
   python3 bench/bench.py                      # all engines, all sizes, 3 repeats
   python3 bench/bench.py --engines headlight --prefill 512 --repeats 1
+  python3 bench/bench.py --engines headlight,headlight@Haswell --decode 0
+  python3 bench/bench.py --profile            # + Headlight's per-kernel time breakdown
 
 Engines:
-  headlight     .build/release/headlight bench (build with `make build`)
+  headlight     .build/release/headlight bench (build with `make build`; --headlight-bin
+                or $HEADLIGHT_BIN for another build). Run with OPENBLAS_CORETYPE removed
+                from its environment, so Headlight picks and verifies the best OpenBLAS
+                kernel for the CPU (a preset OPENBLAS_CORETYPE is otherwise respected as a
+                user choice).
+  headlight@K   the same with OPENBLAS_CORETYPE=K (e.g. headlight@Haswell), for comparison.
   llama.cpp     llama-cpp-python from PyPI (pip install llama-cpp-python), same GGUF
   transformers  torch CPU + transformers from PyPI, same GGUF dequantized to f32, sdpa
 
 The machine should be quiet: the script warns when the 1-minute load average
-is above 0.5 before it starts.
+is above 0.5 before it starts, and prints the load average before and after.
 """
 import argparse
 import json
@@ -111,21 +118,31 @@ def worker_transformers(model, mode, n):
         return {"tokens": n, "seconds": dt}
 
 
-def run_headlight(model, mode, n):
-    exe = os.path.join(ROOT, ".build", "release", "headlight")
+HEADLIGHT_BIN = os.environ.get("HEADLIGHT_BIN") or os.path.join(ROOT, ".build", "release", "headlight")
+
+
+def run_headlight(model, mode, n, coretype=None, profile=False):
+    exe = HEADLIGHT_BIN
     if not os.path.exists(exe):
-        raise SystemExit(f"bench: {exe} not found; run `make build` first")
+        raise SystemExit(f"bench: {exe} not found; run `make build` first (or pass --headlight-bin)")
     cmd = [exe, "bench", "--model", model, "--threads", str(THREADS), "--json"]
     cmd += ["--prefill", str(n)] if mode == "prefill" else ["--decode", str(n), "--context", "1024"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    if profile:
+        cmd.append("--profile")
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("HEADLIGHT_BLAS_CORETYPE", None)
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise SystemExit(f"bench: headlight failed: {p.stderr.strip()}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def run_child(engine, model, mode, n):
-    if engine == "headlight":
-        return run_headlight(model, mode, n)
+    if engine == "headlight" or engine.startswith("headlight@"):
+        return run_headlight(model, mode, n, coretype=engine.partition("@")[2] or None)
     p = subprocess.run([sys.executable, __file__, "--worker", engine, "--model", model,
                         "--mode", mode, "--n", str(n)], capture_output=True, text=True)
     if p.returncode != 0:
@@ -141,6 +158,9 @@ def main():
     ap.add_argument("--decode", type=int, default=64, help="decode steps at 1k context (0 to skip)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="also write all raw results to this file")
+    ap.add_argument("--headlight-bin", help="headlight executable (default: $HEADLIGHT_BIN or .build/release/headlight)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also run `headlight bench --profile` once per prefill size and print the time breakdown")
     ap.add_argument("--worker"), ap.add_argument("--mode"), ap.add_argument("--n", type=int)
     a = ap.parse_args()
 
@@ -151,11 +171,14 @@ def main():
         print(json.dumps(r))
         return
 
+    global HEADLIGHT_BIN
+    if a.headlight_bin:
+        HEADLIGHT_BIN = os.path.abspath(a.headlight_bin)
     if not os.path.exists(a.model):
         raise SystemExit(f"bench: model not found: {a.model} (run scripts/fetch-model.sh)")
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(f"warning: 1-minute load average is {load:.2f}; results will be noisy", file=sys.stderr)
+    load = os.getloadavg()
+    if load[0] > 0.5:
+        print(f"warning: 1-minute load average is {load[0]:.2f}; results will be noisy", file=sys.stderr)
     engines = [e for e in a.engines.split(",") if e]
     cases = [("prefill", int(n)) for n in a.prefill.split(",") if n]
     if a.decode > 0:
@@ -173,9 +196,16 @@ def main():
             rss = max(x["peak_rss_mb"] for x in runs)
             results[(mode, n, e)] = {"tok_s": tps, "rss_mb": rss, "runs": runs}
 
+    load_after = os.getloadavg()
     print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)}")
+    print("load average (1/5/15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load + load_after))
+    for e in engines:
+        if e.startswith("headlight"):
+            r0 = next(iter(results[(m, n, e)] for m, n in cases))["runs"][0]
+            print(f"{e}: OpenBLAS kernel {r0.get('blas_kernel')}, native kernels {r0.get('kernels', '?')}")
     header = f"{'case':16s}" + "".join(f"{e + ' tok/s':>20s}{'RSS MB':>8s}" for e in engines)
     others = [e for e in engines if e != "headlight"]
+    others = [e for e in others if not e.startswith("headlight@")]
     if "headlight" in engines:
         header += "".join(f"{'HL/' + e:>16s}" for e in others)
     print(header)
@@ -188,9 +218,35 @@ def main():
             for e in others:
                 row += f"{results[(mode, n, 'headlight')]['tok_s'] / results[(mode, n, e)]['tok_s']:15.2f}x"
         print(row)
+    profiles = {}
+    if a.profile:
+        for n in [int(x) for x in a.prefill.split(",") if x]:
+            r = run_headlight(a.model, "prefill", n, profile=True)
+            profiles[f"prefill:{n}"] = r
+            print_profile(f"prefill {n}", r)
+        if a.decode > 0:
+            r = run_headlight(a.model, "decode", a.decode, profile=True)
+            profiles[f"decode:{a.decode}"] = r
+            print_profile(f"decode {a.decode} at 1k", r)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({f"{k[0]}:{k[1]}:{k[2]}": v for k, v in results.items()}, f, indent=1)
+            out = {f"{k[0]}:{k[1]}:{k[2]}": v for k, v in results.items()}
+            out["load_before"], out["load_after"] = load, load_after
+            if profiles:
+                out["profiles"] = profiles
+            json.dump(out, f, indent=1)
+
+
+def print_profile(label, r):
+    """One `headlight bench --profile` result: seconds, share and GFLOP/s per kernel category."""
+    prof = r["profile"]
+    print(f"\nHeadlight {label}: {r['seconds']:.3f} s wall, {r['cpu_seconds']:.3f} s CPU, "
+          f"{r['tokens'] / r['seconds']:.1f} tok/s")
+    print(f"  {'kernel':18s}{'wall s':>9s}{'share':>8s}{'CPU s':>9s}{'GFLOP/s':>9s}{'GFLOP/CPU-s':>13s}")
+    for name, v in sorted(prof.items(), key=lambda kv: -kv[1]["seconds"]):
+        gf = f"{v['gflops']:9.1f}{v['gflops_per_cpu_second']:13.1f}" if "gflops" in v else ""
+        cpu = f"{v['cpu_seconds']:9.3f}" if "cpu_seconds" in v else f"{'':9s}"
+        print(f"  {name:18s}{v['seconds']:9.3f}{100 * v['share']:7.1f}%{cpu}{gf}")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ struct Ablate: ParsableCommand {
         let writer = try RunFileWriter(path: output, resumable: true)
         try env.checkResumable(writer)
         if !writer.resumed { try env.header(command: "ablate").write(to: writer.file) }
-        let bar = RetrievalProgressBar(enabled: !noProgress, title: "ablate")
+        let bar = RetrievalProgressBar(enabled: !noProgress, title: "ablate", unit: "runs")
         let result: AblationResult
         do {
             result = try runner.run(file: writer.file) { bar.update($0) }

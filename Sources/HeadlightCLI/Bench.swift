@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Use Float32 sgemv for decoding instead of the quantized kernels (comparison).")
     var noQuantized = false
 
+    @Flag(help: "Let OpenBLAS thread each sgemm itself instead of splitting it over the kernel pool (comparison).")
+    var openblasThreading = false
+
     @Flag(help: "Use the materializing per-head attention for prefill instead of the blocked kernel (comparison).")
     var referenceAttention = false
 
@@ -58,6 +61,7 @@ struct Bench: ParsableCommand {
         KernelConfig.threads = threads
         if noQuantized { KernelConfig.quantizedMaxRows = 0 }
         if referenceAttention { KernelConfig.blockedAttention = false }
+        if openblasThreading { KernelConfig.poolSgemm = false }
         let url = try ModelLocator.resolve(model)
         let loadStart = Date()
         let m = try Model(gguf: GGUFFile(url: url))
@@ -70,9 +74,10 @@ struct Bench: ParsableCommand {
             let session = m.makeSession(maxContext: max(n, 1))
             let ids = Self.tokenIDs(n, vocab: vocab)
             Self.startProfile(profile)
-            let t = Date()
+            let t = Date(), c = Self.cpuSeconds()
             try session.prefill(tokens: ids)
             let dt = Date().timeIntervalSince(t)
+            result["cpu_seconds"] = Self.cpuSeconds() - c
             if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "prefill", "tokens": n, "seconds": dt]) { $1 }
         } else if let n = decode {
@@ -80,18 +85,28 @@ struct Bench: ParsableCommand {
             let ids = Self.tokenIDs(context, vocab: vocab)
             var logits = try session.prefill(tokens: ids)
             Self.startProfile(profile)
-            let t = Date()
+            let t = Date(), c = Self.cpuSeconds()
             for _ in 0..<n {
                 let next = Int32(Sampler.argmax(logits))
                 logits = try session.step(token: next)
             }
             let dt = Date().timeIntervalSince(t)
+            result["cpu_seconds"] = Self.cpuSeconds() - c
             if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "decode", "tokens": n, "context": context, "seconds": dt]) { $1 }
         }
         result["peak_rss_mb"] = Self.peakRSSMegabytes()
         let data = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// User + system CPU time of the process so far (all threads): with `seconds`, shows how much
+    /// of the machine the run got (cpu_seconds / seconds <= threads).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(0, &u)   // RUSAGE_SELF
+        return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6
+            + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
 
     static func startProfile(_ on: Bool) {
@@ -106,8 +121,12 @@ struct Bench: ParsableCommand {
         var out: [String: Any] = [:]
         var accounted = 0.0
         for e in KernelProfile.snapshot() where e.calls > 0 {
-            var entry: [String: Any] = ["seconds": e.seconds, "calls": e.calls, "share": e.seconds / total]
-            if e.flops > 0 { entry["gflops"] = e.flops / e.seconds / 1e9 }
+            var entry: [String: Any] = ["seconds": e.seconds, "cpu_seconds": e.cpuSeconds, "calls": e.calls,
+                                        "share": e.seconds / total]
+            if e.flops > 0 {
+                entry["gflops"] = e.flops / e.seconds / 1e9
+                entry["gflops_per_cpu_second"] = e.flops / e.cpuSeconds / 1e9
+            }
             out[e.category.name] = entry
             accounted += e.seconds
         }

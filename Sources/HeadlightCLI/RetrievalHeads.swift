@@ -331,15 +331,17 @@ struct RetrievalEnvironment {
 final class RetrievalProgressBar: @unchecked Sendable {
     let enabled: Bool
     let title: String
+    let unit: String
     let tty = isatty(2) != 0
     let start = Date()
     var lastPrint = Date.distantPast
     var printed = false
     var firstWork: Double?
 
-    init(enabled: Bool, title: String) {
+    init(enabled: Bool, title: String, unit: String = "trials") {
         self.enabled = enabled
         self.title = title
+        self.unit = unit
     }
 
     static func clock(_ s: Double) -> String {
@@ -366,7 +368,7 @@ final class RetrievalProgressBar: @unchecked Sendable {
         let filled = Int((frac * Double(width)).rounded(.down))
         let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "")
             + String(repeating: " ", count: max(width - filled - 1, 0))
-        let line = "\(title): [\(bar)] \(p.done)/\(p.total) trials, elapsed \(Self.clock(elapsed)), ETA \(Self.clock(eta)) (\(p.label))"
+        let line = "\(title): [\(bar)] \(p.done)/\(p.total) \(unit), elapsed \(Self.clock(elapsed)), ETA \(Self.clock(eta)) (\(p.label))"
         FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
         printed = true
     }

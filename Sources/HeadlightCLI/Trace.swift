@@ -46,6 +46,9 @@ struct Trace: ParsableCommand {
     @Option(name: .customLong("prompt-file"), help: "Read the prompt from a file (\"-\": standard input).")
     var promptFile: String?
 
+    @Option(name: .customLong("token-ids"), help: "Read the prompt as token ids (whitespace- or comma-separated) from a file.")
+    var tokenIDs: String?
+
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
     var chat = false
 
@@ -55,13 +58,13 @@ struct Trace: ParsableCommand {
     @Option(help: "Hooks to capture, comma-separated (names, short forms, globs).")
     var hooks: String?
 
-    @Option(help: "Layers (default: all), e.g. 0,5,10:20,-1.")
+    @Option(parsing: .unconditional, help: "Layers (default: all), e.g. 0,5,10:20,-1.")
     var layers: String?
 
-    @Option(help: "Query heads (default: all), e.g. 0,3:6.")
+    @Option(parsing: .unconditional, help: "Query heads (default: all), e.g. 0,3:6.")
     var heads: String?
 
-    @Option(help: "Query positions (default: all), e.g. last:64, 100:200, decode.")
+    @Option(parsing: .unconditional, help: "Query positions (default: all), e.g. last:64, 100:200, -1, decode.")
     var queries: String = "all"
 
     @Option(name: .customLong("top-k"), help: "Attention hooks: keep the K largest keys per row (values + int32 indices).")
@@ -70,7 +73,7 @@ struct Trace: ParsableCommand {
     @Option(parsing: .singleValue, help: "Attention mass on spans: label=start:end (tokens, half-open) or label=text; repeatable or comma-separated.")
     var spans: [String] = []
 
-    @Option(help: "Head ablations L.H[:method], comma-separated; L or H may be *.")
+    @Option(parsing: .unconditional, help: "Head ablations L.H[:method], comma-separated; L or H may be *.")
     var ablate: String?
 
     @Option(name: .customLong("ablate-method"), help: "Method for --ablate items without one: zero, mean, uniform, bos, scale=F.")
@@ -82,7 +85,7 @@ struct Trace: ParsableCommand {
     @Option(name: .customLong("mean-prompt-file"), help: "Reference text for mean ablation (default: running mean over the traced sequence).")
     var meanPromptFile: String?
 
-    @Option(help: "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated.")
+    @Option(parsing: .unconditional, help: "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated.")
     var patch: String?
 
     @Option(name: .customLong("patch-source"), help: "Prompt of the run that --patch copies from (tokenized like --prompt).")
@@ -113,7 +116,10 @@ struct Trace: ParsableCommand {
     var output: String
 
     func validate() throws {
-        guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give exactly one of --prompt TEXT or --prompt-file FILE") }
+        guard [prompt != nil, promptFile != nil, tokenIDs != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --prompt TEXT, --prompt-file FILE or --token-ids FILE")
+        }
+        if tokenIDs != nil && chat { throw ValidationError("--chat applies to text prompts, not --token-ids") }
         guard hooks != nil || ablate != nil || patch != nil else {
             throw ValidationError("nothing to do: give --hooks (and/or --ablate, --patch)")
         }
@@ -131,18 +137,33 @@ struct Trace: ParsableCommand {
 
     func run() throws {
         let url = try ModelLocator.resolve(model)
+        // The model's SHA-256 (a root attribute) is computed while the weights are dequantized.
+        let sha = BackgroundValue { try SHA256.hashFile(at: url) }
         let gguf = try GGUFFile(url: url)
         let tokenizer = try Tokenizer(gguf: gguf)
         let loaded = try Model(gguf: gguf)
         let c = loaded.config
 
         let text: String
-        if let prompt { text = prompt } else if promptFile == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        var ids: [Int32]
+        if let tokenIDs {
+            let raw = try readText(tokenIDs, option: "--token-ids")
+            ids = []
+            for item in raw.split(whereSeparator: { " ,\n\t\r[]".contains($0) }) {
+                guard let v = Int32(item), v >= 0, Int(v) < c.vocabSize else {
+                    throw CLIError("--token-ids: '\(item)' is not a token id in 0..<\(c.vocabSize)")
+                }
+                ids.append(v)
+            }
+            text = tokenizer.decode(ids)
         } else {
-            text = try readText(promptFile!, option: "--prompt-file")
+            if let prompt { text = prompt } else if promptFile == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else {
+                text = try readText(promptFile!, option: "--prompt-file")
+            }
+            ids = try encode(text, gguf: gguf, tokenizer: tokenizer)
         }
-        let ids = try encode(text, gguf: gguf, tokenizer: tokenizer)
         guard !ids.isEmpty else { throw CLIError("the prompt is empty after tokenization", hint: "pass some text") }
         let total = ids.count + generate
         guard total <= c.contextLength else {
@@ -193,7 +214,7 @@ struct Trace: ParsableCommand {
         let modelSize = (attrs?[.size] as? NSNumber)?.intValue
         try RunFileHeader(
             headlightVersion: Headlight.version, command: "trace", commandLine: CommandLine.arguments,
-            modelFile: url.lastPathComponent, modelSize: modelSize, modelSHA256: try SHA256.hashFile(at: url),
+            modelFile: url.lastPathComponent, modelSize: modelSize, modelSHA256: try sha.value(),
             modelName: loaded.name, architecture: c.architecture,
             dimensions: ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
                          "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
@@ -355,6 +376,25 @@ struct Trace: ParsableCommand {
     }
 }
 
+/// A value computed on a background thread; `value()` waits for it.
+final class BackgroundValue<T>: @unchecked Sendable {
+    private var result: Result<T, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ body: @escaping () throws -> T) {
+        Thread.detachNewThread { [self] in
+            result = Result { try body() }
+            done.signal()
+        }
+    }
+
+    func value() throws -> T {
+        done.wait()
+        done.signal()
+        return try result!.get()
+    }
+}
+
 /// Streams `HookSet` blocks into a run file through `CaptureWriter`: one dataset per capture under
 /// `/captures`, named by its hook, with the attributes of docs/run-file.md.
 final class RunFileCaptureSink: CaptureSink {
@@ -397,16 +437,19 @@ final class RunFileCaptureSink: CaptureSink {
                 try writer.group.createDataset(l.name + ".queries", data: l.queries.map(Int64.init))
             }
         }
+        // A consistent file on disk (complete = 0) before the long part starts.
+        try writer.file.flush()
     }
 
-    /// Chunk shapes: attention rows in [1, 64, 1024] tiles (1-row tiles when decode steps are
+    /// Chunk shapes: attention rows in [1, 64, 256] tiles ([1, 1, 4096] when decode steps are
     /// captured, since each step writes one row); position-major hooks in blocks of 64 positions.
     static func chunks(_ l: CaptureLayout) -> [Int] {
         let nq = max(l.queries.count, 1)
         switch l.point.kind {
         case .pattern, .attnScores:
             if l.form == .full || l.form == .rows {
-                return [1, l.includesDecode ? 1 : min(HookSet.rowBlock, nq), min(l.sequenceLength, HookSet.keyBlock)]
+                return l.includesDecode ? [1, 1, min(l.sequenceLength, 4096)]
+                    : [1, min(HookSet.rowBlock, nq), min(l.sequenceLength, HookSet.keyBlock)]
             }
             return [1, min(nq, 1024), l.shape[2]]
         case .logits:

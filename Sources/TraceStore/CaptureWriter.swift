@@ -112,34 +112,23 @@ public final class CaptureWriter {
         }
     }
 
-    /// Float -> binary16 bits, round to nearest even (`Half.bits`, written branch-free on 8 lanes).
+    /// Float -> binary16 bits, round to nearest even (`Half.bits`'s algorithm, written with selects
+    /// instead of branches so that the loop vectorizes).
     static func encodeHalf(_ src: UnsafePointer<Float>, count n: Int, into dst: UnsafeMutablePointer<UInt16>) {
-        var i = 0
-        let raw = UnsafeRawPointer(src)
-        while i + 8 <= n {
-            let f = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
-            let h = halfBits(f)
-            for j in 0..<8 { dst[i + j] = UInt16(truncatingIfNeeded: h[j]) }
-            i += 8
-        }
-        while i < n { dst[i] = Half.bits(from: src[i]); i += 1 }
+        let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<n { dst[i] = halfBits(bits[i]) }
     }
 
     @inline(__always)
-    static func halfBits(_ x: SIMD8<UInt32>) -> SIMD8<UInt32> {
+    static func halfBits(_ x: UInt32) -> UInt16 {
         let sign = x & 0x8000_0000
         let u = x ^ sign
-        // normal range
-        let mantOdd = (u &>> 13) & 1
-        var normal = (u &+ 0xC800_0FFF &+ mantOdd) &>> 13
-        // subnormal / zero: float add of 0.5 aligns the bits (round to nearest even)
-        let magic: UInt32 = 0x3F00_0000
-        let uf = unsafeBitCast(u, to: SIMD8<Float>.self) + SIMD8<Float>(repeating: 0.5)
-        let sub = unsafeBitCast(uf, to: SIMD8<UInt32>.self) &- magic
-        // inf / nan
-        let infnan = SIMD8<UInt32>(repeating: 0x7C00).replacing(with: 0x7E00, where: u .> 0x7F80_0000)
-        normal.replace(with: sub, where: u .< 0x3880_0000)
-        normal.replace(with: infnan, where: u .>= 0x4780_0000)
-        return normal | (sign &>> 16)
+        let mantOdd = (u >> 13) & 1
+        let normal = (u &+ 0xC800_0FFF &+ mantOdd) >> 13                       // rebias, round to nearest even
+        let sub = (Float(bitPattern: u) + 0.5).bitPattern &- 0x3F00_0000         // subnormal: the FPU rounds
+        let infnan: UInt32 = u > 0x7F80_0000 ? 0x7E00 : 0x7C00
+        var o = u < 0x3880_0000 ? sub : normal
+        o = u >= 0x4780_0000 ? infnan : o
+        return UInt16(truncatingIfNeeded: o | (sign >> 16))
     }
 }

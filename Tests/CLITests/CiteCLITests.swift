@@ -4,7 +4,7 @@ import XCTest
 /// `headlight cite` as a subprocess: input errors (exit 1 or 2 with a message naming the
 /// culprit) and an end-to-end run on three smoke items with the real model (skipped without
 /// the binary or the model, as in `InspectTests`).
-final class CiteCLITests: XCTestCase {
+final class CLICiteTests: XCTestCase {
     struct Run { var status: Int32; var stdout: String; var stderr: String }
 
     var dir: URL!

@@ -51,7 +51,8 @@ final class TraceTests: XCTestCase {
     }
 
     static func tool(_ name: String) -> String? {
-        for d in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(d)/\(name)") {
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        for d in path + ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(d)/\(name)") {
             return "\(d)/\(name)"
         }
         return nil
@@ -106,7 +107,7 @@ final class TraceTests: XCTestCase {
         XCTAssertTrue(axes.contains("\"head\", \"query\", \"key\""), axes)
         // One attention row: keys 0...11 sum to 1 (float16), keys 12, 13 are causal zeros.
         let (_, row) = try Self.run(h5dump, ["-d", "/captures/blocks.5.attn.hook_pattern", "-s", "1,3,0", "-c", "1,1,14", "-y", "-w", "0", out])
-        let values = row.components(separatedBy: "DATA {").last!.components(separatedBy: "}").first!
+        let values = row.components(separatedBy: "DATA {")[1].components(separatedBy: "}").first!
             .split(whereSeparator: { ", \n".contains($0) }).compactMap { Double($0) }
         XCTAssertEqual(values.count, 14, row)
         XCTAssertEqual(values.prefix(12).reduce(0, +), 1, accuracy: 5e-3)

@@ -131,7 +131,7 @@ final class CaptureHookTests: XCTestCase {
                 let row = pat.attentionRow(head: h, query: q)!
                 let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(4)
                 XCTAssertEqual(tk.topKIndices(head: h, query: q)!.map(Int.init), Array(order))
-                XCTAssertEqual(tk.attentionRow(head: h, query: q)!, order.map { row[$0] })
+                XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(tk.attentionRow(head: h, query: q)!, order.map { row[$0] }), 1e-6)
             }
         }
         let sm = mass["blocks.1.attn.hook_pattern"]!
@@ -140,7 +140,7 @@ final class CaptureHookTests: XCTestCase {
             let row = pat.attentionRow(head: 3, query: q)!
             let got = sm.attentionRow(head: 3, query: q)!
             for (j, s) in spans.enumerated() {
-                let want = (s.start..<min(s.end, q + 1)).reduce(Float(0)) { $0 + row[$1] }
+                let want = (s.start..<max(s.start, min(s.end, q + 1))).reduce(Float(0)) { $0 + row[$1] }
                 XCTAssertEqual(got[j], want, accuracy: 1e-6)
             }
         }
@@ -249,7 +249,7 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertEqual(try HookPoint.resolve("blocks.-2.attn.*", nLayers: n).count, 9)
         XCTAssertEqual(try HookPoint.resolve("logits", nLayers: n), [HookPoint(.logits)])
         XCTAssertEqual(try HookPoint.resolve("ln_final.hook_normalized", nLayers: n), [HookPoint(.lnFinal)])
-        XCTAssertEqual(try HookPoint.resolve("*", nLayers: n).count, 3 + 30 * 14)
+        XCTAssertEqual(try HookPoint.resolve("*", nLayers: n).count, 3 + 30 * 13)
         XCTAssertEqual(try HookPoint.resolve(["hook_embed,logits", "logits"], nLayers: n), [HookPoint(.embed), HookPoint(.logits)])
         XCTAssertEqual(HookPoint(.pattern, layer: 3).name, "blocks.3.attn.hook_pattern")
     }

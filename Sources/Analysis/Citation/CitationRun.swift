@@ -167,7 +167,6 @@ public final class CitationRunner {
         var g = SeededGenerator(seed: options.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
         let cands = SeededRandom.shuffled(CitationPadding.candidates(for: item, pool: pool), using: &g)
         var used = 0, estimate = base.promptTokens
-        var cost: [Int] = []
         func tokens(_ p: String) -> Int { tokenizer.encode(p, addSpecial: false, parseSpecial: false).count + 4 }
         while true {
             while estimate < target {
@@ -176,7 +175,6 @@ public final class CitationRunner {
                                                      + "to \(target) tokens (reached \(estimate))")
                 }
                 let c = tokens(cands[used])
-                cost.append(c)
                 estimate += c
                 used += 1
             }

@@ -62,6 +62,11 @@ public struct CompositionScores: Sendable, Equatable {
     /// Whether RMSNorm gains were folded into the input-side weights.
     public var foldedNormGains: Bool
 
+    public init(heads: [HeadIndex], q: [[Double]], k: [[Double]], v: [[Double]], baseline: [Kind: Double],
+                foldedNormGains: Bool) {
+        self.heads = heads; self.q = q; self.k = k; self.v = v; self.baseline = baseline; self.foldedNormGains = foldedNormGains
+    }
+
     public func matrix(_ kind: Kind) -> [[Double]] {
         switch kind {
         case .q: return q

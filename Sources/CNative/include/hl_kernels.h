@@ -41,6 +41,11 @@ int hl_qtype_supported(int type);
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,
                 const float *x, size_t x_stride, int t, float *y, size_t y_stride);
 
+/// C[m, n] = A[m, k] · B[n, k]ᵀ (row-major sgemm, no transposes of A), split over the kernel pool
+/// by columns with OpenBLAS held to one thread during the call (one pool for all parallel work,
+/// so OpenBLAS's own threads never compete with it). Small products run directly.
+void hl_sgemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
+
 // MARK: Attention
 
 /// Causal grouped-query attention of t queries at positions p..<p+t over the s = p + t cached keys,

@@ -41,7 +41,7 @@ public final class HookSet {
     /// `keyBlock` covering the group's last query): whole [1, rowBlock, keyBlock] tiles, so tiles
     /// entirely above the diagonal are never written (a chunked HDF5 dataset does not store them).
     public static let rowBlock = 64
-    public static let keyBlock = 1024
+    public static let keyBlock = 256
 
     public init(plan: TracePlan, sink: CaptureSink) throws {
         self.plan = plan
@@ -191,6 +191,13 @@ public final class HookSet {
     }
 
     // MARK: - attention
+
+    /// Chunk row of the first hook_pattern query of layer `l` among positions p..<p+t, if any.
+    func firstPatternRow(layer l: Int, rows t: Int, start p: Int) -> Int? {
+        guard let ci = perLayer[l][.pattern] else { return nil }
+        let rr = rows(ci, p, t)
+        return rr.isEmpty ? nil : queries[ci][rr.lowerBound] - p
+    }
 
     /// The per-head callback for `Kernels.causalAttention` capturing hook_pattern of layer `l`, or
     /// nil when no pattern row of this chunk is wanted. `bosHeads` report a one-hot pattern.

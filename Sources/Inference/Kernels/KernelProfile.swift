@@ -36,6 +36,9 @@ public enum KernelProfile {
     public struct Entry: Sendable {
         public var category: Category
         public var seconds: Double
+        /// Process CPU time (all threads) during the category's calls: on a busy machine,
+        /// flops / cpuSeconds still shows the kernels' efficiency per core.
+        public var cpuSeconds: Double
         public var calls: Int
         /// Floating-point operations counted for the category (matrix products and attention).
         public var flops: Double
@@ -43,12 +46,14 @@ public enum KernelProfile {
 
     nonisolated(unsafe) public static var enabled = false
     nonisolated(unsafe) private static let nanos = UnsafeMutablePointer<UInt64>.allocate(capacity: 8)
+    nonisolated(unsafe) private static let cpuNanos = UnsafeMutablePointer<UInt64>.allocate(capacity: 8)
     nonisolated(unsafe) private static let counts = UnsafeMutablePointer<Int>.allocate(capacity: 8)
     nonisolated(unsafe) private static let flopCounts = UnsafeMutablePointer<Double>.allocate(capacity: 8)
     nonisolated(unsafe) private static var initialized = false
 
     public static func reset() {
         nanos.initialize(repeating: 0, count: 8)
+        cpuNanos.initialize(repeating: 0, count: 8)
         counts.initialize(repeating: 0, count: 8)
         flopCounts.initialize(repeating: 0, count: 8)
         initialized = true
@@ -57,27 +62,31 @@ public enum KernelProfile {
     public static func snapshot() -> [Entry] {
         if !initialized { reset() }
         return Category.allCases.map {
-            Entry(category: $0, seconds: Double(nanos[$0.rawValue]) * 1e-9, calls: counts[$0.rawValue],
+            Entry(category: $0, seconds: Double(nanos[$0.rawValue]) * 1e-9,
+                  cpuSeconds: Double(cpuNanos[$0.rawValue]) * 1e-9, calls: counts[$0.rawValue],
                   flops: flopCounts[$0.rawValue])
         }
     }
 
     @inline(__always)
-    static func now() -> UInt64 {
+    static func now(_ clock: clockid_t = CLOCK_MONOTONIC) -> UInt64 {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(clock, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
-    /// A start timestamp, or 0 when profiling is off.
+    /// Start timestamps (wall, process CPU), or zeros when profiling is off.
     @inline(__always)
-    static func start() -> UInt64 { enabled ? now() : 0 }
+    static func start() -> (wall: UInt64, cpu: UInt64) {
+        enabled ? (now(), now(CLOCK_PROCESS_CPUTIME_ID)) : (0, 0)
+    }
 
     @inline(__always)
-    static func stop(_ c: Category, _ t0: UInt64, flops: Double = 0) {
-        guard t0 != 0 else { return }
+    static func stop(_ c: Category, _ t0: (wall: UInt64, cpu: UInt64), flops: Double = 0) {
+        guard t0.wall != 0 else { return }
         if !initialized { reset() }
-        nanos[c.rawValue] &+= now() &- t0
+        nanos[c.rawValue] &+= now() &- t0.wall
+        cpuNanos[c.rawValue] &+= now(CLOCK_PROCESS_CPUTIME_ID) &- t0.cpu
         counts[c.rawValue] += 1
         flopCounts[c.rawValue] += flops
     }
@@ -99,6 +108,11 @@ extension KernelConfig {
     public static var quantizedMaxRows: Int {
         get { Kernels.quantizedMaxRows }
         set { Kernels.quantizedMaxRows = newValue }
+    }
+    /// See `Kernels.poolSgemm`.
+    public static var poolSgemm: Bool {
+        get { Kernels.poolSgemm }
+        set { Kernels.poolSgemm = newValue }
     }
     /// See `Kernels.blockedAttention`.
     public static var blockedAttention: Bool {

@@ -49,6 +49,13 @@ public final class AttentionCapture {
 
     public func removeAll() { rows.removeAll() }
 
+    /// Chunk row of the first requested query of layer `layer` among positions P..<P+T, if any.
+    func firstRow(layer: Int, rows t: Int, start p: Int) -> Int? {
+        guard let wants = byLayer[layer] else { return nil }
+        let chunk = p..<(p + t)
+        return wants.compactMap { w in w.queries.filter { chunk.contains($0) }.min() }.min().map { $0 - p }
+    }
+
     /// The per-head callback for `Kernels.causalAttention` on layer `layer` for queries P..<P+T,
     /// or nil when nothing is wanted there.
     func observer(layer: Int, rows t: Int, start p: Int) -> ((Int, UnsafePointer<Float>) -> Void)? {

@@ -15,6 +15,10 @@ enum Kernels {
     /// Prefill attention without an observer uses the blocked kernel (hl_attention_prefill);
     /// false forces the per-head reference path (tests, benchmarks).
     nonisolated(unsafe) static var blockedAttention = true
+    /// Float32 products run as column blocks on the kernel pool with OpenBLAS single-threaded
+    /// (hl_sgemm_nt), so one set of threads does all parallel work; false lets OpenBLAS thread
+    /// each sgemm itself.
+    nonisolated(unsafe) static var poolSgemm = true
 
     // MARK: - Matrix products
 
@@ -32,6 +36,9 @@ enum Kernels {
             if t == 1 {
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data,
                             blasint(w.cols), x, 1, 0, y, 1)
+            } else if poolSgemm {
+                hl_sgemm_nt(Int32(t), Int32(w.rows), Int32(w.cols), x, Int32(w.cols), w.data, Int32(w.cols), y,
+                            Int32(w.rows))
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
                             x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))

@@ -197,37 +197,58 @@ extension InferenceSession {
 
     /// z = softmax(q·kᵀ/√dh + causal mask)·v per head; hands probabilities to the captures
     /// (`bosHeads` are reported one-hot on key 0: their z is replaced afterwards by `ablate`).
+    ///
+    /// Observing probabilities needs the materializing attention path; rows before the first
+    /// observed query of the chunk run through the fast path (observer nil) in a separate call,
+    /// so capturing the last few queries costs only those rows.
     func attend(_ l: Int, rows t: Int, start p: Int, hooks hk: HookSet? = nil, bosHeads: [Int] = []) {
-        let c = config, s = scratch
-        let legacy = attentionCapture.flatMap { $0.observer(layer: l, rows: t, start: p) }
-        let pattern = hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bosHeads)
-        var observe: ((Int, UnsafePointer<Float>) -> Void)?
-        if pattern == nil && bosHeads.isEmpty {
-            observe = legacy
-        } else if legacy != nil || pattern != nil {
-            var oneHot: FloatBuffer?
-            let keys = p + t
-            observe = { h, probs in
-                if let legacy {
-                    if bosHeads.contains(h) {
-                        if oneHot == nil {
-                            let b = FloatBuffer(count: t * keys)
-                            for r in 0..<t { b.pointer[r * keys] = 1 }
-                            oneHot = b
-                        }
-                        legacy(h, oneHot!.pointer)
-                    } else {
-                        legacy(h, probs)
-                    }
-                }
-                pattern?(h, probs)
-            }
+        let first = min(attentionCapture?.firstRow(layer: l, rows: t, start: p) ?? t,
+                        hk?.firstPatternRow(layer: l, rows: t, start: p) ?? t)
+        if first > 0 && first < t {
+            attention(l, rows: first, start: p, offset: 0, observe: nil)
+            attention(l, rows: t - first, start: p + first, offset: first,
+                      observe: observer(l, rows: t - first, start: p + first, hooks: hk, bosHeads: bosHeads))
+        } else {
+            attention(l, rows: t, start: p, offset: 0,
+                      observe: first == t ? nil : observer(l, rows: t, start: p, hooks: hk, bosHeads: bosHeads))
         }
-        Kernels.causalAttention(q: s.q.pointer, k: cache.keys(layer: l), v: cache.values(layer: l),
-                                z: s.z.pointer, rows: t, start: p,                      // z [T, H, dh]
+    }
+
+    /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t).
+    private func attention(_ l: Int, rows t: Int, start p: Int, offset: Int,
+                           observe: ((Int, UnsafePointer<Float>) -> Void)?) {
+        let c = config, s = scratch
+        Kernels.causalAttention(q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
+                                z: s.z.pointer + offset * c.qWidth, rows: t, start: p,         // z [T, H, dh]
                                 nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
                                 scale: 1 / Float(c.dHead).squareRoot(),
                                 probs: s.probs.pointer, observe: observe)               // probs [T, S]
+    }
+
+    /// The per-head observer for rows p..<p+t: legacy `AttentionCapture` and hook_pattern captures.
+    private func observer(_ l: Int, rows t: Int, start p: Int, hooks hk: HookSet?,
+                          bosHeads: [Int]) -> ((Int, UnsafePointer<Float>) -> Void)? {
+        let legacy = attentionCapture.flatMap { $0.observer(layer: l, rows: t, start: p) }
+        let pattern = hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bosHeads)
+        if pattern == nil && bosHeads.isEmpty { return legacy }
+        if legacy == nil && pattern == nil { return nil }
+        var oneHot: FloatBuffer?
+        let keys = p + t
+        return { h, probs in
+            if let legacy {
+                if bosHeads.contains(h) {
+                    if oneHot == nil {
+                        let b = FloatBuffer(count: t * keys)
+                        for r in 0..<t { b.pointer[r * keys] = 1 }
+                        oneHot = b
+                    }
+                    legacy(h, oneHot!.pointer)
+                } else {
+                    legacy(h, probs)
+                }
+            }
+            pattern?(h, probs)
+        }
     }
 
     /// Rewrites the outputs z of ablated heads (every method but `.uniform`, which acts on q).
