@@ -64,6 +64,21 @@ HL_INLINE float hsum16(v16f v) {
     return (d[0] + d[2]) + (d[1] + d[3]);
 }
 
+/// The four horizontal sums of a, b, c, d.
+HL_INLINE v4f hsum4(v16f a, v16f b, v16f c, v16f d) {
+#define HL_FOLD(v) (__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + \
+                    __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15))
+    v8f a8 = HL_FOLD(a), b8 = HL_FOLD(b), c8 = HL_FOLD(c), d8 = HL_FOLD(d);
+#undef HL_FOLD
+    v8f ab = __builtin_shufflevector(a8, b8, 0, 1, 2, 3, 8, 9, 10, 11) +
+             __builtin_shufflevector(a8, b8, 4, 5, 6, 7, 12, 13, 14, 15);
+    v8f cd = __builtin_shufflevector(c8, d8, 0, 1, 2, 3, 8, 9, 10, 11) +
+             __builtin_shufflevector(c8, d8, 4, 5, 6, 7, 12, 13, 14, 15);
+    v8f x = __builtin_shufflevector(ab, cd, 0, 1, 4, 5, 8, 9, 12, 13) +
+            __builtin_shufflevector(ab, cd, 2, 3, 6, 7, 10, 11, 14, 15);
+    return __builtin_shufflevector(x, x, 0, 2, 4, 6) + __builtin_shufflevector(x, x, 1, 3, 5, 7);
+}
+
 HL_INLINE float hmax16(v16f v) {
     v8f a = __builtin_elementwise_max(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7),
                                       __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
@@ -416,25 +431,32 @@ HL_INLINE void tile_rows_body(float *s, int ld, int rows, int n, const int *vali
 HL_INLINE void decode_group_body(const float *q, const float *k, const float *v, int n, int stride, int dh,
                                  int G, float scale, float *scores, float *part) {
     const int vec = (dh & 15) == 0;
-    for (int i = 0; i < n; i++) {
+    int i = 0;
+    if (vec) {
+        // Four keys at a time: four dot products per head, reduced together.
+        for (; i + 4 <= n; i += 4) {
+            const float *k0 = k + (size_t)i * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+            for (int h = 0; h < G; h++) {
+                const float *qh = q + (size_t)h * dh;
+                v16f a0 = splat(0), a1 = a0, a2 = a0, a3 = a0;
+                for (int c = 0; c < dh; c += 16) {
+                    v16f qv = ld16f(qh + c);
+                    a0 += qv * ld16f(k0 + c);
+                    a1 += qv * ld16f(k1 + c);
+                    a2 += qv * ld16f(k2 + c);
+                    a3 += qv * ld16f(k3 + c);
+                }
+                v4f r = hsum4(a0, a1, a2, a3) * scale;
+                memcpy(scores + (size_t)h * n + i, &r, sizeof r);
+            }
+        }
+    }
+    for (; i < n; i++) {
         const float *kr = k + (size_t)i * stride;
         for (int h = 0; h < G; h++) {
             const float *qh = q + (size_t)h * dh;
-            float acc;
-            if (vec) {
-                v16f a = splat(0);
-                v16f b = a;
-                int c = 0;
-                for (; c + 32 <= dh; c += 32) {
-                    a += ld16f(qh + c) * ld16f(kr + c);
-                    b += ld16f(qh + c + 16) * ld16f(kr + c + 16);
-                }
-                if (c < dh) a += ld16f(qh + c) * ld16f(kr + c);
-                acc = hsum16(a + b);
-            } else {
-                acc = 0;
-                for (int c = 0; c < dh; c++) acc += qh[c] * kr[c];
-            }
+            float acc = 0;
+            for (int c = 0; c < dh; c++) acc += qh[c] * kr[c];
             scores[(size_t)h * n + i] = acc * scale;
         }
     }
@@ -781,14 +803,17 @@ void hl_kernels_set_threads(int n) {
 }
 
 /// Runs fn(ctx, i, thread) for i in 0..<n on the pool (the caller participates) and returns when
-/// all are done.
-static void hl_parallel(int n, hl_task_fn fn, void *ctx) {
+/// all are done. `blas1`: the tasks call OpenBLAS, which is held to one thread meanwhile (only
+/// by the pool's owner, so concurrent callers cannot interleave the save/restore).
+static void hl_parallel_ex(int n, hl_task_fn fn, void *ctx, int blas1) {
     int threads = hl_kernels_threads();
     if (n <= 0) return;
     if (n == 1 || threads <= 1 || pthread_mutex_trylock(&P.run_lock) != 0) {
         for (int i = 0; i < n; i++) fn(ctx, i, 0);
         return;
     }
+    int savedBlas = blas1 ? openblas_get_num_threads() : 1;
+    if (savedBlas != 1) openblas_set_num_threads(1);
     while (P.started < threads - 1) {
         pthread_t th;
         pthread_attr_t attr;
@@ -801,6 +826,7 @@ static void hl_parallel(int n, hl_task_fn fn, void *ctx) {
         P.started++;
     }
     if (P.started == 0) {
+        if (savedBlas != 1) openblas_set_num_threads(savedBlas);
         pthread_mutex_unlock(&P.run_lock);
         for (int i = 0; i < n; i++) fn(ctx, i, 0);
         return;
@@ -824,8 +850,11 @@ static void hl_parallel(int n, hl_task_fn fn, void *ctx) {
         if (spins < 4096) cpu_relax();
         else sched_yield();
     }
+    if (savedBlas != 1) openblas_set_num_threads(savedBlas);
     pthread_mutex_unlock(&P.run_lock);
 }
+
+static void hl_parallel(int n, hl_task_fn fn, void *ctx) { hl_parallel_ex(n, fn, ctx, 0); }
 
 // MARK: - Thread-local scratch
 
@@ -922,10 +951,7 @@ void hl_sgemm_nt(int m, int n, int k, const float *a, int lda, const float *b, i
     sgemm_job j = {m, n, k, 0, a, b, c, lda, ldb, ldc};
     int chunk = (n + threads - 1) / threads;
     j.chunk = (chunk + 15) & ~15;
-    int saved = openblas_get_num_threads();
-    if (saved != 1) openblas_set_num_threads(1);
-    hl_parallel((n + j.chunk - 1) / j.chunk, sgemm_task, &j);
-    if (saved != 1) openblas_set_num_threads(saved);
+    hl_parallel_ex((n + j.chunk - 1) / j.chunk, sgemm_task, &j, 1);
 }
 
 // Attention, prefill: blocked, online softmax.
@@ -1009,10 +1035,7 @@ void hl_attention_prefill(const float *q, const float *k, const float *v, float 
     // Short chunks: smaller query blocks so that every thread gets work items.
     while (g_tile_q <= 0 && bq > 16 && hkv * ((t + bq - 1) / bq) < 3 * threads) bq /= 2;
     attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, scale, impl()};
-    int saved = openblas_get_num_threads();
-    if (threads > 1 && saved != 1) openblas_set_num_threads(1);
-    hl_parallel(hkv * j.nqb, attn_task, &j);
-    if (threads > 1 && saved != 1) openblas_set_num_threads(saved);
+    hl_parallel_ex(hkv * j.nqb, attn_task, &j, 1);
 }
 
 // Attention, decoding: per (KV head, key range) task the partial softmax state of its G query

@@ -25,6 +25,11 @@ struct Ablate: ParsableCommand {
             held-out haystack text, bos puts all its attention on the first token. --phase decode \
             (default, as Wu et al.) leaves the prefill untouched; all ablates every position. \
             The run file is checkpointed after every trial and resumed if interrupted.
+
+            --causal N builds the causal head graph among the top N retrieval heads instead: the \
+            conditions are the baseline and each of the N heads ablated alone, and every condition \
+            also measures the N heads' retrieval scores (Wu et al.'s copy rule). An edge A -> B of \
+            the graph is B's score with A ablated minus B's baseline score (group /ablation/causal).
             """)
 
     @OptionGroup var suite: NIAHSuiteOptions
@@ -41,8 +46,11 @@ struct Ablate: ParsableCommand {
     @Option(help: "Ablation method: uniform, zero, mean or bos.")
     var method = "uniform"
 
-    @Option(help: "Random control sets of as many heads.")
-    var controls = 3
+    @Option(help: "Build the causal graph among the top N heads (single-head ablations; see above).")
+    var causal: Int?
+
+    @Option(help: "Random control sets of as many heads (default 3; none with --causal).")
+    var controls: Int?
 
     @Option(help: "Seed of the control sets and the bootstrap.")
     var seed: UInt64 = 0
@@ -79,13 +87,19 @@ struct Ablate: ParsableCommand {
 
     func validate() throws {
         try suite.validate()
-        guard (top == nil) != (heads == nil) else { throw ValidationError("give exactly one of --top K or --heads L.H,...") }
+        guard [top != nil, heads != nil, causal != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --top K, --heads L.H,... or --causal N")
+        }
         if let k = top, k < 1 { throw ValidationError("--top must be at least 1") }
+        if let n = causal {
+            guard n >= 2 else { throw ValidationError("--causal must be at least 2 (a graph needs two heads)") }
+            guard controls == nil || controls == 0 else { throw ValidationError("--controls is not used with --causal") }
+        }
         guard ["uniform", "zero", "mean", "bos"].contains(method) else {
             throw ValidationError("--method must be uniform, zero, mean or bos")
         }
         guard ["decode", "all"].contains(phase) else { throw ValidationError("--phase must be decode or all") }
-        guard controls >= 0 else { throw ValidationError("--controls must be >= 0") }
+        guard (controls ?? 0) >= 0 else { throw ValidationError("--controls must be >= 0") }
         guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
         guard pplTokens == 0 || pplTokens >= 2 else { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
         if let h = heads {
@@ -114,7 +128,12 @@ struct Ablate: ParsableCommand {
         let thr = threshold ?? contents.threshold
         let target: [HeadIndex]
         let targetName: String
-        if let k = top {
+        let nControls = causal != nil ? 0 : (controls ?? 3)
+        if let n = causal {
+            guard n <= c.nLayers * c.nHeads else { throw CLIError("--causal \(n) exceeds the model's \(c.nLayers * c.nHeads) heads") }
+            target = contents.scores.top(n).map(\.head)
+            targetName = "causal_\(n)"
+        } else if let k = top {
             guard k <= c.nLayers * c.nHeads else { throw CLIError("--top \(k) exceeds the model's \(c.nLayers * c.nHeads) heads") }
             target = contents.scores.top(k).map(\.head)
             targetName = "top_\(k)"
@@ -129,11 +148,12 @@ struct Ablate: ParsableCommand {
         let controlSets: [[HeadIndex]]
         do {
             controlSets = try AblationPlan.controlSets(scores: contents.scores, threshold: thr, target: target,
-                                                       count: controls, seed: seed)
+                                                       count: nControls, seed: seed)
         } catch let e as RetrievalHeadsError {
             throw CLIError(e.errorDescription ?? "\(e)", hint: "lower --top or --controls")
         }
-        let conditions = AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
+        let conditions = causal != nil ? AblationPlan.causalConditions(sources: target)
+            : AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
         let probe = try suite.loadProbe()
 
         var options = AblationOptions()
@@ -144,6 +164,7 @@ struct Ablate: ParsableCommand {
         options.perplexityTokens = pplTokens
         options.reusePrefix = !noSharePrefix
         options.stopAfter = stopAfter
+        if causal != nil { options.causalTargets = target }
         let runner: AblationRunner
         do {
             runner = try AblationRunner(probe: probe, model: env.model, tokenizer: env.tokenizer,
@@ -156,7 +177,7 @@ struct Ablate: ParsableCommand {
             "scores_file": .string(URL(fileURLWithPath: scores).lastPathComponent),
             "threshold": .double(thr),
             "target": .string(targetName),
-            "controls": .int(Int64(controls)),
+            "controls": .int(Int64(nControls)),
         ]
 
         if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
@@ -215,6 +236,18 @@ struct Ablate: ParsableCommand {
         ]
         if let cm = r.controlMean { o["controls_mean"] = Dictionary(uniqueKeysWithValues: zip(metrics, cm.map(ci))) }
         if let h = r.heldOut { o["perplexity_passage"] = h.description }
+        if let cs = r.causal {
+            let b = r.conditions.firstIndex { $0.condition.kind == .baseline } ?? 0
+            o["causal"] = [
+                "targets": cs.targets.map(\.description),
+                "baseline_scores": cs.scores[b],
+                "counted_trials": cs.counted,
+                "edges": r.conditions.indices.filter { r.conditions[$0].condition.kind == .single }.map { i -> [String: Any] in
+                    ["source": r.conditions[i].condition.heads[0].description,
+                     "score_change": zip(cs.scores[i], cs.scores[b]).map { $0 - $1 }]
+                },
+            ] as [String: Any]
+        }
         return o
     }
 
@@ -242,6 +275,16 @@ struct Ablate: ParsableCommand {
             s += "  \(c.condition.name): \(c.condition.headList)\n"
         }
         if let h = r.heldOut { s += "perplexity passage: \(h.description)\n" }
+        if let cs = r.causal, let b = r.conditions.firstIndex(where: { $0.condition.kind == .baseline }) {
+            s += "causal graph: retrieval score change of each target (column) with the row's head ablated alone\n"
+            s += pad("ablated", 12) + cs.targets.map { pad($0.description, 8) }.joined() + "still right (of the baseline's counted)\n"
+            s += pad("(baseline)", 12) + cs.scores[b].map { pad(f($0, 3), 8) }.joined() + "\(cs.counted[b])\n"
+            for i in r.conditions.indices where r.conditions[i].condition.kind == .single {
+                s += pad(r.conditions[i].condition.heads[0].description, 12)
+                    + zip(cs.scores[i], cs.scores[b]).map { pad(($0 - $1 >= 0 ? "+" : "") + f($0 - $1, 3), 8) }.joined()
+                    + "\(cs.counted[i])\n"
+            }
+        }
         s += "wrote \(output)\n"
         return s
     }

@@ -70,7 +70,7 @@ struct NotebookCommand: ParsableCommand {
                                              environment: ProcessInfo.processInfo.environment, force: force,
                                              hasher: NotebookCommand.sha256)
             let index = try NotebookSession.run(notebookURL: notebookURL, displayPath: notebook, options: options,
-                                                figureProvider: RunReportFigureProvider(),
+                                                launcher: ProgressEchoLauncher(), figureProvider: RunReportFigureProvider(),
                                                 rebuildCommand: rebuild) { event in
                 FileHandle.standardError.write(Data(event.text.utf8))
             }

@@ -32,9 +32,8 @@ final class AblationRetrievalTests: XCTestCase {
         XCTAssertEqual(SeededRandom.sample(pool, count: 4, using: &g).sorted(), sets[0])
     }
 
-    func testControlSetsNeedAPoolLargeEnough() throws {
-        throw XCTSkip("in progress at the end of session 8: this test failed against the work in flight; re-enable when its feature lands (see the stop note)")
-        let target = scores.top(5).map(\.head)
+    func testControlSetsNeedAPoolLargeEnough() {
+        let target = scores.top(7).map(\.head)   // 3 retrieval heads + 4 others: 5 left in the pool
         XCTAssertThrowsError(try AblationPlan.controlSets(scores: scores, threshold: 0.1, target: target, count: 1, seed: 0))
         XCTAssertNoThrow(try AblationPlan.controlSets(scores: scores, threshold: 0.1, target: target, count: 0, seed: 0))
     }

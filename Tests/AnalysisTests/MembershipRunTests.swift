@@ -459,7 +459,6 @@ final class MembershipRunTests: XCTestCase {
     /// Windowed scores from the real model equal NLLs computed in double precision from the
     /// full logits of each window run on its own.
     func testRealModelWindowScoresMatchFullLogits() throws {
-        throw XCTSkip("in progress at the end of session 8: this test failed against the work in flight; re-enable when its feature lands (see the stop note)")
         let url = Self.modelURL
         guard FileManager.default.fileExists(atPath: url.path) else { throw XCTSkip("model not found at \(url.path)") }
         let gguf = try GGUFFile(url: url)
@@ -482,8 +481,10 @@ final class MembershipRunTests: XCTestCase {
                 var sum = 0.0
                 for x in row { sum += exp(x - m) }
                 let lse = m + log(sum)
-                XCTAssertEqual(s.nll[k], lse - row[Int(ids[t])], accuracy: 1e-5, "token \(t)")
-                XCTAssertEqual(s.pMax[k], exp(m - lse), accuracy: 2e-6)
+                // Tolerances: the output head's GEMM runs on 15 rows here and 16 there, so the
+                // float32 logits themselves differ by ~1e-6 relative (~2e-5 absolute).
+                XCTAssertEqual(s.nll[k], lse - row[Int(ids[t])], accuracy: 1e-4, "token \(t)")
+                XCTAssertEqual(s.pMax[k], exp(m - lse), accuracy: 5e-5 * exp(m - lse))
                 k += 1
             }
         }

@@ -50,8 +50,7 @@ final class RuleRetrievalTests: XCTestCase {
         XCTAssertEqual(none.countedTrials, 0)
     }
 
-    func testHeadIndexParsing() throws {
-        throw XCTSkip("in progress at the end of session 8: this test failed against the work in flight; re-enable when its feature lands (see the stop note)")
+    func testHeadIndexParsing() {
         XCTAssertEqual(HeadIndex("14.3"), HeadIndex(layer: 14, head: 3))
         XCTAssertEqual(HeadIndex("14-3"), HeadIndex(layer: 14, head: 3))
         XCTAssertEqual(HeadIndex(" 2:0 "), HeadIndex(layer: 2, head: 0))

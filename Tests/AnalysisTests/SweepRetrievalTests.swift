@@ -9,9 +9,9 @@ import TraceStore
 /// a sweep stopped after k trials and resumed equals an uninterrupted one, and the text check.
 final class SweepRetrievalTests: XCTestCase {
     /// 1 needle x 2 short lengths x 3 depths, 12 new tokens: quick, and the needle is found.
-    func smallProbe() throws -> NIAHProbe {
+    func smallProbe(maxNewTokens: Int = 12) throws -> NIAHProbe {
         try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
-                           overrides: .init(lengths: [300, 420], depths: [0, 50, 100], maxNewTokens: 12))
+                           overrides: .init(lengths: [300, 420], depths: [0, 50, 100], maxNewTokens: maxNewTokens))
     }
 
     func tempDir() throws -> URL {
@@ -45,9 +45,8 @@ final class SweepRetrievalTests: XCTestCase {
     }
 
     func testStopAndResumeEqualsUninterruptedRun() throws {
-        throw XCTSkip("in progress at the end of session 8: this test failed against the work in flight; re-enable when its feature lands (see the stop note)")
         let env = try RetrievalTestModel.load()
-        let probe = try smallProbe()
+        let probe = try smallProbe(maxNewTokens: 32)   // room for the whole answer: trials count
         let dir = try tempDir()
         func sweep(stopAfter: Int?) throws -> RetrievalHeadSweep {
             var o = RetrievalSweepOptions()

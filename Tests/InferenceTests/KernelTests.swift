@@ -24,6 +24,9 @@ final class KernelTests: XCTestCase {
         super.tearDown()
     }
 
+    /// An error, with NaN mapped to infinity (so that a NaN fails every tolerance check).
+    static func finite(_ e: Double) -> Double { e.isNaN ? .infinity : e }
+
     // MARK: - Random quantized blocks
 
     /// Random blocks of `type` with sane scales (random nibbles / bytes, f16 scales of typical size).
@@ -94,7 +97,7 @@ final class KernelTests: XCTestCase {
                         }
                         var worst = 0.0
                         for j in 0..<(t * rows) {
-                            worst = max(worst, abs(Double(y[j]) - ref[j]) / max(mag[j], 1e-30))
+                            worst = max(worst, Self.finite(abs(Double(y[j]) - ref[j]) / max(mag[j], 1e-30)))
                         }
                         XCTAssertLessThanOrEqual(worst, 1e-5,
                             "\(type.name) rows \(rows) t \(t) level \(String(cString: hl_kernels_level_name(level)))")
@@ -120,7 +123,7 @@ final class KernelTests: XCTestCase {
             Kernels.linear(x, rows: t, weight: w, bias: bias, into: &yq)
             Kernels.quantizedMaxRows = 0
             Kernels.linear(x, rows: t, weight: w, bias: bias, into: &yf)
-            let diff = zip(yq, yf).map { abs($0 - $1) }.max()!
+            let diff = zip(yq, yf).map { Self.finite(Double(abs($0 - $1))) }.max()!
             XCTAssertLessThan(diff, 1e-4, "t \(t)")
         }
     }
@@ -182,12 +185,14 @@ final class KernelTests: XCTestCase {
             observed += 1
             let rowsHere = c.t == 1 ? 1 : c.t
             for r in 0..<rowsHere {
-                for j in 0..<s { worstProb = max(worstProb, abs(Double(pr[r * s + j]) - ref.probs[head][r][j])) }
+                for j in 0..<s {
+                    worstProb = max(worstProb, Self.finite(abs(Double(pr[r * s + j]) - ref.probs[head][r][j])))
+                }
             }
         }
         XCTAssertEqual(observed, c.h, label)
         XCTAssertLessThanOrEqual(worstProb, 1e-5, "observed probabilities, \(label)")
-        let refErr = zip(zRef, ref.z).map { abs(Double($0) - $1) }.max()!
+        let refErr = zip(zRef, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
         XCTAssertLessThanOrEqual(refErr, 1e-5, "reference path, \(label)")
 
         // Blocked / decode kernels (no observer), at every level and several tile shapes.
@@ -198,8 +203,8 @@ final class KernelTests: XCTestCase {
                 var z = [Float](repeating: .nan, count: c.t * qs)
                 Kernels.causalAttention(q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
                                         dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
-                let vsRef = zip(z, zRef).map { abs($0 - $1) }.max()!
-                let vsDouble = zip(z, ref.z).map { abs(Double($0) - $1) }.max()!
+                let vsRef = zip(z, zRef).map { Self.finite(Double(abs($0 - $1))) }.max()!
+                let vsDouble = zip(z, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
                 let where_ = "\(label), tiles \(bq)x\(bk), level \(String(cString: hl_kernels_level_name(level)))"
                 XCTAssertLessThanOrEqual(vsRef, 1e-5, "blocked vs reference path, \(where_)")
                 XCTAssertLessThanOrEqual(vsDouble, 1e-5, "blocked vs double, \(where_)")
@@ -324,7 +329,9 @@ final class KernelTests: XCTestCase {
         let f = try run(0), q = try run(8)
         XCTAssertEqual(f.tokens, q.tokens)
         var worst: Float = 0
-        for (a, b) in zip(f.logits, q.logits) { worst = max(worst, zip(a, b).map { abs($0 - $1) }.max()!) }
+        for (a, b) in zip(f.logits, q.logits) {
+            worst = max(worst, zip(a, b).map { Float(Self.finite(Double(abs($0 - $1)))) }.max()!)
+        }
         print(String(format: "quantized vs f32 decode: max |logit diff| %.3e over %d steps (kernels %@, %d threads)",
                      worst, f.logits.count, KernelConfig.level, KernelConfig.threads))
         XCTAssertLessThanOrEqual(worst, 1e-3)

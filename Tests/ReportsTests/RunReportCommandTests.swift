@@ -25,7 +25,9 @@ enum SyntheticRuns {
 
     /// Writes a run file with the given groups ("retrieval", "ablation", "causal", "composition",
     /// "attention", "citation", "membership"); `text` goes into every string field.
-    static func write(_ url: URL, text: String, groups: Set<String>, complete: Bool = true) throws {
+    static func write(_ url: URL, text raw: String, groups: Set<String>, complete: Bool = true) throws {
+        // HDF5 strings are C strings: NUL cannot be stored (the real writers drop it too).
+        let text = raw.replacingOccurrences(of: "\0", with: "")
         let w = try RunFileWriter(path: url.path)
         let f = w.file
         try header(text, command: groups.sorted().joined(separator: "+")).write(to: f)
@@ -238,7 +240,6 @@ final class RunReportCommandTests: XCTestCase {
     /// Hostile text in every string field of every group: escaped in HTML and SVG, never able to
     /// add nodes or edges to a Graphviz graph, control characters shown as control pictures.
     func testHostileTextIsEscapedEverywhere() throws {
-        throw XCTSkip("in progress at the end of session 8: this test failed against the work in flight; re-enable when its feature lands (see the stop note)")
         for (i, text) in Hostile.strings.enumerated() {
             let f = try load("h\(i).h5", text: text)
             let doc = try RunReport.document([f], headlightVersion: "9.9", reportCommand: "headlight report \(text)")

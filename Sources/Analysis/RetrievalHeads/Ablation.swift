@@ -16,7 +16,8 @@ import TraceStore
 
 /// One ablation condition.
 public struct AblationCondition: Sendable, Equatable {
-    public enum Kind: String, Sendable { case baseline, target, control }
+    /// `single`: one head ablated alone, for the causal head graph (`AblationOptions.causalTargets`).
+    public enum Kind: String, Sendable { case baseline, target, control, single }
     public var name: String
     public var kind: Kind
     public var heads: [HeadIndex]
@@ -46,6 +47,12 @@ public enum AblationPlan {
         return (0..<count).map { _ in SeededRandom.sample(pool, count: k, using: &g).sorted() }
     }
 
+    /// Baseline and one single-head condition per source head (the causal head graph).
+    public static func causalConditions(sources: [HeadIndex]) -> [AblationCondition] {
+        [AblationCondition(name: "baseline", kind: .baseline, heads: [])]
+            + sources.map { AblationCondition(name: "ablate_\($0)", kind: .single, heads: [$0]) }
+    }
+
     /// Baseline, target and controls.
     public static func conditions(target: [HeadIndex], targetName: String, controls: [[HeadIndex]]) -> [AblationCondition] {
         [AblationCondition(name: "baseline", kind: .baseline, heads: []),
@@ -66,6 +73,9 @@ public struct AblationOptions: Sendable {
     public var perplexityTokens = 1024
     public var reusePrefix = true
     public var stopAfter: Int?
+    /// Heads whose retrieval score (Wu et al.'s copy rule) is measured under every condition, for
+    /// the causal head graph; empty: no attention is captured.
+    public var causalTargets: [HeadIndex] = []
     public init() {}
 }
 
@@ -121,6 +131,21 @@ public struct AblationRecord: Equatable, Sendable {
     public var metrics: [Double]
     public var prefilledTokens: Int
     public var seconds: Double
+    /// With causal targets: each target's trial score (copy rule), and whether the trial counts
+    /// (ROUGE-1 recall > 50 and the needle span located).
+    public var targetScores: [Double] = []
+    public var counted: Bool = false
+}
+
+/// Retrieval scores of the causal targets under each condition (mean trial score over the
+/// condition's counted trials, as `RetrievalHeadScores.aggregate`).
+public struct CausalScores: Sendable {
+    public var targets: [HeadIndex]
+    /// [condition][target]
+    public var scores: [[Double]]
+    /// Per condition: of the trials the baseline counts (the ones every mean is over), how many
+    /// the condition still answers right.
+    public var counted: [Int]
 }
 
 /// Per-condition summary.
@@ -154,6 +179,8 @@ public struct AblationResult: Sendable {
     public var finished: Bool
     public var ranNow: Int
     public var seconds: Double
+    /// With causal targets.
+    public var causal: CausalScores?
 }
 
 /// Runs the conditions over the suite, writing a resumable `/ablation` group.
@@ -237,14 +264,18 @@ public final class AblationRunner {
                 currentCondition = ci
             }
             let t0 = Date()
-            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens, span: nil, scoreHeads: false)
+            let causal = !options.causalTargets.isEmpty
+            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
+                                      span: causal ? t.needleSpan : nil, scoreHeads: causal)
             let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
             let nb = t.needle.keyword.map { NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score } ?? .nan
             let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0
             try store.append(AblationRecord(trialIndex: ti, condition: ci, response: out.response,
                                             generatedTokens: out.generated.count, stop: out.stop.rawValue,
                                             metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
-                                            seconds: Date().timeIntervalSince(t0)))
+                                            seconds: Date().timeIntervalSince(t0),
+                                            targetScores: causalTargetScores(out.headScores),
+                                            counted: causal && NeedleRetrievalScore.succeeded(rouge) && t.needleSpan != nil))
             try file.flush()
             ran += 1
             doneUnits += 1
@@ -276,8 +307,15 @@ public final class AblationRunner {
         let ppl = Dictionary(zip(try store.perplexity.ints("condition"), try store.perplexity.doubles("mean_nll")),
                              uniquingKeysWith: { a, _ in a })
         summarize(&result, trials: trials, perplexityNLL: ppl)
+        result.causal = causalScores(records)
         try store.writeSummary(result)
         return result
+    }
+
+    /// The causal targets' entries of a trial's per-head scores (zeros when nothing was scored).
+    func causalTargetScores(_ headScores: [Double]?) -> [Double] {
+        let n = model.config.nHeads
+        return options.causalTargets.map { h in headScores.map { $0[h.flat(heads: n)] } ?? 0 }
     }
 
     /// Mean NLL (nats) of `tokens[1...]` given the preceding tokens, with the condition's heads
@@ -353,9 +391,62 @@ public final class AblationRunner {
         }
         if !controls.isEmpty { r.controlMean = controlMeans }
     }
+
+    /// Causal-target retrieval scores per condition (nil without causal targets): the mean trial
+    /// score over the trials the *baseline* counts (answer right, ROUGE-1 recall > 50, and the
+    /// needle located), so every condition is averaged over the same trials — a head whose
+    /// ablation makes the model miss the needle lowers the others' scores instead of dropping
+    /// out of the mean. `counted` holds, per condition, how many of those trials the condition
+    /// itself still answers right.
+    func causalScores(_ records: [AblationRecord]) -> CausalScores? {
+        let targets = options.causalTargets
+        guard !targets.isEmpty, let b = conditions.firstIndex(where: { $0.kind == .baseline }) else { return nil }
+        let base = Set(records.filter { $0.condition == b && $0.counted }.map(\.trialIndex))
+        var scores: [[Double]] = [], counted: [Int] = []
+        for c in conditions.indices {
+            let rs = records.filter { $0.condition == c && base.contains($0.trialIndex) }.sorted { $0.trialIndex < $1.trialIndex }
+            let agg = RetrievalHeadScores.aggregate(trialScores: rs.map(\.targetScores), counted: rs.map { _ in true },
+                                                    layers: 1, heads: targets.count)
+            scores.append(agg.scores)
+            counted.append(rs.filter(\.counted).count)
+        }
+        return CausalScores(targets: targets, scores: scores, counted: counted)
+    }
 }
 
-/// The `/ablation` group (layout in docs/run-file.md).
+/// The `/ablation` group of a run file.
+///
+/// ```
+/// /ablation                  @analysis "ablation", @analysis_version 1, @suite, @needles, @method, @phase,
+///                            @condition_names (str[]: baseline, top_K | heads, control_1...), @condition_kinds
+///                            (str[]: baseline | target | control), @condition_heads
+///                            (str[] "L.H,L.H,..."), @trials, @metrics (str[]), @seed, @bootstrap_resamples, @level,
+///                            @perplexity_tokens, @perplexity_passage (text), @perplexity_passage_start,
+///                            @perplexity_phase, @mean_reference (method mean), @scores_file, @threshold, @target,
+///                            @controls, @seconds
+///   condition_head_ids  int64 [condition, head, 2]   (layer, head), padded with -1
+///   records/            one row per (trial, condition) run, execution order, checkpointed:
+///     trial_index, condition int64; response str; generated_tokens int64; stop str;
+///     rouge1_recall_x100, needlebench_v1 (NaN: needle without keyword), exact_recovery_x100 float64;
+///     prefilled_tokens int64; seconds float64
+///     with @causal_targets (str[] "L.H"; `ablate --causal N`) also: target_scores float64 [record, target]
+///     (each causal target's trial score, Wu et al.'s copy rule), counted int8 (ROUGE-1 recall > 50 and
+///     the needle span located)
+///   perplexity_records/ condition int64, mean_nll float64 (nats/token), tokens int64
+///   when finished:
+///   trial_scores        float64 [condition, trial, metric]   trial = grid index
+///   mean, ci_lower, ci_upper  float64 [condition, metric]     percentile bootstrap of the mean over trials
+///   cells               float64 [condition, metric, length, depth]  mean over needles (@lengths, @depths)
+///   control_mean        float64 [metric, 3]                  mean of the control sets per trial: estimate, lower, upper
+///   difference_target_vs_controls, difference_target_vs_baseline
+///                       float64 [metric, 4]                  paired bootstrap: estimate, lower, upper, p
+///   perplexity, mean_nll, perplexity_delta  float64 [condition]  held-out passage; delta vs baseline
+///   causal/             with @causal_targets (read by the report's causal head graph):
+///     sources str [source] ("L.H" ablated alone), targets str [target], baseline_scores float64 [target],
+///     scores float64 [source, target] (target's retrieval score with the source ablated),
+///     counted_trials int64 [source], @baseline_counted_trials, @method, @note. Every score is the mean
+///     over the trials the baseline counts, so sources are compared on the same trials.
+/// ```
 final class AblationRunFile {
     static let group = "ablation"
     static let analysisVersion = 1
@@ -391,6 +482,7 @@ final class AblationRunFile {
             "trials": .int(Int64(trials)),
             "perplexity_tokens": .int(Int64(heldOut?.tokens.count ?? 0)),
         ]
+        if !o.causalTargets.isEmpty { attrs["causal_targets"] = .strings(o.causalTargets.map(\.description)) }
         for (k, v) in runner.attributes { attrs[k] = v }
         let g: H5Group
         if try file.exists(group) {
@@ -432,19 +524,30 @@ final class AblationRunFile {
             try ds.setAttribute("axes", ["condition", "head", "layer_head"])
             try ds.setAttribute("padding", -1)
         }
-        let rec = try RecordTable(group: try g.requireGroup("records"), columns: recordColumns)
+        try g.setAttribute("condition_kinds", runner.conditions.map(\.kind.rawValue))
+        var columns = recordColumns
+        if !o.causalTargets.isEmpty {
+            columns.append(.init("target_scores", .float64Block([o.causalTargets.count]), axes: ["record", "target"]))
+            columns.append(.init("counted", .int8))
+        }
+        let rec = try RecordTable(group: try g.requireGroup("records"), columns: columns)
         let ppl = try RecordTable(group: try g.requireGroup("perplexity_records"), columns: perplexityColumns)
         return AblationRunFile(root: g, records: rec, perplexity: ppl, runner: runner, trials: trials)
     }
 
     func append(_ r: AblationRecord) throws {
-        try records.append([
+        var row: [String: RecordTable.Value] = [
             "trial_index": .int(r.trialIndex), "condition": .int(r.condition), "response": .string(r.response),
             "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop),
             "rouge1_recall_x100": .double(r.metrics[0]), "needlebench_v1": .double(r.metrics[1]),
             "exact_recovery_x100": .double(r.metrics[2]), "prefilled_tokens": .int(r.prefilledTokens),
             "seconds": .double(r.seconds),
-        ])
+        ]
+        if !runner.options.causalTargets.isEmpty {
+            row["target_scores"] = .doubles(r.targetScores)
+            row["counted"] = .int(r.counted ? 1 : 0)
+        }
+        try records.append(row)
     }
 
     func appendPerplexity(condition: Int, meanNLL: Double, tokens: Int) throws {
@@ -458,9 +561,12 @@ final class AblationRunFile {
         let r = try records.doubles("rouge1_recall_x100"), nb = try records.doubles("needlebench_v1")
         let ex = try records.doubles("exact_recovery_x100"), pre = try records.ints("prefilled_tokens")
         let sec = try records.doubles("seconds")
+        let causal = !runner.options.causalTargets.isEmpty
+        let ts = causal ? try records.blocks("target_scores") : [], counted = causal ? try records.ints("counted") : []
         return t.indices.map { i in
             AblationRecord(trialIndex: t[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
-                           metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i])
+                           metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i],
+                           targetScores: causal ? ts[i] : [], counted: causal && counted[i] != 0)
         }.sorted { ($0.condition, $0.trialIndex) < ($1.condition, $1.trialIndex) }
     }
 
@@ -468,7 +574,7 @@ final class AblationRunFile {
         let C = r.conditions.count, M = AblationMetric.allCases.count, T = trials
         let names = ["trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
                      "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"]
-        for n in names where try root.exists(n) { try root.remove(n) }
+        for n in names + ["causal"] where try root.exists(n) { try root.remove(n) }
         var ts = [Double](repeating: .nan, count: C * T * M)
         for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
         let d = try root.createDataset("trial_scores", data: ts, shape: [C, T, M])
@@ -505,6 +611,31 @@ final class AblationRunFile {
         if let cm = r.controlMean {
             try put("control_mean", cm.flatMap { [$0.estimate, $0.lower, $0.upper] }, [M, 3], ["metric", "estimate_lower_upper"])
         }
+        if let cs = r.causal { try writeCausal(cs, result: r) }
         try root.setAttribute("seconds", r.seconds)
+    }
+
+    /// `/ablation/causal`: sources are the single-head conditions, baseline the baseline condition.
+    func writeCausal(_ cs: CausalScores, result r: AblationResult) throws {
+        let conds = runner.conditions
+        let singles = conds.indices.filter { conds[$0].kind == .single }
+        guard let b = conds.firstIndex(where: { $0.kind == .baseline }), !singles.isEmpty else { return }
+        let g = try root.createGroup("causal")
+        let sources = singles.map { conds[$0].heads[0].description }
+        try g.createDataset("sources", strings: sources).setAttribute("axes", ["source"])
+        try g.createDataset("targets", strings: cs.targets.map(\.description)).setAttribute("axes", ["target"])
+        try g.createDataset("baseline_scores", data: cs.scores[b], shape: [cs.targets.count]).setAttribute("axes", ["target"])
+        let m = try g.createDataset("scores", data: singles.flatMap { cs.scores[$0] }, shape: [singles.count, cs.targets.count])
+        try m.setAttribute("axes", ["source", "target"])
+        try g.createDataset("counted_trials", data: singles.map { Int64(cs.counted[$0]) }, shape: [singles.count])
+            .setAttribute("axes", ["source"])
+        try g.setAttribute("baseline_counted_trials", cs.counted[b])
+        try g.setAttribute("counted_trials_note", "counted_trials[s]: of the baseline's counted trials, those still answered "
+                           + "right (ROUGE-1 recall > 50) with s ablated")
+        try g.setAttribute("method", runner.options.method.description)
+        try g.setAttribute("note", "scores[s][t]: retrieval score (Wu et al.'s copy rule) of target t, mean over the "
+                           + "trials the baseline counts (answer right, needle located; the same trials for every source), "
+                           + "with source s ablated alone (phase \(runner.options.phase.rawValue)); "
+                           + "an edge s -> t in the causal graph is scores[s][t] - baseline_scores[t]")
     }
 }

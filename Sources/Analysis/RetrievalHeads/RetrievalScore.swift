@@ -22,8 +22,10 @@ public struct HeadIndex: Hashable, Comparable, Codable, Sendable, CustomStringCo
 
     /// Parses "L.H" (also "L:H" and "L-H", the last being Wu et al.'s JSON key form).
     public init?(_ text: String) {
-        let parts = text.trimmingCharacters(in: .whitespaces).split(whereSeparator: { ".:-".contains($0) })
-        guard parts.count == 2, let l = Int(parts[0]), let h = Int(parts[1]), l >= 0, h >= 0 else { return nil }
+        let parts = text.trimmingCharacters(in: .whitespaces)
+            .split(omittingEmptySubsequences: false, whereSeparator: { ".:-".contains($0) })
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let l = Int(parts[0]), let h = Int(parts[1]) else { return nil }
         layer = l; head = h
     }
 

@@ -182,7 +182,27 @@ public final class RetrievalHeadSweep {
     }
 }
 
-/// The `/retrieval_heads` group of a run file (layout in docs/run-file.md).
+/// The `/retrieval_heads` group of a run file.
+///
+/// ```
+/// /retrieval_heads                 @analysis "retrieval_heads", @analysis_version 1, @suite (sorted-key JSON),
+///                                  @suite_name, @needles (JSONL of the needles used), @haystack_files,
+///                                  @n_layers, @n_heads, @planned_trials, @success_threshold (50), @rule (text),
+///                                  @threshold (0.1), @reuse_prefix, @shared_prefix_order; when finished also
+///                                  @trials, @counted_trials, @located_trials, @successful_trials,
+///                                  @threshold_heads (str[] "L.H", highest first)
+///   scores                float64 [layer, head]   mean trial score over counted trials (0 if none counted)
+///   retrieval_heads       int64   [rank, 2]       (layer, head) of heads with score > threshold, highest first
+///   retrieval_head_scores float64 [rank]          their scores
+///   trials/                                       one row per trial, in execution order (parallel datasets,
+///                                                 extendible; checkpointed after every trial):
+///     trial_index int64 (cell index in the grid needles x lengths x depths), needle_id str, needle_index int64,
+///     length int64, depth float64, prompt_tokens int64, span_start / span_end int64 (-1: not located),
+///     response str, generated_tokens int64, stop str (newline | end_of_generation | max_tokens | context_full),
+///     rouge1_recall float64 (x100), success int8 (> 50), counted int8 (success and located),
+///     head_scores float64 [trial, layer, head], prefilled_tokens int64, seconds float64
+/// ```
+/// Root attribute `sweep_seconds` (float64) is the wall time of the invocation that finished.
 public final class RetrievalRunFile {
     public static let group = "retrieval_heads"
     public static let analysisVersion = 1

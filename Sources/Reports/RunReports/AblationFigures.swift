@@ -80,9 +80,12 @@ public struct AblationRunData: Sendable {
                 : (n == "baseline" ? "baseline" : (n.hasPrefix("control") ? "control" : "target"))
             let hs = i < heads.count ? heads[i].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } : []
             var label = n
-            if kind == "target" { label = "\(n) (top \(hs.count))" }
+            if kind == "target" {
+                label = n.hasPrefix("top") ? "top \(hs.count) retrieval heads" : "\(n) (\(hs.count) heads)"
+            }
             else if kind == "control" { label = n.replacingOccurrences(of: "control_", with: "random ") }
             else if kind == "baseline" { label = "no ablation" }
+            else if kind == "single" { label = "\(hs.first ?? n) alone" }
             conds.append(Condition(name: n, label: label, kind: kind, heads: hs,
                                    meanScore: mean?[i] ?? .nan, lower: lo?[i] ?? .nan, upper: hi?[i] ?? .nan,
                                    perplexity: ppl?[i] ?? .nan, perplexityChange: dppl?[i] ?? .nan, grid: grids?[i]))
@@ -169,7 +172,8 @@ enum AblationFigures {
         }
         var diffs: [(key: String, value: String)] = []
         func fmt(_ v: [Double]) -> String {
-            "\(Num.fixed(v[0], 1)) [\(Int((d.level * 100).rounded()))% CI \(Num.fixed(v[1], 1)) to \(Num.fixed(v[2], 1))], p = \(Num.value(v[3]))"
+            let p = v[3].isFinite ? (v[3] <= 0.001 ? "p ≤ 0.001" : "p = \(Num.value(v[3]))") : "p n/a"
+            return "\(Num.fixed(v[0], 1)) [\(Int((d.level * 100).rounded()))% CI \(Num.fixed(v[1], 1)) to \(Num.fixed(v[2], 1))], \(p)"
         }
         if let v = d.targetVsControls { diffs.append(("top-K minus random controls", fmt(v))) }
         if let v = d.targetVsBaseline { diffs.append(("top-K minus no ablation", fmt(v))) }
