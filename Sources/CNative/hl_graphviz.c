@@ -57,7 +57,11 @@ int hl_gv_render_svg(const char *dot, char **out, unsigned *len, char *err, int 
     agreseterrors();
 
     int rc = HL_GV_OK;
-    GVC_t *gvc = gvContext();
+    // One context for the process, never freed: Graphviz 2.43's pango plugin keeps font data
+    // across contexts and reads it after gvFreeContext (valgrind: invalid reads in
+    // textspan_size on the second context).
+    static GVC_t *gvc = NULL;
+    if (!gvc) gvc = gvContext();
     if (!gvc) {
         rc = HL_GV_ECONTEXT;
     } else {
@@ -81,7 +85,6 @@ int hl_gv_render_svg(const char *dot, char **out, unsigned *len, char *err, int 
             gvFreeLayout(gvc, g);  // safe after a failed layout too
             agclose(g);
         }
-        gvFreeContext(gvc);
     }
 
     agseterr(prev_level);

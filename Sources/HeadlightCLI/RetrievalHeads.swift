@@ -327,7 +327,7 @@ struct RetrievalEnvironment {
 }
 
 /// A progress bar with ETA on stderr: redrawn in place when stderr is a terminal, else a plain
-/// line at most once a minute.
+/// line at most once a minute ($HEADLIGHT_PROGRESS_INTERVAL seconds when set).
 final class RetrievalProgressBar: @unchecked Sendable {
     let enabled: Bool
     let title: String
@@ -351,12 +351,19 @@ final class RetrievalProgressBar: @unchecked Sendable {
                          : String(format: "%d:%02d", t / 60, t % 60)
     }
 
+    /// Seconds between progress lines when stderr is not a terminal: 60, or
+    /// $HEADLIGHT_PROGRESS_INTERVAL (the notebook runner sets 15 for the cells it echoes).
+    static let lineInterval: Double = {
+        if let v = ProcessInfo.processInfo.environment["HEADLIGHT_PROGRESS_INTERVAL"], let x = Double(v), x >= 0 { return x }
+        return 60
+    }()
+
     func update(_ p: SweepProgress) {
         guard enabled else { return }
         if firstWork == nil { firstWork = p.workDone }
         let now = Date()
         let final = p.done == p.total
-        guard final || now.timeIntervalSince(lastPrint) >= (tty ? 0.2 : 60) else { return }
+        guard final || now.timeIntervalSince(lastPrint) >= (tty ? 0.2 : Self.lineInterval) else { return }
         if !tty && !final && p.done == 0 { return }
         lastPrint = now
         let elapsed = now.timeIntervalSince(start)

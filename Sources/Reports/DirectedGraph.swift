@@ -126,7 +126,7 @@ public struct DirectedGraph: Sendable {
         let prefix = idPrefix
         var s = "digraph G {\n"
         s += "  graph [id=\(DOT.quote(prefix)), rankdir=\(direction.rawValue), bgcolor=\"transparent\", "
-        s += "fontname=\"Helvetica\", fontsize=14, nodesep=0.3, ranksep=0.45, pad=0.2"
+        s += "fontname=\"Helvetica\", fontsize=14, nodesep=0.3, ranksep=0.45, pad=0.2, forcelabels=true"
         if let title, !title.isEmpty { s += ", label=\(DOT.quote(title)), labelloc=t, labeljust=l" }
         s += "];\n"
         s += "  node [fontname=\"Helvetica\", fontsize=11, style=\"rounded\", penwidth=1.2, margin=\"0.12,0.05\", height=0.3];\n"
@@ -160,7 +160,13 @@ public struct DirectedGraph: Sendable {
                 if color == nil { color = wgt < 0 ? negativeColor : positiveColor }
                 if wgt < 0 && e.color == nil { dashed = true }
             }
-            if let label = e.label, !label.isEmpty { attrs.append("label=\(DOT.quote(wrapLabel(label)))") }
+            if let label = e.label, !label.isEmpty {
+                // A labelled edge between two nodes of the same rank (a "flat" edge) makes Graphviz
+                // 2.43's dot insert a label rank and free the old rank array twice (heap
+                // corruption in gvFreeLayout); an external label (xlabel) takes no rank.
+                let flat = nodes[a].rank != nil && nodes[a].rank == nodes[b].rank
+                attrs.append("\(flat ? "xlabel" : "label")=\(DOT.quote(wrapLabel(label)))")
+            }
             attrs.append("tooltip=\(DOT.quote(tip))")
             attrs.append("labeltooltip=\(DOT.quote(tip))")
             var classes = ["hl-edge"]
@@ -173,6 +179,9 @@ public struct DirectedGraph: Sendable {
                 if color == DirectedGraph.defaultNegative { classes.append("hl-neg") }
             }
             if dashed { attrs.append("style=dashed") }
+            // An edge against the rank order (e.g. a later layer acting on an earlier one through
+            // later tokens) must not pull ranks out of order: it is drawn but does not constrain.
+            if let ra = nodes[a].rank, let rb = nodes[b].rank, ra > rb { attrs.append("constraint=false") }
             attrs.append("class=\"\(classes.joined(separator: " "))\"")
             s += "  n\(a) -> n\(b) [\(attrs.joined(separator: ", "))];\n"
         }
@@ -193,7 +202,7 @@ public struct DirectedGraph: Sendable {
                 s += "tooltip=\(DOT.quote(captions[r]!)), fontsize=10, class=\"hl-rank\"];\n"
             }
             if sorted.count > 1 {
-                s += "  " + sorted.map { "r\($0 < 0 ? "m\(-$0)" : "\($0)")" }.joined(separator: " -> ") + " [style=invis];\n"
+                s += "  " + sorted.map { "r\($0 < 0 ? "m\(-$0)" : "\($0)")" }.joined(separator: " -> ") + " [style=invis, weight=100];\n"
             }
         }
         s += "}\n"

@@ -82,6 +82,31 @@ final class GraphvizTests: XCTestCase {
         XCTAssertFalse(svg.hasPrefix("<?xml"))
     }
 
+    /// Labelled edges both ways between heads of the same layer (what the causal graph draws)
+    /// crashed Graphviz 2.43 in-process (flat-edge labels: a double free in gvFreeLayout, glibc
+    /// aborts). Such edges get external labels now; rendering many times in one process is clean.
+    func testLabelledFlatEdgesRenderRepeatedly() throws {
+        var g = DirectedGraph(title: "Causal graph", direction: .topToBottom)
+        for h in ["17.3", "18.6", "18.7", "20.6", "23.2"] {
+            g.addNode(h, label: "\(h)\nscore 0.5", rank: Int(h.split(separator: ".")[0])!)
+        }
+        for (a, b, w) in [("18.6", "18.7", -0.19), ("18.7", "18.6", -0.15), ("18.6", "20.6", -0.15),
+                          ("23.2", "18.6", -0.13), ("17.3", "20.6", 0.11), ("20.6", "17.3", -0.06)] {
+            g.addEdge(from: a, to: b, weight: w, label: String(format: "%+.2f", w))
+        }
+        g.rankLabels = [17: "layer 17", 18: "layer 18", 20: "layer 20", 23: "layer 23"]
+        let dot = g.dot()
+        XCTAssertEqual(dot.components(separatedBy: "xlabel=").count - 1, 2, "the two same-layer edges")
+        for _ in 0..<5 {
+            let svg = try g.svg()
+            let x = XMLCheck.parse(svg)
+            XCTAssertTrue(x.ok, x.error ?? "")
+            XCTAssertEqual(x.elements(withClass: "hl-edge").count, 6)
+            // Graphviz writes "-" as "&#45;": look for the digits.
+            for label in ["0.19", "0.15", "0.11", "0.06"] { XCTAssertTrue(svg.contains("\(label)</text>"), label) }
+        }
+    }
+
     /// Hostile text in every string slot must not change the graph's structure.
     func testInjectionDoesNotCreateNodesOrEdges() throws {
         var g = DirectedGraph(title: Hostile.dotBreakout + Hostile.script)

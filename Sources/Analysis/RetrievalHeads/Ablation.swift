@@ -419,7 +419,7 @@ public final class AblationRunner {
 /// ```
 /// /ablation                  @analysis "ablation", @analysis_version 1, @suite, @needles, @method, @phase,
 ///                            @condition_names (str[]: baseline, top_K | heads, control_1...), @condition_kinds
-///                            (str[]: baseline | target | control), @condition_heads
+///                            (str[]: baseline | target | control | single), @condition_heads
 ///                            (str[] "L.H,L.H,..."), @trials, @metrics (str[]), @seed, @bootstrap_resamples, @level,
 ///                            @perplexity_tokens, @perplexity_passage (text), @perplexity_passage_start,
 ///                            @perplexity_phase, @mean_reference (method mean), @scores_file, @threshold, @target,
