@@ -120,13 +120,14 @@ def main():
         if not extra:
             cmd += ["--hooks", "blocks.0.hook_resid_pre", "--queries", "last:1"]   # one 576-float row: nothing to speak of
         walls, cpus, rsss = [], [], []
-        for _ in range(a.repeats):
+        for rep in range(a.repeats):
             if os.path.exists(out):
                 os.remove(out)
-            w, c, _ = run_once(cmd, env)
+            w, c, _rss = run_once(cmd, env)
             walls.append(w)
             cpus.append(c)
-            rsss.append(rss_of(cmd, env) if _ == 0 else rsss[-1])
+            if rep == 0:
+                rsss.append(rss_of(cmd, env))   # one more run under /usr/bin/time for this case's peak RSS
         size = os.path.getsize(out) / 1e6
         rows.append((name, n, statistics.median(walls), statistics.median(cpus), max(rsss), size))
         print(f"{name:<15} {n:>6} tokens  wall {statistics.median(walls):7.2f} s  cpu {statistics.median(cpus):7.2f} s  "

@@ -50,10 +50,22 @@ public struct Sampler: Sendable {
     public var isGreedy: Bool { temperature <= 0 || topK == 1 }
 
     /// Index of the largest logit (the first one on ties, as torch.argmax).
+    /// Inlinable so that callers get a specialized loop (unspecialized, iterating a generic
+    /// collection's indices cost ~10% of a decode step over a 49k vocabulary).
+    @inlinable
     public static func argmax<C: Collection>(_ logits: C) -> Int where C.Element == Float, C.Index == Int {
+        if let r = logits.withContiguousStorageIfAvailable({ argmax(buffer: $0) }) { return r }
         var best = logits.startIndex, bestValue = -Float.infinity
         for i in logits.indices where logits[i] > bestValue { best = i; bestValue = logits[i] }
         return best - logits.startIndex
+    }
+
+    /// Index of the largest value of a buffer (the first one on ties; 0 when none exceeds -inf).
+    @inlinable
+    public static func argmax(buffer b: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0, bestValue = -Float.infinity
+        for i in 0..<b.count where b[i] > bestValue { best = i; bestValue = b[i] }
+        return best
     }
 
     public mutating func sample(_ logits: [Float]) -> Int32 {
