@@ -76,7 +76,7 @@ def main():
                      for i, s, r, n, pf in zip(tr["trial_index"][:], tr["seconds"][:], tr["response"][:],
                                                tr["length"][:], tr["prefilled_tokens"][:])}
     print(f"headlight: {len(hl_trials)} trials in {hl_wall:.1f} s wall (model load included); "
-          f"{summary.get('counted_trials', '?')} counted", flush=True)
+          f"{summary.get('counted', '?')} counted", flush=True)
 
     # 2. The same prompts for the reference.
     p = subprocess.run([a.headlight_bin, "retrieval-heads", "--probes", a.probes, "--export-trials", trials_json],
