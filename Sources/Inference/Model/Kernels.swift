@@ -213,28 +213,9 @@ enum Kernels {
 
     // MARK: - exp
 
-    /// exp(x), Cephes `expf`: range reduction by ln 2 (n by the 1.5 * 2^23 rounding trick, so
-    /// no float-to-int conversion), degree-6 polynomial, 2^n built in the exponent bits. Relative
-    /// error ~2e-7 on [-87, 88]; inputs are clamped to that range. Branch-free and written on
-    /// scalars so that loops calling it auto-vectorize.
+    /// exp(x), Cephes `expf` (`FastMath.exp`).
     @inline(__always)
-    static func fastExp(_ x0: Float) -> Float {
-        let xc = x0 < -87 ? -87 : (x0 > 88 ? 88 : x0)
-        let t = xc * 1.442_695_04 + 12_582_912
-        let fx = t - 12_582_912
-        var x = xc - fx * 0.693_359_375
-        x = x + fx * 2.121_944_4e-4
-        let z = x * x
-        var y: Float = 1.987_569_15e-4
-        y = y * x + 1.398_199_950_7e-3
-        y = y * x + 8.333_451_907_3e-3
-        y = y * x + 4.166_579_589_4e-2
-        y = y * x + 1.666_666_545_9e-1
-        y = y * x + 5.000_000_120_1e-1
-        y = y * z + x + 1
-        let n = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000
-        return y * Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
-    }
+    static func fastExp(_ x0: Float) -> Float { FastMath.exp(x0) }
 }
 
 /// cos/sin of every rotated pair at every position: [C, dims/2] each. Angles follow Hugging
@@ -267,5 +248,31 @@ final class RopeTable: @unchecked Sendable {
                 sin.pointer[pos * half + i] = Float(Foundation.sin(angle))
             }
         }
+    }
+}
+
+/// Scalar math shared by the kernels and the analyses.
+public enum FastMath {
+    /// exp(x), Cephes `expf`: range reduction by ln 2 (n by the 1.5 * 2^23 rounding trick, so
+    /// no float-to-int conversion), degree-6 polynomial, 2^n built in the exponent bits. Relative
+    /// error ~2e-7 on [-87, 88]; inputs are clamped to that range. Branch-free and written on
+    /// scalars so that loops calling it auto-vectorize.
+    @inlinable @inline(__always)
+    public static func exp(_ x0: Float) -> Float {
+        let xc = x0 < -87 ? -87 : (x0 > 88 ? 88 : x0)
+        let t = xc * 1.442_695_04 + 12_582_912
+        let fx = t - 12_582_912
+        var x = xc - fx * 0.693_359_375
+        x = x + fx * 2.121_944_4e-4
+        let z = x * x
+        var y: Float = 1.987_569_15e-4
+        y = y * x + 1.398_199_950_7e-3
+        y = y * x + 8.333_451_907_3e-3
+        y = y * x + 4.166_579_589_4e-2
+        y = y * x + 1.666_666_545_9e-1
+        y = y * x + 5.000_000_120_1e-1
+        y = y * z + x + 1
+        let n = Int32(bitPattern: t.bitPattern) &- 0x4B40_0000
+        return y * Float(bitPattern: UInt32(bitPattern: (n &+ 127) &<< 23))
     }
 }
