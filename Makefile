@@ -19,13 +19,16 @@ build: deps
 	$(SWIFT) build $(RELEASE) --product headlight
 
 # The main job: the retrieval-heads notebook end to end (detect, look, composition graph,
-# ablate top-K vs random heads) on the default model, ~8-10 min on 2 cores. Cells are cached
-# in reports/retrieval-heads/.cache; the last line printed is the report's path.
+# ablate top-K vs random heads, causal graph) on the default model, ~4.5 min on 2 cores after
+# the build. Cells are cached in reports/retrieval-heads/.cache; the last line printed is the
+# report's path.
 demo: model build
 	$(BIN) doctor
 	$(BIN) notebook run notebooks-cli/retrieval-heads.md
 
-# Unit tests, fixture tests and tests on the real default model, from an optimized build.
+# Unit tests, fixture tests and tests on the real default model, from an optimized build; then
+# a report (the demo's if `make demo` ran, else the one the tests write) checked in headless
+# Chromium.
 test: model
 	$(SWIFT) build $(RELEASE) --product headlight
 	$(SWIFT) test $(RELEASE)
