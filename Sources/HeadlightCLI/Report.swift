@@ -60,8 +60,9 @@ struct Report: ParsableCommand {
                 do {
                     files.append(try RunFileContents.load(URL(fileURLWithPath: path), allowIncomplete: allowIncomplete))
                 } catch {
-                    throw CLIError("\(path): \((error as? LocalizedError)?.errorDescription ?? "\(error)")",
-                                   hint: allowIncomplete ? nil : "a run that was interrupted can be shown with --allow-incomplete")
+                    let message = Report.describe(path, error)
+                    throw CLIError(message, hint: !allowIncomplete && message.contains("did not finish")
+                                   ? "a run that was interrupted can be shown with --allow-incomplete" : nil)
                 }
             }
             let command = (["headlight", "report"] + runFiles + ["-o", output] + (title.map { ["--title", $0] } ?? []))
@@ -315,10 +316,16 @@ struct Report: ParsableCommand {
 
     // MARK: helpers
 
+    /// An error about `path`, prefixed with the path unless its description already names it.
+    static func describe(_ path: String, _ error: Error) -> String {
+        let d = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+        return d.hasPrefix(path) ? d : "\(path): \(d)"
+    }
+
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunData {
         let f: H5File
         do { f = try RunFile.open(path) } catch {
-            throw CLIError("\(path): \((error as? LocalizedError)?.errorDescription ?? "\(error)")")
+            throw CLIError(Report.describe(path, error))
         }
         defer { try? f.close() }
         guard let d = RetrievalRunData.read(f) else {

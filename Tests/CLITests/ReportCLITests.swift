@@ -84,6 +84,8 @@ final class CLIReportCommandTests: XCTestCase {
         r = try headlight(["report", "bad.h5", "-o", "x"])
         XCTAssertNotEqual(r.code, 0)
         XCTAssertTrue(r.stderr.contains("bad.h5"), r.stderr)
+        XCTAssertEqual(r.stderr.components(separatedBy: "bad.h5").count - 1, 1, "path named once: \(r.stderr)")
+        XCTAssertFalse(r.stderr.contains("--allow-incomplete"), "not an interrupted run: \(r.stderr)")
         r = try headlight(["report", "composition", "--heads", "1.x", "-o", "c.h5"])
         XCTAssertNotEqual(r.code, 0)
         XCTAssertTrue(r.stderr.contains("is not a head"), r.stderr)
