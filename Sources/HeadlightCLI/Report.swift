@@ -319,7 +319,7 @@ struct Report: ParsableCommand {
     /// An error about `path`, prefixed with the path unless its description already names it.
     static func describe(_ path: String, _ error: Error) -> String {
         let d = (error as? LocalizedError)?.errorDescription ?? "\(error)"
-        return d.hasPrefix(path) ? d : "\(path): \(d)"
+        return d.hasPrefix(path) || d.hasPrefix(URL(fileURLWithPath: path).path) ? d : "\(path): \(d)"
     }
 
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunData {
