@@ -6,7 +6,8 @@
 
 Cases (prompts are haystack text of probes/niah/haystack, cut to the exact token count and
 passed as token ids, so every engine sees the same tokens):
-  plain-2048        trace with no hooks: the plain forward pass (2,048 tokens)
+  plain-2048        the plain forward pass (2,048 tokens): trace capturing one residual row
+                    (trace needs something to capture; 576 floats cost nothing)
   patterns-2048     all 270 heads' full attention patterns, streamed to disk as float16
   last64-2048       all heads' attention rows of the last 64 queries
   plain-8000        plain forward pass, 8,000 tokens

@@ -4,7 +4,7 @@
 #   scripts/screenshot-report.sh [REPORT_DIR] [OUT_DIR] [--figures] [--dark]
 #
 # REPORT_DIR  a report directory with index.html (default: reports/retrieval-heads, else the
-#             synthetic report the ReportCommandTests write to ${HL_RUNREPORT_DIR:-/tmp/hl-runreport})
+#             synthetic report the RunReportCommandTests write to ${HL_RUNREPORT_DIR:-/tmp/hl-runreport})
 # OUT_DIR     where the PNGs go (default: REPORT_DIR/screenshots)
 # --figures   also one PNG per figures/*.svg (OUT_DIR/figure-NAME.png)
 # --dark      also a dark-mode screenshot (OUT_DIR/index-dark.png)

@@ -20,8 +20,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Turns a run file a cell produced into report blocks (figures, tables, notes). `headlight
-/// report` will provide the real figures; `RunFileSummaryProvider` is the default.
+/// Turns a run file a cell produced into report blocks (figures, tables, notes). The CLI uses
+/// `RunReportFigureProvider` (the figures of `headlight report`); `RunFileSummaryProvider`, the
+/// library default, lists a run file's attributes and datasets.
 public protocol NotebookFigureProvider {
     func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block]
 }
