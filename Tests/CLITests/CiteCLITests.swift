@@ -5,7 +5,7 @@ import XCTest
 /// culprit) and an end-to-end run on three smoke items with the real model (skipped without
 /// the binary or the model, as in `InspectTests`).
 final class CLICiteTests: XCTestCase {
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
+    typealias Run = HeadlightRun
 
     var dir: URL!
 
@@ -20,30 +20,7 @@ final class CLICiteTests: XCTestCase {
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func headlight(_ args: [String]) throws -> Run {
-        guard let binary = InspectTests.binary else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: headlight binary not found") }
-            throw XCTSkip("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
-        }
-        let outURL = dir.appendingPathComponent("stdout-\(UUID().uuidString)")
-        let errURL = dir.appendingPathComponent("stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        p.currentDirectoryURL = Self.root
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Run(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                   stderr: try String(contentsOf: errURL, encoding: .utf8))
-    }
+    func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args, currentDirectory: Self.root) }
 
     func write(_ name: String, _ text: String) throws -> String {
         let u = dir.appendingPathComponent(name)

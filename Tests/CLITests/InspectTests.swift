@@ -69,34 +69,9 @@ final class InspectTests: XCTestCase {
         throw XCTSkip(what)
     }
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
+    typealias Run = HeadlightRun
 
-    /// Runs `headlight args` with stdout and stderr going to files (no pipe can fill up).
-    func headlight(_ args: [String]) throws -> Run {
-        guard let binary = Self.binary else {
-            try unavailable("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
-        }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-inspect-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Run(status: p.terminationStatus,
-                   stdout: try String(contentsOf: outURL, encoding: .utf8),
-                   stderr: try String(contentsOf: errURL, encoding: .utf8))
-    }
+    func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args) }
 
     func testInspectJSONOnDefaultModel() throws {
         let model = Self.modelURL

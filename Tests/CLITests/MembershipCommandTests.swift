@@ -5,7 +5,7 @@ import XCTest
 /// culprit), an end-to-end run on a tiny set with the real model, and score-only mode.
 /// The binary and model are found as in `InspectTests`.
 final class MembershipCommandTests: XCTestCase {
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
+    typealias Run = HeadlightRun
 
     var dir: URL!
 
@@ -19,29 +19,7 @@ final class MembershipCommandTests: XCTestCase {
     }
 
     func headlight(_ args: [String], environment: [String: String]? = nil) throws -> Run {
-        guard let binary = InspectTests.binary else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: headlight binary not found") }
-            throw XCTSkip("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
-        }
-        let outURL = dir.appendingPathComponent("stdout-\(UUID().uuidString)")
-        let errURL = dir.appendingPathComponent("stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Run(status: p.terminationStatus,
-                   stdout: try String(contentsOf: outURL, encoding: .utf8),
-                   stderr: try String(contentsOf: errURL, encoding: .utf8))
+        try HeadlightProcess.run(args, environment: environment)
     }
 
     func write(_ name: String, _ text: String) throws -> String {

@@ -14,25 +14,9 @@ final class CLIReportCommandTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    struct Run { var code: Int32; var stdout: String; var stderr: String }
+    typealias Run = HeadlightRun
 
-    func headlight(_ args: [String]) throws -> Run {
-        guard let bin = InspectTests.binary else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: headlight binary not found") }
-            throw XCTSkip("headlight binary not found")
-        }
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args, currentDirectory: dir) }
 
     /// A detection-like run file: 4 layers x 3 heads, two trials, a hostile needle id.
     func writeRunFile(_ name: String) throws -> String {
@@ -59,7 +43,7 @@ final class CLIReportCommandTests: XCTestCase {
     func testReportFromARunFile() throws {
         let file = try writeRunFile("detect.h5")
         let r = try headlight(["report", file, "-o", "out/rep"])
-        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).components(separatedBy: "\n").last, "out/rep/index.html")
         let index = dir.appendingPathComponent("out/rep/index.html")
         let html = try String(contentsOf: index, encoding: .utf8)
@@ -70,24 +54,24 @@ final class CLIReportCommandTests: XCTestCase {
         }
         XCTAssertTrue(r.stderr.contains("2 figures from 1 run file"), r.stderr)
         // The explicit subcommand name works too.
-        XCTAssertEqual(try headlight(["report", "render", file, "-o", "out/rep2"]).code, 0)
+        XCTAssertEqual(try headlight(["report", "render", file, "-o", "out/rep2"]).status, 0)
     }
 
     func testBadInputs() throws {
         var r = try headlight(["report", "-o", "x"])
-        XCTAssertNotEqual(r.code, 0)
+        XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("at least one run file"), r.stderr)
         r = try headlight(["report", "missing.h5", "-o", "x"])
-        XCTAssertNotEqual(r.code, 0)
+        XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("no such run file"), r.stderr)
         try Data("not hdf5".utf8).write(to: dir.appendingPathComponent("bad.h5"))
         r = try headlight(["report", "bad.h5", "-o", "x"])
-        XCTAssertNotEqual(r.code, 0)
+        XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("bad.h5"), r.stderr)
         XCTAssertEqual(r.stderr.components(separatedBy: "bad.h5").count - 1, 1, "path named once: \(r.stderr)")
         XCTAssertFalse(r.stderr.contains("--allow-incomplete"), "not an interrupted run: \(r.stderr)")
         r = try headlight(["report", "composition", "--heads", "1.x", "-o", "c.h5"])
-        XCTAssertNotEqual(r.code, 0)
+        XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("is not a head"), r.stderr)
     }
 
@@ -99,7 +83,7 @@ final class CLIReportCommandTests: XCTestCase {
         }
         let r = try headlight(["report", "composition", "-m", InspectTests.modelURL.path, "--heads", "17.3,18.6,23.2",
                                "--baseline-draws", "2", "-o", "comp.h5"])
-        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("composition among 3 heads"), r.stdout)
         let f = try RunFile.open(dir.appendingPathComponent("comp.h5").path)
         let g = try f.group("composition")
@@ -111,7 +95,7 @@ final class CLIReportCommandTests: XCTestCase {
         XCTAssertNotNil(try f.attributeIfPresent("blas_core"))
         try f.close()
         let rep = try headlight(["report", "comp.h5", "-o", "rep"])
-        XCTAssertEqual(rep.code, 0, rep.stderr)
+        XCTAssertEqual(rep.status, 0, rep.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("rep/figures/composition-graph.svg").path))
     }
 }

@@ -13,7 +13,7 @@ final class RetrievalCLITests: XCTestCase {
     /// 1 needle x 2 lengths x 2 depths, 10 new tokens.
     static let grid = ["--probes", smoke, "--lengths", "300,420", "--depths", "0,100", "--max-new-tokens", "10"]
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String }
+    typealias Run = HeadlightRun
 
     func unavailable(_ what: String) throws -> Never {
         if ProcessInfo.processInfo.environment["CI"] != nil {
@@ -36,28 +36,7 @@ final class RetrievalCLITests: XCTestCase {
         return d
     }
 
-    func headlight(_ args: [String]) throws -> Run {
-        guard let binary = InspectTests.binary else {
-            try unavailable("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
-        }
-        let dir = try tempDir()
-        let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Run(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                   stderr: try String(contentsOf: errURL, encoding: .utf8))
-    }
+    func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args) }
 
     func json(_ r: Run) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout + r.stderr)

@@ -23,32 +23,7 @@ final class TraceTests: XCTestCase {
         if let dir { try? FileManager.default.removeItem(at: dir) }
     }
 
-    /// Runs `headlight args` (stdout and stderr to files, so no pipe fills up).
-    func headlight(_ args: [String]) throws -> InspectTests.Run {
-        guard let binary = InspectTests.binary else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: headlight binary not found") }
-            throw XCTSkip("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
-        }
-        let io = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-trace-io-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: io, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: io) }
-        let outURL = io.appendingPathComponent("stdout"), errURL = io.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return InspectTests.Run(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                                stderr: try String(contentsOf: errURL, encoding: .utf8))
-    }
+    func headlight(_ args: [String]) throws -> HeadlightRun { try HeadlightProcess.run(args) }
 
     static func tool(_ name: String) -> String? {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
