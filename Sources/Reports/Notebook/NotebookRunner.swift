@@ -31,7 +31,11 @@ public protocol NotebookProcessLauncher {
 /// pipe can fill up and block the child), stdin from /dev/null. A child killed by a signal
 /// reports exit code 128 + signal, as shells do.
 public struct FoundationProcessLauncher: NotebookProcessLauncher {
-    public init() {}
+    /// Called with each chunk of the cell's stderr as it arrives (the whole stderr is collected
+    /// either way).
+    public var onStderr: (@Sendable (Data) -> Void)?
+
+    public init(onStderr: (@Sendable (Data) -> Void)? = nil) { self.onStderr = onStderr }
 
     private final class Box: @unchecked Sendable { var data = Data() }
 
@@ -49,7 +53,16 @@ public struct FoundationProcessLauncher: NotebookProcessLauncher {
         let errBox = Box()
         let errHandle = err.fileHandleForReading
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { errBox.data = errHandle.readDataToEndOfFile() }
+        let onStderr = self.onStderr
+        DispatchQueue.global().async(group: group) {
+            guard let onStderr else { errBox.data = errHandle.readDataToEndOfFile(); return }
+            while true {
+                let chunk = errHandle.availableData
+                if chunk.isEmpty { break }
+                errBox.data.append(chunk)
+                onStderr(chunk)
+            }
+        }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()

@@ -15,63 +15,52 @@ public struct ProgressEchoLauncher: NotebookProcessLauncher {
         self.sink = sink
     }
 
-    private final class State: @unchecked Sendable {
+    /// Splits stderr into lines and echoes the non-empty ones.
+    private final class Echo: @unchecked Sendable {
         let lock = NSLock()
-        var data = Data()
         var pending = Data()
         var echoed = false
-    }
+        let indent: String
+        let sink: @Sendable (String) -> Void
+        init(indent: String, sink: @escaping @Sendable (String) -> Void) { self.indent = indent; self.sink = sink }
 
-    public func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.currentDirectoryURL = workingDirectory
-        var env = environment
-        // Progress lines of long cells (retrieval-heads, ablate) every 15 s instead of every minute.
-        if env["HEADLIGHT_PROGRESS_INTERVAL"] == nil { env["HEADLIGHT_PROGRESS_INTERVAL"] = "15" }
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let state = State()
-        let indent = self.indent, sink = self.sink
-        let emit: @Sendable (Data) -> Void = { line in
+        func emit(_ line: Data) {
             var text = String(decoding: line, as: UTF8.self)
             // A progress bar redrawn with \r: show its latest state only.
             if let r = text.lastIndex(of: "\r") { text = String(text[text.index(after: r)...]) }
             text = text.replacingOccurrences(of: "\u{1B}[K", with: "")
             guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return }
-            sink((state.echoed ? "" : "\n") + indent + text + "\n")
-            state.echoed = true
+            sink((echoed ? "" : "\n") + indent + text + "\n")
+            echoed = true
         }
-        let errHandle = err.fileHandleForReading
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) {
-            while true {
-                let chunk = errHandle.availableData
-                if chunk.isEmpty { break }
-                state.lock.lock()
-                state.data.append(chunk)
-                state.pending.append(chunk)
-                while let nl = state.pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = state.pending[state.pending.startIndex..<nl]
-                    state.pending = Data(state.pending[(nl + 1)...])
-                    emit(Data(line))
-                }
-                state.lock.unlock()
+
+        func feed(_ chunk: Data) {
+            lock.lock()
+            defer { lock.unlock() }
+            pending.append(chunk)
+            while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[pending.startIndex..<nl]
+                pending = Data(pending[(nl + 1)...])
+                emit(Data(line))
             }
-            state.lock.lock()
-            if !state.pending.isEmpty { emit(state.pending); state.pending = Data() }
-            state.lock.unlock()
         }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        if state.echoed { sink(indent + "done") }
-        let code = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return NotebookProcessResult(exitCode: code, stdout: outData, stderr: state.data)
+
+        func finish() {
+            lock.lock()
+            defer { lock.unlock() }
+            if !pending.isEmpty { emit(pending); pending = Data() }
+            if echoed { sink(indent + "done") }
+        }
+    }
+
+    public func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult {
+        var env = environment
+        // Progress lines of long cells (retrieval-heads, ablate) every 15 s instead of every minute.
+        if env["HEADLIGHT_PROGRESS_INTERVAL"] == nil { env["HEADLIGHT_PROGRESS_INTERVAL"] = "15" }
+        let echo = Echo(indent: indent, sink: sink)
+        let result = try FoundationProcessLauncher(onStderr: { echo.feed($0) })
+            .run(executable: executable, arguments: arguments, workingDirectory: workingDirectory, environment: env)
+        echo.finish()
+        return result
     }
 }
