@@ -318,7 +318,7 @@ struct Report: ParsableCommand {
 
     /// An error about `path`, prefixed with the path unless its description already names it.
     static func describe(_ path: String, _ error: Error) -> String {
-        let d = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+        let d = HeadlightMain.describe(error)
         return d.hasPrefix(path) || d.hasPrefix(URL(fileURLWithPath: path).path) ? d : "\(path): \(d)"
     }
 

@@ -297,9 +297,7 @@ struct RetrievalEnvironment {
         }
     }
 
-    static func describe(_ e: Error) -> String {
-        (e as? LocalizedError)?.errorDescription ?? "\(e)"
-    }
+    static func describe(_ e: Error) -> String { HeadlightMain.describe(e) }
 
     static func fmt(_ x: Double, _ digits: Int) -> String {
         x.isFinite ? String(format: "%.\(digits)f", x) : "n/a"
