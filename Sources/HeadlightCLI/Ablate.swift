@@ -113,7 +113,7 @@ struct Ablate: ParsableCommand {
         let env = try RetrievalEnvironment.load(model: suite.model)
         let contents: RetrievalRunFile.Contents
         do { contents = try RetrievalRunFile.read(path: scores) } catch {
-            throw CLIError("cannot read --scores \(scores): \(RetrievalEnvironment.describe(error))",
+            throw CLIError("cannot read --scores: \(HeadlightMain.describe(error, file: scores))",
                            hint: "pass a finished run file of `headlight retrieval-heads`")
         }
         let c = env.model.config

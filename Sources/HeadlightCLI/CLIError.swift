@@ -45,4 +45,11 @@ public enum HeadlightMain {
         if let e = error as? LocalizedError, let d = e.errorDescription { return d }
         return String(describing: error)
     }
+
+    /// An error about `file`, prefixed with the file unless its description already names it
+    /// (as given or as an absolute path).
+    static func describe(_ error: Error, file: String) -> String {
+        let d = describe(error)
+        return d.hasPrefix(file) || d.hasPrefix(URL(fileURLWithPath: file).path) ? d : "\(file): \(d)"
+    }
 }

@@ -60,7 +60,7 @@ struct Report: ParsableCommand {
                 do {
                     files.append(try RunFileContents.load(URL(fileURLWithPath: path), allowIncomplete: allowIncomplete))
                 } catch {
-                    let message = Report.describe(path, error)
+                    let message = HeadlightMain.describe(error, file: path)
                     throw CLIError(message, hint: !allowIncomplete && message.contains("did not finish")
                                    ? "a run that was interrupted can be shown with --allow-incomplete" : nil)
                 }
@@ -316,16 +316,11 @@ struct Report: ParsableCommand {
 
     // MARK: helpers
 
-    /// An error about `path`, prefixed with the path unless its description already names it.
-    static func describe(_ path: String, _ error: Error) -> String {
-        let d = HeadlightMain.describe(error)
-        return d.hasPrefix(path) || d.hasPrefix(URL(fileURLWithPath: path).path) ? d : "\(path): \(d)"
-    }
 
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunData {
         let f: H5File
         do { f = try RunFile.open(path) } catch {
-            throw CLIError(Report.describe(path, error))
+            throw CLIError(HeadlightMain.describe(error, file: path))
         }
         defer { try? f.close() }
         guard let d = RetrievalRunData.read(f) else {
