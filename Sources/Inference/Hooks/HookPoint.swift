@@ -193,8 +193,7 @@ public struct HookPoint: Hashable, Sendable, Comparable, CustomStringConvertible
     static func isGlob(_ s: String) -> Bool { s.contains { "*?[".contains($0) } }
 
     static func normalizeLayer(_ l: Int, nLayers: Int) throws -> Int {
-        let r = l < 0 ? l + nLayers : l
-        guard r >= 0 && r < nLayers else { throw HookError.layerOutOfRange(l, nLayers: nLayers) }
+        guard let r = wrappedIndex(l, count: nLayers) else { throw HookError.layerOutOfRange(l, nLayers: nLayers) }
         return r
     }
 }

@@ -99,8 +99,7 @@ public struct HeadIntervention: Sendable, Equatable {
                 guard let i = Int(s) else {
                     throw HookError.badSelection(what: "ablation", text: item, reason: "'\(s)' is not an index or *")
                 }
-                let r = i < 0 ? i + n : i
-                guard r >= 0 && r < n else { throw err(i) }
+                guard let r = wrappedIndex(i, count: n) else { throw err(i) }
                 return [r]
             }
             let layers = try indices(parts[0], c.nLayers) { HookError.layerOutOfRange($0, nLayers: c.nLayers) }

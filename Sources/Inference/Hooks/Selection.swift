@@ -4,6 +4,23 @@ import Foundation
 // the form: full rows, top-k keys, or mass on labelled spans), and its resolution against a
 // model and a sequence into concrete `CaptureLayout`s. Nothing outside a layout is copied.
 
+/// Index `i` of 0..<n, negative counting from the end (-1 = n - 1); nil when outside.
+func wrappedIndex(_ i: Int, count n: Int) -> Int? {
+    let r = i < 0 ? i + n : i
+    return r >= 0 && r < n ? r : nil
+}
+
+/// The slice `a:b` of 0..<n as Python takes it: missing ends are 0 and n, negative ends count
+/// from the end, both are clipped to 0...n (empty when a >= b).
+func sliceRange(_ a: Int?, _ b: Int?, count n: Int) -> Range<Int> {
+    func norm(_ v: Int?, _ dflt: Int) -> Int {
+        guard let v else { return dflt }
+        return min(max(v < 0 ? v + n : v, 0), n)
+    }
+    let lo = norm(a, 0), hi = norm(b, n)
+    return lo < hi ? lo..<hi : n..<n
+}
+
 /// A selection of indices along one axis (layers, heads): Python-like text `0,3,5:8,-1`, `:4`,
 /// `-2:`, `all` / `*`. Ranges are half-open; negative numbers count from the end.
 public struct IndexSelection: Sendable, Equatable {
@@ -48,16 +65,10 @@ public struct IndexSelection: Sendable, Equatable {
         for item in items {
             switch item {
             case .index(let i):
-                let r = i < 0 ? i + n : i
-                guard r >= 0 && r < n else { throw outOfRange(i) }
+                guard let r = wrappedIndex(i, count: n) else { throw outOfRange(i) }
                 set.insert(r)
             case .range(let a, let b):
-                func norm(_ v: Int?, _ dflt: Int) -> Int {
-                    guard let v else { return dflt }
-                    return min(max(v < 0 ? v + n : v, 0), n)
-                }
-                let lo = norm(a, 0), hi = norm(b, n)
-                if lo < hi { set.formUnion(lo..<hi) }
+                set.formUnion(sliceRange(a, b, count: n))
             }
         }
         guard !set.isEmpty else { throw HookError.emptySelection(what: what, text: description) }
@@ -154,16 +165,10 @@ public struct QuerySelection: Sendable, Equatable {
             case .last(let k): set.formUnion(max(0, p - k)..<p)
             case .decode: set.formUnion(p..<n)
             case .position(let i):
-                let r = i < 0 ? i + n : i
-                guard r >= 0 && r < n else { throw HookError.queryOutOfRange(i, length: n) }
+                guard let r = wrappedIndex(i, count: n) else { throw HookError.queryOutOfRange(i, length: n) }
                 set.insert(r)
             case .range(let a, let b):
-                func norm(_ v: Int?, _ dflt: Int) -> Int {
-                    guard let v else { return dflt }
-                    return min(max(v < 0 ? v + n : v, 0), n)
-                }
-                let lo = norm(a, 0), hi = norm(b, n)
-                if lo < hi { set.formUnion(lo..<hi) }
+                set.formUnion(sliceRange(a, b, count: n))
             }
         }
         guard !set.isEmpty else { throw HookError.emptySelection(what: "query", text: description) }
