@@ -32,14 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-
-
-def default_model():
-    if os.environ.get("HEADLIGHT_MODEL"):
-        return os.environ["HEADLIGHT_MODEL"]
-    cache = os.environ.get("HEADLIGHT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headlight")
-    return os.path.join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+from bench import default_model  # noqa: E402  (bench/bench.py)
 
 
 CASES = {
