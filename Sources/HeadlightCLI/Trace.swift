@@ -341,9 +341,12 @@ struct Trace: ParsableCommand {
             let item = raw.trimmingCharacters(in: .whitespaces)
             let parts = item.split(separator: ".")
             if parts.count == 2, let l = Int(parts[0]), let h = Int(parts[1]) {
-                let layer = l < 0 ? l + c.nLayers : l, head = h < 0 ? h + c.nHeads : h
-                guard (0..<c.nLayers).contains(layer) else { throw CLIError(HookError.layerOutOfRange(l, nLayers: c.nLayers).errorDescription!) }
-                guard (0..<c.nHeads).contains(head) else { throw CLIError(HookError.headOutOfRange(h, nHeads: c.nHeads).errorDescription!) }
+                guard let layer = wrappedIndex(l, count: c.nLayers) else {
+                    throw CLIError(HookError.layerOutOfRange(l, nLayers: c.nLayers).errorDescription!)
+                }
+                guard let head = wrappedIndex(h, count: c.nHeads) else {
+                    throw CLIError(HookError.headOutOfRange(h, nHeads: c.nHeads).errorDescription!)
+                }
                 headItems.append((layer, head))
             } else {
                 hookItems.append(item)

@@ -5,7 +5,7 @@ import Foundation
 // model and a sequence into concrete `CaptureLayout`s. Nothing outside a layout is copied.
 
 /// Index `i` of 0..<n, negative counting from the end (-1 = n - 1); nil when outside.
-func wrappedIndex(_ i: Int, count n: Int) -> Int? {
+public func wrappedIndex(_ i: Int, count n: Int) -> Int? {
     let r = i < 0 ? i + n : i
     return r >= 0 && r < n ? r : nil
 }
