@@ -512,6 +512,22 @@ HL_TARGET_AVX512 HL_INLINE __m512 q4_table(const int type, const uint8_t *blk, _
     return _mm512_mul_ps(iota8, d);
 }
 
+/// The 32 weights of one Q4_0 / Q4_1 / Q8_0 block as float32: weights 0-15 in *wl, 16-31 in *wh
+/// (Q4_x: low nibbles then high nibbles; `qo` is the offset of the quants in the block).
+HL_TARGET_AVX512 HL_INLINE void q32_block(const int type, const uint8_t *blk, const int qo, __m512 iota, __m512 iota8,
+                                          __m512 *wl, __m512 *wh) {
+    if (type == HL_Q8_0) {
+        __m512 d = _mm512_set1_ps(h2f_f16c(blk));
+        *wl = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
+        *wh = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
+    } else {
+        __m512 tab = q4_table(type, blk, iota, iota8);
+        __m512i qi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qo)));
+        *wl = _mm512_permutexvar_ps(qi, tab);
+        *wh = _mm512_permutexvar_ps(_mm512_srli_epi32(qi, 4), tab);
+    }
+}
+
 HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w, size_t rb, int r0, int r1,
                                                 int nb, const float *x, float *y) {
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -528,16 +544,7 @@ HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w
             for (int j = 0; j < 4; j++) {
                 const uint8_t *blk = row + (size_t)j * rb + (size_t)b * bb;
                 __m512 wl, wh;
-                if (type == HL_Q8_0) {
-                    __m512 d = _mm512_set1_ps(h2f_f16c(blk));
-                    wl = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
-                    wh = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
-                } else {
-                    __m512 tab = q4_table(type, blk, iota, iota8);
-                    __m512i qi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qo)));
-                    wl = _mm512_permutexvar_ps(qi, tab);
-                    wh = _mm512_permutexvar_ps(_mm512_srli_epi32(qi, 4), tab);
-                }
+                q32_block(type, blk, qo, iota, iota8, &wl, &wh);
                 al[j] = _mm512_fmadd_ps(wl, xl, al[j]);
                 ah[j] = _mm512_fmadd_ps(wh, xh, ah[j]);
             }
@@ -551,16 +558,7 @@ HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w
             __m512 xl = _mm512_loadu_ps(x + 32 * b), xh = _mm512_loadu_ps(x + 32 * b + 16);
             const uint8_t *blk = row + (size_t)b * bb;
             __m512 wl, wh;
-            if (type == HL_Q8_0) {
-                __m512 d = _mm512_set1_ps(h2f_f16c(blk));
-                wl = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)))), d);
-                wh = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18)))), d);
-            } else {
-                __m512 tab = q4_table(type, blk, iota, iota8);
-                __m512i qi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + qo)));
-                wl = _mm512_permutexvar_ps(qi, tab);
-                wh = _mm512_permutexvar_ps(_mm512_srli_epi32(qi, 4), tab);
-            }
+            q32_block(type, blk, qo, iota, iota8, &wl, &wh);
             al = _mm512_fmadd_ps(wl, xl, al);
             ah = _mm512_fmadd_ps(wh, xh, ah);
         }
