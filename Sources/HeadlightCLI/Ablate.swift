@@ -70,23 +70,11 @@ struct Ablate: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Run file to write.")
     var output = "ablation.h5"
 
-    @Flag(help: "Print a JSON summary on stdout instead of text.")
-    var json = false
-
-    @Flag(name: .customLong("no-progress"), help: "No progress bar on stderr.")
-    var noProgress = false
-
-    @Flag(name: .customLong("no-share-prefix"), help: "Prefill every trial from scratch.")
-    var noSharePrefix = false
-
-    @Flag(help: "Discard an interrupted run (<output>.partial) instead of resuming it.")
-    var restart = false
-
-    @Option(name: .customLong("stop-after"), help: .hidden)
-    var stopAfter: Int?
+    @OptionGroup var sweepRun: SweepRunOptions
 
     func validate() throws {
         try suite.validate()
+        try sweepRun.validate()
         guard [top != nil, heads != nil, causal != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --top K, --heads L.H,... or --causal N")
         }
@@ -110,6 +98,7 @@ struct Ablate: ParsableCommand {
     }
 
     func run() throws {
+        let json = sweepRun.json
         let env = try RetrievalEnvironment.load(model: suite.model)
         let contents: RetrievalRunFile.Contents
         do { contents = try RetrievalRunFile.read(path: scores) } catch {
@@ -162,8 +151,8 @@ struct Ablate: ParsableCommand {
         options.seed = seed
         options.bootstrapResamples = bootstrap
         options.perplexityTokens = pplTokens
-        options.reusePrefix = !noSharePrefix
-        options.stopAfter = stopAfter
+        options.reusePrefix = !sweepRun.noSharePrefix
+        options.stopAfter = sweepRun.stopAfter
         if causal != nil { options.causalTargets = target }
         let runner: AblationRunner
         do {
@@ -180,19 +169,8 @@ struct Ablate: ParsableCommand {
             "controls": .int(Int64(nControls)),
         ]
 
-        if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
-        let writer = try RunFileWriter(path: output, resumable: true)
-        try env.checkResumable(writer)
-        if !writer.resumed { try env.header(command: "ablate").write(to: writer.file) }
-        let bar = RetrievalProgressBar(enabled: !noProgress, title: "ablate", unit: "runs")
-        let result: AblationResult
-        do {
-            result = try runner.run(file: writer.file) { bar.update($0) }
-        } catch {
-            bar.finish()
-            throw error
-        }
-        bar.finish()
+        let writer = try sweepRun.openRunFile(output, env: env, command: "ablate")
+        let result = try sweepRun.withProgress(title: "ablate", unit: "runs") { try runner.run(file: writer.file, progress: $0) }
         guard result.finished else {
             try writer.checkpoint()
             if json {

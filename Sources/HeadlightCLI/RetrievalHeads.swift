@@ -40,39 +40,27 @@ struct RetrievalHeads: ParsableCommand {
     @Option(help: "List the N highest-scoring heads.")
     var top = 10
 
-    @Flag(help: "Print a JSON summary on stdout instead of text.")
-    var json = false
-
-    @Flag(name: .customLong("no-progress"), help: "No progress bar on stderr.")
-    var noProgress = false
-
-    @Flag(name: .customLong("no-share-prefix"), help: "Prefill every trial from scratch, in grid order.")
-    var noSharePrefix = false
-
-    @Flag(help: "Discard an interrupted run (<output>.partial) instead of resuming it.")
-    var restart = false
+    @OptionGroup var sweepRun: SweepRunOptions
 
     @Option(name: .customLong("export-trials"), help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
     var exportTrials: String?
-
-    @Option(name: .customLong("stop-after"), help: .hidden)
-    var stopAfter: Int?
 
     func validate() throws {
         try suite.validate()
         guard threshold.isFinite else { throw ValidationError("--threshold must be a number") }
         guard top >= 0 else { throw ValidationError("--top must be >= 0") }
-        if let k = stopAfter, k < 0 { throw ValidationError("--stop-after must be >= 0") }
+        try sweepRun.validate()
     }
 
     func run() throws {
+        let json = sweepRun.json
         let env = try RetrievalEnvironment.load(model: suite.model)
         let probe = try suite.loadProbe()
         var options = RetrievalSweepOptions()
         options.threshold = threshold
-        options.reusePrefix = !noSharePrefix
-        options.sharedPrefixOrder = !noSharePrefix
-        options.stopAfter = stopAfter
+        options.reusePrefix = !sweepRun.noSharePrefix
+        options.sharedPrefixOrder = !sweepRun.noSharePrefix
+        options.stopAfter = sweepRun.stopAfter
         let sweep: RetrievalHeadSweep
         do {
             sweep = try RetrievalHeadSweep(probe: probe, model: env.model, tokenizer: env.tokenizer,
@@ -95,19 +83,8 @@ struct RetrievalHeads: ParsableCommand {
                 + "they are run and recorded but cannot score heads\n").utf8))
         }
 
-        if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
-        let writer = try RunFileWriter(path: output, resumable: true)
-        try env.checkResumable(writer)
-        if !writer.resumed { try env.header(command: "retrieval-heads").write(to: writer.file) }
-        let bar = RetrievalProgressBar(enabled: !noProgress, title: "retrieval-heads")
-        let result: RetrievalSweepResult
-        do {
-            result = try sweep.run(file: writer.file, trials: trials) { bar.update($0) }
-        } catch {
-            bar.finish()
-            throw error
-        }
-        bar.finish()
+        let writer = try sweepRun.openRunFile(output, env: env, command: "retrieval-heads")
+        let result = try sweepRun.withProgress(title: "retrieval-heads") { try sweep.run(file: writer.file, trials: trials, progress: $0) }
         guard result.finished else {
             try writer.checkpoint()
             let msg = "stopped after \(result.ranNow) trial(s) (\(result.records.count) of \(trials.count) done); "
@@ -171,6 +148,47 @@ struct RetrievalHeads: ParsableCommand {
 }
 
 // MARK: - Shared by retrieval-heads and ablate
+
+/// Options and steps shared by the resumable sweeps (`retrieval-heads`, `ablate`): output
+/// format, progress bar, prefix reuse, restart and the hidden --stop-after.
+struct SweepRunOptions: ParsableArguments {
+    @Flag(help: "Print a JSON summary on stdout instead of text.")
+    var json = false
+
+    @Flag(name: .customLong("no-progress"), help: "No progress bar on stderr.")
+    var noProgress = false
+
+    @Flag(name: .customLong("no-share-prefix"), help: "Prefill every trial from scratch, in grid order.")
+    var noSharePrefix = false
+
+    @Flag(help: "Discard an interrupted run (<output>.partial) instead of resuming it.")
+    var restart = false
+
+    @Option(name: .customLong("stop-after"), help: .hidden)
+    var stopAfter: Int?
+
+    func validate() throws {
+        if let k = stopAfter, k < 0 { throw ValidationError("--stop-after must be >= 0") }
+    }
+
+    /// The resumable run file at `output` (its partial file discarded first with --restart),
+    /// checked against this model, with the root header written when it is new.
+    func openRunFile(_ output: String, env: RetrievalEnvironment, command: String) throws -> RunFileWriter {
+        if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
+        let writer = try RunFileWriter(path: output, resumable: true)
+        try env.checkResumable(writer)
+        if !writer.resumed { try env.header(command: command).write(to: writer.file) }
+        return writer
+    }
+
+    /// Runs `body` with a progress bar on stderr (unless --no-progress), closed however it ends.
+    func withProgress<T>(title: String, unit: String = "trials",
+                         _ body: (@escaping (SweepProgress) -> Void) throws -> T) throws -> T {
+        let bar = RetrievalProgressBar(enabled: !noProgress, title: title, unit: unit)
+        defer { bar.finish() }
+        return try body { bar.update($0) }
+    }
+}
 
 /// Suite selection and overrides (probes/README.md, `NIAHSuite.Overrides`).
 struct NIAHSuiteOptions: ParsableArguments {
