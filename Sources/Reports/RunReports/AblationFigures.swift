@@ -18,7 +18,7 @@ public struct AblationRunData: Sendable {
     public struct Condition: Sendable {
         public var name: String
         public var label: String
-        /// baseline | target | control
+        /// baseline | target | control | single
         public var kind: String
         public var heads: [String]
         public var meanScore: Double
@@ -149,10 +149,14 @@ enum AblationFigures {
                                         xTitle: "Condition", yTitle: "Mean ROUGE-1 recall", unit: "×100", yDomain: 0...100)
             chart.subtitle = "Error bars: 95% confidence interval over trials"
             chart.id = "ablation-scores"
-            out.append(.figure(.init(name: "ablation-scores", svg: chart.svg(), caption:
-                "Mean needle score per condition: nothing ablated, the top-K retrieval heads ablated, and K random non-retrieval "
-                + "heads ablated (several random draws as controls). Error bars are 95% confidence intervals; if the top-K bar "
-                + "sits well below every random control, the retrieval heads matter for finding the needle.")))
+            let singles = scored.contains { $0.kind == "single" }
+            out.append(.figure(.init(name: "ablation-scores", svg: chart.svg(), caption: singles
+                ? "Mean needle score per condition: nothing ablated, and each of the top retrieval heads ablated alone (the "
+                    + "runs behind the causal graph). Error bars are 95% confidence intervals; a head whose bar drops far below "
+                    + "'no ablation' matters for finding the needle on its own."
+                : "Mean needle score per condition: nothing ablated, the top-K retrieval heads ablated, and K random non-retrieval "
+                    + "heads ablated (several random draws as controls). Error bars are 95% confidence intervals; if the top-K bar "
+                    + "sits well below every random control, the retrieval heads matter for finding the needle.")))
         }
         let ppl = d.conditions.filter { $0.perplexityChange.isFinite || $0.perplexity.isFinite }
         if !ppl.isEmpty {
