@@ -44,6 +44,33 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertGreaterThan(reused, 0, "consecutive trials share a prefix")
     }
 
+    /// Scoring only some heads (what `ablate --causal` does) gives those heads the same scores,
+    /// bit for bit, and the same tokens as scoring every head; the others stay 0.
+    func testScoringOnlySomeHeadsMatchesScoringAll() throws {
+        let env = try RetrievalTestModel.load()
+        let probe = try smallProbe(maxNewTokens: 32)
+        let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
+        let only = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 18, head: 7), HeadIndex(layer: 23, head: 2),
+                    HeadIndex(layer: 0, head: 0)]
+        var scored = 0.0
+        for cell in probe.cells.prefix(3) {
+            let t = try builder.trial(cell)
+            let maxCtx = t.promptTokens.count + 33
+            let all = try NeedleDecoder(session: env.model.makeSession(maxContext: maxCtx), tokenizer: env.tokenizer)
+                .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: true)
+            let some = try NeedleDecoder(session: env.model.makeSession(maxContext: maxCtx), tokenizer: env.tokenizer)
+                .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: true, onlyHeads: only)
+            XCTAssertEqual(all.generated, some.generated)
+            let a = try XCTUnwrap(all.headScores), b = try XCTUnwrap(some.headScores)
+            for l in 0..<30 { for h in 0..<9 {
+                let k = l * 9 + h
+                if only.contains(HeadIndex(layer: l, head: h)) { XCTAssertEqual(b[k], a[k], "\(l).\(h)") } else { XCTAssertEqual(b[k], 0) }
+            } }
+            scored += only.map { a[$0.layer * 9 + $0.head] }.reduce(0, +)
+        }
+        XCTAssertGreaterThan(scored, 0, "the chosen heads copy something on these trials")
+    }
+
     func testStopAndResumeEqualsUninterruptedRun() throws {
         let env = try RetrievalTestModel.load()
         let probe = try smallProbe(maxNewTokens: 32)   // room for the whole answer: trials count

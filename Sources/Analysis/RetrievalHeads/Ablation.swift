@@ -266,7 +266,8 @@ public final class AblationRunner {
             let t0 = Date()
             let causal = !options.causalTargets.isEmpty
             let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
-                                      span: causal ? t.needleSpan : nil, scoreHeads: causal)
+                                      span: causal ? t.needleSpan : nil, scoreHeads: causal,
+                                      onlyHeads: causal ? options.causalTargets : nil)
             let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
             let nb = t.needle.keyword.map { NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score } ?? .nan
             let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0

@@ -87,15 +87,20 @@ public final class NeedleDecoder {
     }
 
     /// One trial: prefill, then greedy decoding. `span` and `scoreHeads` select the copy rule
-    /// (no span: nothing can score, and no attention is captured).
+    /// (no span: nothing can score, and no attention is captured). `onlyHeads` restricts the
+    /// capture and the rule to those heads (the others keep score 0); nil: every head.
     public func run(prompt: [Int32], maxNewTokens: Int, span: Range<Int>?, scoreHeads: Bool,
-                    onStep: ((Int) -> Void)? = nil) throws -> NeedleDecodeResult {
+                    onlyHeads: [HeadIndex]? = nil, onStep: ((Int) -> Void)? = nil) throws -> NeedleDecodeResult {
         precondition(maxNewTokens >= 1)
         let c = session.config
         let prefilled = try prefillAllButLast(prompt)
         let capture = scoreHeads && span != nil
         var scores: [Double]? = scoreHeads ? [Double](repeating: 0, count: c.nLayers * c.nHeads) : nil
         var top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
+        // The (layer, heads) to observe: every head of every layer, or only the asked-for ones.
+        let observed: [(layer: Int, heads: [Int])] = onlyHeads.map { hs in
+            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }.map { ($0.key, $0.value.map(\.head).sorted()) }
+        } ?? (0..<c.nLayers).map { ($0, Array(0..<c.nHeads)) }
         var fed = prompt[prompt.count - 1]
         var generated: [Int32] = []
         var stop = DecodeStop.maxTokens
@@ -104,7 +109,9 @@ public final class NeedleDecoder {
             let pos = session.position
             var cap: AttentionCapture?
             if capture {
-                cap = AttentionCapture((0..<c.nLayers).map { AttentionRequest(layer: $0, queries: [pos], heads: nil) })
+                cap = AttentionCapture(observed.map {
+                    AttentionRequest(layer: $0.layer, queries: [pos], heads: onlyHeads == nil ? nil : $0.heads)
+                })
             }
             session.attentionCapture = cap
             let logits = try session.step(token: fed)
@@ -112,8 +119,8 @@ public final class NeedleDecoder {
             let next = Int32(Sampler.argmax(logits))
             generated.append(next)
             if let cap, let span {
-                for l in 0..<c.nLayers {
-                    for h in 0..<c.nHeads {
+                for (l, heads) in observed {
+                    for h in heads {
                         guard let row = cap.row(layer: l, head: h, query: pos) else {
                             throw RetrievalHeadsError.missingAttention(layer: l, head: h, query: pos)
                         }
