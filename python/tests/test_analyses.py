@@ -1,0 +1,203 @@
+"""Readers of the analysis groups, checked against h5py reads of the same files and against
+what the CLI printed (`--json` summaries, `report attention`'s lines)."""
+from __future__ import annotations
+
+import math
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+import headlight
+
+
+def close(a, b, tol=1e-9):
+    """JSON value (None for NaN) vs float."""
+    if a is None:
+        return b is None or math.isnan(b)
+    return abs(a - b) <= tol * max(1.0, abs(a))
+
+
+def test_retrieval_heads_against_json(runs):
+    r = runs["rh"]
+    js = r.json
+    run = headlight.open(r.path)
+    rh = run.retrieval_heads
+    assert isinstance(rh, headlight.RetrievalHeads) and run.analysis() is rh and rh.finished
+    assert rh.scores.shape == (js["n_layers"], js["n_heads"])
+    with h5py.File(r.path, "r") as f:
+        np.testing.assert_array_equal(rh.scores, f["retrieval_heads/scores"][()])
+        assert rh.attrs["suite"] == f["retrieval_heads"].attrs["suite"]
+    # the heads above the threshold, highest first, with the scores the CLI printed
+    listed = [(d["head"], d["score"]) for d in js["retrieval_heads"]]
+    assert rh.threshold_heads == [h for h, _ in listed]
+    top = rh.top(len(listed))
+    assert [h for h, _ in top] == [h for h, _ in listed]
+    assert [s for _, s in top] == pytest.approx([s for _, s in listed], rel=1e-12)
+    assert [h for h, _ in rh.top(10)] == [d["head"] for d in js["top"]]
+    assert [f"{l}.{h}" for l, h in rh.retrieval_heads] == [h for h, _ in listed]
+    np.testing.assert_allclose(rh.retrieval_head_scores, [s for _, s in listed])
+    assert rh.threshold == js["threshold"]
+    t = rh.trials
+    assert len(t) == js["trials"] == rh.attrs["trials"] == 2
+    assert int(t["counted"].sum()) == js["counted"] and int(t["success"].sum()) == js["successful"]
+    assert int((t["span_start"] >= 0).sum()) == js["located"]
+    assert np.mean(t["rouge1_recall"]) == pytest.approx(js["mean_rouge1_recall"])
+    assert t["head_scores"].shape == (2, js["n_layers"], js["n_heads"])
+    assert t.column_attrs["head_scores"]["axes"] == ["trial", "layer", "head"]
+    grid = t.sorted_by("trial_index")
+    assert grid["trial_index"].tolist() == sorted(t["trial_index"].tolist())
+    assert all(isinstance(s, str) for s in grid["response"]) and "Chaoyang" in " ".join(grid["response"])
+    assert grid.row(0)["needle_id"] == "beijing"
+    np.testing.assert_allclose(rh.scores_from_trials(), rh.scores, atol=1e-12)
+
+
+def test_ablation_against_json(runs):
+    r = runs["ablate"]
+    js = r.json
+    ab = headlight.open(r.path).ablation
+    assert ab.finished and ab.causal is None
+    assert ab.condition_names == [c["name"] for c in js["conditions"]] == ["baseline", "top_2", "control_1"]
+    assert ab.condition_kinds == [c["kind"] for c in js["conditions"]]
+    assert ab.condition_heads == [c["heads"] for c in js["conditions"]]
+    ids = ab.condition_head_ids
+    assert ids.shape == (3, 2, 2) and ids[0].tolist() == [[-1, -1], [-1, -1]]
+    assert [f"{l}.{h}" for l, h in ids[1]] == js["conditions"][1]["heads"]
+    summary = ab.summary()
+    for c in js["conditions"]:
+        for m, est in c["metrics"].items():
+            got = summary[c["name"]][m]
+            assert close(est["estimate"], got[0]) and close(est["lower"], got[1]) and close(est["upper"], got[2])
+        assert close(c["perplexity"], float(ab.perplexity[ab.condition_names.index(c["name"])]))
+    for j, m in enumerate(ab.metrics):
+        cm = js["controls_mean"][m]
+        assert [cm["estimate"], cm["lower"], cm["upper"]] == pytest.approx(ab.control_mean[j].tolist())
+        for key, arr in (("target_minus_controls", ab.difference_target_vs_controls),
+                         ("target_minus_baseline", ab.difference_target_vs_baseline)):
+            d = js[key][m]
+            assert [d["estimate"], d["lower"], d["upper"], d["p"]] == pytest.approx(arr[j].tolist())
+    assert ab.trial_scores.shape == (3, js["trials"], 3)
+    rec = ab.records
+    assert len(rec) == 3 * js["trials"]
+    # trial_scores is the records' metrics by (condition, grid index)
+    for row in rec:
+        assert ab.trial_scores[row["condition"], row["trial_index"], 0] == row["rouge1_recall_x100"]
+    assert ab.cells.shape == (3, 3, 1, 2) and ab.lengths.tolist() == [300] and ab.depths.tolist() == [0.0, 100.0]
+    ppl = ab.perplexity_records
+    assert len(ppl) == 3
+    np.testing.assert_allclose(np.exp(ppl.sorted_by("condition")["mean_nll"]), ab.perplexity)
+    np.testing.assert_allclose(ab.perplexity_delta, ab.perplexity - ab.perplexity[0])
+
+
+def test_causal_ablation_against_json(runs):
+    r = runs["causal"]
+    js = r.json
+    ab = headlight.open(r.path).ablation
+    g = ab.causal
+    assert g is not None and ab.condition_kinds == ["baseline", "single", "single"]
+    jc = js["causal"]
+    assert g.targets == jc["targets"] == ab.attrs["causal_targets"]
+    assert g.sources == [e["source"] for e in jc["edges"]]
+    np.testing.assert_allclose(g.baseline_scores, jc["baseline_scores"])
+    np.testing.assert_allclose(g.score_change, [e["score_change"] for e in jc["edges"]], atol=1e-12)
+    # JSON lists the baseline's counted trials first, then each source's
+    assert jc["counted_trials"][0] == g.attrs["baseline_counted_trials"]
+    assert g.counted_trials.tolist() == jc["counted_trials"][1:]
+    for (s, t), v in g.edges().items():
+        assert s != t and v == pytest.approx(g.scores[g.sources.index(s), g.targets.index(t)] - g.baseline_scores[g.targets.index(t)])
+    rec = ab.records
+    assert rec["target_scores"].shape == (len(rec), 2) and set(np.unique(rec["counted"])) <= {0, 1}
+    with h5py.File(r.path, "r") as f:
+        np.testing.assert_array_equal(g.scores, f["ablation/causal/scores"][()])
+    assert ab.perplexity is None                  # --ppl-tokens 0
+
+
+def test_citation_against_json(runs):
+    r = runs["cite"]
+    js = r.json
+    c = headlight.open(r.path).citation
+    assert len(c.items) == js["items"] == 3
+    assert int(c.statements["scored"].sum()) == js["statements"] == c.attrs["n_statements"]
+    assert len(c.statements) >= js["statements"]            # every statement, scored or not
+    assert c.attrs["n_consistent"] == js["consistent"] and c.attrs["n_wrong_citations"] == js["wrong_citations"]
+    ro = c.readouts
+    for name in ("all_heads", "retrieval_heads", "best_head"):
+        for m in ("agreement", "mean_spearman", "mean_point_biserial", "wrong_follows_citation",
+                  "wrong_follows_true_source"):
+            est = js[name][m]
+            got = ro[name][m]
+            assert close(est["estimate"], got[0]) and close(est["lower"], got[1]) and close(est["upper"], got[2])
+        assert close(js[name]["agreement_all_statements"], ro[name]["agreement_all_statements"])
+    assert c.retrieval_heads == js["retrieval_heads"]["heads"]
+    assert f"{c.head_ranking[0][0]}.{c.head_ranking[0][1]}" == js["best_head_name"] == c.attrs["best_head"]
+    for d in js["top_heads"]:
+        assert close(d["agreement"], float(c.head_agreement[d["layer"], d["index"]]))
+    sp = c.statement_passages
+    assert sp["head_mass"].shape == (len(sp), c.attrs["n_layers"], c.attrs["n_heads"])
+    np.testing.assert_allclose(sp["mass_all_heads"], sp["head_mass"].astype(np.float64).mean(axis=(1, 2)), rtol=1e-5)
+    assert sp["statement"].max() < len(c.statements)
+    assert [str(x) for x in c.items["id"]] == [f"smoke-{i:03d}" for i in range(3)]
+
+
+def test_membership_against_json(runs):
+    r = runs["membership"]
+    js = r.json
+    m = headlight.open(r.path).membership
+    assert m.method_names == [d["name"] for d in js["methods"]]
+    for d in js["methods"]:
+        got = m.methods[d["name"]]
+        assert got.label == d["label"] and got.kind == d["kind"]
+        assert (got.auc, got.ci_lower, got.ci_upper) == pytest.approx((d["auc"], d["ci_lower"], d["ci_upper"]))
+        assert got.fpr[0] == 0 and got.tpr[-1] == 1 and np.isposinf(got.thresholds[0])
+        assert len(got.fpr) == len(got.tpr) == len(got.thresholds)
+    docs = m.documents
+    assert len(docs) == js["members"] + js["nonmembers"] == 12
+    by_key = {(row["name"], row["label"]): row for row in docs}
+    for d in js["documents"]:
+        row = by_key[(d["name"], {"member": 1, "nonmember": 0}[d["label"]])]
+        assert row["perplexity"] == pytest.approx(d["perplexity"]) and row["n_tokens"] == d["n_tokens"]
+    assert docs["surface_features"].shape == (12, len(docs.column_attrs["surface_features"]["names"]))
+    assert m.attrs["tokens_scored"] == js["tokens_scored"]
+
+
+def test_composition_against_h5py_and_detect_run(runs):
+    path = runs["composition"].path
+    comp = headlight.open(path).composition
+    rh = headlight.open(runs["rh"].path).retrieval_heads
+    top4 = sorted((h for h, _ in rh.top(4)), key=lambda s: tuple(map(int, s.split("."))))
+    assert comp.heads == top4                                   # --heads-from --top 4, sorted by (layer, head)
+    layer = [int(h.split(".")[0]) for h in comp.heads]
+    with h5py.File(path, "r") as f:
+        for name in ("q_comp", "k_comp", "v_comp"):
+            np.testing.assert_array_equal(getattr(comp, name), f[f"composition/{name}"][()])
+            assert comp.axes(name) == ["writer", "reader"]
+    for i in range(4):
+        for j in range(4):
+            assert np.isnan(comp.q_comp[i, j]) == (layer[i] >= layer[j])
+    scores = dict(rh.top(270))
+    np.testing.assert_allclose(comp.head_scores, [scores[h] for h in comp.heads])
+    assert set(comp.baselines) == {"q", "k", "v"}
+
+
+def test_needle_attention_against_cli_output(runs):
+    r = runs["attention"]
+    run = headlight.open(r.path)
+    na = run.needle_attention
+    m = re.search(r"trial (\d+) \(beijing, (\d+) tokens, depth [\d.]+%\): (\d+) prompt tokens, (\d+) answer tokens", r.stdout)
+    assert m, r.stdout
+    trial, length, p, g = map(int, m.groups())
+    assert na.attrs["trial_index"] == trial and na.attrs["length"] == length
+    assert na.prompt_length == p == run.prompt_length and len(na.tokens) == p + g
+    assert na.query_positions.tolist() == [p - 1 + t for t in range(g)]
+    assert na.weights.shape == (3, g, len(na.tokens)) and na.heads == [h for h, _ in
+                                                                      headlight.open(runs["rh"].path).retrieval_heads.top(3)]
+    mass = na.needle_mass()                                      # [head, step]
+    assert na.chosen_step == int(np.argmax(mass.sum(axis=0)))
+    m2 = re.search(r"attention on the needle at answer token (\d+) \(.*\): (.*)", r.stdout)
+    assert m2 and int(m2.group(1)) == na.chosen_step
+    printed = dict(x.rsplit(" ", 1) for x in m2.group(2).split(", "))
+    for i, h in enumerate(na.heads):
+        assert abs(float(printed[h].rstrip("%")) - 100 * mass[i, na.chosen_step]) <= 0.5 + 1e-9
+    s, e = na.span
+    assert 0 <= s < e <= p and "Chaoyang" in "".join(na.token_strings[s:e])
