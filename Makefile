@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 BIN := .build/release/headlight
 
-.PHONY: demo test deps model build clean
+.PHONY: demo test deps model build clean pytest-python
 
 deps:
 	@bash scripts/install-deps.sh
@@ -32,8 +32,19 @@ demo: model build
 test: model
 	$(SWIFT) build $(RELEASE) --product headlight
 	$(SWIFT) test $(RELEASE)
+	$(MAKE) --no-print-directory pytest-python
 	HEADLIGHT_WITH_CHROMIUM=1 bash scripts/install-deps.sh
 	bash scripts/screenshot-report.sh
+
+# The Python package (python/) in a virtual environment under .build (h5py, numpy, pytest from
+# PyPI if missing), tested on run files the CLI writes. pytest's non-zero exit, including 5 for
+# "no tests collected", fails the target; run from the repository root so the installed package
+# is imported, not python/headlight.
+PYVENV := .build/python-venv
+pytest-python: model build
+	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
+	$(PYVENV)/bin/python -m pip install --quiet --disable-pip-version-check ./python pytest
+	HEADLIGHT_BIN=$(CURDIR)/$(BIN) $(PYVENV)/bin/python -m pytest -q -p no:cacheprovider python/tests
 
 clean:
 	rm -rf .build

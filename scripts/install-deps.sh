@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 
-packages=(libopenblas-dev libhdf5-dev libgraphviz-dev hdf5-tools graphviz pkg-config python3 python3-pip)
+packages=(libopenblas-dev libhdf5-dev libgraphviz-dev hdf5-tools graphviz pkg-config python3 python3-pip python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
