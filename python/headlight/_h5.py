@@ -37,9 +37,13 @@ def open_file(path: str, locking: bool = True) -> h5py.File:
     if os.path.isdir(path):
         raise RunFileError(path, "is a directory, not a run file")
     try:
-        if locking:
-            return h5py.File(path, "r")
-        return h5py.File(path, "r", locking=False)
+        if not locking:
+            try:
+                return h5py.File(path, "r", locking=False)
+            except ValueError as e:                 # an HDF5 without the file-locking switch
+                if "locking" not in str(e):
+                    raise
+        return h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise RunFileError(path, f"not a readable HDF5 file ({_detail(e)})",
                            hint="a truncated or corrupted file cannot be repaired; rerun the command that wrote it") from e

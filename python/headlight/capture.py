@@ -177,7 +177,10 @@ class Capture:
     def to_xarray(self) -> Any:
         """An ``xarray.DataArray`` with the axes as dims and heads / positions / span labels as
         coordinates (xarray is optional: ImportError if it is not installed)."""
-        import xarray as xr  # noqa: PLC0415 - optional dependency
+        try:
+            import xarray as xr  # noqa: PLC0415 - optional dependency
+        except ImportError as e:
+            raise ImportError("Capture.to_xarray() needs xarray: pip install xarray") from e
         coords: Dict[str, Any] = {}
         for i, a in enumerate(self.axes):
             if a in HEAD_AXES:
@@ -271,6 +274,9 @@ class Cache(Mapping[str, Capture]):
                     ids = g[iname]
                 indices = read_dataset(self._path, ids)
         return Capture(hook, values, axes, attrs, queries=queries, indices=indices, path=self._path)
+
+    def __contains__(self, hook: object) -> bool:
+        return hook in self._names
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

@@ -126,11 +126,12 @@ def attention_svg(cap: Any, token_strings: Optional[List[str]], head_index: int 
     values = values[q0:, k0:]
     row_labels = [f"{int(q)} {_tok(token_strings, int(q))}" for q in queries[q0:]]
     cellw, cellh, left, top = 14, 14, 130, 90
-    width, height = left + cellw * values.shape[1] + 10, top + cellh * values.shape[0] + 10
+    height = top + cellh * values.shape[0] + 10
     vmax = float(np.nanmax(values)) if values.size and np.isfinite(values).any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
     head = int(cap.heads[head_index]) if cap.heads is not None else head_index
     title = f"{cap.hook}, head {head}" + (f", keys {k0}…" if k0 else "")
+    width = max(left + cellw * values.shape[1] + 30, 7 * len(title) + 10)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="monospace" font-size="9" role="img">',
            f"<title>{esc(title)}</title>",

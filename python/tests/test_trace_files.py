@@ -151,8 +151,16 @@ def test_inputs_groups_are_iterated(runs, tmp_path):
 
 
 def test_xarray_conversion(runs):
-    xr = pytest.importorskip("xarray")
+    """With xarray installed: a DataArray with heads/positions as coordinates; without it, the
+    ImportError says so (xarray is optional)."""
     pat = headlight.open(runs["rows"].path).cache["blocks.3.attn.hook_pattern"]
+    try:
+        import xarray as xr
+    except ImportError:
+        with pytest.raises(ImportError, match="xarray"):
+            pat.to_xarray()
+        return
     da = pat.to_xarray()
     assert isinstance(da, xr.DataArray) and da.dims == pat.axes
+    assert da.coords["head"].values.tolist() == [0, 4]
     assert float(da.sel(head=4, query=pat.queries[-1], key=0)) == float(pat.sel(head=4, query=pat.queries[-1])[0])
