@@ -125,13 +125,19 @@ def attention_svg(cap: Any, token_strings: Optional[List[str]], head_index: int 
         col_labels = [_tok(token_strings, k) for k in range(k0, k_end)]
     values = values[q0:, k0:]
     row_labels = [f"{int(q)} {_tok(token_strings, int(q))}" for q in queries[q0:]]
-    cellw, cellh, left, top = 14, 14, 130, 90
-    height = top + cellh * values.shape[0] + 10
-    vmax = float(np.nanmax(values)) if values.size and np.isfinite(values).any() else 1.0
-    vmax = vmax if vmax > 0 else 1.0
     head = int(cap.heads[head_index]) if cap.heads is not None else head_index
     title = f"{cap.hook}, head {head}" + (f", keys {k0}…" if k0 else "")
+    return heatmap_svg(values, row_labels, col_labels, title)
+
+
+def heatmap_svg(values: np.ndarray, row_labels: List[str], col_labels: List[str], title: str) -> str:
+    """A [row, column] matrix as an inline SVG heat map (white -> dark blue, scaled to its
+    maximum), labels rotated over the columns; each cell's tooltip gives its value."""
+    cellw, cellh, left, top = 14, 14, 130, 90
+    height = top + cellh * values.shape[0] + 10
     width = max(left + cellw * values.shape[1] + 30, 7 * len(title) + 10)
+    finite = values[np.isfinite(values)]
+    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="monospace" font-size="9" role="img">',
            f"<title>{esc(title)}</title>",
@@ -150,6 +156,24 @@ def attention_svg(cap: Any, token_strings: Optional[List[str]], head_index: int 
                        f'fill="rgb({r},{g},{b})"><title>{esc(lab)} → {esc(col_labels[j])}: {float(v):.4f}</title></rect>')
     out.append("</svg>")
     return "<div>" + "".join(out) + "</div>"
+
+
+def needle_svg(na: Any) -> str:
+    """The top heads' attention at the chosen answer step, over the needle and a few tokens
+    around it (at most MAX_COLS keys)."""
+    s, e = na.span
+    step = na.chosen_step
+    n_keys = na.weights.shape[2]
+    if s < 0:
+        q = int(na.query_positions[step])
+        k0, k1 = max(0, q + 1 - MAX_COLS), q + 1
+    else:
+        k0 = max(0, s - 6)
+        k1 = min(n_keys, max(e + 6, k0 + 1), k0 + MAX_COLS)
+    values = np.asarray(na.weights[:, step, k0:k1], dtype=np.float32)          # [head, key]
+    cols = [_tok(na.token_strings, k) for k in range(k0, k1)]
+    title = f"needle_attention: answer step {step}, keys {k0}…{k1 - 1}" + (f" (needle {s}…{e - 1})" if s >= 0 else "")
+    return heatmap_svg(values, list(na.heads), cols, title)
 
 
 def _tok(strings: Optional[List[str]], i: int) -> str:
@@ -192,4 +216,5 @@ def _analysis_html(run: "Run", name: str) -> str:
     elif name == "needle_attention":
         lines.append(f"heads {', '.join(a.heads)}; response {a.response!r}")
     body = "".join(f"<li>{esc(x)}</li>" for x in lines)
-    return f"<p><b>{esc(name)}</b></p><ul style='margin:2px 0'>{body}</ul>"
+    extra = needle_svg(a) if name == "needle_attention" else ""
+    return f"<p><b>{esc(name)}</b></p><ul style='margin:2px 0'>{body}</ul>{extra}"

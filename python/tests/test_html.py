@@ -65,3 +65,20 @@ def test_span_mass_map_and_analyses(runs):
     mem = headlight.open(runs["membership"].path)
     m = next(iter(mem.membership.methods.values()))
     assert f"AUC {m.auc:.3f}" in "".join(parse(mem._repr_html_()).itertext())
+
+
+def test_needle_attention_map(runs):
+    run = headlight.open(runs["attention"].path)
+    na = run.needle_attention
+    svg = parse(run._repr_html_()).find(".//{http://www.w3.org/2000/svg}svg")
+    assert svg is not None
+    rects = svg.findall("{http://www.w3.org/2000/svg}rect")
+    s, e = na.span
+    k0 = max(0, s - 6)
+    n_cols = len(rects) // len(na.heads)
+    assert len(rects) == len(na.heads) * n_cols and n_cols >= e - s
+    # row i, column j is weights[head i, chosen step, k0 + j]
+    for i in range(len(na.heads)):
+        for j in (0, n_cols - 1):
+            tip = rects[i * n_cols + j].find("{http://www.w3.org/2000/svg}title").text
+            assert tip.startswith(na.heads[i]) and tip.endswith(f"{float(na.weights[i, na.chosen_step, k0 + j]):.4f}")
