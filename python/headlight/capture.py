@@ -251,29 +251,74 @@ class Cache(Mapping[str, Capture]):
         return self._loaded[hook]
 
     def _read(self, hook: str) -> Capture:
-        key = f"{self._group_path}/{hook}"
         with self._open() as f:
-            with guard(self._path, key):
-                g = f[self._group_path]
-                ds = g[hook]
-            attrs = read_attrs(self._path, ds, key)
-            axes = require_attr(self._path, ds, "axes")
-            values = read_dataset(self._path, ds)
-            queries = None
-            if "queries" in attrs:
-                queries = np.asarray(attrs["queries"], dtype=np.int64)
-            elif "queries_dataset" in attrs:
-                qname = attrs["queries_dataset"]
-                with guard(self._path, f"{self._group_path}/{qname}"):
-                    qds = g[qname]
-                queries = read_dataset(self._path, qds).astype(np.int64)
-            indices = None
-            if attrs.get("form") == "topk":
-                iname = hook + ".topk_indices"
-                with guard(self._path, f"{self._group_path}/{iname}"):
-                    ids = g[iname]
-                indices = read_dataset(self._path, ids)
+            return self._capture(f, hook, lazy=False)
+
+    def _capture(self, f: h5py.File, hook: str, lazy: bool) -> Capture:
+        """The Capture of `hook`; with `lazy`, its ``values`` is the open h5py dataset (valid
+        while `f` is open) and top-k indices are not read."""
+        key = f"{self._group_path}/{hook}"
+        with guard(self._path, key):
+            g = f[self._group_path]
+            ds = g[hook]
+        attrs = read_attrs(self._path, ds, key)
+        axes = require_attr(self._path, ds, "axes")
+        values = ds if lazy else read_dataset(self._path, ds)
+        queries = None
+        if "queries" in attrs:
+            queries = np.asarray(attrs["queries"], dtype=np.int64)
+        elif "queries_dataset" in attrs:
+            qname = attrs["queries_dataset"]
+            with guard(self._path, f"{self._group_path}/{qname}"):
+                qds = g[qname]
+            queries = read_dataset(self._path, qds).astype(np.int64)
+        indices = None
+        if attrs.get("form") == "topk" and not lazy:
+            iname = hook + ".topk_indices"
+            with guard(self._path, f"{self._group_path}/{iname}"):
+                ids = g[iname]
+            indices = read_dataset(self._path, ids)
         return Capture(hook, values, axes, attrs, queries=queries, indices=indices, path=self._path)
+
+    def read(self, hook: str, **selection: Any) -> np.ndarray:
+        """``cache[hook].sel(**selection)`` reading only the selected block from disk, for
+        captures too large to load whole (a long prompt's full patterns): ``read(hook, head=4,
+        query=[100, 200])`` reads the hyperslab spanning the selection, then picks from it."""
+        if hook in self._loaded:
+            return self._loaded[hook].sel(**selection)
+        if hook not in self._names:
+            raise KeyError(f"no capture {hook!r} in {self._path}")
+        with self._open() as f:
+            cap = self._capture(f, hook, lazy=True)
+            for axis in selection:
+                if axis not in cap.axes:
+                    raise KeyError(f"{hook} has no axis {axis!r} (axes: {', '.join(cap.axes)})")
+            region: List[Any] = []
+            picks: List[Optional[np.ndarray]] = []
+            for name in cap.axes:
+                if name not in selection:
+                    region.append(slice(None))
+                    picks.append(None)
+                    continue
+                idx = cap.index(name, selection[name])
+                if isinstance(idx, np.ndarray):
+                    lo = int(idx.min()) if idx.size else 0
+                    hi = int(idx.max()) + 1 if idx.size else 0
+                    region.append(slice(lo, hi))
+                    picks.append(idx - lo)
+                else:
+                    region.append(int(idx))
+                    picks.append(None)
+            with guard(self._path, f"{self._group_path}/{hook}"):
+                block = np.asarray(cap.values[tuple(region)])
+        axis = 0
+        for r, pick in zip(region, picks):
+            if isinstance(r, int):
+                continue
+            if pick is not None:
+                block = np.take(block, pick, axis=axis)
+            axis += 1
+        return block
 
     def __contains__(self, hook: object) -> bool:
         return hook in self._names

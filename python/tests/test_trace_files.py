@@ -164,3 +164,27 @@ def test_xarray_conversion(runs):
     assert isinstance(da, xr.DataArray) and da.dims == pat.axes
     assert da.coords["head"].values.tolist() == [0, 4]
     assert float(da.sel(head=4, query=pat.queries[-1], key=0)) == float(pat.sel(head=4, query=pat.queries[-1])[0])
+
+
+def test_partial_reads_match_whole_reads(runs):
+    """cache.read() reads only a block from disk; it must agree with cache[hook].sel()."""
+    path = runs["full"].path
+    lazy = headlight.open(path).cache                    # nothing loaded yet
+    whole = headlight.open(path).cache["blocks.3.attn.hook_pattern"]
+    n = whole.shape[1]
+    cases = [dict(head=4), dict(head=4, query=n - 1), dict(query=[n - 1, 2, 5]), dict(head=[7, 1], query=[3, 0]),
+             dict(key=[0, 2]), dict(head=[])]
+    for sel in cases:
+        np.testing.assert_array_equal(lazy.read("blocks.3.attn.hook_pattern", **sel), whole.sel(**sel))
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(lazy.read("blocks.3.attn.hook_pattern", head=7, query=[3, 0]),
+                                      f["captures/blocks.3.attn.hook_pattern"][7][[3, 0]])
+    rows = headlight.open(runs["rows"].path).cache
+    last = int(rows["blocks.3.attn.hook_pattern"].queries[-1])         # rows form: absolute position
+    fresh = headlight.open(runs["rows"].path).cache
+    np.testing.assert_array_equal(fresh.read("blocks.3.attn.hook_pattern", head=4, query=last),
+                                  rows["blocks.3.attn.hook_pattern"].values[1, -1])
+    with pytest.raises(KeyError, match="head 5 was not captured"):
+        headlight.open(runs["rows"].path).cache.read("blocks.3.attn.hook_pattern", head=5)
+    with pytest.raises(KeyError, match="no axis 'span'"):
+        lazy.read("blocks.3.attn.hook_pattern", span="x")
