@@ -46,7 +46,8 @@ def open_file(path: str, locking: bool = True) -> h5py.File:
         return h5py.File(path, "r")
     except (OSError, ValueError) as e:
         raise RunFileError(path, f"not a readable HDF5 file ({_detail(e)})",
-                           hint="a truncated or corrupted file cannot be repaired; rerun the command that wrote it") from e
+                           hint="a truncated or corrupted file cannot be repaired; "
+                                "rerun the command that wrote it") from e
 
 
 def convert_attr(value: Any) -> Any:

@@ -179,7 +179,8 @@ class CausalGraph:
     def edges(self) -> Dict[Tuple[str, str], float]:
         """(source, target) -> score change, for every pair of distinct heads."""
         ch = self.score_change
-        return {(s, t): float(ch[i, j]) for i, s in enumerate(self.sources) for j, t in enumerate(self.targets) if s != t}
+        return {(s, t): float(ch[i, j]) for i, s in enumerate(self.sources)
+                for j, t in enumerate(self.targets) if s != t}
 
 
 @dataclass
@@ -378,7 +379,8 @@ class Membership(AnalysisGroup):
             if name not in mg.groups:
                 raise RunFileError(self.path, "listed in method_names but missing", key=f"{mg.name}/{name}")
             m = mg.groups[name]
-            out[name] = MembershipMethod(name=name, label=m.attr("label"), kind=m.attr("kind"), auc=float(m.attr("auc")),
+            out[name] = MembershipMethod(name=name, label=m.attr("label"), kind=m.attr("kind"),
+                                         auc=float(m.attr("auc")),
                                          ci_lower=float(m.attr("ci_lower")), ci_upper=float(m.attr("ci_upper")),
                                          fpr=m.array("fpr"), tpr=m.array("tpr"), thresholds=m.array("thresholds"),
                                          attrs=m.attrs)

@@ -71,7 +71,8 @@ class Capture:
             raise RunFileError(self.path, f"axes {list(self.axes)} do not match the shape {self.values.shape}",
                                key=f"/captures/{self.hook}@axes")
         if head_axis is not None and len(self.heads) != self.values.shape[head_axis]:
-            raise RunFileError(self.path, f"{len(self.heads)} heads listed for an axis of {self.values.shape[head_axis]}",
+            raise RunFileError(self.path,
+                               f"{len(self.heads)} heads listed for an axis of {self.values.shape[head_axis]}",
                                key=f"/captures/{self.hook}@heads")
         if q_axis is not None and len(self.queries) != self.values.shape[q_axis]:
             raise RunFileError(self.path, f"{len(self.queries)} queries listed for an axis of "
@@ -125,7 +126,8 @@ class Capture:
         if self.spans:
             extra.append("spans=" + ",".join(s.label for s in self.spans))
         dims = ", ".join(f"{a}={n}" for a, n in self.dims.items())
-        return f"<Capture {self.hook} [{dims}] {self.values.dtype} form={self.form} {' '.join(extra)}>".replace(" >", ">")
+        text = f"<Capture {self.hook} [{dims}] {self.values.dtype} form={self.form} {' '.join(extra)}"
+        return text.rstrip() + ">"
 
     # selection by meaning
     def index(self, axis: str, value: Any) -> Union[int, np.ndarray]:
@@ -353,4 +355,5 @@ class Cache(Mapping[str, Capture]):
         return out
 
     def __repr__(self) -> str:
-        return f"<Cache {len(self._names)} hooks: {', '.join(self._names[:6])}{', ...' if len(self._names) > 6 else ''}>"
+        more = ", ..." if len(self._names) > 6 else ""
+        return f"<Cache {len(self._names)} hooks: {', '.join(self._names[:6])}{more}>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -152,8 +152,9 @@ def heatmap_svg(values: np.ndarray, row_labels: List[str], col_labels: List[str]
             v = values[i, j]
             t = 0.0 if not np.isfinite(v) else max(0.0, min(1.0, float(v) / vmax))
             r, g, b = (int(255 - t * (255 - c)) for c in (8, 69, 148))         # white -> dark blue
+            tip = f"{esc(lab)} → {esc(col_labels[j])}: {float(v):.4f}"
             out.append(f'<rect x="{left + j * cellw}" y="{top + i * cellh}" width="{cellw}" height="{cellh}" '
-                       f'fill="rgb({r},{g},{b})"><title>{esc(lab)} → {esc(col_labels[j])}: {float(v):.4f}</title></rect>')
+                       f'fill="rgb({r},{g},{b})"><title>{tip}</title></rect>')
     out.append("</svg>")
     return "<div>" + "".join(out) + "</div>"
 
@@ -172,7 +173,9 @@ def needle_svg(na: Any) -> str:
         k1 = min(n_keys, max(e + 6, k0 + 1), k0 + MAX_COLS)
     values = np.asarray(na.weights[:, step, k0:k1], dtype=np.float32)          # [head, key]
     cols = [_tok(na.token_strings, k) for k in range(k0, k1)]
-    title = f"needle_attention: answer step {step}, keys {k0}…{k1 - 1}" + (f" (needle {s}…{e - 1})" if s >= 0 else "")
+    title = f"needle_attention: answer step {step}, keys {k0}…{k1 - 1}"
+    if s >= 0:
+        title += f" (needle {s}…{e - 1})"
     return heatmap_svg(values, list(na.heads), cols, title)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import h5py
 import numpy as np
@@ -172,7 +172,8 @@ class Run(Input):
         if "format" not in m:
             raise RunFileError(path, "missing root attribute 'format': not a Headlight run file", key="/@format")
         if m["format"] != FORMAT:
-            raise RunFileError(path, f"format is {m['format']!r}, not {FORMAT!r}: not a Headlight run file", key="/@format")
+            raise RunFileError(path, f"format is {m['format']!r}, not {FORMAT!r}: not a Headlight run file",
+                               key="/@format")
         if "format_version" not in m:
             raise RunFileError(path, "missing root attribute 'format_version'", key="/@format_version")
         if m["format_version"] not in FORMAT_VERSIONS:

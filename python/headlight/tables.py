@@ -22,7 +22,8 @@ class Table:
     ``truncated_from`` records the longest length seen (None when all were equal).
     """
 
-    def __init__(self, name: str, columns: Dict[str, np.ndarray], column_attrs: Optional[Dict[str, Dict[str, Any]]] = None,
+    def __init__(self, name: str, columns: Dict[str, np.ndarray],
+                 column_attrs: Optional[Dict[str, Dict[str, Any]]] = None,
                  attrs: Optional[Dict[str, Any]] = None, truncated_from: Optional[int] = None):
         self.name = name
         self.columns = columns                          # column -> [row, ...]

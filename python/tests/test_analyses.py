@@ -105,7 +105,8 @@ def test_causal_ablation_against_json(runs):
     assert jc["counted_trials"][0] == g.attrs["baseline_counted_trials"]
     assert g.counted_trials.tolist() == jc["counted_trials"][1:]
     for (s, t), v in g.edges().items():
-        assert s != t and v == pytest.approx(g.scores[g.sources.index(s), g.targets.index(t)] - g.baseline_scores[g.targets.index(t)])
+        i, j = g.sources.index(s), g.targets.index(t)
+        assert s != t and v == pytest.approx(g.scores[i, j] - g.baseline_scores[j])
     rec = ab.records
     assert rec["target_scores"].shape == (len(rec), 2) and set(np.unique(rec["counted"])) <= {0, 1}
     with h5py.File(r.path, "r") as f:
@@ -184,14 +185,15 @@ def test_needle_attention_against_cli_output(runs):
     r = runs["attention"]
     run = headlight.open(r.path)
     na = run.needle_attention
-    m = re.search(r"trial (\d+) \(beijing, (\d+) tokens, depth [\d.]+%\): (\d+) prompt tokens, (\d+) answer tokens", r.stdout)
+    m = re.search(r"trial (\d+) \(beijing, (\d+) tokens, depth [\d.]+%\): (\d+) prompt tokens, "
+                  r"(\d+) answer tokens", r.stdout)
     assert m, r.stdout
     trial, length, p, g = map(int, m.groups())
     assert na.attrs["trial_index"] == trial and na.attrs["length"] == length
     assert na.prompt_length == p == run.prompt_length and len(na.tokens) == p + g
     assert na.query_positions.tolist() == [p - 1 + t for t in range(g)]
-    assert na.weights.shape == (3, g, len(na.tokens)) and na.heads == [h for h, _ in
-                                                                      headlight.open(runs["rh"].path).retrieval_heads.top(3)]
+    assert na.weights.shape == (3, g, len(na.tokens))
+    assert na.heads == [h for h, _ in headlight.open(runs["rh"].path).retrieval_heads.top(3)]
     mass = na.needle_mass()                                      # [head, step]
     assert na.chosen_step == int(np.argmax(mass.sum(axis=0)))
     m2 = re.search(r"attention on the needle at answer token (\d+) \(.*\): (.*)", r.stdout)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-import numpy as np
-
 import headlight
 
 HOSTILE = 'Tom & "Jerry" <script>alert(1)</script> </svg><img src=x onerror=alert(2)>'
