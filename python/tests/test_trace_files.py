@@ -188,3 +188,23 @@ def test_partial_reads_match_whole_reads(runs):
         headlight.open(runs["rows"].path).cache.read("blocks.3.attn.hook_pattern", head=5)
     with pytest.raises(KeyError, match="no axis 'span'"):
         lazy.read("blocks.3.attn.hook_pattern", span="x")
+
+
+def test_queries_listed_in_a_sibling_dataset(runs, tmp_path):
+    """Above 4096 positions `queries` moves to a sibling int64 dataset named by
+    `queries_dataset` (docs/run-file.md); rewrite a real top-k file that way and read it."""
+    import shutil
+    path = tmp_path / "queries-dataset.h5"
+    shutil.copyfile(runs["topk"].path, path)
+    hook = "blocks.3.attn.hook_pattern"
+    with h5py.File(path, "a") as f:
+        ds = f[f"captures/{hook}"]
+        queries = ds.attrs["queries"]
+        del ds.attrs["queries"]
+        ds.attrs["queries_dataset"] = f"{hook}.queries"
+        f["captures"].create_dataset(f"{hook}.queries", data=queries.astype(np.int64))
+    run = headlight.open(path)
+    assert list(run.cache) == [hook]                       # the sibling is not a hook
+    cap = run.cache[hook]
+    np.testing.assert_array_equal(cap.queries, queries)
+    np.testing.assert_array_equal(run.cache.read(hook, query=int(queries[-1])), cap.values[:, -1])
