@@ -230,7 +230,8 @@ struct Report: ParsableCommand {
                 try RunReport.machineAttributes(into: writer.file)
                 try NeedleAttention.write(r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
                 try writer.finalize()
-                let mass = heads.indices.compactMap { i in r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" } }
+                let mass = heads.indices.compactMap { i in
+                    r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" } }
                 print("trial \(r.trialIndex) (\(r.needleID), \(r.length) tokens, depth \(r.depth)%): "
                       + "\(r.promptLength) prompt tokens, \(r.generated.count) answer tokens, "
                       + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s")

@@ -151,7 +151,8 @@ public final class RecordTable {
         for c in columns {
             let ds = datasets[c.name]!
             switch row[c.name]! {
-            case .int(let x): c.kind == .int8 ? try ds.append(rows: [Int8(clamping: x)]) : try ds.append(rows: [Int64(x)])
+            case .int(let x) where c.kind == .int8: try ds.append(rows: [Int8(clamping: x)])
+            case .int(let x): try ds.append(rows: [Int64(x)])
             case .double(let x): try ds.append(rows: [x])
             case .string(let s): try ds.append(strings: [s])
             case .doubles(let xs): try ds.append(rows: xs)

@@ -181,7 +181,9 @@ final class CitationProbeCiteTests: XCTestCase {
         // A finished retrieval-heads group (what RetrievalRunFile.read needs), no trials.
         let w = try RunFileWriter(path: path)
         let g = try w.file.createGroup("retrieval_heads")
-        for (k, v) in [("n_layers", 2), ("n_heads", 3), ("planned_trials", 0), ("counted_trials", 0)] { try g.setAttribute(k, v) }
+        for (k, v) in [("n_layers", 2), ("n_heads", 3), ("planned_trials", 0), ("counted_trials", 0)] {
+            try g.setAttribute(k, v)
+        }
         try g.setAttribute("suite", "{}")
         try g.setAttribute("suite_name", "test")
         _ = try RecordTable(group: try g.createGroup("trials"), columns: RetrievalRunFile.columns(layers: 2, heads: 3))

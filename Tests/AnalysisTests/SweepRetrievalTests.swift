@@ -105,7 +105,8 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertEqual(part.records.count, 2)
         XCTAssertEqual(part.records.map(\.trialIndex), part.records.map(\.trialIndex).sorted())
         XCTAssertEqual(part.scores, RetrievalHeadScores.aggregate(trialScores: part.records.map(\.headScores),
-                                                                  counted: part.records.map(\.counted), layers: 30, heads: 9))
+                                                                  counted: part.records.map(\.counted),
+                                                                  layers: 30, heads: 9))
         do {
             let w = try RunFileWriter(path: path, resumable: true)
             XCTAssertTrue(w.resumed)
@@ -140,9 +141,11 @@ final class SweepRetrievalTests: XCTestCase {
         let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
         let t = try builder.trial(probe.cells[4])
         let heads = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 23, head: 2)]
-        let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t, trialIndex: 4, heads: heads,
+        let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t, trialIndex: 4,
+                                        heads: heads,
                                         maxSteps: 32)
-        let d = try NeedleDecoder(session: env.model.makeSession(maxContext: t.promptTokens.count + 33), tokenizer: env.tokenizer)
+        let session = env.model.makeSession(maxContext: t.promptTokens.count + 33)
+        let d = try NeedleDecoder(session: session, tokenizer: env.tokenizer)
             .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: false)
         XCTAssertEqual(r.generated, d.generated)
         XCTAssertEqual(r.queryPositions, (0..<d.generated.count).map { t.promptTokens.count - 1 + $0 })
@@ -166,7 +169,8 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertEqual(c.response, r.response)
 
         func rec(_ i: Int, _ length: Int, _ depth: Double, counted: Bool) -> RetrievalTrialRecord {
-            RetrievalTrialRecord(trialIndex: i, needleID: "n", needleIndex: 0, length: length, depth: depth, promptTokens: 1,
+            RetrievalTrialRecord(trialIndex: i, needleID: "n", needleIndex: 0, length: length, depth: depth,
+                                 promptTokens: 1,
                                  spanStart: 0, spanEnd: 1, response: "", generatedTokens: 0, stop: "newline", rouge: 0,
                                  success: counted, counted: counted, headScores: [], prefilledTokens: 0, seconds: 0)
         }

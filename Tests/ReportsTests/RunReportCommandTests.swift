@@ -43,7 +43,8 @@ enum SyntheticRuns {
             try g.setAttribute("suite", "{\"name\": \"\(text)\"}"); try g.setAttribute("planned_trials", 9)
             if complete { try g.setAttribute("counted_trials", 5) }
             if complete { try g.createDataset("scores", data: scores(), shape: [L, H]) }
-            let t = try RecordTable(group: try g.createGroup("trials"), columns: RetrievalRunFile.columns(layers: L, heads: H))
+            let t = try RecordTable(group: try g.createGroup("trials"),
+                                    columns: RetrievalRunFile.columns(layers: L, heads: H))
             var k = 0
             for l in [500, 1000, 2000] { for d in [0.0, 50, 100] {
                 let r = k == 4 ? Double.nan : Double((k * 37) % 101)
@@ -69,7 +70,8 @@ enum SyntheticRuns {
             try g.setAttribute("analysis", "ablation"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("condition_names", names)
             try g.setAttribute("condition_heads", causalRun ? ["", "2.0", "3.1", "4.2"]
-                                                            : ["", "3.1,4.2,2.0,5.3", "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"])
+                                                            : ["", "3.1,4.2,2.0,5.3",
+                                                              "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"])
             try g.setAttribute("condition_kinds", causalRun ? ["baseline", "single", "single", "single"]
                                                             : ["baseline", "target", "control", "control"])
             try g.setAttribute("method", "uniform \(text)")
@@ -82,7 +84,8 @@ enum SyntheticRuns {
             if causalRun { try g.setAttribute("causal_targets", targets) }
             _ = try RecordTable(group: try g.createGroup("records"),
                                 columns: AblationRunFile.recordColumns(causalTargets: causalRun ? targets.count : 0))
-            _ = try RecordTable(group: try g.createGroup("perplexity_records"), columns: AblationRunFile.perplexityColumns)
+            _ = try RecordTable(group: try g.createGroup("perplexity_records"),
+                                columns: AblationRunFile.perplexityColumns)
             let mean = [90.0, 20, 85, 88], lo = [80.0, 10, 75, 79], hi = [97.0, 31, 93, 95]
             func cm(_ v: [Double]) -> [Double] { v.flatMap { [$0, $0 / 2, .nan] } }
             try g.createDataset("mean", data: cm(mean), shape: [C, M])
@@ -98,7 +101,8 @@ enum SyntheticRuns {
                 try g.createDataset("perplexity", data: [12.0, 12.4, 12.1, .infinity])
                 try g.createDataset("perplexity_delta", data: [0.0, 0.4, 0.1, .nan])
                 try g.createDataset("mean_nll", data: [2.48, 2.52, 2.49, .infinity])
-                try g.createDataset("difference_target_vs_controls", data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8],
+                try g.createDataset("difference_target_vs_controls",
+                                    data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8],
                                     shape: [3, 4])
             }
             if groups.contains("causal") {
@@ -164,15 +168,19 @@ enum SyntheticRuns {
             try g.setAttribute("best_head_held_out_agreement", 0.5)
             try RecordTable.write(group: try g.createGroup("items"), columns: CitationRunFile.itemColumns,
                                   rows: [("item \(text)", 2), ("b", 0)].enumerated().map { i, x in [
-                "id": .string(x.0), "mode": .string(text), "line": .int(i + 1), "n_passages": .int(3), "n_padded": .int(0),
-                "prompt_tokens": .int(100), "answer_tokens": .int(10), "response": .string(text), "wrong_citation": .int(0),
-                "source": .int(x.1), "answer_correct": .int(-1), "cite_recall": .double(0.5), "cite_precision": .double(0.5),
+                "id": .string(x.0), "mode": .string(text), "line": .int(i + 1),
+                "n_passages": .int(3), "n_padded": .int(0),
+                "prompt_tokens": .int(100), "answer_tokens": .int(10), "response": .string(text),
+                "wrong_citation": .int(0),
+                "source": .int(x.1), "answer_correct": .int(-1), "cite_recall": .double(0.5),
+                "cite_precision": .double(0.5),
                 "cite_f1": .double(0.5), "seconds": .double(1),
             ] })
             let statements: [(item: Int, text: String, cites: String, wrong: Int, argmax: Int)] = [
                 (0, text, "1", 1, 2), (0, "ok", "2", 0, 1), (1, text + " wrong", text, 0, 0),
             ]
-            try RecordTable.write(group: try g.createGroup("statements"), columns: CitationRunFile.statementColumns(readouts),
+            try RecordTable.write(group: try g.createGroup("statements"),
+                                  columns: CitationRunFile.statementColumns(readouts),
                                   rows: statements.map { st in
                 var row: [String: RecordTable.Value] = [
                     "item": .int(st.item), "text": .string(st.text), "citations": .string(st.cites),
@@ -181,12 +189,15 @@ enum SyntheticRuns {
                 ]
                 for r in readouts {
                     row["argmax_\(r)"] = .int(r == "all_heads" ? st.argmax : 0)
-                    row["agree_\(r)"] = .int(0); row["spearman_\(r)"] = .double(.nan); row["point_biserial_\(r)"] = .double(.nan)
+                    row["agree_\(r)"] = .int(0)
+                    row["spearman_\(r)"] = .double(.nan)
+                    row["point_biserial_\(r)"] = .double(.nan)
                 }
                 return row
             })
             try RecordTable.write(group: try g.createGroup("statement_passages"),
-                                  columns: CitationRunFile.passageColumns(layers: L, heads: H, retrievalHeads: true), rows: [])
+                                  columns: CitationRunFile.passageColumns(layers: L, heads: H, retrievalHeads: true),
+                                  rows: [])
             var agr = [Double](repeating: 0.2, count: L * H)
             agr[7] = 0.9; agr[8] = .nan
             try g.createDataset("head_agreement", data: agr, shape: [L, H])
@@ -210,7 +221,8 @@ enum SyntheticRuns {
             try RecordTable.write(group: try g.createGroup("documents"), columns: MembershipRunFile.documentColumns,
                                   rows: labels.indices.map { i in [
                 "name": .string("doc \(labels[i]) \(text)"), "source": .string(text), "label": .int(labels[i]),
-                "n_tokens": .int(100), "n_tokens_original": .int(100), "n_scored": .int(99), "perplexity": .double(ppl[i]),
+                "n_tokens": .int(100), "n_tokens_original": .int(100), "n_scored": .int(99),
+                "perplexity": .double(ppl[i]),
                 "zlib_ratio": .double(zlib[i]), "min_k_prob": .double(-Double(i)), "mean_nll": .double(Double(i) / 3),
             ] })
             let m = try g.createGroup("methods")
@@ -354,7 +366,8 @@ final class RunReportCommandTests: XCTestCase {
             try f.close()
         }
         XCTAssertThrowsError(try RunFileContents.load(t)) { e in
-            XCTAssertEqual(e as? RecordTableError, .missingColumn(file: t.path, table: "/retrieval_heads/trials", column: "stop"))
+            XCTAssertEqual(e as? RecordTableError,
+                           .missingColumn(file: t.path, table: "/retrieval_heads/trials", column: "stop"))
         }
         let k = dir.appendingPathComponent("kinds.h5")
         try SyntheticRuns.write(k, text: "x", groups: ["ablation"])

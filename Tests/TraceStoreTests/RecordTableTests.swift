@@ -19,7 +19,8 @@ final class RecordTableTests: TraceStoreTestCase {
             XCTAssertEqual(e as? RecordTableError, .missingValue(file: path, table: "/g", column: "s"))
         }
         XCTAssertThrowsError(try t.append(["a": .int(4), "s": .string("x"), "x": .doubles([1])])) { e in
-            XCTAssertEqual(e as? RecordTableError, .wrongValue(file: path, table: "/g", column: "x", detail: "needs 6 values, got 1"))
+            XCTAssertEqual(e as? RecordTableError,
+                           .wrongValue(file: path, table: "/g", column: "x", detail: "needs 6 values, got 1"))
         }
         XCTAssertEqual(try f.group("g").dataset("a").shape, [3])
         try f.close()
@@ -50,7 +51,8 @@ final class RecordTableTests: TraceStoreTestCase {
         defer { try? f.close() }
         let g = try f.group("g")
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: cols)) { e in
-            XCTAssertEqual(e as? RecordTableError, .unequalColumns(file: path, table: "/g", lengths: ["a": 3, "s": 2, "x": 2]))
+            XCTAssertEqual(e as? RecordTableError,
+                           .unequalColumns(file: path, table: "/g", lengths: ["a": 3, "s": 2, "x": 2]))
             XCTAssertNotNil((e as? LocalizedError)?.recoverySuggestion)
         }
         let rows = try RecordTable.read(group: g, columns: cols, allowIncomplete: true)
@@ -60,13 +62,16 @@ final class RecordTableTests: TraceStoreTestCase {
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("b", .int64)])) { e in
             XCTAssertEqual(e as? RecordTableError, .missingColumn(file: path, table: "/g", column: "b"))
         }
-        XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("s", .float64)], allowIncomplete: true)) { e in
+        XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("s", .float64)],
+                                                  allowIncomplete: true)) { e in
             XCTAssertEqual(e as? RecordTableError,
-                           .wrongColumn(file: path, table: "/g", column: "s", detail: "element type is string, expected float64"))
+                           .wrongColumn(file: path, table: "/g", column: "s",
+                                        detail: "element type is string, expected float64"))
         }
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("x", .float64Block([3, 2]))])) { e in
             XCTAssertEqual(e as? RecordTableError,
-                           .wrongColumn(file: path, table: "/g", column: "x", detail: "rows have shape [2, 3], expected [3, 2]"))
+                           .wrongColumn(file: path, table: "/g", column: "x",
+                                        detail: "rows have shape [2, 3], expected [3, 2]"))
         }
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("x", .float64)])) { e in
             guard case .wrongColumn = e as? RecordTableError else { return XCTFail("\(e)") }
@@ -88,7 +93,8 @@ final class RecordTableTests: TraceStoreTestCase {
         }
         try RecordTable.write(group: try f.createGroup("t"), columns: c, rows: rows)
         try RecordTable.write(group: try f.createGroup("empty"), columns: c, rows: [])
-        XCTAssertThrowsError(try RecordTable.write(group: try f.createGroup("bad"), columns: c, rows: [["id": .string("x")]]))
+        XCTAssertThrowsError(try RecordTable.write(group: try f.createGroup("bad"), columns: c,
+                                                   rows: [["id": .string("x")]]))
         try f.close()
 
         let r = try H5File.open(path)

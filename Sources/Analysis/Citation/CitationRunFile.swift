@@ -133,7 +133,8 @@ public enum CitationRunFile {
     /// Columns of `statement_passages/`, one row per (scored statement, passage).
     public static func passageColumns(layers: Int, heads: Int, retrievalHeads: Bool) -> [RecordTable.Column] {
         var c: [RecordTable.Column] = [
-            .init("statement", .int64), .init("passage", .int64), .init("span_start", .int64), .init("span_end", .int64),
+            .init("statement", .int64), .init("passage", .int64),
+            .init("span_start", .int64), .init("span_end", .int64),
             .init("cited", .int8), .init("true_source", .int8), .init("mass_all_heads", .float64),
         ]
         if retrievalHeads { c.append(.init("mass_retrieval_heads", .float64)) }
@@ -202,10 +203,12 @@ public enum CitationRunFile {
         try RecordTable.write(group: try g.createGroup("items"), columns: itemColumns, rows: results.map { r in [
             "id": .string(r.item.id), "mode": .string(r.mode.rawValue), "line": .int(r.item.line),
             "n_passages": .int(r.item.passages.count), "n_padded": .int(r.paddedPassages),
-            "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens), "response": .string(r.response),
+            "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens),
+            "response": .string(r.response),
             "wrong_citation": .int(r.item.wrongCitation ? 1 : 0), "source": .int((r.item.source ?? -1) + 1),
             "answer_correct": .int(r.answerCorrect.map { $0 ? 1 : 0 } ?? -1), "cite_recall": .double(r.quality.recall),
-            "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1), "seconds": .double(r.seconds),
+            "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1),
+            "seconds": .double(r.seconds),
         ] })
 
         // statements (the k-th scored statement is observation k of the summary)
@@ -219,7 +222,8 @@ public enum CitationRunFile {
                 var row: [String: RecordTable.Value] = [
                     "item": .int(i), "text": .string(st.text),
                     "citations": .string(st.citations.map(String.init).joined(separator: ",")),
-                    "scored": .int(st.observation == nil ? 0 : 1), "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
+                    "scored": .int(st.observation == nil ? 0 : 1),
+                    "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
                     "token_start": .int(st.tokens.lowerBound), "token_end": .int(st.tokens.upperBound),
                     "n_queries": .int(st.queries.count),
                 ]
@@ -250,7 +254,8 @@ public enum CitationRunFile {
                 for j in 0..<o.passages {
                     var row: [String: RecordTable.Value] = [
                         "statement": .int(observed[k]), "passage": .int(j + 1),
-                        "span_start": .int(r.passageSpans[j].lowerBound), "span_end": .int(r.passageSpans[j].upperBound),
+                        "span_start": .int(r.passageSpans[j].lowerBound),
+                        "span_end": .int(r.passageSpans[j].upperBound),
                         "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
                         "mass_all_heads": .double(all[j]),
                         // [layer, head]: every head's mean mass on passage j
@@ -263,7 +268,8 @@ public enum CitationRunFile {
             }
         }
         try RecordTable.write(group: try g.createGroup("statement_passages"),
-                              columns: passageColumns(layers: s.layers, heads: s.heads, retrievalHeads: s.retrievalHeads != nil),
+                              columns: passageColumns(layers: s.layers, heads: s.heads,
+                                                      retrievalHeads: s.retrievalHeads != nil),
                               rows: passageRows)
 
         // per-head tables
@@ -300,7 +306,8 @@ public enum CitationRunFile {
     }
 
     public static let readoutNames = ["all_heads", "retrieval_heads", "best_head", "all_heads_per_token"]
-    public static let readoutStatistics = ["agreement", "mean_spearman", "mean_point_biserial", "wrong_follows_citation",
+    public static let readoutStatistics = ["agreement", "mean_spearman",
+                                           "mean_point_biserial", "wrong_follows_citation",
                                            "wrong_follows_true_source"]
 
     /// What a `/citation` group holds (everything but `statement_passages/`, which only analyses
@@ -358,8 +365,8 @@ public enum CitationRunFile {
                 }
                 values[m] = (try g.doubleAttribute("\(m)_\(r)"), ci[0], ci[1])
             }
-            readouts.append(ReadoutSummary(name: r, values: values,
-                                           agreementAllStatements: try g.doubleAttribute("agreement_all_statements_\(r)")))
+            let all = try g.doubleAttribute("agreement_all_statements_\(r)")
+            readouts.append(ReadoutSummary(name: r, values: values, agreementAllStatements: all))
         }
         func table(_ name: String) throws -> [Double] {
             let ds = try g.dataset(name)
@@ -373,7 +380,8 @@ public enum CitationRunFile {
             let ds = try g.dataset(name)
             let shape = try ds.shape
             guard shape.count == 2, shape[1] == 2 else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name, detail: "shape \(shape), expected [n, 2]")
+                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
+                                                    detail: "shape \(shape), expected [n, 2]")
             }
             let v = shape[0] == 0 ? [] : try ds.read(Int64.self).map(Int.init)
             return stride(from: 0, to: v.count, by: 2).map { HeadIndex(layer: v[$0], head: v[$0 + 1]) }

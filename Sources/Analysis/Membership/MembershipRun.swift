@@ -405,13 +405,16 @@ public enum MembershipRunFile {
 
         let docs = r.documents
         let d = try g.createGroup("documents")
-        try RecordTable.write(group: d, columns: documentColumns, rows: docs.indices.map { i -> [String: RecordTable.Value] in
+        let rows = docs.indices.map { i -> [String: RecordTable.Value] in
             let doc = docs[i], b = e.baselines[i]
-            return ["name": .string(doc.name), "source": .string(doc.source), "label": .int(doc.label.map { $0 ? 1 : 0 } ?? -1),
+            return ["name": .string(doc.name), "source": .string(doc.source),
+                    "label": .int(doc.label.map { $0 ? 1 : 0 } ?? -1),
                     "n_tokens": .int(doc.tokens.count), "n_tokens_original": .int(doc.originalTokenCount),
-                    "n_scored": .int(doc.scores.count), "perplexity": .double(b.perplexity), "zlib_ratio": .double(b.zlibRatio),
-                    "min_k_prob": .double(b.minKProb), "mean_nll": .double(b.meanNLL)]
-        })
+                    "n_scored": .int(doc.scores.count), "perplexity": .double(b.perplexity),
+                    "zlib_ratio": .double(b.zlibRatio), "min_k_prob": .double(b.minKProb),
+                    "mean_nll": .double(b.meanNLL)]
+        }
+        try RecordTable.write(group: d, columns: documentColumns, rows: rows)
         let nf = MembershipSurfaceFeatures.names.count
         let sf = try d.createDataset("surface_features", data: e.surface.flatMap { $0 }, shape: [docs.count, nf])
         try sf.setAttribute("names", MembershipSurfaceFeatures.names)
@@ -514,7 +517,8 @@ public enum MembershipRunFile {
             }
             methods.append(Method(name: n, label: try m.stringAttribute("label"), kind: try m.stringAttribute("kind"),
                                   auc: try m.doubleAttribute("auc"), ciLower: try m.doubleAttribute("ci_lower"),
-                                  ciUpper: try m.doubleAttribute("ci_upper"), ciLevel: try m.doubleAttribute("ci_level"),
+                                  ciUpper: try m.doubleAttribute("ci_upper"),
+                                  ciLevel: try m.doubleAttribute("ci_level"),
                                   fpr: fpr, tpr: tpr, thresholds: thresholds))
         }
         return Contents(methods: methods, documents: docs, labels: docs.ints("label"), names: docs.strings("name"),

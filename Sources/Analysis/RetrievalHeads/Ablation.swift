@@ -740,9 +740,7 @@ public final class AblationRunFile {
             let present = try g.kind(of: name) != nil
             if !required && !present { return nil }
             let ds = try g.dataset(name)
-            guard try ds.shape == shape else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name, detail: "shape \(try ds.shape), expected \(shape)")
-            }
+            try ds.requireShape(shape)
             return Matrix(shape: shape, values: shape.contains(0) ? [] : try ds.read(Double.self))
         }
         let finished = try g.kind(of: "mean") != nil || !allowIncomplete
@@ -775,7 +773,8 @@ public final class AblationRunFile {
                 let text = try ds.shape[0] == 0 ? [] : try ds.readStrings()
                 return try text.map { t in
                     guard let h = HeadIndex(t) else {
-                        throw TraceStoreError.invalidArgument(file: f.path, object: ds.name, detail: "\"\(t)\" is not a head L.H")
+                        throw TraceStoreError.invalidArgument(file: f.path, object: ds.name,
+                                                              detail: "\"\(t)\" is not a head L.H")
                     }
                     return h
                 }
@@ -784,22 +783,16 @@ public final class AblationRunFile {
             let S = sources.count, T = targets.count
             func vector(_ name: String, _ n: Int) throws -> [Double] {
                 let ds = try cg.dataset(name)
-                guard try ds.shape == [n] else {
-                    throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name, detail: "shape \(try ds.shape), expected [\(n)]")
-                }
+                try ds.requireShape([n])
                 return n == 0 ? [] : try ds.read(Double.self)
             }
             func counted() throws -> [Int] {
                 let ds = try cg.dataset("counted_trials")
-                guard try ds.shape == [S] else {
-                    throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name, detail: "shape \(try ds.shape), expected [\(S)]")
-                }
+                try ds.requireShape([S])
                 return try S == 0 ? [] : ds.read(Int64.self).map(Int.init)
             }
             let sds = try cg.dataset("scores")
-            guard try sds.shape == [S, T] else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: sds.name, detail: "shape \(try sds.shape), expected [\(S), \(T)]")
-            }
+            try sds.requireShape([S, T])
             let flat = S * T == 0 ? [] : try sds.read(Double.self)
             c.causal = Causal(sources: sources, targets: targets, baselineScores: try vector("baseline_scores", T),
                               scores: (0..<S).map { Array(flat[($0 * T)..<(($0 + 1) * T)]) },

@@ -23,7 +23,8 @@ public enum NeedleAttentionError: LocalizedError, Equatable {
     public var recoverySuggestion: String? {
         switch self {
         case .trialOutsideSuite:
-            return "pass the same suite options (--probes, --lengths, --depths, --needle-ids, ...) as the retrieval-heads run"
+            return "pass the same suite options (--probes, --lengths, --depths, --needle-ids, ...) as the "
+                + "retrieval-heads run"
         case .promptMismatch: return "pass the same suite options as the retrieval-heads run"
         default: return nil
         }
@@ -108,7 +109,8 @@ public enum NeedleAttention {
         }
         let session = model.makeSession(maxContext: prompt.count + maxSteps + 1)
         let stop = NeedleStopRule.stopTokens(tokenizer: tokenizer, vocabSize: model.config.vocabSize)
-        let (store, result) = try session.trace(prompt: prompt, requests: requests, generate: maxSteps, stopTokens: stop)
+        let (store, result) = try session.trace(prompt: prompt, requests: requests, generate: maxSteps,
+                                                stopTokens: stop)
         let generated = Array(result.tokens[prompt.count...])
         // Rows: query q = P-1+t produces answer token t (t = 0..<generated.count).
         let P = prompt.count, n = P + maxSteps
@@ -195,7 +197,8 @@ public enum NeedleAttention {
         let names = try g.stringsAttribute("heads")
         let heads = try names.map { t -> HeadIndex in
             guard let h = HeadIndex(t) else {
-                throw TraceStoreError.invalidArgument(file: f.path, object: "\(g.name) @heads", detail: "\"\(t)\" is not a head L.H")
+                throw TraceStoreError.invalidArgument(file: f.path, object: "\(g.name) @heads",
+                                                      detail: "\"\(t)\" is not a head L.H")
             }
             return h
         }
@@ -204,7 +207,8 @@ public enum NeedleAttention {
         let queries = try g.intsAttribute("query_positions")
         guard shape.count == 3, shape[0] == heads.count, shape[1] == max(queries.count, 1) else {
             throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
-                                                detail: "shape \(shape), expected [\(heads.count), \(max(queries.count, 1)), keys]")
+                                                detail: "shape \(shape), expected "
+                                                    + "[\(heads.count), \(max(queries.count, 1)), keys]")
         }
         let s = try g.intAttribute("span_start"), e = try g.intAttribute("span_end")
         let strings = try f.dataset(RunFile.tokenStrings)

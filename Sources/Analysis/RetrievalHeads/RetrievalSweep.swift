@@ -315,8 +315,10 @@ public final class RetrievalRunFile {
         try Self.readRecords(table.group, layers: layers, heads: heads, allowIncomplete: false)
     }
 
-    static func readRecords(_ tg: H5Group, layers: Int, heads: Int, allowIncomplete: Bool) throws -> [RetrievalTrialRecord] {
-        let t = try RecordTable.read(group: tg, columns: columns(layers: layers, heads: heads), allowIncomplete: allowIncomplete)
+    static func readRecords(_ tg: H5Group, layers: Int, heads: Int,
+                            allowIncomplete: Bool) throws -> [RetrievalTrialRecord] {
+        let t = try RecordTable.read(group: tg, columns: columns(layers: layers, heads: heads),
+                                     allowIncomplete: allowIncomplete)
         let idx = t.ints("trial_index"), needleID = t.strings("needle_id"), ni = t.ints("needle_index")
         let len = t.ints("length"), depth = t.doubles("depth"), pt = t.ints("prompt_tokens")
         let ss = t.ints("span_start"), se = t.ints("span_end"), resp = t.strings("response")
@@ -385,28 +387,28 @@ public final class RetrievalRunFile {
         let g = try f.group(group)
         let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
         guard layers > 0, heads > 0 else {
-            throw TraceStoreError.shapeMismatch(file: f.path, object: g.name, detail: "n_layers \(layers), n_heads \(heads)")
+            throw TraceStoreError.shapeMismatch(file: f.path, object: g.name,
+                                                detail: "n_layers \(layers), n_heads \(heads)")
         }
-        let stored = try readRecords(try g.group("trials"), layers: layers, heads: heads, allowIncomplete: allowIncomplete)
+        let stored = try readRecords(try g.group("trials"), layers: layers, heads: heads,
+                                     allowIncomplete: allowIncomplete)
         let records = stored.sorted { $0.trialIndex < $1.trialIndex }
         let finished = try g.kind(of: "scores") != nil
         let scores: RetrievalHeadScores
         if finished || !allowIncomplete {
             let ds = try g.dataset("scores")
-            guard try ds.shape == [layers, heads] else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
-                                                    detail: "shape \(try ds.shape), expected [\(layers), \(heads)]")
-            }
+            try ds.requireShape([layers, heads])
             scores = RetrievalHeadScores(layers: layers, heads: heads, scores: try ds.read(Double.self),
                                          countedTrials: try g.intAttribute("counted_trials"))
         } else {
             // Summed in file order, as reports always did.
-            scores = RetrievalHeadScores.aggregate(trialScores: stored.map(\.headScores), counted: stored.map(\.counted),
-                                                   layers: layers, heads: heads)
+            scores = RetrievalHeadScores.aggregate(trialScores: stored.map(\.headScores),
+                                                   counted: stored.map(\.counted), layers: layers, heads: heads)
         }
         return Contents(layers: layers, heads: heads, scores: scores, finished: finished,
                         threshold: try g.doubleAttribute("threshold"), suiteJSON: try g.stringAttribute("suite"),
-                        suiteName: try g.stringAttribute("suite_name"), plannedTrials: try g.intAttribute("planned_trials"),
+                        suiteName: try g.stringAttribute("suite_name"),
+                        plannedTrials: try g.intAttribute("planned_trials"),
                         records: records,
                         modelSHA256: try f.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue,
                         modelFile: try f.attributeIfPresent(RunFile.Attr.modelFile)?.stringValue)
@@ -418,7 +420,8 @@ public final class RetrievalRunFile {
         let f = try RunFile.open(path, allowIncomplete: allowIncomplete)
         defer { try? f.close() }
         guard let c = try read(f, allowIncomplete: allowIncomplete) else {
-            throw RetrievalHeadsError.badScoresFile(file: path, detail: "no /\(group) group (not a retrieval-heads run file)")
+            throw RetrievalHeadsError.badScoresFile(file: path,
+                                                    detail: "no /\(group) group (not a retrieval-heads run file)")
         }
         return c
     }

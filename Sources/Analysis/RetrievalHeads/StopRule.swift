@@ -13,7 +13,9 @@ public enum NeedleStopRule {
     /// `containsNewline` of every id below `vocabSize` (ids the tokenizer does not know: false).
     public static func newlineTable(tokenizer: Tokenizer, vocabSize: Int) -> [Bool] {
         var table = [Bool](repeating: false, count: vocabSize)
-        for id in 0..<min(vocabSize, tokenizer.vocabSize) { table[id] = containsNewline(Int32(id), tokenizer: tokenizer) }
+        for id in 0..<min(vocabSize, tokenizer.vocabSize) {
+            table[id] = containsNewline(Int32(id), tokenizer: tokenizer)
+        }
         return table
     }
 

@@ -46,12 +46,14 @@ extension AblationRunData {
         if let cells = a.cells {
             let L = a.lengths.count, D = a.depths.count
             // cells [condition, metric, length, depth] -> per condition [depth][length] of metric 0
-            grids = (0..<C).map { c in (0..<D).map { d in (0..<L).map { l in cells.values[((c * M + 0) * L + l) * D + d] } } }
+            grids = (0..<C).map { c in
+                (0..<D).map { d in (0..<L).map { l in cells.values[((c * M + 0) * L + l) * D + d] } } }
         }
         var conds: [Condition] = []
         for (i, n) in a.conditionNames.enumerated() {
             let kind = a.conditionKinds[i]
-            let hs = a.conditionHeads[i].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let hs = a.conditionHeads[i].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
             var label = n
             if kind == "target" {
                 label = n.hasPrefix("top") ? "top \(hs.count) retrieval heads" : "\(n) (\(hs.count) heads)"
@@ -61,7 +63,8 @@ extension AblationRunData {
             else if kind == "single" { label = "\(hs.first ?? n) alone" }
             conds.append(Condition(name: n, label: label, kind: kind, heads: hs,
                                    meanScore: mean?[i] ?? .nan, lower: lo?[i] ?? .nan, upper: hi?[i] ?? .nan,
-                                   perplexity: a.perplexity?[i] ?? .nan, perplexityChange: a.perplexityDelta?[i] ?? .nan,
+                                   perplexity: a.perplexity?[i] ?? .nan,
+                                   perplexityChange: a.perplexityDelta?[i] ?? .nan,
                                    grid: grids?[i]))
         }
         func diff(_ m: AblationRunFile.Matrix?) -> [Double]? { m.map { Array($0.values[0..<4]) } }

@@ -31,7 +31,8 @@ extension NeedleAttentionData {
         let w = (0..<c.heads.count).map { i in Array(c.weights[((i * nq + step) * n)..<((i * nq + step + 1) * n)]) }
         self.init(heads: c.heads, weights: w, tokens: c.tokenStrings, span: c.span,
                   queryPosition: step < c.queryPositions.count ? c.queryPositions[step] : n - 1, step: step, steps: nq,
-                  trialIndex: c.trialIndex, needleID: c.needleID, length: c.length, depth: c.depth, response: c.response)
+                  trialIndex: c.trialIndex, needleID: c.needleID, length: c.length,
+                  depth: c.depth, response: c.response)
     }
 }
 

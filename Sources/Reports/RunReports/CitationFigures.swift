@@ -49,9 +49,11 @@ public struct CitationRunData: Sendable {
     public init(_ c: CitationRunFile.Contents) {
         let labels = Dictionary(uniqueKeysWithValues: Self.readoutLabels)
         let readouts = c.readouts.map { r in
-            Readout(key: r.name, label: labels[r.name] ?? r.name, values: r.values.mapValues { ($0.estimate, $0.lower, $0.upper) })
+            Readout(key: r.name, label: labels[r.name] ?? r.name,
+                    values: r.values.mapValues { ($0.estimate, $0.lower, $0.upper) })
         }
-        var quality: [(String, Double)] = [("citation recall", c.citationRecall), ("citation precision", c.citationPrecision),
+        var quality: [(String, Double)] = [("citation recall", c.citationRecall),
+                                           ("citation precision", c.citationPrecision),
                    ("citation F1", c.citationF1)]
         if let a = c.answerAccuracy { quality.append(("answer accuracy", a)) }
         let s = c.statementRows, itemTable = c.itemRows

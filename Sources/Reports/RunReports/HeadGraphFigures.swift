@@ -18,7 +18,8 @@ public struct CausalHeadData: Sendable {
 
 extension CausalHeadData {
     public init(_ c: AblationRunFile.Causal) {
-        self.init(sources: c.sources, targets: c.targets, baseline: c.baselineScores, scores: c.scores, method: c.method)
+        self.init(sources: c.sources, targets: c.targets, baseline: c.baselineScores,
+                  scores: c.scores, method: c.method)
     }
 }
 

@@ -39,7 +39,8 @@ extension MembershipRunData {
             Method(name: $0.name, label: $0.label, kind: $0.kind, auc: $0.auc, lower: $0.ciLower, upper: $0.ciUpper,
                    level: $0.ciLevel, fpr: $0.fpr, tpr: $0.tpr)
         }
-        let features = ["perplexity", "mean_nll", "zlib_ratio", "min_k_prob"].map { (name: $0, values: c.documents.doubles($0)) }
+        let features = ["perplexity", "mean_nll", "zlib_ratio", "min_k_prob"]
+            .map { (name: $0, values: c.documents.doubles($0)) }
         self.init(methods: methods, labels: c.labels, names: c.names, features: features, caveat: c.caveat,
                   setName: c.setName, warnings: c.warnings, members: c.members, nonmembers: c.nonmembers)
     }

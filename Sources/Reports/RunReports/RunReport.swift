@@ -54,7 +54,8 @@ public struct RunFileContents: Sendable {
             retrieval: try RetrievalRunFile.read(f, allowIncomplete: !complete).flatMap(RetrievalRunData.init),
             ablation: ablation.map(AblationRunData.init),
             causal: ablation?.causal.flatMap { $0.sources.isEmpty || $0.targets.isEmpty ? nil : CausalHeadData($0) },
-            composition: try CompositionRunFile.read(f), attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
+            composition: try CompositionRunFile.read(f),
+            attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
             citation: try CitationRunFile.read(f).map(CitationRunData.init),
             membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
             children: RR.children(f), complete: complete)
