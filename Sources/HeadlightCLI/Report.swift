@@ -128,7 +128,7 @@ struct Report: ParsableCommand {
             var selection: String
             if let path = headsFrom {
                 let data = try Report.retrieval(path, layers: c.nLayers, heads: c.nHeads)
-                let top = data.ranked.prefix(top)
+                let top = data.scores.ranked.prefix(top)
                 chosen = top.map(\.head)
                 headScores = top.map(\.score)
                 selection = "top \(chosen.count) heads by retrieval score in \((path as NSString).lastPathComponent)"
@@ -209,122 +209,54 @@ struct Report: ParsableCommand {
             let data = try Report.retrieval(headsFrom, layers: c.nLayers, heads: c.nHeads)
             let probe = try suite.loadProbe()
             let cells = probe.cells
-            let record: RetrievalRunData.Trial
-            if let t = trial {
-                guard let r = data.trials.first(where: { $0.trialIndex == t }) else {
-                    throw CLIError("trial \(t) is not in \(headsFrom) (it has \(data.trials.count) trials)")
+            do {
+                let record = try NeedleAttention.chooseTrial(data.records, requested: trial, file: headsFrom)
+                guard record.trialIndex >= 0 && record.trialIndex < cells.count else {
+                    throw NeedleAttentionError.trialOutsideSuite(trial: record.trialIndex, cells: cells.count)
                 }
-                record = r
-            } else {
-                let pool = data.trials.filter(\.counted).isEmpty ? data.trials.filter { $0.spanStart >= 0 } : data.trials.filter(\.counted)
-                guard let r = pool.min(by: { a, b in
-                    (-a.length, abs(a.depth - 50), a.trialIndex) < (-b.length, abs(b.depth - 50), b.trialIndex)
-                }) ?? data.trials.first else { throw CLIError("\(headsFrom) has no trial records") }
-                record = r
-            }
-            guard record.trialIndex >= 0 && record.trialIndex < cells.count else {
-                throw CLIError("trial \(record.trialIndex) is outside this suite's \(cells.count) cells",
-                               hint: "pass the same suite options (--probes, --lengths, --depths, --needle-ids, ...) as the retrieval-heads run")
-            }
-            let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer,
-                                           chatTemplate: try env.chatWrapper(needed: probe.suite.chat))
-            let t = try builder.trial(cells[record.trialIndex])
-            if record.promptTokens > 0 && t.promptTokens.count != record.promptTokens {
-                throw CLIError("the rebuilt trial \(record.trialIndex) has \(t.promptTokens.count) prompt tokens, the run file says \(record.promptTokens)",
-                               hint: "pass the same suite options as the retrieval-heads run")
-            }
-            let heads = data.ranked.prefix(top).map(\.head)
-            let prompt = t.promptTokens
-            let steps = maxSteps
-            var requests: [CaptureRequest] = []
-            for l in Set(heads.map(\.layer)).sorted() {
-                requests.append(CaptureRequest(hooks: ["blocks.\(l).attn.hook_pattern"], layers: IndexSelection([l]),
-                                               heads: IndexSelection(heads.filter { $0.layer == l }.map(\.head)),
-                                               queries: QuerySelection([.last(1), .decode])))
-            }
-            let session = env.model.makeSession(maxContext: prompt.count + steps + 1)
-            let start = Date()
-            // Greedy answer, stopping like the detection sweep (end of generation or a newline).
-            let newline = Set((0..<Int32(env.tokenizer.vocabSize)).filter { env.tokenizer.piece($0).contains("\n") })
-            let (store, result) = try session.trace(prompt: prompt, requests: requests, generate: steps,
-                                                    stopTokens: env.tokenizer.endOfGeneration.union(newline))
-            let generated = Array(result.tokens[prompt.count...])
-            // Rows: query q = P-1+t produces answer token t (t = 0..<generated.count).
-            let P = prompt.count, n = P + steps
-            let queries = (0..<generated.count).map { P - 1 + $0 }
-            var weights = [Float](repeating: 0, count: heads.count * max(queries.count, 1) * n)
-            for (i, h) in heads.enumerated() {
-                guard let cap = store["blocks.\(h.layer).attn.hook_pattern"] else { throw CLIError("no attention captured for head \(h)") }
-                for (k, q) in queries.enumerated() {
-                    guard let row = cap.attentionRow(head: h.head, query: q) else { continue }
-                    for (j, v) in row.prefix(n).enumerated() { weights[(i * queries.count + k) * n + j] = v }
+                let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer,
+                                               chatTemplate: try env.chatWrapper(needed: probe.suite.chat))
+                let t = try builder.trial(cells[record.trialIndex])
+                if record.promptTokens > 0 && t.promptTokens.count != record.promptTokens {
+                    throw NeedleAttentionError.promptMismatch(trial: record.trialIndex, rebuilt: t.promptTokens.count,
+                                                              stored: record.promptTokens)
                 }
-            }
-            // The answer step at which the heads put the most attention on the needle.
-            var chosen = 0
-            if let span = t.needleSpan, !queries.isEmpty {
-                var best = -1.0
-                for k in queries.indices {
-                    var m = 0.0
-                    for i in heads.indices { for j in span { m += Double(weights[(i * queries.count + k) * n + j]) } }
-                    if m > best { best = m; chosen = k }
+                let heads = data.scores.ranked.prefix(top).map(\.head)
+                let start = Date()
+                let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t,
+                                                trialIndex: record.trialIndex, heads: heads, maxSteps: maxSteps)
+                let writer = try RunFileWriter(path: output)
+                try env.header(command: "report attention").write(to: writer.file)
+                try RunReport.machineAttributes(into: writer.file)
+                try NeedleAttention.write(r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
+                try writer.finalize()
+                let mass = heads.indices.compactMap { i in
+                    r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" } }
+                print("trial \(r.trialIndex) (\(r.needleID), \(r.length) tokens, depth \(r.depth)%): "
+                      + "\(r.promptLength) prompt tokens, \(r.generated.count) answer tokens, "
+                      + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+                if !mass.isEmpty {
+                    let tok = r.chosenStep < r.generated.count ? env.tokenizer.piece(r.generated[r.chosenStep]) : "?"
+                    print("attention on the needle at answer token \(r.chosenStep) (\(tok.debugDescription)): "
+                          + mass.joined(separator: ", "))
                 }
+                print("wrote \(output)")
+            } catch let e as NeedleAttentionError {
+                throw CLIError(e.errorDescription ?? "\(e)", hint: e.recoverySuggestion)
             }
-            let writer = try RunFileWriter(path: output)
-            try env.header(command: "report attention").write(to: writer.file)
-            try RunReport.machineAttributes(into: writer.file)
-            let all = result.tokens
-            let tokensDS = try writer.file.createDataset(RunFile.tokens, data: all)
-            try tokensDS.setAttribute("prompt_length", P)
-            try tokensDS.setAttribute("generated", generated.count)
-            try writer.file.createDataset(RunFile.tokenStrings, strings: all.map {
-                String(decoding: env.tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(of: "\0", with: "")
-            })
-            let g = try writer.file.createGroup("needle_attention")
-            try g.setAttribute("analysis", "needle_attention")
-            try g.setAttribute("analysis_version", 1)
-            try g.setAttribute("trial_index", record.trialIndex)
-            try g.setAttribute("needle_id", t.needle.id)
-            try g.setAttribute("length", t.cell.length)
-            try g.setAttribute("depth", t.cell.depth)
-            try g.setAttribute("span_start", t.needleSpan?.lowerBound ?? -1)
-            try g.setAttribute("span_end", t.needleSpan?.upperBound ?? -1)
-            try g.setAttribute("query_positions", queries)
-            try g.setAttribute("chosen_step", chosen)
-            try g.setAttribute("heads", heads.map(\.description))
-            try g.setAttribute("heads_source", (headsFrom as NSString).lastPathComponent)
-            try g.setAttribute("response", env.tokenizer.decode(generated, skipSpecial: true))
-            let ds = try g.createDataset("weights", data: weights, shape: [heads.count, max(queries.count, 1), n])
-            try ds.setAttribute("axes", ["head", "query", "key"])
-            try writer.finalize()
-            var mass: [String] = []
-            if let span = t.needleSpan, !queries.isEmpty {
-                for (i, h) in heads.enumerated() {
-                    let m = span.reduce(0.0) { $0 + Double(weights[(i * queries.count + chosen) * n + $1]) }
-                    mass.append("\(h) \(String(format: "%.0f%%", m * 100))")
-                }
-            }
-            print("trial \(record.trialIndex) (\(t.needle.id), \(t.cell.length) tokens, depth \(t.cell.depth)%): "
-                  + "\(P) prompt tokens, \(generated.count) answer tokens, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
-            if !mass.isEmpty {
-                let tok = chosen < generated.count ? env.tokenizer.piece(generated[chosen]) : "?"
-                print("attention on the needle at answer token \(chosen) (\(tok.debugDescription)): " + mass.joined(separator: ", "))
-            }
-            print("wrote \(output)")
         }
     }
 
     // MARK: helpers
 
 
-    static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunData {
-        let f: H5File
-        do { f = try RunFile.open(path) } catch {
-            throw CLIError(HeadlightMain.describe(error, file: path))
-        }
-        defer { try? f.close() }
-        guard let d = RetrievalRunData.read(f) else {
+    /// The finished `/retrieval_heads` group of `path` (`RetrievalRunFile.read`), for this model.
+    static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunFile.Contents {
+        let d: RetrievalRunFile.Contents
+        do { d = try RetrievalRunFile.read(path: path) } catch RetrievalHeadsError.badScoresFile {
             throw CLIError("\(path) has no /retrieval_heads results", hint: "run `headlight retrieval-heads -o \(path)` first")
+        } catch {
+            throw CLIError(HeadlightMain.describe(error, file: path))
         }
         guard d.layers == layers, d.heads == heads else {
             throw CLIError("\(path) is for a model with \(d.layers) x \(d.heads) heads, this one has \(layers) x \(heads)",

@@ -178,8 +178,15 @@ final class CitationProbeCiteTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("rh.h5").path
+        // A finished retrieval-heads group (what RetrievalRunFile.read needs), no trials.
         let w = try RunFileWriter(path: path)
         let g = try w.file.createGroup("retrieval_heads")
+        for (k, v) in [("n_layers", 2), ("n_heads", 3), ("planned_trials", 0), ("counted_trials", 0)] {
+            try g.setAttribute(k, v)
+        }
+        try g.setAttribute("suite", "{}")
+        try g.setAttribute("suite_name", "test")
+        _ = try RecordTable(group: try g.createGroup("trials"), columns: RetrievalRunFile.columns(layers: 2, heads: 3))
         try g.createDataset("scores", data: [0.0, 0.5, 0.05, 0.2, 0.3, 0.0], shape: [2, 3])
         try g.setAttribute("threshold", 0.1)
         try w.finalize()
@@ -191,5 +198,15 @@ final class CitationProbeCiteTests: XCTestCase {
             XCTAssertTrue(e.localizedDescription.contains("another model"), "\(e)")
         }
         XCTAssertThrowsError(try RetrievalHeadSet.load(path: dir.appendingPathComponent("none.h5").path, top: nil, layers: 2, heads: 3))
+        // A group without the sweep's summary (scores) is refused, naming what is missing.
+        let partial = dir.appendingPathComponent("partial.h5").path
+        let w2 = try RunFileWriter(path: partial)
+        let g2 = try w2.file.createGroup("retrieval_heads")
+        for (k, v) in [("n_layers", 2), ("n_heads", 3), ("planned_trials", 0)] { try g2.setAttribute(k, v) }
+        _ = try RecordTable(group: try g2.createGroup("trials"), columns: RetrievalRunFile.columns(layers: 2, heads: 3))
+        try w2.finalize()
+        XCTAssertThrowsError(try RetrievalHeadSet.load(path: partial, top: nil, layers: 2, heads: 3)) { e in
+            XCTAssertTrue(e.localizedDescription.contains("/retrieval_heads/scores"), "\(e)")
+        }
     }
 }

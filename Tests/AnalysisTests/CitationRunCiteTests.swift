@@ -152,6 +152,25 @@ final class CitationRunCiteTests: XCTestCase {
         let all = try g.dataset("statement_passages/mass_all_heads").read(Double.self)
         let lh = c.nLayers * c.nHeads
         XCTAssertEqual(all[0], hm[0..<lh].reduce(0.0) { $0 + Double($1) } / Double(lh), accuracy: 1e-6)
+        // The group's reader gives back what was written.
+        let back = try XCTUnwrap(try CitationRunFile.read(f))
+        XCTAssertEqual(back.layers, c.nLayers)
+        XCTAssertEqual(back.statements, s.statements)
+        XCTAssertEqual(back.wrongCitations, s.wrong)
+        XCTAssertEqual(back.readouts.map(\.name), ["all_heads", "retrieval_heads", "best_head"]
+                       + (s.allHeadsPerToken == nil ? [] : ["all_heads_per_token"]))
+        XCTAssertEqual(back.readouts[0].values["agreement"]?.estimate, s.allHeads.agreement.estimate)
+        XCTAssertEqual(back.headAgreement.count, c.nLayers * c.nHeads)
+        XCTAssertEqual(back.ranking, s.ranking)
+        XCTAssertEqual(back.retrievalHeads, rh)
+        XCTAssertEqual(back.itemRows.strings("id"), items.map(\.id))
+        XCTAssertEqual(back.statementRows.count, results.map(\.statements.count).reduce(0, +))
+        XCTAssertEqual(back.statementRows.ints("scored").filter { $0 == 1 }.count, s.statements)
+        let passages = try RecordTable.read(group: try g.group("statement_passages"),
+                                            columns: CitationRunFile.passageColumns(layers: c.nLayers, heads: c.nHeads,
+                                                                                    retrievalHeads: true))
+        XCTAssertEqual(passages.count, rows)
+        XCTAssertEqual(passages.floatBlocks("head_mass").first, Array(hm[0..<lh]))
     }
 
     /// --pad-to: distractors are added until the prompt reaches the target; citations follow.

@@ -438,6 +438,18 @@ final class MembershipRunTests: XCTestCase {
         XCTAssertEqual(try f.dataset("membership/methods/perplexity/fpr").read(Double.self), e.method("perplexity")!.roc.fpr)
         XCTAssertEqual(try f.dataset("membership/methods/blind_surface/tpr").read(Double.self).last, 1)
         XCTAssertEqual(try f.group("membership/methods/classifier_ratio").doublesAttribute("fold_aucs").count, 2)
+        // The group's reader gives back what was written.
+        let back = try XCTUnwrap(try MembershipRunFile.read(f))
+        XCTAssertEqual(back.methods.map(\.name), e.methods.map(\.name))
+        XCTAssertEqual(back.methods.first { $0.name == "perplexity" }?.auc, e.method("perplexity")!.auc.estimate)
+        XCTAssertEqual(back.methods.first { $0.name == "perplexity" }?.thresholds,
+                       e.method("perplexity")!.roc.thresholds)
+        XCTAssertEqual(back.labels, [1, 1, 1, 1, 0, 0, 0, 0, -1])
+        XCTAssertEqual(back.names, docs.map { $0.name })
+        XCTAssertEqual(back.documents.doubles("zlib_ratio"), e.baselines.map(\.zlibRatio))
+        XCTAssertEqual(back.documents.ints("n_scored"), docs.map { $0.scores.count })
+        XCTAssertEqual([back.members, back.nonmembers, back.unlabeled], [4, 4, 1])
+        XCTAssertEqual(back.setName, "tiny")
     }
 
     // MARK: Real model

@@ -70,29 +70,4 @@ final class RuleRetrievalTests: XCTestCase {
         XCTAssertEqual(PythonStrip.strip("\u{3000}x\u{85}"), "x")
         XCTAssertEqual(PythonStrip.strip(" \n\t"), "")
     }
-
-    func testRecordTableCutsUnequalColumnsBackOnReopen() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rt-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("t.h5").path
-        let cols: [RecordTable.Column] = [.init("a", .int64), .init("s", .string), .init("x", .float64Block([2, 3]))]
-        do {
-            let f = try H5File.create(path)
-            let t = try RecordTable(group: try f.createGroup("g"), columns: cols)
-            try t.append(["a": .int(1), "s": .string("one"), "x": .doubles([1, 2, 3, 4, 5, 6])])
-            try t.append(["a": .int(2), "s": .string("two"), "x": .doubles([6, 5, 4, 3, 2, 1])])
-            // A half-written third record: only column a.
-            try f.group("g").dataset("a").append(rows: [Int64(3)])
-            XCTAssertThrowsError(try t.append(["a": .int(4)]))
-            try f.close()
-        }
-        let f = try H5File.openForAppend(path)
-        let t = try RecordTable(group: try f.group("g"), columns: cols)
-        XCTAssertEqual(t.count, 2)
-        XCTAssertEqual(try t.ints("a"), [1, 2])
-        XCTAssertEqual(try t.strings("s"), ["one", "two"])
-        XCTAssertEqual(try t.blocks("x"), [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]])
-        try f.close()
-    }
 }

@@ -98,6 +98,15 @@ final class SweepRetrievalTests: XCTestCase {
             try w.checkpoint()
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        // The partial file reads as an unfinished sweep (scores from its records), only when asked.
+        XCTAssertThrowsError(try RetrievalRunFile.read(path: path + ".partial"))
+        let part = try RetrievalRunFile.read(path: path + ".partial", allowIncomplete: true)
+        XCTAssertFalse(part.finished)
+        XCTAssertEqual(part.records.count, 2)
+        XCTAssertEqual(part.records.map(\.trialIndex), part.records.map(\.trialIndex).sorted())
+        XCTAssertEqual(part.scores, RetrievalHeadScores.aggregate(trialScores: part.records.map(\.headScores),
+                                                                  counted: part.records.map(\.counted),
+                                                                  layers: 30, heads: 9))
         do {
             let w = try RunFileWriter(path: path, resumable: true)
             XCTAssertTrue(w.resumed)
@@ -115,10 +124,64 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertEqual(resumed.records.count, full.records.count)
         for (a, b) in zip(resumed.records, full.records) { XCTAssertTrue(a.sameResult(as: b), "trial \(a.trialIndex)") }
         let fa = try RetrievalRunFile.read(path: fullPath), fb = try RetrievalRunFile.read(path: path)
+        XCTAssertTrue(fa.finished)
+        XCTAssertEqual(fa.records.count, full.records.count)
+        for (a, b) in zip(fa.records, full.records) { XCTAssertEqual(a, b) }
         XCTAssertEqual(fa.scores, fb.scores)
         XCTAssertEqual(fa.suiteJSON, fb.suiteJSON)
         XCTAssertGreaterThan(full.scores.countedTrials, 0)
         XCTAssertFalse(full.retrievalHeads.isEmpty)
+    }
+
+    /// `report attention`'s rerun answers exactly like the detection decoder (the same stop rule)
+    /// and its run file reads back; the trial choice prefers a counted trial of the longest length.
+    func testNeedleAttentionMatchesTheDecoderAndReadsBack() throws {
+        let env = try RetrievalTestModel.load()
+        let probe = try smallProbe(maxNewTokens: 32)
+        let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
+        let t = try builder.trial(probe.cells[4])
+        let heads = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 23, head: 2)]
+        let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t, trialIndex: 4,
+                                        heads: heads,
+                                        maxSteps: 32)
+        let session = env.model.makeSession(maxContext: t.promptTokens.count + 33)
+        let d = try NeedleDecoder(session: session, tokenizer: env.tokenizer)
+            .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: false)
+        XCTAssertEqual(r.generated, d.generated)
+        XCTAssertEqual(r.queryPositions, (0..<d.generated.count).map { t.promptTokens.count - 1 + $0 })
+        let stop = NeedleStopRule.stopTokens(tokenizer: env.tokenizer, vocabSize: env.model.config.vocabSize)
+        XCTAssertTrue(stop.isSuperset(of: env.tokenizer.endOfGeneration))
+        XCTAssertTrue(stop.contains { NeedleStopRule.containsNewline($0, tokenizer: env.tokenizer) })
+
+        let path = try tempDir().appendingPathComponent("att.h5").path
+        let w = try RunFileWriter(path: path)
+        try NeedleAttention.write(r, headsSource: "detect.h5", to: w.file)
+        try w.finalize()
+        let f = try RunFile.open(path)
+        defer { try? f.close() }
+        let c = try XCTUnwrap(try NeedleAttention.read(f))
+        XCTAssertEqual(c.heads, heads)
+        XCTAssertEqual(c.shape, [2, max(r.queryPositions.count, 1), r.keys])
+        XCTAssertEqual(c.weights, r.weights.map(Double.init))
+        XCTAssertEqual(c.chosenStep, r.chosenStep)
+        XCTAssertEqual(c.span, t.needleSpan)
+        XCTAssertEqual(c.tokenStrings.count, r.tokens.count)
+        XCTAssertEqual(c.response, r.response)
+
+        func rec(_ i: Int, _ length: Int, _ depth: Double, counted: Bool) -> RetrievalTrialRecord {
+            RetrievalTrialRecord(trialIndex: i, needleID: "n", needleIndex: 0, length: length, depth: depth,
+                                 promptTokens: 1,
+                                 spanStart: 0, spanEnd: 1, response: "", generatedTokens: 0, stop: "newline", rouge: 0,
+                                 success: counted, counted: counted, headScores: [], prefilledTokens: 0, seconds: 0)
+        }
+        let recs = [rec(0, 500, 50, counted: true), rec(1, 1000, 0, counted: true), rec(2, 1000, 100, counted: true),
+                    rec(3, 1000, 50, counted: false)]
+        XCTAssertEqual(try NeedleAttention.chooseTrial(recs, requested: nil, file: "x").trialIndex, 1)
+        XCTAssertEqual(try NeedleAttention.chooseTrial(recs, requested: 3, file: "x").trialIndex, 3)
+        XCTAssertThrowsError(try NeedleAttention.chooseTrial(recs, requested: 9, file: "x")) { e in
+            XCTAssertEqual(e as? NeedleAttentionError, .trialNotInFile(trial: 9, file: "x", trials: 4))
+        }
+        XCTAssertThrowsError(try NeedleAttention.chooseTrial([], requested: nil, file: "x"))
     }
 
     func testResumeRefusesAnotherSuite() throws {

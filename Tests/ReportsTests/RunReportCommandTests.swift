@@ -5,8 +5,9 @@ import TraceStore
 import XCTest
 
 /// Synthetic run files with every analysis group, in the layouts the writers use (RetrievalRunFile,
-/// AblationRunFile, CitationRunFile, MembershipRunFile, CompositionRunFile, `report attention`),
-/// with a caller-chosen string in every text field.
+/// AblationRunFile, CitationRunFile, MembershipRunFile, CompositionRunFile, NeedleAttention; their
+/// record tables through the analyses' own column lists), with a caller-chosen string in every
+/// text field. The analyses' readers, which reports use, check every group.
 enum SyntheticRuns {
     static let layers = 6, heads = 4
 
@@ -35,46 +36,56 @@ enum SyntheticRuns {
         try f.setAttribute("blas_core", "Cooperlake")
         let L = layers, H = heads
         if groups.contains("retrieval") {
-            let g = try f.createGroup("retrieval_heads")
+            let g = try f.createGroup(RetrievalRunFile.group)
+            try g.setAttribute("analysis", "retrieval_heads"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("n_layers", L); try g.setAttribute("n_heads", H)
             try g.setAttribute("threshold", 0.1); try g.setAttribute("suite_name", text)
+            try g.setAttribute("suite", "{\"name\": \"\(text)\"}"); try g.setAttribute("planned_trials", 9)
             if complete { try g.setAttribute("counted_trials", 5) }
             if complete { try g.createDataset("scores", data: scores(), shape: [L, H]) }
-            let t = try g.createGroup("trials")
-            let lengths = [500, 1000, 2000], depths = [0.0, 50, 100]
-            var idx: [Int64] = [], len: [Int64] = [], dep: [Double] = [], rouge: [Double] = [], succ: [Int8] = []
-            var ids: [String] = [], resp: [String] = [], hs: [Double] = []
+            let t = try RecordTable(group: try g.createGroup("trials"),
+                                    columns: RetrievalRunFile.columns(layers: L, heads: H))
             var k = 0
-            for l in lengths { for d in depths {
-                idx.append(Int64(k)); len.append(Int64(l)); dep.append(d)
+            for l in [500, 1000, 2000] { for d in [0.0, 50, 100] {
                 let r = k == 4 ? Double.nan : Double((k * 37) % 101)
-                rouge.append(r); succ.append(r > 50 ? 1 : 0); ids.append(text); resp.append("answer \(k) \(text)")
-                hs += scores().map { $0.isNaN ? 0 : $0 * Double(k % 3) }
+                try t.append([
+                    "trial_index": .int(k), "needle_id": .string(text), "needle_index": .int(0), "length": .int(l),
+                    "depth": .double(d), "prompt_tokens": .int(l), "span_start": .int(10), "span_end": .int(20),
+                    "response": .string("answer \(k) \(text)"), "generated_tokens": .int(3), "stop": .string(text),
+                    "rouge1_recall": .double(r), "success": .int(r > 50 ? 1 : 0), "counted": .int(r > 50 ? 1 : 0),
+                    "head_scores": .doubles(scores().map { $0.isNaN ? 0 : $0 * Double(k % 3) }),
+                    "prefilled_tokens": .int(l), "seconds": .double(0.5),
+                ])
                 k += 1
             } }
-            try t.createDataset("trial_index", data: idx)
-            try t.createDataset("length", data: len)
-            try t.createDataset("depth", data: dep)
-            try t.createDataset("rouge1_recall", data: rouge)
-            try t.createDataset("success", data: succ)
-            try t.createDataset("counted", data: succ)
-            try t.createDataset("needle_id", strings: ids)
-            try t.createDataset("response", strings: resp)
-            try t.createDataset("span_start", data: idx.map { _ in Int64(10) })
-            try t.createDataset("span_end", data: idx.map { _ in Int64(20) })
-            try t.createDataset("prompt_tokens", data: len)
-            try t.createDataset("head_scores", data: hs, shape: [k, L, H])
         }
-        if groups.contains("ablation") {
-            let g = try f.createGroup("ablation")
-            let names = ["baseline", "top4 \(text)", "control_1", "control_2"]
+        if groups.contains("ablation") || groups.contains("causal") {
+            // A top-K run ("ablation"), a --causal run ("causal" alone), or a top-K run with a
+            // causal group too (both).
+            let causalRun = !groups.contains("ablation")
+            let g = try f.createGroup(AblationRunFile.group)
+            let names = causalRun ? ["baseline", "ablate_2.0", "ablate_3.1", "ablate_4.2"]
+                                  : ["baseline", "top4 \(text)", "control_1", "control_2"]
             let C = names.count, M = 3
+            try g.setAttribute("analysis", "ablation"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("condition_names", names)
-            try g.setAttribute("condition_heads", ["", "3.1,4.2,2.0,5.3", "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"])
+            try g.setAttribute("condition_heads", causalRun ? ["", "2.0", "3.1", "4.2"]
+                                                            : ["", "3.1,4.2,2.0,5.3",
+                                                              "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"])
+            try g.setAttribute("condition_kinds", causalRun ? ["baseline", "single", "single", "single"]
+                                                            : ["baseline", "target", "control", "control"])
             try g.setAttribute("method", "uniform \(text)")
             try g.setAttribute("phase", "decode")
             try g.setAttribute("metrics", ["rouge1_recall_x100", "needlebench_v1", "exact_recovery_x100"])
             try g.setAttribute("level", 0.95)
+            try g.setAttribute("trials", 9)
+            try g.setAttribute("perplexity_tokens", causalRun ? 0 : 64)
+            let targets = ["3.1", "4.2", "5.3"]
+            if causalRun { try g.setAttribute("causal_targets", targets) }
+            _ = try RecordTable(group: try g.createGroup("records"),
+                                columns: AblationRunFile.recordColumns(causalTargets: causalRun ? targets.count : 0))
+            _ = try RecordTable(group: try g.createGroup("perplexity_records"),
+                                columns: AblationRunFile.perplexityColumns)
             let mean = [90.0, 20, 85, 88], lo = [80.0, 10, 75, 79], hi = [97.0, 31, 93, 95]
             func cm(_ v: [Double]) -> [Double] { v.flatMap { [$0, $0 / 2, .nan] } }
             try g.createDataset("mean", data: cm(mean), shape: [C, M])
@@ -86,17 +97,24 @@ enum SyntheticRuns {
             } } } }
             let ds = try g.createDataset("cells", data: cells, shape: [C, M, 3, 3])
             try ds.setAttribute("lengths", [500, 1000, 2000]); try ds.setAttribute("depths", [0.0, 50, 100])
-            try g.createDataset("perplexity", data: [12.0, 12.4, 12.1, .infinity])
-            try g.createDataset("perplexity_delta", data: [0.0, 0.4, 0.1, .nan])
-            try g.createDataset("difference_target_vs_controls", data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8], shape: [3, 4])
-        }
-        if groups.contains("causal") {
-            let g = try f.createGroup("ablation/causal")
-            try g.setAttribute("method", "zero \(text)")
-            try g.createDataset("sources", strings: ["2.0", "3.1", "4.2"])
-            try g.createDataset("targets", strings: ["3.1", "4.2", "5.3"])
-            try g.createDataset("baseline_scores", data: [0.8, 0.55, 0.12])
-            try g.createDataset("scores", data: [0.5, 0.54, 0.13, 0.8, 0.2, 0.05, 0.81, 0.55, 0.3], shape: [3, 3])
+            if !causalRun {
+                try g.createDataset("perplexity", data: [12.0, 12.4, 12.1, .infinity])
+                try g.createDataset("perplexity_delta", data: [0.0, 0.4, 0.1, .nan])
+                try g.createDataset("mean_nll", data: [2.48, 2.52, 2.49, .infinity])
+                try g.createDataset("difference_target_vs_controls",
+                                    data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8],
+                                    shape: [3, 4])
+            }
+            if groups.contains("causal") {
+                let cg = try g.createGroup("causal")
+                try cg.setAttribute("method", "zero \(text)")
+                try cg.createDataset("sources", strings: ["2.0", "3.1", "4.2"])
+                try cg.createDataset("targets", strings: targets)
+                try cg.createDataset("baseline_scores", data: [0.8, 0.55, 0.12])
+                try cg.createDataset("scores", data: [0.5, 0.54, 0.13, 0.8, 0.2, 0.05, 0.81, 0.55, 0.3], shape: [3, 3])
+                try cg.createDataset("counted_trials", data: [Int64(5), 4, 5])
+                try cg.setAttribute("baseline_counted_trials", 5)
+            }
         }
         if groups.contains("composition") {
             let hs = [HeadIndex(layer: 2, head: 0), HeadIndex(layer: 3, head: 1), HeadIndex(layer: 4, head: 2), HeadIndex(layer: 5, head: 3)]
@@ -115,57 +133,98 @@ enum SyntheticRuns {
             let toks = (0..<n).map { i in i % 7 == 0 ? text : (i % 5 == 0 ? " tok\(i)\n" : "t\(i)") }
             try f.createDataset("tokens", data: (0..<n).map { Int32($0) })
             try f.createDataset("token_strings", strings: toks)
-            let g = try f.createGroup("needle_attention")
+            let g = try f.createGroup(NeedleAttention.group)
+            try g.setAttribute("analysis", "needle_attention"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("heads", ["3.1", "4.2"])
             try g.setAttribute("span_start", 30); try g.setAttribute("span_end", 38)
             try g.setAttribute("query_positions", [50, 51, 52])
             try g.setAttribute("chosen_step", 1)
+            try g.setAttribute("trial_index", 4); try g.setAttribute("length", 1000); try g.setAttribute("depth", 50.0)
             try g.setAttribute("needle_id", text); try g.setAttribute("response", text)
+            try g.setAttribute("heads_source", text)
             var w = [Float](repeating: 0.001, count: 2 * 3 * n)
             w[(0 * 3 + 1) * n + 33] = 0.9; w[(1 * 3 + 1) * n + 34] = 0.7; w[(1 * 3 + 1) * n + 5] = .nan
             try g.createDataset("weights", data: w, shape: [2, 3, n])
         }
         if groups.contains("citation") {
-            let g = try f.createGroup("citation")
+            let g = try f.createGroup(CitationRunFile.group)
+            try g.setAttribute("analysis", "citation"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("n_layers", L); try g.setAttribute("n_heads", H)
+            try g.setAttribute("mode", text)
             try g.setAttribute("n_items", 2); try g.setAttribute("n_statements", 3); try g.setAttribute("n_wrong_citations", 1)
+            try g.setAttribute("n_consistent", 2)
             try g.setAttribute("chance_agreement", 0.25)
-            for (key, base) in [("all_heads", 0.6), ("retrieval_heads", 0.7), ("best_head", 0.9)] {
+            let readouts = ["all_heads", "retrieval_heads", "best_head"]
+            for (key, base) in zip(readouts, [0.6, 0.7, 0.9]) {
                 for m in CitationRunData.metricNames {
                     try g.setAttribute("\(m)_\(key)", base - 0.1)
                     try g.setAttribute("\(m)_\(key)_ci", [base - 0.3, base + 0.05])
                 }
+                try g.setAttribute("agreement_all_statements_\(key)", base - 0.2)
             }
+            try g.setAttribute("citation_recall", 0.6); try g.setAttribute("citation_precision", 0.4)
             try g.setAttribute("citation_f1", 0.5)
             try g.setAttribute("best_head", text)
-            let items = try g.createGroup("items")
-            try items.createDataset("id", strings: ["item \(text)", "b"])
-            try items.createDataset("source", data: [Int64(2), 0])
-            let st = try g.createGroup("statements")
-            try st.createDataset("item", data: [Int64(0), 0, 1])
-            try st.createDataset("text", strings: [text, "ok", text + " wrong"])
-            try st.createDataset("citations", strings: ["1", "2", text])
-            try st.createDataset("wrong", data: [Int8(1), 0, 0])
-            try st.createDataset("argmax_all_heads", data: [Int64(2), 1, 0])
+            try g.setAttribute("best_head_held_out_agreement", 0.5)
+            try RecordTable.write(group: try g.createGroup("items"), columns: CitationRunFile.itemColumns,
+                                  rows: [("item \(text)", 2), ("b", 0)].enumerated().map { i, x in [
+                "id": .string(x.0), "mode": .string(text), "line": .int(i + 1),
+                "n_passages": .int(3), "n_padded": .int(0),
+                "prompt_tokens": .int(100), "answer_tokens": .int(10), "response": .string(text),
+                "wrong_citation": .int(0),
+                "source": .int(x.1), "answer_correct": .int(-1), "cite_recall": .double(0.5),
+                "cite_precision": .double(0.5),
+                "cite_f1": .double(0.5), "seconds": .double(1),
+            ] })
+            let statements: [(item: Int, text: String, cites: String, wrong: Int, argmax: Int)] = [
+                (0, text, "1", 1, 2), (0, "ok", "2", 0, 1), (1, text + " wrong", text, 0, 0),
+            ]
+            try RecordTable.write(group: try g.createGroup("statements"),
+                                  columns: CitationRunFile.statementColumns(readouts),
+                                  rows: statements.map { st in
+                var row: [String: RecordTable.Value] = [
+                    "item": .int(st.item), "text": .string(st.text), "citations": .string(st.cites),
+                    "scored": .int(st.argmax > 0 ? 1 : 0), "wrong": .int(st.wrong), "token_start": .int(0),
+                    "token_end": .int(4), "n_queries": .int(4),
+                ]
+                for r in readouts {
+                    row["argmax_\(r)"] = .int(r == "all_heads" ? st.argmax : 0)
+                    row["agree_\(r)"] = .int(0)
+                    row["spearman_\(r)"] = .double(.nan)
+                    row["point_biserial_\(r)"] = .double(.nan)
+                }
+                return row
+            })
+            try RecordTable.write(group: try g.createGroup("statement_passages"),
+                                  columns: CitationRunFile.passageColumns(layers: L, heads: H, retrievalHeads: true),
+                                  rows: [])
             var agr = [Double](repeating: 0.2, count: L * H)
             agr[7] = 0.9; agr[8] = .nan
             try g.createDataset("head_agreement", data: agr, shape: [L, H])
             try g.createDataset("head_mean_spearman", data: agr.map { $0 - 0.1 }, shape: [L, H])
+            for name in ["head_mean_point_biserial", "head_wrong_follows_citation", "head_wrong_follows_true_source"] {
+                try g.createDataset(name, data: agr.map { $0 / 2 }, shape: [L, H])
+            }
             try g.createDataset("head_ranking", data: [Int64(1), 3, 2, 0], shape: [2, 2])
             try g.createDataset("retrieval_heads", data: [Int64(3), 1], shape: [1, 2])
         }
         if groups.contains("membership") {
-            let g = try f.createGroup("membership")
+            let g = try f.createGroup(MembershipRunFile.group)
+            try g.setAttribute("analysis", "membership"); try g.setAttribute("analysis_version", 1)
             try g.setAttribute("caveat", "caveat \(text)")
             try g.setAttribute("set_name", text)
             try g.setAttribute("warnings", [text])
             try g.setAttribute("method_names", ["perplexity", "forest"])
-            let d = try g.createGroup("documents")
-            let labels: [Int64] = [1, 1, 1, 0, 0, 0, -1]
-            try d.createDataset("label", data: labels)
-            try d.createDataset("name", strings: labels.map { "doc \($0) \(text)" })
-            try d.createDataset("perplexity", data: [10.0, 12, 11, 20, 22, .nan, 15])
-            try d.createDataset("zlib_ratio", data: [1.0, 1.1, 1.2, 1.4, 1.5, 1.6, 1.3])
+            let labels = [1, 1, 1, 0, 0, 0, -1]
+            try g.setAttribute("members", 3); try g.setAttribute("nonmembers", 3); try g.setAttribute("unlabeled", 1)
+            let ppl = [10.0, 12, 11, 20, 22, .nan, 15], zlib = [1.0, 1.1, 1.2, 1.4, 1.5, 1.6, 1.3]
+            try RecordTable.write(group: try g.createGroup("documents"), columns: MembershipRunFile.documentColumns,
+                                  rows: labels.indices.map { i in [
+                "name": .string("doc \(labels[i]) \(text)"), "source": .string(text), "label": .int(labels[i]),
+                "n_tokens": .int(100), "n_tokens_original": .int(100), "n_scored": .int(99),
+                "perplexity": .double(ppl[i]),
+                "zlib_ratio": .double(zlib[i]), "min_k_prob": .double(-Double(i)), "mean_nll": .double(Double(i) / 3),
+            ] })
             let m = try g.createGroup("methods")
             for (name, auc) in [("perplexity", 0.83), ("forest", 0.61)] {
                 let mg = try m.createGroup(name)
@@ -175,6 +234,7 @@ enum SyntheticRuns {
                 try mg.setAttribute("ci_level", 0.95)
                 try mg.createDataset("fpr", data: [0.0, 0, 0.33, 0.66, 1])
                 try mg.createDataset("tpr", data: [0.0, 0.33, 0.66, 1, 1])
+                try mg.createDataset("thresholds", data: [Double.infinity, 0.9, 0.5, 0.2, 0.1])
             }
         }
         if complete {
@@ -209,7 +269,7 @@ final class RunReportCommandTests: XCTestCase {
         "retrieval-heatmap", "needle-plain", "needle-attention", "ablation-needle-grids", "ablation-scores",
         "ablation-perplexity", "composition-graph", "causal-graph", "citation-agreement", "citation-correlation",
         "citation-head-agreement", "citation-wrong", "membership-roc-1", "membership-auc", "membership-feature-perplexity",
-        "membership-feature-zlib_ratio",
+        "membership-feature-zlib_ratio", "membership-feature-mean_nll", "membership-feature-min_k_prob",
     ]
 
     func figureNames(_ doc: ReportDocument) -> Set<String> {
@@ -287,15 +347,39 @@ final class RunReportCommandTests: XCTestCase {
         XCTAssertTrue(doc.figureFiles().isEmpty)
         XCTAssertTrue(doc.html().contains("Other run files"))
 
-        // A retrieval group with neither trials nor scores is skipped, not a crash.
+        // A group without the layout its writer gives it is an error naming the object, not a crash
+        // nor a silently missing figure.
         let url = dir.appendingPathComponent("empty-group.h5")
         let w = try RunFileWriter(path: url.path)
         let g = try w.file.createGroup("retrieval_heads")
         try g.setAttribute("n_layers", 2)
         try w.finalize()
-        let e = try RunFileContents.load(url)
-        XCTAssertNil(e.retrieval)
-        XCTAssertTrue(try RunReport.document([e], headlightVersion: "1").figureFiles().isEmpty)
+        XCTAssertThrowsError(try RunFileContents.load(url)) { e in
+            XCTAssertTrue(e.localizedDescription.contains("/retrieval_heads @n_heads"), e.localizedDescription)
+        }
+        // Likewise a record table missing a column, and per-condition attributes of the wrong length.
+        let t = dir.appendingPathComponent("no-column.h5")
+        try SyntheticRuns.write(t, text: "x", groups: ["retrieval"])
+        do {
+            let f = try H5File.openForAppend(t.path)
+            try f.remove("retrieval_heads/trials/stop")
+            try f.close()
+        }
+        XCTAssertThrowsError(try RunFileContents.load(t)) { e in
+            XCTAssertEqual(e as? RecordTableError,
+                           .missingColumn(file: t.path, table: "/retrieval_heads/trials", column: "stop"))
+        }
+        let k = dir.appendingPathComponent("kinds.h5")
+        try SyntheticRuns.write(k, text: "x", groups: ["ablation"])
+        do {
+            let f = try H5File.openForAppend(k.path)
+            try f.group("ablation").setAttribute("condition_kinds", ["baseline"])
+            try f.close()
+        }
+        XCTAssertThrowsError(try RunFileContents.load(k)) { e in
+            XCTAssertTrue(e.localizedDescription.contains("/ablation @condition_kinds: 1 values for 4 conditions"),
+                          e.localizedDescription)
+        }
     }
 
     /// An unfinished detection run: scores averaged from the stored trial records, with a note.
@@ -340,7 +424,9 @@ final class RunReportCommandTests: XCTestCase {
         XCTAssertEqual(names(try provider.blocks(forRunFile: r, cell: cell)), ["retrieval-heatmap", "needle-plain"])
         let c = dir.appendingPathComponent("c.h5")
         try SyntheticRuns.write(c, text: "x", groups: ["causal", "composition"])
-        XCTAssertEqual(names(try provider.blocks(forRunFile: c, cell: cell)), ["composition-graph", "causal-graph"])
+        // A --causal ablation run: its needle grids and single-head bars, then the graphs.
+        XCTAssertEqual(names(try provider.blocks(forRunFile: c, cell: cell)),
+                       ["ablation-needle-grids", "ablation-scores", "composition-graph", "causal-graph"])
         let bad = dir.appendingPathComponent("bad.h5")
         try Data("not hdf5".utf8).write(to: bad)
         guard case .note = try provider.blocks(forRunFile: bad, cell: cell).first else {

@@ -37,30 +37,35 @@ public struct RetrievalHeadSet: Sendable {
     /// How the set was chosen, e.g. "top 10 by score" or "score > 0.1".
     public var rule: String
 
-    /// Reads the scores; `top`: the K best heads (ties by (layer, head)); nil: the heads above the
-    /// file's threshold (`threshold` attribute, else 0.1), or the 10 best if none is above it.
+    /// Reads the scores (`RetrievalRunFile.read`); `top`: the K best heads (ties by (layer, head));
+    /// nil: the heads above the file's threshold, or the 10 best if none is above it.
     public static func load(path: String, top: Int?, layers: Int, heads: Int) throws -> RetrievalHeadSet {
         func bad(_ d: String) -> CitationError { .badRetrievalHeads(file: path, detail: d) }
         guard FileManager.default.fileExists(atPath: path) else { throw bad("no such file") }
         let f: H5File
         do { f = try RunFile.open(path) } catch { throw bad("\(error.localizedDescription)") }
         defer { try? f.close() }
-        guard try f.exists("retrieval_heads") else { throw bad("no /retrieval_heads group") }
-        let g = try f.group("retrieval_heads")
-        guard try g.exists("scores") else { throw bad("no /retrieval_heads/scores dataset (did the sweep finish?)") }
-        let ds = try g.dataset("scores")
-        let shape = try ds.shape
-        guard shape == [layers, heads] else {
-            throw bad("scores has shape \(shape), but the model has \(layers) layers x \(heads) heads (another model?)")
+        let contents: RetrievalRunFile.Contents
+        do {
+            guard let c = try RetrievalRunFile.read(f) else { throw bad("no /retrieval_heads group") }
+            contents = c
+        } catch let e as CitationError {
+            throw e
+        } catch {
+            throw bad("\(error.localizedDescription) (did the sweep finish?)")
         }
-        let scores = try ds.read(Double.self)
+        guard contents.layers == layers, contents.heads == heads else {
+            throw bad("scores has shape [\(contents.layers), \(contents.heads)], but the model has \(layers) layers x "
+                      + "\(heads) heads (another model?)")
+        }
+        let scores = contents.scores.scores
         let ranked = RetrievalHeadScores(layers: layers, heads: heads, scores: scores, countedTrials: 0)
         if let k = top {
             guard k >= 1 else { throw bad("--top must be at least 1") }
             return RetrievalHeadSet(heads: ranked.top(k).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
                                     rule: "top \(min(k, layers * heads)) by retrieval score")
         }
-        let threshold = try g.attributeIfPresent("threshold")?.doubleValue ?? RetrievalCopyRule.defaultHeadThreshold
+        let threshold = contents.threshold
         let above = ranked.above(threshold).map(\.head)
         if above.isEmpty {
             return RetrievalHeadSet(heads: ranked.top(10).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
@@ -101,6 +106,41 @@ public enum CitationRunFile {
         + "are excluded"
     public static let spanRule = "a passage span is the tokens overlapping the passage text; the '[k] ' number marker and "
         + "the newline before it are excluded"
+
+    /// Columns of `items/`, one row per item.
+    public static let itemColumns: [RecordTable.Column] = [
+        .init("id", .string), .init("mode", .string), .init("line", .int64), .init("n_passages", .int64),
+        .init("n_padded", .int64), .init("prompt_tokens", .int64), .init("answer_tokens", .int64),
+        .init("response", .string), .init("wrong_citation", .int8), .init("source", .int64),
+        .init("answer_correct", .int8), .init("cite_recall", .float64), .init("cite_precision", .float64),
+        .init("cite_f1", .float64), .init("seconds", .float64),
+    ]
+
+    /// Columns of `statements/`, one row per statement, with the per-statement columns of each
+    /// readout (`all_heads`, `retrieval_heads` with a set, `best_head`).
+    public static func statementColumns(_ readouts: [String]) -> [RecordTable.Column] {
+        var c: [RecordTable.Column] = [
+            .init("item", .int64), .init("text", .string), .init("citations", .string), .init("scored", .int8),
+            .init("wrong", .int8), .init("token_start", .int64), .init("token_end", .int64), .init("n_queries", .int64),
+        ]
+        for r in readouts {
+            c += [.init("argmax_\(r)", .int64), .init("agree_\(r)", .int8), .init("spearman_\(r)", .float64),
+                  .init("point_biserial_\(r)", .float64)]
+        }
+        return c
+    }
+
+    /// Columns of `statement_passages/`, one row per (scored statement, passage).
+    public static func passageColumns(layers: Int, heads: Int, retrievalHeads: Bool) -> [RecordTable.Column] {
+        var c: [RecordTable.Column] = [
+            .init("statement", .int64), .init("passage", .int64),
+            .init("span_start", .int64), .init("span_end", .int64),
+            .init("cited", .int8), .init("true_source", .int8), .init("mass_all_heads", .float64),
+        ]
+        if retrievalHeads { c.append(.init("mass_retrieval_heads", .float64)) }
+        c.append(.init("head_mass", .float32Block([layers, heads]), axes: ["row", "layer", "head"]))
+        return c
+    }
 
     /// Items, statements and metrics into `/citation` of `file` (which must not have one yet).
     public static func write(to file: H5File, results: [CitationItemResult], summary s: CitationSummary,
@@ -160,68 +200,51 @@ public enum CitationRunFile {
         }
 
         // items
-        let ig = try g.createGroup("items")
-        try ig.createDataset("id", strings: results.map(\.item.id))
-        try ig.createDataset("mode", strings: results.map(\.mode.rawValue))
-        try ig.createDataset("line", data: results.map { Int64($0.item.line) })
-        try ig.createDataset("n_passages", data: results.map { Int64($0.item.passages.count) })
-        try ig.createDataset("n_padded", data: results.map { Int64($0.paddedPassages) })
-        try ig.createDataset("prompt_tokens", data: results.map { Int64($0.promptTokens) })
-        try ig.createDataset("answer_tokens", data: results.map { Int64($0.answerTokens) })
-        try ig.createDataset("response", strings: results.map(\.response))
-        try ig.createDataset("wrong_citation", data: results.map { Int8($0.item.wrongCitation ? 1 : 0) })
-        try ig.createDataset("source", data: results.map { Int64(($0.item.source ?? -1) + 1) })
-        try ig.createDataset("answer_correct", data: results.map { Int8($0.answerCorrect.map { $0 ? 1 : 0 } ?? -1) })
-        try ig.createDataset("cite_recall", data: q.map(\.recall))
-        try ig.createDataset("cite_precision", data: q.map(\.precision))
-        try ig.createDataset("cite_f1", data: q.map(\.f1))
-        try ig.createDataset("seconds", data: results.map(\.seconds))
+        try RecordTable.write(group: try g.createGroup("items"), columns: itemColumns, rows: results.map { r in [
+            "id": .string(r.item.id), "mode": .string(r.mode.rawValue), "line": .int(r.item.line),
+            "n_passages": .int(r.item.passages.count), "n_padded": .int(r.paddedPassages),
+            "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens),
+            "response": .string(r.response),
+            "wrong_citation": .int(r.item.wrongCitation ? 1 : 0), "source": .int((r.item.source ?? -1) + 1),
+            "answer_correct": .int(r.answerCorrect.map { $0 ? 1 : 0 } ?? -1), "cite_recall": .double(r.quality.recall),
+            "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1),
+            "seconds": .double(r.seconds),
+        ] })
 
         // statements (the k-th scored statement is observation k of the summary)
-        var item: [Int64] = [], text: [String] = [], cites: [String] = [], scored: [Int8] = [], wrong: [Int8] = []
-        var ts: [Int64] = [], te: [Int64] = [], nq: [Int64] = []
-        var rows: [(obs: StatementObservation, statement: Int)] = []
+        var readouts: [(name: String, readout: AttentionReadout)] = [("all_heads", s.allHeads)]
+        if let r = s.retrievalHeads { readouts.append(("retrieval_heads", r)) }
+        readouts.append(("best_head", s.bestHead))
+        var statementRows: [[String: RecordTable.Value]] = []
+        var observed: [Int] = []   // row in statements/ of each observation
         for (i, r) in results.enumerated() {
             for st in r.statements {
-                item.append(Int64(i)); text.append(st.text)
-                cites.append(st.citations.map(String.init).joined(separator: ","))
-                scored.append(st.observation == nil ? 0 : 1)
-                wrong.append(st.observation?.isWrongCitation == true ? 1 : 0)
-                ts.append(Int64(st.tokens.lowerBound)); te.append(Int64(st.tokens.upperBound)); nq.append(Int64(st.queries.count))
-                if let o = st.observation { rows.append((o, text.count - 1)) }
+                var row: [String: RecordTable.Value] = [
+                    "item": .int(i), "text": .string(st.text),
+                    "citations": .string(st.citations.map(String.init).joined(separator: ",")),
+                    "scored": .int(st.observation == nil ? 0 : 1),
+                    "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
+                    "token_start": .int(st.tokens.lowerBound), "token_end": .int(st.tokens.upperBound),
+                    "n_queries": .int(st.queries.count),
+                ]
+                let k: Int? = st.observation == nil ? nil : observed.count
+                for (name, ro) in readouts {
+                    let sc = k.map { ro.scores[$0] }
+                    row["argmax_\(name)"] = .int(sc.map { $0.argmax + 1 } ?? 0)
+                    row["agree_\(name)"] = .int(sc?.agree == true ? 1 : 0)
+                    row["spearman_\(name)"] = .double(sc?.spearman ?? .nan)
+                    row["point_biserial_\(name)"] = .double(sc?.pointBiserial ?? .nan)
+                }
+                if st.observation != nil { observed.append(statementRows.count) }
+                statementRows.append(row)
             }
         }
-        precondition(rows.count == s.statements, "summary and results disagree")
-        let sg = try g.createGroup("statements")
-        try sg.createDataset("item", data: item)
-        try sg.createDataset("text", strings: text)
-        try sg.createDataset("citations", strings: cites)
-        try sg.createDataset("scored", data: scored)
-        try sg.createDataset("wrong", data: wrong)
-        try sg.createDataset("token_start", data: ts)
-        try sg.createDataset("token_end", data: te)
-        try sg.createDataset("n_queries", data: nq)
-        func readoutColumns(_ name: String, _ r: AttentionReadout) throws {
-            var am = [Int64](repeating: 0, count: text.count), ag = [Int8](repeating: 0, count: text.count)
-            var rho = [Double](repeating: .nan, count: text.count), pb = rho
-            for (k, row) in rows.enumerated() {
-                let sc = r.scores[k]
-                am[row.statement] = Int64(sc.argmax + 1); ag[row.statement] = sc.agree ? 1 : 0
-                rho[row.statement] = sc.spearman; pb[row.statement] = sc.pointBiserial
-            }
-            try sg.createDataset("argmax_\(name)", data: am)
-            try sg.createDataset("agree_\(name)", data: ag)
-            try sg.createDataset("spearman_\(name)", data: rho)
-            try sg.createDataset("point_biserial_\(name)", data: pb)
-        }
-        try readoutColumns("all_heads", s.allHeads)
-        if let r = s.retrievalHeads { try readoutColumns("retrieval_heads", r) }
-        try readoutColumns("best_head", s.bestHead)
+        precondition(observed.count == s.statements, "summary and results disagree")
+        try RecordTable.write(group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
+                              rows: statementRows)
 
         // statement x passage rows
-        var spStatement: [Int64] = [], spPassage: [Int64] = [], spStart: [Int64] = [], spEnd: [Int64] = []
-        var spCited: [Int8] = [], spTrue: [Int8] = [], massAll: [Double] = [], massRH: [Double] = []
-        var headMass: [Float] = []
+        var passageRows: [[String: RecordTable.Value]] = []
         var k = 0
         for r in results {
             for st in r.statements {
@@ -229,30 +252,25 @@ public enum CitationRunFile {
                 let all = CitationMetrics.meanVector(o, heads: s.heads, set: nil)
                 let rh = s.retrievalHeads == nil ? nil : CitationMetrics.meanVector(o, heads: s.heads, set: s.retrievalHeadSet)
                 for j in 0..<o.passages {
-                    spStatement.append(Int64(rows[k].statement)); spPassage.append(Int64(j + 1))
-                    spStart.append(Int64(r.passageSpans[j].lowerBound)); spEnd.append(Int64(r.passageSpans[j].upperBound))
-                    spCited.append(o.cited.contains(j) ? 1 : 0); spTrue.append(o.trueSource == j ? 1 : 0)
-                    massAll.append(all[j])
-                    if let rh { massRH.append(rh[j]) }
-                    for lh in 0..<(s.layers * s.heads) { headMass.append(o.mass[lh * o.passages + j]) }
+                    var row: [String: RecordTable.Value] = [
+                        "statement": .int(observed[k]), "passage": .int(j + 1),
+                        "span_start": .int(r.passageSpans[j].lowerBound),
+                        "span_end": .int(r.passageSpans[j].upperBound),
+                        "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
+                        "mass_all_heads": .double(all[j]),
+                        // [layer, head]: every head's mean mass on passage j
+                        "head_mass": .floats((0..<(s.layers * s.heads)).map { o.mass[$0 * o.passages + j] }),
+                    ]
+                    if let rh { row["mass_retrieval_heads"] = .double(rh[j]) }
+                    passageRows.append(row)
                 }
                 k += 1
             }
         }
-        let pg = try g.createGroup("statement_passages")
-        try pg.createDataset("statement", data: spStatement)
-        try pg.createDataset("passage", data: spPassage)
-        try pg.createDataset("span_start", data: spStart)
-        try pg.createDataset("span_end", data: spEnd)
-        try pg.createDataset("cited", data: spCited)
-        try pg.createDataset("true_source", data: spTrue)
-        try pg.createDataset("mass_all_heads", data: massAll)
-        if s.retrievalHeads != nil { try pg.createDataset("mass_retrieval_heads", data: massRH) }
-        let n = spStatement.count
-        let hm = try pg.createDataset("head_mass", data: headMass, shape: [n, s.layers, s.heads],
-                                      chunks: n > 0 ? [min(n, 256), s.layers, s.heads] : nil, gzip: n > 0 ? 4 : nil,
-                                      shuffle: n > 0)
-        try hm.setAttribute("axes", ["row", "layer", "head"])
+        try RecordTable.write(group: try g.createGroup("statement_passages"),
+                              columns: passageColumns(layers: s.layers, heads: s.heads,
+                                                      retrievalHeads: s.retrievalHeads != nil),
+                              rows: passageRows)
 
         // per-head tables
         func table(_ name: String, _ v: [Double]) throws {
@@ -273,5 +291,122 @@ public enum CitationRunFile {
                                          shape: [s.retrievalHeadSet.count, 2])
             try ds.setAttribute("axes", ["index", "layer_head"])
         }
+    }
+
+    // MARK: Reading
+
+    /// A readout's summary as stored: (estimate, CI lower, upper) per statistic.
+    public struct ReadoutSummary: Sendable {
+        /// all_heads, all_heads_per_token, retrieval_heads or best_head.
+        public var name: String
+        /// agreement, mean_spearman, mean_point_biserial, wrong_follows_citation,
+        /// wrong_follows_true_source -> (estimate, lower, upper).
+        public var values: [String: (estimate: Double, lower: Double, upper: Double)]
+        public var agreementAllStatements: Double
+    }
+
+    public static let readoutNames = ["all_heads", "retrieval_heads", "best_head", "all_heads_per_token"]
+    public static let readoutStatistics = ["agreement", "mean_spearman",
+                                           "mean_point_biserial", "wrong_follows_citation",
+                                           "wrong_follows_true_source"]
+
+    /// What a `/citation` group holds (everything but `statement_passages/`, which only analyses
+    /// of the raw masses need: read it with `RecordTable.read` and `passageColumns`).
+    public struct Contents: Sendable {
+        public var layers: Int
+        public var heads: Int
+        public var mode: String
+        public var items: Int
+        public var statements: Int
+        public var consistent: Int
+        public var wrongCitations: Int
+        public var chanceAgreement: Double
+        /// In `readoutNames` order, those present.
+        public var readouts: [ReadoutSummary]
+        public var bestHead: String
+        public var bestHeadHeldOutAgreement: Double
+        public var citationRecall: Double
+        public var citationPrecision: Double
+        public var citationF1: Double
+        public var answerAccuracy: Double?
+        /// [layers * heads] per-head tables.
+        public var headAgreement: [Double]
+        public var headMeanSpearman: [Double]
+        public var headMeanPointBiserial: [Double]
+        public var headWrongFollowsCitation: [Double]
+        public var headWrongFollowsTrueSource: [Double]
+        public var ranking: [HeadIndex]
+        public var retrievalHeads: [HeadIndex]
+        /// `items/` and `statements/` (columns as in `itemColumns` / `statementColumns`).
+        public var itemRows: RecordTable.Rows
+        public var statementRows: RecordTable.Rows
+        /// Readouts with per-statement columns (`argmax_<r>` ...).
+        public var statementReadouts: [String]
+    }
+
+    /// Reads the `/citation` group of an open run file; nil if it has none. Everything the writer
+    /// always stores must be present with its type and shape (else a `TraceStoreError` or
+    /// `RecordTableError` naming the object).
+    public static func read(_ f: H5File) throws -> Contents? {
+        guard try f.kind(of: group) != nil else { return nil }
+        let g = try f.group(group)
+        let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
+        var readouts: [ReadoutSummary] = []
+        for r in readoutNames {
+            // all_heads and best_head are always written; the other two only with their data.
+            let present = try g.hasAttribute("agreement_\(r)")
+            if r != "all_heads" && r != "best_head" && !present { continue }
+            var values: [String: (estimate: Double, lower: Double, upper: Double)] = [:]
+            for m in readoutStatistics {
+                let ci = try g.doublesAttribute("\(m)_\(r)_ci")
+                guard ci.count == 2 else {
+                    throw TraceStoreError.shapeMismatch(file: f.path, object: "\(g.name) @\(m)_\(r)_ci",
+                                                        detail: "\(ci.count) values, expected 2")
+                }
+                values[m] = (try g.doubleAttribute("\(m)_\(r)"), ci[0], ci[1])
+            }
+            let all = try g.doubleAttribute("agreement_all_statements_\(r)")
+            readouts.append(ReadoutSummary(name: r, values: values, agreementAllStatements: all))
+        }
+        func table(_ name: String) throws -> [Double] {
+            let ds = try g.dataset(name)
+            guard try ds.shape == [layers, heads] else {
+                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
+                                                    detail: "shape \(try ds.shape), expected [\(layers), \(heads)]")
+            }
+            return try ds.read(Double.self)
+        }
+        func pairs(_ name: String) throws -> [HeadIndex] {
+            let ds = try g.dataset(name)
+            let shape = try ds.shape
+            guard shape.count == 2, shape[1] == 2 else {
+                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
+                                                    detail: "shape \(shape), expected [n, 2]")
+            }
+            let v = shape[0] == 0 ? [] : try ds.read(Int64.self).map(Int.init)
+            return stride(from: 0, to: v.count, by: 2).map { HeadIndex(layer: v[$0], head: v[$0 + 1]) }
+        }
+        let statementReadouts = readouts.map(\.name).filter { $0 != "all_heads_per_token" }
+        return Contents(
+            layers: layers, heads: heads, mode: try g.stringAttribute("mode"), items: try g.intAttribute("n_items"),
+            statements: try g.intAttribute("n_statements"), consistent: try g.intAttribute("n_consistent"),
+            wrongCitations: try g.intAttribute("n_wrong_citations"),
+            chanceAgreement: try g.doubleAttribute("chance_agreement"), readouts: readouts,
+            bestHead: try g.stringAttribute("best_head"),
+            bestHeadHeldOutAgreement: try g.doubleAttribute("best_head_held_out_agreement"),
+            citationRecall: try g.doubleAttribute("citation_recall"),
+            citationPrecision: try g.doubleAttribute("citation_precision"),
+            citationF1: try g.doubleAttribute("citation_f1"),
+            answerAccuracy: try g.attributeIfPresent("answer_accuracy")?.doubleValue,
+            headAgreement: try table("head_agreement"), headMeanSpearman: try table("head_mean_spearman"),
+            headMeanPointBiserial: try table("head_mean_point_biserial"),
+            headWrongFollowsCitation: try table("head_wrong_follows_citation"),
+            headWrongFollowsTrueSource: try table("head_wrong_follows_true_source"),
+            ranking: try pairs("head_ranking"),
+            retrievalHeads: try g.kind(of: "retrieval_heads") == nil ? [] : try pairs("retrieval_heads"),
+            itemRows: try RecordTable.read(group: try g.group("items"), columns: itemColumns),
+            statementRows: try RecordTable.read(group: try g.group("statements"),
+                                                columns: statementColumns(statementReadouts)),
+            statementReadouts: statementReadouts)
     }
 }

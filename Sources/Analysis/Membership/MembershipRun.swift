@@ -359,10 +359,19 @@ public struct MembershipRunResult: Sendable {
 ///   methods/<method>/fpr, tpr, thresholds  float64 [point]   ROC curve (thresholds[0] = +inf)
 /// ```
 public enum MembershipRunFile {
+    public static let group = "membership"
     public static let analysisVersion = 1
 
+    /// The scalar columns of `documents/`, one row per document (written in one go; besides
+    /// them `surface_features`, `fold` and one `score.<method>` per method).
+    public static let documentColumns: [RecordTable.Column] = [
+        .init("name", .string), .init("source", .string), .init("label", .int64), .init("n_tokens", .int64),
+        .init("n_tokens_original", .int64), .init("n_scored", .int64), .init("perplexity", .float64),
+        .init("zlib_ratio", .float64), .init("min_k_prob", .float64), .init("mean_nll", .float64),
+    ]
+
     public static func write(_ r: MembershipRunResult, to file: H5File) throws {
-        let g = try file.createGroup("membership")
+        let g = try file.createGroup(group)
         let c = r.config, e = r.evaluation
         try g.setAttribute("analysis", "membership")
         try g.setAttribute("analysis_version", analysisVersion)
@@ -396,16 +405,16 @@ public enum MembershipRunFile {
 
         let docs = r.documents
         let d = try g.createGroup("documents")
-        try d.createDataset("name", strings: docs.map(\.name))
-        try d.createDataset("source", strings: docs.map(\.source))
-        try d.createDataset("label", data: docs.map { Int64($0.label.map { $0 ? 1 : 0 } ?? -1) })
-        try d.createDataset("n_tokens", data: docs.map { Int64($0.tokens.count) })
-        try d.createDataset("n_tokens_original", data: docs.map { Int64($0.originalTokenCount) })
-        try d.createDataset("n_scored", data: docs.map { Int64($0.scores.count) })
-        try d.createDataset("perplexity", data: e.baselines.map(\.perplexity))
-        try d.createDataset("zlib_ratio", data: e.baselines.map(\.zlibRatio))
-        try d.createDataset("min_k_prob", data: e.baselines.map(\.minKProb))
-        try d.createDataset("mean_nll", data: e.baselines.map(\.meanNLL))
+        let rows = docs.indices.map { i -> [String: RecordTable.Value] in
+            let doc = docs[i], b = e.baselines[i]
+            return ["name": .string(doc.name), "source": .string(doc.source),
+                    "label": .int(doc.label.map { $0 ? 1 : 0 } ?? -1),
+                    "n_tokens": .int(doc.tokens.count), "n_tokens_original": .int(doc.originalTokenCount),
+                    "n_scored": .int(doc.scores.count), "perplexity": .double(b.perplexity),
+                    "zlib_ratio": .double(b.zlibRatio), "min_k_prob": .double(b.minKProb),
+                    "mean_nll": .double(b.meanNLL)]
+        }
+        try RecordTable.write(group: d, columns: documentColumns, rows: rows)
         let nf = MembershipSurfaceFeatures.names.count
         let sf = try d.createDataset("surface_features", data: e.surface.flatMap { $0 }, shape: [docs.count, nf])
         try sf.setAttribute("names", MembershipSurfaceFeatures.names)
@@ -449,5 +458,73 @@ public enum MembershipRunFile {
             try mg.createDataset("tpr", data: method.roc.tpr)
             try mg.createDataset("thresholds", data: method.roc.thresholds)
         }
+    }
+
+    // MARK: Reading
+
+    /// One method's results, as stored under `methods/<method>`.
+    public struct Method: Sendable {
+        public var name: String
+        public var label: String
+        /// classifier, baseline or blind.
+        public var kind: String
+        public var auc: Double
+        public var ciLower: Double
+        public var ciUpper: Double
+        public var ciLevel: Double
+        public var fpr: [Double]
+        public var tpr: [Double]
+        public var thresholds: [Double]
+    }
+
+    /// What a `/membership` group holds (the one reader of the group).
+    public struct Contents: Sendable {
+        /// In `method_names` order.
+        public var methods: [Method]
+        /// `documents/` scalar columns (`documentColumns`).
+        public var documents: RecordTable.Rows
+        /// Per document: 1 member, 0 non-member, -1 unlabeled.
+        public var labels: [Int]
+        public var names: [String]
+        public var members: Int
+        public var nonmembers: Int
+        public var unlabeled: Int
+        public var caveat: String
+        public var setName: String?
+        public var warnings: [String]
+    }
+
+    /// Reads the `/membership` group of an open run file; nil if it has none. What the writer
+    /// always stores must be present with its type and shape (else a `TraceStoreError` or
+    /// `RecordTableError` naming the object).
+    public static func read(_ f: H5File) throws -> Contents? {
+        guard try f.kind(of: group) != nil else { return nil }
+        let g = try f.group(group)
+        let docs = try RecordTable.read(group: try g.group("documents"), columns: documentColumns)
+        var methods: [Method] = []
+        let mg = try g.group("methods")
+        for n in try g.stringsAttribute("method_names") {
+            let m = try mg.group(n)
+            func curve(_ name: String) throws -> [Double] {
+                let ds = try m.dataset(name)
+                return try ds.count == 0 ? [] : try ds.read(Double.self)
+            }
+            let fpr = try curve("fpr"), tpr = try curve("tpr"), thresholds = try curve("thresholds")
+            guard fpr.count == tpr.count, tpr.count == thresholds.count else {
+                throw TraceStoreError.shapeMismatch(file: f.path, object: m.name,
+                                                    detail: "fpr, tpr, thresholds have \(fpr.count), \(tpr.count), "
+                                                        + "\(thresholds.count) points")
+            }
+            methods.append(Method(name: n, label: try m.stringAttribute("label"), kind: try m.stringAttribute("kind"),
+                                  auc: try m.doubleAttribute("auc"), ciLower: try m.doubleAttribute("ci_lower"),
+                                  ciUpper: try m.doubleAttribute("ci_upper"),
+                                  ciLevel: try m.doubleAttribute("ci_level"),
+                                  fpr: fpr, tpr: tpr, thresholds: thresholds))
+        }
+        return Contents(methods: methods, documents: docs, labels: docs.ints("label"), names: docs.strings("name"),
+                        members: try g.intAttribute("members"), nonmembers: try g.intAttribute("nonmembers"),
+                        unlabeled: try g.intAttribute("unlabeled"), caveat: try g.stringAttribute("caveat"),
+                        setName: try g.attributeIfPresent("set_name")?.stringValue,
+                        warnings: try g.attributeIfPresent("warnings")?.stringsValue ?? [])
     }
 }

@@ -218,10 +218,13 @@ public final class AblationRunner {
         let held = try HeldOutPassage.make(probe: probe, tokenizer: tokenizer, count: options.perplexityTokens)
         let store = try AblationRunFile.open(file, runner: self, trials: trials.count, heldOut: held)
         var done = Set<Int>()   // trial * C + condition
-        for (t, c) in zip(try store.records.ints("trial_index"), try store.records.ints("condition")) {
+        let stored = try RecordTable.read(group: store.records.group, columns: [.init("trial_index", .int64),
+                                                                               .init("condition", .int64)])
+        for (t, c) in zip(stored.ints("trial_index"), stored.ints("condition")) {
             done.insert(t * conditions.count + c)
         }
-        let pplDone = Set(try store.perplexity.ints("condition"))
+        let pplDone = Set(try RecordTable.read(group: store.perplexity.group, columns: [.init("condition", .int64)])
+            .ints("condition"))
 
         let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
         let session = model.makeSession(maxContext: max(maxPrompt + probe.suite.maxNewTokens + 1, held?.tokens.count ?? 0))
@@ -299,13 +302,14 @@ public final class AblationRunner {
             decoder.invalidateCache()
         }
         let records = try store.readRecords()
-        let pplConditions = Set(try store.perplexity.ints("condition"))
+        let pplRows = try RecordTable.read(group: store.perplexity.group, columns: AblationRunFile.perplexityColumns)
+        let pplConditions = Set(pplRows.ints("condition"))
         let finished = records.count == trials.count * C && (held == nil || pplConditions.count == C)
         var result = AblationResult(conditions: [], targetVsControls: [], targetVsBaseline: [], controlMean: nil,
                                     lengths: probe.suite.lengths, depths: probe.suite.depths, records: records,
                                     heldOut: held, finished: finished, ranNow: ran, seconds: Date().timeIntervalSince(start))
         guard finished else { return result }
-        let ppl = Dictionary(zip(try store.perplexity.ints("condition"), try store.perplexity.doubles("mean_nll")),
+        let ppl = Dictionary(zip(pplRows.ints("condition"), pplRows.doubles("mean_nll")),
                              uniquingKeysWith: { a, _ in a })
         summarize(&result, trials: trials, perplexityNLL: ppl)
         result.causal = causalScores(records)
@@ -448,9 +452,9 @@ public final class AblationRunner {
 ///     counted_trials int64 [source], @baseline_counted_trials, @method, @note. Every score is the mean
 ///     over the trials the baseline counts, so sources are compared on the same trials.
 /// ```
-final class AblationRunFile {
-    static let group = "ablation"
-    static let analysisVersion = 1
+public final class AblationRunFile {
+    public static let group = "ablation"
+    public static let analysisVersion = 1
 
     let root: H5Group
     let records: RecordTable
@@ -458,13 +462,24 @@ final class AblationRunFile {
     let runner: AblationRunner
     let trials: Int
 
-    static let recordColumns: [RecordTable.Column] = [
+    /// Columns of `records/` (with `causalTargets`, also `target_scores` and `counted`).
+    public static func recordColumns(causalTargets: Int) -> [RecordTable.Column] {
+        var c = baseRecordColumns
+        if causalTargets > 0 {
+            c.append(.init("target_scores", .float64Block([causalTargets]), axes: ["record", "target"]))
+            c.append(.init("counted", .int8))
+        }
+        return c
+    }
+
+    static let baseRecordColumns: [RecordTable.Column] = [
         .init("trial_index", .int64), .init("condition", .int64), .init("response", .string),
         .init("generated_tokens", .int64), .init("stop", .string), .init("rouge1_recall_x100", .float64),
         .init("needlebench_v1", .float64), .init("exact_recovery_x100", .float64),
         .init("prefilled_tokens", .int64), .init("seconds", .float64),
     ]
-    static let perplexityColumns: [RecordTable.Column] = [
+    /// Columns of `perplexity_records/`.
+    public static let perplexityColumns: [RecordTable.Column] = [
         .init("condition", .int64), .init("mean_nll", .float64), .init("tokens", .int64),
     ]
 
@@ -526,11 +541,7 @@ final class AblationRunFile {
             try ds.setAttribute("padding", -1)
         }
         try g.setAttribute("condition_kinds", runner.conditions.map(\.kind.rawValue))
-        var columns = recordColumns
-        if !o.causalTargets.isEmpty {
-            columns.append(.init("target_scores", .float64Block([o.causalTargets.count]), axes: ["record", "target"]))
-            columns.append(.init("counted", .int8))
-        }
+        let columns = recordColumns(causalTargets: o.causalTargets.count)
         let rec = try RecordTable(group: try g.requireGroup("records"), columns: columns)
         let ppl = try RecordTable(group: try g.requireGroup("perplexity_records"), columns: perplexityColumns)
         return AblationRunFile(root: g, records: rec, perplexity: ppl, runner: runner, trials: trials)
@@ -557,15 +568,20 @@ final class AblationRunFile {
 
     /// Records sorted by (condition, trial).
     func readRecords() throws -> [AblationRecord] {
-        let t = try records.ints("trial_index"), c = try records.ints("condition"), resp = try records.strings("response")
-        let g = try records.ints("generated_tokens"), s = try records.strings("stop")
-        let r = try records.doubles("rouge1_recall_x100"), nb = try records.doubles("needlebench_v1")
-        let ex = try records.doubles("exact_recovery_x100"), pre = try records.ints("prefilled_tokens")
-        let sec = try records.doubles("seconds")
-        let causal = !runner.options.causalTargets.isEmpty
-        let ts = causal ? try records.blocks("target_scores") : [], counted = causal ? try records.ints("counted") : []
-        return t.indices.map { i in
-            AblationRecord(trialIndex: t[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
+        try Self.readRecords(records.group, causalTargets: runner.options.causalTargets.count, allowIncomplete: false)
+    }
+
+    static func readRecords(_ group: H5Group, causalTargets: Int, allowIncomplete: Bool) throws -> [AblationRecord] {
+        let t = try RecordTable.read(group: group, columns: recordColumns(causalTargets: causalTargets),
+                                     allowIncomplete: allowIncomplete)
+        let trial = t.ints("trial_index"), c = t.ints("condition"), resp = t.strings("response")
+        let g = t.ints("generated_tokens"), s = t.strings("stop")
+        let r = t.doubles("rouge1_recall_x100"), nb = t.doubles("needlebench_v1"), ex = t.doubles("exact_recovery_x100")
+        let pre = t.ints("prefilled_tokens"), sec = t.doubles("seconds")
+        let causal = causalTargets > 0
+        let ts = causal ? t.blocks("target_scores") : [], counted = causal ? t.ints("counted") : []
+        return (0..<t.count).map { i in
+            AblationRecord(trialIndex: trial[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
                            metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i],
                            targetScores: causal ? ts[i] : [], counted: causal && counted[i] != 0)
         }.sorted { ($0.condition, $0.trialIndex) < ($1.condition, $1.trialIndex) }
@@ -638,5 +654,152 @@ final class AblationRunFile {
                            + "trials the baseline counts (answer right, needle located; the same trials for every source), "
                            + "with source s ablated alone (phase \(runner.options.phase.rawValue)); "
                            + "an edge s -> t in the causal graph is scores[s][t] - baseline_scores[t]")
+    }
+
+    // MARK: Reading
+
+    /// `/ablation/causal`, as stored.
+    public struct Causal: Sendable {
+        public var sources: [HeadIndex]
+        public var targets: [HeadIndex]
+        public var baselineScores: [Double]
+        /// [source][target]
+        public var scores: [[Double]]
+        public var countedTrials: [Int]
+        public var baselineCountedTrials: Int
+        public var method: String
+    }
+
+    /// A `[first, second]` float64 summary dataset, flattened row-major.
+    public struct Matrix: Sendable {
+        public var shape: [Int]
+        public var values: [Double]
+    }
+
+    /// Everything an `/ablation` group holds (the one reader of the group).
+    public struct Contents: Sendable {
+        public var conditionNames: [String]
+        /// baseline | target | control | single, per condition.
+        public var conditionKinds: [String]
+        /// "L.H,L.H,..." per condition ("" for the baseline).
+        public var conditionHeads: [String]
+        public var method: String
+        public var phase: String
+        public var metrics: [String]
+        public var level: Double
+        public var trials: Int
+        public var perplexityTokens: Int
+        public var causalTargets: [String]
+        /// Sorted by (condition, trial).
+        public var records: [AblationRecord]
+        /// The run finished: the summary below was stored.
+        public var finished: Bool
+        /// [condition, metric]
+        public var mean: Matrix?
+        public var ciLower: Matrix?
+        public var ciUpper: Matrix?
+        /// [condition, metric, length, depth], with the grid's lengths and depths.
+        public var cells: Matrix?
+        public var lengths: [Int]
+        public var depths: [Double]
+        /// [condition] with a held-out passage.
+        public var perplexity: [Double]?
+        public var perplexityDelta: [Double]?
+        public var meanNLL: [Double]?
+        /// [metric, 4]: estimate, lower, upper, p.
+        public var targetVsControls: Matrix?
+        public var targetVsBaseline: Matrix?
+        /// [metric, 3]: estimate, lower, upper.
+        public var controlMean: Matrix?
+        public var causal: Causal?
+    }
+
+    /// Reads the `/ablation` group of an open run file; nil if it has none. What the writer
+    /// always stores must be present with its type and shape (else a `TraceStoreError` or
+    /// `RecordTableError` naming the object); `allowIncomplete` reads a run that did not finish
+    /// (no summary; record columns cut to the shortest).
+    public static func read(_ f: H5File, allowIncomplete: Bool = false) throws -> Contents? {
+        guard try f.kind(of: group) != nil else { return nil }
+        let g = try f.group(group)
+        let names = try g.stringsAttribute("condition_names")
+        let C = names.count
+        func perCondition(_ name: String) throws -> [String] {
+            let v = try g.stringsAttribute(name)
+            guard v.count == C else {
+                throw TraceStoreError.shapeMismatch(file: f.path, object: "\(g.name) @\(name)",
+                                                    detail: "\(v.count) values for \(C) conditions")
+            }
+            return v
+        }
+        let metrics = try g.stringsAttribute("metrics")
+        let M = metrics.count
+        let causalTargets = try g.attributeIfPresent("causal_targets")?.stringsValue ?? []
+        let records = try readRecords(try g.group("records"), causalTargets: causalTargets.count,
+                                      allowIncomplete: allowIncomplete)
+        func matrix(_ name: String, _ shape: [Int], required: Bool) throws -> Matrix? {
+            let present = try g.kind(of: name) != nil
+            if !required && !present { return nil }
+            let ds = try g.dataset(name)
+            try ds.requireShape(shape)
+            return Matrix(shape: shape, values: shape.contains(0) ? [] : try ds.read(Double.self))
+        }
+        let finished = try g.kind(of: "mean") != nil || !allowIncomplete
+        var c = Contents(
+            conditionNames: names, conditionKinds: try perCondition("condition_kinds"),
+            conditionHeads: try perCondition("condition_heads"), method: try g.stringAttribute("method"),
+            phase: try g.stringAttribute("phase"), metrics: metrics, level: try g.doubleAttribute("level"),
+            trials: try g.intAttribute("trials"), perplexityTokens: try g.intAttribute("perplexity_tokens"),
+            causalTargets: causalTargets, records: records, finished: finished, lengths: [], depths: [])
+        guard finished else { return c }
+        c.mean = try matrix("mean", [C, M], required: true)
+        c.ciLower = try matrix("ci_lower", [C, M], required: true)
+        c.ciUpper = try matrix("ci_upper", [C, M], required: true)
+        let cells = try g.dataset("cells")
+        c.lengths = try cells.intsAttribute("lengths")
+        c.depths = try cells.doublesAttribute("depths")
+        c.cells = try matrix("cells", [C, M, c.lengths.count, c.depths.count], required: true)
+        let passage = c.perplexityTokens > 0
+        c.perplexity = try matrix("perplexity", [C], required: passage)?.values
+        c.perplexityDelta = try matrix("perplexity_delta", [C], required: passage)?.values
+        c.meanNLL = try matrix("mean_nll", [C], required: passage)?.values
+        c.targetVsControls = try matrix("difference_target_vs_controls", [M, 4], required: false)
+        c.targetVsBaseline = try matrix("difference_target_vs_baseline", [M, 4], required: false)
+        c.controlMean = try matrix("control_mean", [M, 3], required: false)
+        let hasCausal = try g.kind(of: "causal") != nil
+        if !causalTargets.isEmpty || hasCausal {
+            let cg = try g.group("causal")
+            func heads(_ name: String) throws -> [HeadIndex] {
+                let ds = try cg.dataset(name)
+                let text = try ds.shape[0] == 0 ? [] : try ds.readStrings()
+                return try text.map { t in
+                    guard let h = HeadIndex(t) else {
+                        throw TraceStoreError.invalidArgument(file: f.path, object: ds.name,
+                                                              detail: "\"\(t)\" is not a head L.H")
+                    }
+                    return h
+                }
+            }
+            let sources = try heads("sources"), targets = try heads("targets")
+            let S = sources.count, T = targets.count
+            func vector(_ name: String, _ n: Int) throws -> [Double] {
+                let ds = try cg.dataset(name)
+                try ds.requireShape([n])
+                return n == 0 ? [] : try ds.read(Double.self)
+            }
+            func counted() throws -> [Int] {
+                let ds = try cg.dataset("counted_trials")
+                try ds.requireShape([S])
+                return try S == 0 ? [] : ds.read(Int64.self).map(Int.init)
+            }
+            let sds = try cg.dataset("scores")
+            try sds.requireShape([S, T])
+            let flat = S * T == 0 ? [] : try sds.read(Double.self)
+            c.causal = Causal(sources: sources, targets: targets, baselineScores: try vector("baseline_scores", T),
+                              scores: (0..<S).map { Array(flat[($0 * T)..<(($0 + 1) * T)]) },
+                              countedTrials: try counted(),
+                              baselineCountedTrials: try cg.intAttribute("baseline_counted_trials"),
+                              method: try cg.stringAttribute("method"))
+        }
+        return c
     }
 }

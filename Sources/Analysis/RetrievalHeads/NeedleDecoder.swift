@@ -53,12 +53,7 @@ public final class NeedleDecoder {
         self.session = session
         self.tokenizer = tokenizer
         self.reusePrefix = reusePrefix
-        let v = session.config.vocabSize
-        var table = [Bool](repeating: false, count: v)
-        for id in 0..<min(v, tokenizer.vocabSize) {
-            table[id] = tokenizer.decodeBytes([Int32(id)], removeSpecial: false, unparseSpecial: false).contains(0x0A)
-        }
-        newlineTable = table
+        newlineTable = NeedleStopRule.newlineTable(tokenizer: tokenizer, vocabSize: session.config.vocabSize)
     }
 
     /// Whether the text of `id` contains a line feed (special tokens count as no text).

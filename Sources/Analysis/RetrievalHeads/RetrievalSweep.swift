@@ -112,7 +112,7 @@ public final class RetrievalHeadSweep {
         let c = model.config
         let store = try RetrievalRunFile.open(file, probe: probe, layers: c.nLayers, heads: c.nHeads,
                                               plannedTrials: trials.count, options: options)
-        let done = Set(try store.table.ints("trial_index"))
+        let done = Set(try store.trialIndices())
         let resumed = done.count
 
         let order = options.sharedPrefixOrder ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens))
@@ -212,7 +212,8 @@ public final class RetrievalRunFile {
     let layers: Int
     let heads: Int
 
-    static func columns(layers: Int, heads: Int) -> [RecordTable.Column] {
+    /// The columns of `trials/` (the record table's layout, for writing and reading).
+    public static func columns(layers: Int, heads: Int) -> [RecordTable.Column] {
         [
             .init("trial_index", .int64), .init("needle_id", .string), .init("needle_index", .int64),
             .init("length", .int64), .init("depth", .float64), .init("prompt_tokens", .int64),
@@ -304,34 +305,31 @@ public final class RetrievalRunFile {
         ])
     }
 
-    /// The stored records, in file (execution) order.
-    func records() throws -> [RetrievalTrialRecord] {
-        try Self.readRecords(table.group)
+    /// Trial indices of the stored records.
+    func trialIndices() throws -> [Int] {
+        try RecordTable.read(group: table.group, columns: [.init("trial_index", .int64)]).ints("trial_index")
     }
 
-    static func readRecords(_ tg: H5Group) throws -> [RetrievalTrialRecord] {
-        let t = try tg.dataset("trial_index").read(Int64.self).map(Int.init)
-        let n = t.count
-        if n == 0 { return [] }
-        func ints(_ k: String) throws -> [Int] {
-            let ds = try tg.dataset(k)
-            return ds.elementType == .int8 ? try ds.read(Int8.self).map(Int.init) : try ds.read(Int64.self).map(Int.init)
-        }
-        func doubles(_ k: String) throws -> [Double] { try tg.dataset(k).read(Double.self) }
-        func strings(_ k: String) throws -> [String] { try tg.dataset(k).readStrings() }
-        let hsDS = try tg.dataset("head_scores")
-        let per = try hsDS.shape.dropFirst().reduce(1, *)
-        let hs = try hsDS.read(Double.self)
-        let needleID = try strings("needle_id"), ni = try ints("needle_index"), len = try ints("length")
-        let depth = try doubles("depth"), pt = try ints("prompt_tokens"), ss = try ints("span_start")
-        let se = try ints("span_end"), resp = try strings("response"), gen = try ints("generated_tokens")
-        let stop = try strings("stop"), rouge = try doubles("rouge1_recall"), succ = try ints("success")
-        let cnt = try ints("counted"), pre = try ints("prefilled_tokens"), sec = try doubles("seconds")
-        return (0..<n).map { i in
-            RetrievalTrialRecord(trialIndex: t[i], needleID: needleID[i], needleIndex: ni[i], length: len[i], depth: depth[i],
-                                 promptTokens: pt[i], spanStart: ss[i], spanEnd: se[i], response: resp[i],
-                                 generatedTokens: gen[i], stop: stop[i], rouge: rouge[i], success: succ[i] != 0,
-                                 counted: cnt[i] != 0, headScores: Array(hs[(i * per)..<((i + 1) * per)]),
+    /// The stored records, in file (execution) order.
+    func records() throws -> [RetrievalTrialRecord] {
+        try Self.readRecords(table.group, layers: layers, heads: heads, allowIncomplete: false)
+    }
+
+    static func readRecords(_ tg: H5Group, layers: Int, heads: Int,
+                            allowIncomplete: Bool) throws -> [RetrievalTrialRecord] {
+        let t = try RecordTable.read(group: tg, columns: columns(layers: layers, heads: heads),
+                                     allowIncomplete: allowIncomplete)
+        let idx = t.ints("trial_index"), needleID = t.strings("needle_id"), ni = t.ints("needle_index")
+        let len = t.ints("length"), depth = t.doubles("depth"), pt = t.ints("prompt_tokens")
+        let ss = t.ints("span_start"), se = t.ints("span_end"), resp = t.strings("response")
+        let gen = t.ints("generated_tokens"), stop = t.strings("stop"), rouge = t.doubles("rouge1_recall")
+        let succ = t.ints("success"), cnt = t.ints("counted"), hs = t.blocks("head_scores")
+        let pre = t.ints("prefilled_tokens"), sec = t.doubles("seconds")
+        return (0..<t.count).map { i in
+            RetrievalTrialRecord(trialIndex: idx[i], needleID: needleID[i], needleIndex: ni[i], length: len[i],
+                                 depth: depth[i], promptTokens: pt[i], spanStart: ss[i], spanEnd: se[i],
+                                 response: resp[i], generatedTokens: gen[i], stop: stop[i], rouge: rouge[i],
+                                 success: succ[i] != 0, counted: cnt[i] != 0, headScores: hs[i],
                                  prefilledTokens: pre[i], seconds: sec[i])
         }
     }
@@ -358,36 +356,73 @@ public final class RetrievalRunFile {
         try root.setAttribute("trials", records.count)
     }
 
-    // MARK: Reading a finished file
+    // MARK: Reading
 
-    /// What `ablate` and reports need from a finished detection run file.
+    /// Everything a `/retrieval_heads` group holds: what `ablate`, `cite`, `report attention` and
+    /// reports read (the one reader of the group).
     public struct Contents: Sendable {
+        public var layers: Int
+        public var heads: Int
+        /// From `scores` when the sweep finished; else averaged from the stored trial records
+        /// (`RetrievalHeadScores.aggregate`: 0 when no trial counts).
         public var scores: RetrievalHeadScores
+        /// The sweep finished: `scores` and the summary attributes were stored.
+        public var finished: Bool
         public var threshold: Double
         public var suiteJSON: String
+        public var suiteName: String
+        public var plannedTrials: Int
+        /// All stored records, in grid order (`trialIndex` ascending).
         public var records: [RetrievalTrialRecord]
         public var modelSHA256: String?
         public var modelFile: String?
     }
 
-    public static func read(path: String) throws -> Contents {
-        let f = try RunFile.open(path)
-        defer { try? f.close() }
-        guard try f.exists(group) else {
-            throw RetrievalHeadsError.badScoresFile(file: path, detail: "no /\(group) group (not a retrieval-heads run file)")
-        }
+    /// Reads the `/retrieval_heads` group of an open run file; nil if the file has none. Every
+    /// dataset and attribute the writer stores must be there, with its type and shape (else a
+    /// `TraceStoreError` / `RecordTableError` naming the file and object). `allowIncomplete`
+    /// reads a sweep that did not finish (no summary yet; record columns cut to the shortest).
+    public static func read(_ f: H5File, allowIncomplete: Bool = false) throws -> Contents? {
+        guard try f.kind(of: group) != nil else { return nil }
         let g = try f.group(group)
         let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
-        let scores = try g.dataset("scores").read(Double.self)
-        guard scores.count == layers * heads else {
-            throw RetrievalHeadsError.badScoresFile(file: path, detail: "scores has \(scores.count) values for \(layers) x \(heads) heads")
+        guard layers > 0, heads > 0 else {
+            throw TraceStoreError.shapeMismatch(file: f.path, object: g.name,
+                                                detail: "n_layers \(layers), n_heads \(heads)")
         }
-        let records = try readRecords(try g.group("trials")).sorted { $0.trialIndex < $1.trialIndex }
-        return Contents(scores: RetrievalHeadScores(layers: layers, heads: heads, scores: scores,
-                                                    countedTrials: try g.intAttribute("counted_trials")),
+        let stored = try readRecords(try g.group("trials"), layers: layers, heads: heads,
+                                     allowIncomplete: allowIncomplete)
+        let records = stored.sorted { $0.trialIndex < $1.trialIndex }
+        let finished = try g.kind(of: "scores") != nil
+        let scores: RetrievalHeadScores
+        if finished || !allowIncomplete {
+            let ds = try g.dataset("scores")
+            try ds.requireShape([layers, heads])
+            scores = RetrievalHeadScores(layers: layers, heads: heads, scores: try ds.read(Double.self),
+                                         countedTrials: try g.intAttribute("counted_trials"))
+        } else {
+            // Summed in file order, as reports always did.
+            scores = RetrievalHeadScores.aggregate(trialScores: stored.map(\.headScores),
+                                                   counted: stored.map(\.counted), layers: layers, heads: heads)
+        }
+        return Contents(layers: layers, heads: heads, scores: scores, finished: finished,
                         threshold: try g.doubleAttribute("threshold"), suiteJSON: try g.stringAttribute("suite"),
+                        suiteName: try g.stringAttribute("suite_name"),
+                        plannedTrials: try g.intAttribute("planned_trials"),
                         records: records,
                         modelSHA256: try f.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue,
                         modelFile: try f.attributeIfPresent(RunFile.Attr.modelFile)?.stringValue)
+    }
+
+    /// Opens the run file at `path` (which must be complete unless `allowIncomplete`) and reads
+    /// its `/retrieval_heads` group; `badScoresFile` if it has none.
+    public static func read(path: String, allowIncomplete: Bool = false) throws -> Contents {
+        let f = try RunFile.open(path, allowIncomplete: allowIncomplete)
+        defer { try? f.close() }
+        guard let c = try read(f, allowIncomplete: allowIncomplete) else {
+            throw RetrievalHeadsError.badScoresFile(file: path,
+                                                    detail: "no /\(group) group (not a retrieval-heads run file)")
+        }
+        return c
     }
 }

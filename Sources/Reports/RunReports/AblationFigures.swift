@@ -2,18 +2,8 @@ import Analysis
 import Foundation
 import TraceStore
 
-/// What reports use from an `/ablation` group (written by `headlight ablate`; layout in
-/// AblationRunFile, Sources/Analysis/RetrievalHeads/Ablation.swift):
-/// ```
-/// /ablation  @condition_names str[], @condition_heads str[] ("L.H,L.H"), @condition_kinds str[]
-///            (optional; else inferred: "baseline", "control_*", anything else = target),
-///            @method, @phase, @metrics str[], @level
-///   mean, ci_lower, ci_upper     f64 [condition, metric]
-///   cells                        f64 [condition, metric, length, depth]  @lengths @depths
-///   perplexity, perplexity_delta f64 [condition]
-///   difference_target_vs_controls, difference_target_vs_baseline  f64 [metric, 4] (estimate, lower, upper, p)
-/// ```
-/// Everything is optional: a figure needs only its own datasets.
+/// What reports use from an `/ablation` group (written and read by `AblationRunFile`,
+/// Sources/Analysis/RetrievalHeads/Ablation.swift; layout in docs/run-file.md).
 public struct AblationRunData: Sendable {
     public struct Condition: Sendable {
         public var name: String
@@ -43,42 +33,27 @@ public struct AblationRunData: Sendable {
     public var targetVsControls: [Double]?
     public var targetVsBaseline: [Double]?
 
-    public static func read(_ f: H5File) -> AblationRunData? {
-        guard let g = RR.group(f, "ablation") else { return nil }
-        guard let names = RR.stringList(g, "condition_names") ?? RR.strings(g, "condition_names"), !names.isEmpty else { return nil }
-        let C = names.count
-        let metrics = RR.stringList(g, "metrics") ?? ["rouge1_recall_x100"]
-        let M = max(1, metrics.count)
-        let heads = RR.stringList(g, "condition_heads") ?? []
-        let kinds = RR.stringList(g, "condition_kinds") ?? []
-        func perCM(_ n: String) -> [Double]? {
-            guard let v = RR.doubles(g, n), v.count == C * M else { return nil }
-            return (0..<C).map { v[$0 * M] }
-        }
-        func perC(_ n: String) -> [Double]? {
-            guard let v = RR.doubles(g, n), v.count == C else { return nil }
-            return v
-        }
-        let mean = perCM("mean"), lo = perCM("ci_lower"), hi = perCM("ci_upper")
-        let ppl = perC("perplexity"), dppl = perC("perplexity_delta")
-        var lengths: [Int] = [], depths: [Double] = []
+}
+
+extension AblationRunData {
+    /// The report's view of an `/ablation` group (read by `AblationRunFile.read`): the first
+    /// metric (ROUGE-1 recall x100) of each condition.
+    public init(_ a: AblationRunFile.Contents) {
+        let C = a.conditionNames.count, M = max(1, a.metrics.count)
+        func first(_ m: AblationRunFile.Matrix?) -> [Double]? { m.map { v in (0..<C).map { v.values[$0 * M] } } }
+        let mean = first(a.mean), lo = first(a.ciLower), hi = first(a.ciUpper)
         var grids: [[[Double]]]?
-        if let cells = RR.dataset(g, "cells"), let shape = try? cells.shape, shape.count == 4, shape[0] == C,
-           let v = RR.doubles(cells) {
-            let L = shape[2], D = shape[3]
-            lengths = RR.intList(cells, "lengths") ?? (0..<L).map { $0 }
-            depths = RR.doubleList(cells, "depths") ?? (0..<D).map(Double.init)
-            if lengths.count == L && depths.count == D {
-                grids = (0..<C).map { c in
-                    (0..<D).map { d in (0..<L).map { l in v[((c * shape[1] + 0) * L + l) * D + d] } }
-                }
-            }
+        if let cells = a.cells {
+            let L = a.lengths.count, D = a.depths.count
+            // cells [condition, metric, length, depth] -> per condition [depth][length] of metric 0
+            grids = (0..<C).map { c in
+                (0..<D).map { d in (0..<L).map { l in cells.values[((c * M + 0) * L + l) * D + d] } } }
         }
         var conds: [Condition] = []
-        for (i, n) in names.enumerated() {
-            let kind = i < kinds.count ? kinds[i]
-                : (n == "baseline" ? "baseline" : (n.hasPrefix("control") ? "control" : "target"))
-            let hs = i < heads.count ? heads[i].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } : []
+        for (i, n) in a.conditionNames.enumerated() {
+            let kind = a.conditionKinds[i]
+            let hs = a.conditionHeads[i].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
             var label = n
             if kind == "target" {
                 label = n.hasPrefix("top") ? "top \(hs.count) retrieval heads" : "\(n) (\(hs.count) heads)"
@@ -88,16 +63,14 @@ public struct AblationRunData: Sendable {
             else if kind == "single" { label = "\(hs.first ?? n) alone" }
             conds.append(Condition(name: n, label: label, kind: kind, heads: hs,
                                    meanScore: mean?[i] ?? .nan, lower: lo?[i] ?? .nan, upper: hi?[i] ?? .nan,
-                                   perplexity: ppl?[i] ?? .nan, perplexityChange: dppl?[i] ?? .nan, grid: grids?[i]))
+                                   perplexity: a.perplexity?[i] ?? .nan,
+                                   perplexityChange: a.perplexityDelta?[i] ?? .nan,
+                                   grid: grids?[i]))
         }
-        func diff(_ n: String) -> [Double]? {
-            guard let v = RR.doubles(g, n), v.count >= 4 else { return nil }
-            return Array(v[0..<4])
-        }
-        return AblationRunData(conditions: conds, lengths: lengths, depths: depths, metric: metrics.first ?? "score",
-                               level: RR.double(g, "level") ?? 0.95, method: RR.string(g, "method"), phase: RR.string(g, "phase"),
-                               note: RR.string(g, "note"), targetVsControls: diff("difference_target_vs_controls"),
-                               targetVsBaseline: diff("difference_target_vs_baseline"))
+        func diff(_ m: AblationRunFile.Matrix?) -> [Double]? { m.map { Array($0.values[0..<4]) } }
+        self.init(conditions: conds, lengths: a.lengths, depths: a.depths, metric: a.metrics.first ?? "score",
+                  level: a.level, method: a.method, phase: a.phase, note: nil,
+                  targetVsControls: diff(a.targetVsControls), targetVsBaseline: diff(a.targetVsBaseline))
     }
 }
 

@@ -2,18 +2,8 @@ import Analysis
 import Foundation
 import TraceStore
 
-/// Attention of a few heads over one NIAH prompt (written by `headlight report attention`).
-///
-/// ```
-/// /needle_attention  @analysis = "needle_attention", @analysis_version = 1
-///                    @trial_index @needle_id @length @depth @span_start @span_end
-///                    @heads  str[]            "L.H" per row
-///                    @query_positions int[]   query position of each answer step (P-1+t writes token t)
-///                    @chosen_step             the step shown (most attention on the needle)
-///                    @heads_source, @response
-///   weights  float32 [head, query, key]       (or [head, key] for a single query)
-/// /tokens, /token_strings                     prompt and answer tokens
-/// ```
+/// Attention of a few heads over one NIAH prompt (written by `headlight report attention`;
+/// layout and reader: `NeedleAttention`, Sources/Analysis/RetrievalHeads/NeedleAttention.swift).
 public struct NeedleAttentionData: Sendable {
     public var heads: [HeadIndex]
     /// [head][key] at the chosen step.
@@ -29,24 +19,20 @@ public struct NeedleAttentionData: Sendable {
     public var depth: Double?
     public var response: String?
 
-    public static func read(_ f: H5File) -> NeedleAttentionData? {
-        guard let g = RR.group(f, "needle_attention"),
-              let heads = RR.stringList(g, "heads")?.compactMap(HeadIndex.init), !heads.isEmpty,
-              let shape = RR.shape(g, "weights"), shape.count == 2 || shape.count == 3, shape[0] == heads.count,
-              let flat = RR.doubles(g, "weights") else { return nil }
-        let nq = shape.count == 3 ? shape[1] : 1, n = shape.last!
-        guard nq > 0, n > 0, flat.count == heads.count * nq * n else { return nil }
-        let queries = RR.intList(g, "query_positions") ?? [RR.int(g, "query_position") ?? n - 1]
-        let step = min(max(RR.int(g, "chosen_step") ?? 0, 0), nq - 1)
-        let w = (0..<heads.count).map { i in Array(flat[((i * nq + step) * n)..<((i * nq + step + 1) * n)]) }
-        let tokens = RR.strings(f, "token_strings") ?? []
-        var span: Range<Int>?
-        if let s = RR.int(g, "span_start"), let e = RR.int(g, "span_end"), s >= 0, e > s { span = s..<e }
-        return NeedleAttentionData(heads: heads, weights: w, tokens: tokens, span: span,
-                                   queryPosition: step < queries.count ? queries[step] : n - 1, step: step, steps: nq,
-                                   trialIndex: RR.int(g, "trial_index"), needleID: RR.string(g, "needle_id"),
-                                   length: RR.int(g, "length"), depth: RR.double(g, "depth"),
-                                   response: RR.string(g, "response"))
+}
+
+extension NeedleAttentionData {
+    /// The report's view of a `/needle_attention` group (read by `NeedleAttention.read`): the
+    /// rows of the chosen step. Nil without heads or keys.
+    public init?(_ c: NeedleAttention.Contents) {
+        let nq = c.shape[1], n = c.shape[2]
+        guard !c.heads.isEmpty, nq > 0, n > 0 else { return nil }
+        let step = min(max(c.chosenStep, 0), nq - 1)
+        let w = (0..<c.heads.count).map { i in Array(c.weights[((i * nq + step) * n)..<((i * nq + step + 1) * n)]) }
+        self.init(heads: c.heads, weights: w, tokens: c.tokenStrings, span: c.span,
+                  queryPosition: step < c.queryPositions.count ? c.queryPositions[step] : n - 1, step: step, steps: nq,
+                  trialIndex: c.trialIndex, needleID: c.needleID, length: c.length,
+                  depth: c.depth, response: c.response)
     }
 }
 

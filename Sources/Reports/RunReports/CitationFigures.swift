@@ -2,7 +2,7 @@ import Analysis
 import Foundation
 import TraceStore
 
-/// What reports use from a `/citation` group (layout: CitationRunFile).
+/// What reports use from a `/citation` group (read by `CitationRunFile.read`, the group's one reader).
 public struct CitationRunData: Sendable {
     public struct Readout: Sendable {
         /// Attribute suffix: all_heads, retrieval_heads, best_head, all_heads_per_token.
@@ -43,58 +43,47 @@ public struct CitationRunData: Sendable {
         ("all_heads", "all heads"), ("retrieval_heads", "retrieval heads"), ("best_head", "best head"),
         ("all_heads_per_token", "all heads, per token"),
     ]
-    static let metricNames = ["agreement", "mean_spearman", "mean_point_biserial", "wrong_follows_citation", "wrong_follows_true_source"]
+    static let metricNames = CitationRunFile.readoutStatistics
 
-    public static func read(_ f: H5File) -> CitationRunData? {
-        guard let g = RR.group(f, "citation") else { return nil }
-        let layers = RR.int(g, "n_layers") ?? RR.int(f, "n_layers") ?? 0
-        let heads = RR.int(g, "n_heads") ?? RR.int(f, "n_heads") ?? 0
-        var readouts: [Readout] = []
-        for (key, label) in readoutLabels {
-            var vals: [String: (Double, Double, Double)] = [:]
-            for m in metricNames {
-                guard let e = RR.double(g, "\(m)_\(key)") else { continue }
-                let ci = RR.doubleList(g, "\(m)_\(key)_ci") ?? []
-                vals[m] = (e, ci.count == 2 ? ci[0] : .nan, ci.count == 2 ? ci[1] : .nan)
-            }
-            if !vals.isEmpty { readouts.append(Readout(key: key, label: label, values: vals)) }
+    /// The report's view of a `/citation` group (read by `CitationRunFile.read`).
+    public init(_ c: CitationRunFile.Contents) {
+        let labels = Dictionary(uniqueKeysWithValues: Self.readoutLabels)
+        let readouts = c.readouts.map { r in
+            Readout(key: r.name, label: labels[r.name] ?? r.name,
+                    values: r.values.mapValues { ($0.estimate, $0.lower, $0.upper) })
         }
-        var quality: [(String, Double)] = []
-        for (k, label) in [("citation_recall", "citation recall"), ("citation_precision", "citation precision"),
-                           ("citation_f1", "citation F1"), ("answer_accuracy", "answer accuracy")] {
-            if let v = RR.double(g, k) { quality.append((label, v)) }
-        }
-        func pairs(_ name: String) -> [HeadIndex] {
-            guard let v = RR.ints(g, name), v.count % 2 == 0 else { return [] }
-            return stride(from: 0, to: v.count, by: 2).map { HeadIndex(layer: v[$0], head: v[$0 + 1]) }
-        }
+        var quality: [(String, Double)] = [("citation recall", c.citationRecall),
+                                           ("citation precision", c.citationPrecision),
+                   ("citation F1", c.citationF1)]
+        if let a = c.answerAccuracy { quality.append(("answer accuracy", a)) }
+        let s = c.statementRows, itemTable = c.itemRows
+        let flag = s.ints("wrong"), itemRow = s.ints("item"), text = s.strings("text"), cites = s.strings("citations")
+        let ids = itemTable.strings("id"), src = itemTable.ints("source")
+        func column(_ r: String) -> [Int]? { c.statementReadouts.contains(r) ? s.ints("argmax_\(r)") : nil }
+        let aAll = column("all_heads"), aRH = column("retrieval_heads"), aBest = column("best_head")
+        func opt(_ a: [Int]?, _ i: Int) -> Int? { a.flatMap { i < $0.count && $0[i] > 0 ? $0[i] : nil } }
         var wrong: [WrongCase] = []
-        if let s = RR.group(g, "statements"), let flag = RR.ints(s, "wrong") {
-            let n = flag.count
-            let itemRow = RR.ints(s, "item") ?? [], text = RR.strings(s, "text") ?? [], cites = RR.strings(s, "citations") ?? []
-            let ids = RR.strings(g, "items/id") ?? [], src = RR.ints(g, "items/source") ?? []
-            let aAll = RR.ints(s, "argmax_all_heads"), aRH = RR.ints(s, "argmax_retrieval_heads"), aBest = RR.ints(s, "argmax_best_head")
-            func opt(_ a: [Int]?, _ i: Int) -> Int? { a.flatMap { i < $0.count && $0[i] > 0 ? $0[i] : nil } }
-            for i in 0..<n where flag[i] != 0 {
-                let it = i < itemRow.count ? itemRow[i] : -1
-                wrong.append(WrongCase(itemID: it >= 0 && it < ids.count ? ids[it] : "?", text: i < text.count ? text[i] : "",
-                                       cited: i < cites.count ? cites[i] : "",
-                                       trueSource: it >= 0 && it < src.count && src[it] > 0 ? src[it] : nil,
-                                       argmaxAll: opt(aAll, i), argmaxRetrieval: opt(aRH, i), argmaxBest: opt(aBest, i)))
-            }
+        for i in 0..<s.count where flag[i] != 0 {
+            let it = itemRow[i]
+            wrong.append(WrongCase(itemID: it >= 0 && it < ids.count ? ids[it] : "?", text: text[i], cited: cites[i],
+                                   trueSource: it >= 0 && it < src.count && src[it] > 0 ? src[it] : nil,
+                                   argmaxAll: opt(aAll, i), argmaxRetrieval: opt(aRH, i), argmaxBest: opt(aBest, i)))
         }
-        let lh = layers * heads
-        func table(_ name: String) -> [Double]? {
-            guard lh > 0, let v = RR.doubles(g, name), v.count == lh else { return nil }
-            return v
-        }
-        if readouts.isEmpty && table("head_agreement") == nil { return nil }
-        return CitationRunData(layers: layers, heads: heads, readouts: readouts, chanceAgreement: RR.double(g, "chance_agreement"),
-                               statements: RR.int(g, "n_statements"), wrongCitations: RR.int(g, "n_wrong_citations"),
-                               items: RR.int(g, "n_items"), quality: quality, headAgreement: table("head_agreement"),
-                               headSpearman: table("head_mean_spearman"), ranking: pairs("head_ranking"),
-                               retrievalHeads: pairs("retrieval_heads"), bestHead: RR.string(g, "best_head"),
-                               wrongCases: wrong, mode: RR.string(g, "mode"))
+        layers = c.layers
+        heads = c.heads
+        self.readouts = readouts
+        chanceAgreement = c.chanceAgreement
+        statements = c.statements
+        wrongCitations = c.wrongCitations
+        self.items = c.items
+        self.quality = quality
+        headAgreement = c.headAgreement
+        headSpearman = c.headMeanSpearman
+        ranking = c.ranking
+        retrievalHeads = c.retrievalHeads
+        bestHead = c.bestHead
+        wrongCases = wrong
+        mode = c.mode
     }
 }
 

@@ -2,17 +2,9 @@ import Analysis
 import Foundation
 import TraceStore
 
-/// Per-head retrieval scores under single-head ablations: the data of the causal head graph.
-///
-/// Read from `/ablation/causal` (or `/causal_graph`):
-/// ```
-/// sources          str  [source]          "L.H" of the head ablated in each condition
-/// targets          str  [target]          "L.H" of the heads whose retrieval score is measured
-/// baseline_scores  f64  [target]          retrieval score of each target, nothing ablated
-/// scores           f64  [source, target]  retrieval score of each target with the source ablated
-/// ```
-/// (string lists may also be attributes of the group). An edge A -> B means ablating A changes
-/// B's retrieval score; its weight is the change, scores[A][B] - baseline_scores[B].
+/// Per-head retrieval scores under single-head ablations: the data of the causal head graph,
+/// from `/ablation/causal` (read by `AblationRunFile.read`). An edge A -> B means ablating A
+/// changes B's retrieval score; its weight is the change, scores[A][B] - baseline[B].
 public struct CausalHeadData: Sendable {
     public var sources: [HeadIndex]
     public var targets: [HeadIndex]
@@ -22,19 +14,12 @@ public struct CausalHeadData: Sendable {
     public var method: String?
 
     public func effect(_ s: Int, _ t: Int) -> Double { scores[s][t] - baseline[t] }
+}
 
-    public static func read(_ f: H5File) -> CausalHeadData? {
-        let g = RR.group(f, "ablation/causal") ?? RR.group(f, "causal_graph")
-        guard let g else { return nil }
-        func heads(_ name: String) -> [HeadIndex]? {
-            (RR.strings(g, name) ?? RR.stringList(g, name)).map { $0.compactMap(HeadIndex.init) }
-        }
-        guard let src = heads("sources"), let tgt = heads("targets"), !src.isEmpty, !tgt.isEmpty,
-              let base = RR.doubles(g, "baseline_scores") ?? RR.doubleList(g, "baseline_scores"), base.count == tgt.count,
-              let flat = RR.doubles(g, "scores"), flat.count == src.count * tgt.count else { return nil }
-        let m = (0..<src.count).map { Array(flat[($0 * tgt.count)..<(($0 + 1) * tgt.count)]) }
-        return CausalHeadData(sources: src, targets: tgt, baseline: base, scores: m,
-                              method: RR.string(g, "method") ?? RR.string(RR.group(f, "ablation") ?? g, "method"))
+extension CausalHeadData {
+    public init(_ c: AblationRunFile.Causal) {
+        self.init(sources: c.sources, targets: c.targets, baseline: c.baselineScores,
+                  scores: c.scores, method: c.method)
     }
 }
 

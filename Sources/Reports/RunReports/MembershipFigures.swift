@@ -1,7 +1,8 @@
+import Analysis
 import Foundation
 import TraceStore
 
-/// What reports use from a `/membership` group (layout: MembershipRunFile).
+/// What reports use from a `/membership` group (written and read by `MembershipRunFile`).
 public struct MembershipRunData: Sendable {
     public struct Method: Sendable {
         public var name: String
@@ -27,36 +28,21 @@ public struct MembershipRunData: Sendable {
     public var members: Int
     public var nonmembers: Int
 
-    public static func read(_ f: H5File) -> MembershipRunData? {
-        guard let g = RR.group(f, "membership") else { return nil }
-        var methods: [Method] = []
-        let order = RR.stringList(g, "method_names") ?? []
-        if let mg = RR.group(g, "methods") {
-            var names = order.filter { RR.exists(mg, $0) }
-            for c in RR.children(mg) where !names.contains(c) { names.append(c) }
-            for n in names {
-                guard let m = RR.group(mg, n) else { continue }
-                methods.append(Method(name: n, label: RR.string(m, "label") ?? n, kind: RR.string(m, "kind") ?? "",
-                                      auc: RR.double(m, "auc") ?? .nan, lower: RR.double(m, "ci_lower") ?? .nan,
-                                      upper: RR.double(m, "ci_upper") ?? .nan, level: RR.double(m, "ci_level") ?? 0.95,
-                                      fpr: RR.doubles(m, "fpr") ?? [], tpr: RR.doubles(m, "tpr") ?? []))
-            }
+}
+
+extension MembershipRunData {
+    /// The report's view of a `/membership` group (read by `MembershipRunFile.read`); nil when it
+    /// holds neither methods nor documents.
+    public init?(_ c: MembershipRunFile.Contents) {
+        if c.methods.isEmpty && c.labels.isEmpty { return nil }
+        let methods = c.methods.map {
+            Method(name: $0.name, label: $0.label, kind: $0.kind, auc: $0.auc, lower: $0.ciLower, upper: $0.ciUpper,
+                   level: $0.ciLevel, fpr: $0.fpr, tpr: $0.tpr)
         }
-        var labels: [Int] = [], names: [String] = []
-        var features: [(String, [Double])] = []
-        if let d = RR.group(g, "documents") {
-            labels = RR.ints(d, "label") ?? []
-            names = RR.strings(d, "name") ?? []
-            for k in ["perplexity", "mean_nll", "zlib_ratio", "min_k_prob"] {
-                if let v = RR.doubles(d, k), v.count == labels.count { features.append((k, v)) }
-            }
-        }
-        if methods.isEmpty && labels.isEmpty { return nil }
-        return MembershipRunData(methods: methods, labels: labels, names: names, features: features,
-                                 caveat: RR.string(g, "caveat"), setName: RR.string(g, "set_name"),
-                                 warnings: RR.stringList(g, "warnings") ?? [],
-                                 members: RR.int(g, "members") ?? labels.filter { $0 == 1 }.count,
-                                 nonmembers: RR.int(g, "nonmembers") ?? labels.filter { $0 == 0 }.count)
+        let features = ["perplexity", "mean_nll", "zlib_ratio", "min_k_prob"]
+            .map { (name: $0, values: c.documents.doubles($0)) }
+        self.init(methods: methods, labels: c.labels, names: c.names, features: features, caveat: c.caveat,
+                  setName: c.setName, warnings: c.warnings, members: c.members, nonmembers: c.nonmembers)
     }
 }
 

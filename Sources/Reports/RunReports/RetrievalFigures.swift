@@ -2,7 +2,8 @@ import Analysis
 import Foundation
 import TraceStore
 
-/// What reports use from a `/retrieval_heads` group (layout: RetrievalRunFile, docs/run-file.md).
+/// What reports use from a `/retrieval_heads` group (written and read by `RetrievalRunFile`,
+/// Sources/Analysis/RetrievalHeads/RetrievalSweep.swift; layout in docs/run-file.md).
 public struct RetrievalRunData: Sendable {
     public struct Trial: Sendable {
         public var trialIndex: Int
@@ -46,53 +47,24 @@ public struct RetrievalRunData: Sendable {
         return out
     }
 
-    /// Reads the group; nil if the file has none or it is unusable.
-    public static func read(_ f: H5File) -> RetrievalRunData? {
-        guard let g = RR.group(f, "retrieval_heads") else { return nil }
-        let layers = RR.int(g, "n_layers") ?? RR.int(f, "n_layers") ?? RR.shape(g, "scores")?.first ?? 0
-        let heads = RR.int(g, "n_heads") ?? RR.int(f, "n_heads") ?? RR.shape(g, "scores")?.last ?? 0
-        guard layers > 0, heads > 0 else { return nil }
-        var trials: [Trial] = []
-        var perTrial: [[Double]]?
-        if let t = RR.group(g, "trials"), let idx = RR.ints(t, "trial_index"), !idx.isEmpty {
-            let n = idx.count
-            func col<T>(_ v: [T]?, _ d: T) -> [T] { (v?.count ?? 0) >= n ? v! : [T](repeating: d, count: n) }
-            let needle = col(RR.strings(t, "needle_id"), ""), len = col(RR.ints(t, "length"), 0)
-            let depth = col(RR.doubles(t, "depth"), .nan), rouge = col(RR.doubles(t, "rouge1_recall"), .nan)
-            let succ = col(RR.ints(t, "success"), 0), cnt = col(RR.ints(t, "counted"), 0)
-            let ss = col(RR.ints(t, "span_start"), -1), se = col(RR.ints(t, "span_end"), -1)
-            let pt = col(RR.ints(t, "prompt_tokens"), 0), resp = col(RR.strings(t, "response"), "")
-            for i in 0..<n {
-                trials.append(Trial(trialIndex: idx[i], needleID: needle[i], length: len[i], depth: depth[i], rouge: rouge[i],
-                                    success: succ[i] != 0, counted: cnt[i] != 0, spanStart: ss[i], spanEnd: se[i],
-                                    promptTokens: pt[i], response: resp[i]))
-            }
-            if let hs = RR.doubles(t, "head_scores"), hs.count == n * layers * heads {
-                perTrial = (0..<n).map { Array(hs[($0 * layers * heads)..<(($0 + 1) * layers * heads)]) }
-            }
+}
+
+extension RetrievalRunData {
+    /// The report's view of a `/retrieval_heads` group (read by `RetrievalRunFile.read`); nil for
+    /// a sweep that stopped before its first trial. An unfinished sweep's scores are the mean
+    /// over the trials counted so far (NaN if none is).
+    public init?(_ r: RetrievalRunFile.Contents) {
+        if !r.finished && r.records.isEmpty { return nil }
+        let trials = r.records.map {
+            Trial(trialIndex: $0.trialIndex, needleID: $0.needleID, length: $0.length, depth: $0.depth, rouge: $0.rouge,
+                  success: $0.success, counted: $0.counted, spanStart: $0.spanStart, spanEnd: $0.spanEnd,
+                  promptTokens: $0.promptTokens, response: $0.response)
         }
-        var scores = RR.doubles(g, "scores") ?? []
-        var fromTrials = false
-        if scores.count != layers * heads {
-            guard let perTrial else { return trials.isEmpty ? nil : RetrievalRunData(
-                layers: layers, heads: heads, scores: [Double](repeating: .nan, count: layers * heads), fromTrials: true,
-                threshold: RR.double(g, "threshold") ?? 0.1, suiteName: RR.string(g, "suite_name"), countedTrials: 0,
-                trials: trials, trialHeadScores: nil) }
-            var sum = [Double](repeating: 0, count: layers * heads)
-            var k = 0
-            for (i, tr) in trials.enumerated() where tr.counted {
-                for j in 0..<sum.count { sum[j] += perTrial[i][j] }
-                k += 1
-            }
-            scores = k > 0 ? sum.map { $0 / Double(k) } : [Double](repeating: .nan, count: layers * heads)
-            fromTrials = true
-        }
-        let order = trials.indices.sorted { trials[$0].trialIndex < trials[$1].trialIndex }
-        return RetrievalRunData(layers: layers, heads: heads, scores: scores, fromTrials: fromTrials,
-                                threshold: RR.double(g, "threshold") ?? RetrievalCopyRule.defaultHeadThreshold,
-                                suiteName: RR.string(g, "suite_name"),
-                                countedTrials: RR.int(g, "counted_trials") ?? trials.filter(\.counted).count,
-                                trials: order.map { trials[$0] }, trialHeadScores: perTrial.map { p in order.map { p[$0] } })
+        let scores = !r.finished && r.scores.countedTrials == 0
+            ? [Double](repeating: .nan, count: r.layers * r.heads) : r.scores.scores
+        self.init(layers: r.layers, heads: r.heads, scores: scores, fromTrials: !r.finished, threshold: r.threshold,
+                  suiteName: r.suiteName, countedTrials: r.scores.countedTrials, trials: trials,
+                  trialHeadScores: r.records.map(\.headScores))
     }
 }
 

@@ -1,60 +1,12 @@
-// Tolerant reading of run files for reports.
-//
-// Reports draw a figure only when its data is present: every reader here returns nil (or an
-// empty value) for a missing group, dataset or attribute instead of throwing, and accepts the
-// numeric types the writers use (int8/int32/int64, float16/32/64). Only an unreadable file is
-// an error. The group layouts are documented in docs/run-file.md and next to each writer
-// (RetrievalRunFile, MembershipRunFile, CompositionRunFile, ...).
+// Tolerant reading of a run file's root attributes for reports (provenance). The analysis
+// groups are read by their analyses' readers (RetrievalRunFile, AblationRunFile,
+// CompositionRunFile, NeedleAttention, CitationRunFile, MembershipRunFile in Sources/Analysis),
+// which own the layouts documented in docs/run-file.md.
 import Foundation
 import TraceStore
 
-/// Small, forgiving accessors over an HDF5 container.
+/// Small, forgiving accessors over root attributes: nil when missing or of another type.
 enum RR {
-    static func exists(_ c: H5Container, _ path: String) -> Bool { (try? c.exists(path)) ?? false }
-
-    static func group(_ c: H5Container, _ path: String) -> H5Group? {
-        guard (try? c.kind(of: path)) == .group else { return nil }
-        return try? c.group(path)
-    }
-
-    static func dataset(_ c: H5Container, _ path: String) -> H5Dataset? {
-        guard (try? c.kind(of: path)) == .dataset else { return nil }
-        return try? c.dataset(path)
-    }
-
-    /// Numbers of any numeric type as Double.
-    static func doubles(_ c: H5Container, _ path: String) -> [Double]? {
-        guard let ds = dataset(c, path) else { return nil }
-        return doubles(ds)
-    }
-
-    static func doubles(_ ds: H5Dataset) -> [Double]? {
-        if (try? ds.count) == 0 { return [] }
-        switch ds.elementType {
-        case .float16, .float32, .float64: return try? ds.read(Double.self)
-        case .int8: return (try? ds.read(Int8.self))?.map(Double.init)
-        case .uint8: return (try? ds.read(UInt8.self))?.map(Double.init)
-        case .int16: return (try? ds.read(Int16.self))?.map(Double.init)
-        case .uint16: return (try? ds.read(UInt16.self))?.map(Double.init)
-        case .uint32: return (try? ds.read(UInt32.self))?.map(Double.init)
-        case .int32: return (try? ds.read(Int32.self))?.map(Double.init)
-        case .int64: return (try? ds.read(Int64.self))?.map(Double.init)
-        default: return nil
-        }
-    }
-
-    static func ints(_ c: H5Container, _ path: String) -> [Int]? {
-        doubles(c, path)?.map { $0.isFinite ? Int($0) : -1 }
-    }
-
-    static func strings(_ c: H5Container, _ path: String) -> [String]? {
-        guard let ds = dataset(c, path), ds.elementType == .string else { return nil }
-        if (try? ds.count) == 0 { return [] }
-        return try? ds.readStrings()
-    }
-
-    static func shape(_ c: H5Container, _ path: String) -> [Int]? { dataset(c, path).flatMap { try? $0.shape } }
-
     static func attr(_ o: H5Object, _ name: String) -> H5AttributeValue? {
         (try? o.attributeIfPresent(name)) ?? nil
     }
@@ -79,15 +31,12 @@ enum RR {
         }
     }
 
-    static func double(_ o: H5Object, _ name: String) -> Double? { attr(o, name)?.doubleValue }
     static func int(_ o: H5Object, _ name: String) -> Int? {
         guard let v = attr(o, name) else { return nil }
         if let i = v.intValue { return Int(i) }
         if let d = v.doubleValue, d.isFinite { return Int(d) }
         return nil
     }
-    static func doubleList(_ o: H5Object, _ name: String) -> [Double]? { attr(o, name)?.doublesValue }
-    static func intList(_ o: H5Object, _ name: String) -> [Int]? { attr(o, name)?.intsValue?.map(Int.init) }
 
     /// Children of a group (empty if unreadable).
     static func children(_ c: H5Container) -> [String] { (try? c.children()) ?? [] }

@@ -1,8 +1,9 @@
 // Reports built from run files (`headlight report RUN.h5... -o reports/NAME/`) and the figure
 // provider the notebook runner uses for the run files its cells produce.
 //
-// Each analysis group has a reader (tolerant: nil when the group or a needed dataset is
-// missing) and a figure builder returning report blocks:
+// Each analysis group is read by its analysis' reader (Sources/Analysis: RetrievalRunFile,
+// AblationRunFile, CompositionRunFile, NeedleAttention, CitationRunFile, MembershipRunFile;
+// the one definition of its layout) and drawn by a figure builder returning report blocks:
 //   /retrieval_heads   RetrievalFigures   heat map (layers × heads, > threshold outlined), top-heads
 //                                         table, needle plot of the plain model, failed trials
 //   /ablation          AblationFigures    needle plots per condition side by side, score bars with
@@ -40,16 +41,24 @@ public struct RunFileContents: Sendable {
             || citation != nil || membership != nil
     }
 
-    /// Opens and reads `url`. Throws only when the file is not a readable run file.
+    /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
+    /// analysis groups does not have the layout its writer gives it (the error names the object).
     public static func load(_ url: URL, allowIncomplete: Bool = true) throws -> RunFileContents {
         let f = try RunFile.open(url.path, allowIncomplete: allowIncomplete)
         defer { try? f.close() }
+        // Each group through its analysis' reader; a file that did not finish is read as such.
+        let complete = RR.int(f, RunFile.Attr.complete) == 1
+        let ablation = try AblationRunFile.read(f, allowIncomplete: !complete)
         return RunFileContents(
-            url: url, provenance: RunFileProvenance.read(f, url: url), retrieval: RetrievalRunData.read(f),
-            ablation: AblationRunData.read(f), causal: CausalHeadData.read(f),
-            composition: (try? CompositionRunFile.read(f)) ?? nil, attention: NeedleAttentionData.read(f),
-            citation: CitationRunData.read(f), membership: MembershipRunData.read(f),
-            children: RR.children(f), complete: RR.int(f, RunFile.Attr.complete) == 1)
+            url: url, provenance: RunFileProvenance.read(f, url: url),
+            retrieval: try RetrievalRunFile.read(f, allowIncomplete: !complete).flatMap(RetrievalRunData.init),
+            ablation: ablation.map(AblationRunData.init),
+            causal: ablation?.causal.flatMap { $0.sources.isEmpty || $0.targets.isEmpty ? nil : CausalHeadData($0) },
+            composition: try CompositionRunFile.read(f),
+            attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
+            citation: try CitationRunFile.read(f).map(CitationRunData.init),
+            membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
+            children: RR.children(f), complete: complete)
     }
 }
 
