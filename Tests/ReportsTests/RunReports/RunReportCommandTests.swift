@@ -1,6 +1,6 @@
 import Analysis
 import Foundation
-import Notebooks
+@testable import Notebooks
 @testable import Reports
 import TraceStore
 import XCTest
