@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "CNative"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
+        .testTarget(name: "RunRecordingTests", dependencies: ["RunRecording", "Inference", "TraceStore"]),
         // Notebook tests live in ReportsTests/Notebooks: they share its chart and XML test helpers.
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Notebooks"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Inference", "GGUF"]),
