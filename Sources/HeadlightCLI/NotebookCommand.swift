@@ -108,7 +108,7 @@ struct NotebookCommand: ParsableCommand {
                     }.first ?? stem
                     print("\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")")
                 } catch {
-                    print("\(path)  (does not parse: \((error as? LocalizedError)?.errorDescription ?? "\(error)"))")
+                    print("\(path)  (does not parse: \(HeadlightMain.describe(error)))")
                 }
             }
         }
