@@ -10,7 +10,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "headlight", targets: ["headlight"]),
-        .library(name: "Headlight", targets: ["GGUF", "Inference", "TraceStore", "Analysis", "Reports"]),
+        .library(name: "Headlight",
+                 targets: ["GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,19 +31,28 @@ let package = Package(
         .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Inference", dependencies: ["GGUF", "CNative"], swiftSettings: fast),
         .target(name: "TraceStore", dependencies: ["CNative"], swiftSettings: fast),
+        // The bridge from hooks to run files: streams captures (CaptureSink) into HDF5 and builds the
+        // root header from a loaded model. Separate so TraceStore stays free of the model and
+        // Inference free of HDF5.
+        .target(name: "RunRecording", dependencies: ["Inference", "TraceStore"]),
         .target(name: "Analysis", dependencies: ["Inference", "TraceStore"], swiftSettings: fast),
+        // Charts, report documents and the figures drawn from run files (no model code).
         .target(name: "Reports", dependencies: ["Analysis", "TraceStore", "CNative"]),
+        // Literate CLI notebooks: parsing, the cell runner (subprocesses), cache and rendering.
+        .target(name: "Notebooks", dependencies: ["Reports", "TraceStore"]),
         .target(name: "HeadlightCLI", dependencies: [
-            "GGUF", "Inference", "TraceStore", "Analysis", "Reports", "CNative",
+            "GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "Inference", "CNative"]),
+        .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "Inference"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "CNative"]),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports"]),
+        .testTarget(name: "RunRecordingTests", dependencies: ["RunRecording", "Inference", "TraceStore"]),
+        // Notebook tests live in ReportsTests/Notebooks: they share its chart and XML test helpers.
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Notebooks"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Inference", "GGUF"]),
-        .testTarget(name: "CLITests", dependencies: ["HeadlightCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["HeadlightCLI", "RunRecording"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -99,7 +99,7 @@ struct Ablate: ParsableCommand {
 
     func run() throws {
         let json = sweepRun.json
-        let env = try RetrievalEnvironment.load(model: suite.model)
+        let env = try LoadedModel.load(suite.model)
         let contents: RetrievalRunFile.Contents
         do { contents = try RetrievalRunFile.read(path: scores) } catch {
             throw CLIError("cannot read --scores: \(HeadlightMain.describe(error, file: scores))",
@@ -110,7 +110,7 @@ struct Ablate: ParsableCommand {
             throw CLIError("\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) x \(c.nHeads)",
                            hint: "use the retrieval-heads run of the same model")
         }
-        if let sha = contents.modelSHA256, sha != (try SHA256.hashFile(at: env.url)) {
+        if let sha = contents.modelSHA256, sha != (try env.sha256()) {
             throw CLIError("\(scores) was computed with another model file (\(contents.modelFile ?? "unknown"))",
                            hint: "ablate with the model the scores come from")
         }
@@ -139,7 +139,7 @@ struct Ablate: ParsableCommand {
             controlSets = try AblationPlan.controlSets(scores: contents.scores, threshold: thr, target: target,
                                                        count: nControls, seed: seed)
         } catch let e as RetrievalHeadsError {
-            throw CLIError(e.errorDescription ?? "\(e)", hint: "lower --top or --controls")
+            throw CLIError(wrapping: e, hint: "lower --top or --controls")
         }
         let conditions = causal != nil ? AblationPlan.causalConditions(sources: target)
             : AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
@@ -174,7 +174,7 @@ struct Ablate: ParsableCommand {
         guard result.finished else {
             try writer.checkpoint()
             if json {
-                print(try RetrievalEnvironment.json(["finished": false, "done": result.records.count,
+                print(try JSONOutput.object(["finished": false, "done": result.records.count,
                                                      "partial": writer.temporaryPath]))
             } else {
                 FileHandle.standardError.write(Data(("stopped after \(result.ranNow) unit(s); rerun the same command to "
@@ -184,7 +184,7 @@ struct Ablate: ParsableCommand {
         }
         try writer.finalize()
         if json {
-            print(try RetrievalEnvironment.json(Self.jsonObject(result, output: output, env: env, options: options)))
+            print(try JSONOutput.object(Self.jsonObject(result, output: output, env: env, options: options)))
         } else {
             print(Self.summary(result, output: output, env: env, probe: probe, options: options), terminator: "")
         }
@@ -192,7 +192,8 @@ struct Ablate: ParsableCommand {
 
     static func ci(_ c: ConfidenceInterval) -> [String: Any] { ["estimate": c.estimate, "lower": c.lower, "upper": c.upper] }
 
-    static func jsonObject(_ r: AblationResult, output: String, env: RetrievalEnvironment, options: AblationOptions) -> [String: Any] {
+    static func jsonObject(_ r: AblationResult, output: String, env: LoadedModel,
+                           options: AblationOptions) -> [String: Any] {
         let metrics = AblationMetric.allCases.map(\.name)
         func diff(_ ds: [AblationDifference]) -> [String: Any] {
             Dictionary(uniqueKeysWithValues: ds.map { d in
@@ -229,9 +230,9 @@ struct Ablate: ParsableCommand {
         return o
     }
 
-    static func summary(_ r: AblationResult, output: String, env: RetrievalEnvironment, probe: NIAHProbe,
+    static func summary(_ r: AblationResult, output: String, env: LoadedModel, probe: NIAHProbe,
                         options: AblationOptions) -> String {
-        let f = RetrievalEnvironment.fmt
+        let f = Formatting.fixed
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
         func ciText(_ c: ConfidenceInterval) -> String { "\(f(c.estimate, 1)) [\(f(c.lower, 1)), \(f(c.upper, 1))]" }
         let trials = r.records.count / max(r.conditions.count, 1)

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CNative
 import Foundation
 import GGUF
 import Inference
@@ -57,18 +56,17 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        hl_blas_set_num_threads(Int32(threads))
+        BLASRuntime.setThreads(threads)
         KernelConfig.threads = threads
         if noQuantized { KernelConfig.quantizedMaxRows = 0 }
         if referenceAttention { KernelConfig.blockedAttention = false }
         if openblasThreading { KernelConfig.poolSgemm = false }
-        let url = try ModelLocator.resolve(model)
         let loadStart = Date()
-        let m = try Model(gguf: GGUFFile(url: url))
+        let m = try Model(gguf: ModelFile.open(model).gguf)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let vocab = m.config.vocabSize
         var result: [String: Any] = ["engine": "headlight", "load_seconds": loadSeconds,
-                                     "blas_kernel": String(cString: hl_blas_corename()),
+                                     "blas_kernel": BLASRuntime.corename,
                                      "kernels": KernelConfig.level, "threads": threads]
         if let n = prefill {
             let session = m.makeSession(maxContext: max(n, 1))

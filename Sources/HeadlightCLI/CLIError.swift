@@ -11,6 +11,12 @@ public struct CLIError: LocalizedError, CustomStringConvertible {
         self.hint = hint
     }
 
+    /// A library error shown to the user: its description (`errorDescription`, else the error
+    /// itself), with `hint`.
+    public init(wrapping error: Error, hint: String? = nil) {
+        self.init(HeadlightMain.describe(error), hint: hint)
+    }
+
     public var errorDescription: String? { description }
     public var description: String {
         if let hint { return "\(message)\nhint: \(hint)" }

@@ -87,7 +87,7 @@ struct Cite: ParsableCommand {
     func run() throws {
         var items: [CitationItem]
         do { items = try CitationProbeFile.load(path: probes) } catch let e as CitationError {
-            throw CLIError(e.errorDescription ?? "\(e)",
+            throw CLIError(wrapping: e,
                            hint: probes == "probes/citation/default.jsonl" && !FileManager.default.fileExists(atPath: probes)
                                ? "run from the repository root or pass --probes PATH" : nil)
         }
@@ -101,12 +101,12 @@ struct Cite: ParsableCommand {
         if let r = retrievalHeads, !FileManager.default.fileExists(atPath: r) {
             throw CLIError("--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
         }
-        let env = try RetrievalEnvironment.load(model: model)
+        let env = try LoadedModel.load(model)
         let c = env.model.config
         var rhSet: RetrievalHeadSet?
         if let r = retrievalHeads {
             do { rhSet = try RetrievalHeadSet.load(path: r, top: top, layers: c.nLayers, heads: c.nHeads) } catch let e as CitationError {
-                throw CLIError(e.errorDescription ?? "\(e)")
+                throw CLIError(wrapping: e)
             }
         }
         var options = CitationRunOptions()
@@ -125,7 +125,7 @@ struct Cite: ParsableCommand {
             results = try runner.run(items, pool: pool) { done, total, id in progress.update(done, total, id) }
         } catch let e as CitationError {
             progress.finish()
-            throw CLIError(e.errorDescription ?? "\(e)", hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
+            throw CLIError(wrapping: e, hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
         }
         progress.finish()
         let observations = results.flatMap(\.observations)
@@ -137,7 +137,7 @@ struct Cite: ParsableCommand {
                                                 resamples: resamples, seed: seed)
         let writer = try RunFileWriter(path: output)
         do {
-            try env.header(command: "cite").write(to: writer.file)
+            try RunFileHeader(model: env, command: "cite").write(to: writer.file)
             try CitationRunFile.write(to: writer.file, results: results, summary: summary, parameters: .init(
                 probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
                 instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
@@ -148,7 +148,7 @@ struct Cite: ParsableCommand {
             throw error
         }
         if json {
-            print(try RetrievalEnvironment.json(jsonObject(results, summary, env: env, rh: rhSet, judge: runner.judge)))
+            print(try JSONOutput.object(jsonObject(results, summary, env: env, rh: rhSet, judge: runner.judge)))
         } else {
             print(text(results, summary, env: env, rh: rhSet, judge: runner.judge), terminator: "")
         }
@@ -164,7 +164,7 @@ struct Cite: ParsableCommand {
                 "agreement_all_statements": r.agreementAllStatements]
     }
 
-    func jsonObject(_ results: [CitationItemResult], _ s: CitationSummary, env: RetrievalEnvironment, rh: RetrievalHeadSet?,
+    func jsonObject(_ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
                     judge: CitationJudge) -> [String: Any] {
         let q = results.map(\.quality)
         var o: [String: Any] = [
@@ -200,9 +200,9 @@ struct Cite: ParsableCommand {
         return o
     }
 
-    func text(_ results: [CitationItemResult], _ s: CitationSummary, env: RetrievalEnvironment, rh: RetrievalHeadSet?,
+    func text(_ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
               judge: CitationJudge) -> String {
-        let f = RetrievalEnvironment.fmt
+        let f = Formatting.fixed
         func pct(_ x: Double) -> String { x.isFinite ? f(100 * x, 1) + "%" : "n/a" }
         func ci(_ c: ConfidenceInterval, percent: Bool = true) -> String {
             percent ? "\(pct(c.estimate)) [\(pct(c.lower)), \(pct(c.upper))]"
@@ -254,30 +254,19 @@ struct Cite: ParsableCommand {
     }
 }
 
-/// Item progress on stderr: redrawn in place on a terminal, else a line every 30 s.
+/// Item progress on stderr (`ProgressBar`): redrawn in place on a terminal, else a line every 30 s.
 final class CiteProgress {
-    let enabled: Bool
-    let tty = isatty(2) != 0
-    let start = Date()
-    var last = Date.distantPast
-    var printed = false
+    let line: ProgressBar
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(enabled: Bool) { line = ProgressBar(enabled: enabled, interval: 30) }
 
     func update(_ done: Int, _ total: Int, _ id: String) {
-        guard enabled else { return }
-        let now = Date()
-        guard done == total || now.timeIntervalSince(last) >= (tty ? 0.2 : 30) else { return }
-        last = now
-        let elapsed = now.timeIntervalSince(start)
+        guard line.due(final: done == total) else { return }
+        let elapsed = line.elapsed
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
-        let line = "cite: \(done)/\(total) items (\(id)), elapsed \(RetrievalProgressBar.clock(elapsed)), "
-            + "ETA \(RetrievalProgressBar.clock(eta))"
-        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
-        printed = true
+        line.show("cite: \(done)/\(total) items (\(id)), elapsed \(ProgressBar.clock(elapsed)), "
+                  + "ETA \(ProgressBar.clock(eta))")
     }
 
-    func finish() {
-        if enabled && tty && printed { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+    func finish() { line.finish() }
 }

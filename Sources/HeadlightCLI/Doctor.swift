@@ -1,7 +1,9 @@
 import ArgumentParser
-import CNative
 import Foundation
 import Inference
+import Reports
+import RunRecording
+import TraceStore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -230,13 +232,13 @@ struct DoctorReport: Codable {
     }
 
     static func hdf5Version() -> String {
-        var buffer = [CChar](repeating: 0, count: 64)
-        guard hl_h5_version(&buffer, Int32(buffer.count)) == 0 else { return "unknown" }
-        return String(cString: buffer)
+        let v = H5File.libraryVersion
+        return v.isEmpty ? "unknown" : v
     }
 
     static func graphvizVersion() -> String {
-        hl_gv_version().map { String(cString: $0) } ?? "unknown"
+        let v = Graphviz.version
+        return v.isEmpty ? "unknown" : v
     }
 
     static func checkModel(quick: Bool, problems: inout [String], warnings: inout [String]) -> Model {

@@ -60,12 +60,8 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let url = try ModelLocator.resolve(model)
-        let file = try GGUFFile(url: url)
-        let tokenizer = try Tokenizer(gguf: file)
-        let loadStart = Date()
-        let model = try Model(gguf: file)
-        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let env = try LoadedModel.load(model)
+        let file = env.gguf, tokenizer = env.tokenizer, model = env.model
 
         var text = prompt
         if text == "-" {
@@ -123,7 +119,7 @@ struct Generate: ParsableCommand {
             let steps = max(generated - 1, 0) // decode steps run (the first token comes from the prefill)
             let line = String(
                 format: "[%@: load %.2fs; prompt %d tokens in %.2fs (%.1f tok/s); generated %d tokens, %d decode steps in %.2fs (%.1f tok/s); stop: %@; BLAS %@]\n",
-                model.name ?? url.lastPathComponent, loadSeconds, ids.count, prefillSeconds,
+                env.displayName, env.loadSeconds, ids.count, prefillSeconds,
                 Double(ids.count) / max(prefillSeconds, 1e-9), generated, steps, decodeSeconds,
                 Double(steps) / max(decodeSeconds, 1e-9), stopReason, BLASRuntime.corename)
             FileHandle.standardError.write(Data(line.utf8))

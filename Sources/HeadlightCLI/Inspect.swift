@@ -24,9 +24,7 @@ struct Inspect: ParsableCommand {
     var noTensors = false
 
     func run() throws {
-        let url = try ModelLocator.resolve(model)
-        let file = try GGUFFile(url: url)
-        let summary = ModelSummary(file: file)
+        let summary = ModelSummary(file: try ModelFile.open(model).gguf)
         if json {
             let data = try JSONSerialization.data(withJSONObject: summary.json(includeTensors: !noTensors,
                                                                                 includeMetadata: metadata),

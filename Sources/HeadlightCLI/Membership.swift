@@ -1,9 +1,9 @@
 import Analysis
 import ArgumentParser
-import CNative
 import Foundation
 import GGUF
 import Inference
+import RunRecording
 import TraceStore
 
 /// `headlight membership`: document-level membership inference after Meeus et al. 2024.
@@ -187,11 +187,9 @@ struct Membership: ParsableCommand {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let workers = self.workers ?? cores
         let nThreads = threads ?? max(1, cores / workers)
-        hl_blas_set_num_threads(Int32(nThreads))
-        let url = try ModelLocator.resolve(model)
-        let gguf = try GGUFFile(url: url)
-        let tokenizer = try Tokenizer(gguf: gguf)
-        let m = try Model(gguf: gguf)
+        BLASRuntime.setThreads(nThreads)
+        let env = try LoadedModel.load(model)
+        let tokenizer = env.tokenizer, m = env.model
 
         // 3. Tokenize and cut to the budget.
         var tokenized: [(doc: MembershipDocument, tokens: [Int32], original: Int)] = []
@@ -220,7 +218,7 @@ struct Membership: ParsableCommand {
         for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
 
         // 4. Score.
-        let progress = ProgressLine(enabled: !noProgress)
+        let progress = MembershipProgress(enabled: !noProgress)
         let start = Date()
         let scores = try MembershipScoring.scoreDocuments(
             tokenized.map(\.tokens), window: config.window, stride: config.stride, workers: workers,
@@ -244,16 +242,7 @@ struct Membership: ParsableCommand {
                                          scoringSeconds: seconds, workers: workers)
         let writer = try RunFileWriter(path: output)
         do {
-            let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue
-            let c = m.config
-            let header = RunFileHeader(
-                headlightVersion: Headlight.version, command: "membership", commandLine: CommandLine.arguments,
-                modelFile: url.lastPathComponent, modelSize: size, modelSHA256: try SHA256.hashFile(at: url),
-                modelName: m.name, architecture: c.architecture,
-                dimensions: ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
-                             "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
-                             "n_ctx": c.contextLength])
-            try header.write(to: writer.file)
+            try RunFileHeader(model: env, command: "membership").write(to: writer.file)
             try MembershipRunFile.write(result, to: writer.file)
             try writer.finalize()
         } catch {
@@ -265,7 +254,7 @@ struct Membership: ParsableCommand {
                                                   options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(Self.summary(result, output: output, model: m.name ?? url.lastPathComponent), terminator: "")
+            print(Self.summary(result, output: output, model: env.displayName), terminator: "")
         }
     }
 
@@ -399,30 +388,20 @@ struct Membership: ParsableCommand {
     }
 }
 
-/// The progress line on stderr: rewritten in place on a terminal, else one line every 10 s.
-private final class ProgressLine: @unchecked Sendable {
-    let enabled: Bool
-    let tty = isatty(2) != 0
-    var lastPrint = Date.distantPast
-    var printed = false
+/// Document progress on stderr (`ProgressBar`): redrawn in place on a terminal, else one line every 10 s.
+private final class MembershipProgress: @unchecked Sendable {
+    let line: ProgressBar
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(enabled: Bool) { line = ProgressBar(enabled: enabled, interval: 10) }
 
     func update(_ p: MembershipScoring.Progress) {
-        guard enabled else { return }
-        let now = Date()
         let final = p.documentsDone == p.documents
-        guard final || now.timeIntervalSince(lastPrint) >= (tty ? 0.2 : 10) else { return }
-        lastPrint = now
+        guard line.due(final: final) else { return }
         var eta = ""
         if let e = p.etaSeconds, !final { eta = String(format: ", ETA %d:%02d", Int(e) / 60, Int(e) % 60) }
-        let line = String(format: "membership: %d/%d documents, %d/%d tokens, %.0f tokens/s%@",
-                          p.documentsDone, p.documents, p.tokensDone, p.tokens, p.tokensPerSecond, eta)
-        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
-        printed = true
+        line.show(String(format: "membership: %d/%d documents, %d/%d tokens, %.0f tokens/s%@",
+                         p.documentsDone, p.documents, p.tokensDone, p.tokens, p.tokensPerSecond, eta))
     }
 
-    func finish() {
-        if enabled && tty && printed { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+    func finish() { line.finish() }
 }

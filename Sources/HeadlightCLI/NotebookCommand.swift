@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import Notebooks
 import Reports
+import RunRecording
 
 /// `headlight notebook run|list`: literate CLI notebooks (Markdown with runnable `headlight`
 /// cells) rendered to HTML reports. Format: notebooks-cli/README.md and
-/// Sources/Reports/Notebook/Notebook.swift.
+/// Sources/Notebooks/Notebook.swift.
 struct NotebookCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "notebook",
@@ -69,8 +71,9 @@ struct NotebookCommand: ParsableCommand {
                                              workingDirectory: workingDirectory, outputDirectory: outputDirectory,
                                              environment: ProcessInfo.processInfo.environment, force: force,
                                              hasher: NotebookCommand.sha256)
+            let figures = RunReportFigureProvider(machine: RunProvenance.machineSummary())
             let index = try NotebookSession.run(notebookURL: notebookURL, displayPath: notebook, options: options,
-                                                launcher: ProgressEchoLauncher(), figureProvider: RunReportFigureProvider(),
+                                                launcher: ProgressEchoLauncher(), figureProvider: figures,
                                                 rebuildCommand: rebuild) { event in
                 FileHandle.standardError.write(Data(event.text.utf8))
             }
@@ -105,7 +108,7 @@ struct NotebookCommand: ParsableCommand {
                     }.first ?? stem
                     print("\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")")
                 } catch {
-                    print("\(path)  (does not parse: \((error as? LocalizedError)?.errorDescription ?? "\(error)"))")
+                    print("\(path)  (does not parse: \(HeadlightMain.describe(error)))")
                 }
             }
         }

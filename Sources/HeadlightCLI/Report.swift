@@ -4,6 +4,7 @@ import Foundation
 import GGUF
 import Inference
 import Reports
+import RunRecording
 import TraceStore
 
 /// `headlight report RUN.h5... -o reports/NAME/`: an HTML report (index.html with inline SVG,
@@ -65,13 +66,14 @@ struct Report: ParsableCommand {
                                    ? "a run that was interrupted can be shown with --allow-incomplete" : nil)
                 }
             }
-            let command = (["headlight", "report"] + runFiles + ["-o", output] + (title.map { ["--title", $0] } ?? []))
-                .map(Report.shellQuote).joined(separator: " ")
+            let command = Shell.command(["headlight", "report"] + runFiles + ["-o", output]
+                                        + (title.map { ["--title", $0] } ?? []))
             let doc: ReportDocument
             do {
-                doc = try RunReport.document(files, title: title, headlightVersion: Headlight.version, reportCommand: command)
+                doc = try RunReport.document(files, title: title, headlightVersion: Headlight.version,
+                                             reportCommand: command, machine: RunProvenance.machineSummary())
             } catch let e as ReportError {
-                throw CLIError(e.errorDescription ?? "\(e)", hint: e.recoverySuggestion)
+                throw CLIError(wrapping: e, hint: e.recoverySuggestion)
             }
             let index = try doc.write(to: URL(fileURLWithPath: output, isDirectory: true))
             let figures = doc.figureFiles().count
@@ -121,7 +123,7 @@ struct Report: ParsableCommand {
         }
 
         func run() throws {
-            let env = try RetrievalEnvironment.load(model: model)
+            let env = try LoadedModel.load(model)
             let c = env.model.config
             var chosen: [HeadIndex]
             var headScores: [Double]?
@@ -149,11 +151,11 @@ struct Report: ParsableCommand {
                 scores = try Composition.compute(model: env.model, heads: chosen, foldNormGains: !noFoldNorms,
                                                  baselineDraws: baselineDraws)
             } catch let e as CompositionError {
-                throw CLIError(e.errorDescription ?? "\(e)")
+                throw CLIError(wrapping: e)
             }
             let writer = try RunFileWriter(path: output)
-            try env.header(command: "report composition").write(to: writer.file)
-            try RunReport.machineAttributes(into: writer.file)
+            try RunFileHeader(model: env, command: "report composition").write(to: writer.file)
+            try RunProvenance.writeMachineAttributes(into: writer.file)
             try CompositionRunFile.write(scores, to: writer.file, selection: selection,
                                          headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
                                          headScores: headScores, baselineDraws: baselineDraws)
@@ -204,7 +206,7 @@ struct Report: ParsableCommand {
         }
 
         func run() throws {
-            let env = try RetrievalEnvironment.load(model: suite.model)
+            let env = try LoadedModel.load(suite.model)
             let c = env.model.config
             let data = try Report.retrieval(headsFrom, layers: c.nLayers, heads: c.nHeads)
             let probe = try suite.loadProbe()
@@ -226,8 +228,8 @@ struct Report: ParsableCommand {
                 let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t,
                                                 trialIndex: record.trialIndex, heads: heads, maxSteps: maxSteps)
                 let writer = try RunFileWriter(path: output)
-                try env.header(command: "report attention").write(to: writer.file)
-                try RunReport.machineAttributes(into: writer.file)
+                try RunFileHeader(model: env, command: "report attention").write(to: writer.file)
+                try RunProvenance.writeMachineAttributes(into: writer.file)
                 try NeedleAttention.write(r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
                 try writer.finalize()
                 let mass = heads.indices.compactMap { i in
@@ -263,13 +265,6 @@ struct Report: ParsableCommand {
                            hint: "pass the model the run file was made with (-m)")
         }
         return d
-    }
-
-    static func shellQuote(_ s: String) -> String {
-        if !s.isEmpty, s.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_./=:,+@%".unicodeScalars.contains($0) }) {
-            return s
-        }
-        return "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     static func displayPath(_ url: URL) -> String {

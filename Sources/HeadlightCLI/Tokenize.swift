@@ -37,9 +37,9 @@ struct Tokenize: ParsableCommand {
     }
 
     func run() throws {
-        let url = try ModelLocator.resolve(model)
-        let file = try GGUFFile(url: url)
-        let tokenizer = try Tokenizer(gguf: file)
+        let source = try ModelFile.open(model)
+        let file = source.gguf
+        let tokenizer = try source.tokenizer()
         let input = text ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
 
         let ids: [Int32]

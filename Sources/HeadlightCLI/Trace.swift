@@ -2,10 +2,8 @@ import ArgumentParser
 import Foundation
 import GGUF
 import Inference
+import RunRecording
 import TraceStore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `headlight trace`: one instrumented run of a prompt (and optionally a few generated tokens),
 /// with the requested hook points streamed into an HDF5 run file (docs/run-file.md). A thin layer
@@ -136,12 +134,9 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
-        let url = try ModelLocator.resolve(model)
         // The model's SHA-256 (a root attribute) is computed while the weights are dequantized.
-        let sha = BackgroundValue { try SHA256.hashFile(at: url) }
-        let gguf = try GGUFFile(url: url)
-        let tokenizer = try Tokenizer(gguf: gguf)
-        let loaded = try Model(gguf: gguf)
+        let env = try LoadedModel.load(model, hashInBackground: true)
+        let gguf = env.gguf, tokenizer = env.tokenizer, loaded = env.model
         let c = loaded.config
 
         let text: String
@@ -176,7 +171,7 @@ struct Trace: ParsableCommand {
         do {
             plan = requests.isEmpty ? nil : try TracePlan(config: c, requests: requests, promptLength: ids.count, decodeSteps: generate)
         } catch let e as HookError {
-            throw CLIError(e.errorDescription ?? "\(e)", hint: "see `headlight trace --help` for the selection syntax")
+            throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
 
         // Interventions.
@@ -189,7 +184,7 @@ struct Trace: ParsableCommand {
                                                  phase: phase)
             }
         } catch let e as HookError {
-            throw CLIError(e.errorDescription ?? "\(e)", hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
+            throw CLIError(wrapping: e, hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
         }
         var meanSource = "running mean over the traced sequence"
         if let meanPromptFile, ivs.contains(where: { $0.method == .mean }) {
@@ -210,15 +205,7 @@ struct Trace: ParsableCommand {
         let writer = try RunFileWriter(path: output)
         var done = false
         defer { if !done { try? writer.abandon() } }
-        let attrs = try? FileManager.default.attributesOfItem(atPath: url.path)
-        let modelSize = (attrs?[.size] as? NSNumber)?.intValue
-        try RunFileHeader(
-            headlightVersion: Headlight.version, command: "trace", commandLine: CommandLine.arguments,
-            modelFile: url.lastPathComponent, modelSize: modelSize, modelSHA256: try sha.value(),
-            modelName: loaded.name, architecture: c.architecture,
-            dimensions: ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
-                         "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
-                         "n_ctx": c.contextLength]).write(to: writer.file)
+        try RunFileHeader(model: env, command: "trace").write(to: writer.file)
         let captureWriter = try CaptureWriter(file: writer.file,
                                               options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle))
         let group = captureWriter.group
@@ -230,26 +217,28 @@ struct Trace: ParsableCommand {
         }
         if !patchDescriptions.isEmpty { try group.setAttribute("patches", patchDescriptions) }
 
-        let showProgress = !quiet && ids.count >= 1024
-        let started = Date()
-        let tty = isatty(2) != 0
-        if showProgress {
+        // Prefill progress for long prompts: every chunk (a line each when stderr is not a terminal).
+        let bar = ProgressBar(enabled: !quiet && ids.count >= 1024, interval: 0)
+        if bar.enabled {
             session.progress = { done, all in
-                let line = String(format: "trace: prefill %d/%d tokens (%.0f%%), %.1f s", done, all,
-                                  100 * Double(done) / Double(all), Date().timeIntervalSince(started))
-                FileHandle.standardError.write(Data((tty ? "\r" + line + (done == all ? "\n" : "") : line + "\n").utf8))
+                guard bar.due(final: done == all) else { return }
+                bar.show(String(format: "trace: prefill %d/%d tokens (%.0f%%), %.1f s", done, all,
+                                100 * Double(done) / Double(all), bar.elapsed))
             }
         }
         let stops: Set<Int32> = ignoreEOS ? [] : tokenizer.endOfGeneration
         let result: TraceResult
-        if let plan {
-            let sink = RunFileCaptureSink(writer: captureWriter)
-            result = try session.trace(prompt: ids, plan: plan, into: sink, stopTokens: stops)
-        } else {
-            // Interventions only: no captures, but a run file with tokens (and the generated text).
-            let empty = try TracePlan(config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
-                                      promptLength: ids.count, decodeSteps: generate)
-            result = try session.trace(prompt: ids, plan: empty, into: CaptureStore(), stopTokens: stops)
+        do {
+            defer { bar.finish() }
+            if let plan {
+                let sink = RunFileCaptureSink(writer: captureWriter)
+                result = try session.trace(prompt: ids, plan: plan, into: sink, stopTokens: stops)
+            } else {
+                // Interventions only: no captures, but a run file with tokens (and the generated text).
+                let empty = try TracePlan(config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
+                                          promptLength: ids.count, decodeSteps: generate)
+                result = try session.trace(prompt: ids, plan: empty, into: CaptureStore(), stopTokens: stops)
+            }
         }
 
         // Inputs: tokens (prompt + generated) and their strings.
@@ -316,7 +305,7 @@ struct Trace: ParsableCommand {
             return [CaptureRequest(hooks: hooks.split(separator: ",").map(String.init), layers: layerSel, heads: headSel,
                                    queries: querySel, form: form)]
         } catch let e as HookError {
-            throw CLIError(e.errorDescription ?? "\(e)", hint: "see `headlight trace --help` for the selection syntax")
+            throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
     }
 
@@ -342,10 +331,10 @@ struct Trace: ParsableCommand {
             let parts = item.split(separator: ".")
             if parts.count == 2, let l = Int(parts[0]), let h = Int(parts[1]) {
                 guard let layer = wrappedIndex(l, count: c.nLayers) else {
-                    throw CLIError(HookError.layerOutOfRange(l, nLayers: c.nLayers).errorDescription!)
+                    throw CLIError(wrapping: HookError.layerOutOfRange(l, nLayers: c.nLayers))
                 }
                 guard let head = wrappedIndex(h, count: c.nHeads) else {
-                    throw CLIError(HookError.headOutOfRange(h, nHeads: c.nHeads).errorDescription!)
+                    throw CLIError(wrapping: HookError.headOutOfRange(h, nHeads: c.nHeads))
                 }
                 headItems.append((layer, head))
             } else {
@@ -364,7 +353,7 @@ struct Trace: ParsableCommand {
                 requests.append(CaptureRequest(hooks: points.map(\.name)))
             }
         } catch let e as HookError {
-            throw CLIError(e.errorDescription ?? "\(e)")
+            throw CLIError(wrapping: e)
         }
         let session = InferenceSession(model: model, maxContext: source.count)
         let (store, _) = try session.trace(prompt: source, requests: requests)
@@ -376,116 +365,5 @@ struct Trace: ParsableCommand {
             out.append(try ActivationPatch(from: t, phase: phase))
         }
         return out
-    }
-}
-
-/// A value computed on a background thread; `value()` waits for it.
-final class BackgroundValue<T>: @unchecked Sendable {
-    private var result: Result<T, Error>?
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ body: @escaping () throws -> T) {
-        Thread.detachNewThread { [self] in
-            result = Result { try body() }
-            done.signal()
-        }
-    }
-
-    func value() throws -> T {
-        done.wait()
-        done.signal()
-        return try result!.get()
-    }
-}
-
-/// Streams `HookSet` blocks into a run file through `CaptureWriter`: one dataset per capture under
-/// `/captures`, named by its hook, with the attributes of docs/run-file.md.
-final class RunFileCaptureSink: CaptureSink {
-    let writer: CaptureWriter
-    private var handles: [Int] = []
-    private var indexHandles: [Int: Int] = [:]
-    private var layouts: [CaptureLayout] = []
-
-    init(writer: CaptureWriter) { self.writer = writer }
-
-    func prepare(_ plan: TracePlan) throws {
-        layouts = plan.captures
-        for l in plan.captures {
-            var attrs: [(String, H5AttributeValue)] = [("hook", .string(l.name)), ("form", .string(l.form.rawValue)),
-                                                       ("axes", .strings(l.axes)), ("dtype_source", .string("float32"))]
-            if let layer = l.point.layer { attrs.append(("layer", .int(Int64(layer)))) }
-            if let h = l.heads { attrs.append(("heads", .ints(h.map(Int64.init)))) }
-            if l.point.kind.usesKVHeads, let qh = l.queryHeads { attrs.append(("query_heads", .ints(qh.map(Int64.init)))) }
-            if l.form != .full {
-                if l.queries.count <= 4096 {
-                    attrs.append(("queries", .ints(l.queries.map(Int64.init))))
-                } else {
-                    attrs.append(("queries_dataset", .string(l.name + ".queries")))
-                }
-            }
-            if l.point.kind.isAttention { attrs.append(("key_length", .int(Int64(l.sequenceLength)))) }
-            if let k = l.k { attrs.append(("k", .int(Int64(k)))) }
-            if let spans = l.spans {
-                attrs.append(("span_labels", .strings(spans.map(\.label))))
-                attrs.append(("span_starts", .ints(spans.map { Int64($0.start) })))
-                attrs.append(("span_ends", .ints(spans.map { Int64($0.end) })))
-            }
-            handles.append(try writer.createDataset(l.name, shape: l.shape, chunks: Self.chunks(l), attributes: attrs))
-            if let iname = l.indicesName {
-                indexHandles[handles.count - 1] = try writer.createDataset(
-                    iname, floats: false, type: .int32, shape: l.shape, chunks: Self.chunks(l),
-                    attributes: [("hook", .string(l.name)), ("axes", .strings(l.axes)), ("form", .string("topk_indices"))])
-            }
-            if l.form != .full && l.queries.count > 4096 {
-                try writer.group.createDataset(l.name + ".queries", data: l.queries.map(Int64.init))
-            }
-        }
-        // A consistent file on disk (complete = 0) before the long part starts.
-        try writer.file.flush()
-    }
-
-    /// Chunk shapes: attention rows in [1, 64, 256] tiles ([1, 1, 4096] when decode steps are
-    /// captured, since each step writes one row); position-major hooks in blocks of 64 positions.
-    static func chunks(_ l: CaptureLayout) -> [Int] {
-        let nq = max(l.queries.count, 1)
-        switch l.point.kind {
-        case .pattern, .attnScores:
-            if l.form == .full || l.form == .rows {
-                return l.includesDecode ? [1, 1, min(l.sequenceLength, 4096)]
-                    : [1, min(HookSet.rowBlock, nq), min(l.sequenceLength, HookSet.keyBlock)]
-            }
-            return [1, min(nq, 1024), l.shape[2]]
-        case .logits:
-            return [1, l.shape[1]]
-        case .result:
-            return [min(nq, 8), l.shape[1], l.shape[2]]
-        default:
-            return [min(nq, 64)] + Array(l.shape.dropFirst())
-        }
-    }
-
-    func write(_ capture: Int, _ block: CaptureBlock) throws {
-        try writer.write(handles[capture], start: block.start, count: block.count, rows: block.rows, width: block.width,
-                         valid: block.valid, row: block.row)
-    }
-
-    func writeIndices(_ capture: Int, start: [Int], count: [Int], _ values: UnsafeBufferPointer<Int32>) throws {
-        try writer.write(indexHandles[capture]!, start: start, count: count, values: values)
-    }
-
-    /// Generation stopped early: shrink the query/pos axis to the positions that ran and the key axis to them.
-    func finish(positions n: Int) throws {
-        for (i, l) in layouts.enumerated() where n < l.sequenceLength {
-            let kept = l.queries.filter { $0 < n }.count
-            var shape = l.shape
-            let posAxis = l.point.kind.isAttention ? 1 : 0
-            shape[posAxis] = kept
-            if l.point.kind.isAttention && (l.form == .full || l.form == .rows) { shape[2] = n }
-            try writer.resize(handles[i], to: shape)
-            if let ih = indexHandles[i] { try writer.resize(ih, to: shape) }
-            let ds = writer.datasets[handles[i]]
-            if l.form != .full && kept <= 4096 { try ds.setAttribute("queries", l.queries.prefix(kept).map(Int64.init)) }
-            if l.point.kind.isAttention { try ds.setAttribute("key_length", n) }
-        }
     }
 }

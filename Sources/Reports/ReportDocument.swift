@@ -221,14 +221,22 @@ public struct ReportDocument: Sendable {
     // MARK: Writing
 
     /// Writes `index.html` and every figure as `figures/<name>.svg` into `directory`
-    /// (created if needed). Each file is written to a temporary file in the same directory,
-    /// flushed, and renamed over the target, so readers never see a partial file. Figures
-    /// are written before index.html. Returns the URL of index.html.
+    /// (created if needed); see `publish(html:figures:to:)`. Returns the URL of index.html.
     @discardableResult
     public func write(to directory: URL) throws -> URL {
+        try Self.publish(html: html(), figures: figureFiles(), to: directory)
+    }
+
+    /// Publishes a rendered report into `directory` (created if needed): every figure as
+    /// `figures/<name>.svg`, then `index.html`. Each file is written to a temporary file in the
+    /// same directory, flushed, and renamed over the target (`AtomicFile`), so readers never see
+    /// a partial file, and figures go first so index.html never points at a missing one.
+    /// Returns the URL of index.html. Shared by `headlight report` and the notebook renderer.
+    @discardableResult
+    public static func publish(html: String, figures files: [(path: String, figure: Figure)],
+                               to directory: URL) throws -> URL {
         let fm = FileManager.default
         let figDir = directory.appendingPathComponent("figures", isDirectory: true)
-        let files = figureFiles()
         do {
             try fm.createDirectory(at: directory, withIntermediateDirectories: true)
             if !files.isEmpty { try fm.createDirectory(at: figDir, withIntermediateDirectories: true) }
@@ -241,7 +249,7 @@ public struct ReportDocument: Sendable {
             try AtomicFile.write(Data(text.utf8), to: directory.appendingPathComponent(path))
         }
         let index = directory.appendingPathComponent("index.html")
-        try AtomicFile.write(Data(html().utf8), to: index)
+        try AtomicFile.write(Data(html.utf8), to: index)
         return index
     }
 

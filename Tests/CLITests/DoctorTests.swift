@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import HeadlightCLI
+import RunRecording
 
 /// `headlight doctor` run as a subprocess (the built binary, next to the test bundle), and the
 /// SHA-256 implementation it uses for the model checksum.

@@ -67,7 +67,7 @@ public struct RunFileProvenance: Sendable, Equatable {
         if let a = commandLine, !a.isEmpty {
             var argv = a
             if let first = argv.first, first.contains("/") { argv[0] = (first as NSString).lastPathComponent }
-            return argv.map(NotebookCell.shellQuote).joined(separator: " ")
+            return Shell.command(argv)
         }
         return command.map { "headlight " + $0 }
     }

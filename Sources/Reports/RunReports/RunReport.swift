@@ -18,7 +18,6 @@
 // summary of its root attributes.
 import Analysis
 import Foundation
-import Inference
 import TraceStore
 
 /// Everything a report needs from one run file.
@@ -106,29 +105,20 @@ public enum RunReport {
         if !plain.isEmpty {
             blocks = []
             for f in plain {
-                blocks += (try? RunFileSummaryProvider().blocks(forRunFile: f.url, cell: NotebookCell(number: 0, fenceLine: 0, line: 0, source: "", arguments: []))) ?? []
+                blocks += RunFileSummary().blocks(forRunFile: f.url)
             }
             out.append(("Other run files", blocks))
         }
         return out
     }
 
-    /// The machine this process runs on, with the BLAS kernel.
-    public static func machineSummary() -> String {
-        "\(NotebookRenderInfo.machineDescription()), OpenBLAS kernel \(BLASRuntime.corename)"
-    }
-
-    /// Records the machine and BLAS kernel as root attributes `machine` and `blas_core` of a run
-    /// file being written (writers call this; reports show them per run file).
-    public static func machineAttributes(into file: H5File) throws {
-        try file.setAttribute("machine", NotebookRenderInfo.machineDescription())
-        try file.setAttribute("blas_core", BLASRuntime.corename)
-    }
-
     /// Reproducibility pairs: Headlight version, model file and sha256, the commands that produced
-    /// the run files, dates, machine (BLAS kernel).
+    /// the run files, dates, machine (BLAS kernel). `machine` describes where the report is built
+    /// (the CLI adds its OpenBLAS kernel, `RunProvenance.machineSummary()`); each run file's own
+    /// machine and kernel come from its attributes.
     public static func reproducibility(_ files: [RunFileContents], headlightVersion: String, reportCommand: String?,
-                                       date: Date = Date(), machine: String = RunReport.machineSummary()) -> [(key: String, value: String)] {
+                                       date: Date = Date(), machine: String = RunFile.machineDescription())
+        -> [(key: String, value: String)] {
         var r: [(key: String, value: String)] = [("headlight (report)", headlightVersion)]
         var models: [String] = []
         for f in files {
@@ -158,7 +148,7 @@ public enum RunReport {
     /// A complete report document for `files`.
     public static func document(_ files: [RunFileContents], title: String? = nil, headlightVersion: String,
                                 reportCommand: String? = nil, date: Date = Date(),
-                                machine: String = RunReport.machineSummary()) throws -> ReportDocument {
+                                machine: String = RunFile.machineDescription()) throws -> ReportDocument {
         let model = files.compactMap { $0.provenance.modelName ?? $0.provenance.modelFile }.first
         let topic: String
         if files.contains(where: { $0.retrieval != nil || $0.ablation != nil }) { topic = "Retrieval heads" }
@@ -185,23 +175,27 @@ public enum RunReport {
     }
 }
 
-/// The notebook runner's figure provider: the same figures as `headlight report`, for each run
-/// file a cell produced. Keeps the retrieval scores of earlier cells, so later graphs can colour
-/// their nodes by retrieval score.
-public final class RunReportFigureProvider: NotebookFigureProvider {
+/// The figures of `headlight report` for one run file at a time: the notebook runner's figure
+/// provider (Notebooks makes it a `NotebookFigureProvider`). Keeps the retrieval scores of
+/// earlier files, so later graphs can colour their nodes by retrieval score.
+public final class RunReportFigureProvider {
     private var retrievalScores: [HeadIndex: Double] = [:]
     private var plain: RetrievalRunData?
+    /// Shown as a file's machine when the file does not record one (the machine running now).
+    public let machine: String
 
-    public init() {}
+    public init(machine: String = RunFile.machineDescription()) {
+        self.machine = machine
+    }
 
-    public func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block] {
+    public func blocks(forRunFile url: URL) throws -> [ReportDocument.Block] {
         let f: RunFileContents
         do {
             f = try RunFileContents.load(url)
         } catch {
             return [.note("\(url.lastPathComponent): not a readable Headlight run file (\((error as? LocalizedError)?.errorDescription ?? "\(error)")).")]
         }
-        guard f.hasAnalysis else { return try RunFileSummaryProvider().blocks(forRunFile: url, cell: cell) }
+        guard f.hasAnalysis else { return RunFileSummary().blocks(forRunFile: url) }
         var out: [ReportDocument.Block] = []
         let name = f.provenance.fileName
         if let r = f.retrieval {
@@ -241,7 +235,7 @@ public final class RunReportFigureProvider: NotebookFigureProvider {
         if !model.isEmpty { facts.append(("model", model)) }
         if let v = f.provenance.headlightVersion { facts.append(("headlight", v)) }
         facts.append(("machine", f.provenance.machine.map { m in m + (f.provenance.blasKernel.map { ", OpenBLAS kernel \($0)" } ?? "") }
-                        ?? RunReport.machineSummary()))
+                        ?? machine))
         out.append(.keyValues(title: "Provenance of \(name)", pairs: facts))
         return out
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates Headlight's forward-pass fidelity fixtures from Hugging Face transformers.
 
-Two kinds of fixture, both read by Tests/InferenceTests/ForwardTests.swift:
+Two kinds of fixture, both read by Tests/InferenceTests/Model/ForwardTests.swift:
 
 1. smollm2/  — references for the default model (SmolLM2-135M-Instruct.Q4_1.gguf, Llama
    architecture). transformers dequantizes the GGUF to float32 (undoing llama.cpp's Q/K

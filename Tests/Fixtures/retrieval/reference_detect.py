@@ -35,7 +35,7 @@ Usage:
       --only 0,19,39,59 --no-fixture
 
 With --fixture-prompts (default on) the exported prompts are embedded in the output, making it
-the self-contained fixture read by Tests/AnalysisTests/ReferenceAgreementRetrievalTests.swift.
+the self-contained fixture read by Tests/AnalysisTests/RetrievalHeads/ReferenceAgreementRetrievalTests.swift.
 Requires torch, transformers (with gguf), rouge_score, numpy.
 """
 import argparse

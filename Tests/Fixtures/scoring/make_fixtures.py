@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the scoring fixtures that Tests/AnalysisTests/ScoringTests.swift
+"""Regenerate the scoring fixtures that Tests/AnalysisTests/Scoring/ScoringTests.swift
 compares against, from the reference Python packages.
 
     pip install rouge_score==0.1.2 nltk   # fixtures were made with nltk 3.10.4

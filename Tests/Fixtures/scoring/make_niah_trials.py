@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference NIAH trials for the default model, for
-Tests/AnalysisTests/NIAHRealTokenizerTests.swift.
+Tests/AnalysisTests/NIAH/NIAHRealTokenizerTests.swift.
 
     pip install llama-cpp-python
     python3 Tests/Fixtures/scoring/make_niah_trials.py [path/to/SmolLM2-135M-Instruct.Q4_1.gguf]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the tokenizer and chat-template fixtures used by Tests/InferenceTests/TokenizerTests.swift
+"""Writes the tokenizer and chat-template fixtures used by Tests/InferenceTests/Tokenizer/TokenizerTests.swift
 and ChatTemplateTests.swift.
 
   smollm2.json         llama.cpp's token ids for >= 300 strings with the default model's vocab

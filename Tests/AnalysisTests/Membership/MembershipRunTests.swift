@@ -377,7 +377,7 @@ final class MembershipRunTests: XCTestCase {
     /// The shipped set file parses and names 60 + 60 documents (the files themselves are not needed).
     func testShippedSetFileIsWellFormed() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("probes/membership")
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("probes/membership")
         let set = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("default.json"))) as! [String: Any]
         XCTAssertEqual(set["max_tokens_per_doc"] as? Int, 2000)
         for (name, expectedRoot) in [("members.json", "{python-stdlib}"), ("nonmembers.json", "{cache}/membership/nonmembers")] {

@@ -5,6 +5,7 @@ import Foundation
 enum RepoPaths {
     static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static let probes = root.appendingPathComponent("probes/niah")
     static let scoringFixtures = root.appendingPathComponent("Tests/Fixtures/scoring")
 }

@@ -5,7 +5,7 @@ import XCTest
 /// loosely typed values. Non-finite numbers are stored as "nan" / "inf" / "-inf".
 enum StatsFixture {
     static let url = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/stats/stats.json")
 
     /// Decoded with JSONDecoder: on Linux, JSONSerialization parses some doubles 1 ulp off

@@ -22,7 +22,8 @@ final class CitationRunCiteTests: XCTestCase {
         return cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
 
     struct Env { let model: Model; let tokenizer: Tokenizer; let chat: ChatTemplate? }
     nonisolated(unsafe) static var cached: Env?

@@ -17,6 +17,7 @@
 // are removed first, as browsers do); any other scheme (javascript:, data:, ...) drops the link
 // and keeps its text. Raw HTML, entities and everything else are shown literally.
 import Foundation
+import Reports
 
 /// One top-level piece of rendered prose: headings stay structured (level-1/2 headings become
 /// report sections), everything else is HTML.

@@ -1,4 +1,5 @@
 import XCTest
+@testable import Notebooks
 @testable import Reports
 
 /// A launcher that runs nothing: it records each call, writes every `-o` file (content depends

@@ -18,6 +18,7 @@ import XCTest
 
 final class TokenizerTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Fixtures/tokenizer")
 
     static var defaultModelPath: URL {

@@ -1,4 +1,5 @@
 import XCTest
+@testable import Notebooks
 @testable import Reports
 
 final class ParserNotebookTests: XCTestCase {
@@ -104,7 +105,7 @@ final class ParserNotebookTests: XCTestCase {
         XCTAssertTrue(c.shortCommand().hasPrefix("headlight retrieval-heads '--long-option value'"))
         XCTAssertTrue(c.shortCommand().hasSuffix(" ..."))
         XCTAssertLessThanOrEqual(c.shortCommand().count, 76)
-        XCTAssertEqual(NotebookCell.shellQuote("it's"), #"'it'\''s'"#)
+        XCTAssertEqual(Shell.quote("it's"), #"'it'\''s'"#)
     }
 
     func testCRLFAndIndentedFences() throws {

@@ -30,6 +30,7 @@
 // after each successful cell, so a later failure keeps the earlier cells cached. After a
 // complete run, entries no cell of the notebook uses any more are deleted.
 import Foundation
+import Reports
 
 /// A hash function for cache keys and file fingerprints (hex digests).
 public struct NotebookHasher: Sendable {

@@ -30,6 +30,7 @@
 // the report title (default: the file name); every level-1 or level-2 heading starts a report
 // section, and the cells after it appear in that section.
 import Foundation
+import Reports
 
 /// One runnable cell of a notebook.
 public struct NotebookCell: Equatable, Sendable {
@@ -46,7 +47,7 @@ public struct NotebookCell: Equatable, Sendable {
 
     /// `headlight` plus the arguments, each quoted for a POSIX shell when needed.
     public var commandLine: String {
-        (["headlight"] + arguments.map(NotebookCell.shellQuote)).joined(separator: " ")
+        Shell.command(["headlight"] + arguments)
     }
 
     /// The cell's source as shown in a report: as written, with `headlight ` prepended when the
@@ -74,14 +75,6 @@ public struct NotebookCell: Equatable, Sendable {
             cut = String(cut[..<sp])
         }
         return cut + " ..."
-    }
-
-    static func shellQuote(_ s: String) -> String {
-        if s.isEmpty { return "''" }
-        let safe = s.unicodeScalars.allSatisfy { c in
-            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "-_./=:,+@%".unicodeScalars.contains(c)
-        }
-        return safe ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
 

@@ -8,6 +8,7 @@
 // file, its command and the tail of its stderr. How processes are started is injectable
 // (`NotebookProcessLauncher`), so tests can run /bin/echo, /bin/false or an in-process fake.
 import Foundation
+import Reports
 
 /// What a finished subprocess left behind.
 public struct NotebookProcessResult: Sendable {

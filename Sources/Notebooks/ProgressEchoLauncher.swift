@@ -1,4 +1,5 @@
 import Foundation
+import Reports
 
 /// A notebook process launcher that, besides capturing a cell's stdout and stderr like
 /// `FoundationProcessLauncher`, echoes the cell's stderr lines (progress bars, notes) to this

@@ -13,12 +13,8 @@
 // ReportDocument is escaped, so no untrusted input can produce a placeholder, and the
 // fragments themselves escape all text (see NotebookMarkdown.swift).
 import Foundation
+import Reports
 import TraceStore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Turns a run file a cell produced into report blocks (figures, tables, notes). The CLI uses
 /// `RunReportFigureProvider` (the figures of `headlight report`); `RunFileSummaryProvider`, the
@@ -27,56 +23,22 @@ public protocol NotebookFigureProvider {
     func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block]
 }
 
-/// The default provider: the run file's root attributes as a table and its top-level objects.
-/// Never throws: unreadable files give a note.
+/// The default provider: the run file's root attributes as a table and its top-level objects
+/// (`RunFileSummary`). Never throws: unreadable files give a note.
 public struct RunFileSummaryProvider: NotebookFigureProvider {
-    /// Arrays longer than this are abbreviated in the table.
-    public var maxArrayItems = 12
+    public var summary = RunFileSummary()
 
     public init() {}
 
     public func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block] {
-        let file: H5File
-        do {
-            file = try RunFile.open(url.path, allowIncomplete: true)
-        } catch {
-            return [.note("\(url.lastPathComponent): not a readable Headlight run file (\(describe(error))).")]
-        }
-        defer { try? file.close() }
-        do {
-            let attrs = try file.attributes()
-            let rows = attrs.keys.sorted().map { [$0, format(attrs[$0]!)] }
-            var out: [ReportDocument.Block] = [
-                .table(ReportDocument.Table(headers: ["attribute", "value"], rows: rows,
-                                            caption: "Run file \(url.lastPathComponent): root attributes", alignNumbers: false)),
-            ]
-            let children = try file.children()
-            if !children.isEmpty {
-                out.append(.paragraph("Contents of \(url.lastPathComponent): " + children.joined(separator: ", ")))
-            }
-            return out
-        } catch {
-            return [.note("\(url.lastPathComponent): could not read its attributes (\(describe(error))).")]
-        }
+        summary.blocks(forRunFile: url)
     }
+}
 
-    func format(_ v: H5AttributeValue) -> String {
-        func list<T>(_ a: [T], _ f: (T) -> String) -> String {
-            let shown = a.prefix(maxArrayItems).map(f).joined(separator: ", ")
-            return "[" + shown + (a.count > maxArrayItems ? ", … (\(a.count) items)" : "") + "]"
-        }
-        switch v {
-        case .string(let s): return s
-        case .int(let i): return "\(i)"
-        case .double(let d): return "\(d)"
-        case .strings(let a): return list(a) { $0.debugDescription }
-        case .ints(let a): return list(a) { "\($0)" }
-        case .doubles(let a): return list(a) { "\($0)" }
-        }
-    }
-
-    private func describe(_ error: Error) -> String {
-        (error as? LocalizedError)?.errorDescription ?? String(describing: error)
+/// The notebook runner draws the same figures as `headlight report` for each run file a cell writes.
+extension RunReportFigureProvider: NotebookFigureProvider {
+    public func blocks(forRunFile url: URL, cell: NotebookCell) throws -> [ReportDocument.Block] {
+        try blocks(forRunFile: url)
     }
 }
 
@@ -101,17 +63,8 @@ public struct NotebookRenderInfo: Sendable {
         self.rebuildCommand = rebuildCommand
     }
 
-    /// `uname -srm` (system, release, machine) plus the core count.
-    public static func machineDescription() -> String {
-        var u = utsname()
-        guard uname(&u) == 0 else { return "unknown" }
-        func field<T>(_ t: T) -> String {
-            withUnsafeBytes(of: t) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-        }
-        return "\(field(u.sysname)) \(field(u.release)) \(field(u.machine)), \(ProcessInfo.processInfo.activeProcessorCount) cores"
-    }
+    /// `uname -srm` (system, release, machine) plus the core count (`RunFile.machineDescription()`).
+    public static func machineDescription() -> String { RunFile.machineDescription() }
 }
 
 public struct NotebookRenderer {
@@ -150,27 +103,11 @@ public struct NotebookRenderer {
             return h
         }
 
-        /// Writes figures/*.svg and index.html atomically; returns the URL of index.html.
+        /// Writes figures/*.svg and index.html atomically (`ReportDocument.publish`); returns the
+        /// URL of index.html.
         @discardableResult
         public func write(to directory: URL) throws -> URL {
-            let fm = FileManager.default
-            let files = document.figureFiles()
-            do {
-                try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-                if !files.isEmpty {
-                    try fm.createDirectory(at: directory.appendingPathComponent("figures", isDirectory: true), withIntermediateDirectories: true)
-                }
-            } catch {
-                throw ReportError.io(path: directory.path, message: error.localizedDescription)
-            }
-            for (path, f) in files {
-                let svg = ReportDocument.inlineSVG(f.svg)
-                let text = svg.hasPrefix("<svg") ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + svg + "\n" : svg
-                try AtomicFile.write(Data(text.utf8), to: directory.appendingPathComponent(path))
-            }
-            let index = directory.appendingPathComponent("index.html")
-            try AtomicFile.write(Data(html().utf8), to: index)
-            return index
+            try ReportDocument.publish(html: html(), figures: document.figureFiles(), to: directory)
         }
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import Reports
+import Notebooks
 import XCTest
 
 /// The notebook launchers: stdout and stderr collected whole, exit codes, and the echo of

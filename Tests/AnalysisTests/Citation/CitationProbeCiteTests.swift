@@ -113,7 +113,8 @@ final class CitationProbeCiteTests: XCTestCase {
 
     /// The shipped probe sets load and meet the requirements.
     func testShippedProbeSets() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
         let items = try CitationProbeFile.load(path: root.appendingPathComponent("probes/citation/default.jsonl").path)
         XCTAssertGreaterThanOrEqual(items.count, 100)
         XCTAssertTrue(items.allSatisfy { (5...20).contains($0.passages.count) })

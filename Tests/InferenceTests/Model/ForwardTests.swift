@@ -13,6 +13,7 @@ import XCTest
 ///   full logits at sampled positions, attention rows, 64-token greedy continuation.
 final class ForwardTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
         .appendingPathComponent("Fixtures/reference")
 
     // MARK: - Fixture reading

@@ -1,4 +1,5 @@
 import XCTest
+@testable import Notebooks
 @testable import Reports
 import TraceStore
 
