@@ -94,8 +94,8 @@ static void dequant(int type, const uint8_t *b, double *w) {
 
 static int failures = 0;
 
-static void check_qmatmul(int type) {
-    const int rows = 37, cols = 320, nb = cols / 32, bb = block_bytes(type);
+static void check_qmatmul(int type, int rows, int cols) {
+    const int nb = cols / 32, bb = block_bytes(type);
     uint8_t *w = malloc((size_t)rows * nb * bb);
     for (int i = 0; i < rows * nb * bb; i++) w[i] = (uint8_t)next_u32();
     for (int b = 0; b < rows * nb; b++) {
@@ -103,7 +103,7 @@ static void check_qmatmul(int type) {
         put_half(blk, type == HL_Q4_1 || type == HL_Q5_1 ? uniform(0.001f, 0.05f) : uniform(-0.05f, 0.05f));
         if (type == HL_Q4_1 || type == HL_Q5_1) put_half(blk + 2, uniform(-0.4f, 0));
     }
-    for (int t = 1; t <= 3; t += 2) {
+    for (int t = 1; t <= 5; t += 2) {
         float *x = malloc(sizeof(float) * t * cols), *y = malloc(sizeof(float) * t * rows);
         for (int i = 0; i < t * cols; i++) x[i] = uniform(-1, 1) * (i % 7 == 0 ? 4.0f : 1.0f);
         int8_t *xq = malloc((size_t)t * cols);
@@ -133,8 +133,8 @@ static void check_qmatmul(int type) {
                     }
                 int ok = worst <= 1e-5;
                 failures += !ok;
-                printf("%-4s qmatmul %s %-5s t %d: max error / magnitude %.2e %s\n", ok ? "ok" : "FAIL",
-                       type_name(type), hl_qdot_mode_name(mode), t, worst, hl_kernels_level_name(level));
+                printf("%-4s qmatmul %s %dx%d %-5s t %d: max error / magnitude %.2e %s\n", ok ? "ok" : "FAIL",
+                       type_name(type), rows, cols, hl_qdot_mode_name(mode), t, worst, hl_kernels_level_name(level));
             }
         }
         free(x); free(y); free(xq); free(xd);
@@ -178,7 +178,10 @@ int main(void) {
     printf("\nbest: %s\n", hl_kernels_level_name(hl_kernels_max_level()));
     hl_kernels_set_threads(2);
     const int types[] = {HL_Q4_0, HL_Q4_1, HL_Q5_0, HL_Q5_1, HL_Q8_0};
-    for (int i = 0; i < 5; i++) check_qmatmul(types[i]);
+    for (int i = 0; i < 5; i++) {
+        check_qmatmul(types[i], 37, 320);
+        check_qmatmul(types[i], 1536, 576);   // SmolLM2's FFN shape: split over the thread pool
+    }
     check_attention();
     printf("%s: %d failures\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
