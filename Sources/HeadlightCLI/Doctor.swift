@@ -154,6 +154,7 @@ struct DoctorReport: Codable {
             ("os", "\(os.name); \(os.kernel) \(os.machine)"),
             ("cpu", "\(cpu.model) (\(cpu.vendor) family \(cpu.family) model \(cpu.modelNumber)), \(cpu.cores) cores"),
             ("cpu features", cpu.features.isEmpty ? "none detected" : cpu.features.joined(separator: " ")),
+            ("native kernels", KernelConfig.summary),
             ("openblas", blas.config),
             ("blas kernel", blas.kernel + (blas.recommended.map { " (best for this CPU: \($0))" } ?? "")),
             ("chosen by", origin),

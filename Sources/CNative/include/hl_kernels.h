@@ -2,23 +2,44 @@
 #define HEADLIGHT_HL_KERNELS_H
 // Hot numeric kernels of the forward pass (Sources/Inference/Model/Kernels.swift calls them).
 //
-// Every kernel exists in three builds of the same source: AVX-512 (x86-64-v4 subset), AVX2+FMA
-// (x86-64-v3) and portable C. The level is chosen once at first use from the CPU (cpuid + XCR0,
-// see hl_cpu_probe); HEADLIGHT_KERNELS=scalar|avx2|avx512 lowers it, and tests can switch with
-// hl_kernels_set_level. Work is split over a small thread pool (hl_kernels_set_threads).
+// Every kernel exists in several builds of the same source, one per instruction-set level, chosen
+// once at first use from the CPU (x86: cpuid + XCR0, see hl_cpu_probe; aarch64: getauxval(AT_HWCAP)
+// or sysctl on macOS). HEADLIGHT_KERNELS=<level name> lowers it (a level the CPU lacks falls back
+// to the best one below it), and tests can switch with hl_kernels_set_level. Per-function target
+// attributes select the instructions, so the file compiles for baseline x86-64 / armv8-a.
+// Work is split over a small thread pool (hl_kernels_set_threads).
 #include <stddef.h>
 #include <stdint.h>
 
-enum { HL_KERNELS_SCALAR = 0, HL_KERNELS_AVX2 = 1, HL_KERNELS_AVX512 = 2 };
+/// Kernel levels. The ids are stable; which ones a CPU supports: hl_kernels_level_supported.
+/// Fallback order when a level is unsupported: avx512-vnni > avx512 > avx2 > generic,
+/// avx2-vnni > avx2, neon-dotprod > neon > generic.
+enum {
+    HL_KERNELS_SCALAR = 0,          // "generic": portable C (the compiler's baseline vectorization)
+    HL_KERNELS_GENERIC = 0,
+    HL_KERNELS_AVX2 = 1,            // AVX2 + FMA + F16C (x86-64-v3: Haswell, Zen 1)
+    HL_KERNELS_AVX512 = 2,          // AVX-512 F/BW/DQ/VL
+    HL_KERNELS_AVX512_VNNI = 3,     // AVX-512 + VNNI (vpdpbusd)
+    HL_KERNELS_NEON = 4,            // aarch64 Advanced SIMD
+    HL_KERNELS_NEON_DOTPROD = 5,    // aarch64 + dot product (sdot, HWCAP_ASIMDDP)
+    HL_KERNELS_AVX2_VNNI = 6,       // AVX2 + AVX-VNNI (VEX vpdpbusd; Alder Lake without AVX-512)
+    HL_KERNELS_LEVELS = 7
+};
 
 /// The active kernel level (HL_KERNELS_*).
 int hl_kernels_level(void);
-/// The highest level this CPU supports.
+/// The best level this CPU supports.
 int hl_kernels_max_level(void);
-/// Sets the level (clamped to what the CPU supports); returns the level now active.
+/// Whether this CPU (and OS) supports `level`.
+int hl_kernels_level_supported(int level);
+/// Sets the level (an unsupported level falls back as above); returns the level now active.
 int hl_kernels_set_level(int level);
-/// "scalar", "avx2" or "avx512".
+/// "generic", "avx2", "avx2-vnni", "avx512", "avx512-vnni", "neon" or "neon-dotprod"
+/// ("?" for an unknown id).
 const char *hl_kernels_level_name(int level);
+/// The active kernel set in one line for `headlight doctor`, e.g.
+/// "avx512-vnni (best: avx512-vnni), quantized products: int8 activations, 2 threads".
+const char *hl_kernels_summary(void);
 
 /// Threads used by the kernels (the calling thread plus n - 1 pool workers). Default: the number
 /// of online CPUs, at most 8. Pool workers spin briefly after a job, then sleep.
@@ -28,18 +49,42 @@ void hl_kernels_set_threads(int n);
 // MARK: Quantized matrix products
 
 /// ggml type ids of the quantized weight formats with direct matrix-vector kernels.
-enum { HL_Q4_0 = 2, HL_Q4_1 = 3, HL_Q8_0 = 8, HL_Q4_K = 12, HL_Q6_K = 14 };
+enum { HL_Q4_0 = 2, HL_Q4_1 = 3, HL_Q5_0 = 6, HL_Q5_1 = 7, HL_Q8_0 = 8, HL_Q4_K = 12, HL_Q6_K = 14 };
 
 /// Whether `hl_qmatmul` supports ggml type `type`.
 int hl_qtype_supported(int type);
 
 /// y[i, r] = sum_c W[r, c] * x[i, c] for i < t, r < rows: a linear layer on t activation rows
 /// (x rows `x_stride` floats apart, y rows `y_stride` apart) with W [rows, cols] kept in ggml block
-/// format `type`, rows `row_bytes` apart. Each weight is decoded to exactly the Float32 value the
-/// dequantizer gives (GGUF/Dequantize.swift), so results differ from an f32 product only by the
-/// order of summation. Multithreaded over rows. cols must be a multiple of the block size.
+/// format `type`, rows `row_bytes` apart. Multithreaded over rows. cols must be a multiple of the
+/// block size. Two arithmetic paths (hl_qdot_set_mode):
+/// - float: each weight is decoded to exactly the Float32 value the dequantizer gives
+///   (GGUF/Dequantize.swift), so results differ from an f32 product only by the order of summation.
+/// - int8 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; other types use the float path): each 32-value block of
+///   x is quantized to 8 bits (hl_quantize_q8_32) and multiplied with integer dot products, as
+///   llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends: per block (d_w d_x) * sum(q_w q_x), plus
+///   m_w * d_x * sum(q_x) for the formats with a minimum. The error against the float path is
+///   bounded by sum over blocks of (max|x_b| / 254) * sum_{c in b} |W[r, c]| (plus float rounding).
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,
                 const float *x, size_t x_stride, int t, float *y, size_t y_stride);
+
+/// Arithmetic of the quantized products: HL_QDOT_FLOAT (the reference) or HL_QDOT_INT8.
+/// Default: HEADLIGHT_QDOT=float|int8 at first use, else float. The int8 path is 1.7-4x faster
+/// per product but fails the model-fidelity bar (logits within 1e-2 of transformers, identical
+/// greedy continuations) on SmolLM2-135M, so it is opt-in (see hl_kernels.c, hl_qdot_mode).
+enum { HL_QDOT_FLOAT = 0, HL_QDOT_INT8 = 1 };
+int hl_qdot_mode(void);
+/// Sets the mode (0 or 1); returns the mode now active.
+int hl_qdot_set_mode(int mode);
+/// "float" or "int8".
+const char *hl_qdot_mode_name(int mode);
+/// Whether the int8 path covers ggml type `type`.
+int hl_qdot_int8_supported(int type);
+
+/// The int8 activation quantizer of the int8 path (n a multiple of 32): per block b of 32 values,
+/// d[b] = max|x| / 127 and q = round-half-even(x * 127 / max|x|) in [-127, 127] (q = 0, d = 0 for
+/// an all-zero block; d = NaN when the block holds an Inf or NaN). The same on every level.
+void hl_quantize_q8_32(const float *x, int n, int8_t *q, float *d);
 
 /// C[m, n] = A[m, k] · B[n, k]ᵀ (row-major sgemm, no transposes of A), split over the kernel pool
 /// by columns with OpenBLAS held to one thread during the call (one pool for all parallel work,

@@ -94,8 +94,18 @@ public enum KernelProfile {
 
 /// The native kernels' configuration (Sources/CNative/hl_kernels.c).
 public enum KernelConfig {
-    /// "avx512", "avx2" or "scalar": the instruction set the kernels run with.
+    /// "avx512-vnni", "avx512", "avx2-vnni", "avx2", "neon-dotprod", "neon" or "generic": the
+    /// instruction set the kernels run with (HEADLIGHT_KERNELS lowers it).
     public static var level: String { String(cString: hl_kernels_level_name(hl_kernels_level())) }
+    /// The active kernel set in one line (level, arithmetic of the quantized products, threads),
+    /// for `headlight doctor`.
+    public static var summary: String { String(cString: hl_kernels_summary()) }
+    /// Quantized products on int8-quantized activations (true) or on Float32 activations, the
+    /// reference (HEADLIGHT_QDOT=float|int8; see hl_qmatmul).
+    public static var int8Activations: Bool {
+        get { hl_qdot_mode() == Int32(HL_QDOT_INT8) }
+        set { _ = hl_qdot_set_mode(Int32(newValue ? HL_QDOT_INT8 : HL_QDOT_FLOAT)) }
+    }
     /// Threads of the kernel pool (the caller included).
     public static var threads: Int {
         get { Int(hl_kernels_threads()) }

@@ -1,0 +1,103 @@
+// The int8 path of the quantized matrix-vector products: the activation quantizer and the
+// portable row kernel (the other levels: hl_kernels_q8_x86.c, hl_kernels_q8_neon.c).
+//
+// Arithmetic (as llama.cpp's ggml_vec_dot_q4_0_q8_0 / q4_1_q8_1 / q5_0_q8_0 / q5_1_q8_1 /
+// q8_0_q8_0): each 32-value block of the activation row is quantized to int8 with its own scale
+// d_x = max|x| / 127 (kept in Float32, where llama.cpp rounds it to f16), and per weight block
+//   Q4_0: (d_w d_x) * sum((q_w - 8) q_x)          Q4_1: (d_w d_x) * sum(q_w q_x) + m_w s_x
+//   Q5_0: (d_w d_x) * sum((q_w - 16) q_x)         Q5_1: (d_w d_x) * sum(q_w q_x) + m_w s_x
+//   Q8_0: (d_w d_x) * sum(q_w q_x)
+// with s_x = d_x * sum(q_x). The integer sums are exact; the levels differ only in how the
+// Float32 terms are added up.
+
+#include "hl_kernels.h"
+#include "hl_kernels_q8.h"
+
+#include <math.h>
+
+void hl_q8_quantize(const float *x, int n, int8_t *q, float *d, float *s, int32_t *isum) {
+    for (int b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        int8_t *qb = q + 32 * b;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) {
+            float a = fabsf(xb[j]);
+            amax = a > amax ? a : amax;
+        }
+        int any_nan = 0;
+        for (int j = 0; j < 32; j++) any_nan |= xb[j] != xb[j];
+        int32_t sum = 0;
+        if (any_nan || amax > 3.4028234663852886e38f) {
+            // Inf / NaN: zeros with a NaN scale, so every product with this block is NaN.
+            memset(qb, 0, 32);
+            d[b] = NAN;
+        } else {
+            const float id = amax != 0 ? 127.0f / amax : 0.0f;
+            for (int j = 0; j < 32; j++) {
+                // |x * id| <= 127 (+ rounding): adding and subtracting 1.5 * 2^23 rounds half to even.
+                float v = xb[j] * id;
+                v = (v + 12582912.0f) - 12582912.0f;
+                int32_t qi = (int32_t)v;
+                qb[j] = (int8_t)qi;
+                sum += qi;
+            }
+            d[b] = amax / 127.0f;
+        }
+        if (s) s[b] = d[b] * (float)sum;
+        if (isum) isum[b] = sum;
+    }
+}
+
+void hl_quantize_q8_32(const float *x, int n, int8_t *q, float *d) { hl_q8_quantize(x, n, q, d, NULL, NULL); }
+
+/// sum over the block of q_w * q_x, with q_w the 4-bit values at qs (weight j: low nibble of
+/// qs[j], weight j + 16: high nibble) plus `high` (bit j of qh -> 16) for the 5-bit formats.
+static inline int32_t dot_nibbles(const uint8_t *qs, uint32_t qh, int five, const int8_t *x) {
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++) {
+        int32_t lo = qs[j] & 15, hi = qs[j] >> 4;
+        if (five) {
+            lo |= (int32_t)((qh >> j) & 1) << 4;
+            hi |= (int32_t)((qh >> (j + 16)) & 1) << 4;
+        }
+        s += lo * x[j] + hi * x[j + 16];
+    }
+    return s;
+}
+
+static inline float block_generic(int type, const uint8_t *blk, const int8_t *xq, float dx, float sx, int32_t xi) {
+    const float dw = hl_q8_h2f(blk);
+    uint32_t qh;
+    switch (type) {
+    case HL_Q4_0:
+        return (dw * dx) * (float)(dot_nibbles(blk + 2, 0, 0, xq) - 8 * xi);
+    case HL_Q4_1:
+        return (dw * dx) * (float)dot_nibbles(blk + 4, 0, 0, xq) + hl_q8_h2f(blk + 2) * sx;
+    case HL_Q5_0:
+        memcpy(&qh, blk + 2, 4);
+        return (dw * dx) * (float)(dot_nibbles(blk + 6, qh, 1, xq) - 16 * xi);
+    case HL_Q5_1:
+        memcpy(&qh, blk + 4, 4);
+        return (dw * dx) * (float)dot_nibbles(blk + 8, qh, 1, xq) + hl_q8_h2f(blk + 2) * sx;
+    default: {
+        const int8_t *qw = (const int8_t *)(blk + 2);
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) s += (int32_t)qw[j] * xq[j];
+        return (dw * dx) * (float)s;
+    }
+    }
+}
+
+void hl_q8_rows_generic(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x, int t,
+                        float *y, size_t ys) {
+    const int bb = hl_q8_block_bytes(type);
+    for (int i = 0; i < t; i++) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *row = w + (size_t)r * rb;
+            float acc = 0;
+            for (int b = 0; b < nb; b++)
+                acc += block_generic(type, row + (size_t)b * bb, x[i].q + 32 * b, x[i].d[b], x[i].s[b], x[i].isum[b]);
+            y[(size_t)i * ys + r] = acc;
+        }
+    }
+}
