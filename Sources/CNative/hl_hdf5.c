@@ -19,6 +19,18 @@ _Static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t must be 64-bit (HDF5 >= 
 #define HL_RECLAIM(type, space, buf) H5Dvlen_reclaim((type), (space), H5P_DEFAULT, (buf))
 #endif
 
+// ---- library lifetime -------------------------------------------------------------------------
+
+/// HDF5 registers H5_term_library with atexit on its first call; at exit that closes every file
+/// still open and flushes it. After a failed close (ENOSPC while flushing) the file stays in
+/// HDF5's list in a half-closed state and that exit-time flush dereferences freed memory
+/// (SIGSEGV in H5F__close_cb). Headlight closes its files itself (H5File.close/deinit,
+/// RunFileWriter), so it tells HDF5 not to run the exit hook at all; this must happen before any
+/// other HDF5 call, hence a load-time constructor.
+__attribute__((constructor)) static void hl_h5_no_atexit(void) {
+    H5dont_atexit();
+}
+
 // ---- errors -----------------------------------------------------------------------------------
 
 static __thread char g_err[2048];

@@ -1,3 +1,4 @@
+import CNative
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -141,7 +142,16 @@ public struct RunFileHeader: Equatable, Sendable {
 ///   and `resumed` is true, so the caller can count the records already there and continue.
 ///   Append one record per trial and call `checkpoint()` after each (see `H5File`'s
 ///   documentation for the guarantee). Two processes must not resume the same path at once
-///   (HDF5's file lock makes the second open fail with `.cannotOpen`).
+///   (HDF5's file lock makes the second open fail with `.cannotOpen`, "another process is
+///   writing").
+///
+/// Safety (docs/security.md): temporary files are created exclusively and never through a
+/// symbolic link (a planted link at `<path>.tmp-<pid>` is removed, not followed; a `.partial`
+/// that is a link is refused). A new `.partial` appears only once its header (format, `header`,
+/// `identity`) is on disk: it is written as `<path>.partial.tmp-<pid>` and renamed, so a kill
+/// at any moment leaves either no `.partial` or one that names its command and model. A
+/// `.partial` is resumed only when every `identity` attribute matches (command, model sha256,
+/// plan hash, ...), and it is checked read-only before anything is written to it.
 ///
 /// Dropping an unfinalized writer closes the file and leaves the temporary file in place (it is
 /// evidence, and with `resumable` the checkpoint); `abandon()` deletes it.
@@ -155,32 +165,113 @@ public final class RunFileWriter {
     /// True when an interrupted `<path>.partial` was reopened.
     public let resumed: Bool
     public private(set) var isFinalized = false
+    /// Resumable runs: file descriptor used only to reserve disk space ahead of the next
+    /// checkpoint (see `reserveSpace`), and the growth bookkeeping that sizes the reservation.
+    private var reserveFD: Int32 = -1
+    private var lastSize = 0
+    private var largestGrowth = 0
 
-    public init(path: String, resumable: Bool = false) throws {
+    /// - Parameters:
+    ///   - header: root attributes written when the file is created (ignored when resuming: the
+    ///     partial file already has them).
+    ///   - identity: root string attributes that a resumed `.partial` must carry with exactly
+    ///     these values (written on creation); a mismatch is `.cannotResume` naming the key.
+    public init(path: String, resumable: Bool = false, header: RunFileHeader? = nil,
+                identity: [String: String] = [:]) throws {
+        try RunFileWriter.checkOutputPath(path)
         self.path = path
         self.temporaryPath = RunFileWriter.temporaryPath(for: path, resumable: resumable)
-        if resumable && FileManager.default.fileExists(atPath: temporaryPath) {
-            let f = try H5File.openForAppend(temporaryPath)
-            guard try f.attributeIfPresent(RunFile.Attr.format)?.stringValue == RunFile.format else {
-                try? f.close()
-                throw TraceStoreError.notARunFile(file: temporaryPath, detail: "cannot resume: not a partial Headlight run file")
-            }
-            file = f
+        if resumable, let existing = try RunFileWriter.existingPartial(temporaryPath, identity: identity) {
+            file = existing
             resumed = true
+            try reserveSpace()
             try file.setAttribute(RunFile.Attr.complete, 0)
+            try file.flush()
+            return
+        }
+        resumed = false
+        if resumable {
+            // Build the header in a private temporary file, then publish it as `.partial`.
+            let staging = temporaryPath + ".tmp-\(getpid())"
+            let f = try RunFileWriter.createExclusive(staging)
+            do {
+                try RunFileWriter.writeHeader(f, header: header, identity: identity)
+                try f.flush()
+                try f.close()
+                if rename(staging, temporaryPath) != 0 {
+                    throw TraceStoreError.io(file: temporaryPath, operation: "rename from \(staging)",
+                                             detail: String(cString: strerror(errno)))
+                }
+            } catch {
+                try? f.close()
+                _ = unlink(staging)
+                throw error
+            }
+            file = try H5File.openForAppend(temporaryPath)
+            try reserveSpace()
         } else {
-            file = try H5File.create(temporaryPath, truncate: true)
-            resumed = false
-            try file.setAttribute(RunFile.Attr.format, RunFile.format)
-            try file.setAttribute(RunFile.Attr.formatVersion, RunFile.formatVersion)
-            try file.setAttribute(RunFile.Attr.created, RunFile.timestamp())
-            try file.setAttribute(RunFile.Attr.complete, 0)
-            if resumable { try file.flush() }
+            file = try RunFileWriter.createExclusive(temporaryPath)
+            do {
+                try RunFileWriter.writeHeader(file, header: header, identity: identity)
+            } catch {
+                try? file.close()
+                _ = unlink(temporaryPath)
+                throw error
+            }
         }
     }
 
     deinit {
         if !isFinalized { try? file.close() }
+        if reserveFD >= 0 { posixClose(reserveFD) }
+    }
+
+    /// Bytes kept reserved beyond the file's end for the next checkpoint: at least 256 KiB and
+    /// three times the largest growth between two checkpoints so far.
+    var reservation: Int { max(256 << 10, 3 * largestGrowth) }
+
+    /// Disk-full safety for resumable runs. HDF5 updates a file in place, so a flush that fails
+    /// half-way (ENOSPC) can leave the checkpoint unreadable. Before each trial the writer
+    /// therefore reserves `reservation` bytes past the end of the file (`fallocate` with
+    /// FALLOC_FL_KEEP_SIZE: blocks are allocated, the size HDF5 sees is unchanged), so the
+    /// trial's writes and its checkpoint land in space that is already the file's. If the space
+    /// cannot be had, the run stops *before* writing anything more, with the last checkpoint
+    /// intact and resumable. Where fallocate is unsupported the free space is checked instead.
+    func reserveSpace() throws {
+        var st = stat()
+        guard lstat(temporaryPath, &st) == 0 else { return }
+        let size = Int(st.st_size)
+        if lastSize > 0 { largestGrowth = max(largestGrowth, size - lastSize) }
+        lastSize = size
+        let want = reservation
+        if reserveFD < 0 { reserveFD = posixOpen(temporaryPath, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+        if reserveFD >= 0 {
+            let r = hl_fs_reserve(reserveFD, Int64(size), Int64(want))
+            if r == 0 { return }
+            if r == ENOSPC || r == EDQUOT || r == EFBIG { throw diskFull(want) }
+            // EOPNOTSUPP and friends: fall through to the free-space check.
+        }
+        var vfs = statvfs()
+        if statvfs(temporaryPath, &vfs) == 0 {
+            let free = Int(vfs.f_bavail) * Int(vfs.f_frsize)
+            if free < want { throw diskFull(want) }
+        }
+    }
+
+    /// Gives back the blocks reserved past the end of the file (truncating to the same size
+    /// drops preallocated blocks) and closes the descriptor.
+    private func releaseReservation() {
+        guard reserveFD >= 0 else { return }
+        var st = stat()
+        if fstat(reserveFD, &st) == 0 { _ = ftruncate(reserveFD, st.st_size) }
+        posixClose(reserveFD)
+        reserveFD = -1
+    }
+
+    private func diskFull(_ want: Int) -> TraceStoreError {
+        .diskFull(file: temporaryPath,
+                  detail: "cannot reserve \(want / 1024) KiB for the next checkpoint (No space left on device); "
+                      + "stopped before writing, the last checkpoint is intact")
     }
 
     /// `<path>.partial` when resumable, else `<path>.tmp-<pid>` (same directory as `path`, so
@@ -189,18 +280,147 @@ public final class RunFileWriter {
         resumable ? path + ".partial" : path + ".tmp-\(getpid())"
     }
 
+    /// Checks an output path before any work is done: not empty, not a directory, its directory
+    /// exists and is writable. Commands call this from argument validation; `init` calls it too.
+    public static func checkOutputPath(_ path: String) throws {
+        func bad(_ detail: String) -> TraceStoreError { .badOutputPath(file: path, detail: detail) }
+        guard !path.isEmpty else { throw bad("the output path is empty") }
+        guard !path.hasSuffix("/") else { throw bad("names a directory; give a file name such as run.h5") }
+        var st = stat()
+        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            throw bad("is a directory; give a file name such as \(path)/run.h5")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let d = dir.isEmpty ? "." : dir
+        var ds = stat()
+        guard stat(d, &ds) == 0 else { throw bad("its directory \(d) does not exist") }
+        guard (ds.st_mode & S_IFMT) == S_IFDIR else { throw bad("\(d) is not a directory") }
+        guard access(d, W_OK | X_OK) == 0 else { throw bad("its directory \(d) is not writable") }
+    }
+
+    /// Removes whatever sits at a temporary path of this process (a stale file, or a symbolic
+    /// link someone planted: `unlink` removes the link, never its target), then creates the HDF5
+    /// file exclusively (`O_CREAT | O_EXCL`: fails on any existing entry, links included).
+    static func createExclusive(_ p: String) throws -> H5File {
+        var st = stat()
+        if lstat(p, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                throw TraceStoreError.badOutputPath(file: p, detail: "a directory is in the way of the temporary file")
+            }
+            if unlink(p) != 0 {
+                throw TraceStoreError.io(file: p, operation: "remove stale temporary file",
+                                         detail: String(cString: strerror(errno)))
+            }
+        }
+        do {
+            return try H5File.create(p, truncate: false)
+        } catch TraceStoreError.fileExists {
+            throw TraceStoreError.badOutputPath(file: p, detail: "another process created this temporary file first")
+        }
+    }
+
+    static func writeHeader(_ f: H5File, header: RunFileHeader?, identity: [String: String]) throws {
+        try f.setAttribute(RunFile.Attr.format, RunFile.format)
+        try f.setAttribute(RunFile.Attr.formatVersion, RunFile.formatVersion)
+        try f.setAttribute(RunFile.Attr.created, RunFile.timestamp())
+        try f.setAttribute(RunFile.Attr.complete, 0)
+        try header?.write(to: f)
+        for (k, v) in identity.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, v) }
+    }
+
+    /// The interrupted `.partial` at `p`, checked read-only first and then opened read-write, or
+    /// nil when there is none (or only an empty one left by a kill before its header existed,
+    /// which an older Headlight could leave; it is removed).
+    static func existingPartial(_ p: String, identity: [String: String]) throws -> H5File? {
+        var st = stat()
+        guard lstat(p, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFLNK:
+            throw TraceStoreError.cannotResume(file: p, detail: "it is a symbolic link; Headlight never writes through one",
+                                               hint: "Remove the link (or choose another -o).")
+        case S_IFREG: break
+        default:
+            throw TraceStoreError.cannotResume(file: p, detail: "it is not a regular file",
+                                               hint: "Remove it (or choose another -o).")
+        }
+        if st.st_size == 0 {
+            _ = unlink(p)
+            return nil
+        }
+        // Read-only check: nothing is written to a file that fails it.
+        do {
+            let ro: H5File
+            do {
+                ro = try H5File.open(p)
+            } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
+                throw TraceStoreError.cannotResume(file: p, detail: "another process is writing it",
+                                                   hint: "Wait for that run to finish, or choose another -o.")
+            }
+            defer { try? ro.close() }
+            let format = try ro.attributeIfPresent(RunFile.Attr.format)?.stringValue
+            // Killed before its header was complete (Headlight <= session 9 wrote the model
+            // header after creating the file): no records and none of this run's identity yet,
+            // so nothing is lost by starting over.
+            let names = Set(try ro.attributeNames())
+            if try ro.children().isEmpty, !identity.isEmpty, identity.keys.allSatisfy({ !names.contains($0) }) {
+                try ro.close()
+                _ = unlink(p)
+                return nil
+            }
+            guard format == RunFile.format else {
+                throw TraceStoreError.cannotResume(file: p, detail: "it is not a partial Headlight run file",
+                                                   hint: "Remove it (or rerun with --restart).")
+            }
+            if try ro.attributeIfPresent(RunFile.Attr.complete)?.intValue == 1 {
+                throw TraceStoreError.cannotResume(file: p, detail: "it is a finished run file, not an interrupted one",
+                                                   hint: "Move it to its final name, or remove it.")
+            }
+            for (k, want) in identity.sorted(by: { $0.key < $1.key }) {
+                let have = try ro.attributeIfPresent(k)?.stringValue
+                guard have == want else {
+                    throw TraceStoreError.cannotResume(
+                        file: p, detail: "it was written with \(k) = \(have.map { "\"\($0)\"" } ?? "(none)"), "
+                            + "this run has \(k) = \"\(want)\"",
+                        hint: "Rerun with --restart to discard it, or choose another -o.")
+                }
+            }
+        } catch let e as TraceStoreError {
+            switch e {
+            case .cannotResume: throw e
+            default:
+                throw TraceStoreError.cannotResume(file: p, detail: e.errorDescription ?? "\(e)",
+                                                   hint: "Rerun with --restart to discard it, or choose another -o.")
+            }
+        }
+        do {
+            return try H5File.openForAppend(p)
+        } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
+            throw TraceStoreError.cannotResume(file: p, detail: "another process is writing it",
+                                               hint: "Wait for that run to finish, or choose another -o.")
+        }
+    }
+
     /// Flushes everything written so far to disk (call after each record of a resumable run).
     public func checkpoint() throws {
         try file.flush()
+        if reserveFD >= 0 || lastSize > 0 { try reserveSpace() }
     }
 
     /// Marks the run complete, closes the file and moves it to `path` (replacing any file there).
     public func finalize() throws {
         guard !isFinalized else { return }
-        try file.setAttribute(RunFile.Attr.finished, RunFile.timestamp())
-        try file.setAttribute(RunFile.Attr.complete, 1)
-        try file.flush()
-        try file.close()
+        do {
+            try file.setAttribute(RunFile.Attr.finished, RunFile.timestamp())
+            try file.setAttribute(RunFile.Attr.complete, 1)
+            try file.flush()
+            try file.close()
+        } catch {
+            // Never leave an HDF5 file half-open (disk full): close it, keep the temporary file.
+            try? file.close()
+            isFinalized = true
+            throw error
+        }
+        releaseReservation()
         try fsyncPath(temporaryPath, directory: false)
         if rename(temporaryPath, path) != 0 {
             throw TraceStoreError.io(file: path, operation: "rename from \(temporaryPath)", detail: String(cString: strerror(errno)))
@@ -210,14 +430,24 @@ public final class RunFileWriter {
         try? fsyncPath(dir.isEmpty ? "." : dir, directory: true) // make the rename durable
     }
 
-    /// Closes the file and deletes the temporary file; `path` is untouched.
+    /// Closes the file and deletes the temporary file; `path` is untouched. For a resumable run
+    /// use `close()` instead on errors: the `.partial` is the checkpoint.
     public func abandon() throws {
         guard !isFinalized else { return }
         try? file.close()
+        releaseReservation()
         isFinalized = true
         if unlink(temporaryPath) != 0 && errno != ENOENT {
             throw TraceStoreError.io(file: temporaryPath, operation: "remove", detail: String(cString: strerror(errno)))
         }
+    }
+
+    /// Closes the file and keeps the temporary file (a resumable run's checkpoint) after an error.
+    public func close() {
+        guard !isFinalized else { return }
+        try? file.close()
+        releaseReservation()
+        isFinalized = true
     }
 
     private func fsyncPath(_ p: String, directory: Bool) throws {

@@ -37,12 +37,19 @@ public enum TraceStoreError: LocalizedError, Equatable, Sendable {
     case hdf5(file: String, object: String, operation: String, detail: String)
     /// A file-system operation around HDF5 failed (rename, fsync, remove).
     case io(file: String, operation: String, detail: String)
+    /// An output path that cannot be written (empty, a directory, missing or read-only directory).
+    case badOutputPath(file: String, detail: String)
+    /// An interrupted `.partial` that must not be resumed by this run.
+    case cannotResume(file: String, detail: String, hint: String)
+    /// The disk is full; a resumable run stopped at its last intact checkpoint.
+    case diskFull(file: String, detail: String)
 
     /// The file the error is about.
     public var file: String {
         switch self {
         case .fileNotFound(let f), .notHDF5(let f), .fileExists(let f), .fileClosed(let f): return f
         case .corruptFile(let f, _), .cannotOpen(let f, _), .notARunFile(let f, _), .io(let f, _, _): return f
+        case .badOutputPath(let f, _), .cannotResume(let f, _, _), .diskFull(let f, _): return f
         case .readOnly(let f, _), .notFound(let f, _), .alreadyExists(let f, _): return f
         case .wrongKind(let f, _, _, _), .typeMismatch(let f, _, _, _): return f
         case .shapeMismatch(let f, _, _), .invalidArgument(let f, _, _): return f
@@ -79,6 +86,9 @@ public enum TraceStoreError: LocalizedError, Equatable, Sendable {
         case .notARunFile(let f, let d): return "\(f): not a Headlight run file: \(d)"
         case .hdf5(let f, let o, let op, let d): return "\(f): \(o): \(op) failed: \(d)"
         case .io(let f, let op, let d): return "\(f): \(op) failed: \(d)"
+        case .badOutputPath(let f, let d): return "output \"\(f)\": \(d)"
+        case .cannotResume(let f, let d, _): return "cannot resume \(f): \(d)"
+        case .diskFull(let f, let d): return "\(f): disk full: \(d)"
         }
     }
 
@@ -93,6 +103,13 @@ public enum TraceStoreError: LocalizedError, Equatable, Sendable {
             return "Another process has the file open for writing (HDF5 file locking)."
         case .cannotOpen(_, let d) where d.contains("already open"):
             return "This process already has the file open in another mode; close that H5File first."
+        case .cannotResume(_, _, let hint):
+            return hint
+        case .diskFull:
+            return "Free some space on that file system and rerun the same command: it resumes from the checkpoint."
+        case .hdf5(_, _, _, let d) where d.contains("No space left on device"),
+             .io(_, _, let d) where d.contains("No space left on device"):
+            return "The disk is full. Free some space and run the command again."
         case .readOnly:
             return "Open the file with mode: .readWrite (or H5File.openForAppend)."
         case .fileClosed:

@@ -8,4 +8,5 @@
 #include "hl_graphviz.h"
 #include "hl_zlib.h"
 #include "hl_kernels.h"
+#include "hl_fs.h"
 #endif
