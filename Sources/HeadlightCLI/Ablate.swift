@@ -169,7 +169,7 @@ struct Ablate: ParsableCommand {
             "controls": .int(Int64(nControls)),
         ]
 
-        let writer = try sweepRun.openRunFile(output, env: env, command: "ablate")
+        let writer = try sweepRun.openRunFile(output, env: env, command: "ablate", inputs: suite.inputFiles + [scores])
         let result = try sweepRun.withProgress(title: "ablate", unit: "runs") { try runner.run(file: writer.file, progress: $0) }
         guard result.finished else {
             try writer.checkpoint()

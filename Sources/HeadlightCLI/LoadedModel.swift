@@ -66,17 +66,6 @@ struct LoadedModel {
         }
         return { body in (try? t.apply(messages: [.user(body)], addGenerationPrompt: true)) ?? body }
     }
-
-    /// A resumed partial file must come from the same model file.
-    func checkResumable(_ writer: RunFileWriter) throws {
-        guard writer.resumed else { return }
-        let have = try writer.file.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue
-        let want = try sha256()
-        if have != want {
-            throw CLIError("\(writer.temporaryPath) was written with another model (sha256 \(have ?? "unknown"))",
-                           hint: "rerun with that model, or pass --restart to discard the partial run")
-        }
-    }
 }
 
 extension RunFileHeader {

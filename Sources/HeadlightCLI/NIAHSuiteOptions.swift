@@ -57,6 +57,9 @@ struct NIAHSuiteOptions: ParsableArguments {
             buffer: buffer, chat: chat, maxNewTokens: maxNewTokens)
     }
 
+    /// Files whose bytes determine the trials (for a resumed sweep's plan check).
+    var inputFiles: [String] { [suitePath] + [haystack, needles].compactMap { $0 } }
+
     var suitePath: String { probes ?? "probes/niah/default.json" }
 
     func loadProbe() throws -> NIAHProbe {

@@ -2,6 +2,7 @@ import Analysis
 import ArgumentParser
 import Foundation
 import Inference
+import RunRecording
 import TraceStore
 
 /// Options and steps shared by the resumable sweeps (`retrieval-heads`, `ablate`): output
@@ -26,14 +27,56 @@ struct SweepRunOptions: ParsableArguments {
         if let k = stopAfter, k < 0 { throw ValidationError("--stop-after must be >= 0") }
     }
 
-    /// The resumable run file at `output` (its partial file discarded first with --restart),
-    /// checked against this model, with the root header written when it is new.
-    func openRunFile(_ output: String, env: LoadedModel, command: String) throws -> RunFileWriter {
+    /// The resumable run file at `output` (its partial file discarded first with --restart). A
+    /// new file gets its root header before it appears as `<output>.partial`; an existing
+    /// `.partial` is resumed only if it was written by the same command, model (sha256) and plan
+    /// (`planDigest`), checked before anything is written to it.
+    func openRunFile(_ output: String, env: LoadedModel, command: String, inputs: [String]) throws -> RunFileWriter {
         if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
-        let writer = try RunFileWriter(path: output, resumable: true)
-        try env.checkResumable(writer)
-        if !writer.resumed { try RunFileHeader(model: env, command: command).write(to: writer.file) }
-        return writer
+        let header = try RunFileHeader(model: env, command: command)
+        let identity = [RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
+                        "plan_sha256": try Self.planDigest(arguments: CommandLine.arguments, inputs: inputs)]
+        return try RunFileWriter(path: output, resumable: true, header: header, identity: identity)
+    }
+
+    /// Options that change how a sweep runs or reports, not what it computes; a resumed run may
+    /// differ in these (value-taking ones drop their value too).
+    static let runControlFlags: Set<String> = ["--json", "--no-progress", "--no-share-prefix", "--restart"]
+    static let runControlOptions: Set<String> = ["-o", "--output", "--stop-after"]
+
+    /// SHA-256 of what determines a sweep's trials and results: the command line without the
+    /// program path and run-control options, and the bytes of its input files (suite, haystack
+    /// directory or file, needles, scores file). Resuming with a different plan is refused.
+    static func planDigest(arguments: [String], inputs: [String]) throws -> String {
+        let h = SHA256()
+        var i = 1
+        while i < arguments.count {
+            let a = arguments[i]
+            let name = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
+            if runControlFlags.contains(a) {
+                i += 1
+                continue
+            }
+            if runControlOptions.contains(name) {
+                i += a.contains("=") ? 1 : 2
+                continue
+            }
+            h.update(Data((a + "\u{0}").utf8))
+            i += 1
+        }
+        for path in inputs {
+            h.update(Data(("file:" + path + "\u{0}").utf8))
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { continue }
+            let files = isDir.boolValue
+                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 }
+                : [path]
+            for f in files {
+                h.update(Data((f + "\u{0}").utf8))
+                if let d = FileManager.default.contents(atPath: f) { h.update(d) }
+            }
+        }
+        return h.finalizeHex()
     }
 
     /// Runs `body` with a progress bar on stderr (unless --no-progress), closed however it ends.
