@@ -53,7 +53,8 @@ final class ModelNameTests: XCTestCase {
                                            environment: ["HEADLIGHT_CACHE": cache.path,
                                                          "HEADLIGHT_MODEL": "smollm2-135m"])
         XCTAssertEqual(env.status, 0, env.stderr)
-        XCTAssertTrue(env.stdout.contains(link.path), env.stdout)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(env.stdout.utf8)) as? [String: Any])?["file"]
+                       as? String, link.path)
 
         // A file named like a model wins over the name.
         let local = cache.appendingPathComponent("gemma3-270m")
@@ -62,7 +63,7 @@ final class ModelNameTests: XCTestCase {
                                             currentDirectory: cache, environment: ["HEADLIGHT_CACHE": cache.path])
         XCTAssertEqual(path.status, 0, path.stderr)
         XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(path.stdout.utf8)) as? [String: Any])?["file"]
-                       as? String, "gemma3-270m")
+                       as? String, local.path)
     }
 
     /// The real Gemma 3 270M (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors) is read and summarized.
