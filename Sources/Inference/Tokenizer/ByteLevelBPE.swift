@@ -20,7 +20,7 @@ final class ByteLevelBPE {
     private var byteSymbol = [Int32](repeating: -1, count: 256)
     /// Vocabulary id of each one-character ASCII string (the fallback for unknown symbols), or -1.
     private var asciiToken = [Int32](repeating: -1, count: 128)
-    private let tokenToID: [String: Int32]
+    private let tokenToID: [TokenText: Int32]
     private let ignoreMerges: Bool
 
     // Scratch buffers, reused across words (callers serialize access).
@@ -37,17 +37,18 @@ final class ByteLevelBPE {
         var merged: Int32
     }
 
-    init(merges mergeLines: [String], tokenToID: [String: Int32], ignoreMerges: Bool) throws {
+    init(merges mergeLines: [String], tokenToID: [TokenText: Int32], ignoreMerges: Bool) throws {
         self.tokenToID = tokenToID
         self.ignoreMerges = ignoreMerges
-        var intern: [String: Int32] = [:]
+        var intern: [TokenText: Int32] = [:]
         intern.reserveCapacity(mergeLines.count * 2 + 256)
         func id(_ s: String) -> Int32 {
-            if let i = intern[s] { return i }
+            let key = TokenText(s)
+            if let i = intern[key] { return i }
             let i = Int32(symbolText.count)
-            intern[s] = i
+            intern[key] = i
             symbolText.append(Array(s.utf8))
-            symbolToken.append(tokenToID[s] ?? -1)
+            symbolToken.append(tokenToID[TokenText(s)] ?? -1)
             return i
         }
         for b in 0..<256 { byteSymbol[b] = id(ByteEncoding.character(forByte: UInt8(b))) }
@@ -65,7 +66,7 @@ final class ByteLevelBPE {
             let m = id(left + right)
             merges[key] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: m))
         }
-        for b in 0..<128 { asciiToken[b] = tokenToID[String(UnicodeScalar(UInt8(b)))] ?? -1 }
+        for b in 0..<128 { asciiToken[b] = tokenToID[TokenText(bytes: [UInt8(b)])] ?? -1 }
     }
 
     var mergeCount: Int { merges.count }
@@ -78,7 +79,7 @@ final class ByteLevelBPE {
             var encoded: [UInt8] = []
             encoded.reserveCapacity(n * 2)
             for b in word { encoded.append(contentsOf: symbolText[Int(byteSymbol[Int(b)])]) }
-            if let t = tokenToID[String(decoding: encoded, as: UTF8.self)] {
+            if let t = tokenToID[TokenText(bytes: encoded)] {
                 out.append(t)
                 return
             }

@@ -55,6 +55,9 @@ public struct ChatTemplate: Sendable, Equatable {
         case mistralV3Tekken = "mistral-v3-tekken"
         /// Mistral "v7": `[SYSTEM_PROMPT] ...[/SYSTEM_PROMPT][INST] user[/INST] answer</s>`.
         case mistralV7 = "mistral-v7"
+        /// Gemma 2 / Gemma 3: `<bos><start_of_turn>user\ncontent<end_of_turn>\n<start_of_turn>model\n`;
+        /// Gemma 3 puts a system prompt in front of the first user turn, Gemma 2 rejects it.
+        case gemma
     }
 
     public let family: Family
@@ -67,6 +70,9 @@ public struct ChatTemplate: Sendable, Equatable {
     /// The default system turn is added even to an empty conversation (Qwen2.5 style: it sits
     /// before the message loop), rather than only before a first non-system message (SmolLM2).
     public let defaultSystemOutsideLoop: Bool
+    /// Gemma 3: a system message becomes a prefix of the first turn (`first_user_prefix`); Gemma 2's
+    /// template has no system role and raises instead.
+    public let systemAsFirstUserPrefix: Bool
     /// Llama 3.1/3.2's `date_string` ("26 Jul 2024" unless the template uses `strftime_now`, then today).
     public var dateString: String
 
@@ -78,7 +84,7 @@ public struct ChatTemplate: Sendable, Equatable {
         self.eosToken = eosToken
         guard let family = Self.detect(template) else {
             throw ChatTemplateError(
-                "unsupported chat template (Headlight renders ChatML, Llama 2, Llama 3, Mistral); "
+                "unsupported chat template (Headlight renders ChatML, Llama 2, Llama 3, Mistral, Gemma); "
                 + "pass --no-chat to use the raw prompt text instead")
         }
         self.family = family
@@ -89,6 +95,7 @@ public struct ChatTemplate: Sendable, Equatable {
             defaultSystemPrompt = nil
             defaultSystemOutsideLoop = false
         }
+        systemAsFirstUserPrefix = family == .gemma && (template == "gemma" || template.contains("first_user_prefix"))
         if template.contains("strftime_now") {
             let f = DateFormatter()
             f.locale = Locale(identifier: "en_US_POSIX")
@@ -132,6 +139,7 @@ public struct ChatTemplate: Sendable, Equatable {
         case "mistral-v3": return .mistralV3
         case "mistral-v3-tekken": return .mistralV3Tekken
         case "mistral-v7", "mistral-v7-tekken": return .mistralV7
+        case "gemma": return .gemma
         default: break
         }
         if t.contains("<|im_start|>") {
@@ -152,6 +160,7 @@ public struct ChatTemplate: Sendable, Equatable {
             || (t.contains("<|assistant|>") && t.contains("<|user|>")) {
             return nil
         }
+        if t.contains("<start_of_turn>") { return .gemma }
         if t.contains("<|start_header_id|>") && t.contains("<|end_header_id|>") {
             return t.contains("Cutting Knowledge Date") ? .llama31 : .llama3
         }
@@ -213,6 +222,7 @@ public struct ChatTemplate: Sendable, Equatable {
         case .mistralV3: return try mistralV3(messages, tekken: false)
         case .mistralV3Tekken: return try mistralV3(messages, tekken: true)
         case .mistralV7: return try mistralV7(messages)
+        case .gemma: return try gemma(messages, addGenerationPrompt)
         }
     }
 
@@ -371,6 +381,28 @@ public struct ChatTemplate: Sendable, Equatable {
             default: throw ChatTemplateError("Only user, system and assistant roles are supported!")
             }
         }
+        return out
+    }
+
+    /// Gemma 2 / 3: roles alternate user/model after an optional system message; "assistant" is
+    /// written as "model"; content is trimmed; the BOS text leads.
+    private func gemma(_ messages: [ChatMessage], _ gen: Bool) throws -> String {
+        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
+        var turns = messages[...]
+        var prefix = ""
+        if first.role == "system" {
+            guard systemAsFirstUserPrefix else { throw ChatTemplateError("System role not supported") }
+            prefix = first.content + "\n\n"
+            turns = turns.dropFirst()
+        }
+        var out = bosToken
+        for (i, m) in turns.enumerated() {
+            if (m.role == "user") != (i % 2 == 0) { throw ChatTemplateError(Self.alternate) }
+            let role = m.role == "assistant" ? "model" : m.role
+            out += "<start_of_turn>" + role + "\n" + (i == 0 ? prefix : "")
+            out += Self.pythonStrip(m.content) + "<end_of_turn>\n"
+        }
+        if gen { out += "<start_of_turn>model\n" }
         return out
     }
 

@@ -7,7 +7,7 @@
 /// neighbours are added, until none is left. A final symbol that is not a token is emitted as
 /// byte-fallback tokens `<0xXX>`.
 final class SentencePieceBPE {
-    private let tokenToID: [String: Int32]
+    private let tokenToID: [TokenText: Int32]
     private let scores: [Float]
     /// Token of each byte: `<0xXX>`, else the one-byte string, else -1.
     private let byteTokens: [Int32]
@@ -27,15 +27,15 @@ final class SentencePieceBPE {
         var size: Int
     }
 
-    init(tokenToID: [String: Int32], scores: [Float], unknown: Int32?) {
+    init(tokenToID: [TokenText: Int32], scores: [Float], unknown: Int32?) {
         self.tokenToID = tokenToID
         self.scores = scores
         self.unknown = unknown
         let hex = Array("0123456789ABCDEF".utf8)
         byteTokens = (0..<256).map { b -> Int32 in
             let name = String(decoding: [0x3C, 0x30, 0x78, hex[b >> 4], hex[b & 15], 0x3E], as: UTF8.self)
-            if let t = tokenToID[name] { return t }
-            if b < 0x80, let t = tokenToID[String(UnicodeScalar(UInt8(b)))] { return t }
+            if let t = tokenToID[TokenText(name)] { return t }
+            if b < 0x80, let t = tokenToID[TokenText(bytes: [UInt8(b)])] { return t }
             return -1
         }
     }
@@ -91,8 +91,9 @@ final class SentencePieceBPE {
             if l < 0 || r < 0 { return }
             let start = symbols[l].start
             let size = symbols[l].length + symbols[r].length
-            let s = String(decoding: text[start..<(start + size)], as: UTF8.self)
-            guard let t = tokenToID[s], Int(t) < scores.count else { return }
+            guard let t = tokenToID[TokenText(bytes: text[start..<(start + size)])], Int(t) < scores.count else {
+                return
+            }
             push(Candidate(score: scores[Int(t)], left: l, right: r, size: size))
         }
         for i in 1..<symbols.count { tryAdd(i - 1, i) }
@@ -113,7 +114,7 @@ final class SentencePieceBPE {
         while i != -1 {
             let s = symbols[i]
             let bytes = text[s.start..<(s.start + s.length)]
-            if let t = tokenToID[String(decoding: bytes, as: UTF8.self)] {
+            if let t = tokenToID[TokenText(bytes: bytes)] {
                 out.append(t)
             } else {
                 for b in bytes {

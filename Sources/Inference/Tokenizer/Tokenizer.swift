@@ -86,7 +86,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let tokens: [String]
     public let scores: [Float]
     public let attributes: [TokenAttributes]
-    private let tokenToID: [String: Int32]
+    /// Byte-exact (see `TokenText`); the last of byte-identical duplicates wins, as in llama.cpp.
+    private let tokenToID: [TokenText: Int32]
     private let tokenUTF8: [[UInt8]]
     /// Control / user-defined / unknown tokens, longest text first (matched before anything else).
     private let specialTokens: [Int32]
@@ -159,9 +160,9 @@ public final class Tokenizer: @unchecked Sendable {
             }
             for i in 0..<n { attrs[i] = TokenAttributes(tokenType: a[i].intValue ?? 0) }
         }
-        var tokenToID: [String: Int32] = [:]
+        var tokenToID: [TokenText: Int32] = [:]
         tokenToID.reserveCapacity(n)
-        for (i, t) in tokens.enumerated() { tokenToID[t] = Int32(i) }
+        for (i, t) in tokens.enumerated() { tokenToID[TokenText(t)] = Int32(i) }
 
         // Pre-tokenizer and defaults by type (llama_vocab::impl::load).
         var addBOS = false, addEOS = false, addSpacePrefix = false, cleanSpaces = false
@@ -228,12 +229,12 @@ public final class Tokenizer: @unchecked Sendable {
         // candidates exist its pick is arbitrary; here the lowest id wins.
         func detect(_ current: Int32?, _ names: [String]) -> Int32? {
             if let current { return current }
-            guard let i = names.compactMap({ tokenToID[$0] }).min() else { return nil }
+            guard let i = names.compactMap({ tokenToID[TokenText($0)] }).min() else { return nil }
             attrs[Int(i)].insert(.control)
             return i
         }
         func markControl(_ names: [String], in ids: inout Set<Int32>) {
-            for i in names.compactMap({ tokenToID[$0] }) {
+            for i in names.compactMap({ tokenToID[TokenText($0)] }) {
                 ids.insert(i)
                 attrs[Int(i)].insert(.control)
             }
@@ -263,7 +264,7 @@ public final class Tokenizer: @unchecked Sendable {
                      "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
                      "<｜end▁of▁sentence｜>", "[e~["], in: &eog)
         for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let i = tokenToID[t] { attrs[Int(i)] = .userDefined }
+            if let i = tokenToID[TokenText(t)] { attrs[Int(i)] = .userDefined }
         }
         for id in [self.eos, eot, eom] { if let id { eog.insert(id) } }
         // gpt-oss: "<|end|>" is not an end of generation when "<|return|>" and "<|call|>" exist.
@@ -293,8 +294,10 @@ public final class Tokenizer: @unchecked Sendable {
             for i in 0..<n where !attrs[i].isDisjoint(with: [.control, .userDefined, .unknown]) {
                 attrs[i].insert(.rstrip)
             }
-            if let i = tokenToID["</s>"] { attrs[Int(i)].insert(.rstrip) }
-            for t in ["<unk>", "<s>", "<|endoftext|>"] { if let i = tokenToID[t] { attrs[Int(i)].remove(.rstrip) } }
+            if let i = tokenToID[TokenText("</s>")] { attrs[Int(i)].insert(.rstrip) }
+            for t in ["<unk>", "<s>", "<|endoftext|>"] {
+                if let i = tokenToID[TokenText(t)] { attrs[Int(i)].remove(.rstrip) }
+            }
         }
 
         let special = (0..<n).filter { !attrs[$0].isDisjoint(with: [.control, .userDefined, .unknown]) }
@@ -335,7 +338,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The id of a vocabulary string, if it is one.
-    public func tokenID(_ text: String) -> Int32? { tokenToID[text] }
+    public func tokenID(_ text: String) -> Int32? { tokenToID[TokenText(text)] }
 
     public func attributes(of id: Int32) -> TokenAttributes {
         guard id >= 0, Int(id) < attributes.count else { return [] }

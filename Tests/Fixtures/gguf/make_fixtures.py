@@ -16,6 +16,11 @@ Writes:
                            sha256 b179c952...) and dequantized values of a few tensors at
                            fixed element indices, plus whole-tensor sums, all from gguf-py
 
+  gemma3_reference.json    the same for Gemma 3 270M Q4_K_M (gemma-3-270m-q4_k_m.gguf, sha256
+                           a5fd3b62..., `scripts/fetch-model.sh gemma3-270m`): one tensor of each
+                           type it holds (Q8_0, Q5_0, Q4_K, Q6_K, F32), written only when the file is
+                           cached
+
 Element indices are into the flattened tensor in ggml order (dims[0] fastest), which is
 the order Headlight's GGUFFile.dequantize returns.
 """
@@ -26,6 +31,7 @@ from gguf import GGMLQuantizationType as Q
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
 def default_model_path():
@@ -34,6 +40,12 @@ def default_model_path():
     cache = os.environ.get("HEADLIGHT_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headlight")
     return os.path.join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def gemma_model_path():
+    cache = os.environ.get("HEADLIGHT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headlight")
+    return os.path.join(cache, "models", "gemma-3-270m-q4_k_m.gguf")
 
 
 def flat(reader_tensor):
@@ -163,6 +175,15 @@ def model_reference(model):
     }
     picks = ["token_embd.weight", "blk.0.attn_q.weight", "blk.29.ffn_down.weight",
              "blk.0.attn_norm.weight", "output_norm.weight"]
+    ref["tensors"] = tensor_samples(r, picks)
+    with open(os.path.join(HERE, "smollm2_reference.json"), "w") as fh:
+        json.dump(ref, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
+
+
+def tensor_samples(r, picks):
+    """Dequantized values at fixed flat indices plus whole-tensor sums, per tensor name."""
+    out = {}
     by_name = {t.name: t for t in r.tensors}
     for name in picks:
         t = by_name[name]
@@ -172,7 +193,7 @@ def model_reference(model):
         idx = sorted(set([0, 1, 2, 31, 32, 33, 63, 64, n // 2, n - 33, n - 1]
                          + [int(i) for i in rng.randint(0, n, size=12)]))
         idx = [i for i in idx if 0 <= i < n]
-        ref["tensors"][name] = {
+        out[name] = {
             "type": t.tensor_type.name,
             "dims": [int(d) for d in t.shape],
             "absolute_offset": int(t.data_offset),
@@ -181,7 +202,48 @@ def model_reference(model):
             "sum": float(np.sum(vals, dtype=np.float64)),
             "sum_abs": float(np.sum(np.abs(vals), dtype=np.float64)),
         }
-    with open(os.path.join(HERE, "smollm2_reference.json"), "w") as fh:
+    return out
+
+
+def gemma_reference(model):
+    """Gemma 3 270M Q4_K_M: structure, and one tensor of each quantization type it holds."""
+    with open(model, "rb") as fh:
+        sha = hashlib.sha256(fh.read()).hexdigest()
+    if sha != GEMMA_SHA256:
+        sys.exit(f"{model}: sha256 {sha}, expected {GEMMA_SHA256}")
+    r = gguf.GGUFReader(model)
+    fields = r.fields
+    types = sorted({t.tensor_type.name for t in r.tensors})
+    ints = ["gemma3.block_count", "gemma3.context_length", "gemma3.embedding_length",
+            "gemma3.feed_forward_length", "gemma3.attention.head_count", "gemma3.attention.head_count_kv",
+            "gemma3.attention.key_length", "gemma3.attention.value_length", "gemma3.attention.sliding_window",
+            "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+            "tokenizer.ggml.padding_token_id"]
+    ref = {
+        "model": "gemma-3-270m-q4_k_m.gguf",
+        "sha256": sha,
+        "generated_by": f"gguf-py {getattr(gguf, '__version__', '0.19.0')} (make_fixtures.py)",
+        "file_size": os.path.getsize(model),
+        "metadata_count": len([k for k in fields if not k.startswith("GGUF.")]),
+        "tensor_count": len(r.tensors),
+        "type_counts": {ty: sum(1 for t in r.tensors if t.tensor_type.name == ty) for ty in types},
+        "data_offset": int(r.data_offset),
+        "architecture": fields["general.architecture"].contents(),
+        "integers": {k: int(fields[k].contents()) for k in ints},
+        "floats": {k: f(fields[k].contents()) for k in ["gemma3.rope.freq_base",
+                                                         "gemma3.attention.layer_norm_rms_epsilon"]},
+        "bools": {k: bool(fields[k].contents()) for k in ["tokenizer.ggml.add_bos_token",
+                                                          "tokenizer.ggml.add_eos_token",
+                                                          "tokenizer.ggml.add_space_prefix"]},
+        "tokenizer_model": fields["tokenizer.ggml.model"].contents(),
+        "vocab_size": len(fields["tokenizer.ggml.tokens"].data),
+        "tokens_sample": {str(i): fields["tokenizer.ggml.tokens"].contents(i)
+                          for i in [0, 1, 2, 3, 105, 106, 1000, 262143]},
+    }
+    ref["tensors"] = tensor_samples(r, ["token_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_output.weight",
+                                        "blk.0.ffn_down.weight", "blk.17.ffn_down.weight",
+                                        "blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"])
+    with open(os.path.join(HERE, "gemma3_reference.json"), "w") as fh:
         json.dump(ref, fh, indent=1, ensure_ascii=False)
         fh.write("\n")
 
@@ -193,3 +255,8 @@ if __name__ == "__main__":
         model_reference(model)
     else:
         print(f"model not found at {model}; smollm2_reference.json left unchanged", file=sys.stderr)
+    if os.path.exists(gemma_model_path()):
+        gemma_reference(gemma_model_path())
+    else:
+        print(f"Gemma 3 270M not found at {gemma_model_path()} (scripts/fetch-model.sh gemma3-270m); "
+              "gemma3_reference.json left unchanged", file=sys.stderr)

@@ -12,6 +12,9 @@ and ChatTemplateTests.swift.
   spm.json             a small SentencePiece BPE vocab (trained here with the `sentencepiece` pip
                        package, byte fallback on) written as a Llama-style GGUF (tokenizer.ggml.model =
                        "llama"), and llama.cpp's ids / detokenization for a set of strings with it.
+  gemma3.json          llama.cpp's ids, detokenization and pieces for the same strings (plus Gemma-specific
+                       ones) with Gemma 3 270M's 262,144-token SentencePiece vocabulary
+                       (`scripts/fetch-model.sh gemma3-270m`; skipped when the model is not cached).
   chat_templates.json  chat templates (the default model's own, plus hand-written templates in the
                        style of the official Llama-2 / Llama-3 / Mistral / Qwen ones), conversations,
                        and what jinja2 renders, with Hugging Face's settings (trim_blocks, lstrip_blocks).
@@ -20,8 +23,9 @@ Reference implementation: llama.cpp through llama-cpp-python (pip), loading voca
 vocab_only=True and calling the C API (llama_tokenize, llama_detokenize, llama_token_to_piece)
 directly. Deterministic: re-running with the same llama-cpp-python reproduces the files.
 
-Usage: python3 Tests/Fixtures/tokenizer/make_fixtures.py [MODEL.gguf]
-       (default: $HEADLIGHT_MODEL, else ~/.cache/headlight/models/SmolLM2-135M-Instruct.Q4_1.gguf)
+Usage: python3 Tests/Fixtures/tokenizer/make_fixtures.py [MODEL.gguf] [--only NAME,...]
+       (default: $HEADLIGHT_MODEL, else ~/.cache/headlight/models/SmolLM2-135M-Instruct.Q4_1.gguf;
+        NAME: smollm2, pretokenizers, chat, spm, gemma3 — default all)
 """
 
 import ctypes
@@ -35,15 +39,51 @@ import unicodedata
 from pathlib import Path
 
 import jinja2
-import llama_cpp
+try:
+    import llama_cpp
+except ImportError:  # only chat_templates.json can be written without it (metadata read with gguf-py)
+    llama_cpp = None
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = Path(__file__).resolve().parent
 
 
+def positional_args() -> list:
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--only":
+            skip = True
+        elif not a.startswith("--only="):
+            args.append(a)
+    return args
+
+
+def only() -> set:
+    names = {"smollm2", "pretokenizers", "chat", "spm", "gemma3"}
+    for i, a in enumerate(sys.argv[1:], start=1):
+        if a == "--only" and i + 1 < len(sys.argv):
+            return set(sys.argv[i + 1].split(","))
+        if a.startswith("--only="):
+            return set(a.split("=", 1)[1].split(","))
+    return names
+
+
+def cache_dir() -> Path:
+    if os.environ.get("HEADLIGHT_CACHE"):
+        return Path(os.environ["HEADLIGHT_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "headlight"
+    return Path.home() / ".cache/headlight"
+
+
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+
+
 def default_model() -> Path:
-    if len(sys.argv) > 1:
-        return Path(sys.argv[1])
+    if positional_args():
+        return Path(positional_args()[0])
     if os.environ.get("HEADLIGHT_MODEL"):
         return Path(os.environ["HEADLIGHT_MODEL"])
     return Path.home() / ".cache/headlight/models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -329,6 +369,43 @@ def piece_digest(vocab: Vocab) -> dict:
     return {"fnv1a64": f"{h:016x}", "sample_hex": sample}
 
 
+def gemma_strings() -> list:
+    """Extra strings for Gemma's vocabulary: its control tokens, turn markers, whitespace runs and
+    HTML-like user-defined tokens."""
+    return [
+        "<bos>", "<eos>", "<pad>", "<unk>", "<mask>", "<start_of_turn>", "<end_of_turn>",
+        "<start_of_turn>user\nHello!<end_of_turn>\n<start_of_turn>model\n",
+        "<bos><start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>\n",
+        "<start_of_image>", "<end_of_image>", "<image_soft_token>", "<unused0>", "<unused99>",
+        "text<end_of_turn>more", "<start_of_turn", "start_of_turn>", "< start_of_turn>",
+        "a  b   c    d     e", "\t\t\tindent", "line\n\n\nbreaks", "  leading two", "trailing two  ",
+        "<table><tr><td>1</td></tr></table>", "<h1>Title</h1><p>para</p>", "<br>", "</div>",
+        "[multimodal]", "<escape>", "**bold** and __underline__", "    four-space code", "\u00a0nbsp",
+    ]
+
+
+def gemma_fixture(model: Path, strings: list) -> dict:
+    vocab = Vocab(model)
+    cases = cases_for(vocab, strings + [x for x in gemma_strings() if x not in strings])
+    info = vocab.info()
+    h = 0xCBF29CE484222325
+    sample = {}
+    for i in range(vocab.n):
+        p = vocab.piece(i, True)
+        h = fnv1a64(len(p).to_bytes(4, "little") + p, h)
+        if i < 300 or i % 1009 == 0 or i >= vocab.n - 20:
+            sample[str(i)] = p.hex()
+    return {
+        "generator": "Tests/Fixtures/tokenizer/make_fixtures.py",
+        "llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
+        "model": model.name,
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "info": info,
+        "pieces": {"fnv1a64": f"{h:016x}", "sample_hex": sample},
+        "cases": cases,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # SentencePiece vocab -> Llama-style GGUF
 # --------------------------------------------------------------------------------------------
@@ -592,6 +669,39 @@ LLAMA31 = (
     "{%- endfor %}\n"
     "{%- if add_generation_prompt %}\n    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n"
 )
+# Gemma 3's official template (google/gemma-3-*-it tokenizer_config.json), text parts only.
+GEMMA3 = (
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n"
+    "    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n"
+    "    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n"
+    "    {%- endif -%}\n    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n"
+    "    {%- set first_user_prefix = \"\" -%}\n    {%- set loop_messages = messages -%}\n{%- endif -%}\n"
+    "{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n"
+    "    {{ '<end_of_turn>\n' }}\n{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n"
+)
+# Gemma 2's official template (google/gemma-2-*-it): no system role.
+GEMMA2 = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
 UNKNOWN = "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
 
@@ -643,6 +753,8 @@ def render_all(gguf_template: str, bos: str, eos: str) -> dict:
         {"name": "mistral-v3", "template": mistral_v3(False), "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v3"},
         {"name": "mistral-v3-tekken", "template": mistral_v3(True), "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v3-tekken"},
         {"name": "mistral-v7", "template": MISTRAL_V7, "bos_token": "<s>", "eos_token": "</s>", "family": "mistral-v7"},
+        {"name": "gemma3", "template": GEMMA3, "bos_token": "<bos>", "eos_token": "<eos>", "family": "gemma"},
+        {"name": "gemma2", "template": GEMMA2, "bos_token": "<bos>", "eos_token": "<eos>", "family": "gemma"},
         {"name": "unknown", "template": UNKNOWN, "bos_token": "<s>", "eos_token": "</s>", "family": None},
     ]
     convs = conversations()
@@ -668,47 +780,77 @@ def main():
     model = default_model()
     if not model.exists():
         sys.exit(f"model not found: {model}")
+    which = only()
     strings = test_strings()
     print(f"{len(strings)} strings")
+    if llama_cpp is None:
+        if which - {"chat"}:
+            sys.exit("llama-cpp-python is needed for " + ", ".join(sorted(which - {"chat"}))
+                     + " (pip install llama-cpp-python); --only chat works without it")
+        version = None
+        vocab = info = None
+    else:
+        version = importlib.metadata.version("llama-cpp-python")
+        vocab = Vocab(model)
+        info = vocab.info()
+    if "smollm2" in which:
+        cases = cases_for(vocab, strings)
+        pieces = piece_digest(vocab)
+        out = {
+            "generator": "Tests/Fixtures/tokenizer/make_fixtures.py",
+            "llama_cpp_python": version,
+            "model": model.name,
+            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            "info": info,
+            "pieces": pieces,
+            "cases": cases,
+        }
+        (HERE / "smollm2.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+        print(f"smollm2.json: {len(cases)} cases")
 
-    vocab = Vocab(model)
-    info = vocab.info()
-    cases = cases_for(vocab, strings)
-    pieces = piece_digest(vocab)
-    meta = vocab.llm.metadata
-    template = meta.get("tokenizer.chat_template", "")
-    bos_text = llama_cpp.llama_vocab_get_text(vocab.vocab, info["bos"]).decode() if info["bos"] is not None else ""
-    eos_text = llama_cpp.llama_vocab_get_text(vocab.vocab, info["eos"]).decode() if info["eos"] is not None else ""
+    if "pretokenizers" in which:
+        pre = pretokenizer_fixture(model, strings)
+        (HERE / "pretokenizers.json").write_text(json.dumps(
+            {"llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
+             "strings": "smollm2.json cases, same order", "pretokenizers": pre}, ensure_ascii=False) + "\n")
+        print(f"pretokenizers.json: {', '.join(pre)}")
 
-    version = importlib.metadata.version("llama-cpp-python")
-    out = {
-        "generator": "Tests/Fixtures/tokenizer/make_fixtures.py",
-        "llama_cpp_python": version,
-        "model": model.name,
-        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
-        "info": info,
-        "pieces": pieces,
-        "cases": cases,
-    }
-    (HERE / "smollm2.json").write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
-    print(f"smollm2.json: {len(cases)} cases")
+    if "chat" in which:
+        if vocab is not None:
+            meta = vocab.llm.metadata
+            template = meta.get("tokenizer.chat_template", "")
+            bos_text = llama_cpp.llama_vocab_get_text(vocab.vocab, info["bos"]).decode() if info["bos"] is not None else ""
+            eos_text = llama_cpp.llama_vocab_get_text(vocab.vocab, info["eos"]).decode() if info["eos"] is not None else ""
+        else:
+            import gguf
+            fields = gguf.GGUFReader(str(model)).fields
+            template = fields["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in fields else ""
+            tokens = fields["tokenizer.ggml.tokens"]
 
-    pre = pretokenizer_fixture(model, strings)
-    (HERE / "pretokenizers.json").write_text(json.dumps(
-        {"llama_cpp_python": importlib.metadata.version("llama-cpp-python"), "strings": "smollm2.json cases, same order",
-         "pretokenizers": pre}, ensure_ascii=False) + "\n")
-    print(f"pretokenizers.json: {', '.join(pre)}")
+            def text(key):
+                return tokens.contents(int(fields[key].contents())) if key in fields else ""
+            bos_text, eos_text = text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id")
+        chat = render_all(template, bos_text, eos_text)
+        if version is not None:
+            chat["llama_cpp_python"] = version
+        (HERE / "chat_templates.json").write_text(json.dumps(chat, ensure_ascii=False, indent=1) + "\n")
+        print(f"chat_templates.json: {len(chat['templates'])} templates")
 
-    chat = render_all(template, bos_text, eos_text)
-    chat["llama_cpp_python"] = version
-    (HERE / "chat_templates.json").write_text(json.dumps(chat, ensure_ascii=False, indent=1) + "\n")
-    print(f"chat_templates.json: {len(chat['templates'])} templates")
+    if "spm" in which:
+        spm_out = spm_fixture(strings)
+        spm_out["llama_cpp_python"] = version
+        spm_out["sentencepiece"] = importlib.metadata.version("sentencepiece")
+        (HERE / "spm.json").write_text(json.dumps(spm_out, ensure_ascii=False, indent=1) + "\n")
+        print(f"spm.json: {len(spm_out['tokens'])} tokens, {len(spm_out['cases'])} cases")
 
-    spm_out = spm_fixture(strings)
-    spm_out["llama_cpp_python"] = version
-    spm_out["sentencepiece"] = importlib.metadata.version("sentencepiece")
-    (HERE / "spm.json").write_text(json.dumps(spm_out, ensure_ascii=False, indent=1) + "\n")
-    print(f"spm.json: {len(spm_out['tokens'])} tokens, {len(spm_out['cases'])} cases")
+    if "gemma3" in which:
+        gemma = cache_dir() / "models" / GEMMA_FILE
+        if gemma.exists():
+            g = gemma_fixture(gemma, strings)
+            (HERE / "gemma3.json").write_text(json.dumps(g, ensure_ascii=False, indent=1) + "\n")
+            print(f"gemma3.json: {len(g['cases'])} cases")
+        else:
+            print(f"{gemma} not found (scripts/fetch-model.sh gemma3-270m): gemma3.json left unchanged")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //
 // Tests/Fixtures/tokenizer/chat_templates.json (make_fixtures.py) holds the default model's own
 // template plus hand-written templates in the style of the official ChatML / Qwen / Llama 2 /
-// Llama 3 / Llama 3.1 / Mistral ones, 13 conversations, and what jinja2 renders for each with and
+// Llama 3 / Llama 3.1 / Mistral / Gemma 2 / Gemma 3 ones, 13 conversations, and what jinja2 renders for each with and
 // without a generation prompt (or the error the template raises). ChatTemplate must detect the
 // family and render exactly the same text, or throw where Jinja throws.
 
@@ -109,8 +109,10 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(try ChatTemplate(template: "llama3").family, .llama3)
         XCTAssertEqual(try ChatTemplate(template: "mistral-v7").family, .mistralV7)
         XCTAssertEqual(try ChatTemplate(template: "llama2-sys").family, .llama2)
-        // Known to llama.cpp but not rendered here (Phi-3, Zephyr-like, Gemma): clear error.
-        for t in ["{{ '<|user|>' }}{{ '<|assistant|>' }}{{ '<|end|>' }}", "<start_of_turn>user", "{{ x }}"] {
+        XCTAssertEqual(try ChatTemplate(template: "gemma").family, .gemma)
+        XCTAssertEqual(try ChatTemplate(template: "{{ '<start_of_turn>user' }}").family, .gemma)
+        // Known to llama.cpp but not rendered here (Phi-3, Zephyr-like): clear error.
+        for t in ["{{ '<|user|>' }}{{ '<|assistant|>' }}{{ '<|end|>' }}", "{{ x }}"] {
             XCTAssertThrowsError(try ChatTemplate(template: t)) { XCTAssertTrue("\($0)".contains("--no-chat")) }
         }
     }

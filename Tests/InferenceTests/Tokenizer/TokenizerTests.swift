@@ -9,6 +9,9 @@
 //  - spm.json: a SentencePiece BPE vocab (byte fallback) written as a Llama-style GGUF, and
 //    llama.cpp's ids for the same strings. Runs without any model: the GGUF is rebuilt here with
 //    GGUFWriter.
+//  - gemma3.json: llama.cpp's ids, detokenization and piece digest for the same strings plus
+//    Gemma-specific ones with Gemma 3 270M's 262,144-token SentencePiece vocabulary. Needs the
+//    model (`scripts/fetch-model.sh gemma3-270m`; skipped with the reason printed when absent).
 // Plus hand-computed cases on tiny synthetic vocabularies, streaming decode, errors, and speed.
 
 import Foundation
@@ -218,6 +221,43 @@ final class TokenizerTests: XCTestCase {
         checkInfo(f.info, t, label: "smollm2")
         check(f.cases, t, label: "smollm2")
         checkPieces(f.pieces, t, label: "smollm2")
+    }
+
+    // MARK: - Gemma 3 (SentencePiece, 262,144 tokens) vs llama.cpp
+
+    static var gemmaModelPath: URL {
+        let env = ProcessInfo.processInfo.environment
+        let cache: URL
+        if let dir = env["HEADLIGHT_CACHE"], !dir.isEmpty {
+            cache = URL(fileURLWithPath: dir)
+        } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
+            cache = URL(fileURLWithPath: xdg).appendingPathComponent("headlight")
+        } else {
+            cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/headlight")
+        }
+        return cache.appendingPathComponent("models/gemma-3-270m-q4_k_m.gguf")
+    }
+
+    func testGemma3MatchesLlamaCpp() throws {
+        let path = Self.gemmaModelPath
+        guard FileManager.default.fileExists(atPath: path.path) else {
+            print("[gemma3] skipping: Gemma 3 270M not cached at \(path.path) "
+                  + "(run scripts/fetch-model.sh gemma3-270m)")
+            throw XCTSkip("Gemma 3 270M not cached (scripts/fetch-model.sh gemma3-270m)")
+        }
+        let f = try Self.load("gemma3.json", as: SmolFixture.self)
+        let t = try Tokenizer(gguf: GGUFFile(url: path))
+        print("[gemma3] fixture from llama-cpp-python \(f.llama_cpp_python), \(f.cases.count) strings, "
+              + "model \(f.model)")
+        XCTAssertEqual(t.model, .spm)
+        XCTAssertEqual(t.vocabSize, 262_144)
+        XCTAssertFalse(t.addSpacePrefix)
+        XCTAssertTrue(t.addBOS)
+        XCTAssertEqual(t.bos, 2)
+        XCTAssertEqual(t.tokenString(t.eot ?? -1), "<end_of_turn>")
+        checkInfo(f.info, t, label: "gemma3")
+        check(f.cases, t, label: "gemma3")
+        checkPieces(f.pieces, t, label: "gemma3")
     }
 
     struct PreCase: Decodable {
