@@ -169,7 +169,13 @@ struct Ablate: ParsableCommand {
             "controls": .int(Int64(nControls)),
         ]
 
-        let writer = try sweepRun.openRunFile(output, env: env, command: "ablate", inputs: suite.inputFiles + [scores])
+        let writer = try sweepRun.openRunFile(
+            output, env: env, command: "ablate",
+            plan: NIAHSuiteOptions.planLines(probe)
+                + conditions.map { "condition \($0.name) \($0.kind.rawValue) \($0.headList)" }
+                + ["method \(options.method.description) phase \(options.phase.rawValue) seed \(options.seed) "
+                   + "ppl_tokens \(options.perplexityTokens)"],
+            inputs: suite.inputFiles + [scores])
         let result = try sweepRun.withProgress(title: "ablate", unit: "runs") { try runner.run(file: writer.file, progress: $0) }
         guard result.finished else {
             try writer.checkpoint()

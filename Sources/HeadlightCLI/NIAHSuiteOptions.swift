@@ -60,6 +60,13 @@ struct NIAHSuiteOptions: ParsableArguments {
     /// Files whose bytes determine the trials (for a resumed sweep's plan check).
     var inputFiles: [String] { [suitePath] + [haystack, needles].compactMap { $0 } }
 
+    /// The trial grid and suite settings as plan lines (for a resumed sweep's plan check).
+    static func planLines(_ probe: NIAHProbe) -> [String] {
+        let s = probe.suite
+        return ["suite \(s.name) buffer \(s.buffer) chat \(s.chat) seed \(s.seed) max_new_tokens \(s.maxNewTokens)"]
+            + probe.cells.map { "cell \(probe.needles[$0.needleIndex].id) \($0.length) \($0.depth.bitPattern)" }
+    }
+
     var suitePath: String { probes ?? "probes/niah/default.json" }
 
     func loadProbe() throws -> NIAHProbe {

@@ -83,7 +83,8 @@ struct RetrievalHeads: ParsableCommand {
                 + "they are run and recorded but cannot score heads\n").utf8))
         }
 
-        let writer = try sweepRun.openRunFile(output, env: env, command: "retrieval-heads", inputs: suite.inputFiles)
+        let writer = try sweepRun.openRunFile(output, env: env, command: "retrieval-heads",
+                                              plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles)
         let result = try sweepRun.withProgress(title: "retrieval-heads") { try sweep.run(file: writer.file, trials: trials, progress: $0) }
         guard result.finished else {
             try writer.checkpoint()

@@ -30,40 +30,22 @@ struct SweepRunOptions: ParsableArguments {
     /// The resumable run file at `output` (its partial file discarded first with --restart). A
     /// new file gets its root header before it appears as `<output>.partial`; an existing
     /// `.partial` is resumed only if it was written by the same command, model (sha256) and plan
-    /// (`planDigest`), checked before anything is written to it.
-    func openRunFile(_ output: String, env: LoadedModel, command: String, inputs: [String]) throws -> RunFileWriter {
+    /// (`planDigest` of `plan` and the bytes of `inputs`), checked before anything is written.
+    func openRunFile(_ output: String, env: LoadedModel, command: String, plan: [String],
+                     inputs: [String]) throws -> RunFileWriter {
         if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
         let header = try RunFileHeader(model: env, command: command)
         let identity = [RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
-                        "plan_sha256": try Self.planDigest(arguments: CommandLine.arguments, inputs: inputs)]
+                        "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs)]
         return try RunFileWriter(path: output, resumable: true, header: header, identity: identity)
     }
 
-    /// Options that change how a sweep runs or reports, not what it computes; a resumed run may
-    /// differ in these (value-taking ones drop their value too).
-    static let runControlFlags: Set<String> = ["--json", "--no-progress", "--no-share-prefix", "--restart"]
-    static let runControlOptions: Set<String> = ["-o", "--output", "--stop-after"]
-
-    /// SHA-256 of what determines a sweep's trials and results: the command line without the
-    /// program path and run-control options, and the bytes of its input files (suite, haystack
-    /// directory or file, needles, scores file). Resuming with a different plan is refused.
-    static func planDigest(arguments: [String], inputs: [String]) throws -> String {
+    /// SHA-256 of what determines a sweep's records: the command's plan lines (trial cells,
+    /// conditions, computation options; not output-only options such as --top or --json) and
+    /// the bytes of its input files (suite, haystack file or directory, needles, scores file).
+    static func planDigest(plan: [String], inputs: [String]) throws -> String {
         let h = SHA256()
-        var i = 1
-        while i < arguments.count {
-            let a = arguments[i]
-            let name = a.split(separator: "=", maxSplits: 1).first.map(String.init) ?? a
-            if runControlFlags.contains(a) {
-                i += 1
-                continue
-            }
-            if runControlOptions.contains(name) {
-                i += a.contains("=") ? 1 : 2
-                continue
-            }
-            h.update(Data((a + "\u{0}").utf8))
-            i += 1
-        }
+        for line in plan { h.update(Data((line + "\u{0}").utf8)) }
         for path in inputs {
             h.update(Data(("file:" + path + "\u{0}").utf8))
             var isDir: ObjCBool = false

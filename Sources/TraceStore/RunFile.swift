@@ -358,6 +358,14 @@ public final class RunFileWriter {
             }
             defer { try? ro.close() }
             let format = try ro.attributeIfPresent(RunFile.Attr.format)?.stringValue
+            guard format == RunFile.format else {
+                throw TraceStoreError.cannotResume(file: p, detail: "it is not a partial Headlight run file",
+                                                   hint: "Remove it (or rerun with --restart).")
+            }
+            if try ro.attributeIfPresent(RunFile.Attr.complete)?.intValue == 1 {
+                throw TraceStoreError.cannotResume(file: p, detail: "it is a finished run file, not an interrupted one",
+                                                   hint: "Move it to its final name, or remove it.")
+            }
             // Killed before its header was complete (Headlight <= session 9 wrote the model
             // header after creating the file): no records and none of this run's identity yet,
             // so nothing is lost by starting over.
@@ -366,14 +374,6 @@ public final class RunFileWriter {
                 try ro.close()
                 _ = unlink(p)
                 return nil
-            }
-            guard format == RunFile.format else {
-                throw TraceStoreError.cannotResume(file: p, detail: "it is not a partial Headlight run file",
-                                                   hint: "Remove it (or rerun with --restart).")
-            }
-            if try ro.attributeIfPresent(RunFile.Attr.complete)?.intValue == 1 {
-                throw TraceStoreError.cannotResume(file: p, detail: "it is a finished run file, not an interrupted one",
-                                                   hint: "Move it to its final name, or remove it.")
             }
             for (k, want) in identity.sorted(by: { $0.key < $1.key }) {
                 let have = try ro.attributeIfPresent(k)?.stringValue

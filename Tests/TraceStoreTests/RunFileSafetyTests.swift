@@ -169,16 +169,29 @@ final class RunFileSafetyTests: XCTestCase {
                        "a refused output leaves nothing behind")
     }
 
-    /// A second writer of the same resumable output is told another process is writing it.
+    /// A second writer of the same resumable output (another process holds HDF5's lock on it)
+    /// is told another process is writing it, and the partial file is left alone.
     func testConcurrentResumeNamesTheOtherWriter() throws {
         let out = path("busy.h5")
-        let first = try RunFileWriter(path: out, resumable: true, identity: identity)
-        defer { first.close() }
-        // HDF5's lock is per process on Linux (fcntl/flock); a second open in this process is
-        // "already open" or a lock error. Either way the message must name the file and not be
-        // a raw error chain.
+        do {
+            let first = try RunFileWriter(path: out, resumable: true, identity: identity)
+            first.close()
+        }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/flock") else {
+            throw XCTSkip("needs /usr/bin/flock (util-linux) to hold the lock from another process")
+        }
+        // HDF5 locks with flock(LOCK_EX); hold that lock from a child process.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["-x", out + ".partial", "sleep", "20"]
+        try holder.run()
+        defer { holder.terminate(); holder.waitUntilExit() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + ".partial"))
         XCTAssertThrowsError(try RunFileWriter(path: out, resumable: true, identity: identity)) { e in
             XCTAssertTrue(e.localizedDescription.contains("busy.h5.partial"), e.localizedDescription)
+            XCTAssertTrue(e.localizedDescription.contains("another process is writing"), e.localizedDescription)
         }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + ".partial")), before)
     }
 }
