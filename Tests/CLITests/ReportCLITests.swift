@@ -1,3 +1,4 @@
+import Analysis
 import Foundation
 import TraceStore
 import XCTest
@@ -26,16 +27,22 @@ final class CLIReportCommandTests: XCTestCase {
                           modelFile: "tiny.gguf", modelSHA256: "00", dimensions: ["n_layers": 4, "n_heads": 3]).write(to: w.file)
         let g = try w.file.createGroup("retrieval_heads")
         try g.setAttribute("n_layers", 4); try g.setAttribute("n_heads", 3); try g.setAttribute("threshold", 0.1)
+        try g.setAttribute("suite", "{}"); try g.setAttribute("suite_name", "tiny")
+        try g.setAttribute("planned_trials", 2); try g.setAttribute("counted_trials", 1)
         try g.createDataset("scores", data: [0, 0.2, 0, 0, 0.5, 0, 0.05, 0, 0, 0, 0, 0.3], shape: [4, 3])
-        let t = try g.createGroup("trials")
-        try t.createDataset("trial_index", data: [Int64(0), 1])
-        try t.createDataset("length", data: [Int64(500), 1000])
-        try t.createDataset("depth", data: [0.0, 100])
-        try t.createDataset("rouge1_recall", data: [100.0, 20])
-        try t.createDataset("success", data: [Int8(1), 0])
-        try t.createDataset("counted", data: [Int8(1), 0])
-        try t.createDataset("needle_id", strings: ["<script>alert(1)</script>", "\"]; a -> b [label=\""])
-        try t.createDataset("response", strings: ["ok", "<b>bold</b>"])
+        // The trials record table, in the layout the sweep writes (RetrievalRunFile.columns).
+        let t = try RecordTable(group: try g.createGroup("trials"), columns: RetrievalRunFile.columns(layers: 4, heads: 3))
+        let ids = ["<script>alert(1)</script>", "\"]; a -> b [label=\""], responses = ["ok", "<b>bold</b>"]
+        for i in 0..<2 {
+            try t.append([
+                "trial_index": .int(i), "needle_id": .string(ids[i]), "needle_index": .int(0), "length": .int(500 * (i + 1)),
+                "depth": .double(Double(i) * 100), "prompt_tokens": .int(500 * (i + 1)), "span_start": .int(10),
+                "span_end": .int(20), "response": .string(responses[i]), "generated_tokens": .int(2),
+                "stop": .string("newline"), "rouge1_recall": .double(i == 0 ? 100 : 20), "success": .int(1 - i),
+                "counted": .int(1 - i), "head_scores": .doubles([Double](repeating: 0, count: 12)),
+                "prefilled_tokens": .int(500), "seconds": .double(1),
+            ])
+        }
         try w.finalize()
         return path
     }
