@@ -236,6 +236,58 @@ final class CaptureHookTests: XCTestCase {
         }
     }
 
+    /// A hook set attached for one prefill or one decode step (no reset): the rows equal those of
+    /// a trace of the whole sequence, logits equal those of the same passes without captures bit
+    /// for bit, the session's hooks are restored, and earlier positions are a clear error.
+    func testOnePassCapturesWithoutReset() throws {
+        let (model, m, _) = try Self.tiny("llama")
+        let tokens = Array(m.tokens[..<17])
+        let plain = InferenceSession(model: model, maxContext: 64)
+        let session = InferenceSession(model: model, maxContext: 64)
+        try plain.prefill(tokens: Array(tokens[..<10]))
+        try session.prefill(tokens: Array(tokens[..<10]))
+
+        let pre = CaptureStore()
+        var captured: [Float] = []
+        try session.prefill(tokens: Array(tokens[10..<16]), logits: .last, capturing: [
+            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 2], queries: .last(3))],
+            into: pre) { _, row in captured = Array(row) }
+        XCTAssertEqual(captured, try plain.prefill(tokens: Array(tokens[10..<16])), "captures change no logit")
+        XCTAssertEqual(pre["blocks.1.attn.hook_pattern"]?.layout.queries, [13, 14, 15])
+        XCTAssertEqual(pre.positions, 16)
+        XCTAssertNil(session.hooks)
+
+        let step = CaptureStore()
+        let logits = try session.step(token: tokens[16], capturing: [
+            CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [1], queries: .decode)], into: step)
+        XCTAssertEqual(logits, try plain.step(token: tokens[16]), "captures change no logit")
+        XCTAssertEqual(step["blocks.1.attn.hook_pattern"]?.shape, [1, 1, 17])
+        XCTAssertNil(session.hooks)
+
+        let (full, _) = try InferenceSession(model: model, maxContext: 64).trace(prompt: tokens, requests: [
+            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 1, 2], queries: .positions([13, 14, 15, 16]))])
+        let fullPattern = try XCTUnwrap(full["blocks.1.attn.hook_pattern"])
+        for q in 13...15 {
+            for h in [0, 2] {
+                let a = try XCTUnwrap(pre["blocks.1.attn.hook_pattern"]?.attentionRow(head: h, query: q))
+                XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(a, try XCTUnwrap(fullPattern.attentionRow(head: h, query: q))), 1e-5)
+            }
+            let a = try XCTUnwrap(pre["blocks.1.hook_resid_post"]?.position(q))
+            XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(a, try XCTUnwrap(full["blocks.1.hook_resid_post"]?.position(q))), 1e-4)
+        }
+        let row = try XCTUnwrap(step["blocks.1.attn.hook_pattern"]?.attentionRow(head: 1, query: 16))
+        XCTAssertEqual(row.count, 17)
+        XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(row, try XCTUnwrap(fullPattern.attentionRow(head: 1, query: 16))), 1e-5)
+
+        // A position already in the cache cannot be captured any more; nothing runs.
+        XCTAssertThrowsError(try session.step(token: tokens[0], capturing: [
+            CaptureRequest(hooks: ["pattern"], queries: .positions([3]))], into: CaptureStore())) { error in
+            XCTAssertEqual(error as? HookError, .queryAlreadyRun(3, position: 17))
+        }
+        XCTAssertEqual(session.position, 17)
+        XCTAssertNil(session.hooks)
+    }
+
     // MARK: - resolution and errors
 
     func testHookResolution() throws {
