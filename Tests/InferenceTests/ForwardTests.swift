@@ -115,7 +115,8 @@ final class ForwardTests: XCTestCase {
         for l in 0..<c.nLayers {
             for head in 0..<h {
                 for q in 0..<t {
-                    let row = try XCTUnwrap(capture["blocks.\(l).attn.hook_pattern"]?.attentionRow(head: head, query: q))
+                    let row = try XCTUnwrap(capture["blocks.\(l).attn.hook_pattern"]?
+                                                .attentionRow(head: head, query: q))
                     let base = ((l * h + head) * t + q) * t
                     maxAttn = max(maxAttn, Self.maxAbsDiff(row, refAttn[base..<(base + q + 1)]))
                 }

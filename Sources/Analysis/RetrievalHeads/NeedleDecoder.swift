@@ -97,12 +97,13 @@ public final class NeedleDecoder {
         var top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
         // The (layer, heads) to observe: every head of every layer, or only the asked-for ones.
         let observed: [(layer: Int, heads: [Int])] = onlyHeads.map { hs in
-            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }.map { ($0.key, Array(Set($0.value.map(\.head))).sorted()) }
+            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }
+                .map { ($0.key, Array(Set($0.value.map(\.head))).sorted()) }
         } ?? (0..<c.nLayers).map { ($0, Array(0..<c.nHeads)) }
         if let bad = observed.first(where: { o in
             !(0..<c.nLayers).contains(o.layer) || o.heads.contains { !(0..<c.nHeads).contains($0) } }) {
-            throw RetrievalHeadsError.invalid("onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside the model's "
-                                              + "\(c.nLayers) layers x \(c.nHeads) heads")
+            throw RetrievalHeadsError.invalid("onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside "
+                                              + "the model's \(c.nLayers) layers x \(c.nHeads) heads")
         }
         let capture = scoreHeads && span != nil && !observed.isEmpty
         // hook_pattern of the fed token (the step's query) for the observed heads only.

@@ -72,10 +72,12 @@ extension InferenceSession {
     /// cached. Queries resolve as in a trace whose prompt is those `position` tokens followed by
     /// one decode step, so `.decode` (or `.position(position)`) selects the step; a capture of an
     /// earlier position is `HookError.queryAlreadyRun`. Attention rows span keys 0...position.
+    /// Layers whose attention is observed run the materializing attention path (as in `trace`),
+    /// which rounds slightly differently from the blocked kernels of an unobserved pass.
     ///
     ///     let store = CaptureStore()
-    ///     let logits = try session.step(token: t, capturing: [CaptureRequest(hooks: ["blocks.5.attn.hook_pattern"],
-    ///                                                                      heads: [2], queries: .decode)], into: store)
+    ///     let want = CaptureRequest(hooks: ["blocks.5.attn.hook_pattern"], heads: [2], queries: .decode)
+    ///     let logits = try session.step(token: t, capturing: [want], into: store)
     public func step(token: Int32, capturing requests: [CaptureRequest], into sink: CaptureSink) throws -> [Float] {
         let plan = try TracePlan(config: config, requests: requests, promptLength: position, decodeSteps: 1)
         return try step(token: token, hooks: HookSet(plan: plan, sink: sink))
