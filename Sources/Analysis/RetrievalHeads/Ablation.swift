@@ -327,7 +327,6 @@ public final class AblationRunner {
     /// ablated at every position (phase both: a teacher-forced passage has no decode phase).
     func perplexityNLL(session: InferenceSession, tokens: [Int32], condition: AblationCondition) throws -> Double {
         session.reset()
-        session.attentionCapture = nil
         session.interventions = interventions(condition, phase: .both)
         defer { session.interventions = []; session.reset() }
         var total = 0.0

@@ -75,7 +75,6 @@ public final class NeedleDecoder {
             while keep < limit && cached[keep] == head[head.startIndex + keep] { keep += 1 }
         }
         if keep < session.position { session.truncate(to: keep) }
-        session.attentionCapture = nil
         let rest = Array(head.dropFirst(keep))
         if !rest.isEmpty { try session.prefill(tokens: rest, logits: .none) { _, _ in } }
         return rest.count
@@ -89,37 +88,45 @@ public final class NeedleDecoder {
         precondition(maxNewTokens >= 1)
         let c = session.config
         let prefilled = try prefillAllButLast(prompt)
-        let capture = scoreHeads && span != nil
         var scores: [Double]? = scoreHeads ? [Double](repeating: 0, count: c.nLayers * c.nHeads) : nil
         var top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
         // The (layer, heads) to observe: every head of every layer, or only the asked-for ones.
         let observed: [(layer: Int, heads: [Int])] = onlyHeads.map { hs in
-            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }.map { ($0.key, $0.value.map(\.head).sorted()) }
+            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }
+                .map { ($0.key, Array(Set($0.value.map(\.head))).sorted()) }
         } ?? (0..<c.nLayers).map { ($0, Array(0..<c.nHeads)) }
+        if let bad = observed.first(where: { o in
+            !(0..<c.nLayers).contains(o.layer) || o.heads.contains { !(0..<c.nHeads).contains($0) } }) {
+            throw RetrievalHeadsError.invalid("onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside "
+                                              + "the model's \(c.nLayers) layers x \(c.nHeads) heads")
+        }
+        let capture = scoreHeads && span != nil && !observed.isEmpty
+        // hook_pattern of the fed token (the step's query) for the observed heads only.
+        let requests = onlyHeads == nil
+            ? [CaptureRequest(hooks: [HookKind.pattern.rawValue], queries: .decode)]
+            : observed.map {
+                CaptureRequest(hooks: [HookKind.pattern.name(layer: $0.layer)], heads: IndexSelection($0.heads),
+                               queries: .decode)
+            }
+        let sink = TopKeySink(config: c)
         var fed = prompt[prompt.count - 1]
         var generated: [Int32] = []
         var stop = DecodeStop.maxTokens
         for step in 0..<maxNewTokens {
             guard session.position < session.maxContext else { stop = .contextFull; break }
             let pos = session.position
-            var cap: AttentionCapture?
-            if capture {
-                cap = AttentionCapture(observed.map {
-                    AttentionRequest(layer: $0.layer, queries: [pos], heads: onlyHeads == nil ? nil : $0.heads)
-                })
-            }
-            session.attentionCapture = cap
-            let logits = try session.step(token: fed)
-            session.attentionCapture = nil
+            let logits = try capture ? session.step(token: fed, capturing: requests, into: sink)
+                                     : session.step(token: fed)
             let next = Int32(Sampler.argmax(logits))
             generated.append(next)
-            if let cap, let span {
+            if capture, let span {
                 for (l, heads) in observed {
                     for h in heads {
-                        guard let row = cap.row(layer: l, head: h, query: pos) else {
+                        let k = l * c.nHeads + h
+                        guard sink.top[k] >= 0 else {
                             throw RetrievalHeadsError.missingAttention(layer: l, head: h, query: pos)
                         }
-                        top[l * c.nHeads + h] = RetrievalCopyRule.topAttended(row)
+                        top[k] = sink.top[k]
                     }
                 }
                 RetrievalCopyRule.accumulate(scores: &scores!, top: top, generated: next, prompt: prompt, span: span)
@@ -133,6 +140,42 @@ public final class NeedleDecoder {
         return NeedleDecodeResult(generated: generated, response: PythonStrip.strip(text), stop: stop,
                                   headScores: scores, prefilledTokens: prefilled)
     }
+}
+
+/// Keeps only the most attended key (`RetrievalCopyRule.topAttended`) of each hook_pattern row
+/// of a one-query capture (a decode step): `top[layer * H + head]`, -1 for heads not captured.
+/// No attention row is stored.
+final class TopKeySink: CaptureSink {
+    let nHeads: Int
+    private(set) var top: [Int]
+    private var layouts: [CaptureLayout] = []
+
+    init(config c: ModelConfig) {
+        nHeads = c.nHeads
+        top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
+    }
+
+    func prepare(_ plan: TracePlan) throws {
+        layouts = plan.captures
+        for i in top.indices { top[i] = -1 }
+    }
+
+    func write(_ capture: Int, _ block: CaptureBlock) throws {
+        let layout = layouts[capture]
+        guard layout.point.kind == .pattern, layout.form == .full || layout.form == .rows,
+              let layer = layout.point.layer, let heads = layout.heads else {
+            throw RetrievalHeadsError.invalid("TopKeySink takes hook_pattern rows, not \(layout.name) (\(layout.form))")
+        }
+        let head = heads[block.start[0]]
+        for i in 0..<block.rows {
+            let query = layout.queries[block.start[1] + i]
+            let row = UnsafeBufferPointer(start: block.row(i), count: min(block.valid, query + 1))   // keys 0...query
+            top[layer * nHeads + head] = RetrievalCopyRule.topAttended(row)
+        }
+    }
+
+    func writeIndices(_ capture: Int, start: [Int], count: [Int], _ values: UnsafeBufferPointer<Int32>) throws {}
+    func finish(positions: Int) throws {}
 }
 
 /// Python's `str.strip()` with no argument: strips Unicode whitespace (`str.isspace`) at both ends.

@@ -214,6 +214,8 @@ public enum HookError: LocalizedError, Equatable, Sendable {
     case formNotApplicable(form: String, hook: String)
     case duplicateCapture(String)
     case noHooks
+    /// A capture of a pass that starts at `position` asks for an earlier query (already run).
+    case queryAlreadyRun(Int, position: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -247,6 +249,9 @@ public enum HookError: LocalizedError, Equatable, Sendable {
             return "hook '\(h)' is requested twice with different selections"
         case .noHooks:
             return "no hooks requested"
+        case .queryAlreadyRun(let q, let p):
+            return "query position \(q) was already run (the session is at position \(p)); capture it with a trace "
+                + "from position 0, or rewind the session with truncate(to:) first"
         }
     }
 }

@@ -132,6 +132,17 @@ public struct ActivationPatch: Sendable {
             case .headOutput(let l, _), .residPre(let l), .attnOut(let l), .mlpOut(let l), .residPost(let l): return l
             }
         }
+
+        /// The hook point the patch replaces (hook_z for a head output).
+        var kind: HookKind {
+            switch self {
+            case .headOutput: return .z
+            case .residPre: return .residPre
+            case .attnOut: return .attnOut
+            case .mlpOut: return .mlpOut
+            case .residPost: return .residPost
+            }
+        }
     }
     public var target: Target
     public var start: Int

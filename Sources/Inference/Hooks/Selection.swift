@@ -311,7 +311,9 @@ public struct CaptureLayout: Sendable, Equatable {
 }
 
 /// The resolved captures of one run: every request matched against the model and a sequence of
-/// `promptLength` prompt tokens followed by `decodeSteps` decode steps.
+/// `promptLength` prompt tokens followed by `decodeSteps` decode steps. A plan for one decode step
+/// of a session at position P (`InferenceSession.step(token:capturing:into:)`) has P prompt
+/// tokens (possibly 0) and one decode step.
 public struct TracePlan: Sendable {
     public let config: ModelConfig
     public let promptLength: Int
@@ -321,7 +323,7 @@ public struct TracePlan: Sendable {
     public var sequenceLength: Int { promptLength + decodeSteps }
 
     public init(config c: ModelConfig, requests: [CaptureRequest], promptLength: Int, decodeSteps: Int = 0) throws {
-        precondition(promptLength > 0 && decodeSteps >= 0)
+        precondition(promptLength >= 0 && decodeSteps >= 0 && promptLength + decodeSteps > 0)
         self.config = c
         self.promptLength = promptLength
         self.decodeSteps = decodeSteps

@@ -65,6 +65,66 @@ extension InferenceSession {
                            decodeSeconds: Date().timeIntervalSince(start))
     }
 
+    // MARK: - Captures of one pass, without a reset
+
+    /// Decodes one token capturing what `requests` ask for into `sink`, for this step only. Unlike
+    /// `trace`, the session is not reset: the step runs at `position` after the tokens already
+    /// cached. Queries resolve as in a trace whose prompt is those `position` tokens followed by
+    /// one decode step, so `.decode` (or `.position(position)`) selects the step; a capture of an
+    /// earlier position is `HookError.queryAlreadyRun`. Attention rows span keys 0...position.
+    /// Layers whose attention is observed run the materializing attention path (as in `trace`),
+    /// which rounds slightly differently from the blocked kernels of an unobserved pass.
+    ///
+    ///     let store = CaptureStore()
+    ///     let want = CaptureRequest(hooks: ["blocks.5.attn.hook_pattern"], heads: [2], queries: .decode)
+    ///     let logits = try session.step(token: t, capturing: [want], into: store)
+    public func step(token: Int32, capturing requests: [CaptureRequest], into sink: CaptureSink) throws -> [Float] {
+        let plan = try TracePlan(config: config, requests: requests, promptLength: position, decodeSteps: 1)
+        return try step(token: token, hooks: HookSet(plan: plan, sink: sink))
+    }
+
+    /// Prefills `tokens` capturing what `requests` ask for into `sink`, for this call only (no reset,
+    /// unlike `trace`). Queries resolve as in a trace whose prompt is the cached tokens followed by
+    /// `tokens` (absolute positions; `.last(n)` = the last n of `tokens`); only positions of
+    /// `tokens` can be captured (`HookError.queryAlreadyRun` otherwise). `body` as in
+    /// `prefill(tokens:logits:_:)`.
+    public func prefill(tokens: [Int32], logits request: LogitsRequest = .none, capturing requests: [CaptureRequest],
+                        into sink: CaptureSink, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void = { _, _ in })
+        throws {
+        guard !tokens.isEmpty else { throw ModelError.emptyInput }
+        let plan = try TracePlan(config: config, requests: requests, promptLength: position + tokens.count)
+        try prefill(tokens: tokens, logits: request, hooks: HookSet(plan: plan, sink: sink), body)
+    }
+
+    /// Decodes one token with `hookSet` attached for this step only, then finishes it (see
+    /// `step(token:capturing:into:)`). Its plan's positions are absolute.
+    public func step(token: Int32, hooks hookSet: HookSet) throws -> [Float] {
+        try attaching(hookSet, passStart: position) { try step(token: token) }
+    }
+
+    /// Prefills `tokens` with `hookSet` attached for this call (all its chunks) only, then
+    /// finishes it (see `prefill(tokens:logits:capturing:into:_:)`).
+    public func prefill(tokens: [Int32], logits request: LogitsRequest, hooks hookSet: HookSet,
+                        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+        try attaching(hookSet, passStart: position) { try prefill(tokens: tokens, logits: request, body) }
+    }
+
+    /// Runs `body` with `hookSet` as the session's hooks (restoring the previous ones after), then
+    /// finishes it. Every capture must ask for positions at or after `passStart` only.
+    private func attaching<R>(_ hookSet: HookSet, passStart p: Int, _ body: () throws -> R) throws -> R {
+        precondition(hookSet.plan.config == config, "the hook set is for another model")
+        precondition(!hookSet.isFinished, "the hook set has finished (a HookSet serves one pass)")
+        if let early = hookSet.plan.captures.compactMap({ $0.queries.first }).filter({ $0 < p }).min() {
+            throw HookError.queryAlreadyRun(early, position: p)
+        }
+        let saved = hooks
+        hooks = hookSet
+        defer { hooks = saved }
+        let result = try body()
+        try hookSet.finish()
+        return result
+    }
+
     /// Convenience: `trace` into a new in-memory `CaptureStore`.
     public func trace(prompt: [Int32], requests: [CaptureRequest], generate: Int = 0, sampler: Sampler = Sampler(),
                       stopTokens: Set<Int32> = []) throws -> (CaptureStore, TraceResult) {

@@ -11,69 +11,6 @@ public enum LogitsRequest: Sendable, Equatable {
     case positions(Set<Int>)
 }
 
-/// Attention probabilities to keep: for `layer`, the rows of `queries` (absolute positions) of
-/// `heads` (nil: every head).
-public struct AttentionRequest: Sendable, Hashable {
-    public var layer: Int
-    public var queries: [Int]
-    public var heads: [Int]?
-
-    public init(layer: Int, queries: [Int], heads: [Int]? = nil) {
-        self.layer = layer; self.queries = queries; self.heads = heads
-    }
-}
-
-/// Collects attention-probability rows during forward passes ("ask, then observe": only the
-/// requested (layer, head, query) rows are copied). Set it on a session before `prefill`/`step`.
-public final class AttentionCapture {
-    public struct Key: Hashable, Sendable, Comparable {
-        public var layer: Int, head: Int, query: Int
-        public init(layer: Int, head: Int, query: Int) { self.layer = layer; self.head = head; self.query = query }
-        public static func < (a: Key, b: Key) -> Bool { (a.layer, a.head, a.query) < (b.layer, b.head, b.query) }
-    }
-
-    /// layer -> [(queries, heads)]
-    private let byLayer: [Int: [(queries: Set<Int>, heads: Set<Int>?)]]
-    /// Captured rows: probabilities over keys 0...query (length query + 1).
-    public private(set) var rows: [Key: [Float]] = [:]
-
-    public init(_ requests: [AttentionRequest]) {
-        var m: [Int: [(queries: Set<Int>, heads: Set<Int>?)]] = [:]
-        for r in requests { m[r.layer, default: []].append((Set(r.queries), r.heads.map(Set.init))) }
-        byLayer = m
-    }
-
-    public func row(layer: Int, head: Int, query: Int) -> [Float]? {
-        rows[Key(layer: layer, head: head, query: query)]
-    }
-
-    public func removeAll() { rows.removeAll() }
-
-    /// Chunk row of the first requested query of layer `layer` among positions P..<P+T, if any.
-    func firstRow(layer: Int, rows t: Int, start p: Int) -> Int? {
-        guard let wants = byLayer[layer] else { return nil }
-        let chunk = p..<(p + t)
-        return wants.compactMap { w in w.queries.filter { chunk.contains($0) }.min() }.min().map { $0 - p }
-    }
-
-    /// The per-head callback for `Kernels.causalAttention` on layer `layer` for queries P..<P+T,
-    /// or nil when nothing is wanted there.
-    func observer(layer: Int, rows t: Int, start p: Int) -> ((Int, UnsafePointer<Float>) -> Void)? {
-        guard let wants = byLayer[layer] else { return nil }
-        let chunk = p..<(p + t)
-        guard wants.contains(where: { w in w.queries.contains { chunk.contains($0) } }) else { return nil }
-        let s = p + t
-        return { [self] head, probs in                                        // probs [T, S]
-            for w in wants where w.heads?.contains(head) ?? true {
-                for q in w.queries where chunk.contains(q) {
-                    let row = probs + (q - p) * s
-                    rows[Key(layer: layer, head: head, query: q)] = Array(UnsafeBufferPointer(start: row, count: q + 1))
-                }
-            }
-        }
-    }
-}
-
 /// Per-chunk work buffers, sized for `maxChunk` rows (T <= maxChunk).
 final class ForwardScratch {
     let x: FloatBuffer        // [T, D]     residual stream
@@ -114,9 +51,8 @@ public final class InferenceSession {
     public let cache: KVCache
     /// Tokens per prefill chunk: bounds the work buffers (the attention scratch is maxChunk x maxContext).
     public let maxChunk: Int
-    /// Attention rows to record during the following passes (nil: none).
-    public var attentionCapture: AttentionCapture?
-    /// Captures of the following passes (nil: none); see `HookSet` and `trace(prompt:...)`.
+    /// Captures of the following passes (nil: none); see `HookSet`, `trace(prompt:...)` and, for one
+    /// pass without a reset, `step(token:capturing:into:)` / `prefill(tokens:logits:capturing:into:_:)`.
     public var hooks: HookSet?
     /// Head ablations, applied from the next `prefill`/`step` on (see `AblationMethod`).
     public var interventions: [HeadIntervention] = [] { didSet { interventionTable = nil } }
@@ -232,7 +168,11 @@ public final class InferenceSession {
             hk.emitPositions(ci, start: p, rows: t, src: scratch.x.pointer, stride: config.dModel)
             try hk.check()
         }
-        for l in 0..<config.nLayers { try llamaBlock(l, rows: t, start: p, phase: phase, interventions: table) }
+        let block = model.family.block
+        for l in 0..<config.nLayers {
+            try block(self, BlockPass(layer: l, rows: t, start: p,
+                                      hooks: BlockHooks(captures: hk, interventions: table, layer: l, phase: phase)))
+        }
         cache.count = p + t
         tokens.append(contentsOf: chunk)
         var wanted: [Int]

@@ -62,8 +62,8 @@ final class CitationRunCiteTests: XCTestCase {
         }
     }
 
-    /// The span masses the runner averages equal sums over full attention rows captured with
-    /// the legacy `AttentionCapture` path.
+    /// The span masses the runner averages equal sums over full attention rows (hook_pattern rows
+    /// captured during a plain prefill).
     func testSpanMassMatchesFullRows() throws {
         let e = try env()
         let item = try smoke()[0]
@@ -75,18 +75,19 @@ final class CitationRunCiteTests: XCTestCase {
         let queries = r.statements[0].queries
         XCTAssertEqual(queries, Array((p.promptTokens - 1)..<(p.promptTokens - 1 + queries.count)))
         let layers = [0, 7, 29], heads = [0, 4, 8]
-        let cap = AttentionCapture(layers.map { AttentionRequest(layer: $0, queries: queries, heads: heads) })
+        let cap = CaptureStore()
         session.reset()
-        session.attentionCapture = cap
-        try session.prefill(tokens: p.ids)
-        session.attentionCapture = nil
+        try session.prefill(tokens: p.ids, capturing: [CaptureRequest(hooks: ["attn.hook_pattern"],
+                                                                      layers: IndexSelection(layers),
+                                                                      heads: IndexSelection(heads),
+                                                                      queries: .positions(queries))], into: cap)
         let S = p.passageSpans.count, H = e.model.config.nHeads
         for l in layers {
             for h in heads {
                 for (j, span) in p.passageSpans.enumerated() {
                     var sum = 0.0
                     for q in queries {
-                        let row = try XCTUnwrap(cap.row(layer: l, head: h, query: q))
+                        let row = try XCTUnwrap(cap["blocks.\(l).attn.hook_pattern"]?.attentionRow(head: h, query: q))
                         sum += row[span].reduce(0.0) { $0 + Double($1) }
                     }
                     XCTAssertEqual(Double(obs.mass[(l * H + h) * S + j]), sum / Double(queries.count), accuracy: 2e-5,

@@ -236,6 +236,63 @@ final class CaptureHookTests: XCTestCase {
         }
     }
 
+    /// A hook set attached for one prefill or one decode step (no reset): the rows equal those of
+    /// a trace of the whole sequence, the logits those of the same passes without captures, the
+    /// session's hooks are restored, and earlier positions are a clear error. (Not bit for bit:
+    /// observed attention rows run through the materializing attention path, the others through
+    /// the blocked kernels, which round differently.)
+    func testOnePassCapturesWithoutReset() throws {
+        let (model, m, _) = try Self.tiny("llama")
+        let tokens = Array(m.tokens[..<17])
+        let plain = InferenceSession(model: model, maxContext: 64)
+        let session = InferenceSession(model: model, maxContext: 64)
+        try plain.prefill(tokens: Array(tokens[..<10]))
+        try session.prefill(tokens: Array(tokens[..<10]))
+
+        let pre = CaptureStore()
+        var captured: [Float] = []
+        try session.prefill(tokens: Array(tokens[10..<16]), logits: .last, capturing: [
+            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 2], queries: .last(3))],
+            into: pre) { _, row in captured = Array(row) }
+        let plainLogits = try plain.prefill(tokens: Array(tokens[10..<16]))
+        XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(captured, plainLogits), 1e-4)
+        XCTAssertEqual(pre["blocks.1.attn.hook_pattern"]?.layout.queries, [13, 14, 15])
+        XCTAssertEqual(pre.positions, 16)
+        XCTAssertNil(session.hooks)
+
+        let step = CaptureStore()
+        let logits = try session.step(token: tokens[16], capturing: [
+            CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [1], queries: .decode)], into: step)
+        XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(logits, try plain.step(token: tokens[16])), 1e-4)
+        XCTAssertEqual(step["blocks.1.attn.hook_pattern"]?.shape, [1, 1, 17])
+        XCTAssertNil(session.hooks)
+
+        let (full, _) = try InferenceSession(model: model, maxContext: 64).trace(prompt: tokens, requests: [
+            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 1, 2],
+                           queries: .positions([13, 14, 15, 16]))])
+        let fullPattern = try XCTUnwrap(full["blocks.1.attn.hook_pattern"])
+        func rowDiff(_ store: CaptureStore, head: Int, query: Int) throws -> Float {
+            let a = try XCTUnwrap(store["blocks.1.attn.hook_pattern"]?.attentionRow(head: head, query: query))
+            return ForwardTests.maxAbsDiff(a, try XCTUnwrap(fullPattern.attentionRow(head: head, query: query)))
+        }
+        for q in 13...15 {
+            for h in [0, 2] { XCTAssertLessThanOrEqual(try rowDiff(pre, head: h, query: q), 1e-5) }
+            let a = try XCTUnwrap(pre["blocks.1.hook_resid_post"]?.position(q))
+            let b = try XCTUnwrap(full["blocks.1.hook_resid_post"]?.position(q))
+            XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(a, b), 1e-4)
+        }
+        XCTAssertEqual(step["blocks.1.attn.hook_pattern"]?.attentionRow(head: 1, query: 16)?.count, 17)
+        XCTAssertLessThanOrEqual(try rowDiff(step, head: 1, query: 16), 1e-5)
+
+        // A position already in the cache cannot be captured any more; nothing runs.
+        XCTAssertThrowsError(try session.step(token: tokens[0], capturing: [
+            CaptureRequest(hooks: ["pattern"], queries: .positions([3]))], into: CaptureStore())) { error in
+            XCTAssertEqual(error as? HookError, .queryAlreadyRun(3, position: 17))
+        }
+        XCTAssertEqual(session.position, 17)
+        XCTAssertNil(session.hooks)
+    }
+
     // MARK: - resolution and errors
 
     func testHookResolution() throws {

@@ -103,9 +103,12 @@ final class ForwardTests: XCTestCase {
 
         // Prefill, every position; attention of every layer/head/query.
         let session = model.makeSession(maxContext: 64)
-        let capture = AttentionCapture((0..<c.nLayers).map { AttentionRequest(layer: $0, queries: Array(0..<t)) })
-        session.attentionCapture = capture
-        let logits = try session.prefillAllLogits(tokens: manifest.tokens)
+        let capture = CaptureStore()
+        var logits: [[Float]] = []
+        try session.prefill(tokens: manifest.tokens, logits: .all,
+                            capturing: [CaptureRequest(hooks: ["attn.hook_pattern"])], into: capture) { _, row in
+            logits.append(Array(row))
+        }
         var maxLogit: Float = 0, maxAttn: Float = 0
         for p in 0..<t {
             maxLogit = max(maxLogit, Self.maxAbsDiff(logits[p], refLogits[(p * v)..<((p + 1) * v)]))
@@ -113,7 +116,8 @@ final class ForwardTests: XCTestCase {
         for l in 0..<c.nLayers {
             for head in 0..<h {
                 for q in 0..<t {
-                    let row = try XCTUnwrap(capture.row(layer: l, head: head, query: q))
+                    let row = try XCTUnwrap(capture["blocks.\(l).attn.hook_pattern"]?
+                                                .attentionRow(head: head, query: q))
                     let base = ((l * h + head) * t + q) * t
                     maxAttn = max(maxAttn, Self.maxAbsDiff(row, refAttn[base..<(base + q + 1)]))
                 }
@@ -126,7 +130,6 @@ final class ForwardTests: XCTestCase {
 
         // Decode path: prefill the first half, then one token at a time (matrix-vector kernels).
         session.reset()
-        session.attentionCapture = nil
         let half = t / 2
         var stepDiff = Self.maxAbsDiff(try session.prefill(tokens: Array(manifest.tokens[..<half])),
                                        refLogits[((half - 1) * v)..<(half * v)])
@@ -286,18 +289,19 @@ final class ForwardTests: XCTestCase {
             let refLogits = try Self.readFloats(Self.fixtures.appendingPathComponent("smollm2/\(prompt.logits_file)"))
             let refAttn = try Self.readFloats(Self.fixtures.appendingPathComponent("smollm2/\(prompt.attention_file)"))
             session.reset()
-            let capture = AttentionCapture(prompt.attention.map { AttentionRequest(layer: $0.layer, queries: [$0.query]) })
-            session.attentionCapture = capture
+            let capture = CaptureStore()
+            let requests = Dictionary(grouping: prompt.attention, by: \.layer).map { layer, rows in
+                CaptureRequest(hooks: ["blocks.\(layer).attn.hook_pattern"], queries: .positions(rows.map(\.query)))
+            }
             var top1 = [Int](repeating: -1, count: t)
             var sampled: [Int: [Float]] = [:]
             let wanted = Set(prompt.logit_positions)
             let start = Date()
-            try session.prefill(tokens: prompt.tokens, logits: .all) { p, row in
+            try session.prefill(tokens: prompt.tokens, logits: .all, capturing: requests, into: capture) { p, row in
                 top1[p] = Sampler.argmax(row)
                 if wanted.contains(p) { sampled[p] = Array(row) }
             }
             let seconds = Date().timeIntervalSince(start)
-            session.attentionCapture = nil
 
             // Top-1 at every position.
             let mismatches = (0..<t).filter { top1[$0] != prompt.top1[$0] }
@@ -315,7 +319,8 @@ final class ForwardTests: XCTestCase {
             var maxAttn: Float = 0, offset = 0
             for s in prompt.attention {
                 for head in 0..<c.nHeads {
-                    let row = try XCTUnwrap(capture.row(layer: s.layer, head: head, query: s.query))
+                    let row = try XCTUnwrap(capture["blocks.\(s.layer).attn.hook_pattern"]?
+                                                .attentionRow(head: head, query: s.query))
                     maxAttn = max(maxAttn, Self.maxAbsDiff(row, refAttn[offset..<(offset + s.query + 1)]))
                     offset += s.query + 1
                 }

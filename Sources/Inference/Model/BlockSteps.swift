@@ -1,0 +1,193 @@
+// The steps blocks are built from, shared by every family: RMSNorm, the Q/K/V projections, RoPE,
+// grouped-query causal attention, head-output interventions, the output projection and the gated
+// MLP. Each works on the session's scratch buffers for one `BlockPass` and does the work of the
+// pass's hooks (patches, ablations, captures) at its hook points when `b.hooks` is non-nil;
+// without hooks it is the plain computation. A family's block calls them in its order
+// (see `llamaBlock` in Llama.swift) and adds what is its own (e.g. extra norms) in between.
+//
+// Buffers (ForwardScratch): x [T, D] residual stream, xn [T, D] normalized sublayer input,
+// q [T, H, dh], z [T, H, dh], attnOut [T, D], gate/up [T, F], mlpOut [T, D]; K/V in the cache
+// [S, Hkv, dh] per layer.
+
+extension InferenceSession {
+    /// Patches and captures of the residual-stream hook point `kind` (resid_pre, resid_post) on x.
+    func residual(_ kind: HookKind, _ b: BlockPass) {
+        guard let hooks = b.hooks else { return }
+        let d = config.dModel
+        hooks.patch(kind, b, scratch.x.pointer, stride: d, width: d)
+        hooks.emit(kind, b, scratch.x.pointer, width: d)
+    }
+
+    /// xn = RMSNorm(x) * weight.
+    func normalize(_ b: BlockPass, weight: WeightMatrix) {
+        let c = config, s = scratch
+        Kernels.rmsNorm(s.x.pointer, rows: b.rows, width: c.dModel, weight: weight.data, eps: c.rmsNormEps,
+                        into: s.xn.pointer)                                     // xn [T, D]
+    }
+
+    /// q = xn·Wqᵀ (+bq); k, v likewise, written straight into the KV cache rows P..<P+T.
+    /// Hooks q/k/v (before RoPE).
+    func projectQKV(_ b: BlockPass) {
+        let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, p = b.start
+        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth                  // [T, Hkv, dh]
+        let vRows = cache.values(layer: b.layer) + p * c.kvWidth                // [T, Hkv, dh]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wq, bias: w.bq, into: s.q.pointer)   // q [T, H, dh]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wk, bias: w.bk, into: kRows)
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wv, bias: w.bv, into: vRows)
+        if let hk = b.hooks?.captures {
+            let l = b.layer
+            if let ci = hk.capture(l, .q) {
+                hk.emitHeads(ci, start: p, rows: t, src: s.q.pointer, stride: c.qWidth, permuted: true)
+            }
+            if let ci = hk.capture(l, .k) {
+                hk.emitHeads(ci, start: p, rows: t, src: kRows, stride: c.kvWidth, permuted: true)
+            }
+            if let ci = hk.capture(l, .v) {
+                hk.emitHeads(ci, start: p, rows: t, src: vRows, stride: c.kvWidth, permuted: false)
+            }
+        }
+    }
+
+    /// RoPE on q and on the cache's new k rows; then the `.uniform` heads' queries are zeroed and
+    /// hooks rot_q/rot_k captured.
+    func rotate(_ b: BlockPass) {
+        let c = config, s = scratch, t = b.rows, p = b.start
+        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth                  // [T, Hkv, dh]
+        Kernels.rope(s.q.pointer, rows: t, heads: c.nHeads, dHead: c.dHead, rowStride: c.qWidth, start: p,
+                     table: rope, style: c.ropeStyle)
+        Kernels.rope(kRows, rows: t, heads: c.nKVHeads, dHead: c.dHead, rowStride: c.kvWidth, start: p,
+                     table: rope, style: c.ropeStyle)
+        guard let hooks = b.hooks else { return }
+        for h in hooks.uniform {
+            for r in 0..<t { (s.q.pointer + r * c.qWidth + h * c.dHead).update(repeating: 0, count: c.dHead) }
+        }
+        if let hk = hooks.captures {
+            let l = b.layer
+            if let ci = hk.capture(l, .rotQ) {
+                hk.emitHeads(ci, start: p, rows: t, src: s.q.pointer, stride: c.qWidth, permuted: true)
+            }
+            if let ci = hk.capture(l, .rotK) {
+                hk.emitHeads(ci, start: p, rows: t, src: kRows, stride: c.kvWidth, permuted: true)
+            }
+        }
+    }
+
+    /// z = softmax(q·kᵀ/√dh + causal mask)·v per head (grouped-query: H/Hkv query heads per KV
+    /// head); hands probabilities to hook_pattern captures (`.bos` heads are reported one-hot on
+    /// key 0: their z is replaced afterwards by `headOutputs`), then captures hook_attn_scores.
+    ///
+    /// Observing probabilities needs the materializing attention path; rows before the first
+    /// observed query of the chunk run through the fast path (observer nil) in a separate call,
+    /// so capturing the last few queries costs only those rows.
+    func attend(_ b: BlockPass) {
+        let l = b.layer, t = b.rows, p = b.start
+        let hk = b.hooks?.captures, bos = b.hooks?.bosHeads ?? []
+        let first = hk?.firstPatternRow(layer: l, rows: t, start: p) ?? t
+        if first > 0 && first < t {
+            attention(l, rows: first, start: p, offset: 0, observe: nil)
+            attention(l, rows: t - first, start: p + first, offset: first,
+                      observe: hk?.patternObserver(layer: l, rows: t - first, start: p + first, bosHeads: bos))
+        } else {
+            attention(l, rows: t, start: p, offset: 0,
+                      observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos))
+        }
+        hk?.emitScores(layer: l, rows: t, start: p, q: scratch.q.pointer, keys: cache.keys(layer: l))
+    }
+
+    /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t).
+    private func attention(_ l: Int, rows t: Int, start p: Int, offset: Int,
+                           observe: ((Int, UnsafePointer<Float>) -> Void)?) {
+        let c = config, s = scratch
+        Kernels.causalAttention(q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
+                                z: s.z.pointer + offset * c.qWidth, rows: t, start: p,         // z [T, H, dh]
+                                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
+                                scale: 1 / Float(c.dHead).squareRoot(),
+                                probs: s.probs.pointer, observe: observe)               // probs [T, S]
+    }
+
+    /// The interventions on the head outputs z (ablations, then hook_z patches), then hooks z and
+    /// result. Nothing without hooks.
+    func headOutputs(_ b: BlockPass) {
+        guard let hooks = b.hooks else { return }
+        let c = config, s = scratch, t = b.rows, p = b.start, l = b.layer
+        if !hooks.zHeads.isEmpty { ablate(l, rows: t, start: p, heads: hooks.zHeads) }
+        for pt in hooks.patches {
+            if case .headOutput(_, let h) = pt.target {
+                pt.apply(start: p, rows: t, to: s.z.pointer + h * c.dHead, stride: c.qWidth, width: c.dHead)
+            }
+        }
+        if let hk = hooks.captures {
+            if let ci = hk.capture(l, .z) {
+                hk.emitHeads(ci, start: p, rows: t, src: s.z.pointer, stride: c.qWidth, permuted: false)
+            }
+            if let ci = hk.capture(l, .result) {
+                hk.emitResult(ci, start: p, rows: t, z: s.z.pointer, wo: model.weights.layers[l].wo)
+            }
+        }
+    }
+
+    /// Rewrites the outputs z of ablated heads (every method but `.uniform`, which acts on q).
+    func ablate(_ l: Int, rows t: Int, start p: Int, heads: [InterventionTable.Head]) {
+        let c = config, dh = c.dHead, qw = c.qWidth
+        for hd in heads {
+            let zh = scratch.z.pointer + hd.head * dh                          // rows qw apart
+            switch hd.method {
+            case .zero:
+                for r in 0..<t { (zh + r * qw).update(repeating: 0, count: dh) }
+            case .scale(let f):
+                for r in 0..<t { for j in 0..<dh { zh[r * qw + j] *= f } }
+            case .bos:
+                let v0 = cache.values(layer: l) + (hd.head / c.groupSize) * dh   // v of key 0
+                for r in 0..<t { (zh + r * qw).update(from: v0, count: dh) }
+            case .mean:
+                if let m = headMeans?[l] {
+                    m.withUnsafeBufferPointer { mp in
+                        for r in 0..<t { (zh + r * qw).update(from: mp.baseAddress! + hd.head * dh, count: dh) }
+                    }
+                } else {
+                    let key = l * c.nHeads + hd.head
+                    var rm = runningMeans.removeValue(forKey: key) ?? RunningMean(start: p)
+                    if rm.start + rm.rows(dh) != p { rm = RunningMean(start: p) }   // history broken: restart
+                    var acc = rm.prefix.isEmpty ? [Double](repeating: 0, count: dh) : Array(rm.prefix.suffix(dh))
+                    rm.prefix.reserveCapacity(rm.prefix.count + t * dh)
+                    for r in 0..<t {
+                        let row = zh + r * qw
+                        for j in 0..<dh { acc[j] += Double(row[j]) }
+                        rm.prefix.append(contentsOf: acc)
+                        let n = Double(p + r - rm.start + 1)
+                        for j in 0..<dh { row[j] = Float(acc[j] / n) }
+                    }
+                    runningMeans[key] = rm
+                }
+            case .uniform:
+                break
+            }
+        }
+    }
+
+    /// attnOut = z·Woᵀ (patches and captures of hook_attn_out); x += attnOut.
+    func attentionOutput(_ b: BlockPass) {
+        let c = config, w = model.weights.layers[b.layer], s = scratch, d = c.dModel
+        Kernels.linear(s.z.pointer, rows: b.rows, weight: w.wo, bias: nil, into: s.attnOut.pointer)   // [T, D]
+        if let hooks = b.hooks {
+            hooks.patch(.attnOut, b, s.attnOut.pointer, stride: d, width: d)
+            hooks.emit(.attnOut, b, s.attnOut.pointer, width: d)
+        }
+        Kernels.add(s.x.pointer, s.attnOut.pointer, count: b.rows * d)
+    }
+
+    /// mlpOut = (silu(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ of the normalized input xn (patches and captures of
+    /// hook_mlp_out); x += mlpOut.
+    func gatedMLP(_ b: BlockPass) {
+        let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, d = c.dModel
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wGate, bias: nil, into: s.gate.pointer)  // [T, F]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wUp, bias: nil, into: s.up.pointer)      // [T, F]
+        Kernels.swiglu(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF)                 // [T, F]
+        Kernels.linear(s.gate.pointer, rows: t, weight: w.wDown, bias: nil, into: s.mlpOut.pointer) // [T, D]
+        if let hooks = b.hooks {
+            hooks.patch(.mlpOut, b, s.mlpOut.pointer, stride: d, width: d)
+            hooks.emit(.mlpOut, b, s.mlpOut.pointer, width: d)
+        }
+        Kernels.add(s.x.pointer, s.mlpOut.pointer, count: t * d)
+    }
+}
