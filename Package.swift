@@ -10,24 +10,29 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "headlight", targets: ["headlight"]),
-        .library(name: "Headlight",
-                 targets: ["GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks"]),
+        .library(
+            name: "Headlight",
+            targets: ["GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // System libraries, located through pkg-config (Debian: libopenblas-dev, libhdf5-dev, libgraphviz-dev).
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
-                       providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc",
-                       providers: [.apt(["libgraphviz-dev"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CGraphviz", pkgConfig: "libgvc",
+            providers: [.apt(["libgraphviz-dev"])]),
         // Small C shims over the three libraries: macros Swift cannot import, status codes, CPU probing.
-        .target(name: "CNative", dependencies: ["COpenBLAS", "CHDF5", "CGraphviz"],
-                cSettings: [.unsafeFlags(["-O2"])],
-                linkerSettings: [.linkedLibrary("z")]),
+        .target(
+            name: "CNative", dependencies: ["COpenBLAS", "CHDF5", "CGraphviz"],
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("z")]),
         .target(name: "GGUF", swiftSettings: fast),
         .target(name: "Inference", dependencies: ["GGUF", "CNative"], swiftSettings: fast),
         .target(name: "TraceStore", dependencies: ["CNative"], swiftSettings: fast),
@@ -40,10 +45,12 @@ let package = Package(
         .target(name: "Reports", dependencies: ["Analysis", "TraceStore", "CNative"]),
         // Literate CLI notebooks: parsing, the cell runner (subprocesses), cache and rendering.
         .target(name: "Notebooks", dependencies: ["Reports", "TraceStore"]),
-        .target(name: "HeadlightCLI", dependencies: [
-            "GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "HeadlightCLI",
+            dependencies: [
+                "GGUF", "Inference", "TraceStore", "RunRecording", "Analysis", "Reports", "Notebooks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
         .executableTarget(name: "headlight", dependencies: ["HeadlightCLI", "Inference"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "GGUF", "CNative"]),
@@ -52,7 +59,7 @@ let package = Package(
         // Notebook tests live in ReportsTests/Notebooks: they share its chart and XML test helpers.
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Notebooks"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Inference", "GGUF"]),
-        .testTarget(name: "CLITests", dependencies: ["HeadlightCLI", "RunRecording"]),
+        .testTarget(name: "CLITests", dependencies: ["HeadlightCLI", "RunRecording"])
     ],
     swiftLanguageModes: [.v5]
 )

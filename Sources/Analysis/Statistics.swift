@@ -26,7 +26,10 @@ public enum Statistics {
         guard n - ddof > 0, n > 0 else { return .nan }
         let m = mean(xs)
         var s = 0.0
-        for x in xs { let d = x - m; s += d * d }
+        for x in xs {
+            let d = x - m
+            s += d * d
+        }
         return s / Double(n - ddof)
     }
 

@@ -30,15 +30,15 @@ extension GGMLType {
         let blocks = checkedBlockCount(count)
         switch self {
         #if _endian(little)
-        case .f32:  UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: count * 4)
+            case .f32: UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: count * 4)
         #endif
-        case .f16:  FastDequant.f16(src, count: count, into: dst)
+        case .f16: FastDequant.f16(src, count: count, into: dst)
         case .q4_0: FastDequant.q4_0(src, blocks: blocks, into: dst)
         case .q4_1: FastDequant.q4_1(src, blocks: blocks, into: dst)
         case .q8_0: FastDequant.q8_0(src, blocks: blocks, into: dst)
         case .q4_K: FastDequant.q4_K(src, blocks: blocks, into: dst)
         case .q6_K: FastDequant.q6_K(src, blocks: blocks, into: dst)
-        default:    dequantizeReference(src, count: count, into: dst)
+        default: dequantizeReference(src, count: count, into: dst)
         }
     }
 
@@ -55,8 +55,8 @@ extension GGMLType {
     /// The reference decoder of one block, or nil if the type is unsupported.
     var referenceDecoder: ((BlockView, UnsafeMutablePointer<Float>) -> Void)? {
         switch self {
-        case .f32:  return ReferenceDequant.f32
-        case .f16:  return ReferenceDequant.f16
+        case .f32: return ReferenceDequant.f32
+        case .f16: return ReferenceDequant.f16
         case .bf16: return ReferenceDequant.bf16
         case .q4_0: return ReferenceDequant.q4_0
         case .q4_1: return ReferenceDequant.q4_1
@@ -69,14 +69,15 @@ extension GGMLType {
         case .q5_K: return ReferenceDequant.q5_K
         case .q6_K: return ReferenceDequant.q6_K
         case .q8_K: return ReferenceDequant.q8_K
-        default:    return nil
+        default: return nil
         }
     }
 
     private func checkedBlockCount(_ count: Int) -> Int {
         precondition(canDequantize, "dequantization of \(name) is not supported")
-        precondition(count >= 0 && count % blockSize == 0,
-                     "\(name): element count \(count) is not a multiple of the block size \(blockSize)")
+        precondition(
+            count >= 0 && count % blockSize == 0,
+            "\(name): element count \(count) is not a multiple of the block size \(blockSize)")
         return count / blockSize
     }
 }
@@ -108,8 +109,10 @@ struct BlockView {
             return (u8(offset + j) & 63, u8(offset + j + 4) & 63)
         }
         let packed = u8(offset + j + 4)
-        return ((packed & 0x0F) | ((u8(offset + j - 4) >> 6) << 4),
-                (packed >> 4) | ((u8(offset + j) >> 6) << 4))
+        return (
+            (packed & 0x0F) | ((u8(offset + j - 4) >> 6) << 4),
+            (packed >> 4) | ((u8(offset + j) >> 6) << 4)
+        )
     }
 }
 
@@ -136,7 +139,7 @@ enum ReferenceDequant {
         let d = b.f16(0)
         for j in 0..<16 {
             let q = b.u8(2 + j)
-            y[j]      = Float(Int32(q & 0x0F) - 8) * d
+            y[j] = Float(Int32(q & 0x0F) - 8) * d
             y[j + 16] = Float(Int32(q >> 4) - 8) * d
         }
     }
@@ -148,7 +151,7 @@ enum ReferenceDequant {
         let d = b.f16(0), m = b.f16(2)
         for j in 0..<16 {
             let q = b.u8(4 + j)
-            y[j]      = Float(q & 0x0F) * d + m
+            y[j] = Float(q & 0x0F) * d + m
             y[j + 16] = Float(q >> 4) * d + m
         }
     }
@@ -162,7 +165,7 @@ enum ReferenceDequant {
             let q = b.u8(6 + j)
             let high0 = UInt8(truncatingIfNeeded: (qh >> j) << 4) & 0x10
             let high1 = UInt8(truncatingIfNeeded: qh >> (j + 12)) & 0x10
-            y[j]      = Float(Int32((q & 0x0F) | high0) - 16) * d
+            y[j] = Float(Int32((q & 0x0F) | high0) - 16) * d
             y[j + 16] = Float(Int32((q >> 4) | high1) - 16) * d
         }
     }
@@ -176,7 +179,7 @@ enum ReferenceDequant {
             let q = b.u8(8 + j)
             let high0 = UInt8(truncatingIfNeeded: (qh >> j) << 4) & 0x10
             let high1 = UInt8(truncatingIfNeeded: qh >> (j + 12)) & 0x10
-            y[j]      = Float((q & 0x0F) | high0) * d + m
+            y[j] = Float((q & 0x0F) | high0) * d + m
             y[j + 16] = Float((q >> 4) | high1) * d + m
         }
     }
@@ -204,7 +207,7 @@ enum ReferenceDequant {
         for half in 0..<2 {
             let qs = 16 + 32 * half
             for shift in stride(from: 0, to: 8, by: 2) {
-                for sub in 0..<2 {                       // bytes 0-15, then 16-31 of this half
+                for sub in 0..<2 { // bytes 0-15, then 16-31 of this half
                     let sc = b.u8(group)
                     group += 1
                     let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
@@ -235,7 +238,7 @@ enum ReferenceDequant {
                 for sub in 0..<2 {
                     let dl = d * Float(Int32(q3KScale(b, group)) - 32)
                     group += 1
-                    for l in 16 * sub ..< 16 * sub + 16 {
+                    for l in 16 * sub..<16 * sub + 16 {
                         let low = Int32((b.u8(qs + l) >> shift) & 3)
                         let high: Int32 = b.u8(l) & mask != 0 ? 0 : 4
                         y[out] = dl * Float(low - high)
@@ -268,7 +271,7 @@ enum ReferenceDequant {
             let d1 = d * Float(sc1), m1 = dmin * Float(mn1)
             let d2 = d * Float(sc2), m2 = dmin * Float(mn2)
             let qs = 16 + 32 * chunk, out = 64 * chunk
-            for l in 0..<32 { y[out + l]      = d1 * Float(b.u8(qs + l) & 0x0F) - m1 }
+            for l in 0..<32 { y[out + l] = d1 * Float(b.u8(qs + l) & 0x0F) - m1 }
             for l in 0..<32 { y[out + 32 + l] = d2 * Float(b.u8(qs + l) >> 4) - m2 }
         }
     }
@@ -311,11 +314,11 @@ enum ReferenceDequant {
             for l in 0..<32 {
                 let g = l / 16
                 let h = b.u8(qh + l)
-                let q1 = Int32((b.u8(ql + l) & 0x0F)      | ((h & 3) << 4)) - 32
+                let q1 = Int32((b.u8(ql + l) & 0x0F) | ((h & 3) << 4)) - 32
                 let q2 = Int32((b.u8(ql + l + 32) & 0x0F) | (((h >> 2) & 3) << 4)) - 32
-                let q3 = Int32((b.u8(ql + l) >> 4)        | (((h >> 4) & 3) << 4)) - 32
-                let q4 = Int32((b.u8(ql + l + 32) >> 4)   | (((h >> 6) & 3) << 4)) - 32
-                y[out + l]      = d * Float(b.i8(sc + g))     * Float(q1)
+                let q3 = Int32((b.u8(ql + l) >> 4) | (((h >> 4) & 3) << 4)) - 32
+                let q4 = Int32((b.u8(ql + l + 32) >> 4) | (((h >> 6) & 3) << 4)) - 32
+                y[out + l] = d * Float(b.i8(sc + g)) * Float(q1)
                 y[out + l + 32] = d * Float(b.i8(sc + g + 2)) * Float(q2)
                 y[out + l + 64] = d * Float(b.i8(sc + g + 4)) * Float(q3)
                 y[out + l + 96] = d * Float(b.i8(sc + g + 6)) * Float(q4)

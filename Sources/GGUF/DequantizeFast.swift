@@ -17,11 +17,11 @@ enum FastDequant {
     /// `count` binary16 values to Float32, 16 lanes at a time (scalar tail).
     static func f16(_ src: UnsafeRawPointer, count: Int, into y: Output) {
         var i = 0
-        #if _endian(little)  // the vector load reads the 16-bit lanes in host order
-        while i + 16 <= count {
-            store(halfToFloat(load(src, 2 * i, as: SIMD16<UInt16>.self)), y + i)
-            i += 16
-        }
+        #if _endian(little) // the vector load reads the 16-bit lanes in host order
+            while i + 16 <= count {
+                store(halfToFloat(load(src, 2 * i, as: SIMD16<UInt16>.self)), y + i)
+                i += 16
+            }
         #endif
         while i < count {
             y[i] = GGUF.halfToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
@@ -35,8 +35,8 @@ enum FastDequant {
     static func halfToFloat(_ h: SIMD16<UInt16>) -> SIMD16<Float> {
         let w = widen(h)
         let magnitude = w & 0x7FFF
-        let isInfOrNaN = (0x7BFF &- magnitude) &>> 31          // all ones where magnitude ≥ 0x7C00
-        let isSubnormal = (magnitude &- 0x0400) &>> 31         // all ones where magnitude < 0x0400
+        let isInfOrNaN = (0x7BFF &- magnitude) &>> 31 // all ones where magnitude ≥ 0x7C00
+        let isSubnormal = (magnitude &- 0x0400) &>> 31 // all ones where magnitude < 0x0400
         // Normal numbers: rebias the exponent by +112 (0x3800_0000 once shifted into place);
         // Inf/NaN need twice that to land on exponent 255.
         let normal = (magnitude &<< 13) &+ 0x3800_0000 &+ (isInfOrNaN & 0x3800_0000)
@@ -92,7 +92,7 @@ enum FastDequant {
                 let d1 = d * Float(sc1), m1 = dmin * Float(mn1)
                 let d2 = d * Float(sc2), m2 = dmin * Float(mn2)
                 let o = out + 64 * chunk
-                for half in 0..<2 {                      // 16 bytes of the chunk's 32 at a time
+                for half in 0..<2 { // 16 bytes of the chunk's 32 at a time
                     let qs = load(block, 16 + 32 * chunk + 16 * half, as: SIMD16<UInt8>.self)
                     store(d1 * floats(qs & 0x0F) - m1, o + 16 * half)
                     store(d2 * floats(qs &>> 4) - m2, o + 32 + 16 * half)
@@ -105,19 +105,19 @@ enum FastDequant {
         for i in 0..<blocks {
             let block = src + i * 210, out = y + i * qkK
             let d = scalarF16(block, 208)
-            for half in 0..<2 {                          // 128 weights: ql 64 B, qh 32 B, 8 scales
+            for half in 0..<2 { // 128 weights: ql 64 B, qh 32 B, 8 scales
                 let ql = 64 * half, qh = 128 + 32 * half, sc = 192 + 8 * half
-                for lanes in 0..<2 {                     // l in 16*lanes ..< 16*lanes+16 share scale group `lanes`
+                for lanes in 0..<2 { // l in 16*lanes ..< 16*lanes+16 share scale group `lanes`
                     let l = 16 * lanes
                     let lowA = load(block, ql + l, as: SIMD16<UInt8>.self)
                     let lowB = load(block, ql + l + 32, as: SIMD16<UInt8>.self)
                     let high = load(block, qh + l, as: SIMD16<UInt8>.self)
                     let q1 = (lowA & 0x0F) | ((high & 0x03) &<< 4)
                     let q2 = (lowB & 0x0F) | ((high & 0x0C) &<< 2)
-                    let q3 = (lowA &>> 4)  | (high & 0x30)
-                    let q4 = (lowB &>> 4)  | ((high &>> 2) & 0x30)
+                    let q3 = (lowA &>> 4) | (high & 0x30)
+                    let q4 = (lowB &>> 4) | ((high &>> 2) & 0x30)
                     let o = out + 128 * half + l
-                    store(d * scalarI8(block, sc + lanes)     * floats(q1, minus: 32), o)
+                    store(d * scalarI8(block, sc + lanes) * floats(q1, minus: 32), o)
                     store(d * scalarI8(block, sc + lanes + 2) * floats(q2, minus: 32), o + 32)
                     store(d * scalarI8(block, sc + lanes + 4) * floats(q3, minus: 32), o + 64)
                     store(d * scalarI8(block, sc + lanes + 6) * floats(q4, minus: 32), o + 96)

@@ -31,18 +31,18 @@ public enum GGMLType: UInt32, CaseIterable, Sendable, CustomStringConvertible {
         case .i16: return 2
         case .i32: return 4
         case .i64: return 8
-        case .q4_0: return 18      // f16 d; u8 qs[16]
-        case .q4_1: return 20      // f16 d, m; u8 qs[16]
-        case .q5_0: return 22      // f16 d; u8 qh[4]; u8 qs[16]
-        case .q5_1: return 24      // f16 d, m; u8 qh[4]; u8 qs[16]
-        case .q8_0: return 34      // f16 d; i8 qs[32]
-        case .q8_1: return 36      // f16 d, s; i8 qs[32]
-        case .q2_K: return 84      // u8 scales[16]; u8 qs[64]; f16 d, dmin
-        case .q3_K: return 110     // u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d
-        case .q4_K: return 144     // f16 d, dmin; u8 scales[12]; u8 qs[128]
-        case .q5_K: return 176     // f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
-        case .q6_K: return 210     // u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
-        case .q8_K: return 292     // f32 d; i8 qs[256]; i16 bsums[16]
+        case .q4_0: return 18 // f16 d; u8 qs[16]
+        case .q4_1: return 20 // f16 d, m; u8 qs[16]
+        case .q5_0: return 22 // f16 d; u8 qh[4]; u8 qs[16]
+        case .q5_1: return 24 // f16 d, m; u8 qh[4]; u8 qs[16]
+        case .q8_0: return 34 // f16 d; i8 qs[32]
+        case .q8_1: return 36 // f16 d, s; i8 qs[32]
+        case .q2_K: return 84 // u8 scales[16]; u8 qs[64]; f16 d, dmin
+        case .q3_K: return 110 // u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d
+        case .q4_K: return 144 // f16 d, dmin; u8 scales[12]; u8 qs[128]
+        case .q5_K: return 176 // f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
+        case .q6_K: return 210 // u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d
+        case .q8_K: return 292 // f32 d; i8 qs[256]; i16 bsums[16]
         case .iq2_xxs: return 66
         case .iq2_xs: return 74
         case .iq3_xxs: return 98

@@ -86,8 +86,9 @@ public struct GGUFError: LocalizedError, CustomStringConvertible, Equatable {
         case .unsupportedVersion(let v):
             return "unsupported GGUF version \(v) at offset 4 (Headlight reads versions 2 and 3)"
         case .byteSwappedVersion(let v):
-            return String(format: "GGUF version at offset 4 reads as 0x%08x: the file is byte-swapped "
-                          + "(big-endian GGUF); convert it to little-endian", v)
+            return String(
+                format: "GGUF version at offset 4 reads as 0x%08x: the file is byte-swapped "
+                    + "(big-endian GGUF); convert it to little-endian", v)
         case .truncated(let what, let offset, let needed, let size):
             return "file truncated while reading \(what) at offset \(offset): needs \(needed) bytes, file has \(size)"
         case .countTooLarge(let what, let count, let limit, let offset):
@@ -121,13 +122,16 @@ public struct GGUFError: LocalizedError, CustomStringConvertible, Equatable {
         case .unknownTensorType(let name, let raw, let offset):
             return "tensor '\(name)' has unknown GGML type id \(raw) at offset \(offset)"
         case .rowNotBlockAligned(let name, let n, let type, let bs, let offset):
-            return "tensor '\(name)' (type at offset \(offset)): row length \(n) is not a multiple of the \(type) block size \(bs)"
+            return
+                "tensor '\(name)' (type at offset \(offset)): row length \(n) is not a multiple of the \(type) block size \(bs)"
         case .byteSizeOverflow(let name, let offset):
             return "tensor '\(name)' (type at offset \(offset)): size in bytes overflows 64 bits"
         case .misalignedTensorOffset(let name, let dataOffset, let alignment, let offset):
-            return "tensor '\(name)': data offset \(dataOffset) (at offset \(offset)) is not a multiple of the alignment \(alignment)"
+            return
+                "tensor '\(name)': data offset \(dataOffset) (at offset \(offset)) is not a multiple of the alignment \(alignment)"
         case .tensorDataOutOfBounds(let name, let start, let bytes, let size):
-            return "tensor '\(name)': \(bytes) bytes at data offset \(start) lie outside the data section of \(size) bytes"
+            return
+                "tensor '\(name)': \(bytes) bytes at data offset \(start) lie outside the data section of \(size) bytes"
         case .overlappingTensors(let a, let b, let offset):
             return "tensors '\(a)' and '\(b)' overlap in the data section (at data offset \(offset))"
         case .tensorNotFound(let name): return "no tensor named '\(name)'"

@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One tensor's description from the GGUF header.
@@ -85,7 +85,9 @@ public final class GGUFFile: @unchecked Sendable {
         // mmap of length 0 is invalid; map at least one page so an empty file reports "truncated".
         mappedLength = max(size, 1)
         let p = mmap(nil, mappedLength, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw fail(.cannotOpen(reason: "mmap: " + String(cString: strerror(errno)))) }
+        guard let p, p != MAP_FAILED else {
+            throw fail(.cannotOpen(reason: "mmap: " + String(cString: strerror(errno))))
+        }
         base = UnsafeRawPointer(p)
 
         do {
@@ -124,7 +126,8 @@ public final class GGUFFile: @unchecked Sendable {
     public func data(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         let dataSize = fileSize - dataOffset
         if tensor.offset < 0 || tensor.byteCount < 0 || tensor.offset > dataSize
-            || tensor.byteCount > dataSize - tensor.offset {
+            || tensor.byteCount > dataSize - tensor.offset
+        {
             fatalError("GGUFFile.data(of:): tensor '\(tensor.name)' does not belong to \(url.path)")
         }
         return UnsafeRawBufferPointer(start: base + dataOffset + tensor.offset, count: tensor.byteCount)
@@ -157,14 +160,18 @@ public final class GGUFFile: @unchecked Sendable {
 
     public func string(_ key: String) throws -> String {
         let v = try value(key)
-        guard let s = v.stringValue else { throw fail(.wrongValueType(key: key, expected: "string", found: v.typeName)) }
+        guard let s = v.stringValue else {
+            throw fail(.wrongValueType(key: key, expected: "string", found: v.typeName))
+        }
         return s
     }
 
     public func int(_ key: String) throws -> Int {
         let v = try value(key)
         guard let i = v.intValue else {
-            if case .uint64(let u) = v { throw fail(.invalidValue(key: key, reason: "\(u) does not fit in a 64-bit signed integer")) }
+            if case .uint64(let u) = v {
+                throw fail(.invalidValue(key: key, reason: "\(u) does not fit in a 64-bit signed integer"))
+            }
             throw fail(.wrongValueType(key: key, expected: "integer", found: v.typeName))
         }
         return i
@@ -172,7 +179,9 @@ public final class GGUFFile: @unchecked Sendable {
 
     public func double(_ key: String) throws -> Double {
         let v = try value(key)
-        guard let d = v.doubleValue else { throw fail(.wrongValueType(key: key, expected: "number", found: v.typeName)) }
+        guard let d = v.doubleValue else {
+            throw fail(.wrongValueType(key: key, expected: "number", found: v.typeName))
+        }
         return d
     }
 
@@ -201,7 +210,8 @@ public final class GGUFFile: @unchecked Sendable {
     public func intArray(_ key: String) throws -> [Int] {
         let v = try value(key)
         guard case .array(let t, let a) = v, t != .string, t != .array, t != .bool, t != .float32, t != .float64,
-              let ints = Optional(a.compactMap { $0.intValue }), ints.count == a.count else {
+            let ints = Optional(a.compactMap { $0.intValue }), ints.count == a.count
+        else {
             throw fail(.wrongValueType(key: key, expected: "integer array", found: v.typeName))
         }
         return ints
@@ -249,12 +259,16 @@ private struct Header {
         let nKV = try r.u64("metadata count")
         let remaining = UInt64(size - r.offset)
         guard nTensors <= remaining / Self.minTensorInfoSize else {
-            throw fail(.countTooLarge(what: "tensor count", count: nTensors,
-                                      limit: remaining / Self.minTensorInfoSize, offset: tensorCountOffset))
+            throw fail(
+                .countTooLarge(
+                    what: "tensor count", count: nTensors,
+                    limit: remaining / Self.minTensorInfoSize, offset: tensorCountOffset))
         }
         guard nKV <= remaining / Self.minKVSize else {
-            throw fail(.countTooLarge(what: "metadata count", count: nKV,
-                                      limit: remaining / Self.minKVSize, offset: kvCountOffset))
+            throw fail(
+                .countTooLarge(
+                    what: "metadata count", count: nKV,
+                    limit: remaining / Self.minKVSize, offset: kvCountOffset))
         }
 
         // Metadata.
@@ -295,16 +309,20 @@ private struct Header {
             let name = try r.string(context: "name of tensor #\(i)")
             guard !name.isEmpty else { throw fail(.emptyTensorName(offset: nameOffset)) }
             guard name.utf8.count < GGUFFile.maxTensorNameLength else {
-                throw fail(.tensorNameTooLong(name, length: name.utf8.count,
-                                              limit: GGUFFile.maxTensorNameLength - 1, offset: nameOffset))
+                throw fail(
+                    .tensorNameTooLong(
+                        name, length: name.utf8.count,
+                        limit: GGUFFile.maxTensorNameLength - 1, offset: nameOffset))
             }
             guard index[name] == nil else { throw fail(.duplicateTensor(name, offset: nameOffset)) }
 
             let dimsOffset = r.offset
             let nDims = try r.u32("dimension count of '\(name)'")
             guard nDims <= UInt32(GGUFFile.maxDimensions) else {
-                throw fail(.tooManyDimensions(tensor: name, count: nDims, limit: GGUFFile.maxDimensions,
-                                              offset: dimsOffset))
+                throw fail(
+                    .tooManyDimensions(
+                        tensor: name, count: nDims, limit: GGUFFile.maxDimensions,
+                        offset: dimsOffset))
             }
             var dims: [Int] = []
             dims.reserveCapacity(Int(nDims))
@@ -335,8 +353,10 @@ private struct Header {
             }
             let rowLength = dims.first ?? 1
             guard rowLength % type.blockSize == 0 else {
-                throw fail(.rowNotBlockAligned(tensor: name, rowLength: rowLength, type: type.name,
-                                               blockSize: type.blockSize, offset: typeOffset))
+                throw fail(
+                    .rowNotBlockAligned(
+                        tensor: name, rowLength: rowLength, type: type.name,
+                        blockSize: type.blockSize, offset: typeOffset))
             }
             let (bytes, overflow) = (count / type.blockSize).multipliedReportingOverflow(by: type.bytesPerBlock)
             guard !overflow else { throw fail(.byteSizeOverflow(tensor: name, offset: typeOffset)) }
@@ -344,32 +364,44 @@ private struct Header {
             let offsetOffset = r.offset
             let offset = try r.u64("data offset of '\(name)'")
             guard offset % UInt64(alignment) == 0 else {
-                throw fail(.misalignedTensorOffset(tensor: name, dataOffset: offset, alignment: alignment,
-                                                   offset: offsetOffset))
+                throw fail(
+                    .misalignedTensorOffset(
+                        tensor: name, dataOffset: offset, alignment: alignment,
+                        offset: offsetOffset))
             }
             index[name] = pending.count
             // `offset` is filled in below, once it is known to be inside the file.
-            pending.append((GGUFTensorInfo(name: name, dims: dims, type: type, offset: 0,
-                                           elementCount: count, byteCount: bytes), offset))
+            pending.append(
+                (
+                    GGUFTensorInfo(
+                        name: name, dims: dims, type: type, offset: 0,
+                        elementCount: count, byteCount: bytes), offset
+                ))
         }
 
         // The data section starts at the next multiple of the alignment after the header.
         let headerEnd = r.offset
         let dataStart = (headerEnd + alignment - 1) / alignment * alignment
         if !pending.isEmpty && dataStart > size {
-            throw fail(.truncated(reading: "padding before the data section", offset: headerEnd,
-                                  needed: dataStart - headerEnd, fileSize: size))
+            throw fail(
+                .truncated(
+                    reading: "padding before the data section", offset: headerEnd,
+                    needed: dataStart - headerEnd, fileSize: size))
         }
         dataOffset = dataStart
         let dataSize = max(size - dataStart, 0)
         tensors.reserveCapacity(pending.count)
         for (t, offset) in pending {
             guard offset <= UInt64(dataSize), UInt64(t.byteCount) <= UInt64(dataSize) - offset else {
-                throw fail(.tensorDataOutOfBounds(tensor: t.name, start: offset, bytes: UInt64(t.byteCount),
-                                                  dataSize: dataSize))
+                throw fail(
+                    .tensorDataOutOfBounds(
+                        tensor: t.name, start: offset, bytes: UInt64(t.byteCount),
+                        dataSize: dataSize))
             }
-            tensors.append(GGUFTensorInfo(name: t.name, dims: t.dims, type: t.type, offset: Int(offset),
-                                          elementCount: t.elementCount, byteCount: t.byteCount))
+            tensors.append(
+                GGUFTensorInfo(
+                    name: t.name, dims: t.dims, type: t.type, offset: Int(offset),
+                    elementCount: t.elementCount, byteCount: t.byteCount))
         }
 
         // No two non-empty tensors share a byte: sorted by start, each must end before the next begins.
@@ -458,8 +490,10 @@ private struct Reader {
             let minSize = UInt64(elementType.fixedSize ?? 8)
             let limit = min(UInt64(size - offset) / minSize, GGUFFile.maxArrayElements)
             guard count <= limit else {
-                throw fail(.countTooLarge(what: "array length of '\(key)'", count: count, limit: limit,
-                                          offset: countOffset))
+                throw fail(
+                    .countTooLarge(
+                        what: "array length of '\(key)'", count: count, limit: limit,
+                        offset: countOffset))
             }
             var items: [GGUFValue] = []
             items.reserveCapacity(min(Int(count), Header.maxReserve))

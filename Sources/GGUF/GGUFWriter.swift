@@ -86,8 +86,10 @@ public struct GGUFWriter {
 
     /// Adds a tensor with arbitrary name bytes, dims, type id and (optionally) a data offset to
     /// write instead of the real one. The bytes are laid out as usual either way.
-    public mutating func addRawTensor(name: [UInt8], dims: [Int64], typeID: UInt32, offset: UInt64? = nil,
-                                      bytes: [UInt8]) {
+    public mutating func addRawTensor(
+        name: [UInt8], dims: [Int64], typeID: UInt32, offset: UInt64? = nil,
+        bytes: [UInt8]
+    ) {
         tensorEntries.append(TensorEntry(name: name, dims: dims, typeID: typeID, offset: offset, bytes: bytes))
     }
 
@@ -117,8 +119,10 @@ public struct GGUFWriter {
         /// Start of the data section.
         public var dataOffset: Int
 
-        public init(bytes: [UInt8], headerFields: [Int], metadataEntryOffsets: [Int], tensorInfoOffsets: [Int],
-                    tensorOffsetFields: [Int], tensorDataStarts: [Int], headerEnd: Int, dataOffset: Int) {
+        public init(
+            bytes: [UInt8], headerFields: [Int], metadataEntryOffsets: [Int], tensorInfoOffsets: [Int],
+            tensorOffsetFields: [Int], tensorDataStarts: [Int], headerEnd: Int, dataOffset: Int
+        ) {
             self.bytes = bytes
             self.headerFields = headerFields
             self.metadataEntryOffsets = metadataEntryOffsets
@@ -197,10 +201,11 @@ public struct GGUFWriter {
             out.bytes.append(contentsOf: t.bytes)
             out.pad(to: alignment)
         }
-        return Encoded(bytes: out.bytes, headerFields: fields, metadataEntryOffsets: entryOffsets,
-                       tensorInfoOffsets: infoOffsets, tensorOffsetFields: offsetFields,
-                       tensorDataStarts: offsets.map { dataOffset + $0 }, headerEnd: headerEnd,
-                       dataOffset: dataOffset)
+        return Encoded(
+            bytes: out.bytes, headerFields: fields, metadataEntryOffsets: entryOffsets,
+            tensorInfoOffsets: infoOffsets, tensorOffsetFields: offsetFields,
+            tensorDataStarts: offsets.map { dataOffset + $0 }, headerEnd: headerEnd,
+            dataOffset: dataOffset)
     }
 
     /// Writes the file atomically (temporary file, then rename).

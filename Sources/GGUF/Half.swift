@@ -12,10 +12,10 @@
 public func halfToFloat(_ bits: UInt16) -> Float {
     let sign = UInt32(bits & 0x8000) << 16
     let magnitude = UInt32(bits & 0x7FFF)
-    if magnitude >= 0x7C00 {                     // Inf (mantissa 0) or NaN
+    if magnitude >= 0x7C00 { // Inf (mantissa 0) or NaN
         return Float(bitPattern: sign | 0x7F80_0000 | ((magnitude & 0x03FF) << 13))
     }
-    if magnitude >= 0x0400 {                     // normal: rebias exponent 15 -> 127
+    if magnitude >= 0x0400 { // normal: rebias exponent 15 -> 127
         return Float(bitPattern: sign | ((magnitude << 13) &+ 0x3800_0000))
     }
     // Zero or subnormal: magnitude * 2^-24, exact in Float32.
@@ -39,18 +39,18 @@ public func floatToHalf(_ value: Float) -> UInt16 {
     let sign = UInt16(truncatingIfNeeded: (x >> 16) & 0x8000)
     let magnitude = x & 0x7FFF_FFFF
 
-    if magnitude >= 0x7F80_0000 {                // Inf or NaN
+    if magnitude >= 0x7F80_0000 { // Inf or NaN
         if magnitude == 0x7F80_0000 { return sign | 0x7C00 }
         return sign | 0x7E00 | UInt16(truncatingIfNeeded: (magnitude >> 13) & 0x01FF)
     }
-    if magnitude >= 0x4780_0000 {                // ≥ 65536: certainly overflows
+    if magnitude >= 0x4780_0000 { // ≥ 65536: certainly overflows
         return sign | 0x7C00
     }
-    if magnitude < 0x3880_0000 {                 // below 2^-14: subnormal binary16 or zero
+    if magnitude < 0x3880_0000 { // below 2^-14: subnormal binary16 or zero
         if magnitude <= 0x3300_0000 { return sign } // ≤ 2^-25 (a tie at 2^-25 goes to even 0)
-        let exponent = magnitude >> 23           // 102 ... 112
+        let exponent = magnitude >> 23 // 102 ... 112
         let significand = (magnitude & 0x007F_FFFF) | 0x0080_0000
-        let shift = 126 - exponent               // value / 2^-24 = significand >> shift
+        let shift = 126 - exponent // value / 2^-24 = significand >> shift
         return sign | UInt16(truncatingIfNeeded: roundShiftNearestEven(significand, by: shift))
     }
     // Normal: rebias the exponent (127 -> 15) and round the 13 dropped mantissa bits.

@@ -81,7 +81,9 @@ struct Ablate: ParsableCommand {
         if let k = top, k < 1 { throw ValidationError("--top must be at least 1") }
         if let n = causal {
             guard n >= 2 else { throw ValidationError("--causal must be at least 2 (a graph needs two heads)") }
-            guard controls == nil || controls == 0 else { throw ValidationError("--controls is not used with --causal") }
+            guard controls == nil || controls == 0 else {
+                throw ValidationError("--controls is not used with --causal")
+            }
         }
         guard ["uniform", "zero", "mean", "bos"].contains(method) else {
             throw ValidationError("--method must be uniform, zero, mean or bos")
@@ -102,28 +104,35 @@ struct Ablate: ParsableCommand {
         let env = try LoadedModel.load(suite.model)
         let contents: RetrievalRunFile.Contents
         do { contents = try RetrievalRunFile.read(path: scores) } catch {
-            throw CLIError("cannot read --scores: \(HeadlightMain.describe(error, file: scores))",
-                           hint: "pass a finished run file of `headlight retrieval-heads`")
+            throw CLIError(
+                "cannot read --scores: \(HeadlightMain.describe(error, file: scores))",
+                hint: "pass a finished run file of `headlight retrieval-heads`")
         }
         let c = env.model.config
         guard contents.scores.layers == c.nLayers && contents.scores.heads == c.nHeads else {
-            throw CLIError("\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) x \(c.nHeads)",
-                           hint: "use the retrieval-heads run of the same model")
+            throw CLIError(
+                "\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) x \(c.nHeads)",
+                hint: "use the retrieval-heads run of the same model")
         }
         if let sha = contents.modelSHA256, sha != (try env.sha256()) {
-            throw CLIError("\(scores) was computed with another model file (\(contents.modelFile ?? "unknown"))",
-                           hint: "ablate with the model the scores come from")
+            throw CLIError(
+                "\(scores) was computed with another model file (\(contents.modelFile ?? "unknown"))",
+                hint: "ablate with the model the scores come from")
         }
         let thr = threshold ?? contents.threshold
         let target: [HeadIndex]
         let targetName: String
         let nControls = causal != nil ? 0 : (controls ?? 3)
         if let n = causal {
-            guard n <= c.nLayers * c.nHeads else { throw CLIError("--causal \(n) exceeds the model's \(c.nLayers * c.nHeads) heads") }
+            guard n <= c.nLayers * c.nHeads else {
+                throw CLIError("--causal \(n) exceeds the model's \(c.nLayers * c.nHeads) heads")
+            }
             target = contents.scores.top(n).map(\.head)
             targetName = "causal_\(n)"
         } else if let k = top {
-            guard k <= c.nLayers * c.nHeads else { throw CLIError("--top \(k) exceeds the model's \(c.nLayers * c.nHeads) heads") }
+            guard k <= c.nLayers * c.nHeads else {
+                throw CLIError("--top \(k) exceeds the model's \(c.nLayers * c.nHeads) heads")
+            }
             target = contents.scores.top(k).map(\.head)
             targetName = "top_\(k)"
         } else {
@@ -136,12 +145,15 @@ struct Ablate: ParsableCommand {
         }
         let controlSets: [[HeadIndex]]
         do {
-            controlSets = try AblationPlan.controlSets(scores: contents.scores, threshold: thr, target: target,
-                                                       count: nControls, seed: seed)
+            controlSets = try AblationPlan.controlSets(
+                scores: contents.scores, threshold: thr, target: target,
+                count: nControls, seed: seed)
         } catch let e as RetrievalHeadsError {
             throw CLIError(wrapping: e, hint: "lower --top or --controls")
         }
-        let conditions = causal != nil ? AblationPlan.causalConditions(sources: target)
+        let conditions =
+            causal != nil
+            ? AblationPlan.causalConditions(sources: target)
             : AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
         let probe = try suite.loadProbe()
 
@@ -156,9 +168,10 @@ struct Ablate: ParsableCommand {
         if causal != nil { options.causalTargets = target }
         let runner: AblationRunner
         do {
-            runner = try AblationRunner(probe: probe, model: env.model, tokenizer: env.tokenizer,
-                                        chatTemplate: try env.chatWrapper(needed: probe.suite.chat),
-                                        conditions: conditions, options: options)
+            runner = try AblationRunner(
+                probe: probe, model: env.model, tokenizer: env.tokenizer,
+                chatTemplate: try env.chatWrapper(needed: probe.suite.chat),
+                conditions: conditions, options: options)
         } catch let p as NIAHTextCheck.Problem {
             throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
         }
@@ -166,25 +179,34 @@ struct Ablate: ParsableCommand {
             "scores_file": .string(URL(fileURLWithPath: scores).lastPathComponent),
             "threshold": .double(thr),
             "target": .string(targetName),
-            "controls": .int(Int64(nControls)),
+            "controls": .int(Int64(nControls))
         ]
 
         let writer = try sweepRun.openRunFile(
             output, env: env, command: "ablate",
             plan: NIAHSuiteOptions.planLines(probe)
                 + conditions.map { "condition \($0.name) \($0.kind.rawValue) \($0.headList)" }
-                + ["method \(options.method.description) phase \(options.phase.rawValue) seed \(options.seed) "
-                   + "ppl_tokens \(options.perplexityTokens)"],
+                + [
+                    "method \(options.method.description) phase \(options.phase.rawValue) seed \(options.seed) "
+                        + "ppl_tokens \(options.perplexityTokens)"
+                ],
             inputs: suite.inputFiles + [scores])
-        let result = try sweepRun.withProgress(title: "ablate", unit: "runs") { try runner.run(file: writer.file, progress: $0) }
+        let result = try sweepRun.withProgress(title: "ablate", unit: "runs") {
+            try runner.run(file: writer.file, progress: $0)
+        }
         guard result.finished else {
             try writer.checkpoint()
             if json {
-                print(try JSONOutput.object(["finished": false, "done": result.records.count,
-                                                     "partial": writer.temporaryPath]))
+                print(
+                    try JSONOutput.object([
+                        "finished": false, "done": result.records.count,
+                        "partial": writer.temporaryPath
+                    ]))
             } else {
-                FileHandle.standardError.write(Data(("stopped after \(result.ranNow) unit(s); rerun the same command to "
-                    + "resume from \(writer.temporaryPath)\n").utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        ("stopped after \(result.ranNow) unit(s); rerun the same command to "
+                            + "resume from \(writer.temporaryPath)\n").utf8))
             }
             return
         }
@@ -196,55 +218,72 @@ struct Ablate: ParsableCommand {
         }
     }
 
-    static func ci(_ c: ConfidenceInterval) -> [String: Any] { ["estimate": c.estimate, "lower": c.lower, "upper": c.upper] }
+    static func ci(_ c: ConfidenceInterval) -> [String: Any] {
+        ["estimate": c.estimate, "lower": c.lower, "upper": c.upper]
+    }
 
-    static func jsonObject(_ r: AblationResult, output: String, env: LoadedModel,
-                           options: AblationOptions) -> [String: Any] {
+    static func jsonObject(
+        _ r: AblationResult, output: String, env: LoadedModel,
+        options: AblationOptions
+    ) -> [String: Any] {
         let metrics = AblationMetric.allCases.map(\.name)
         func diff(_ ds: [AblationDifference]) -> [String: Any] {
-            Dictionary(uniqueKeysWithValues: ds.map { d in
-                (d.metric.name, ci(d.result.difference).merging(["p": d.result.pValue]) { $1 } as [String: Any])
-            })
+            Dictionary(
+                uniqueKeysWithValues: ds.map { d in
+                    (d.metric.name, ci(d.result.difference).merging(["p": d.result.pValue]) { $1 } as [String: Any])
+                })
         }
         var o: [String: Any] = [
             "output": output, "model": env.displayName, "finished": true, "method": options.method.description,
-            "phase": options.phase.rawValue, "trials": r.records.count / max(r.conditions.count, 1), "seconds": r.seconds,
+            "phase": options.phase.rawValue, "trials": r.records.count / max(r.conditions.count, 1),
+            "seconds": r.seconds,
             "conditions": r.conditions.map { s -> [String: Any] in
                 [
-                    "name": s.condition.name, "kind": s.condition.kind.rawValue, "heads": s.condition.heads.map(\.description),
+                    "name": s.condition.name, "kind": s.condition.kind.rawValue,
+                    "heads": s.condition.heads.map(\.description),
                     "perplexity": s.perplexity,
-                    "metrics": Dictionary(uniqueKeysWithValues: zip(metrics, s.means.map(ci))),
+                    "metrics": Dictionary(uniqueKeysWithValues: zip(metrics, s.means.map(ci)))
                 ]
             },
             "target_minus_controls": diff(r.targetVsControls),
-            "target_minus_baseline": diff(r.targetVsBaseline),
+            "target_minus_baseline": diff(r.targetVsBaseline)
         ]
         if let cm = r.controlMean { o["controls_mean"] = Dictionary(uniqueKeysWithValues: zip(metrics, cm.map(ci))) }
         if let h = r.heldOut { o["perplexity_passage"] = h.description }
         if let cs = r.causal {
             let b = r.conditions.firstIndex { $0.condition.kind == .baseline } ?? 0
-            o["causal"] = [
-                "targets": cs.targets.map(\.description),
-                "baseline_scores": cs.scores[b],
-                "counted_trials": cs.counted,
-                "edges": r.conditions.indices.filter { r.conditions[$0].condition.kind == .single }.map { i -> [String: Any] in
-                    ["source": r.conditions[i].condition.heads[0].description,
-                     "score_change": zip(cs.scores[i], cs.scores[b]).map { $0 - $1 }]
-                },
-            ] as [String: Any]
+            o["causal"] =
+                [
+                    "targets": cs.targets.map(\.description),
+                    "baseline_scores": cs.scores[b],
+                    "counted_trials": cs.counted,
+                    "edges": r.conditions.indices.filter { r.conditions[$0].condition.kind == .single }.map {
+                        i -> [String: Any] in
+                        [
+                            "source": r.conditions[i].condition.heads[0].description,
+                            "score_change": zip(cs.scores[i], cs.scores[b]).map { $0 - $1 }
+                        ]
+                    }
+                ] as [String: Any]
         }
         return o
     }
 
-    static func summary(_ r: AblationResult, output: String, env: LoadedModel, probe: NIAHProbe,
-                        options: AblationOptions) -> String {
+    static func summary(
+        _ r: AblationResult, output: String, env: LoadedModel, probe: NIAHProbe,
+        options: AblationOptions
+    ) -> String {
         let f = Formatting.fixed
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
+        func pad(_ s: String, _ n: Int) -> String {
+            s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0)
+        }
         func ciText(_ c: ConfidenceInterval) -> String { "\(f(c.estimate, 1)) [\(f(c.lower, 1)), \(f(c.upper, 1))]" }
         let trials = r.records.count / max(r.conditions.count, 1)
-        var s = "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method \(options.method.description), "
+        var s =
+            "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method \(options.method.description), "
         s += "phase \(options.phase == .decode ? "decode" : "all"); time \(f(r.seconds, 1)) s\n"
-        s += pad("condition", 12) + pad("ROUGE-1 x100 [95% CI]", 24) + pad("NeedleBench v1", 24) + pad("exact x100", 24)
+        s +=
+            pad("condition", 12) + pad("ROUGE-1 x100 [95% CI]", 24) + pad("NeedleBench v1", 24) + pad("exact x100", 24)
             + "perplexity\n"
         for c in r.conditions {
             s += pad(c.condition.name, 12) + c.means.map { pad(ciText($0), 24) }.joined() + f(c.perplexity, 2) + "\n"
@@ -262,10 +301,13 @@ struct Ablate: ParsableCommand {
         if let h = r.heldOut { s += "perplexity passage: \(h.description)\n" }
         if let cs = r.causal, let b = r.conditions.firstIndex(where: { $0.condition.kind == .baseline }) {
             s += "causal graph: retrieval score change of each target (column) with the row's head ablated alone\n"
-            s += pad("ablated", 12) + cs.targets.map { pad($0.description, 8) }.joined() + "still right (of the baseline's counted)\n"
+            s +=
+                pad("ablated", 12) + cs.targets.map { pad($0.description, 8) }.joined()
+                + "still right (of the baseline's counted)\n"
             s += pad("(baseline)", 12) + cs.scores[b].map { pad(f($0, 3), 8) }.joined() + "\(cs.counted[b])\n"
             for i in r.conditions.indices where r.conditions[i].condition.kind == .single {
-                s += pad(r.conditions[i].condition.heads[0].description, 12)
+                s +=
+                    pad(r.conditions[i].condition.heads[0].description, 12)
                     + zip(cs.scores[i], cs.scores[b]).map { pad(($0 - $1 >= 0 ? "+" : "") + f($0 - $1, 3), 8) }.joined()
                     + "\(cs.counted[i])\n"
             }

@@ -65,9 +65,11 @@ struct Bench: ParsableCommand {
         let m = try Model(gguf: ModelFile.open(model).gguf)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let vocab = m.config.vocabSize
-        var result: [String: Any] = ["engine": "headlight", "load_seconds": loadSeconds,
-                                     "blas_kernel": BLASRuntime.corename,
-                                     "kernels": KernelConfig.level, "threads": threads]
+        var result: [String: Any] = [
+            "engine": "headlight", "load_seconds": loadSeconds,
+            "blas_kernel": BLASRuntime.corename,
+            "kernels": KernelConfig.level, "threads": threads
+        ]
         if let n = prefill {
             let session = m.makeSession(maxContext: max(n, 1))
             let ids = Self.tokenIDs(n, vocab: vocab)
@@ -102,7 +104,7 @@ struct Bench: ParsableCommand {
     /// of the machine the run got (cpu_seconds / seconds <= threads).
     static func cpuSeconds() -> Double {
         var u = rusage()
-        getrusage(0, &u)   // RUSAGE_SELF
+        getrusage(0, &u) // RUSAGE_SELF
         return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) * 1e-6
             + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) * 1e-6
     }
@@ -119,8 +121,10 @@ struct Bench: ParsableCommand {
         var out: [String: Any] = [:]
         var accounted = 0.0
         for e in KernelProfile.snapshot() where e.calls > 0 {
-            var entry: [String: Any] = ["seconds": e.seconds, "cpu_seconds": e.cpuSeconds, "calls": e.calls,
-                                        "share": e.seconds / total]
+            var entry: [String: Any] = [
+                "seconds": e.seconds, "cpu_seconds": e.cpuSeconds, "calls": e.calls,
+                "share": e.seconds / total
+            ]
             if e.flops > 0 {
                 entry["gflops"] = e.flops / e.seconds / 1e9
                 entry["gflops_per_cpu_second"] = e.flops / e.cpuSeconds / 1e9

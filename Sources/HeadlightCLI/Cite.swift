@@ -26,7 +26,9 @@ struct Cite: ParsableCommand {
             exact-match judge (the answer text found in the cited passage; not NLI entailment).
             """)
 
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "Probe file (JSONL).")
@@ -35,7 +37,9 @@ struct Cite: ParsableCommand {
     @Option(help: "auto (teacher-force items with an answer, generate the rest), teacher, or generate.")
     var mode = "auto"
 
-    @Option(name: .customLong("retrieval-heads"), help: "A retrieval-heads run file: also read out the mean over its heads.")
+    @Option(
+        name: .customLong("retrieval-heads"), help: "A retrieval-heads run file: also read out the mean over its heads."
+    )
     var retrievalHeads: String?
 
     @Option(help: "Use the K best heads of --retrieval-heads (default: those above its threshold).")
@@ -44,7 +48,9 @@ struct Cite: ParsableCommand {
     @Option(help: "Run only the first N items.")
     var limit: Int?
 
-    @Option(name: .customLong("pad-to"), help: "Add distractor passages (from the probe file) until each prompt has at least T tokens.")
+    @Option(
+        name: .customLong("pad-to"),
+        help: "Add distractor passages (from the probe file) until each prompt has at least T tokens.")
     var padTo: Int?
 
     @Option(name: .customLong("max-new-tokens"), help: "Greedy decoding budget per generated answer.")
@@ -87,25 +93,30 @@ struct Cite: ParsableCommand {
     func run() throws {
         var items: [CitationItem]
         do { items = try CitationProbeFile.load(path: probes) } catch let e as CitationError {
-            throw CLIError(wrapping: e,
-                           hint: probes == "probes/citation/default.jsonl" && !FileManager.default.fileExists(atPath: probes)
-                               ? "run from the repository root or pass --probes PATH" : nil)
+            throw CLIError(
+                wrapping: e,
+                hint: probes == "probes/citation/default.jsonl" && !FileManager.default.fileExists(atPath: probes)
+                    ? "run from the repository root or pass --probes PATH" : nil)
         }
         let pool = items.flatMap(\.passages)
         if let n = limit { items = Array(items.prefix(n)) }
         let m = CitationRunOptions.Mode(rawValue: mode)!
         if m == .teacher, let bad = items.first(where: { $0.answer == nil }) {
-            throw CLIError("\(probes):\(bad.line): item '\(bad.id)' has no 'answer' to teacher-force",
-                           hint: "use --mode auto (generate for such items) or --mode generate")
+            throw CLIError(
+                "\(probes):\(bad.line): item '\(bad.id)' has no 'answer' to teacher-force",
+                hint: "use --mode auto (generate for such items) or --mode generate")
         }
         if let r = retrievalHeads, !FileManager.default.fileExists(atPath: r) {
-            throw CLIError("--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
+            throw CLIError(
+                "--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
         }
         let env = try LoadedModel.load(model)
         let c = env.model.config
         var rhSet: RetrievalHeadSet?
         if let r = retrievalHeads {
-            do { rhSet = try RetrievalHeadSet.load(path: r, top: top, layers: c.nLayers, heads: c.nHeads) } catch let e as CitationError {
+            do { rhSet = try RetrievalHeadSet.load(path: r, top: top, layers: c.nLayers, heads: c.nHeads) } catch let e
+                as CitationError
+            {
                 throw CLIError(wrapping: e)
             }
         }
@@ -116,9 +127,11 @@ struct Cite: ParsableCommand {
         options.chat = !noChat
         options.seed = seed
         if options.chat && env.chatTemplate == nil {
-            throw CLIError("\(env.url.lastPathComponent) has no chat template Headlight can render", hint: "pass --no-chat")
+            throw CLIError(
+                "\(env.url.lastPathComponent) has no chat template Headlight can render", hint: "pass --no-chat")
         }
-        let runner = CitationRunner(model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatTemplate, options: options)
+        let runner = CitationRunner(
+            model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatTemplate, options: options)
         let progress = CiteProgress(enabled: !noProgress)
         let results: [CitationItemResult]
         do {
@@ -130,18 +143,22 @@ struct Cite: ParsableCommand {
         progress.finish()
         let observations = results.flatMap(\.observations)
         guard !observations.isEmpty else {
-            throw CLIError("no cited statement to score: \(results.count) item(s) ran but no answer cited a valid passage",
-                           hint: m == .generate ? "the model did not cite; try --mode teacher" : nil)
+            throw CLIError(
+                "no cited statement to score: \(results.count) item(s) ran but no answer cited a valid passage",
+                hint: m == .generate ? "the model did not cite; try --mode teacher" : nil)
         }
-        let summary = CitationMetrics.summarize(observations, layers: c.nLayers, heads: c.nHeads, retrieval: rhSet?.heads,
-                                                resamples: resamples, seed: seed)
+        let summary = CitationMetrics.summarize(
+            observations, layers: c.nLayers, heads: c.nHeads, retrieval: rhSet?.heads,
+            resamples: resamples, seed: seed)
         let writer = try RunFileWriter(path: output)
         do {
             try RunFileHeader(model: env, command: "cite").write(to: writer.file)
-            try CitationRunFile.write(to: writer.file, results: results, summary: summary, parameters: .init(
-                probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
-                instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
-                judge: runner.judge, seed: seed, resamples: resamples))
+            try CitationRunFile.write(
+                to: writer.file, results: results, summary: summary,
+                parameters: .init(
+                    probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
+                    instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
+                    judge: runner.judge, seed: seed, resamples: resamples))
             try writer.finalize()
         } catch {
             try? writer.abandon()
@@ -157,15 +174,21 @@ struct Cite: ParsableCommand {
     // MARK: - Output
 
     func readoutJSON(_ r: AttentionReadout) -> [String: Any] {
-        func ci(_ c: ConfidenceInterval) -> [String: Any] { ["estimate": c.estimate, "lower": c.lower, "upper": c.upper] }
-        return ["agreement": ci(r.agreement), "mean_spearman": ci(r.meanSpearman),
-                "mean_point_biserial": ci(r.meanPointBiserial), "wrong_follows_citation": ci(r.wrongFollowsCitation),
-                "wrong_follows_true_source": ci(r.wrongFollowsTrueSource),
-                "agreement_all_statements": r.agreementAllStatements]
+        func ci(_ c: ConfidenceInterval) -> [String: Any] {
+            ["estimate": c.estimate, "lower": c.lower, "upper": c.upper]
+        }
+        return [
+            "agreement": ci(r.agreement), "mean_spearman": ci(r.meanSpearman),
+            "mean_point_biserial": ci(r.meanPointBiserial), "wrong_follows_citation": ci(r.wrongFollowsCitation),
+            "wrong_follows_true_source": ci(r.wrongFollowsTrueSource),
+            "agreement_all_statements": r.agreementAllStatements
+        ]
     }
 
-    func jsonObject(_ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
-                    judge: CitationJudge) -> [String: Any] {
+    func jsonObject(
+        _ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
+        judge: CitationJudge
+    ) -> [String: Any] {
         let q = results.map(\.quality)
         var o: [String: Any] = [
             "output": output, "model": env.displayName, "probes": probes, "mode": mode,
@@ -177,15 +200,19 @@ struct Cite: ParsableCommand {
             "best_head_name": s.ranking[0].description, "best_head_held_out_agreement": s.bestHeadHeldOutAgreement,
             "top_heads": s.ranking.prefix(showHeads).map { h -> [String: Any] in
                 let k = h.flat(heads: s.heads)
-                return ["head": h.description, "layer": h.layer, "index": h.head, "agreement": s.headAgreement[k],
-                        "mean_spearman": s.headMeanSpearman[k], "mean_point_biserial": s.headMeanPointBiserial[k],
-                        "wrong_follows_true_source": s.headWrongFollowsTrueSource[k]]
+                return [
+                    "head": h.description, "layer": h.layer, "index": h.head, "agreement": s.headAgreement[k],
+                    "mean_spearman": s.headMeanSpearman[k], "mean_point_biserial": s.headMeanPointBiserial[k],
+                    "wrong_follows_true_source": s.headWrongFollowsTrueSource[k]
+                ]
             },
-            "citation_eval": ["judge": judge.name, "rule": judge.rule, "recall": Statistics.mean(q.map(\.recall)),
-                              "precision": Statistics.mean(q.map(\.precision)), "f1": Statistics.mean(q.map(\.f1))],
+            "citation_eval": [
+                "judge": judge.name, "rule": judge.rule, "recall": Statistics.mean(q.map(\.recall)),
+                "precision": Statistics.mean(q.map(\.precision)), "f1": Statistics.mean(q.map(\.f1))
+            ],
             "prompt_tokens_max": results.map(\.promptTokens).max() ?? 0,
             "prompt_tokens_mean": Statistics.mean(results.map { Double($0.promptTokens) }),
-            "seconds": results.map(\.seconds).reduce(0, +),
+            "seconds": results.map(\.seconds).reduce(0, +)
         ]
         if let p = s.allHeadsPerToken { o["all_heads_per_token"] = readoutJSON(p) }
         if let r = s.retrievalHeads, let rh {
@@ -200,20 +227,24 @@ struct Cite: ParsableCommand {
         return o
     }
 
-    func text(_ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
-              judge: CitationJudge) -> String {
+    func text(
+        _ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
+        judge: CitationJudge
+    ) -> String {
         let f = Formatting.fixed
         func pct(_ x: Double) -> String { x.isFinite ? f(100 * x, 1) + "%" : "n/a" }
         func ci(_ c: ConfidenceInterval, percent: Bool = true) -> String {
-            percent ? "\(pct(c.estimate)) [\(pct(c.lower)), \(pct(c.upper))]"
-                    : "\(f(c.estimate, 3)) [\(f(c.lower, 3)), \(f(c.upper, 3))]"
+            percent
+                ? "\(pct(c.estimate)) [\(pct(c.lower)), \(pct(c.upper))]"
+                : "\(f(c.estimate, 3)) [\(f(c.lower, 3)), \(f(c.upper, 3))]"
         }
         let teacher = results.filter { $0.mode == .teacher }.count
         var o = "citation attention of \(env.displayName) on \(probes)\n"
         o += "items: \(results.count) (\(teacher) teacher-forced, \(results.count - teacher) generated); "
         o += "prompt tokens mean \(f(Statistics.mean(results.map { Double($0.promptTokens) }), 0)), "
         o += "max \(results.map(\.promptTokens).max() ?? 0); time \(f(results.map(\.seconds).reduce(0, +), 1)) s\n"
-        o += "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong citations)\n"
+        o +=
+            "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong citations)\n"
         o += "agreement (argmax passage == cited), 95% bootstrap CI; chance \(pct(s.chanceAgreement)):\n"
         func line(_ name: String, _ r: AttentionReadout) -> String {
             "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0))\(ci(r.agreement))   spearman \(f(r.meanSpearman.estimate, 3))"
@@ -226,9 +257,11 @@ struct Cite: ParsableCommand {
         o += "  best head, split-half held out: \(pct(s.bestHeadHeldOutAgreement))\n"
         if s.wrong > 0 {
             o += "wrong citations (\(s.wrong)): argmax on the cited distractor / on the true source\n"
-            o += "  all heads              \(pct(s.allHeads.wrongFollowsCitation.estimate)) / \(ci(s.allHeads.wrongFollowsTrueSource))\n"
+            o +=
+                "  all heads              \(pct(s.allHeads.wrongFollowsCitation.estimate)) / \(ci(s.allHeads.wrongFollowsTrueSource))\n"
             if let r = s.retrievalHeads {
-                o += "  retrieval heads        \(pct(r.wrongFollowsCitation.estimate)) / \(ci(r.wrongFollowsTrueSource))\n"
+                o +=
+                    "  retrieval heads        \(pct(r.wrongFollowsCitation.estimate)) / \(ci(r.wrongFollowsTrueSource))\n"
             }
             o += "  best head \(s.ranking[0].description.padding(toLength: 13, withPad: " ", startingAt: 0))"
             o += "\(pct(s.bestHead.wrongFollowsCitation.estimate)) / \(ci(s.bestHead.wrongFollowsTrueSource))\n"
@@ -244,7 +277,8 @@ struct Cite: ParsableCommand {
         }
         let q = results.map(\.quality)
         o += "citation recall / precision / F1 (\(judge.name) judge, not NLI entailment): "
-        o += "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / \(pct(Statistics.mean(q.map(\.f1))))\n"
+        o +=
+            "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / \(pct(Statistics.mean(q.map(\.f1))))\n"
         let judged = results.compactMap(\.answerCorrect)
         if !judged.isEmpty {
             o += "generated answers containing the gold text: \(judged.filter { $0 }.count) of \(judged.count)\n"
@@ -264,8 +298,9 @@ final class CiteProgress {
         guard line.due(final: done == total) else { return }
         let elapsed = line.elapsed
         let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
-        line.show("cite: \(done)/\(total) items (\(id)), elapsed \(ProgressBar.clock(elapsed)), "
-                  + "ETA \(ProgressBar.clock(eta))")
+        line.show(
+            "cite: \(done)/\(total) items (\(id)), elapsed \(ProgressBar.clock(elapsed)), "
+                + "ETA \(ProgressBar.clock(eta))")
     }
 
     func finish() { line.finish() }

@@ -5,9 +5,9 @@ import Reports
 import RunRecording
 import TraceStore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `headlight doctor`: what Headlight runs on, whether the BLAS kernel is fast and correct, and
@@ -17,10 +17,10 @@ public struct Doctor: ParsableCommand {
     public static let configuration = CommandConfiguration(
         abstract: "Check the toolchain, libraries, OpenBLAS kernel and default model.",
         discussion: """
-        The OpenBLAS kernel is chosen at process start: HEADLIGHT_BLAS_CORETYPE (a kernel name, or \
-        "auto") takes precedence over OPENBLAS_CORETYPE, which is respected when set by the user; \
-        otherwise Headlight picks the best kernel for the CPU and verifies it.
-        """)
+            The OpenBLAS kernel is chosen at process start: HEADLIGHT_BLAS_CORETYPE (a kernel name, or \
+            "auto") takes precedence over OPENBLAS_CORETYPE, which is respected when set by the user; \
+            otherwise Headlight picks the best kernel for the CPU and verifies it.
+            """)
 
     @Flag(help: "Print one JSON object instead of key: value lines.")
     var json = false
@@ -35,35 +35,65 @@ public struct Doctor: ParsableCommand {
         print(json ? report.json() : report.text())
         if !report.problems.isEmpty {
             let failed = !report.verification.passed
-            throw CLIError("doctor found problems: " + report.problems.joined(separator: "; "),
-                           hint: failed
-                               ? "the OpenBLAS kernel \(report.blas.kernel) computes wrong results; unset OPENBLAS_CORETYPE "
-                                 + "and HEADLIGHT_BLAS_CORETYPE (or set HEADLIGHT_BLAS_CORETYPE=auto) so Headlight picks a verified kernel"
-                               : "re-download the model with scripts/fetch-model.sh")
+            throw CLIError(
+                "doctor found problems: " + report.problems.joined(separator: "; "),
+                hint: failed
+                    ? "the OpenBLAS kernel \(report.blas.kernel) computes wrong results; unset OPENBLAS_CORETYPE "
+                        + "and HEADLIGHT_BLAS_CORETYPE (or set HEADLIGHT_BLAS_CORETYPE=auto) so Headlight picks a verified kernel"
+                    : "re-download the model with scripts/fetch-model.sh")
         }
     }
 }
 
 /// Everything `doctor` reports; encoded as JSON with snake_case keys.
 struct DoctorReport: Codable {
-    struct Swift: Codable { var compiler: String; var languageMode: String }
-    struct OS: Codable { var name: String; var kernel: String; var machine: String }
+    struct Swift: Codable {
+        var compiler: String
+        var languageMode: String
+    }
+    struct OS: Codable {
+        var name: String
+        var kernel: String
+        var machine: String
+    }
     struct CPU: Codable {
-        var model: String; var vendor: String; var family: Int; var modelNumber: Int
-        var cores: Int; var features: [String]
+        var model: String
+        var vendor: String
+        var family: Int
+        var modelNumber: Int
+        var cores: Int
+        var features: [String]
     }
     struct BLAS: Codable {
-        var version: String; var config: String; var kernel: String; var origin: String; var reason: String
-        var openblasCoretype: String?; var headlightCoretype: String?; var recommended: String?
-        var belowCapability: Bool; var libraryDefault: String?; var failedKernels: [String]; var threads: Int
+        var version: String
+        var config: String
+        var kernel: String
+        var origin: String
+        var reason: String
+        var openblasCoretype: String?
+        var headlightCoretype: String?
+        var recommended: String?
+        var belowCapability: Bool
+        var libraryDefault: String?
+        var failedKernels: [String]
+        var threads: Int
     }
     struct Verification: Codable {
-        var passed: Bool; var maxRelativeError: Double; var worstRatio: Double; var tolerance: String
-        var cases: Int; var failedCases: [String]; var note: String?
+        var passed: Bool
+        var maxRelativeError: Double
+        var worstRatio: Double
+        var tolerance: String
+        var cases: Int
+        var failedCases: [String]
+        var note: String?
     }
     struct Model: Codable {
-        var path: String; var present: Bool; var size: Int?
-        var sha256: String?; var expectedSha256: String; var sha256Check: String
+        var path: String
+        var present: Bool
+        var size: Int?
+        var sha256: String?
+        var expectedSha256: String
+        var sha256Check: String
     }
 
     var headlight: String
@@ -85,12 +115,18 @@ struct DoctorReport: Codable {
         let status = BLASRuntime.status
         let verified = BLASRuntime.verify()
         let bench = quick ? BLASRuntime.measureSGEMM(n: 512, repeats: 3) : BLASRuntime.measureSGEMM(n: 1024, repeats: 5)
-        if !verified.passed { problems.append("BLAS verification failed for \(verified.corename) (\(verified.summary))") }
+        if !verified.passed {
+            problems.append("BLAS verification failed for \(verified.corename) (\(verified.summary))")
+        }
         if status.belowCapability {
-            let how = status.origin == .user ? "unset OPENBLAS_CORETYPE or set HEADLIGHT_BLAS_CORETYPE=auto"
-                : status.origin == .headlightOverride ? "unset HEADLIGHT_BLAS_CORETYPE"
-                : "Headlight could not use a better one (see 'chosen by')"
-            warnings.append("kernel \(status.corename) is below what this CPU supports (\(status.recommended ?? "?")); \(how)")
+            let how =
+                status.origin == .user
+                ? "unset OPENBLAS_CORETYPE or set HEADLIGHT_BLAS_CORETYPE=auto"
+                : status.origin == .headlightOverride
+                    ? "unset HEADLIGHT_BLAS_CORETYPE"
+                    : "Headlight could not use a better one (see 'chosen by')"
+            warnings.append(
+                "kernel \(status.corename) is below what this CPU supports (\(status.recommended ?? "?")); \(how)")
         }
         if let pending = status.pendingReexec {
             warnings.append("BLASRuntime.prepareProcess() did not run; it would switch to \(pending)")
@@ -98,28 +134,32 @@ struct DoctorReport: Codable {
         warnings += status.notes
 
         let f = status.features
-        let tolerance = String(format: "2*(k+2)*2^-24 (%.1e..%.1e)",
-                               VerificationResult.tolerance(k: verified.cases.map(\.k).min() ?? 0),
-                               VerificationResult.tolerance(k: verified.cases.map(\.k).max() ?? 0))
+        let tolerance = String(
+            format: "2*(k+2)*2^-24 (%.1e..%.1e)",
+            VerificationResult.tolerance(k: verified.cases.map(\.k).min() ?? 0),
+            VerificationResult.tolerance(k: verified.cases.map(\.k).max() ?? 0))
         let model = checkModel(quick: quick, problems: &problems, warnings: &warnings)
         return DoctorReport(
             headlight: Headlight.version,
             swift: Swift(compiler: compilerVersion, languageMode: languageMode),
             os: osInfo(),
-            cpu: CPU(model: cpuModelName(), vendor: f.vendor, family: f.family, modelNumber: f.model,
-                     cores: ProcessInfo.processInfo.activeProcessorCount, features: f.names),
-            blas: BLAS(version: status.version, config: status.config, kernel: status.corename,
-                       origin: status.origin.rawValue, reason: status.reason,
-                       openblasCoretype: status.requested, headlightCoretype: status.override,
-                       recommended: status.recommended, belowCapability: status.belowCapability,
-                       libraryDefault: status.libraryDefault, failedKernels: status.failedKernels,
-                       threads: bench.threads),
+            cpu: CPU(
+                model: cpuModelName(), vendor: f.vendor, family: f.family, modelNumber: f.model,
+                cores: ProcessInfo.processInfo.activeProcessorCount, features: f.names),
+            blas: BLAS(
+                version: status.version, config: status.config, kernel: status.corename,
+                origin: status.origin.rawValue, reason: status.reason,
+                openblasCoretype: status.requested, headlightCoretype: status.override,
+                recommended: status.recommended, belowCapability: status.belowCapability,
+                libraryDefault: status.libraryDefault, failedKernels: status.failedKernels,
+                threads: bench.threads),
             sgemm: bench,
-            verification: Verification(passed: verified.passed, maxRelativeError: verified.maxRelativeError,
-                                       worstRatio: verified.worstRatio, tolerance: tolerance,
-                                       cases: verified.cases.count,
-                                       failedCases: verified.cases.filter { !$0.passed }.map(\.label),
-                                       note: verified.note),
+            verification: Verification(
+                passed: verified.passed, maxRelativeError: verified.maxRelativeError,
+                worstRatio: verified.worstRatio, tolerance: tolerance,
+                cases: verified.cases.count,
+                failedCases: verified.cases.filter { !$0.passed }.map(\.label),
+                note: verified.note),
             hdf5: hdf5Version(), graphviz: graphvizVersion(), model: model,
             ok: problems.isEmpty, problems: problems, warnings: warnings)
     }
@@ -130,7 +170,8 @@ struct DoctorReport: Codable {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         guard let data = try? encoder.encode(self) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
     }
@@ -140,11 +181,17 @@ struct DoctorReport: Codable {
         if let lib = blas.libraryDefault, lib.lowercased() != blas.kernel.lowercased(), !blas.reason.contains(lib) {
             origin += "; OpenBLAS alone chose \(lib)"
         }
-        if !blas.failedKernels.isEmpty { origin += "; failed verification: \(blas.failedKernels.joined(separator: ", "))" }
-        let sgemmLine = String(format: "%.1f GFLOP/s (%d^3, median of %d, best %.1f)",
-                               sgemm.gflops, sgemm.n, sgemm.repeats, sgemm.best)
-        let verificationLine = (verification.passed ? "passed" : "FAILED")
-            + String(format: ", max rel error %.2e (%d cases, NN/NT/TN; tolerance ", verification.maxRelativeError, verification.cases)
+        if !blas.failedKernels.isEmpty {
+            origin += "; failed verification: \(blas.failedKernels.joined(separator: ", "))"
+        }
+        let sgemmLine = String(
+            format: "%.1f GFLOP/s (%d^3, median of %d, best %.1f)",
+            sgemm.gflops, sgemm.n, sgemm.repeats, sgemm.best)
+        let verificationLine =
+            (verification.passed ? "passed" : "FAILED")
+            + String(
+                format: ", max rel error %.2e (%d cases, NN/NT/TN; tolerance ", verification.maxRelativeError,
+                verification.cases)
             + verification.tolerance + String(format: ", worst %.0f%% of it)", verification.worstRatio * 100)
             + (verification.failedCases.isEmpty ? "" : "; failed: " + verification.failedCases.joined(separator: ", "))
             + (verification.note.map { "; \($0)" } ?? "")
@@ -164,7 +211,7 @@ struct DoctorReport: Codable {
             ("hdf5", hdf5),
             ("graphviz", graphviz),
             ("model", model.path),
-            ("model present", model.present ? "yes" : "no (run scripts/fetch-model.sh)"),
+            ("model present", model.present ? "yes" : "no (run scripts/fetch-model.sh)")
         ]
         if let size = model.size {
             rows.append(("model size", String(format: "%d bytes (%.1f MiB)", size, Double(size) / 1_048_576)))
@@ -172,7 +219,9 @@ struct DoctorReport: Codable {
         rows.append(("model sha256", model.sha256Check))
         for w in warnings { rows.append(("warning", w)) }
         let width = (rows.map(\.0.count).max() ?? 0) + 1
-        var lines = rows.map { key, value in (key + ":").padding(toLength: width, withPad: " ", startingAt: 0) + " " + value }
+        var lines = rows.map { key, value in
+            (key + ":").padding(toLength: width, withPad: " ", startingAt: 0) + " " + value
+        }
         lines.append(problems.isEmpty ? "ok" : "problems: " + problems.joined(separator: "; "))
         return lines.joined(separator: "\n")
     }
@@ -181,27 +230,27 @@ struct DoctorReport: Codable {
 
     static var compilerVersion: String {
         #if compiler(>=7.0)
-        return ">= 7.0"
+            return ">= 7.0"
         #elseif compiler(>=6.4)
-        return ">= 6.4"
+            return ">= 6.4"
         #elseif compiler(>=6.3)
-        return ">= 6.3"
+            return ">= 6.3"
         #elseif compiler(>=6.2)
-        return ">= 6.2"
+            return ">= 6.2"
         #elseif compiler(>=6.1)
-        return ">= 6.1"
+            return ">= 6.1"
         #elseif compiler(>=6.0)
-        return ">= 6.0"
+            return ">= 6.0"
         #else
-        return "< 6.0"
+            return "< 6.0"
         #endif
     }
 
     static var languageMode: String {
         #if swift(>=6.0)
-        return "6"
+            return "6"
         #else
-        return "5"
+            return "5"
         #endif
     }
 
@@ -245,10 +294,12 @@ struct DoctorReport: Codable {
     static func checkModel(quick: Bool, problems: inout [String], warnings: inout [String]) -> Model {
         let url = ModelLocator.defaultModelPath
         let expected = ModelLocator.defaultModelSHA256
-        var model = Model(path: url.path, present: false, size: nil, sha256: nil,
-                          expectedSha256: expected, sha256Check: "missing")
+        var model = Model(
+            path: url.path, present: false, size: nil, sha256: nil,
+            expectedSha256: expected, sha256Check: "missing")
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              (attributes[.type] as? FileAttributeType) != .typeDirectory else {
+            (attributes[.type] as? FileAttributeType) != .typeDirectory
+        else {
             warnings.append("default model missing: \(url.path) (run scripts/fetch-model.sh)")
             return model
         }

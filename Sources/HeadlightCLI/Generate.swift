@@ -14,7 +14,9 @@ struct Generate: ParsableCommand {
             PROMPT "-" reads the prompt from standard input.
             """)
 
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Flag(inversion: .prefixedNo, help: "Wrap the prompt in the model's chat template as a user message.")
@@ -38,7 +40,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Seed of the sampler's random generator.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("max-context"), help: "KV-cache size in tokens (default: prompt + --max-tokens, at most the model's context length).")
+    @Option(
+        name: .customLong("max-context"),
+        help: "KV-cache size in tokens (default: prompt + --max-tokens, at most the model's context length).")
     var maxContext: Int?
 
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating after end-of-generation tokens.")
@@ -73,8 +77,9 @@ struct Generate: ParsableCommand {
             var messages: [ChatMessage] = []
             if let system { messages.append(.system(system)) }
             messages.append(.user(text))
-            ids = tokenizer.encodeChat(try template.apply(messages: messages, addGenerationPrompt: true),
-                                       template: template)
+            ids = tokenizer.encodeChat(
+                try template.apply(messages: messages, addGenerationPrompt: true),
+                template: template)
         } else {
             ids = tokenizer.encode(text, addSpecial: true, parseSpecial: false)
         }
@@ -82,10 +87,11 @@ struct Generate: ParsableCommand {
 
         let limit = maxContext ?? min(ids.count + maxTokens, model.config.contextLength)
         guard ids.count < limit else {
-            throw CLIError("the prompt has \(ids.count) tokens, which leaves no room in a context of \(limit)",
-                           hint: maxContext == nil
-                               ? "the model was trained on \(model.config.contextLength) tokens; shorten the prompt or pass --max-context"
-                               : "raise --max-context")
+            throw CLIError(
+                "the prompt has \(ids.count) tokens, which leaves no room in a context of \(limit)",
+                hint: maxContext == nil
+                    ? "the model was trained on \(model.config.contextLength) tokens; shorten the prompt or pass --max-context"
+                    : "raise --max-context")
         }
         let session = model.makeSession(maxContext: limit)
         var sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
@@ -108,7 +114,10 @@ struct Generate: ParsableCommand {
             }
             emit(decoder.push(next))
             guard generated < maxTokens else { break }
-            guard session.position < session.maxContext else { stopReason = "context full"; break }
+            guard session.position < session.maxContext else {
+                stopReason = "context full"
+                break
+            }
             logits = try session.step(token: next)
         }
         emit(decoder.finish())
@@ -118,7 +127,8 @@ struct Generate: ParsableCommand {
         if stats {
             let steps = max(generated - 1, 0) // decode steps run (the first token comes from the prefill)
             let line = String(
-                format: "[%@: load %.2fs; prompt %d tokens in %.2fs (%.1f tok/s); generated %d tokens, %d decode steps in %.2fs (%.1f tok/s); stop: %@; BLAS %@]\n",
+                format:
+                    "[%@: load %.2fs; prompt %d tokens in %.2fs (%.1f tok/s); generated %d tokens, %d decode steps in %.2fs (%.1f tok/s); stop: %@; BLAS %@]\n",
                 env.displayName, env.loadSeconds, ids.count, prefillSeconds,
                 Double(ids.count) / max(prefillSeconds, 1e-9), generated, steps, decodeSeconds,
                 Double(steps) / max(decodeSeconds, 1e-9), stopReason, BLASRuntime.corename)

@@ -20,7 +20,7 @@ public struct Headlight: ParsableCommand {
             Trace.self,
             Membership.self,
             RetrievalHeads.self, Ablate.self,
-            Cite.self,
+            Cite.self
         ]
     )
 

@@ -26,9 +26,11 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let summary = ModelSummary(file: try ModelFile.open(model).gguf)
         if json {
-            let data = try JSONSerialization.data(withJSONObject: summary.json(includeTensors: !noTensors,
-                                                                                includeMetadata: metadata),
-                                                  options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(
+                withJSONObject: summary.json(
+                    includeTensors: !noTensors,
+                    includeMetadata: metadata),
+                options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(summary.text(includeTensors: !noTensors, includeMetadata: metadata))
@@ -45,10 +47,12 @@ struct ModelSummary {
     /// The `{arch}.*` hyperparameters, with short names.
     var hyperparameters: [(String, GGUFValue)] {
         let prefix = arch + "."
-        let wanted = ["block_count", "context_length", "embedding_length", "feed_forward_length",
-                      "attention.head_count", "attention.head_count_kv", "attention.key_length",
-                      "attention.value_length", "attention.layer_norm_rms_epsilon", "rope.freq_base",
-                      "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "vocab_size"]
+        let wanted = [
+            "block_count", "context_length", "embedding_length", "feed_forward_length",
+            "attention.head_count", "attention.head_count_kv", "attention.key_length",
+            "attention.value_length", "attention.layer_norm_rms_epsilon", "rope.freq_base",
+            "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "vocab_size"
+        ]
         return wanted.compactMap { k in file.metadata[prefix + k].map { (k, $0) } }
     }
 
@@ -62,8 +66,10 @@ struct ModelSummary {
         if let n = vocabSize { rows.append(("tokens", "\(n)")) }
         if let n = m["tokenizer.ggml.merges"]?.arrayValue?.count { rows.append(("merges", "\(n)")) }
         let tokens = m["tokenizer.ggml.tokens"]?.arrayValue
-        for (label, key) in [("bos", "bos_token_id"), ("eos", "eos_token_id"), ("unk", "unknown_token_id"),
-                             ("pad", "padding_token_id"), ("eot", "eot_token_id")] {
+        for (label, key) in [
+            ("bos", "bos_token_id"), ("eos", "eos_token_id"), ("unk", "unknown_token_id"),
+            ("pad", "padding_token_id"), ("eot", "eot_token_id")
+        ] {
             if let id = m["tokenizer.ggml." + key]?.intValue {
                 let text = tokens.flatMap { id >= 0 && id < $0.count ? $0[id].stringValue : nil } ?? "?"
                 rows.append((label, "\(id) \(text.debugDescription)"))
@@ -89,20 +95,29 @@ struct ModelSummary {
         var out: [String] = []
         let m = file.metadata
         out.append("file: \(file.url.path)")
-        out.append("  size \(formatBytes(file.fileSize)), GGUF v\(file.version), alignment \(file.alignment), "
-                   + "\(file.metadata.count) metadata keys, \(file.tensors.count) tensors")
+        out.append(
+            "  size \(formatBytes(file.fileSize)), GGUF v\(file.version), alignment \(file.alignment), "
+                + "\(file.metadata.count) metadata keys, \(file.tensors.count) tensors")
         if let name = m["general.name"]?.stringValue { out.append("  name: \(name)") }
         if let ft = m["general.file_type"]?.intValue { out.append("  file type: \(ft)") }
         out.append("architecture: \(arch)")
-        for (k, v) in hyperparameters { out.append("  \(k.padding(toLength: 34, withPad: " ", startingAt: 0)) \(v.summary)") }
-        if let n = vocabSize { out.append("  \("vocab size (tokens)".padding(toLength: 34, withPad: " ", startingAt: 0)) \(n)") }
+        for (k, v) in hyperparameters {
+            out.append("  \(k.padding(toLength: 34, withPad: " ", startingAt: 0)) \(v.summary)")
+        }
+        if let n = vocabSize {
+            out.append("  \("vocab size (tokens)".padding(toLength: 34, withPad: " ", startingAt: 0)) \(n)")
+        }
         out.append("tokenizer:")
         for (k, v) in tokenizer { out.append("  \(k.padding(toLength: 14, withPad: " ", startingAt: 0)) \(v)") }
         out.append("tensors by type:")
         for t in typeTotals {
-            out.append("  \(t.type.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.count).leftPad(4)) tensors  \(formatBytes(t.bytes).leftPad(10))")
+            out.append(
+                "  \(t.type.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.count).leftPad(4)) tensors  \(formatBytes(t.bytes).leftPad(10))"
+            )
         }
-        out.append("  total  \(String(file.tensors.count).leftPad(4)) tensors  \(formatBytes(file.totalTensorBytes).leftPad(10))  \(file.totalElements) parameters")
+        out.append(
+            "  total  \(String(file.tensors.count).leftPad(4)) tensors  \(formatBytes(file.totalTensorBytes).leftPad(10))  \(file.totalElements) parameters"
+        )
         if includeMetadata {
             out.append("metadata:")
             for k in file.metadataKeys { out.append("  \(k) = \(file.metadata[k]!.summary)") }
@@ -112,7 +127,9 @@ struct ModelSummary {
             let width = min(max(file.tensors.map { $0.name.count }.max() ?? 0, 10), 48)
             for t in file.tensors {
                 let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
-                out.append("  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(shape.padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.type.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.byteCount).leftPad(10))")
+                out.append(
+                    "  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(shape.padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.type.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.byteCount).leftPad(10))"
+                )
             }
         }
         return out.joined(separator: "\n")
@@ -133,16 +150,19 @@ struct ModelSummary {
             "tensor_count": file.tensors.count,
             "tensor_bytes": file.totalTensorBytes,
             "parameters": file.totalElements,
-            "types": Dictionary(uniqueKeysWithValues: typeTotals.map { ($0.type, ["count": $0.count, "bytes": $0.bytes]) }),
+            "types": Dictionary(
+                uniqueKeysWithValues: typeTotals.map { ($0.type, ["count": $0.count, "bytes": $0.bytes]) })
         ]
         if let name = file.metadata["general.name"]?.stringValue { obj["name"] = name }
         if includeTensors {
             obj["tensors"] = file.tensors.map {
-                ["name": $0.name, "shape": $0.shape, "type": $0.type.name, "bytes": $0.byteCount, "offset": $0.offset] as [String: Any]
+                ["name": $0.name, "shape": $0.shape, "type": $0.type.name, "bytes": $0.byteCount, "offset": $0.offset]
+                    as [String: Any]
             }
         }
         if includeMetadata {
-            obj["metadata"] = Dictionary(uniqueKeysWithValues: file.metadataKeys.map { ($0, jsonValue(file.metadata[$0]!, abbreviate: true)) })
+            obj["metadata"] = Dictionary(
+                uniqueKeysWithValues: file.metadataKeys.map { ($0, jsonValue(file.metadata[$0]!, abbreviate: true)) })
         }
         return obj
     }
@@ -165,7 +185,10 @@ func formatBytes(_ n: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var value = Double(n)
     var i = 0
-    while value >= 1024 && i < units.count - 1 { value /= 1024; i += 1 }
+    while value >= 1024 && i < units.count - 1 {
+        value /= 1024
+        i += 1
+    }
     return i == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[i])
 }
 

@@ -41,9 +41,10 @@ struct LoadedModel {
         let tokenizer = try file.tokenizer()
         let start = Date()
         let model = try Model(gguf: file.gguf)
-        return LoadedModel(url: url, gguf: file.gguf, tokenizer: tokenizer, model: model,
-                           chatTemplate: try? ChatTemplate(gguf: file.gguf),
-                           loadSeconds: Date().timeIntervalSince(start), pendingSHA256: sha)
+        return LoadedModel(
+            url: url, gguf: file.gguf, tokenizer: tokenizer, model: model,
+            chatTemplate: try? ChatTemplate(gguf: file.gguf),
+            loadSeconds: Date().timeIntervalSince(start), pendingSHA256: sha)
     }
 
     var config: ModelConfig { model.config }
@@ -61,8 +62,9 @@ struct LoadedModel {
     func chatWrapper(needed: Bool) throws -> ((String) -> String)? {
         guard needed else { return nil }
         guard let t = chatTemplate else {
-            throw CLIError("the suite asks for the chat form but \(url.lastPathComponent) has no chat template "
-                           + "Headlight can render", hint: "pass --chat false")
+            throw CLIError(
+                "the suite asks for the chat form but \(url.lastPathComponent) has no chat template "
+                    + "Headlight can render", hint: "pass --chat false")
         }
         return { body in (try? t.apply(messages: [.user(body)], addGenerationPrompt: true)) ?? body }
     }
@@ -71,7 +73,8 @@ struct LoadedModel {
 extension RunFileHeader {
     /// The root header of a run file this command writes with `model`.
     init(model: LoadedModel, command: String) throws {
-        self.init(model: model.model, file: model.url, modelSHA256: try model.sha256(), command: command,
-                  headlightVersion: Headlight.version)
+        self.init(
+            model: model.model, file: model.url, modelSHA256: try model.sha256(), command: command,
+            headlightVersion: Headlight.version)
     }
 }

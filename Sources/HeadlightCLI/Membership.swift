@@ -30,7 +30,9 @@ struct Membership: ParsableCommand {
             documents). --score alone scores documents without classification.
             """)
 
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "Set file naming members and non-members (e.g. probes/membership/default.json).")
@@ -78,7 +80,9 @@ struct Membership: ParsableCommand {
     @Option(name: .customLong("min-k"), help: "Min-K% fraction (0.05...0.6).")
     var minK = 0.2
 
-    @Option(name: .customLong("max-tokens-per-doc"), help: "Token budget per document (default: the set file's, else 2000).")
+    @Option(
+        name: .customLong("max-tokens-per-doc"), help: "Token budget per document (default: the set file's, else 2000)."
+    )
     var maxTokensPerDoc: Int?
 
     @Option(help: "Bootstrap resamples for the AUC confidence intervals.")
@@ -151,20 +155,26 @@ struct Membership: ParsableCommand {
                 }
                 let s = try MembershipInput.loadSet(path: set, placeholders: Self.placeholders)
                 docs = s.members + s.nonmembers
-                setName = s.name; setPath = set; setMaxTokens = s.maxTokensPerDocument
+                setName = s.name
+                setPath = set
+                setMaxTokens = s.maxTokensPerDocument
             } else if members != nil || nonmembers != nil {
                 guard let members, let nonmembers else {
-                    throw CLIError("\(members == nil ? "--nonmembers" : "--members") alone is a single class: classification needs both --members and --nonmembers",
-                                   hint: "use --score to score one set without classification")
+                    throw CLIError(
+                        "\(members == nil ? "--nonmembers" : "--members") alone is a single class: classification needs both --members and --nonmembers",
+                        hint: "use --score to score one set without classification")
                 }
-                docs = try MembershipInput.load(path: members, label: true) + MembershipInput.load(path: nonmembers, label: false)
+                docs =
+                    try MembershipInput.load(path: members, label: true)
+                    + MembershipInput.load(path: nonmembers, label: false)
             }
             if let score { docs += try MembershipInput.load(path: score, label: nil) }
         } catch let e as MembershipInputError {
             throw CLIError(e.message, hint: e.hint)
         }
         guard !docs.isEmpty else {
-            throw CLIError("no input documents", hint: "give --set FILE, --members DIR --nonmembers DIR, or --score DIR")
+            throw CLIError(
+                "no input documents", hint: "give --set FILE, --members DIR --nonmembers DIR, or --score DIR")
         }
         let labeledDocs = docs.compactMap(\.label)
         if !labeledDocs.isEmpty {
@@ -176,10 +186,14 @@ struct Membership: ParsableCommand {
         var warnings: [String] = []
         let mismatched = docs.filter { d in d.expectedSHA256.map { $0 != SHA256.hash(Data(d.text.utf8)) } ?? false }
         if !mismatched.isEmpty {
-            warnings.append("\(mismatched.count) document(s) differ from the set file's SHA-256 (first: \(mismatched[0].source)); for the stdlib members a different Python patch release explains it")
+            warnings.append(
+                "\(mismatched.count) document(s) differ from the set file's SHA-256 (first: \(mismatched[0].source)); for the stdlib members a different Python patch release explains it"
+            )
         }
         let config: MembershipConfig
-        do { config = try makeConfig(maxTokens: maxTokensPerDoc ?? setMaxTokens ?? 2000) } catch let e as ValidationError {
+        do { config = try makeConfig(maxTokens: maxTokensPerDoc ?? setMaxTokens ?? 2000) } catch let e
+            as ValidationError
+        {
             throw CLIError(e.message)
         }
 
@@ -209,7 +223,8 @@ struct Membership: ParsableCommand {
         if !labeled.isEmpty {
             let pos = labeled.filter { $0 }.count, neg = labeled.count - pos
             guard pos >= 2 && neg >= 2 else {
-                throw CLIError("classification needs at least 2 members and 2 non-members with text (got \(pos) and \(neg))")
+                throw CLIError(
+                    "classification needs at least 2 members and 2 non-members with text (got \(pos) and \(neg))")
             }
             guard config.folds <= labeled.count else {
                 throw CLIError("--folds \(config.folds) exceeds the \(labeled.count) labeled documents")
@@ -228,18 +243,21 @@ struct Membership: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         progress.finish()
         let scored = zip(tokenized, scores).map { t, s in
-            MembershipScoredDocument(document: t.doc, tokens: t.tokens, originalTokenCount: t.original, scores: s,
-                                     decode: { tokenizer.decode($0) })
+            MembershipScoredDocument(
+                document: t.doc, tokens: t.tokens, originalTokenCount: t.original, scores: s,
+                decode: { tokenizer.decode($0) })
         }
 
         // 5. Evaluate, write, report.
         let evaluation: MembershipEvaluation
-        do { evaluation = try MembershipAnalysis.evaluate(scored, config: config) } catch let e as MembershipInputError {
+        do { evaluation = try MembershipAnalysis.evaluate(scored, config: config) } catch let e as MembershipInputError
+        {
             throw CLIError(e.message, hint: e.hint)
         }
-        let result = MembershipRunResult(setName: setName, setPath: setPath, config: config, documents: scored,
-                                         evaluation: evaluation, skipped: skipped, warnings: warnings,
-                                         scoringSeconds: seconds, workers: workers)
+        let result = MembershipRunResult(
+            setName: setName, setPath: setPath, config: config, documents: scored,
+            evaluation: evaluation, skipped: skipped, warnings: warnings,
+            scoringSeconds: seconds, workers: workers)
         let writer = try RunFileWriter(path: output)
         do {
             try RunFileHeader(model: env, command: "membership").write(to: writer.file)
@@ -250,8 +268,9 @@ struct Membership: ParsableCommand {
             throw error
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: Self.jsonObject(result, output: output),
-                                                  options: [.sortedKeys])
+            let data = try JSONSerialization.data(
+                withJSONObject: Self.jsonObject(result, output: output),
+                options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(Self.summary(result, output: output, model: env.displayName), terminator: "")
@@ -265,7 +284,7 @@ struct Membership: ParsableCommand {
             if let p = ProcessInfo.processInfo.environment["HEADLIGHT_PYTHON_STDLIB"], !p.isEmpty { return p }
             return try pythonStdlib()
         },
-        "{cache}": { ModelLocator.cacheDirectory.path },
+        "{cache}": { ModelLocator.cacheDirectory.path }
     ]
 
     static func pythonStdlib() throws -> String {
@@ -277,15 +296,17 @@ struct Membership: ParsableCommand {
         p.standardError = FileHandle.nullDevice
         p.standardInput = FileHandle.nullDevice
         do { try p.run() } catch {
-            throw MembershipInputError("cannot run python3 to locate the standard library",
-                                       hint: "set HEADLIGHT_PYTHON_STDLIB to the directory of a Python 3.11 standard library")
+            throw MembershipInputError(
+                "cannot run python3 to locate the standard library",
+                hint: "set HEADLIGHT_PYTHON_STDLIB to the directory of a Python 3.11 standard library")
         }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let out = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard p.terminationStatus == 0, !out.isEmpty else {
-            throw MembershipInputError("python3 did not report its standard library",
-                                       hint: "set HEADLIGHT_PYTHON_STDLIB to the directory of a Python 3.11 standard library")
+            throw MembershipInputError(
+                "python3 did not report its standard library",
+                hint: "set HEADLIGHT_PYTHON_STDLIB to the directory of a Python 3.11 standard library")
         }
         return out
     }
@@ -302,23 +323,33 @@ struct Membership: ParsableCommand {
         if let n = r.setName { s += ": \(n)" }
         s += " (\(model))\n"
         var counts: [String] = []
-        if r.memberCount + r.nonmemberCount > 0 { counts.append("\(r.memberCount) members, \(r.nonmemberCount) non-members") }
+        if r.memberCount + r.nonmemberCount > 0 {
+            counts.append("\(r.memberCount) members, \(r.nonmemberCount) non-members")
+        }
         if r.unlabeledCount > 0 { counts.append("\(r.unlabeledCount) unlabeled") }
         s += "documents: \(counts.joined(separator: ", "))"
         if !r.skipped.isEmpty { s += " (\(r.skipped.count) skipped: too short)" }
         s += "\n"
-        s += String(format: "scored %d tokens (budget %d per document; %d forward tokens) in %.1f s: %.0f tokens/s, %d worker(s)\n",
-                    r.tokensScored, c.maxTokensPerDocument, r.forwardTokens, r.scoringSeconds, r.tokensPerSecond, r.workers)
+        s += String(
+            format:
+                "scored %d tokens (budget %d per document; %d forward tokens) in %.1f s: %.0f tokens/s, %d worker(s)\n",
+            r.tokensScored, c.maxTokensPerDocument, r.forwardTokens, r.scoringSeconds, r.tokensPerSecond, r.workers)
         s += "windows: \(c.window) tokens, stride \(c.stride); Min-K% k = \(fmt(c.minK, 2)); "
         s += "\(c.folds)-fold stratified CV, seed \(c.seed); \(c.bootstrapResamples) bootstrap resamples\n"
         if !e.methods.isEmpty {
             let blind = e.blindAUC
             let w = max(36, e.methods.map { $0.label.count }.max() ?? 0)
-            func pad(_ x: String, _ n: Int) -> String { x.count >= n ? x : x + String(repeating: " ", count: n - x.count) }
+            func pad(_ x: String, _ n: Int) -> String {
+                x.count >= n ? x : x + String(repeating: " ", count: n - x.count)
+            }
             s += "\n" + pad("method", w) + "  AUC     95% CI            vs blind\n"
             for m in e.methods {
-                let delta = (m.kind == "blind" || blind == nil) ? "" : (m.auc.estimate - blind! >= 0 ? "+" : "") + fmt(m.auc.estimate - blind!)
-                s += pad(m.label, w) + "  " + pad(fmt(m.auc.estimate) + " *", 7) + " [" + fmt(m.auc.lower) + ", " + fmt(m.auc.upper) + "]    " + delta + "\n"
+                let delta =
+                    (m.kind == "blind" || blind == nil)
+                    ? "" : (m.auc.estimate - blind! >= 0 ? "+" : "") + fmt(m.auc.estimate - blind!)
+                s +=
+                    pad(m.label, w) + "  " + pad(fmt(m.auc.estimate) + " *", 7) + " [" + fmt(m.auc.lower) + ", "
+                    + fmt(m.auc.upper) + "]    " + delta + "\n"
             }
             s += "\n* " + MembershipAnalysis.caveat + "\n"
         } else {
@@ -326,7 +357,8 @@ struct Membership: ParsableCommand {
             s += "\nname  tokens  perplexity  zlib_ratio  min_k_prob\n"
             for (i, d) in r.documents.enumerated().prefix(20) {
                 let b = e.baselines[i]
-                s += "\(d.name)  \(d.scores.count)  \(fmt(b.perplexity, 2))  \(fmt(b.zlibRatio, 5))  \(fmt(b.minKProb))\n"
+                s +=
+                    "\(d.name)  \(d.scores.count)  \(fmt(b.perplexity, 2))  \(fmt(b.zlibRatio, 5))  \(fmt(b.minKProb))\n"
             }
             if r.documents.count > 20 { s += "... (\(r.documents.count - 20) more)\n" }
         }
@@ -344,7 +376,7 @@ struct Membership: ParsableCommand {
             var o: [String: Any] = [
                 "name": m.name, "label": m.label, "kind": m.kind, "auc": jsonNumber(m.auc.estimate),
                 "ci_lower": jsonNumber(m.auc.lower), "ci_upper": jsonNumber(m.auc.upper), "ci_level": m.auc.level,
-                "caveat": MembershipAnalysis.caveat,
+                "caveat": MembershipAnalysis.caveat
             ]
             if let f = m.foldAUCs {
                 o["fold_aucs"] = f.map(jsonNumber)
@@ -358,7 +390,7 @@ struct Membership: ParsableCommand {
             var o: [String: Any] = [
                 "name": d.name, "n_tokens": d.tokens.count, "n_scored": d.scores.count,
                 "perplexity": jsonNumber(b.perplexity), "zlib_ratio": jsonNumber(b.zlibRatio),
-                "min_k_prob": jsonNumber(b.minKProb), "mean_nll": jsonNumber(b.meanNLL),
+                "min_k_prob": jsonNumber(b.minKProb), "mean_nll": jsonNumber(b.meanNLL)
             ]
             o["label"] = d.label.map { $0 ? "member" : "nonmember" } ?? NSNull()
             return o
@@ -376,12 +408,12 @@ struct Membership: ParsableCommand {
                 "normalizations": c.normalizations.map(\.rawValue), "features": c.features.rawValue,
                 "histogram_bins": c.histogramBins, "classifier": c.classifier.rawValue, "folds": c.folds,
                 "seed": c.seed, "min_k": c.minK, "max_tokens_per_doc": c.maxTokensPerDocument,
-                "bootstrap_resamples": c.bootstrapResamples, "forest_trees": c.forestTrees,
+                "bootstrap_resamples": c.bootstrapResamples, "forest_trees": c.forestTrees
             ] as [String: Any],
             "methods": methods,
             "caveat": MembershipAnalysis.caveat,
             "documents": documents,
-            "warnings": r.warnings,
+            "warnings": r.warnings
         ]
         if let n = r.setName { o["set"] = n }
         return o
@@ -399,8 +431,10 @@ private final class MembershipProgress: @unchecked Sendable {
         guard line.due(final: final) else { return }
         var eta = ""
         if let e = p.etaSeconds, !final { eta = String(format: ", ETA %d:%02d", Int(e) / 60, Int(e) % 60) }
-        line.show(String(format: "membership: %d/%d documents, %d/%d tokens, %.0f tokens/s%@",
-                         p.documentsDone, p.documents, p.tokensDone, p.tokens, p.tokensPerSecond, eta))
+        line.show(
+            String(
+                format: "membership: %d/%d documents, %d/%d tokens, %.0f tokens/s%@",
+                p.documentsDone, p.documents, p.tokensDone, p.tokens, p.tokensPerSecond, eta))
     }
 
     func finish() { line.finish() }

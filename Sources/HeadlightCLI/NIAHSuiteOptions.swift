@@ -4,7 +4,9 @@ import Foundation
 
 /// Suite selection and overrides (probes/README.md, `NIAHSuite.Overrides`).
 struct NIAHSuiteOptions: ParsableArguments {
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "NIAH suite file (default: probes/niah/default.json under the current directory).")
@@ -72,9 +74,11 @@ struct NIAHSuiteOptions: ParsableArguments {
     func loadProbe() throws -> NIAHProbe {
         let path = suitePath
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError("suite file not found: \(path)",
-                           hint: probes == nil ? "run from the repository root or pass --probes probes/niah/default.json"
-                                               : "check the path")
+            throw CLIError(
+                "suite file not found: \(path)",
+                hint: probes == nil
+                    ? "run from the repository root or pass --probes probes/niah/default.json"
+                    : "check the path")
         }
         do {
             return try NIAHProbe.load(contentsOf: URL(fileURLWithPath: path), overrides: try overrides())

@@ -19,13 +19,13 @@ struct NotebookCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a notebook's cells (cached) and write reports/NAME/index.html.",
             discussion: """
-            Cells run in order as subprocesses of this headlight binary, in the working directory \
-            (default: the current directory; relative paths in cells resolve there), with this \
-            environment. A cell whose command, headlight version, HEADLIGHT_* environment, input \
-            files and upstream cells are unchanged is taken from OUTPUT-DIR/.cache instead of \
-            being run again; editing only prose runs nothing. The first failing cell stops the \
-            run (exit code 1). See notebooks-cli/README.md for the notebook format.
-            """)
+                Cells run in order as subprocesses of this headlight binary, in the working directory \
+                (default: the current directory; relative paths in cells resolve there), with this \
+                environment. A cell whose command, headlight version, HEADLIGHT_* environment, input \
+                files and upstream cells are unchanged is taken from OUTPUT-DIR/.cache instead of \
+                being run again; editing only prose runs nothing. The first failing cell stops the \
+                run (exit code 1). See notebooks-cli/README.md for the notebook format.
+                """)
 
         @Argument(help: "The notebook, e.g. notebooks-cli/NAME.md.")
         var notebook: String
@@ -33,7 +33,9 @@ struct NotebookCommand: ParsableCommand {
         @Flag(help: "Ignore the cache and run every cell.")
         var force = false
 
-        @Option(name: .customLong("output-dir"), help: "Report directory (default: reports/NAME under the working directory).")
+        @Option(
+            name: .customLong("output-dir"),
+            help: "Report directory (default: reports/NAME under the working directory).")
         var outputDir: String?
 
         @Option(name: .customLong("headlight"), help: "The headlight binary the cells run (default: this one).")
@@ -57,24 +59,30 @@ struct NotebookCommand: ParsableCommand {
         func run() throws {
             let fm = FileManager.default
             let cwd = URL(fileURLWithPath: fm.currentDirectoryPath, isDirectory: true)
-            let workingDirectory = workdir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL } ?? cwd
+            let workingDirectory =
+                workdir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL } ?? cwd
             let notebookURL = URL(fileURLWithPath: notebook, relativeTo: cwd).standardizedFileURL
             let name = notebookURL.deletingPathExtension().lastPathComponent
-            let outputDirectory = outputDir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL }
-                ?? workingDirectory.appendingPathComponent("reports", isDirectory: true).appendingPathComponent(name, isDirectory: true)
+            let outputDirectory =
+                outputDir.map { URL(fileURLWithPath: $0, isDirectory: true, relativeTo: cwd).standardizedFileURL }
+                ?? workingDirectory.appendingPathComponent("reports", isDirectory: true).appendingPathComponent(
+                    name, isDirectory: true)
             let (executable, version) = try NotebookCommand.resolveHeadlight(headlight)
 
             var rebuild = "headlight notebook run \(notebook)"
             if let o = outputDir { rebuild += " --output-dir \(o)" }
             if let w = workdir { rebuild += " --workdir \(w)" }
-            let options = NotebookRunOptions(executable: executable, headlightVersion: version,
-                                             workingDirectory: workingDirectory, outputDirectory: outputDirectory,
-                                             environment: ProcessInfo.processInfo.environment, force: force,
-                                             hasher: NotebookCommand.sha256)
+            let options = NotebookRunOptions(
+                executable: executable, headlightVersion: version,
+                workingDirectory: workingDirectory, outputDirectory: outputDirectory,
+                environment: ProcessInfo.processInfo.environment, force: force,
+                hasher: NotebookCommand.sha256)
             let figures = RunReportFigureProvider(machine: RunProvenance.machineSummary())
-            let index = try NotebookSession.run(notebookURL: notebookURL, displayPath: notebook, options: options,
-                                                launcher: ProgressEchoLauncher(), figureProvider: figures,
-                                                rebuildCommand: rebuild) { event in
+            let index = try NotebookSession.run(
+                notebookURL: notebookURL, displayPath: notebook, options: options,
+                launcher: ProgressEchoLauncher(), figureProvider: figures,
+                rebuildCommand: rebuild
+            ) { event in
                 FileHandle.standardError.write(Data(event.text.utf8))
             }
             print(NotebookCommand.displayPath(index, relativeTo: cwd))
@@ -83,7 +91,8 @@ struct NotebookCommand: ParsableCommand {
 
     /// `headlight notebook list`.
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the notebooks in notebooks-cli/ and their reports.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the notebooks in notebooks-cli/ and their reports.")
 
         @Option(help: "Directory to list.")
         var dir = "notebooks-cli"
@@ -94,7 +103,10 @@ struct NotebookCommand: ParsableCommand {
                 throw CLIError("cannot list \(dir)", hint: "run from the repository root or pass --dir")
             }
             let notebooks = names.filter { $0.hasSuffix(".md") && $0 != "README.md" }.sorted()
-            if notebooks.isEmpty { print("no notebooks in \(dir)"); return }
+            if notebooks.isEmpty {
+                print("no notebooks in \(dir)")
+                return
+            }
             for n in notebooks {
                 let path = (dir as NSString).appendingPathComponent(n)
                 let stem = (n as NSString).deletingPathExtension
@@ -102,11 +114,16 @@ struct NotebookCommand: ParsableCommand {
                 let hasReport = fm.fileExists(atPath: report)
                 do {
                     let nb = try Notebook.load(URL(fileURLWithPath: path), displayPath: path)
-                    let title = nb.items.lazy.compactMap { item -> String? in
-                        guard case .prose(let text, _) = item else { return nil }
-                        return text.split(separator: "\n").first { $0.hasPrefix("# ") }.map { String($0.dropFirst(2)) }
-                    }.first ?? stem
-                    print("\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")")
+                    let title =
+                        nb.items.lazy.compactMap { item -> String? in
+                            guard case .prose(let text, _) = item else { return nil }
+                            return text.split(separator: "\n").first { $0.hasPrefix("# ") }.map {
+                                String($0.dropFirst(2))
+                            }
+                        }.first ?? stem
+                    print(
+                        "\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")"
+                    )
                 } catch {
                     print("\(path)  (does not parse: \(HeadlightMain.describe(error)))")
                 }
@@ -115,9 +132,10 @@ struct NotebookCommand: ParsableCommand {
     }
 
     /// SHA-256 (SHA256.swift) as the notebook cache's hash.
-    static let sha256 = NotebookHasher(name: "sha256",
-                                       hashData: { SHA256.hash($0) },
-                                       hashFile: { try SHA256.hashFile(at: $0) })
+    static let sha256 = NotebookHasher(
+        name: "sha256",
+        hashData: { SHA256.hash($0) },
+        hashFile: { try SHA256.hashFile(at: $0) })
 
     /// The binary cells run, and its version string: `--headlight PATH` (asked with `--version`)
     /// or this process's own executable (/proc/self/exe) with `Headlight.version`.

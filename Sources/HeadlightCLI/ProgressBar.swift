@@ -1,7 +1,7 @@
 import Analysis
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The progress line of every long command on stderr: redrawn in place (`\r`, erase to end of
@@ -54,8 +54,9 @@ final class ProgressBar: @unchecked Sendable {
     static func clock(_ s: Double) -> String {
         guard s.isFinite, s >= 0 else { return "--:--" }
         let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60)
-                         : String(format: "%d:%02d", t / 60, t % 60)
+        return t >= 3600
+            ? String(format: "%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60)
+            : String(format: "%d:%02d", t / 60, t % 60)
     }
 
     /// A 24-column bar: `=` for the done fraction, `>` at its head.
@@ -91,8 +92,9 @@ final class SweepProgressBar: @unchecked Sendable {
         var eta = Double.nan
         if doneNow > 0 { eta = elapsed / doneNow * max(p.workTotal - p.workDone, 0) }
         let frac = p.workTotal > 0 ? min(max(p.workDone / p.workTotal, 0), 1) : Double(p.done) / Double(max(p.total, 1))
-        line.show("\(title): [\(ProgressBar.bar(fraction: frac))] \(p.done)/\(p.total) \(unit), "
-                  + "elapsed \(ProgressBar.clock(elapsed)), ETA \(ProgressBar.clock(eta)) (\(p.label))")
+        line.show(
+            "\(title): [\(ProgressBar.bar(fraction: frac))] \(p.done)/\(p.total) \(unit), "
+                + "elapsed \(ProgressBar.clock(elapsed)), ETA \(ProgressBar.clock(eta)) (\(p.label))")
     }
 
     func finish() { line.finish() }

@@ -62,22 +62,29 @@ struct Report: ParsableCommand {
                     files.append(try RunFileContents.load(URL(fileURLWithPath: path), allowIncomplete: allowIncomplete))
                 } catch {
                     let message = HeadlightMain.describe(error, file: path)
-                    throw CLIError(message, hint: !allowIncomplete && message.contains("did not finish")
-                                   ? "a run that was interrupted can be shown with --allow-incomplete" : nil)
+                    throw CLIError(
+                        message,
+                        hint: !allowIncomplete && message.contains("did not finish")
+                            ? "a run that was interrupted can be shown with --allow-incomplete" : nil)
                 }
             }
-            let command = Shell.command(["headlight", "report"] + runFiles + ["-o", output]
-                                        + (title.map { ["--title", $0] } ?? []))
+            let command = Shell.command(
+                ["headlight", "report"] + runFiles + ["-o", output]
+                    + (title.map { ["--title", $0] } ?? []))
             let doc: ReportDocument
             do {
-                doc = try RunReport.document(files, title: title, headlightVersion: Headlight.version,
-                                             reportCommand: command, machine: RunProvenance.machineSummary())
+                doc = try RunReport.document(
+                    files, title: title, headlightVersion: Headlight.version,
+                    reportCommand: command, machine: RunProvenance.machineSummary())
             } catch let e as ReportError {
                 throw CLIError(wrapping: e, hint: e.recoverySuggestion)
             }
             let index = try doc.write(to: URL(fileURLWithPath: output, isDirectory: true))
             let figures = doc.figureFiles().count
-            FileHandle.standardError.write(Data("report: \(figures) figure\(figures == 1 ? "" : "s") from \(files.count) run file\(files.count == 1 ? "" : "s")\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "report: \(figures) figure\(figures == 1 ? "" : "s") from \(files.count) run file\(files.count == 1 ? "" : "s")\n"
+                        .utf8))
             print(Report.displayPath(index))
         }
     }
@@ -90,7 +97,9 @@ struct Report: ParsableCommand {
             abstract: "Weight-based Q/K/V composition scores among the top retrieval heads, into a run file.",
             discussion: CompositionScores.approximationNote)
 
-        @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+        @Option(
+            name: [.customShort("m"), .long],
+            help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
         var model: String?
 
         @Option(name: .customLong("heads-from"), help: "A retrieval-heads run file; its top heads are used.")
@@ -112,9 +121,13 @@ struct Report: ParsableCommand {
         var output = "composition.h5"
 
         func validate() throws {
-            guard (headsFrom == nil) != (heads == nil) else { throw ValidationError("give exactly one of --heads-from FILE or --heads LIST") }
+            guard (headsFrom == nil) != (heads == nil) else {
+                throw ValidationError("give exactly one of --heads-from FILE or --heads LIST")
+            }
             guard (2...64).contains(top) else { throw ValidationError("--top must be in 2...64") }
-            guard (0...100).contains(baselineDraws) else { throw ValidationError("--baseline-draws must be in 0...100") }
+            guard (0...100).contains(baselineDraws) else {
+                throw ValidationError("--baseline-draws must be in 0...100")
+            }
             if let h = heads {
                 for p in h.split(separator: ",") where HeadIndex(String(p)) == nil {
                     throw ValidationError("--heads: \"\(p)\" is not a head (write L.H, e.g. 14.3)")
@@ -141,29 +154,35 @@ struct Report: ParsableCommand {
             // Layer order makes the matrices read naturally (writers before readers).
             if let s = headScores {
                 let pairs = zip(chosen, s).sorted { $0.0 < $1.0 }
-                chosen = pairs.map(\.0); headScores = pairs.map(\.1)
+                chosen = pairs.map(\.0)
+                headScores = pairs.map(\.1)
             } else {
                 chosen.sort()
             }
             let start = Date()
             let scores: CompositionScores
             do {
-                scores = try Composition.compute(model: env.model, heads: chosen, foldNormGains: !noFoldNorms,
-                                                 baselineDraws: baselineDraws)
+                scores = try Composition.compute(
+                    model: env.model, heads: chosen, foldNormGains: !noFoldNorms,
+                    baselineDraws: baselineDraws)
             } catch let e as CompositionError {
                 throw CLIError(wrapping: e)
             }
             let writer = try RunFileWriter(path: output)
             try RunFileHeader(model: env, command: "report composition").write(to: writer.file)
             try RunProvenance.writeMachineAttributes(into: writer.file)
-            try CompositionRunFile.write(scores, to: writer.file, selection: selection,
-                                         headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
-                                         headScores: headScores, baselineDraws: baselineDraws)
+            try CompositionRunFile.write(
+                scores, to: writer.file, selection: selection,
+                headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
+                headScores: headScores, baselineDraws: baselineDraws)
             try writer.finalize()
-            let best = scores.pairs().prefix(5).map { "\($0.from)→\($0.to) \($0.kind.rawValue.uppercased()) \(String(format: "%.3f", $0.score))" }
-            print("composition among \(chosen.count) heads (\(String(format: "%.1f", Date().timeIntervalSince(start))) s); "
-                  + "random baseline Q \(String(format: "%.3f", scores.baseline[.q] ?? .nan)), K \(String(format: "%.3f", scores.baseline[.k] ?? .nan)), "
-                  + "V \(String(format: "%.3f", scores.baseline[.v] ?? .nan))")
+            let best = scores.pairs().prefix(5).map {
+                "\($0.from)→\($0.to) \($0.kind.rawValue.uppercased()) \(String(format: "%.3f", $0.score))"
+            }
+            print(
+                "composition among \(chosen.count) heads (\(String(format: "%.1f", Date().timeIntervalSince(start))) s); "
+                    + "random baseline Q \(String(format: "%.3f", scores.baseline[.q] ?? .nan)), K \(String(format: "%.3f", scores.baseline[.k] ?? .nan)), "
+                    + "V \(String(format: "%.3f", scores.baseline[.v] ?? .nan))")
             if !best.isEmpty { print("strongest: " + best.joined(separator: ", ")) }
             print("wrote \(output)")
         }
@@ -216,31 +235,37 @@ struct Report: ParsableCommand {
                 guard record.trialIndex >= 0 && record.trialIndex < cells.count else {
                     throw NeedleAttentionError.trialOutsideSuite(trial: record.trialIndex, cells: cells.count)
                 }
-                let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer,
-                                               chatTemplate: try env.chatWrapper(needed: probe.suite.chat))
+                let builder = NIAHTrialBuilder(
+                    probe: probe, tokenizer: env.tokenizer,
+                    chatTemplate: try env.chatWrapper(needed: probe.suite.chat))
                 let t = try builder.trial(cells[record.trialIndex])
                 if record.promptTokens > 0 && t.promptTokens.count != record.promptTokens {
-                    throw NeedleAttentionError.promptMismatch(trial: record.trialIndex, rebuilt: t.promptTokens.count,
-                                                              stored: record.promptTokens)
+                    throw NeedleAttentionError.promptMismatch(
+                        trial: record.trialIndex, rebuilt: t.promptTokens.count,
+                        stored: record.promptTokens)
                 }
                 let heads = data.scores.ranked.prefix(top).map(\.head)
                 let start = Date()
-                let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t,
-                                                trialIndex: record.trialIndex, heads: heads, maxSteps: maxSteps)
+                let r = try NeedleAttention.run(
+                    model: env.model, tokenizer: env.tokenizer, trial: t,
+                    trialIndex: record.trialIndex, heads: heads, maxSteps: maxSteps)
                 let writer = try RunFileWriter(path: output)
                 try RunFileHeader(model: env, command: "report attention").write(to: writer.file)
                 try RunProvenance.writeMachineAttributes(into: writer.file)
                 try NeedleAttention.write(r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
                 try writer.finalize()
                 let mass = heads.indices.compactMap { i in
-                    r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" } }
-                print("trial \(r.trialIndex) (\(r.needleID), \(r.length) tokens, depth \(r.depth)%): "
-                      + "\(r.promptLength) prompt tokens, \(r.generated.count) answer tokens, "
-                      + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+                    r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" }
+                }
+                print(
+                    "trial \(r.trialIndex) (\(r.needleID), \(r.length) tokens, depth \(r.depth)%): "
+                        + "\(r.promptLength) prompt tokens, \(r.generated.count) answer tokens, "
+                        + "\(String(format: "%.1f", Date().timeIntervalSince(start))) s")
                 if !mass.isEmpty {
                     let tok = r.chosenStep < r.generated.count ? env.tokenizer.piece(r.generated[r.chosenStep]) : "?"
-                    print("attention on the needle at answer token \(r.chosenStep) (\(tok.debugDescription)): "
-                          + mass.joined(separator: ", "))
+                    print(
+                        "attention on the needle at answer token \(r.chosenStep) (\(tok.debugDescription)): "
+                            + mass.joined(separator: ", "))
                 }
                 print("wrote \(output)")
             } catch let e as NeedleAttentionError {
@@ -256,13 +281,15 @@ struct Report: ParsableCommand {
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunFile.Contents {
         let d: RetrievalRunFile.Contents
         do { d = try RetrievalRunFile.read(path: path) } catch RetrievalHeadsError.badScoresFile {
-            throw CLIError("\(path) has no /retrieval_heads results", hint: "run `headlight retrieval-heads -o \(path)` first")
+            throw CLIError(
+                "\(path) has no /retrieval_heads results", hint: "run `headlight retrieval-heads -o \(path)` first")
         } catch {
             throw CLIError(HeadlightMain.describe(error, file: path))
         }
         guard d.layers == layers, d.heads == heads else {
-            throw CLIError("\(path) is for a model with \(d.layers) x \(d.heads) heads, this one has \(layers) x \(heads)",
-                           hint: "pass the model the run file was made with (-m)")
+            throw CLIError(
+                "\(path) is for a model with \(d.layers) x \(d.heads) heads, this one has \(layers) x \(heads)",
+                hint: "pass the model the run file was made with (-m)")
         }
         return d
     }

@@ -42,7 +42,9 @@ struct RetrievalHeads: ParsableCommand {
 
     @OptionGroup var sweepRun: SweepRunOptions
 
-    @Option(name: .customLong("export-trials"), help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
+    @Option(
+        name: .customLong("export-trials"),
+        help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
     var exportTrials: String?
 
     func validate() throws {
@@ -63,36 +65,50 @@ struct RetrievalHeads: ParsableCommand {
         options.stopAfter = sweepRun.stopAfter
         let sweep: RetrievalHeadSweep
         do {
-            sweep = try RetrievalHeadSweep(probe: probe, model: env.model, tokenizer: env.tokenizer,
-                                           chatTemplate: try env.chatWrapper(needed: probe.suite.chat), options: options)
+            sweep = try RetrievalHeadSweep(
+                probe: probe, model: env.model, tokenizer: env.tokenizer,
+                chatTemplate: try env.chatWrapper(needed: probe.suite.chat), options: options)
         } catch let p as NIAHTextCheck.Problem {
             throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
         }
         let trials = try sweep.buildTrials()
         if let path = exportTrials {
-            try RetrievalReferenceExport.write(trials: trials, probe: probe, tokenizer: env.tokenizer, model: env.url,
-                                               to: URL(fileURLWithPath: path))
-            if !json { print("wrote \(trials.count) trials to \(path)") }
-            else { print("{\"exported\":\(trials.count),\"path\":\(JSONOutput.string(path))}") }
+            try RetrievalReferenceExport.write(
+                trials: trials, probe: probe, tokenizer: env.tokenizer, model: env.url,
+                to: URL(fileURLWithPath: path))
+            if !json {
+                print("wrote \(trials.count) trials to \(path)")
+            } else {
+                print("{\"exported\":\(trials.count),\"path\":\(JSONOutput.string(path))}")
+            }
             return
         }
         let unlocated = trials.filter { $0.needleSpan == nil }
         if !unlocated.isEmpty && !json {
             let names = unlocated.map { "\($0.needle.id)/\($0.cell.length)/\(Formatting.fixed($0.cell.depth, 0))" }
-            FileHandle.standardError.write(Data(("note: needle span not found in \(unlocated.count) trial(s) (\(names.joined(separator: ", "))); "
-                + "they are run and recorded but cannot score heads\n").utf8))
+            FileHandle.standardError.write(
+                Data(
+                    ("note: needle span not found in \(unlocated.count) trial(s) (\(names.joined(separator: ", "))); "
+                        + "they are run and recorded but cannot score heads\n").utf8))
         }
 
-        let writer = try sweepRun.openRunFile(output, env: env, command: "retrieval-heads",
-                                              plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles)
-        let result = try sweepRun.withProgress(title: "retrieval-heads") { try sweep.run(file: writer.file, trials: trials, progress: $0) }
+        let writer = try sweepRun.openRunFile(
+            output, env: env, command: "retrieval-heads",
+            plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles)
+        let result = try sweepRun.withProgress(title: "retrieval-heads") {
+            try sweep.run(file: writer.file, trials: trials, progress: $0)
+        }
         guard result.finished else {
             try writer.checkpoint()
-            let msg = "stopped after \(result.ranNow) trial(s) (\(result.records.count) of \(trials.count) done); "
+            let msg =
+                "stopped after \(result.ranNow) trial(s) (\(result.records.count) of \(trials.count) done); "
                 + "rerun the same command to resume from \(writer.temporaryPath)"
             if json {
-                print(try JSONOutput.object(["finished": false, "done": result.records.count,
-                                                     "trials": trials.count, "partial": writer.temporaryPath]))
+                print(
+                    try JSONOutput.object([
+                        "finished": false, "done": result.records.count,
+                        "trials": trials.count, "partial": writer.temporaryPath
+                    ]))
             } else {
                 FileHandle.standardError.write(Data((msg + "\n").utf8))
             }
@@ -107,8 +123,10 @@ struct RetrievalHeads: ParsableCommand {
         }
     }
 
-    static func jsonObject(_ r: RetrievalSweepResult, output: String, probe: NIAHProbe, env: LoadedModel,
-                           top: Int) -> [String: Any] {
+    static func jsonObject(
+        _ r: RetrievalSweepResult, output: String, probe: NIAHProbe, env: LoadedModel,
+        top: Int
+    ) -> [String: Any] {
         func head(_ x: (head: HeadIndex, score: Double)) -> [String: Any] {
             ["head": x.head.description, "layer": x.head.layer, "index": x.head.head, "score": x.score]
         }
@@ -119,12 +137,14 @@ struct RetrievalHeads: ParsableCommand {
             "resumed_trials": r.resumedTrials, "seconds": r.seconds,
             "n_layers": r.scores.layers, "n_heads": r.scores.heads, "threshold": r.threshold,
             "retrieval_heads": r.retrievalHeads.map(head), "top": r.scores.top(top).map(head),
-            "mean_rouge1_recall": Statistics.mean(r.records.map(\.rouge)),
+            "mean_rouge1_recall": Statistics.mean(r.records.map(\.rouge))
         ]
     }
 
-    static func summary(_ r: RetrievalSweepResult, output: String, probe: NIAHProbe, env: LoadedModel,
-                        top: Int) -> String {
+    static func summary(
+        _ r: RetrievalSweepResult, output: String, probe: NIAHProbe, env: LoadedModel,
+        top: Int
+    ) -> String {
         let f = Formatting.fixed
         var s = "retrieval heads of \(env.displayName) on suite \(probe.suite.name)\n"
         s += "trials: \(r.records.count) (\(r.records.filter(\.located).count) with the needle span located, "
@@ -133,13 +153,17 @@ struct RetrievalHeads: ParsableCommand {
         s += "mean ROUGE-1 recall x100: \(f(Statistics.mean(r.records.map(\.rouge)), 1)); time \(f(r.seconds, 1)) s\n"
         let above = r.retrievalHeads
         s += "heads > \(f(r.threshold, 2)): \(above.count) of \(r.scores.layers * r.scores.heads)"
-        s += above.isEmpty ? "\n" : " (" + above.prefix(20).map { $0.head.description }.joined(separator: ", ")
-            + (above.count > 20 ? ", ..." : "") + ")\n"
+        s +=
+            above.isEmpty
+            ? "\n"
+            : " (" + above.prefix(20).map { $0.head.description }.joined(separator: ", ")
+                + (above.count > 20 ? ", ..." : "") + ")\n"
         if top > 0 {
             s += "top \(min(top, r.scores.layers * r.scores.heads)) heads:\n"
             s += "  rank  head     score\n"
             for (i, x) in r.scores.top(top).enumerated() {
-                s += "  " + String(i + 1).padding(toLength: 6, withPad: " ", startingAt: 0)
+                s +=
+                    "  " + String(i + 1).padding(toLength: 6, withPad: " ", startingAt: 0)
                     + x.head.description.padding(toLength: 9, withPad: " ", startingAt: 0) + f(x.score, 4) + "\n"
             }
         }

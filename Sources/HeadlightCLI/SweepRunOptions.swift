@@ -31,12 +31,18 @@ struct SweepRunOptions: ParsableArguments {
     /// new file gets its root header before it appears as `<output>.partial`; an existing
     /// `.partial` is resumed only if it was written by the same command, model (sha256) and plan
     /// (`planDigest` of `plan` and the bytes of `inputs`), checked before anything is written.
-    func openRunFile(_ output: String, env: LoadedModel, command: String, plan: [String],
-                     inputs: [String]) throws -> RunFileWriter {
-        if restart { try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true)) }
+    func openRunFile(
+        _ output: String, env: LoadedModel, command: String, plan: [String],
+        inputs: [String]
+    ) throws -> RunFileWriter {
+        if restart {
+            try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true))
+        }
         let header = try RunFileHeader(model: env, command: command)
-        let identity = [RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
-                        "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs)]
+        let identity = [
+            RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
+            "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs)
+        ]
         return try RunFileWriter(path: output, resumable: true, header: header, identity: identity)
     }
 
@@ -50,7 +56,8 @@ struct SweepRunOptions: ParsableArguments {
             h.update(Data(("file:" + path + "\u{0}").utf8))
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { continue }
-            let files = isDir.boolValue
+            let files =
+                isDir.boolValue
                 ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 }
                 : [path]
             for f in files {
@@ -62,8 +69,10 @@ struct SweepRunOptions: ParsableArguments {
     }
 
     /// Runs `body` with a progress bar on stderr (unless --no-progress), closed however it ends.
-    func withProgress<T>(title: String, unit: String = "trials",
-                         _ body: (@escaping (SweepProgress) -> Void) throws -> T) throws -> T {
+    func withProgress<T>(
+        title: String, unit: String = "trials",
+        _ body: (@escaping (SweepProgress) -> Void) throws -> T
+    ) throws -> T {
         let bar = SweepProgressBar(enabled: !noProgress, title: title, unit: unit)
         defer { bar.finish() }
         return try body { bar.update($0) }

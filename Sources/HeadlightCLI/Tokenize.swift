@@ -15,7 +15,9 @@ struct Tokenize: ParsableCommand {
             followed by the assistant prompt.
             """)
 
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "The text to tokenize (default: read standard input).")
@@ -48,8 +50,9 @@ struct Tokenize: ParsableCommand {
             do {
                 template = try ChatTemplate(gguf: file)
             } catch let e as ChatTemplateError {
-                throw CLIError(e.message.replacingOccurrences(of: "; pass --no-chat to use the raw prompt text instead", with: ""),
-                               hint: "omit --chat to tokenize the text as it is")
+                throw CLIError(
+                    e.message.replacingOccurrences(of: "; pass --no-chat to use the raw prompt text instead", with: ""),
+                    hint: "omit --chat to tokenize the text as it is")
             }
             let rendered = try template.apply(messages: [.user(input)], addGenerationPrompt: true)
             ids = tokenizer.encodeChat(rendered, template: template)
@@ -60,7 +63,8 @@ struct Tokenize: ParsableCommand {
 
         if json {
             let object: [String: Any] = ["ids": ids.map { Int($0) }, "pieces": pieces, "count": ids.count]
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            let data = try JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -104,12 +108,20 @@ struct Tokenize: ParsableCommand {
         switch b0 {
         case 0x00...0x7F: return 1
         case 0xC2...0xDF: need = 2
-        case 0xE0: need = 3; lo = 0xA0
+        case 0xE0:
+            need = 3
+            lo = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: need = 3
-        case 0xED: need = 3; hi = 0x9F
-        case 0xF0: need = 4; lo = 0x90
+        case 0xED:
+            need = 3
+            hi = 0x9F
+        case 0xF0:
+            need = 4
+            lo = 0x90
         case 0xF1...0xF3: need = 4
-        case 0xF4: need = 4; hi = 0x8F
+        case 0xF4:
+            need = 4
+            hi = 0x8F
         default: return 0
         }
         guard i + need <= b.count else { return 0 }
@@ -135,7 +147,8 @@ struct Tokenize: ParsableCommand {
             default:
                 let v = u.value
                 if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0xFEFF || (0x200B...0x200F).contains(v)
-                    || (0x2028...0x202E).contains(v) || (0x2060...0x2064).contains(v) {
+                    || (0x2028...0x202E).contains(v) || (0x2060...0x2064).contains(v)
+                {
                     out += String(format: "\\u{%X}", v)
                 } else {
                     out.unicodeScalars.append(u)
@@ -145,4 +158,3 @@ struct Tokenize: ParsableCommand {
         return out + "'"
     }
 }
-

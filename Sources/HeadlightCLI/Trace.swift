@@ -35,7 +35,9 @@ struct Trace: ParsableCommand {
             leaves only the temporary file (root attribute complete = 0).
             """)
 
-    @Option(name: [.customShort("m"), .long], help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
+    @Option(
+        name: [.customShort("m"), .long],
+        help: "Path to a .gguf file (default: $HEADLIGHT_MODEL or the cached SmolLM2-135M-Instruct).")
     var model: String?
 
     @Option(help: "The prompt text.")
@@ -44,7 +46,9 @@ struct Trace: ParsableCommand {
     @Option(name: .customLong("prompt-file"), help: "Read the prompt from a file (\"-\": standard input).")
     var promptFile: String?
 
-    @Option(name: .customLong("token-ids"), help: "Read the prompt as token ids (whitespace- or comma-separated) from a file.")
+    @Option(
+        name: .customLong("token-ids"),
+        help: "Read the prompt as token ids (whitespace- or comma-separated) from a file.")
     var tokenIDs: String?
 
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
@@ -65,28 +69,43 @@ struct Trace: ParsableCommand {
     @Option(parsing: .unconditional, help: "Query positions (default: all), e.g. last:64, 100:200, -1, decode.")
     var queries: String = "all"
 
-    @Option(name: .customLong("top-k"), help: "Attention hooks: keep the K largest keys per row (values + int32 indices).")
+    @Option(
+        name: .customLong("top-k"), help: "Attention hooks: keep the K largest keys per row (values + int32 indices).")
     var topK: Int?
 
-    @Option(parsing: .singleValue, help: "Attention mass on spans: label=start:end (tokens, half-open) or label=text; repeatable or comma-separated.")
+    @Option(
+        parsing: .singleValue,
+        help:
+            "Attention mass on spans: label=start:end (tokens, half-open) or label=text; repeatable or comma-separated."
+    )
     var spans: [String] = []
 
     @Option(parsing: .unconditional, help: "Head ablations L.H[:method], comma-separated; L or H may be *.")
     var ablate: String?
 
-    @Option(name: .customLong("ablate-method"), help: "Method for --ablate items without one: zero, mean, uniform, bos, scale=F.")
+    @Option(
+        name: .customLong("ablate-method"),
+        help: "Method for --ablate items without one: zero, mean, uniform, bos, scale=F.")
     var ablateMethod: String = "zero"
 
     @Option(name: .customLong("ablate-phase"), help: "When ablations apply: prefill, decode or both.")
     var ablatePhase: String = "both"
 
-    @Option(name: .customLong("mean-prompt-file"), help: "Reference text for mean ablation (default: running mean over the traced sequence).")
+    @Option(
+        name: .customLong("mean-prompt-file"),
+        help: "Reference text for mean ablation (default: running mean over the traced sequence).")
     var meanPromptFile: String?
 
-    @Option(parsing: .unconditional, help: "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated.")
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated."
+    )
     var patch: String?
 
-    @Option(name: .customLong("patch-source"), help: "Prompt of the run that --patch copies from (tokenized like --prompt).")
+    @Option(
+        name: .customLong("patch-source"), help: "Prompt of the run that --patch copies from (tokenized like --prompt)."
+    )
     var patchSource: String?
 
     @Option(help: "Generate N tokens after the prompt (greedy), capturing their decode steps too.")
@@ -122,7 +141,9 @@ struct Trace: ParsableCommand {
             throw ValidationError("nothing to do: give --hooks (and/or --ablate, --patch)")
         }
         if let k = topK, k < 1 { throw ValidationError("--top-k must be at least 1 (got \(k))") }
-        if topK != nil && !spans.isEmpty { throw ValidationError("--top-k and --spans are exclusive (one form per hook)") }
+        if topK != nil && !spans.isEmpty {
+            throw ValidationError("--top-k and --spans are exclusive (one form per hook)")
+        }
         guard generate >= 0 else { throw ValidationError("--generate must be >= 0 (got \(generate))") }
         if let g = gzip, !(0...9).contains(g) { throw ValidationError("--gzip must be in 0...9 (got \(g))") }
         guard InterventionPhase(rawValue: ablatePhase) != nil else {
@@ -152,7 +173,9 @@ struct Trace: ParsableCommand {
             }
             text = tokenizer.decode(ids)
         } else {
-            if let prompt { text = prompt } else if promptFile == "-" {
+            if let prompt {
+                text = prompt
+            } else if promptFile == "-" {
                 text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             } else {
                 text = try readText(promptFile!, option: "--prompt-file")
@@ -162,14 +185,17 @@ struct Trace: ParsableCommand {
         guard !ids.isEmpty else { throw CLIError("the prompt is empty after tokenization", hint: "pass some text") }
         let total = ids.count + generate
         guard total <= c.contextLength else {
-            throw CLIError("\(ids.count) prompt tokens + \(generate) generated exceed the model's context of \(c.contextLength)")
+            throw CLIError(
+                "\(ids.count) prompt tokens + \(generate) generated exceed the model's context of \(c.contextLength)")
         }
 
         // Ask: the captures.
         let requests = try captureRequests(config: c, promptTokens: ids, tokenizer: tokenizer)
         let plan: TracePlan?
         do {
-            plan = requests.isEmpty ? nil : try TracePlan(config: c, requests: requests, promptLength: ids.count, decodeSteps: generate)
+            plan =
+                requests.isEmpty
+                ? nil : try TracePlan(config: c, requests: requests, promptLength: ids.count, decodeSteps: generate)
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
@@ -180,15 +206,17 @@ struct Trace: ParsableCommand {
         var ivs: [HeadIntervention] = []
         do {
             if let ablate {
-                ivs = try HeadIntervention.parse(ablate, config: c, defaultMethod: try AblationMethod(parsing: ablateMethod),
-                                                 phase: phase)
+                ivs = try HeadIntervention.parse(
+                    ablate, config: c, defaultMethod: try AblationMethod(parsing: ablateMethod),
+                    phase: phase)
             }
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
         }
         var meanSource = "running mean over the traced sequence"
         if let meanPromptFile, ivs.contains(where: { $0.method == .mean }) {
-            let ref = try encode(try readText(meanPromptFile, option: "--mean-prompt-file"), gguf: gguf, tokenizer: tokenizer)
+            let ref = try encode(
+                try readText(meanPromptFile, option: "--mean-prompt-file"), gguf: gguf, tokenizer: tokenizer)
             let layers = Array(Set(ivs.filter { $0.method == .mean }.map(\.layer))).sorted()
             session.headMeans = try loaded.meanHeadOutputs([ref], layers: layers)
             meanSource = "mean over \(ref.count) tokens of \((meanPromptFile as NSString).lastPathComponent)"
@@ -198,7 +226,9 @@ struct Trace: ParsableCommand {
         if let patch, let patchSource {
             let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
             session.patches = try patches(patch, source: src, model: loaded, phase: phase)
-            patchDescriptions = patch.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens" }
+            patchDescriptions = patch.split(separator: ",").map {
+                "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens"
+            }
         }
 
         // Observe: stream into the run file.
@@ -206,8 +236,9 @@ struct Trace: ParsableCommand {
         var done = false
         defer { if !done { try? writer.abandon() } }
         try RunFileHeader(model: env, command: "trace").write(to: writer.file)
-        let captureWriter = try CaptureWriter(file: writer.file,
-                                              options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle))
+        let captureWriter = try CaptureWriter(
+            file: writer.file,
+            options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle))
         let group = captureWriter.group
         if let hooks { try group.setAttribute("hooks_requested", hooks.split(separator: ",").map(String.init)) }
         try group.setAttribute("query_selection", queries)
@@ -222,8 +253,10 @@ struct Trace: ParsableCommand {
         if bar.enabled {
             session.progress = { done, all in
                 guard bar.due(final: done == all) else { return }
-                bar.show(String(format: "trace: prefill %d/%d tokens (%.0f%%), %.1f s", done, all,
-                                100 * Double(done) / Double(all), bar.elapsed))
+                bar.show(
+                    String(
+                        format: "trace: prefill %d/%d tokens (%.0f%%), %.1f s", done, all,
+                        100 * Double(done) / Double(all), bar.elapsed))
             }
         }
         let stops: Set<Int32> = ignoreEOS ? [] : tokenizer.endOfGeneration
@@ -235,8 +268,9 @@ struct Trace: ParsableCommand {
                 result = try session.trace(prompt: ids, plan: plan, into: sink, stopTokens: stops)
             } else {
                 // Interventions only: no captures, but a run file with tokens (and the generated text).
-                let empty = try TracePlan(config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
-                                          promptLength: ids.count, decodeSteps: generate)
+                let empty = try TracePlan(
+                    config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
+                    promptLength: ids.count, decodeSteps: generate)
                 result = try session.trace(prompt: ids, plan: empty, into: CaptureStore(), stopTokens: stops)
             }
         }
@@ -247,19 +281,25 @@ struct Trace: ParsableCommand {
         try tokensDS.setAttribute("prompt_length", result.promptLength)
         try tokensDS.setAttribute("generated", result.generated)
         try tokensDS.setAttribute("chat", chat)
-        try writer.file.createDataset(RunFile.tokenStrings, strings: result.tokens.map {
-            String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(of: "\0", with: "")
-        })
+        try writer.file.createDataset(
+            RunFile.tokenStrings,
+            strings: result.tokens.map {
+                String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(
+                    of: "\0", with: "")
+            })
         if result.generated > 0 {
-            try tokensDS.setAttribute("generated_text", tokenizer.decode(Array(result.tokens[result.promptLength...]), skipSpecial: true))
+            try tokensDS.setAttribute(
+                "generated_text", tokenizer.decode(Array(result.tokens[result.promptLength...]), skipSpecial: true))
         }
         try writer.finalize()
         done = true
         if !quiet {
             let mb = Double(captureWriter.bytesWritten) / 1e6
-            let line = String(format: "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f s, decode %.2f s; wrote %@\n",
-                              result.tokens.count, result.promptLength, result.generated, plan?.captures.count ?? 0, mb,
-                              result.prefillSeconds, result.decodeSeconds, output)
+            let line = String(
+                format:
+                    "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f s, decode %.2f s; wrote %@\n",
+                result.tokens.count, result.promptLength, result.generated, plan?.captures.count ?? 0, mb,
+                result.prefillSeconds, result.decodeSeconds, output)
             FileHandle.standardError.write(Data(line.utf8))
         }
     }
@@ -277,10 +317,13 @@ struct Trace: ParsableCommand {
         var messages: [ChatMessage] = []
         if let system { messages.append(.system(system)) }
         messages.append(.user(text))
-        return tokenizer.encodeChat(try template.apply(messages: messages, addGenerationPrompt: true), template: template)
+        return tokenizer.encodeChat(
+            try template.apply(messages: messages, addGenerationPrompt: true), template: template)
     }
 
-    private func captureRequests(config c: ModelConfig, promptTokens ids: [Int32], tokenizer: Tokenizer) throws -> [CaptureRequest] {
+    private func captureRequests(
+        config c: ModelConfig, promptTokens ids: [Int32], tokenizer: Tokenizer
+    ) throws -> [CaptureRequest] {
         guard let hooks else { return [] }
         do {
             let layerSel = try layers.map { try IndexSelection(parsing: $0, what: "layer") }
@@ -296,14 +339,19 @@ struct Trace: ParsableCommand {
                         resolved.append(s)
                     } else {
                         let eq = spec.firstIndex(of: "=")!
-                        resolved.append(try TokenSpan.find(String(spec[spec.index(after: eq)...]),
-                                                           label: String(spec[..<eq]).trimmingCharacters(in: .whitespaces), in: pieces))
+                        resolved.append(
+                            try TokenSpan.find(
+                                String(spec[spec.index(after: eq)...]),
+                                label: String(spec[..<eq]).trimmingCharacters(in: .whitespaces), in: pieces))
                     }
                 }
                 form = .spanMass(resolved)
             }
-            return [CaptureRequest(hooks: hooks.split(separator: ",").map(String.init), layers: layerSel, heads: headSel,
-                                   queries: querySel, form: form)]
+            return [
+                CaptureRequest(
+                    hooks: hooks.split(separator: ",").map(String.init), layers: layerSel, heads: headSel,
+                    queries: querySel, form: form)
+            ]
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
@@ -323,7 +371,9 @@ struct Trace: ParsableCommand {
     }
 
     /// Runs the patch source once, capturing what --patch names, and turns the captures into patches.
-    private func patches(_ spec: String, source: [Int32], model: Model, phase: InterventionPhase) throws -> [ActivationPatch] {
+    private func patches(
+        _ spec: String, source: [Int32], model: Model, phase: InterventionPhase
+    ) throws -> [ActivationPatch] {
         let c = model.config
         var headItems: [(Int, Int)] = [], hookItems: [String] = []
         for raw in spec.split(separator: ",") {
@@ -348,7 +398,9 @@ struct Trace: ParsableCommand {
             for h in hookItems {
                 let points = try HookPoint.resolve(h, nLayers: c.nLayers)
                 guard points.allSatisfy({ [.residPre, .residPost, .attnOut, .mlpOut].contains($0.kind) }) else {
-                    throw CLIError("--patch \(h): only L.H head outputs and resid_pre/resid_post/attn_out/mlp_out hooks can be patched")
+                    throw CLIError(
+                        "--patch \(h): only L.H head outputs and resid_pre/resid_post/attn_out/mlp_out hooks can be patched"
+                    )
                 }
                 requests.append(CaptureRequest(hooks: points.map(\.name)))
             }

@@ -95,7 +95,10 @@ public struct Notebook: Sendable {
     public var items: [Item]
 
     public var cells: [NotebookCell] {
-        items.compactMap { if case .cell(let c) = $0 { return c }; return nil }
+        items.compactMap {
+            if case .cell(let c) = $0 { return c }
+            return nil
+        }
     }
 
     /// Reads and parses the notebook at `url`.
@@ -144,7 +147,9 @@ public struct Notebook: Sendable {
             switch fence.language {
             case "headlight":
                 guard closed else {
-                    throw NotebookError.parse(path: path, line: i + 1, message: "the headlight cell opened here is never closed (missing \(fence.marker))")
+                    throw NotebookError.parse(
+                        path: path, line: i + 1,
+                        message: "the headlight cell opened here is never closed (missing \(fence.marker))")
                 }
                 flushProse(nextLine: j + 2)
                 cellNumber += 1
@@ -154,8 +159,11 @@ public struct Notebook: Sendable {
                 }
                 var words = args.words
                 if words.first == "headlight" { words.removeFirst() }
-                items.append(.cell(NotebookCell(number: cellNumber, fenceLine: i + 1, line: args.firstLine,
-                                                source: body.joined(separator: "\n"), arguments: words)))
+                items.append(
+                    .cell(
+                        NotebookCell(
+                            number: cellNumber, fenceLine: i + 1, line: args.firstLine,
+                            source: body.joined(separator: "\n"), arguments: words)))
             case "text":
                 flushProse(nextLine: j + 2)
                 items.append(.text(body.joined(separator: "\n"), line: i + 1))
@@ -187,7 +195,9 @@ struct Fence {
         guard n >= 3 else { return nil }
         let info = rest.dropFirst(n).trimmingCharacters(in: .whitespaces)
         if c == "`" && info.contains("`") { return nil }
-        let lang = info.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "{" }).first.map { String($0).lowercased() } ?? ""
+        let lang =
+            info.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "{" }).first.map { String($0).lowercased() }
+            ?? ""
         return Fence(char: c, length: n, indent: indent, language: lang)
     }
 
@@ -203,14 +213,20 @@ struct Fence {
     func strip(_ line: String) -> String {
         var s = Substring(line)
         var k = 0
-        while k < indent, s.first == " " { s = s.dropFirst(); k += 1 }
+        while k < indent, s.first == " " {
+            s = s.dropFirst()
+            k += 1
+        }
         return String(s)
     }
 }
 
 /// Shell-like word splitting of one cell (see the format description at the top of the file).
 enum CellSplitter {
-    struct Result { var words: [String]; var firstLine: Int }
+    struct Result {
+        var words: [String]
+        var firstLine: Int
+    }
 
     static let forbidden: Set<Character> = ["|", ";", "&", "<", ">", "(", ")", "$", "`"]
 
@@ -219,8 +235,8 @@ enum CellSplitter {
         var word = ""
         var inWord = false
         var commandStartLine: Int?
-        var commandEnded = false     // a newline (not continued) ended the command
-        var quote: Character?        // "'" or "\"" while inside quotes
+        var commandEnded = false // a newline (not continued) ended the command
+        var quote: Character? // "'" or "\"" while inside quotes
         var quoteLine = 0
 
         func fail(_ line: Int, _ message: String) -> NotebookError {
@@ -240,30 +256,63 @@ enum CellSplitter {
             while i < chars.count {
                 let c = chars[i]
                 if let q = quote {
-                    if c == q { quote = nil; i += 1; continue }
+                    if c == q {
+                        quote = nil
+                        i += 1
+                        continue
+                    }
                     if q == "\"" && c == "\\" {
-                        if i + 1 == chars.count { continued = true; break } // backslash-newline inside "..."
+                        if i + 1 == chars.count {
+                            continued = true
+                            break
+                        } // backslash-newline inside "..."
                         let n = chars[i + 1]
-                        if n == "\"" || n == "\\" || n == "$" || n == "`" { word.append(n); i += 2; continue }
+                        if n == "\"" || n == "\\" || n == "$" || n == "`" {
+                            word.append(n)
+                            i += 2
+                            continue
+                        }
                     }
                     word.append(c)
                     i += 1
                     continue
                 }
                 // Outside quotes.
-                if c == " " || c == "\t" { endWord(); i += 1; continue }
+                if c == " " || c == "\t" {
+                    endWord()
+                    i += 1
+                    continue
+                }
                 if c == "#" && !inWord { break } // comment to end of line
                 if commandEnded {
-                    throw fail(lineNo, "a headlight cell holds one command, but a second one starts here (end the previous line with \\ to continue it)")
+                    throw fail(
+                        lineNo,
+                        "a headlight cell holds one command, but a second one starts here (end the previous line with \\ to continue it)"
+                    )
                 }
                 if commandStartLine == nil { commandStartLine = lineNo }
                 if c == "\\" {
-                    if i + 1 == chars.count { continued = true; break }
-                    word.append(chars[i + 1]); inWord = true; i += 2; continue
+                    if i + 1 == chars.count {
+                        continued = true
+                        break
+                    }
+                    word.append(chars[i + 1])
+                    inWord = true
+                    i += 2
+                    continue
                 }
-                if c == "'" || c == "\"" { quote = c; quoteLine = lineNo; inWord = true; i += 1; continue }
+                if c == "'" || c == "\"" {
+                    quote = c
+                    quoteLine = lineNo
+                    inWord = true
+                    i += 1
+                    continue
+                }
                 if forbidden.contains(c) {
-                    throw fail(lineNo, "unquoted '\(c)': cells run one command without a shell (no pipes, redirection, variables or substitution); quote it to pass it literally")
+                    throw fail(
+                        lineNo,
+                        "unquoted '\(c)': cells run one command without a shell (no pipes, redirection, variables or substitution); quote it to pass it literally"
+                    )
                 }
                 word.append(c)
                 inWord = true
@@ -308,7 +357,12 @@ public enum NotebookError: Error, LocalizedError, Equatable, Sendable {
         case let .cellFailed(path, cell, line, command, exitCode, tail):
             var s = "cell \(cell) (\(path):\(line)) failed with exit code \(exitCode): \(command)"
             let t = tail.trimmingCharacters(in: .whitespacesAndNewlines)
-            s += t.isEmpty ? "\n(the command printed nothing on stderr)" : "\nstderr (last lines):\n" + t.split(separator: "\n", omittingEmptySubsequences: false).map { "  | " + $0 }.joined(separator: "\n")
+            s +=
+                t.isEmpty
+                ? "\n(the command printed nothing on stderr)"
+                : "\nstderr (last lines):\n"
+                    + t.split(separator: "\n", omittingEmptySubsequences: false).map { "  | " + $0 }.joined(
+                        separator: "\n")
             s += "\nhint: fix the cell and run the notebook again; cells before it are cached."
             return s
         case let .launch(path, cell, line, command, message):

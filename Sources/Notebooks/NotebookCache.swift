@@ -39,7 +39,10 @@ public struct NotebookHasher: Sendable {
     public var hashData: @Sendable (Data) -> String
     public var hashFile: @Sendable (URL) throws -> String
 
-    public init(name: String, hashData: @escaping @Sendable (Data) -> String, hashFile: @escaping @Sendable (URL) throws -> String) {
+    public init(
+        name: String, hashData: @escaping @Sendable (Data) -> String,
+        hashFile: @escaping @Sendable (URL) throws -> String
+    ) {
         self.name = name
         self.hashData = hashData
         self.hashFile = hashFile
@@ -146,7 +149,9 @@ public enum NotebookKey {
     }
 
     /// Fingerprints of the existing input files named by `arguments`: (argument, fingerprint).
-    static func inputFingerprints(_ arguments: [String], workingDirectory: URL, hasher: NotebookHasher) throws -> [(String, String)] {
+    static func inputFingerprints(
+        _ arguments: [String], workingDirectory: URL, hasher: NotebookHasher
+    ) throws -> [(String, String)] {
         let fm = FileManager.default
         var out: [(String, String)] = []
         for arg in inputCandidates(arguments) {
@@ -182,9 +187,14 @@ public enum NotebookKey {
         var rows: [String] = []
         if let e = fm.enumerator(atPath: dir.path) {
             while let rel = e.nextObject() as? String {
-                if rows.count >= directoryEntryLimit { rows.append("(truncated)"); break }
+                if rows.count >= directoryEntryLimit {
+                    rows.append("(truncated)")
+                    break
+                }
                 let p = dir.appendingPathComponent(rel).path
-                guard let attrs = try? fm.attributesOfItem(atPath: p), attrs[.type] as? FileAttributeType == .typeRegular else { continue }
+                guard let attrs = try? fm.attributesOfItem(atPath: p),
+                    attrs[.type] as? FileAttributeType == .typeRegular
+                else { continue }
                 rows.append("\(rel)\t\((attrs[.size] as? NSNumber)?.intValue ?? 0)\t\(mtimeString(attrs))")
             }
         }
@@ -193,9 +203,12 @@ public enum NotebookKey {
     }
 
     /// The key of `cell` and the input fingerprints that went into it.
-    public static func key(for cell: NotebookCell, headlightVersion: String, environment: [String: String],
-                           workingDirectory: URL, previousKey: String?, hasher: NotebookHasher) throws
-        -> (key: String, inputs: [(String, String)]) {
+    public static func key(
+        for cell: NotebookCell, headlightVersion: String, environment: [String: String],
+        workingDirectory: URL, previousKey: String?, hasher: NotebookHasher
+    ) throws
+        -> (key: String, inputs: [(String, String)])
+    {
         let inputs = try inputFingerprints(cell.arguments, workingDirectory: workingDirectory, hasher: hasher)
         var m = "headlight-notebook-cell v1\n"
         m += "version\t\(headlightVersion)\n"
@@ -250,7 +263,8 @@ public struct NotebookCache {
     /// The entry stored for `key`, or nil if none (or it is unreadable).
     public func entry(for key: String) -> NotebookCacheEntry? {
         guard let data = try? Data(contentsOf: file(for: key)),
-              let e = try? JSONDecoder().decode(NotebookCacheEntry.self, from: data), e.key == key, e.format == 1 else { return nil }
+            let e = try? JSONDecoder().decode(NotebookCacheEntry.self, from: data), e.key == key, e.format == 1
+        else { return nil }
         return e
     }
 
@@ -263,7 +277,8 @@ public struct NotebookCache {
         } catch let e as ReportError {
             throw NotebookError.io(path: directory.path, message: e.localizedDescription)
         } catch {
-            throw NotebookError.io(path: directory.path, message: "cannot write the cache: \(error.localizedDescription)")
+            throw NotebookError.io(
+                path: directory.path, message: "cannot write the cache: \(error.localizedDescription)")
         }
     }
 

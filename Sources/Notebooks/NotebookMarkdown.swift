@@ -38,7 +38,10 @@ enum Markdown {
 
     /// All of `text` as one HTML fragment (headings included as `<hN>`).
     static func html(_ text: String) -> String {
-        pieces(text, splitLevel: 0).map { if case .html(let h) = $0 { return h }; return "" }.joined()
+        pieces(text, splitLevel: 0).map {
+            if case .html(let h) = $0 { return h }
+            return ""
+        }.joined()
     }
 
     /// Inline Markdown of one line or paragraph as HTML.
@@ -55,9 +58,11 @@ enum Markdown {
 
     /// `url` if it is safe to put in an href (http, https, mailto, or relative), else nil.
     static func safeURL(_ url: String) -> String? {
-        let cleaned = String(String.UnicodeScalarView(url.unicodeScalars.filter {
-            !($0.properties.isWhitespace || $0.value < 0x20 || ($0.value >= 0x7F && $0.value <= 0x9F))
-        }))
+        let cleaned = String(
+            String.UnicodeScalarView(
+                url.unicodeScalars.filter {
+                    !($0.properties.isWhitespace || $0.value < 0x20 || ($0.value >= 0x7F && $0.value <= 0x9F))
+                }))
         if cleaned.isEmpty { return nil }
         // A scheme is letters/digits/+-. before the first ':' that precedes any / ? #.
         if let colon = cleaned.firstIndex(of: ":") {
@@ -144,7 +149,13 @@ private struct BlockRenderer {
         return t.count >= 3 && t.allSatisfy { $0 == c }
     }
 
-    struct ListMarker { var ordered: Bool; var start: Int; var delimiter: Character; var contentIndent: Int; var indent: Int }
+    struct ListMarker {
+        var ordered: Bool
+        var start: Int
+        var delimiter: Character
+        var contentIndent: Int
+        var indent: Int
+    }
 
     static func listMarker(_ s: String) -> ListMarker? {
         let ind = indent(s)
@@ -167,12 +178,17 @@ private struct BlockRenderer {
         } else {
             return nil
         }
-        if markerLen == t.count { return ListMarker(ordered: ordered, start: start, delimiter: delim, contentIndent: ind + markerLen + 1, indent: ind) }
+        if markerLen == t.count {
+            return ListMarker(
+                ordered: ordered, start: start, delimiter: delim, contentIndent: ind + markerLen + 1, indent: ind)
+        }
         guard t[markerLen] == " " || t[markerLen] == "\t" else { return nil }
         var spaces = 0
         while markerLen + spaces < t.count && t[markerLen + spaces] == " " { spaces += 1 }
         if spaces > 4 || markerLen + spaces == t.count { spaces = 1 }
-        return ListMarker(ordered: ordered, start: start, delimiter: delim, contentIndent: ind + markerLen + max(spaces, 1), indent: ind)
+        return ListMarker(
+            ordered: ordered, start: start, delimiter: delim, contentIndent: ind + markerLen + max(spaces, 1),
+            indent: ind)
     }
 
     static func isBlockQuote(_ s: String) -> Bool { indent(s) <= 3 && s.drop { $0 == " " }.first == ">" }
@@ -192,7 +208,7 @@ private struct BlockRenderer {
         if t.hasSuffix("|") && !t.hasSuffix("\\|") { t.removeLast() }
         var cells: [String] = []
         var cur = ""
-        var codeRun = 0      // length of the backtick run that opened the current code span
+        var codeRun = 0 // length of the backtick run that opened the current code span
         var prev: Character = " "
         let chars = Array(t)
         var k = 0
@@ -223,7 +239,10 @@ private struct BlockRenderer {
     /// True if `s` starts a block that interrupts a paragraph.
     func interruptsParagraph(_ s: String) -> Bool {
         if BlockRenderer.atxHeading(s) != nil || BlockRenderer.isThematicBreak(s) || Fence.opening(s) != nil
-            || BlockRenderer.isBlockQuote(s) || BlockRenderer.isCommentStart(s) { return true }
+            || BlockRenderer.isBlockQuote(s) || BlockRenderer.isCommentStart(s)
+        {
+            return true
+        }
         if let m = BlockRenderer.listMarker(s), BlockRenderer.indent(s) <= 3 {
             let nonEmpty = !BlockRenderer.dropColumns(s, m.contentIndent).trimmingCharacters(in: .whitespaces).isEmpty
             return nonEmpty && (!m.ordered || m.start == 1)
@@ -234,7 +253,10 @@ private struct BlockRenderer {
     mutating func run() {
         while i < lines.count {
             let line = lines[i]
-            if BlockRenderer.isBlank(line) { i += 1; continue }
+            if BlockRenderer.isBlank(line) {
+                i += 1
+                continue
+            }
             if BlockRenderer.isCommentStart(line) {
                 while i < lines.count && !lines[i].contains("-->") { i += 1 }
                 i += 1
@@ -244,7 +266,9 @@ private struct BlockRenderer {
                 var j = i + 1
                 while j < lines.count && !fence.isClosed(by: lines[j]) { j += 1 }
                 let body = lines[(i + 1)..<min(j, lines.count)].map(fence.strip).joined(separator: "\n")
-                let cls = fence.language.isEmpty ? "" : " class=\"language-\(HTML.escape(HTML.safeFileStem(fence.language)))\""
+                let cls =
+                    fence.language.isEmpty
+                    ? "" : " class=\"language-\(HTML.escape(HTML.safeFileStem(fence.language)))\""
                 emit("<pre><code\(cls)>\(HTML.escape(body))</code></pre>\n")
                 i = j + 1
                 continue
@@ -275,7 +299,8 @@ private struct BlockRenderer {
                 continue
             }
             if line.contains("|"), i + 1 < lines.count, BlockRenderer.isDelimiterRow(lines[i + 1]),
-               BlockRenderer.splitRow(line).count == BlockRenderer.splitRow(lines[i + 1]).count {
+                BlockRenderer.splitRow(line).count == BlockRenderer.splitRow(lines[i + 1]).count
+            {
                 table()
                 continue
             }
@@ -288,7 +313,10 @@ private struct BlockRenderer {
         r.splitLevel = 0
         r.tight = tight
         r.run()
-        return r.pieces.map { if case .html(let h) = $0 { return h }; return "" }.joined()
+        return r.pieces.map {
+            if case .html(let h) = $0 { return h }
+            return ""
+        }.joined()
     }
 
     mutating func heading(_ level: Int, _ text: String) {
@@ -308,7 +336,9 @@ private struct BlockRenderer {
             if BlockRenderer.isBlank(line) { break }
             if !para.isEmpty {
                 let t = line.trimmingCharacters(in: .whitespaces)
-                if BlockRenderer.indent(line) <= 3 && !t.isEmpty && (t.allSatisfy { $0 == "=" } || t.allSatisfy { $0 == "-" }) {
+                if BlockRenderer.indent(line) <= 3 && !t.isEmpty
+                    && (t.allSatisfy { $0 == "=" } || t.allSatisfy { $0 == "-" })
+                {
                     // Setext heading underline.
                     heading(t.first == "=" ? 1 : 2, para.joined(separator: " "))
                     i += 1
@@ -324,8 +354,13 @@ private struct BlockRenderer {
         for (k, l) in para.enumerated() {
             var s = l
             if k < para.count - 1 {
-                if s.hasSuffix("\\") { s.removeLast(); s.append(InlineRenderer.hardBreak) }
-                else if s.hasSuffix("  ") { s = s.trimmingCharacters(in: .whitespaces); s.append(InlineRenderer.hardBreak) }
+                if s.hasSuffix("\\") {
+                    s.removeLast()
+                    s.append(InlineRenderer.hardBreak)
+                } else if s.hasSuffix("  ") {
+                    s = s.trimmingCharacters(in: .whitespaces)
+                    s.append(InlineRenderer.hardBreak)
+                }
             }
             parts.append(k == para.count - 1 ? s.trimmingCharacters(in: .whitespaces) : s)
         }
@@ -497,10 +532,15 @@ private struct InlineRenderer {
                 if let close = emphasisClose(at: i, count: n, char: c, to: to) {
                     flush()
                     let (open, shut): (String, String)
-                    if c == "~" { (open, shut) = ("<del>", "</del>") }
-                    else if n == 1 { (open, shut) = ("<em>", "</em>") }
-                    else if n == 2 { (open, shut) = ("<strong>", "</strong>") }
-                    else { (open, shut) = ("<strong><em>", "</em></strong>") }
+                    if c == "~" {
+                        (open, shut) = ("<del>", "</del>")
+                    } else if n == 1 {
+                        (open, shut) = ("<em>", "</em>")
+                    } else if n == 2 {
+                        (open, shut) = ("<strong>", "</strong>")
+                    } else {
+                        (open, shut) = ("<strong><em>", "</em></strong>")
+                    }
                     tag(open)
                     out += render(i + n, close, inLink: inLink)
                     tag(shut)
@@ -552,7 +592,9 @@ private struct InlineRenderer {
         guard j < to else { return nil }
         let s = String(chars[(i + 1)..<j])
         let lower = s.lowercased()
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("mailto:") else { return nil }
+        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") || lower.hasPrefix("mailto:") else {
+            return nil
+        }
         guard let url = Markdown.safeURL(s) else { return nil }
         return (url, j + 1)
     }
@@ -567,7 +609,10 @@ private struct InlineRenderer {
         var j = i + n
         while j < to {
             let d = chars[j]
-            if d == "\\" { j += 2; continue }
+            if d == "\\" {
+                j += 2
+                continue
+            }
             if d == "`" {
                 let m = run(at: j, of: "`", to: to)
                 if let close = findBacktickClose(from: j + m, count: m, to: to) { j = close + m } else { j += m }
@@ -586,7 +631,13 @@ private struct InlineRenderer {
         return nil
     }
 
-    struct Link { var textStart: Int; var textEnd: Int; var url: String; var title: String?; var end: Int }
+    struct Link {
+        var textStart: Int
+        var textEnd: Int
+        var url: String
+        var title: String?
+        var end: Int
+    }
 
     /// `[text](url "title")` or `![alt](url)` at `i`.
     func parseLink(at i: Int, to: Int) -> Link? {
@@ -601,7 +652,10 @@ private struct InlineRenderer {
         var close: Int?
         while j < to {
             let d = chars[j]
-            if d == "\\" { j += 2; continue }
+            if d == "\\" {
+                j += 2
+                continue
+            }
             if d == "`" {
                 let m = run(at: j, of: "`", to: to)
                 if let cl = findBacktickClose(from: j + m, count: m, to: to) { j = cl + m } else { j += m }
@@ -610,7 +664,10 @@ private struct InlineRenderer {
             if d == "[" { depth += 1 }
             if d == "]" {
                 depth -= 1
-                if depth == 0 { close = j; break }
+                if depth == 0 {
+                    close = j
+                    break
+                }
             }
             j += 1
         }
@@ -620,7 +677,10 @@ private struct InlineRenderer {
         var url = ""
         if k < to && chars[k] == "<" {
             k += 1
-            while k < to && chars[k] != ">" && chars[k] != "\n" { url.append(chars[k]); k += 1 }
+            while k < to && chars[k] != ">" && chars[k] != "\n" {
+                url.append(chars[k])
+                k += 1
+            }
             guard k < to && chars[k] == ">" else { return nil }
             k += 1
         } else {
@@ -629,8 +689,15 @@ private struct InlineRenderer {
                 let d = chars[k]
                 if d.isWhitespace { break }
                 if d == "(" { parens += 1 }
-                if d == ")" { if parens == 0 { break }; parens -= 1 }
-                if d == "\\" && k + 1 < to { url.append(chars[k + 1]); k += 2; continue }
+                if d == ")" {
+                    if parens == 0 { break }
+                    parens -= 1
+                }
+                if d == "\\" && k + 1 < to {
+                    url.append(chars[k + 1])
+                    k += 2
+                    continue
+                }
                 url.append(d)
                 k += 1
             }
@@ -641,7 +708,10 @@ private struct InlineRenderer {
             let q = chars[k]
             var t = ""
             k += 1
-            while k < to && chars[k] != q { t.append(chars[k]); k += 1 }
+            while k < to && chars[k] != q {
+                t.append(chars[k])
+                k += 1
+            }
             guard k < to else { return nil }
             title = t
             k += 1

@@ -25,7 +25,9 @@ public struct NotebookProcessResult: Sendable {
 
 /// Starts one cell's process and waits for it.
 public protocol NotebookProcessLauncher {
-    func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult
+    func run(
+        executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]
+    ) throws -> NotebookProcessResult
 }
 
 /// The real launcher: Foundation's `Process`, stdout and stderr read concurrently (so neither
@@ -40,7 +42,9 @@ public struct FoundationProcessLauncher: NotebookProcessLauncher {
 
     private final class Box: @unchecked Sendable { var data = Data() }
 
-    public func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult {
+    public func run(
+        executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]
+    ) throws -> NotebookProcessResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -56,7 +60,10 @@ public struct FoundationProcessLauncher: NotebookProcessLauncher {
         let group = DispatchGroup()
         let onStderr = self.onStderr
         DispatchQueue.global().async(group: group) {
-            guard let onStderr else { errBox.data = errHandle.readDataToEndOfFile(); return }
+            guard let onStderr else {
+                errBox.data = errHandle.readDataToEndOfFile()
+                return
+            }
             while true {
                 let chunk = errHandle.availableData
                 if chunk.isEmpty { break }
@@ -88,9 +95,11 @@ public struct NotebookRunOptions {
     public var force: Bool
     public var hasher: NotebookHasher
 
-    public init(executable: String, headlightVersion: String, workingDirectory: URL, outputDirectory: URL,
-                environment: [String: String] = ProcessInfo.processInfo.environment, force: Bool = false,
-                hasher: NotebookHasher = .fnv1a128) {
+    public init(
+        executable: String, headlightVersion: String, workingDirectory: URL, outputDirectory: URL,
+        environment: [String: String] = ProcessInfo.processInfo.environment, force: Bool = false,
+        hasher: NotebookHasher = .fnv1a128
+    ) {
         self.executable = executable
         self.headlightVersion = headlightVersion
         self.workingDirectory = workingDirectory
@@ -144,8 +153,10 @@ public final class NotebookRunner {
     /// How many lines of a failing cell's stderr the error shows.
     public static let stderrTailLines = 20
 
-    public init(options: NotebookRunOptions, launcher: NotebookProcessLauncher = FoundationProcessLauncher(),
-                progress: ((NotebookProgress) -> Void)? = nil) {
+    public init(
+        options: NotebookRunOptions, launcher: NotebookProcessLauncher = FoundationProcessLauncher(),
+        progress: ((NotebookProgress) -> Void)? = nil
+    ) {
         self.options = options
         self.launcher = launcher
         self.progress = progress
@@ -162,16 +173,21 @@ public final class NotebookRunner {
         var previousKey: String?
         for cell in cells {
             progress?(.started(cell, total: cells.count))
-            let (key, inputs) = try NotebookKey.key(for: cell, headlightVersion: options.headlightVersion,
-                                                   environment: options.environment,
-                                                   workingDirectory: options.workingDirectory,
-                                                   previousKey: previousKey, hasher: options.hasher)
+            let (key, inputs) = try NotebookKey.key(
+                for: cell, headlightVersion: options.headlightVersion,
+                environment: options.environment,
+                workingDirectory: options.workingDirectory,
+                previousKey: previousKey, hasher: options.hasher)
             previousKey = key
             if !options.force, let e = cache.entry(for: key), e.exitCode == 0,
-               e.outputs.allSatisfy({ fm.fileExists(atPath: NotebookKey.resolve($0, in: options.workingDirectory).path) }) {
-                let r = NotebookCellResult(cell: cell, key: key, exitCode: e.exitCode, duration: e.duration,
-                                           stdout: e.stdout, stderr: e.stderr, stdoutBytes: e.stdoutBytes,
-                                           stderrBytes: e.stderrBytes, outputs: e.outputs, cached: true)
+                e.outputs.allSatisfy({
+                    fm.fileExists(atPath: NotebookKey.resolve($0, in: options.workingDirectory).path)
+                })
+            {
+                let r = NotebookCellResult(
+                    cell: cell, key: key, exitCode: e.exitCode, duration: e.duration,
+                    stdout: e.stdout, stderr: e.stderr, stdoutBytes: e.stdoutBytes,
+                    stderrBytes: e.stderrBytes, outputs: e.outputs, cached: true)
                 results.append(r)
                 progress?(.finished(r, total: cells.count))
                 continue
@@ -185,23 +201,28 @@ public final class NotebookRunner {
             let start = DispatchTime.now().uptimeNanoseconds
             let p: NotebookProcessResult
             do {
-                p = try launcher.run(executable: options.executable, arguments: cell.arguments,
-                                     workingDirectory: options.workingDirectory, environment: options.environment)
+                p = try launcher.run(
+                    executable: options.executable, arguments: cell.arguments,
+                    workingDirectory: options.workingDirectory, environment: options.environment)
             } catch {
                 progress?(.failed(cell, total: cells.count, exitCode: -1, duration: 0))
-                throw NotebookError.launch(path: notebook.path, cell: cell.number, line: cell.line, command: cell.commandLine,
-                                           message: "\(options.executable): \(error.localizedDescription)")
+                throw NotebookError.launch(
+                    path: notebook.path, cell: cell.number, line: cell.line, command: cell.commandLine,
+                    message: "\(options.executable): \(error.localizedDescription)")
             }
             let duration = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let stdout = String(decoding: p.stdout, as: UTF8.self)
             let stderr = String(decoding: p.stderr, as: UTF8.self)
             guard p.exitCode == 0 else {
                 progress?(.failed(cell, total: cells.count, exitCode: p.exitCode, duration: duration))
-                throw NotebookError.cellFailed(path: notebook.path, cell: cell.number, line: cell.line,
-                                               command: cell.commandLine, exitCode: p.exitCode,
-                                               stderrTail: NotebookRunner.tail(stderr, lines: NotebookRunner.stderrTailLines))
+                throw NotebookError.cellFailed(
+                    path: notebook.path, cell: cell.number, line: cell.line,
+                    command: cell.commandLine, exitCode: p.exitCode,
+                    stderrTail: NotebookRunner.tail(stderr, lines: NotebookRunner.stderrTailLines))
             }
-            let produced = outputs.filter { fm.fileExists(atPath: NotebookKey.resolve($0, in: options.workingDirectory).path) }
+            let produced = outputs.filter {
+                fm.fileExists(atPath: NotebookKey.resolve($0, in: options.workingDirectory).path)
+            }
             let entry = NotebookCacheEntry(
                 key: key, cell: cell.number, arguments: cell.arguments, exitCode: p.exitCode, duration: duration,
                 stdout: clipText(stdout, limit: NotebookCache.storedOutputLimit).0,
@@ -209,9 +230,10 @@ public final class NotebookRunner {
                 stdoutBytes: p.stdout.count, stderrBytes: p.stderr.count, outputs: produced,
                 inputs: Dictionary(inputs, uniquingKeysWith: { a, _ in a }), finished: RunClock.timestamp())
             try cache.store(entry)
-            let r = NotebookCellResult(cell: cell, key: key, exitCode: p.exitCode, duration: duration,
-                                       stdout: entry.stdout, stderr: entry.stderr, stdoutBytes: entry.stdoutBytes,
-                                       stderrBytes: entry.stderrBytes, outputs: produced, cached: false)
+            let r = NotebookCellResult(
+                cell: cell, key: key, exitCode: p.exitCode, duration: duration,
+                stdout: entry.stdout, stderr: entry.stderr, stdoutBytes: entry.stdoutBytes,
+                stderrBytes: entry.stderrBytes, outputs: produced, cached: false)
             results.append(r)
             progress?(.finished(r, total: cells.count))
         }

@@ -11,7 +11,10 @@ public struct ProgressEchoLauncher: NotebookProcessLauncher {
     /// Where echoed lines go (default: standard error).
     public var sink: @Sendable (String) -> Void
 
-    public init(indent: String = "      ", sink: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+    public init(
+        indent: String = "      ",
+        sink: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
+    ) {
         self.indent = indent
         self.sink = sink
     }
@@ -23,7 +26,10 @@ public struct ProgressEchoLauncher: NotebookProcessLauncher {
         var echoed = false
         let indent: String
         let sink: @Sendable (String) -> Void
-        init(indent: String, sink: @escaping @Sendable (String) -> Void) { self.indent = indent; self.sink = sink }
+        init(indent: String, sink: @escaping @Sendable (String) -> Void) {
+            self.indent = indent
+            self.sink = sink
+        }
 
         func emit(_ line: Data) {
             var text = String(decoding: line, as: UTF8.self)
@@ -49,12 +55,17 @@ public struct ProgressEchoLauncher: NotebookProcessLauncher {
         func finish() {
             lock.lock()
             defer { lock.unlock() }
-            if !pending.isEmpty { emit(pending); pending = Data() }
+            if !pending.isEmpty {
+                emit(pending)
+                pending = Data()
+            }
             if echoed { sink(indent + "done") }
         }
     }
 
-    public func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult {
+    public func run(
+        executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]
+    ) throws -> NotebookProcessResult {
         var env = environment
         // Progress lines of long cells (retrieval-heads, ablate) every 15 s instead of every minute.
         if env["HEADLIGHT_PROGRESS_INTERVAL"] == nil { env["HEADLIGHT_PROGRESS_INTERVAL"] = "15" }

@@ -30,8 +30,10 @@ public struct AttentionStrip: Sendable {
     public var maxPlotWidth: Double
     public var id: String?
 
-    public init(title: String, tokens: [String], heads: [Head], highlight: Range<Int>? = nil,
-                highlightLabel: String = "highlighted span", queryIndex: Int? = nil) {
+    public init(
+        title: String, tokens: [String], heads: [Head], highlight: Range<Int>? = nil,
+        highlightLabel: String = "highlighted span", queryIndex: Int? = nil
+    ) {
         self.title = title
         self.tokens = tokens
         self.heads = heads
@@ -61,7 +63,8 @@ public struct AttentionStrip: Sendable {
     static func monoWidth(_ s: String, size: Double = 11) -> Double {
         s.reduce(0) { acc, ch in
             let v = ch.unicodeScalars.first?.value ?? 0
-            let wide = (0x1100...0x11FF).contains(v) || (0x2E80...0xA4CF).contains(v) || (0xAC00...0xD7A3).contains(v)
+            let wide =
+                (0x1100...0x11FF).contains(v) || (0x2E80...0xA4CF).contains(v) || (0xAC00...0xD7A3).contains(v)
                 || (0xFF00...0xFF60).contains(v) || (0x1F000...0x1FAFF).contains(v)
             return acc + (wide ? 1.0 : 0.62) * size
         }
@@ -74,7 +77,7 @@ public struct AttentionStrip: Sendable {
             return ChartParts.empty(kind: "attn", id: id, title: title)
         }
         let yt = Ticks.nice(0, max(finite.max() ?? 1, 1e-6), target: 3)
-        let slot = min(22, maxPlotWidth / Double(n))  // may be < 1 px for very long prompts
+        let slot = min(22, maxPlotWidth / Double(n)) // may be < 1 px for very long prompts
         let plotW = max(slot * Double(n), 360)
         let slotW = plotW / Double(n)
         let labels = (0..<n).map { $0 < tokens.count ? AttentionStrip.displayToken(tokens[$0]) : "" }
@@ -104,18 +107,27 @@ public struct AttentionStrip: Sendable {
         let rowH = 64.0, rowGap = 22.0
 
         var w = SVGWriter()
-        let chartID = ChartID.make(id, kind: "attn", fingerprint: "\(title)|\(tokens)|\(heads.map { "\($0.label)\($0.weights)" })|\(String(describing: highlight))")
+        let chartID = ChartID.make(
+            id, kind: "attn",
+            fingerprint:
+                "\(title)|\(tokens)|\(heads.map { "\($0.label)\($0.weights)" })|\(String(describing: highlight))")
         var top = ChartParts.header(&w, title: title, subtitle: subtitle, width: width) + 4
         var legend: [ChartParts.LegendItem] = []
         if let span {
-            legend.append(.init(label: "\(highlightLabel) (tokens \(span.lowerBound)–\(span.upperBound - 1))", swatch: { x, y in
-                "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span\"/><rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span-edge\"/>"
-            }))
+            legend.append(
+                .init(
+                    label: "\(highlightLabel) (tokens \(span.lowerBound)–\(span.upperBound - 1))",
+                    swatch: { x, y in
+                        "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span\"/><rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span-edge\"/>"
+                    }))
         }
         if let q = queryIndex, q >= 0, q < n {
-            legend.append(.init(label: "query position (token \(q))", swatch: { x, y in
-                "<line x1=\"\(Num.c(x + 7))\" y1=\"\(Num.c(y - 1))\" x2=\"\(Num.c(x + 7))\" y2=\"\(Num.c(y + 11))\" class=\"hl-ref\"/>"
-            }))
+            legend.append(
+                .init(
+                    label: "query position (token \(q))",
+                    swatch: { x, y in
+                        "<line x1=\"\(Num.c(x + 7))\" y1=\"\(Num.c(y - 1))\" x2=\"\(Num.c(x + 7))\" y2=\"\(Num.c(y + 11))\" class=\"hl-ref\"/>"
+                    }))
         }
         if !legend.isEmpty { top += ChartParts.legendRow(&w, legend, x: left, y: top + 2, maxX: width - 12) + 6 }
         top += 6
@@ -134,8 +146,9 @@ public struct AttentionStrip: Sendable {
                 w.line(left, ys(v), left + plotW, ys(v), cls: v == 0 ? "hl-axis" : "hl-grid")
                 w.text(left - 6, ys(v), yt.label(v), cls: "hl-tick", anchor: "end", baseline: "central")
             }
-            w.text(left - tickW - 14, rowTop + rowH / 2, headLabels[h], cls: "hl-axis-title", anchor: "end",
-                   baseline: "central", title: headLabels[h] == head.label ? nil : head.label)
+            w.text(
+                left - tickW - 14, rowTop + rowH / 2, headLabels[h], cls: "hl-axis-title", anchor: "end",
+                baseline: "central", title: headLabels[h] == head.label ? nil : head.label)
             w.open("g", "class=\"hl-series\"")
             let cls = "hl-f\(h % ChartStyle.seriesCount)"
             for i in 0..<n {
@@ -144,11 +157,13 @@ public struct AttentionStrip: Sendable {
                 if v.isFinite {
                     let y = ys.clamped(v)
                     let hgt = max(rowTop + rowH - y, v > 0 ? 0.75 : 0)
-                    w.rect(x(i) + gap / 2, rowTop + rowH - hgt, slotW - gap, hgt, cls: cls,
-                           title: "\(head.label) → #\(i) \(tokenText): \(Num.value(v))")
+                    w.rect(
+                        x(i) + gap / 2, rowTop + rowH - hgt, slotW - gap, hgt, cls: cls,
+                        title: "\(head.label) → #\(i) \(tokenText): \(Num.value(v))")
                 } else {
-                    w.rect(x(i) + gap / 2, rowTop + rowH - 3, slotW - gap, 3, cls: "hl-missing",
-                           title: "\(head.label) → #\(i) \(tokenText): missing")
+                    w.rect(
+                        x(i) + gap / 2, rowTop + rowH - 3, slotW - gap, 3, cls: "hl-missing",
+                        title: "\(head.label) → #\(i) \(tokenText): missing")
                 }
             }
             w.close("g")
@@ -166,16 +181,23 @@ public struct AttentionStrip: Sendable {
             let cx = x(i) + slotW / 2
             w.line(cx, base - 4, cx, base, cls: "hl-axis")
             let full = i < tokens.count ? tokens[i] : ""
-            w.text(cx, base + 6, labels[i], cls: spanSet.contains(i) ? "hl-token hl-token-hl" : "hl-token", anchor: "end",
-                   baseline: "central", rotate: -60, title: "#\(i) \(TextSanitizer.visible(full))")
+            w.text(
+                cx, base + 6, labels[i], cls: spanSet.contains(i) ? "hl-token hl-token-hl" : "hl-token", anchor: "end",
+                baseline: "central", rotate: -60, title: "#\(i) \(TextSanitizer.visible(full))")
         }
         let labelsH = maxLabelW * 0.87 + 14
         var height = base + labelsH
         let hidden = n - shown.count
-        let xTitle = "Token position (key)" + (hidden > 0 ? " — \(hidden) of \(n) labels hidden to avoid overlap; hover bars for all" : "")
-        w.text(left + plotW / 2, height + 8, TextMetrics.truncate(xTitle, maxWidth: plotW, size: 12), cls: "hl-axis-title", anchor: "middle")
+        let xTitle =
+            "Token position (key)"
+            + (hidden > 0 ? " — \(hidden) of \(n) labels hidden to avoid overlap; hover bars for all" : "")
+        w.text(
+            left + plotW / 2, height + 8, TextMetrics.truncate(xTitle, maxWidth: plotW, size: 12), cls: "hl-axis-title",
+            anchor: "middle")
         height += 22
-        let desc = "Attention of \(heads.count) heads over \(n) tokens" + (span.map { "; \(highlightLabel) at tokens \($0.lowerBound)–\($0.upperBound - 1)" } ?? "")
+        let desc =
+            "Attention of \(heads.count) heads over \(n) tokens"
+            + (span.map { "; \(highlightLabel) at tokens \($0.lowerBound)–\($0.upperBound - 1)" } ?? "")
         return w.document(width: width, height: height, id: chartID, title: title, description: desc)
     }
 }

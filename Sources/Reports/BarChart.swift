@@ -32,8 +32,10 @@ public struct GroupedBarChart: Sendable {
     public var intervalLabel: String?
     public var id: String?
 
-    public init(title: String, groups: [String], series: [String], bars: [[Bar]],
-                xTitle: String = "", yTitle: String = "", unit: String? = nil, yDomain: ClosedRange<Double>? = nil) {
+    public init(
+        title: String, groups: [String], series: [String], bars: [[Bar]],
+        xTitle: String = "", yTitle: String = "", unit: String? = nil, yDomain: ClosedRange<Double>? = nil
+    ) {
         self.title = title
         self.groups = groups
         self.series = series
@@ -57,13 +59,17 @@ public struct GroupedBarChart: Sendable {
             for s in 0..<nS {
                 guard let b = bar(g, s), b.value.isFinite else { continue }
                 all.append(b.value)
-                for e in [b.lower, b.upper].compactMap({ $0 }) where e.isFinite { all.append(e); anyCI = true }
+                for e in [b.lower, b.upper].compactMap({ $0 }) where e.isFinite {
+                    all.append(e)
+                    anyCI = true
+                }
             }
         }
         guard nG > 0, nS > 0, !all.isEmpty else {
             return ChartParts.empty(kind: "bars", id: id, title: title)
         }
-        let ticks: Ticks = yDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
+        let ticks: Ticks =
+            yDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
             ?? Ticks.nice(min(0, all.min()!), max(0, all.max()!), target: 6)
 
         let groupLabels = (0..<nG).map { TextMetrics.truncate(groupName($0), maxWidth: 160, size: 11) }
@@ -85,17 +91,23 @@ public struct GroupedBarChart: Sendable {
         let chartID = ChartID.make(id, kind: "bars", fingerprint: "\(title)|\(groups)|\(series)|\(all)")
         let hatchID = chartID + "-hatch"
         var y0 = ChartParts.header(&w, title: title, subtitle: subtitle, width: width)
-        var legend = (0..<nS).map { ChartParts.LegendItem(label: seriesName($0), swatch: ChartParts.fillSwatch(series: $0)) }
+        var legend = (0..<nS).map {
+            ChartParts.LegendItem(label: seriesName($0), swatch: ChartParts.fillSwatch(series: $0))
+        }
         if anyCI, let intervalLabel {
-            legend.append(.init(label: intervalLabel, swatch: { x, y in
-                "<path d=\"M\(Num.c(x + 7)) \(Num.c(y - 1))V\(Num.c(y + 11))M\(Num.c(x + 3)) \(Num.c(y - 1))H\(Num.c(x + 11))M\(Num.c(x + 3)) \(Num.c(y + 11))H\(Num.c(x + 11))\" class=\"hl-err\"/>"
-            }))
+            legend.append(
+                .init(
+                    label: intervalLabel,
+                    swatch: { x, y in
+                        "<path d=\"M\(Num.c(x + 7)) \(Num.c(y - 1))V\(Num.c(y + 11))M\(Num.c(x + 3)) \(Num.c(y - 1))H\(Num.c(x + 11))M\(Num.c(x + 3)) \(Num.c(y + 11))H\(Num.c(x + 11))\" class=\"hl-err\"/>"
+                    }))
         }
         y0 += ChartParts.legendRow(&w, legend, x: left, y: y0 + 2, maxX: width - 12) + 8
         let plotY = y0, plotH = 300.0
         let yScale = LinearScale(domain: (ticks.lower, ticks.upper), range: (plotY + plotH, plotY))
-        ChartParts.yAxis(&w, ticks: ticks, scale: yScale, plotX: left, plotW: plotW,
-                         title: ChartParts.axisTitle(yTitle, unit: unit), titleX: 16 + 8)
+        ChartParts.yAxis(
+            &w, ticks: ticks, scale: yScale, plotX: left, plotW: plotW,
+            title: ChartParts.axisTitle(yTitle, unit: unit), titleX: 16 + 8)
         let zeroY = yScale.clamped(min(max(0, ticks.lower), ticks.upper))
         var needHatch = false
         let groupSpan = plotW / Double(nG)
@@ -107,7 +119,9 @@ public struct GroupedBarChart: Sendable {
                 let b = bar(g, s)
                 guard let b, b.value.isFinite else {
                     needHatch = true
-                    w.rect(x, zeroY - 6, bw, 6, fill: "url(#\(hatchID))", title: "\(groupName(g)) · \(seriesName(s)): missing")
+                    w.rect(
+                        x, zeroY - 6, bw, 6, fill: "url(#\(hatchID))",
+                        title: "\(groupName(g)) · \(seriesName(s)): missing")
                     w.text(x + bw / 2, zeroY - 10, "n/a", cls: "hl-tick hl-small", anchor: "middle")
                     continue
                 }
@@ -131,12 +145,14 @@ public struct GroupedBarChart: Sendable {
             w.close("g")
             let lx = left + (Double(g) + 0.5) * groupSpan
             if rotate {
-                w.text(lx, plotY + plotH + 10, groupLabels[g], cls: "hl-tick", anchor: "end", baseline: "central",
-                       rotate: -45, title: groupLabels[g] == groupName(g) ? nil : groupName(g))
+                w.text(
+                    lx, plotY + plotH + 10, groupLabels[g], cls: "hl-tick", anchor: "end", baseline: "central",
+                    rotate: -45, title: groupLabels[g] == groupName(g) ? nil : groupName(g))
             } else {
                 let full = groupName(g)
-                w.textLines(lx, plotY + plotH + 16, wrapped[g], cls: "hl-tick", lineHeight: 13,
-                            title: wrapped[g].joined(separator: " ") == full ? nil : full)
+                w.textLines(
+                    lx, plotY + plotH + 16, wrapped[g], cls: "hl-tick", lineHeight: 13,
+                    title: wrapped[g].joined(separator: " ") == full ? nil : full)
             }
         }
         if needHatch { w.defineHatch(id: hatchID) }
@@ -146,7 +162,9 @@ public struct GroupedBarChart: Sendable {
             w.text(left + plotW / 2, height + 6, xTitle, cls: "hl-axis-title", anchor: "middle")
             height += 20
         }
-        let desc = "Grouped bar chart: \(nG) groups × \(nS) series" + (anyCI ? " with \(intervalLabel ?? "interval") error bars" : "")
+        let desc =
+            "Grouped bar chart: \(nG) groups × \(nS) series"
+            + (anyCI ? " with \(intervalLabel ?? "interval") error bars" : "")
         return w.document(width: width, height: height, id: chartID, title: title, description: desc)
     }
 }

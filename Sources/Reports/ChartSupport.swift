@@ -121,7 +121,7 @@ public struct Ticks: Equatable, Sendable {
             let first = (a / step).rounded()
             for i in 0..<n {
                 var v = (first + Double(i)) * step
-                if decimals > 0 { v = (v * scale).rounded() / scale }  // 0.6000000000000001 -> 0.6
+                if decimals > 0 { v = (v * scale).rounded() / scale } // 0.6000000000000001 -> 0.6
                 if abs(v) < step * 1e-9 { v = 0 }
                 values.append(v)
             }
@@ -143,7 +143,10 @@ public struct Ticks: Equatable, Sendable {
 struct LinearScale {
     var d0: Double, d1: Double, r0: Double, r1: Double
     init(domain: (Double, Double), range: (Double, Double)) {
-        d0 = domain.0; d1 = domain.1; r0 = range.0; r1 = range.1
+        d0 = domain.0
+        d1 = domain.1
+        r0 = range.0
+        r1 = range.1
         if d1 == d0 { d1 = d0 + 1 }
     }
     func callAsFunction(_ x: Double) -> Double { r0 + (x - d0) / (d1 - d0) * (r1 - r0) }
@@ -158,8 +161,12 @@ struct LinearScale {
 
 /// An sRGB colour.
 public struct RGB: Hashable, Sendable {
-    public var r: Double, g: Double, b: Double  // 0...1
-    public init(_ r: Double, _ g: Double, _ b: Double) { self.r = r; self.g = g; self.b = b }
+    public var r: Double, g: Double, b: Double // 0...1
+    public init(_ r: Double, _ g: Double, _ b: Double) {
+        self.r = r
+        self.g = g
+        self.b = b
+    }
     /// Parses "#rrggbb" or "rrggbb"; nil for anything else.
     public init?(hex: String) {
         var s = Substring(hex)
@@ -204,20 +211,26 @@ public struct ColorScale: Sendable {
     }
 
     /// Perceptually uniform, colour-blind safe; dark end still distinct from a dark page.
-    public static let viridis = ColorScale(name: "viridis", stops: [
-        "#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
-        "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725",
-    ].compactMap(RGB.init(hex:)))
+    public static let viridis = ColorScale(
+        name: "viridis",
+        stops: [
+            "#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
+            "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"
+        ].compactMap(RGB.init(hex:)))
 
     /// The red → yellow → green map of the classic needle-in-a-haystack plot (Kamradt 2023).
-    public static let needle = ColorScale(name: "needle", stops: [
-        "#F0496E", "#EBB839", "#0CD79F",
-    ].compactMap(RGB.init(hex:)))
+    public static let needle = ColorScale(
+        name: "needle",
+        stops: [
+            "#F0496E", "#EBB839", "#0CD79F"
+        ].compactMap(RGB.init(hex:)))
 
     /// Blue → white-ish → red for signed values centred on 0 (map with domain -m...m).
-    public static let diverging = ColorScale(name: "diverging", stops: [
-        "#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b",
-    ].compactMap(RGB.init(hex:)))
+    public static let diverging = ColorScale(
+        name: "diverging",
+        stops: [
+            "#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"
+        ].compactMap(RGB.init(hex:)))
 }
 
 // MARK: - Text metrics
@@ -231,7 +244,7 @@ enum TextMetrics {
         1.000, 0.684, 0.686, 0.698, 0.770, 0.632, 0.575, 0.775, 0.752, 0.295, 0.295, 0.656, 0.557, 0.863, 0.748, 0.787,
         0.603, 0.787, 0.695, 0.635, 0.611, 0.732, 0.684, 0.989, 0.685, 0.611, 0.685, 0.390, 0.337, 0.390, 0.838, 0.500,
         0.500, 0.613, 0.635, 0.550, 0.635, 0.615, 0.352, 0.635, 0.634, 0.278, 0.278, 0.579, 0.278, 0.974, 0.634, 0.612,
-        0.635, 0.635, 0.411, 0.521, 0.392, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525, 0.636, 0.337, 0.636, 0.838,
+        0.635, 0.635, 0.411, 0.521, 0.392, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525, 0.636, 0.337, 0.636, 0.838
     ]
 
     /// Rough advance width of `s` at `size` px (no font access on a server). Exact for
@@ -245,9 +258,9 @@ enum TextMetrics {
             switch v {
             case 0x20...0x7E: em = ascii[Int(v - 0x20)]
             case 0x1100...0x11FF, 0x2E80...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F,
-                 0xFF00...0xFF60, 0x1F000...0x1FAFF, 0x20000...0x3FFFD:
+                0xFF00...0xFF60, 0x1F000...0x1FAFF, 0x20000...0x3FFFD:
                 em = 1.0
-            case 0x2400...0x243F: em = 0.8  // control pictures
+            case 0x2400...0x243F: em = 0.8 // control pictures
             default: em = 0.64
             }
             w += em * size
@@ -303,10 +316,10 @@ enum ChartStyle {
     /// HTML page are harmless). Contains no `<` or `&`, so it is valid XML text.
     static let css: String = {
         var s = """
-        .hl-chart{--hl-fg:#1f2328;--hl-muted:#59636e;--hl-grid:#e1e4e8;--hl-axis:#8c959f;--hl-bg:#ffffff;\
-        --hl-mark:#d1242f;--hl-span:rgba(255,176,0,0.20);--hl-span-edge:#d29922;--hl-missing:#d0d7de;\
-        --hl-hatch:#8c959f;--hl-ref:#8c959f;
-        """
+            .hl-chart{--hl-fg:#1f2328;--hl-muted:#59636e;--hl-grid:#e1e4e8;--hl-axis:#8c959f;--hl-bg:#ffffff;\
+            --hl-mark:#d1242f;--hl-span:rgba(255,176,0,0.20);--hl-span-edge:#d29922;--hl-missing:#d0d7de;\
+            --hl-hatch:#8c959f;--hl-ref:#8c959f;
+            """
         for (i, c) in light.enumerated() { s += "--hl-s\(i):\(c);" }
         s += "font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:var(--hl-fg)}"
         s += "@media (prefers-color-scheme:dark){.hl-chart{--hl-fg:#e6edf3;--hl-muted:#9198a1;--hl-grid:#30363d;"
@@ -315,34 +328,34 @@ enum ChartStyle {
         for (i, c) in dark.enumerated() { s += "--hl-s\(i):\(c);" }
         s += "}}"
         s += """
-        .hl-chart .hl-bg{fill:var(--hl-bg)}\
-        .hl-chart text{fill:var(--hl-fg);font-size:12px}\
-        .hl-chart .hl-title{font-size:15px;font-weight:600}\
-        .hl-chart .hl-subtitle{font-size:12px;fill:var(--hl-muted)}\
-        .hl-chart .hl-axis-title{font-size:12px;font-weight:500}\
-        .hl-chart .hl-tick{font-size:11px;fill:var(--hl-muted)}\
-        .hl-chart .hl-small{font-size:10px}\
-        .hl-chart .hl-muted{fill:var(--hl-muted)}\
-        .hl-chart .hl-axis{stroke:var(--hl-axis);stroke-width:1;fill:none}\
-        .hl-chart .hl-grid{stroke:var(--hl-grid);stroke-width:1;fill:none}\
-        .hl-chart .hl-ref{stroke:var(--hl-ref);stroke-width:1;stroke-dasharray:4 4;fill:none}\
-        .hl-chart .hl-mark{stroke:var(--hl-mark);stroke-width:2;fill:none}\
-        .hl-chart .hl-span{fill:var(--hl-span)}\
-        .hl-chart .hl-span-edge{stroke:var(--hl-span-edge);stroke-width:1;fill:none}\
-        .hl-chart .hl-span-label{fill:var(--hl-span-edge);font-weight:600}\
-        .hl-chart .hl-missing{fill:var(--hl-missing)}\
-        .hl-chart .hl-hatch{stroke:var(--hl-hatch);stroke-width:1.2}\
-        .hl-chart .hl-frame{stroke:var(--hl-axis);stroke-width:1;fill:none}\
-        .hl-chart .hl-legend-bg{fill:var(--hl-bg);fill-opacity:0.85;stroke:var(--hl-grid)}\
-        .hl-chart .hl-err{stroke:var(--hl-fg);stroke-width:1.3;fill:none}\
-        .hl-chart .hl-line{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}\
-        .hl-chart .hl-dash{stroke-dasharray:6 4}\
-        .hl-chart .hl-area{fill-opacity:0.28;stroke:none}\
-        .hl-chart .hl-cell-text{font-size:10px;font-variant-numeric:tabular-nums}\
-        .hl-chart .hl-token{font-size:11px;font-family:ui-monospace,'SF Mono',Menlo,Consolas,monospace}\
-        .hl-chart .hl-token-hl{fill:var(--hl-span-edge);font-weight:700}\
-        .hl-chart .hl-nodata{font-size:13px;fill:var(--hl-muted)}
-        """
+            .hl-chart .hl-bg{fill:var(--hl-bg)}\
+            .hl-chart text{fill:var(--hl-fg);font-size:12px}\
+            .hl-chart .hl-title{font-size:15px;font-weight:600}\
+            .hl-chart .hl-subtitle{font-size:12px;fill:var(--hl-muted)}\
+            .hl-chart .hl-axis-title{font-size:12px;font-weight:500}\
+            .hl-chart .hl-tick{font-size:11px;fill:var(--hl-muted)}\
+            .hl-chart .hl-small{font-size:10px}\
+            .hl-chart .hl-muted{fill:var(--hl-muted)}\
+            .hl-chart .hl-axis{stroke:var(--hl-axis);stroke-width:1;fill:none}\
+            .hl-chart .hl-grid{stroke:var(--hl-grid);stroke-width:1;fill:none}\
+            .hl-chart .hl-ref{stroke:var(--hl-ref);stroke-width:1;stroke-dasharray:4 4;fill:none}\
+            .hl-chart .hl-mark{stroke:var(--hl-mark);stroke-width:2;fill:none}\
+            .hl-chart .hl-span{fill:var(--hl-span)}\
+            .hl-chart .hl-span-edge{stroke:var(--hl-span-edge);stroke-width:1;fill:none}\
+            .hl-chart .hl-span-label{fill:var(--hl-span-edge);font-weight:600}\
+            .hl-chart .hl-missing{fill:var(--hl-missing)}\
+            .hl-chart .hl-hatch{stroke:var(--hl-hatch);stroke-width:1.2}\
+            .hl-chart .hl-frame{stroke:var(--hl-axis);stroke-width:1;fill:none}\
+            .hl-chart .hl-legend-bg{fill:var(--hl-bg);fill-opacity:0.85;stroke:var(--hl-grid)}\
+            .hl-chart .hl-err{stroke:var(--hl-fg);stroke-width:1.3;fill:none}\
+            .hl-chart .hl-line{fill:none;stroke-width:2;stroke-linejoin:round;stroke-linecap:round}\
+            .hl-chart .hl-dash{stroke-dasharray:6 4}\
+            .hl-chart .hl-area{fill-opacity:0.28;stroke:none}\
+            .hl-chart .hl-cell-text{font-size:10px;font-variant-numeric:tabular-nums}\
+            .hl-chart .hl-token{font-size:11px;font-family:ui-monospace,'SF Mono',Menlo,Consolas,monospace}\
+            .hl-chart .hl-token-hl{fill:var(--hl-span-edge);font-weight:700}\
+            .hl-chart .hl-nodata{font-size:13px;fill:var(--hl-muted)}
+            """
         for i in 0..<light.count {
             s += ".hl-chart .hl-f\(i){fill:var(--hl-s\(i))}.hl-chart .hl-k\(i){stroke:var(--hl-s\(i))}"
         }
@@ -360,8 +373,10 @@ struct SVGWriter {
 
     mutating func raw(_ s: String) { body += s }
 
-    mutating func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, cls: String? = nil,
-                       fill: String? = nil, extra: String = "", title: String? = nil) {
+    mutating func rect(
+        _ x: Double, _ y: Double, _ w: Double, _ h: Double, cls: String? = nil,
+        fill: String? = nil, extra: String = "", title: String? = nil
+    ) {
         body += "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"\(Num.c(max(0, w)))\" height=\"\(Num.c(max(0, h)))\""
         if let cls { body += " class=\"\(cls)\"" }
         if let fill { body += " fill=\"\(SVG.escape(fill))\"" }
@@ -374,7 +389,8 @@ struct SVGWriter {
     }
 
     mutating func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, cls: String, extra: String = "") {
-        body += "<line x1=\"\(Num.c(x1))\" y1=\"\(Num.c(y1))\" x2=\"\(Num.c(x2))\" y2=\"\(Num.c(y2))\" class=\"\(cls)\"\(extra)/>"
+        body +=
+            "<line x1=\"\(Num.c(x1))\" y1=\"\(Num.c(y1))\" x2=\"\(Num.c(x2))\" y2=\"\(Num.c(y2))\" class=\"\(cls)\"\(extra)/>"
     }
 
     mutating func path(_ d: String, cls: String, title: String? = nil) {
@@ -386,8 +402,10 @@ struct SVGWriter {
     }
 
     /// Text element. `rotate` is in degrees around (x, y).
-    mutating func text(_ x: Double, _ y: Double, _ s: String, cls: String? = nil, anchor: String = "start",
-                       baseline: String? = nil, rotate: Double? = nil, fill: String? = nil, title: String? = nil) {
+    mutating func text(
+        _ x: Double, _ y: Double, _ s: String, cls: String? = nil, anchor: String = "start",
+        baseline: String? = nil, rotate: Double? = nil, fill: String? = nil, title: String? = nil
+    ) {
         body += "<text x=\"\(Num.c(x))\" y=\"\(Num.c(y))\""
         if anchor != "start" { body += " text-anchor=\"\(anchor)\"" }
         if let baseline { body += " dominant-baseline=\"\(baseline)\"" }
@@ -400,8 +418,10 @@ struct SVGWriter {
     }
 
     /// Several lines centred on x, the first baseline at y, `lineHeight` apart.
-    mutating func textLines(_ x: Double, _ y: Double, _ lines: [String], cls: String, lineHeight: Double,
-                            title: String? = nil) {
+    mutating func textLines(
+        _ x: Double, _ y: Double, _ lines: [String], cls: String, lineHeight: Double,
+        title: String? = nil
+    ) {
         body += "<text x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" text-anchor=\"middle\" class=\"\(cls)\">"
         if let title { body += "<title>\(SVG.escape(title))</title>" }
         for (i, l) in lines.enumerated() {
@@ -415,14 +435,17 @@ struct SVGWriter {
 
     /// Defines a 45° hatch pattern `id` (for missing values).
     mutating func defineHatch(id: String) {
-        defs += "<pattern id=\"\(id)\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">"
-        defs += "<rect width=\"6\" height=\"6\" class=\"hl-missing\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" class=\"hl-hatch\"/></pattern>"
+        defs +=
+            "<pattern id=\"\(id)\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">"
+        defs +=
+            "<rect width=\"6\" height=\"6\" class=\"hl-missing\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" class=\"hl-hatch\"/></pattern>"
     }
 
     /// Wraps the body into a standalone SVG document string.
     func document(width: Double, height: Double, id: String, title: String, description: String?) -> String {
         let w = Num.c(max(1, width.rounded(.up))), h = Num.c(max(1, height.rounded(.up)))
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"hl-chart\" id=\"\(id)\" width=\"\(w)\" height=\"\(h)\" "
+        var s =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"hl-chart\" id=\"\(id)\" width=\"\(w)\" height=\"\(h)\" "
         s += "viewBox=\"0 0 \(w) \(h)\" role=\"img\" aria-labelledby=\"\(id)-title\">"
         s += "<title id=\"\(id)-title\">\(SVG.escape(title.isEmpty ? "Chart" : title))</title>"
         if let description, !description.isEmpty { s += "<desc>\(SVG.escape(description))</desc>" }
@@ -457,7 +480,8 @@ enum ChartID {
 
 enum ChartParts {
     /// Title (and optional subtitle) at the top left. Returns the y below them.
-    static func header(_ w: inout SVGWriter, title: String, subtitle: String?, width: Double, x: Double = 16) -> Double {
+    static func header(_ w: inout SVGWriter, title: String, subtitle: String?, width: Double, x: Double = 16) -> Double
+    {
         let t = TextMetrics.truncate(title, maxWidth: width - 2 * x, size: 15)
         w.text(x, 24, t, cls: "hl-title", title: t == title ? nil : title)
         if let subtitle, !subtitle.isEmpty {
@@ -475,8 +499,10 @@ enum ChartParts {
     }
 
     /// Left y axis with grid lines across the plot, tick labels and a rotated title.
-    static func yAxis(_ w: inout SVGWriter, ticks: Ticks, scale: LinearScale, plotX: Double, plotW: Double,
-                      title: String, titleX: Double, grid: Bool = true) {
+    static func yAxis(
+        _ w: inout SVGWriter, ticks: Ticks, scale: LinearScale, plotX: Double, plotW: Double,
+        title: String, titleX: Double, grid: Bool = true
+    ) {
         for v in ticks.values {
             let y = scale(v)
             if grid { w.line(plotX, y, plotX + plotW, y, cls: "hl-grid") }
@@ -492,8 +518,10 @@ enum ChartParts {
     }
 
     /// Bottom x axis with optional vertical grid lines, tick labels and a title.
-    static func xAxis(_ w: inout SVGWriter, ticks: Ticks, scale: LinearScale, plotY: Double, plotH: Double,
-                      title: String, titleY: Double, grid: Bool = false) {
+    static func xAxis(
+        _ w: inout SVGWriter, ticks: Ticks, scale: LinearScale, plotY: Double, plotH: Double,
+        title: String, titleY: Double, grid: Bool = false
+    ) {
         let base = plotY + plotH
         for v in ticks.values {
             let x = scale(v)
@@ -516,7 +544,9 @@ enum ChartParts {
     }
 
     static func fillSwatch(series i: Int) -> (Double, Double) -> String {
-        { x, y in "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-f\(i % ChartStyle.seriesCount)\"/>" }
+        { x, y in
+            "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-f\(i % ChartStyle.seriesCount)\"/>"
+        }
     }
 
     static func lineSwatch(series i: Int, dashed: Bool = false) -> (Double, Double) -> String {
@@ -533,8 +563,10 @@ enum ChartParts {
 
     /// Vertical legend box at (x, y). Returns its height.
     @discardableResult
-    static func legend(_ w: inout SVGWriter, _ items: [LegendItem], x: Double, y: Double, background: Bool,
-                       maxLabel: Double = 260) -> Double {
+    static func legend(
+        _ w: inout SVGWriter, _ items: [LegendItem], x: Double, y: Double, background: Bool,
+        maxLabel: Double = 260
+    ) -> Double {
         guard !items.isEmpty else { return 0 }
         let h = Double(items.count) * 18 + 8
         if background {
@@ -560,7 +592,10 @@ enum ChartParts {
         for item in items {
             let label = TextMetrics.truncate(item.label, maxWidth: min(360, maxX - x - 30), size: 12)
             let iw = 20 + TextMetrics.width(label, size: 12) + 18
-            if cx + iw > maxX && cx > x { cx = x; cy += 18 }
+            if cx + iw > maxX && cx > x {
+                cx = x
+                cy += 18
+            }
             w.open("g")
             if let t = item.tooltip { w.raw("<title>\(SVG.escape(t))</title>") }
             w.raw(item.swatch(cx, cy))
@@ -578,7 +613,8 @@ enum ChartParts {
         _ = header(&w, title: title, subtitle: nil, width: width)
         w.rect(16, 48, width - 32, height - 64, cls: "hl-frame", extra: " stroke-dasharray=\"4 4\"")
         w.text(width / 2, 48 + (height - 64) / 2, message, cls: "hl-nodata", anchor: "middle", baseline: "central")
-        return w.document(width: width, height: height, id: ChartID.make(id, kind: kind, fingerprint: title + message),
-                          title: title, description: message)
+        return w.document(
+            width: width, height: height, id: ChartID.make(id, kind: kind, fingerprint: title + message),
+            title: title, description: message)
     }
 }

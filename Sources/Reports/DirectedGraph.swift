@@ -9,7 +9,9 @@ import Foundation
 /// here, so no caller input can add a node, edge or attribute.
 public struct DirectedGraph: Sendable {
     public enum Shape: String, Sendable { case box, ellipse, circle, diamond, plaintext, note, hexagon }
-    public enum Direction: String, Sendable { case topToBottom = "TB", leftToRight = "LR", bottomToTop = "BT", rightToLeft = "RL" }
+    public enum Direction: String, Sendable {
+        case topToBottom = "TB", leftToRight = "LR", bottomToTop = "BT", rightToLeft = "RL"
+    }
 
     public struct Node: Sendable {
         public var key: String
@@ -54,8 +56,8 @@ public struct DirectedGraph: Sendable {
     private var index: [String: Int] = [:]
 
     /// Default sign colours; edges drawn in them follow the theme (lighter in dark mode).
-    public static let defaultPositive = RGB(59.0 / 255, 111.0 / 255, 212.0 / 255)  // #3b6fd4
-    public static let defaultNegative = RGB(209.0 / 255, 36.0 / 255, 47.0 / 255)   // #d1242f
+    public static let defaultPositive = RGB(59.0 / 255, 111.0 / 255, 212.0 / 255) // #3b6fd4
+    public static let defaultNegative = RGB(209.0 / 255, 36.0 / 255, 47.0 / 255) // #d1242f
 
     public init(title: String? = nil, direction: Direction = .topToBottom) {
         self.title = title
@@ -76,14 +78,22 @@ public struct DirectedGraph: Sendable {
             var current = ""
             for word in para.split(separator: " ", omittingEmptySubsequences: false) {
                 var w = Substring(word)
-                while w.count > n {  // hard-break long words
-                    if !current.isEmpty { lines.append(current); current = "" }
+                while w.count > n { // hard-break long words
+                    if !current.isEmpty {
+                        lines.append(current)
+                        current = ""
+                    }
                     lines.append(String(w.prefix(n)))
                     w = w.dropFirst(n)
                 }
-                if current.isEmpty { current = String(w) }
-                else if current.count + 1 + w.count <= n { current += " " + w }
-                else { lines.append(current); current = String(w) }
+                if current.isEmpty {
+                    current = String(w)
+                } else if current.count + 1 + w.count <= n {
+                    current += " " + w
+                } else {
+                    lines.append(current)
+                    current = String(w)
+                }
             }
             lines.append(current)
         }
@@ -95,8 +105,10 @@ public struct DirectedGraph: Sendable {
     }
 
     /// Adds a node, or updates the node with the same key.
-    public mutating func addNode(_ key: String, label: String? = nil, tooltip: String? = nil, fill: RGB? = nil,
-                                 shape: Shape = .box, rank: Int? = nil) {
+    public mutating func addNode(
+        _ key: String, label: String? = nil, tooltip: String? = nil, fill: RGB? = nil,
+        shape: Shape = .box, rank: Int? = nil
+    ) {
         let node = Node(key: key, label: label ?? key, tooltip: tooltip, fill: fill, shape: shape, rank: rank)
         if let i = index[key] {
             nodes[i] = node
@@ -107,18 +119,24 @@ public struct DirectedGraph: Sendable {
     }
 
     /// Adds an edge; unknown endpoints are created as plain nodes labelled with their key.
-    public mutating func addEdge(from: String, to: String, weight: Double? = nil, label: String? = nil,
-                                 tooltip: String? = nil, color: RGB? = nil, dashed: Bool = false) {
+    public mutating func addEdge(
+        from: String, to: String, weight: Double? = nil, label: String? = nil,
+        tooltip: String? = nil, color: RGB? = nil, dashed: Bool = false
+    ) {
         if index[from] == nil { addNode(from) }
         if index[to] == nil { addNode(to) }
-        edges.append(Edge(from: from, to: to, weight: weight, label: label, tooltip: tooltip, color: color, dashed: dashed))
+        edges.append(
+            Edge(from: from, to: to, weight: weight, label: label, tooltip: tooltip, color: color, dashed: dashed))
     }
 
     /// Graphviz ID of node `key` (`n<index>`), nil if unknown.
     public func nodeID(_ key: String) -> String? { index[key].map { "n\($0)" } }
 
     private var idPrefix: String {
-        ChartID.make(id, kind: "graph", fingerprint: "\(title ?? "")|\(nodes.map { "\($0.key)\u{1}\($0.label)" })|\(edges.map { "\($0.from)>\($0.to)" })")
+        ChartID.make(
+            id, kind: "graph",
+            fingerprint:
+                "\(title ?? "")|\(nodes.map { "\($0.key)\u{1}\($0.label)" })|\(edges.map { "\($0.from)>\($0.to)" })")
     }
 
     /// The DOT text.
@@ -129,11 +147,14 @@ public struct DirectedGraph: Sendable {
         s += "fontname=\"Helvetica\", fontsize=14, nodesep=0.3, ranksep=0.45, pad=0.2, forcelabels=true"
         if let title, !title.isEmpty { s += ", label=\(DOT.quote(title)), labelloc=t, labeljust=l" }
         s += "];\n"
-        s += "  node [fontname=\"Helvetica\", fontsize=11, style=\"rounded\", penwidth=1.2, margin=\"0.12,0.05\", height=0.3];\n"
+        s +=
+            "  node [fontname=\"Helvetica\", fontsize=11, style=\"rounded\", penwidth=1.2, margin=\"0.12,0.05\", height=0.3];\n"
         s += "  edge [fontname=\"Helvetica\", fontsize=9, arrowsize=0.7];\n"
         for (i, n) in nodes.enumerated() {
-            var attrs = ["id=\(DOT.quote("\(prefix)-n\(i)"))", "label=\(DOT.quote(wrapLabel(n.label)))",
-                         "tooltip=\(DOT.quote(n.tooltip ?? n.label))", "shape=\(n.shape.rawValue)"]
+            var attrs = [
+                "id=\(DOT.quote("\(prefix)-n\(i)"))", "label=\(DOT.quote(wrapLabel(n.label)))",
+                "tooltip=\(DOT.quote(n.tooltip ?? n.label))", "shape=\(n.shape.rawValue)"
+            ]
             var classes = ["hl-node"]
             if let fill = n.fill {
                 attrs.append("style=\"rounded,filled\"")
@@ -155,7 +176,8 @@ public struct DirectedGraph: Sendable {
             var dashed = e.dashed
             if let wgt = e.weight, wgt.isFinite {
                 let t = maxW > 0 ? abs(wgt) / maxW : 1
-                attrs.append("penwidth=\(Num.fixed(penWidth.lowerBound + (penWidth.upperBound - penWidth.lowerBound) * t, 2))")
+                attrs.append(
+                    "penwidth=\(Num.fixed(penWidth.lowerBound + (penWidth.upperBound - penWidth.lowerBound) * t, 2))")
                 if e.tooltip == nil { tip += " (weight \(Num.value(wgt)))" }
                 if color == nil { color = wgt < 0 ? negativeColor : positiveColor }
                 if wgt < 0 && e.color == nil { dashed = true }
@@ -198,11 +220,14 @@ public struct DirectedGraph: Sendable {
             let sorted = captions.keys.sorted()
             for r in sorted {
                 let rid = "r\(r < 0 ? "m\(-r)" : "\(r)")"
-                s += "  \(rid) [id=\(DOT.quote("\(prefix)-\(rid)")), label=\(DOT.quote(captions[r]!)), shape=plaintext, "
+                s +=
+                    "  \(rid) [id=\(DOT.quote("\(prefix)-\(rid)")), label=\(DOT.quote(captions[r]!)), shape=plaintext, "
                 s += "tooltip=\(DOT.quote(captions[r]!)), fontsize=10, class=\"hl-rank\"];\n"
             }
             if sorted.count > 1 {
-                s += "  " + sorted.map { "r\($0 < 0 ? "m\(-$0)" : "\($0)")" }.joined(separator: " -> ") + " [style=invis, weight=100];\n"
+                s +=
+                    "  " + sorted.map { "r\($0 < 0 ? "m\(-$0)" : "\($0)")" }.joined(separator: " -> ")
+                    + " [style=invis, weight=100];\n"
             }
         }
         s += "}\n"
@@ -223,30 +248,31 @@ public enum GraphvizSVG {
     /// page's foreground colour (light or dark); filled nodes keep their fill and the
     /// contrasting font colour chosen when the DOT was written.
     static let css: String = """
-    .hl-graph{--hl-fg:#1f2328;--hl-muted:#59636e;--hl-bg:#ffffff;--hl-pos:#3b6fd4;--hl-neg:#d1242f;\
-    color:var(--hl-fg);background-color:var(--hl-bg);font-family:Helvetica,Arial,sans-serif}\
-    @media (prefers-color-scheme:dark){.hl-graph{--hl-fg:#e6edf3;--hl-muted:#9198a1;--hl-bg:#0d1117;\
-    --hl-pos:#79a6ff;--hl-neg:#ff7b72}}\
-    .hl-graph .hl-pos path{stroke:var(--hl-pos)}.hl-graph .hl-pos polygon{stroke:var(--hl-pos);fill:var(--hl-pos)}\
-    .hl-graph .hl-pos text{fill:var(--hl-pos)}\
-    .hl-graph .hl-neg path{stroke:var(--hl-neg)}.hl-graph .hl-neg polygon{stroke:var(--hl-neg);fill:var(--hl-neg)}\
-    .hl-graph .hl-neg text{fill:var(--hl-neg)}\
-    .hl-graph .graph > text{fill:var(--hl-fg);font-weight:600}\
-    .hl-graph .hl-node:not(.hl-filled) text{fill:var(--hl-fg)}\
-    .hl-graph .hl-node:not(.hl-filled) polygon,.hl-graph .hl-node:not(.hl-filled) path,\
-    .hl-graph .hl-node:not(.hl-filled) ellipse,.hl-graph .hl-node:not(.hl-filled) polyline{stroke:var(--hl-fg)}\
-    .hl-graph .hl-rank text{fill:var(--hl-muted)}\
-    .hl-graph .hl-edge:not(.hl-colored) path{stroke:var(--hl-fg)}\
-    .hl-graph .hl-edge:not(.hl-colored) polygon{stroke:var(--hl-fg);fill:var(--hl-fg)}\
-    .hl-graph .hl-edge:not(.hl-colored) text{fill:var(--hl-fg)}
-    """
+        .hl-graph{--hl-fg:#1f2328;--hl-muted:#59636e;--hl-bg:#ffffff;--hl-pos:#3b6fd4;--hl-neg:#d1242f;\
+        color:var(--hl-fg);background-color:var(--hl-bg);font-family:Helvetica,Arial,sans-serif}\
+        @media (prefers-color-scheme:dark){.hl-graph{--hl-fg:#e6edf3;--hl-muted:#9198a1;--hl-bg:#0d1117;\
+        --hl-pos:#79a6ff;--hl-neg:#ff7b72}}\
+        .hl-graph .hl-pos path{stroke:var(--hl-pos)}.hl-graph .hl-pos polygon{stroke:var(--hl-pos);fill:var(--hl-pos)}\
+        .hl-graph .hl-pos text{fill:var(--hl-pos)}\
+        .hl-graph .hl-neg path{stroke:var(--hl-neg)}.hl-graph .hl-neg polygon{stroke:var(--hl-neg);fill:var(--hl-neg)}\
+        .hl-graph .hl-neg text{fill:var(--hl-neg)}\
+        .hl-graph .graph > text{fill:var(--hl-fg);font-weight:600}\
+        .hl-graph .hl-node:not(.hl-filled) text{fill:var(--hl-fg)}\
+        .hl-graph .hl-node:not(.hl-filled) polygon,.hl-graph .hl-node:not(.hl-filled) path,\
+        .hl-graph .hl-node:not(.hl-filled) ellipse,.hl-graph .hl-node:not(.hl-filled) polyline{stroke:var(--hl-fg)}\
+        .hl-graph .hl-rank text{fill:var(--hl-muted)}\
+        .hl-graph .hl-edge:not(.hl-colored) path{stroke:var(--hl-fg)}\
+        .hl-graph .hl-edge:not(.hl-colored) polygon{stroke:var(--hl-fg);fill:var(--hl-fg)}\
+        .hl-graph .hl-edge:not(.hl-colored) text{fill:var(--hl-fg)}
+        """
 
     /// Strips the XML prolog, DOCTYPE and comments before the root element, adds
     /// `class="hl-graph"`, an accessible `<title>` and the theme style sheet.
     public static func themed(_ svg: String, title: String) -> String {
         guard let start = svg.range(of: "<svg") else { return svg }
         var s = String(svg[start.lowerBound...])
-        s.replaceSubrange(s.startIndex..<s.index(s.startIndex, offsetBy: 4), with: "<svg class=\"hl-graph\" role=\"img\"")
+        s.replaceSubrange(
+            s.startIndex..<s.index(s.startIndex, offsetBy: 4), with: "<svg class=\"hl-graph\" role=\"img\"")
         if let close = s.firstIndex(of: ">") {
             let insert = "<title>\(SVG.escape(title))</title><style>\(css)</style>"
             s.insert(contentsOf: insert, at: s.index(after: close))

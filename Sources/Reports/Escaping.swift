@@ -41,10 +41,16 @@ enum TextSanitizer {
         for s in text.unicodeScalars {
             if pendingCR {
                 pendingCR = false
-                if s == "\n" { emit("\n"); continue }
+                if s == "\n" {
+                    emit("\n")
+                    continue
+                }
                 emit("\u{240D}")
             }
-            if s == "\r" { pendingCR = true; continue }
+            if s == "\r" {
+                pendingCR = true
+                continue
+            }
             switch action(for: s) {
             case .keep: emit(s)
             case .replace(let r): emit(r)

@@ -38,7 +38,9 @@ public enum Graphviz {
             throw ReportError.graphviz(status: rc, message: text.isEmpty ? "unknown Graphviz error" : text)
         }
         let svg = String(decoding: UnsafeRawBufferPointer(start: out, count: Int(len)), as: UTF8.self)
-        let warnings = messages.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let warnings = messages.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+            !$0.isEmpty
+        }
         return (svg, warnings)
     }
 }

@@ -7,7 +7,10 @@ public struct Heatmap: Sendable {
     /// A cell position.
     public struct Cell: Hashable, Sendable {
         public var row: Int, col: Int
-        public init(row: Int, col: Int) { self.row = row; self.col = col }
+        public init(row: Int, col: Int) {
+            self.row = row
+            self.col = col
+        }
     }
 
     public var title: String
@@ -41,9 +44,11 @@ public struct Heatmap: Sendable {
     /// Explicit element-ID prefix; default derived from the content.
     public var id: String?
 
-    public init(title: String, values: [[Double]], rowLabels: [String] = [], colLabels: [String] = [],
-                rowTitle: String = "", colTitle: String = "", valueTitle: String = "Value", unit: String? = nil,
-                domain: ClosedRange<Double>? = nil, colorScale: ColorScale = .viridis) {
+    public init(
+        title: String, values: [[Double]], rowLabels: [String] = [], colLabels: [String] = [],
+        rowTitle: String = "", colTitle: String = "", valueTitle: String = "Value", unit: String? = nil,
+        domain: ClosedRange<Double>? = nil, colorScale: ColorScale = .viridis
+    ) {
         self.title = title
         self.values = values
         self.rowLabels = rowLabels
@@ -104,7 +109,8 @@ public struct Heatmap: Sendable {
         // Row labels: thin out when rows are shorter than the text.
         let rowStep = max(1, Int(ceil(13 / cellH)))
         let rowLabelTexts = (0..<nRows).map { TextMetrics.truncate(rowLabel($0), maxWidth: 140, size: 11) }
-        let rowLabelW = rowLabelTexts.enumerated().filter { $0.offset % rowStep == 0 }
+        let rowLabelW =
+            rowLabelTexts.enumerated().filter { $0.offset % rowStep == 0 }
             .map { TextMetrics.width($0.element, size: 11) }.max() ?? 0
         // Column labels: horizontal if they fit the cell, else rotated -60° and thinned.
         let colTexts = (0..<nCols).map { TextMetrics.truncate(colLabel($0), maxWidth: 110, size: 11) }
@@ -115,7 +121,8 @@ public struct Heatmap: Sendable {
 
         let left = 16 + (rowTitle.isEmpty ? 0 : 20) + rowLabelW + 8
         var w = SVGWriter()
-        let chartID = ChartID.make(id, kind: "heatmap", fingerprint: "\(title)|\(values)|\(rowLabels)|\(colLabels)|\(marked.count)")
+        let chartID = ChartID.make(
+            id, kind: "heatmap", fingerprint: "\(title)|\(values)|\(rowLabels)|\(colLabels)|\(marked.count)")
         let hatchID = chartID + "-hatch", gradID = chartID + "-grad"
 
         // Right side: colour bar + legend.
@@ -124,20 +131,27 @@ public struct Heatmap: Sendable {
         let tickLabelW = ticks.values.map { TextMetrics.width(ticks.label($0), size: 11) }.max() ?? 20
         var legendItems: [ChartParts.LegendItem] = []
         if !marked.isEmpty || markLabel != nil {
-            legendItems.append(.init(label: markLabel ?? "marked", swatch: { x, y in
-                "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" class=\"hl-mark\"/>"
-            }))
+            legendItems.append(
+                .init(
+                    label: markLabel ?? "marked",
+                    swatch: { x, y in
+                        "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" class=\"hl-mark\"/>"
+                    }))
         }
         if hasMissing {
-            legendItems.append(.init(label: "missing", swatch: { x, y in
-                "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" fill=\"url(#\(hatchID))\"/>"
-            }))
+            legendItems.append(
+                .init(
+                    label: "missing",
+                    swatch: { x, y in
+                        "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" fill=\"url(#\(hatchID))\"/>"
+                    }))
         }
         let valueTitleText = ChartParts.axisTitle(valueTitle, unit: unit)
         let titleLines = TextMetrics.wrap(valueTitleText, maxWidth: 170, size: 12, maxLines: 2)
         let titleW = titleLines.map { TextMetrics.width($0, size: 12) }.max() ?? 0
-        let rightW = max(barW + 8 + tickLabelW + 26, titleW + 8,
-                         legendItems.isEmpty ? 0 : ChartParts.legendWidth(legendItems, maxLabel: 180))
+        let rightW = max(
+            barW + 8 + tickLabelW + 26, titleW + 8,
+            legendItems.isEmpty ? 0 : ChartParts.legendWidth(legendItems, maxLabel: 180))
         let width = max(barX0 + rightW + 12, 360)
 
         let top = ChartParts.header(&w, title: title, subtitle: subtitle, width: width) + 10
@@ -153,7 +167,8 @@ public struct Heatmap: Sendable {
             for c in 0..<nCols {
                 let v = value(r, c)
                 let x = plotX + Double(c) * cellW, y = plotY + Double(r) * cellH
-                var tip = "\(rowTitle.isEmpty ? "row" : rowTitle) \(rowLabel(r)), \(colTitle.isEmpty ? "col" : colTitle) \(colLabel(c)): "
+                var tip =
+                    "\(rowTitle.isEmpty ? "row" : rowTitle) \(rowLabel(r)), \(colTitle.isEmpty ? "col" : colTitle) \(colLabel(c)): "
                 tip += v.isFinite ? format(v) + (unit.map { " " + $0 } ?? "") : "missing"
                 if let extra = tooltip?(r, c), !extra.isEmpty { tip += "\n" + extra }
                 if v.isFinite {
@@ -161,8 +176,9 @@ public struct Heatmap: Sendable {
                     w.rect(x, y, cellW, cellH, fill: color.hex, title: tip)
                     if drawValues {
                         let txt = TextMetrics.truncate(format(v), maxWidth: cellW - 2, size: 10)
-                        w.text(x + cellW / 2, y + cellH / 2, txt, cls: "hl-cell-text", anchor: "middle",
-                               baseline: "central", fill: color.contrastingText.hex)
+                        w.text(
+                            x + cellW / 2, y + cellH / 2, txt, cls: "hl-cell-text", anchor: "middle",
+                            baseline: "central", fill: color.contrastingText.hex)
                     }
                 } else {
                     w.rect(x, y, cellW, cellH, fill: "url(#\(hatchID))", title: tip)
@@ -185,8 +201,9 @@ public struct Heatmap: Sendable {
         // Row labels and title.
         for r in stride(from: 0, to: nRows, by: rowStep) {
             let y = plotY + (Double(r) + 0.5) * cellH
-            w.text(plotX - 6, y, rowLabelTexts[r], cls: "hl-tick", anchor: "end", baseline: "central",
-                   title: rowLabelTexts[r] == rowLabel(r) ? nil : rowLabel(r))
+            w.text(
+                plotX - 6, y, rowLabelTexts[r], cls: "hl-tick", anchor: "end", baseline: "central",
+                title: rowLabelTexts[r] == rowLabel(r) ? nil : rowLabel(r))
         }
         if !rowTitle.isEmpty {
             w.text(16 + 8, plotY + plotH / 2, rowTitle, cls: "hl-axis-title", anchor: "middle", rotate: -90)
@@ -197,10 +214,13 @@ public struct Heatmap: Sendable {
             let x = plotX + (Double(c) + 0.5) * cellW
             let full = colLabel(c)
             if rotateCols {
-                w.text(x, base + 8, colTexts[c], cls: "hl-tick", anchor: "end", baseline: "central", rotate: -60,
-                       title: colTexts[c] == full ? nil : full)
+                w.text(
+                    x, base + 8, colTexts[c], cls: "hl-tick", anchor: "end", baseline: "central", rotate: -60,
+                    title: colTexts[c] == full ? nil : full)
             } else {
-                w.text(x, base + 14, colTexts[c], cls: "hl-tick", anchor: "middle", title: colTexts[c] == full ? nil : full)
+                w.text(
+                    x, base + 14, colTexts[c], cls: "hl-tick", anchor: "middle", title: colTexts[c] == full ? nil : full
+                )
             }
         }
         if !colTitle.isEmpty {
@@ -211,8 +231,9 @@ public struct Heatmap: Sendable {
         let barY = plotY + 8 + 15 * Double(titleLines.count)
         let barH = max(60, min(plotH - (barY - plotY), 220))
         for (i, line) in titleLines.enumerated() {
-            w.text(barX0, plotY + 4 + 15 * Double(i), line, cls: "hl-axis-title", baseline: "central",
-                   title: titleLines.joined(separator: " ") == valueTitleText ? nil : valueTitleText)
+            w.text(
+                barX0, plotY + 4 + 15 * Double(i), line, cls: "hl-axis-title", baseline: "central",
+                title: titleLines.joined(separator: " ") == valueTitleText ? nil : valueTitleText)
         }
         var grad = "<linearGradient id=\"\(gradID)\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
         for i in 0...16 {
@@ -233,7 +254,8 @@ public struct Heatmap: Sendable {
             ChartParts.legend(&w, legendItems, x: barX0 - 8, y: barY + barH + 14, background: false, maxLabel: 180)
         }
         let finalH = max(height, barY + barH + 14 + Double(legendItems.count) * 18 + 12)
-        var desc = "Heat map, \(nRows) rows × \(nCols) columns; \(valueTitleText) from \(ticks.label(ticks.lower)) to \(ticks.label(ticks.upper))"
+        var desc =
+            "Heat map, \(nRows) rows × \(nCols) columns; \(valueTitleText) from \(ticks.label(ticks.lower)) to \(ticks.label(ticks.upper))"
         if !marked.isEmpty { desc += "; \(marked.count) cells marked (\(markLabel ?? "marked"))" }
         if hasMissing { desc += "; \(nRows * nCols - finite.count) missing" }
         return w.document(width: width, height: finalH, id: chartID, title: title, description: desc)
@@ -267,12 +289,15 @@ public struct NeedleGrid: Sendable {
     }
 
     public func heatmap() -> Heatmap {
-        var h = Heatmap(title: title, values: scores,
-                        rowLabels: depths.map { Num.value($0) + "%" },
-                        colLabels: contextLengths.map { Num.count($0) },
-                        rowTitle: "Needle depth (% of context)", colTitle: "Context length (tokens)",
-                        valueTitle: "Score", unit: "0–100", domain: 0...100, colorScale: .needle)
-        h.subtitle = subtitle ?? meanScore.map { "Mean score \(Num.fixed($0, 1)) over \(scores.joined().filter(\.isFinite).count) runs" }
+        var h = Heatmap(
+            title: title, values: scores,
+            rowLabels: depths.map { Num.value($0) + "%" },
+            colLabels: contextLengths.map { Num.count($0) },
+            rowTitle: "Needle depth (% of context)", colTitle: "Context length (tokens)",
+            valueTitle: "Score", unit: "0–100", domain: 0...100, colorScale: .needle)
+        h.subtitle =
+            subtitle
+            ?? meanScore.map { "Mean score \(Num.fixed($0, 1)) over \(scores.joined().filter(\.isFinite).count) runs" }
         h.showValues = true
         h.format = { Num.fixed($0, 0) }
         h.cellSize = (44, 26)

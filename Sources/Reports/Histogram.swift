@@ -27,8 +27,10 @@ public struct Histogram: Sendable {
     public var showDensityCurve: Bool
     public var id: String?
 
-    public init(title: String, groups: [Group], xTitle: String, unit: String? = nil, bins: Int? = nil,
-                xDomain: ClosedRange<Double>? = nil) {
+    public init(
+        title: String, groups: [Group], xTitle: String, unit: String? = nil, bins: Int? = nil,
+        xDomain: ClosedRange<Double>? = nil
+    ) {
         self.title = title
         self.groups = groups
         self.xTitle = xTitle
@@ -63,7 +65,8 @@ public struct Histogram: Sendable {
         guard !groups.isEmpty, !pooled.isEmpty else {
             return ChartParts.empty(kind: "hist", id: id, title: title)
         }
-        let xt: Ticks = xDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 7) }
+        let xt: Ticks =
+            xDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 7) }
             ?? Ticks.nice(pooled.first!, pooled.last!, target: 7)
         let lo = xt.lower, hi = xt.upper
         let nb: Int = {
@@ -91,17 +94,21 @@ public struct Histogram: Sendable {
         let grid = (0..<gridN).map { lo + (hi - lo) * Double($0) / Double(gridN - 1) }
         if showDensityCurve {
             for vals in clean {
-                guard vals.count >= 2 else { kde.append([]); continue }
+                guard vals.count >= 2 else {
+                    kde.append([])
+                    continue
+                }
                 let h = Histogram.bandwidth(vals)
                 let norm = 1 / (Double(vals.count) * h * (2 * Double.pi).squareRoot())
-                kde.append(grid.map { x in
-                    var s = 0.0
-                    for v in vals {
-                        let z = (x - v) / h
-                        if abs(z) < 6 { s += exp(-0.5 * z * z) }
-                    }
-                    return s * norm
-                })
+                kde.append(
+                    grid.map { x in
+                        var s = 0.0
+                        for v in vals {
+                            let z = (x - v) / h
+                            if abs(z) < 6 { s += exp(-0.5 * z * z) }
+                        }
+                        return s * norm
+                    })
             }
         }
         let yMax = max(density.joined().max() ?? 0, kde.joined().max() ?? 0)
@@ -120,16 +127,19 @@ public struct Histogram: Sendable {
             if dropped > 0 { label += ", \(dropped) non-finite dropped" }
             label += ")"
             let k = i % ChartStyle.seriesCount
-            return .init(label: label, swatch: { x, y in
-                "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-area hl-f\(k)\"/><line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y))\" class=\"hl-line hl-k\(k)\"/>"
-            })
+            return .init(
+                label: label,
+                swatch: { x, y in
+                    "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-area hl-f\(k)\"/><line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y))\" class=\"hl-line hl-k\(k)\"/>"
+                })
         }
         plotY += ChartParts.legendRow(&w, items, x: left, y: plotY, maxX: width - 12) + 8
         let xs = LinearScale(domain: (lo, hi), range: (left, left + plotW))
         let ys = LinearScale(domain: (yt.lower, yt.upper), range: (plotY + plotH, plotY))
         ChartParts.yAxis(&w, ticks: yt, scale: ys, plotX: left, plotW: plotW, title: "Density", titleX: 16 + 8)
-        ChartParts.xAxis(&w, ticks: xt, scale: xs, plotY: plotY, plotH: plotH,
-                         title: ChartParts.axisTitle(xTitle, unit: unit), titleY: plotY + plotH + 38)
+        ChartParts.xAxis(
+            &w, ticks: xt, scale: xs, plotY: plotY, plotH: plotH,
+            title: ChartParts.axisTitle(xTitle, unit: unit), titleY: plotY + plotH + 38)
         let base = ys(0)
         for (g, dens) in density.enumerated() {
             let k = g % ChartStyle.seriesCount
@@ -153,12 +163,17 @@ public struct Histogram: Sendable {
         }
         for (g, curve) in kde.enumerated() where !curve.isEmpty {
             var d = ""
-            for (i, v) in curve.enumerated() { d += (i == 0 ? "M" : "L") + "\(Num.c(xs(grid[i]))) \(Num.c(ys.clamped(v)))" }
-            w.path(d, cls: "hl-line hl-dash hl-k\(g % ChartStyle.seriesCount)", title: "\(groups[g].name): kernel density estimate")
+            for (i, v) in curve.enumerated() {
+                d += (i == 0 ? "M" : "L") + "\(Num.c(xs(grid[i]))) \(Num.c(ys.clamped(v)))"
+            }
+            w.path(
+                d, cls: "hl-line hl-dash hl-k\(g % ChartStyle.seriesCount)",
+                title: "\(groups[g].name): kernel density estimate")
         }
         w.rect(left, plotY, plotW, plotH, cls: "hl-frame")
         let height = plotY + plotH + 50
-        let desc = "Histogram of \(xTitle) for \(groups.count) groups, \(nb) bins of width \(Num.value(bw))"
+        let desc =
+            "Histogram of \(xTitle) for \(groups.count) groups, \(nb) bins of width \(Num.value(bw))"
             + (showDensityCurve ? ", dashed lines are kernel density estimates" : "")
         return w.document(width: width, height: height, id: chartID, title: title, description: desc)
     }

@@ -37,9 +37,11 @@ public struct LineChart: Sendable {
     public var plotSize: (width: Double, height: Double)
     public var id: String?
 
-    public init(title: String, series: [Series], xTitle: String = "", yTitle: String = "",
-                xUnit: String? = nil, yUnit: String? = nil,
-                xDomain: ClosedRange<Double>? = nil, yDomain: ClosedRange<Double>? = nil) {
+    public init(
+        title: String, series: [Series], xTitle: String = "", yTitle: String = "",
+        xUnit: String? = nil, yUnit: String? = nil,
+        xDomain: ClosedRange<Double>? = nil, yDomain: ClosedRange<Double>? = nil
+    ) {
         self.title = title
         self.series = series
         self.xTitle = xTitle
@@ -55,13 +57,16 @@ public struct LineChart: Sendable {
     }
 
     /// A ROC plot. Each curve's legend entry reads "name (AUC 0.873)" when `auc` is given.
-    public static func roc(title: String, curves: [(name: String, fpr: [Double], tpr: [Double], auc: Double?)],
-                           subtitle: String? = nil) -> LineChart {
+    public static func roc(
+        title: String, curves: [(name: String, fpr: [Double], tpr: [Double], auc: Double?)],
+        subtitle: String? = nil
+    ) -> LineChart {
         let series = curves.map { c in
             Series(name: c.auc.map { "\(c.name) (AUC \(Num.fixed($0, 3)))" } ?? c.name, x: c.fpr, y: c.tpr)
         }
-        var chart = LineChart(title: title, series: series, xTitle: "False positive rate", yTitle: "True positive rate",
-                              xDomain: 0...1, yDomain: 0...1)
+        var chart = LineChart(
+            title: title, series: series, xTitle: "False positive rate", yTitle: "True positive rate",
+            xDomain: 0...1, yDomain: 0...1)
         chart.subtitle = subtitle
         chart.diagonal = true
         chart.diagonalLabel = "chance (AUC 0.5)"
@@ -75,18 +80,24 @@ public struct LineChart: Sendable {
         guard !pts.isEmpty || (xDomain != nil && yDomain != nil && diagonal) else {
             return ChartParts.empty(kind: "line", id: id, title: title)
         }
-        let xt: Ticks = xDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
+        let xt: Ticks =
+            xDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
             ?? Ticks.nice(pts.map(\.0).min()!, pts.map(\.0).max()!, target: 7)
-        let yt: Ticks = yDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
+        let yt: Ticks =
+            yDomain.map { Ticks.within($0.lowerBound, $0.upperBound, target: 6) }
             ?? Ticks.nice(pts.map(\.1).min()!, pts.map(\.1).max()!, target: 6)
 
         var items: [ChartParts.LegendItem] = series.enumerated().map {
-            ChartParts.LegendItem(label: $0.element.name, swatch: ChartParts.lineSwatch(series: $0.offset, dashed: $0.element.dashed))
+            ChartParts.LegendItem(
+                label: $0.element.name, swatch: ChartParts.lineSwatch(series: $0.offset, dashed: $0.element.dashed))
         }
         if diagonal, let diagonalLabel {
-            items.append(.init(label: diagonalLabel, swatch: { x, y in
-                "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y + 5))\" class=\"hl-ref\"/>"
-            }))
+            items.append(
+                .init(
+                    label: diagonalLabel,
+                    swatch: { x, y in
+                        "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y + 5))\" class=\"hl-ref\"/>"
+                    }))
         }
         let tickW = yt.values.map { TextMetrics.width(yt.label($0), size: 11) }.max() ?? 20
         let left = 16 + (yTitle.isEmpty ? 0 : 22) + tickW + 10
@@ -94,7 +105,8 @@ public struct LineChart: Sendable {
         let width = max(left + plotW + 24, 300)
 
         var w = SVGWriter()
-        let chartID = ChartID.make(id, kind: "line", fingerprint: "\(title)|\(series.map { "\($0.name)\($0.x)\($0.y)" })")
+        let chartID = ChartID.make(
+            id, kind: "line", fingerprint: "\(title)|\(series.map { "\($0.name)\($0.x)\($0.y)" })")
         let clipID = chartID + "-clip"
         var plotY = ChartParts.header(&w, title: title, subtitle: subtitle, width: width) + 6
         if legend == .top {
@@ -104,11 +116,14 @@ public struct LineChart: Sendable {
         }
         let xs = LinearScale(domain: (xt.lower, xt.upper), range: (left, left + plotW))
         let ys = LinearScale(domain: (yt.lower, yt.upper), range: (plotY + plotH, plotY))
-        ChartParts.yAxis(&w, ticks: yt, scale: ys, plotX: left, plotW: plotW,
-                         title: ChartParts.axisTitle(yTitle, unit: yUnit), titleX: 16 + 8)
-        ChartParts.xAxis(&w, ticks: xt, scale: xs, plotY: plotY, plotH: plotH,
-                         title: ChartParts.axisTitle(xTitle, unit: xUnit), titleY: plotY + plotH + 38, grid: true)
-        w.defs += "<clipPath id=\"\(clipID)\"><rect x=\"\(Num.c(left))\" y=\"\(Num.c(plotY - 2))\" width=\"\(Num.c(plotW + 2))\" height=\"\(Num.c(plotH + 4))\"/></clipPath>"
+        ChartParts.yAxis(
+            &w, ticks: yt, scale: ys, plotX: left, plotW: plotW,
+            title: ChartParts.axisTitle(yTitle, unit: yUnit), titleX: 16 + 8)
+        ChartParts.xAxis(
+            &w, ticks: xt, scale: xs, plotY: plotY, plotH: plotH,
+            title: ChartParts.axisTitle(xTitle, unit: xUnit), titleY: plotY + plotH + 38, grid: true)
+        w.defs +=
+            "<clipPath id=\"\(clipID)\"><rect x=\"\(Num.c(left))\" y=\"\(Num.c(plotY - 2))\" width=\"\(Num.c(plotW + 2))\" height=\"\(Num.c(plotH + 4))\"/></clipPath>"
         w.open("g", "clip-path=\"url(#\(clipID))\"")
         if diagonal {
             let lo = max(xt.lower, yt.lower), hi = min(xt.upper, yt.upper)
@@ -121,7 +136,10 @@ public struct LineChart: Sendable {
             var markerPts: [(Double, Double)] = []
             for k in 0..<n {
                 let x = s.x[k], y = s.y[k]
-                guard x.isFinite, y.isFinite else { penDown = false; continue }
+                guard x.isFinite, y.isFinite else {
+                    penDown = false
+                    continue
+                }
                 d += (penDown ? "L" : "M") + "\(Num.c(xs(x))) \(Num.c(ys(y)))"
                 penDown = true
                 if s.markers { markerPts.append((xs(x), ys(y))) }
@@ -142,7 +160,8 @@ public struct LineChart: Sendable {
         case .insideBottomRight:
             let lw = ChartParts.legendWidth(items, maxLabel: plotW - 40)
             let lh = Double(items.count) * 18 + 8
-            ChartParts.legend(&w, items, x: left + plotW - lw - 8, y: plotY + plotH - lh - 8, background: true, maxLabel: plotW - 40)
+            ChartParts.legend(
+                &w, items, x: left + plotW - lw - 8, y: plotY + plotH - lh - 8, background: true, maxLabel: plotW - 40)
         case .insideTopLeft:
             ChartParts.legend(&w, items, x: left + 8, y: plotY + 8, background: true, maxLabel: plotW - 40)
         }

@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One self-contained HTML report: inline CSS with a dark-mode variant, no scripts, no
@@ -57,10 +57,14 @@ public struct ReportDocument: Sendable {
         public mutating func graph(_ graph: DirectedGraph, name: String, caption: String) throws {
             figure(try graph.svg(), name: name, caption: caption)
         }
-        public mutating func table(headers: [String], rows: [[String]], caption: String? = nil, alignNumbers: Bool = true) {
+        public mutating func table(
+            headers: [String], rows: [[String]], caption: String? = nil, alignNumbers: Bool = true
+        ) {
             blocks.append(.table(Table(headers: headers, rows: rows, caption: caption, alignNumbers: alignNumbers)))
         }
-        public mutating func code(_ text: String, language: String? = nil) { blocks.append(.code(text, language: language)) }
+        public mutating func code(_ text: String, language: String? = nil) {
+            blocks.append(.code(text, language: language))
+        }
         /// A key/value list; used for the reproducibility block (command, model hash, seed, versions…).
         public mutating func keyValues(_ pairs: [(key: String, value: String)], title: String? = nil) {
             blocks.append(.keyValues(title: title, pairs: pairs))
@@ -99,7 +103,10 @@ public struct ReportDocument: Sendable {
                 guard case .figure(let f) = b else { continue }
                 let stem = HTML.safeFileStem(f.name.hasSuffix(".svg") ? String(f.name.dropLast(4)) : f.name)
                 var name = stem, k = 2
-                while used.contains(name.lowercased()) { name = "\(stem)-\(k)"; k += 1 }
+                while used.contains(name.lowercased()) {
+                    name = "\(stem)-\(k)"
+                    k += 1
+                }
                 used.insert(name.lowercased())
                 out.append(("figures/\(name).svg", f))
             }
@@ -114,7 +121,8 @@ public struct ReportDocument: Sendable {
         var h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
         h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
         h += "<meta name=\"color-scheme\" content=\"light dark\"/>\n"
-        h += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:\"/>\n"
+        h +=
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:\"/>\n"
         h += "<meta name=\"generator\" content=\"Headlight\"/>\n"
         h += "<title>\(HTML.escape(title))</title>\n<style>\(ReportDocument.css)</style>\n</head>\n<body>\n"
         h += "<header>\n<h1>\(HTML.escape(title))</h1>\n"
@@ -140,8 +148,10 @@ public struct ReportDocument: Sendable {
             for b in s.blocks {
                 switch b {
                 case .paragraph(let text):
-                    for para in text.components(separatedBy: "\n\n") where !para.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                        let lines = para.trimmingCharacters(in: .newlines).components(separatedBy: "\n").map(HTML.escape)
+                    for para in text.components(separatedBy: "\n\n")
+                    where !para.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                        let lines = para.trimmingCharacters(in: .newlines).components(separatedBy: "\n").map(
+                            HTML.escape)
                         h += "<p>\(lines.joined(separator: "<br/>"))</p>\n"
                     }
                 case .subheading(let text):
@@ -162,7 +172,9 @@ public struct ReportDocument: Sendable {
                 case .keyValues(let title, let pairs):
                     if let title { h += "<h3>\(HTML.escape(title))</h3>\n" }
                     h += "<dl class=\"kv\">\n"
-                    for p in pairs { h += "<dt>\(HTML.escape(p.key))</dt><dd><code>\(HTML.escape(p.value))</code></dd>\n" }
+                    for p in pairs {
+                        h += "<dt>\(HTML.escape(p.key))</dt><dd><code>\(HTML.escape(p.value))</code></dd>\n"
+                    }
                     h += "</dl>\n"
                 }
             }
@@ -185,7 +197,8 @@ public struct ReportDocument: Sendable {
         let t = s.trimmingCharacters(in: .whitespaces)
         if t.isEmpty { return false }
         let core = t.hasSuffix("%") ? String(t.dropLast()) : t
-        return Double(core.replacingOccurrences(of: ",", with: "")) != nil || ["NaN", "nan", "—", "-", "n/a"].contains(core)
+        return Double(core.replacingOccurrences(of: ",", with: "")) != nil
+            || ["NaN", "nan", "—", "-", "n/a"].contains(core)
     }
 
     static func tableHTML(_ t: Table) -> String {
@@ -202,7 +215,8 @@ public struct ReportDocument: Sendable {
         if !t.headers.isEmpty {
             h += "<thead><tr>"
             for c in 0..<nCols {
-                h += "<th\(numeric[c] ? " class=\"num\"" : "") scope=\"col\">\(HTML.escape(c < t.headers.count ? t.headers[c] : ""))</th>"
+                h +=
+                    "<th\(numeric[c] ? " class=\"num\"" : "") scope=\"col\">\(HTML.escape(c < t.headers.count ? t.headers[c] : ""))</th>"
             }
             h += "</tr></thead>\n"
         }
@@ -233,8 +247,10 @@ public struct ReportDocument: Sendable {
     /// a partial file, and figures go first so index.html never points at a missing one.
     /// Returns the URL of index.html. Shared by `headlight report` and the notebook renderer.
     @discardableResult
-    public static func publish(html: String, figures files: [(path: String, figure: Figure)],
-                               to directory: URL) throws -> URL {
+    public static func publish(
+        html: String, figures files: [(path: String, figure: Figure)],
+        to directory: URL
+    ) throws -> URL {
         let fm = FileManager.default
         let figDir = directory.appendingPathComponent("figures", isDirectory: true)
         do {
@@ -256,51 +272,51 @@ public struct ReportDocument: Sendable {
     // MARK: Style
 
     static let css: String = """
-    :root{--fg:#1f2328;--muted:#59636e;--bg:#ffffff;--panel:#f6f8fa;--border:#d0d7de;--link:#0969da;\
-    --note-bg:#fff8c5;--note-border:#d4a72c;color-scheme:light dark}
-    @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--panel:#161b22;\
-    --border:#30363d;--link:#4493f8;--note-bg:#272115;--note-border:#9e6a03}}
-    *{box-sizing:border-box}
-    html{background:var(--bg);color:var(--fg)}
-    body{margin:0 auto;max-width:1120px;padding:24px 28px 48px;font:15px/1.55 system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;background:var(--bg);color:var(--fg)}
-    header{border-bottom:1px solid var(--border);margin-bottom:16px}
-    h1{font-size:26px;margin:8px 0 4px}
-    h2{font-size:20px;margin:36px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--border)}
-    h3{font-size:16px;margin:22px 0 8px}
-    .subtitle{color:var(--muted);margin:0 0 14px}
-    a{color:var(--link)}
-    nav.toc{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:8px 16px;margin:12px 0 8px;font-size:14px}
-    nav.toc ol{margin:4px 0;padding-left:22px;columns:2}
-    p{margin:8px 0;max-width:80ch;overflow-wrap:anywhere}
-    p.note{background:var(--note-bg);border-left:4px solid var(--note-border);padding:8px 12px;border-radius:4px}
-    figure{margin:18px 0;padding:12px;border:1px solid var(--border);border-radius:8px;background:var(--bg)}
-    figure .fig{overflow-x:auto}
-    figure svg{max-width:100%;height:auto;display:block;margin:0 auto}
-    figcaption{color:var(--muted);font-size:13.5px;margin-top:8px;unicode-bidi:isolate;overflow-wrap:anywhere}
-    figcaption .num{font-weight:600;color:var(--fg)}
-    figcaption .svg-link{margin-left:6px;font-size:12px;border:1px solid var(--border);border-radius:4px;padding:0 5px;text-decoration:none}
-    .table-wrap{overflow-x:auto;margin:12px 0}
-    table{border-collapse:collapse;font-size:14px}
-    caption{caption-side:top;text-align:left;color:var(--muted);padding:4px 0;font-size:13.5px}
-    th,td{border:1px solid var(--border);padding:4px 10px;text-align:left;vertical-align:top;unicode-bidi:isolate;overflow-wrap:anywhere;max-width:48ch}
-    th{background:var(--panel);font-weight:600}
-    td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-    tbody tr:nth-child(even) td{background:var(--panel)}
-    pre{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 12px;overflow-x:auto;font-size:13px;line-height:1.45;unicode-bidi:isolate}
-    code{font-family:ui-monospace,'SF Mono',Menlo,Consolas,monospace;font-size:0.92em}
-    pre code{white-space:pre-wrap;overflow-wrap:anywhere}
-    dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 14px;margin:10px 0}
-    dl.kv dt{font-weight:600;color:var(--muted)}
-    dl.kv dd{margin:0;overflow-wrap:anywhere;unicode-bidi:isolate}
-    footer{margin-top:40px;padding-top:8px;border-top:1px solid var(--border);color:var(--muted);font-size:12.5px}
-    @media print{nav.toc{display:none}figure{break-inside:avoid}}
-    """
+        :root{--fg:#1f2328;--muted:#59636e;--bg:#ffffff;--panel:#f6f8fa;--border:#d0d7de;--link:#0969da;\
+        --note-bg:#fff8c5;--note-border:#d4a72c;color-scheme:light dark}
+        @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;--panel:#161b22;\
+        --border:#30363d;--link:#4493f8;--note-bg:#272115;--note-border:#9e6a03}}
+        *{box-sizing:border-box}
+        html{background:var(--bg);color:var(--fg)}
+        body{margin:0 auto;max-width:1120px;padding:24px 28px 48px;font:15px/1.55 system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;background:var(--bg);color:var(--fg)}
+        header{border-bottom:1px solid var(--border);margin-bottom:16px}
+        h1{font-size:26px;margin:8px 0 4px}
+        h2{font-size:20px;margin:36px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--border)}
+        h3{font-size:16px;margin:22px 0 8px}
+        .subtitle{color:var(--muted);margin:0 0 14px}
+        a{color:var(--link)}
+        nav.toc{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:8px 16px;margin:12px 0 8px;font-size:14px}
+        nav.toc ol{margin:4px 0;padding-left:22px;columns:2}
+        p{margin:8px 0;max-width:80ch;overflow-wrap:anywhere}
+        p.note{background:var(--note-bg);border-left:4px solid var(--note-border);padding:8px 12px;border-radius:4px}
+        figure{margin:18px 0;padding:12px;border:1px solid var(--border);border-radius:8px;background:var(--bg)}
+        figure .fig{overflow-x:auto}
+        figure svg{max-width:100%;height:auto;display:block;margin:0 auto}
+        figcaption{color:var(--muted);font-size:13.5px;margin-top:8px;unicode-bidi:isolate;overflow-wrap:anywhere}
+        figcaption .num{font-weight:600;color:var(--fg)}
+        figcaption .svg-link{margin-left:6px;font-size:12px;border:1px solid var(--border);border-radius:4px;padding:0 5px;text-decoration:none}
+        .table-wrap{overflow-x:auto;margin:12px 0}
+        table{border-collapse:collapse;font-size:14px}
+        caption{caption-side:top;text-align:left;color:var(--muted);padding:4px 0;font-size:13.5px}
+        th,td{border:1px solid var(--border);padding:4px 10px;text-align:left;vertical-align:top;unicode-bidi:isolate;overflow-wrap:anywhere;max-width:48ch}
+        th{background:var(--panel);font-weight:600}
+        td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+        tbody tr:nth-child(even) td{background:var(--panel)}
+        pre{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 12px;overflow-x:auto;font-size:13px;line-height:1.45;unicode-bidi:isolate}
+        code{font-family:ui-monospace,'SF Mono',Menlo,Consolas,monospace;font-size:0.92em}
+        pre code{white-space:pre-wrap;overflow-wrap:anywhere}
+        dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 14px;margin:10px 0}
+        dl.kv dt{font-weight:600;color:var(--muted)}
+        dl.kv dd{margin:0;overflow-wrap:anywhere;unicode-bidi:isolate}
+        footer{margin-top:40px;padding-top:8px;border-top:1px solid var(--border);color:var(--muted);font-size:12.5px}
+        @media print{nav.toc{display:none}figure{break-inside:avoid}}
+        """
 }
 
 #if canImport(Glibc)
-private let sysWrite = Glibc.write
+    private let sysWrite = Glibc.write
 #else
-private let sysWrite = Darwin.write
+    private let sysWrite = Darwin.write
 #endif
 
 /// Atomic file replacement: write a temporary file next to the target, fsync it, rename it

@@ -25,11 +25,15 @@ public final class RunFileCaptureSink: CaptureSink {
     public func prepare(_ plan: TracePlan) throws {
         layouts = plan.captures
         for l in plan.captures {
-            var attrs: [(String, H5AttributeValue)] = [("hook", .string(l.name)), ("form", .string(l.form.rawValue)),
-                                                       ("axes", .strings(l.axes)), ("dtype_source", .string("float32"))]
+            var attrs: [(String, H5AttributeValue)] = [
+                ("hook", .string(l.name)), ("form", .string(l.form.rawValue)),
+                ("axes", .strings(l.axes)), ("dtype_source", .string("float32"))
+            ]
             if let layer = l.point.layer { attrs.append(("layer", .int(Int64(layer)))) }
             if let h = l.heads { attrs.append(("heads", .ints(h.map(Int64.init)))) }
-            if l.point.kind.usesKVHeads, let qh = l.queryHeads { attrs.append(("query_heads", .ints(qh.map(Int64.init)))) }
+            if l.point.kind.usesKVHeads, let qh = l.queryHeads {
+                attrs.append(("query_heads", .ints(qh.map(Int64.init))))
+            }
             if l.form != .full {
                 if l.queries.count <= 4096 {
                     attrs.append(("queries", .ints(l.queries.map(Int64.init))))
@@ -48,7 +52,9 @@ public final class RunFileCaptureSink: CaptureSink {
             if let iname = l.indicesName {
                 indexHandles[handles.count - 1] = try writer.createDataset(
                     iname, floats: false, type: .int32, shape: l.shape, chunks: Self.chunks(l),
-                    attributes: [("hook", .string(l.name)), ("axes", .strings(l.axes)), ("form", .string("topk_indices"))])
+                    attributes: [
+                        ("hook", .string(l.name)), ("axes", .strings(l.axes)), ("form", .string("topk_indices"))
+                    ])
             }
             if l.form != .full && l.queries.count > 4096 {
                 try writer.group.createDataset(l.name + ".queries", data: l.queries.map(Int64.init))
@@ -65,7 +71,8 @@ public final class RunFileCaptureSink: CaptureSink {
         switch l.point.kind {
         case .pattern, .attnScores:
             if l.form == .full || l.form == .rows {
-                return l.includesDecode ? [1, 1, min(l.sequenceLength, 4096)]
+                return l.includesDecode
+                    ? [1, 1, min(l.sequenceLength, 4096)]
                     : [1, min(HookSet.rowBlock, nq), min(l.sequenceLength, HookSet.keyBlock)]
             }
             return [1, min(nq, 1024), l.shape[2]]
@@ -79,8 +86,9 @@ public final class RunFileCaptureSink: CaptureSink {
     }
 
     public func write(_ capture: Int, _ block: CaptureBlock) throws {
-        try writer.write(handles[capture], start: block.start, count: block.count, rows: block.rows, width: block.width,
-                         valid: block.valid, row: block.row)
+        try writer.write(
+            handles[capture], start: block.start, count: block.count, rows: block.rows, width: block.width,
+            valid: block.valid, row: block.row)
     }
 
     public func writeIndices(_ capture: Int, start: [Int], count: [Int], _ values: UnsafeBufferPointer<Int32>) throws {
@@ -98,7 +106,9 @@ public final class RunFileCaptureSink: CaptureSink {
             try writer.resize(handles[i], to: shape)
             if let ih = indexHandles[i] { try writer.resize(ih, to: shape) }
             let ds = writer.datasets[handles[i]]
-            if l.form != .full && kept <= 4096 { try ds.setAttribute("queries", l.queries.prefix(kept).map(Int64.init)) }
+            if l.form != .full && kept <= 4096 {
+                try ds.setAttribute("queries", l.queries.prefix(kept).map(Int64.init))
+            }
             if l.point.kind.isAttention { try ds.setAttribute("key_length", n) }
         }
     }

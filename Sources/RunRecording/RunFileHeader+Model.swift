@@ -7,20 +7,25 @@ extension RunFileHeader {
     /// command, model file, size, SHA-256, name, architecture and the dimensions of
     /// `RunFile.dimensionNames`. `modelSHA256` is passed in because hashing a model takes a
     /// while and callers overlap it with loading (`SHA256.hashFile(at:)`).
-    public init(model: Model, file: URL, modelSHA256: String, command: String, headlightVersion: String,
-                commandLine: [String] = CommandLine.arguments) {
+    public init(
+        model: Model, file: URL, modelSHA256: String, command: String, headlightVersion: String,
+        commandLine: [String] = CommandLine.arguments
+    ) {
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue
-        self.init(headlightVersion: headlightVersion, command: command, commandLine: commandLine,
-                  modelFile: file.lastPathComponent, modelSize: size, modelSHA256: modelSHA256,
-                  modelName: model.name, architecture: model.config.architecture,
-                  dimensions: Self.dimensions(of: model.config))
+        self.init(
+            headlightVersion: headlightVersion, command: command, commandLine: commandLine,
+            modelFile: file.lastPathComponent, modelSize: size, modelSHA256: modelSHA256,
+            modelName: model.name, architecture: model.config.architecture,
+            dimensions: Self.dimensions(of: model.config))
     }
 
     /// A model's dimensions under their run-file names (`RunFile.dimensionNames`).
     public static func dimensions(of c: ModelConfig) -> [String: Int] {
-        ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
-         "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
-         "n_ctx": c.contextLength]
+        [
+            "n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
+            "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF, "d_vocab": c.vocabSize,
+            "n_ctx": c.contextLength
+        ]
     }
 }
 

@@ -14,10 +14,10 @@ public final class SHA256 {
         0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
         0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
         0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2
     ]
     private static let initial: [UInt32] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19
     ]
 
     // One allocation: 8 state words, 64 round constants, 64 schedule words.
@@ -45,14 +45,17 @@ public final class SHA256 {
         if pendingCount > 0 {
             let take = min(64 - pendingCount, n)
             (pending + pendingCount).update(from: p, count: take)
-            pendingCount += take; p += take; n -= take
+            pendingCount += take
+            p += take
+            n -= take
             if pendingCount < 64 { return }
             compress(UnsafePointer(pending))
             pendingCount = 0
         }
         while n >= 64 {
             compress(p)
-            p += 64; n -= 64
+            p += 64
+            n -= 64
         }
         if n > 0 {
             pending.update(from: p, count: n)
@@ -87,14 +90,20 @@ public final class SHA256 {
 
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8](); out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 
     /// Hex digest of `data`.
     public static func hash(_ data: Data) -> String {
-        let h = SHA256(); h.update(data); return h.finalizeHex()
+        let h = SHA256()
+        h.update(data)
+        return h.finalizeHex()
     }
 
     /// Hex digest of a file, read in `chunkSize` pieces.
@@ -131,12 +140,24 @@ public final class SHA256 {
             let t1 = h &+ s1 &+ ((e & f) ^ (~e & g)) &+ k[i] &+ w[i]
             let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
             let t2 = s0 &+ ((a & b) ^ (a & c) ^ (b & c))
-            h = g; g = f; f = e; e = d &+ t1
-            d = c; c = b; b = a; a = t1 &+ t2
+            h = g
+            g = f
+            f = e
+            e = d &+ t1
+            d = c
+            c = b
+            b = a
+            a = t1 &+ t2
             i &+= 1
         }
-        words[0] &+= a; words[1] &+= b; words[2] &+= c; words[3] &+= d
-        words[4] &+= e; words[5] &+= f; words[6] &+= g; words[7] &+= h
+        words[0] &+= a
+        words[1] &+= b
+        words[2] &+= c
+        words[3] &+= d
+        words[4] &+= e
+        words[5] &+= f
+        words[6] &+= g
+        words[7] &+= h
     }
 }
 

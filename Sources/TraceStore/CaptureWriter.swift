@@ -19,7 +19,9 @@ public final class CaptureWriter {
         public var shuffle: Bool
 
         public init(float16: Bool = false, gzip: Int? = nil, shuffle: Bool = true) {
-            self.float16 = float16; self.gzip = gzip; self.shuffle = shuffle
+            self.float16 = float16
+            self.gzip = gzip
+            self.shuffle = shuffle
         }
     }
 
@@ -42,12 +44,15 @@ public final class CaptureWriter {
     /// Creates a dataset `name` under the captures group and returns its handle. Float datasets get
     /// the float16/float32 type of the options; `chunks` as in `H5Container.createDataset`.
     @discardableResult
-    public func createDataset(_ name: String, floats: Bool = true, type: H5ElementType? = nil, shape: [Int],
-                              chunks: [Int]?, attributes: [(String, H5AttributeValue)] = []) throws -> Int {
+    public func createDataset(
+        _ name: String, floats: Bool = true, type: H5ElementType? = nil, shape: [Int],
+        chunks: [Int]?, attributes: [(String, H5AttributeValue)] = []
+    ) throws -> Int {
         let t = type ?? (floats ? (options.float16 ? .float16 : .float32) : .int32)
         let gz = options.gzip
-        let ds = try group.createDataset(name, type: t, shape: shape, chunks: chunks.map { c in zip(c, shape).map { max(1, min($0, max($1, 1))) } },
-                                         gzip: gz, shuffle: gz != nil && options.shuffle)
+        let ds = try group.createDataset(
+            name, type: t, shape: shape, chunks: chunks.map { c in zip(c, shape).map { max(1, min($0, max($1, 1))) } },
+            gzip: gz, shuffle: gz != nil && options.shuffle)
         for (k, v) in attributes { try ds.setAttribute(k, v) }
         datasets.append(ds)
         return datasets.count - 1
@@ -55,8 +60,10 @@ public final class CaptureWriter {
 
     /// Writes the block `start`/`count` of dataset `handle` from `rows` rows of `width` floats:
     /// row i is `row(i)[0..<valid]` followed by zeros.
-    public func write(_ handle: Int, start: [Int], count: [Int], rows: Int, width: Int, valid: Int,
-                      row: (Int) -> UnsafePointer<Float>) throws {
+    public func write(
+        _ handle: Int, start: [Int], count: [Int], rows: Int, width: Int, valid: Int,
+        row: (Int) -> UnsafePointer<Float>
+    ) throws {
         let ds = datasets[handle]
         let n = rows * width
         precondition(count.reduce(1, *) == n, "block \(count) holds \(n) values")
@@ -101,13 +108,16 @@ public final class CaptureWriter {
         try datasets[handle].resize(to: shape)
     }
 
-    private func raw(_ ds: H5Dataset, _ mem: H5ElementType, _ start: [Int], _ count: [Int], _ buf: UnsafeRawPointer) throws {
+    private func raw(
+        _ ds: H5Dataset, _ mem: H5ElementType, _ start: [Int], _ count: [Int], _ buf: UnsafeRawPointer
+    ) throws {
         guard file.isOpen else { throw TraceStoreError.fileClosed(file: file.path) }
         let s64 = start.map(Int64.init), c64 = count.map(Int64.init), id = ds.rawID, rank = Int32(ds.rank)
         try H5Lib.sync {
             if hl_h5d_write(id, mem.code, rank, s64, c64, buf) < 0 {
-                throw TraceStoreError.hdf5(file: file.path, object: ds.name, operation: "write block \(start) + \(count)",
-                                           detail: H5Lib.lastError)
+                throw TraceStoreError.hdf5(
+                    file: file.path, object: ds.name, operation: "write block \(start) + \(count)",
+                    detail: H5Lib.lastError)
             }
         }
     }
@@ -124,8 +134,8 @@ public final class CaptureWriter {
         let sign = x & 0x8000_0000
         let u = x ^ sign
         let mantOdd = (u >> 13) & 1
-        let normal = (u &+ 0xC800_0FFF &+ mantOdd) >> 13                       // rebias, round to nearest even
-        let sub = (Float(bitPattern: u) + 0.5).bitPattern &- 0x3F00_0000         // subnormal: the FPU rounds
+        let normal = (u &+ 0xC800_0FFF &+ mantOdd) >> 13 // rebias, round to nearest even
+        let sub = (Float(bitPattern: u) + 0.5).bitPattern &- 0x3F00_0000 // subnormal: the FPU rounds
         let infnan: UInt32 = u > 0x7F80_0000 ? 0x7E00 : 0x7C00
         var o = u < 0x3880_0000 ? sub : normal
         o = u >= 0x4780_0000 ? infnan : o

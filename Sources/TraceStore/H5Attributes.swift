@@ -37,8 +37,14 @@ public enum H5AttributeValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
-    public var intValue: Int64? { if case .int(let v) = self { return v }; return nil }
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+    public var intValue: Int64? {
+        if case .int(let v) = self { return v }
+        return nil
+    }
     /// Doubles, and integers converted to Double.
     public var doubleValue: Double? {
         switch self {
@@ -47,8 +53,14 @@ public enum H5AttributeValue: Equatable, Sendable, CustomStringConvertible {
         default: return nil
         }
     }
-    public var stringsValue: [String]? { if case .strings(let v) = self { return v }; return nil }
-    public var intsValue: [Int64]? { if case .ints(let v) = self { return v }; return nil }
+    public var stringsValue: [String]? {
+        if case .strings(let v) = self { return v }
+        return nil
+    }
+    public var intsValue: [Int64]? {
+        if case .ints(let v) = self { return v }
+        return nil
+    }
     /// Double arrays, and integer arrays converted to Double.
     public var doublesValue: [Double]? {
         switch self {
@@ -64,7 +76,8 @@ extension H5Object {
 
     private func checkAttrName(_ attr: String) throws {
         if attr.isEmpty || attr.utf8.contains(0) {
-            throw TraceStoreError.invalidArgument(file: file.path, object: name, detail: "invalid attribute name \"\(attr)\"")
+            throw TraceStoreError.invalidArgument(
+                file: file.path, object: name, detail: "invalid attribute name \"\(attr)\"")
         }
     }
 
@@ -74,13 +87,18 @@ extension H5Object {
         try requireWritable(attrObject(attr))
         let id = try liveID()
         func numeric<T>(_ values: [T], _ type: H5ElementType, scalar: Bool) -> Int32 {
-            values.withUnsafeBytes { hl_h5a_write(id, attr, type.code, scalar ? 0 : 1, Int64(values.count), $0.baseAddress) }
+            values.withUnsafeBytes {
+                hl_h5a_write(id, attr, type.code, scalar ? 0 : 1, Int64(values.count), $0.baseAddress)
+            }
         }
         func strings(_ values: [String], scalar: Bool) throws -> Int32 {
             if values.contains(where: { $0.utf8.contains(0) }) {
-                throw TraceStoreError.invalidArgument(file: file.path, object: attrObject(attr), detail: "string contains a NUL byte")
+                throw TraceStoreError.invalidArgument(
+                    file: file.path, object: attrObject(attr), detail: "string contains a NUL byte")
             }
-            return H5Lib.withCStrings(values) { hl_h5a_write_strings(id, attr, scalar ? 0 : 1, Int64(values.count), $0) }
+            return H5Lib.withCStrings(values) {
+                hl_h5a_write_strings(id, attr, scalar ? 0 : 1, Int64(values.count), $0)
+            }
         }
         try H5Lib.sync {
             let r: Int32
@@ -103,7 +121,9 @@ extension H5Object {
     /// Booleans are stored as int64 0/1.
     public func setAttribute(_ attr: String, _ value: Bool) throws { try setAttribute(attr, .int(value ? 1 : 0)) }
     public func setAttribute(_ attr: String, _ value: [String]) throws { try setAttribute(attr, .strings(value)) }
-    public func setAttribute(_ attr: String, _ value: [Int]) throws { try setAttribute(attr, .ints(value.map(Int64.init))) }
+    public func setAttribute(_ attr: String, _ value: [Int]) throws {
+        try setAttribute(attr, .ints(value.map(Int64.init)))
+    }
     public func setAttribute(_ attr: String, _ value: [Int64]) throws { try setAttribute(attr, .ints(value)) }
     public func setAttribute(_ attr: String, _ value: [Double]) throws { try setAttribute(attr, .doubles(value)) }
 
@@ -130,8 +150,9 @@ extension H5Object {
             if found == 0 { return nil }
             let n = Int(n64), scalar = rank == 0
             guard let type = H5ElementType(code: t) else {
-                throw TraceStoreError.typeMismatch(file: file.path, object: attrObject(attr), expected: "string, integer or float",
-                                                   actual: "an unsupported HDF5 type")
+                throw TraceStoreError.typeMismatch(
+                    file: file.path, object: attrObject(attr), expected: "string, integer or float",
+                    actual: "an unsupported HDF5 type")
             }
             if type == .string {
                 guard let v = H5Lib.readCStrings(count: n, { hl_h5a_read_strings(id, attr, $0) }) else {
@@ -141,7 +162,9 @@ extension H5Object {
             }
             if type.isFloat {
                 var v = [Double](repeating: 0, count: n)
-                if hl_h5a_read(id, attr, HL_H5_F64, &v) < 0 { throw h5Error("read attribute", object: attrObject(attr)) }
+                if hl_h5a_read(id, attr, HL_H5_F64, &v) < 0 {
+                    throw h5Error("read attribute", object: attrObject(attr))
+                }
                 return scalar ? .double(v.first ?? 0) : .doubles(v)
             }
             var v = [Int64](repeating: 0, count: n)
@@ -161,7 +184,8 @@ extension H5Object {
     private func typed<T>(_ attr: String, _ expected: String, _ get: (H5AttributeValue) -> T?) throws -> T {
         let v = try attribute(attr)
         guard let t = get(v) else {
-            throw TraceStoreError.typeMismatch(file: file.path, object: attrObject(attr), expected: expected, actual: v.typeName)
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: attrObject(attr), expected: expected, actual: v.typeName)
         }
         return t
     }
@@ -170,7 +194,9 @@ extension H5Object {
     public func intAttribute(_ attr: String) throws -> Int { try typed(attr, "int") { $0.intValue.map(Int.init) } }
     public func doubleAttribute(_ attr: String) throws -> Double { try typed(attr, "double") { $0.doubleValue } }
     public func stringsAttribute(_ attr: String) throws -> [String] { try typed(attr, "[string]") { $0.stringsValue } }
-    public func intsAttribute(_ attr: String) throws -> [Int] { try typed(attr, "[int]") { $0.intsValue?.map(Int.init) } }
+    public func intsAttribute(_ attr: String) throws -> [Int] {
+        try typed(attr, "[int]") { $0.intsValue?.map(Int.init) }
+    }
     public func doublesAttribute(_ attr: String) throws -> [Double] { try typed(attr, "[double]") { $0.doublesValue } }
 
     /// Names of all attributes, sorted.

@@ -31,12 +31,14 @@ public final class H5Dataset: H5Object {
         }
         guard r >= 0 else {
             _ = H5Lib.sync { hl_h5_close(id) }
-            throw TraceStoreError.hdf5(file: file.path, object: name, operation: "open dataset", detail: H5Lib.lastError)
+            throw TraceStoreError.hdf5(
+                file: file.path, object: name, operation: "open dataset", detail: H5Lib.lastError)
         }
         guard let type = H5ElementType(code: code) else {
             _ = H5Lib.sync { hl_h5_close(id) }
-            throw TraceStoreError.typeMismatch(file: file.path, object: name, expected: "a numeric or string type",
-                                               actual: "an unsupported HDF5 type (code \(code.rawValue))")
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: name, expected: "a numeric or string type",
+                actual: "an unsupported HDF5 type (code \(code.rawValue))")
         }
         self.elementType = type
         self.rank = Int(r)
@@ -110,7 +112,8 @@ public final class H5Dataset: H5Object {
     public func resize(to newShape: [Int]) throws {
         try requireWritable()
         guard newShape.count == rank else {
-            throw TraceStoreError.shapeMismatch(file: file.path, object: name, detail: "resize to rank \(newShape.count), dataset has rank \(rank)")
+            throw TraceStoreError.shapeMismatch(
+                file: file.path, object: name, detail: "resize to rank \(newShape.count), dataset has rank \(rank)")
         }
         let id = try liveID()
         let dims = newShape.map(Int64.init)
@@ -129,8 +132,9 @@ public final class H5Dataset: H5Object {
     public func write<T: H5Scalar>(_ values: UnsafeBufferPointer<T>) throws {
         let n = try count
         guard values.count == n else {
-            throw TraceStoreError.shapeMismatch(file: file.path, object: name,
-                                                detail: "writing \(values.count) elements into shape \(try shape) (\(n) elements)")
+            throw TraceStoreError.shapeMismatch(
+                file: file.path, object: name,
+                detail: "writing \(values.count) elements into shape \(try shape) (\(n) elements)")
         }
         try writeSelection(values, start: nil, count: nil)
     }
@@ -185,7 +189,9 @@ public final class H5Dataset: H5Object {
     /// Reads whole rows.
     public func readRows<T: H5Scalar>(_ rows: Range<Int>, as type: T.Type = T.self) throws -> [T] {
         let s = try shape
-        guard rank >= 1 else { throw TraceStoreError.shapeMismatch(file: file.path, object: name, detail: "a scalar dataset has no rows") }
+        guard rank >= 1 else {
+            throw TraceStoreError.shapeMismatch(file: file.path, object: name, detail: "a scalar dataset has no rows")
+        }
         var start = [Int](repeating: 0, count: rank), count = s
         start[0] = rows.lowerBound
         count[0] = rows.count
@@ -198,8 +204,9 @@ public final class H5Dataset: H5Object {
     public func write(strings: [String]) throws {
         let n = try count
         guard strings.count == n else {
-            throw TraceStoreError.shapeMismatch(file: file.path, object: name,
-                                                detail: "writing \(strings.count) strings into shape \(try shape) (\(n) elements)")
+            throw TraceStoreError.shapeMismatch(
+                file: file.path, object: name,
+                detail: "writing \(strings.count) strings into shape \(try shape) (\(n) elements)")
         }
         try writeStrings(strings, start: nil, count: nil)
     }
@@ -249,7 +256,9 @@ public final class H5Dataset: H5Object {
             throw mismatch("selection start \(start) count \(count) exceeds shape \(s) in dimension \(i)")
         }
         let n = count.reduce(1, *)
-        guard n == elements else { throw mismatch("selection of \(n) elements (count \(count)) given \(elements) values") }
+        guard n == elements else {
+            throw mismatch("selection of \(n) elements (count \(count)) given \(elements) values")
+        }
     }
 
     /// start/count of rows [firstRow, firstRow + elements / rowSize).
@@ -271,8 +280,9 @@ public final class H5Dataset: H5Object {
     private func grow(elements: Int, _ write: ([Int], [Int]) throws -> Void) throws -> Range<Int> {
         try requireWritable()
         guard isExtendible else {
-            throw TraceStoreError.invalidArgument(file: file.path, object: name,
-                                                  detail: "append needs an extendible dataset (created with extendible: true)")
+            throw TraceStoreError.invalidArgument(
+                file: file.path, object: name,
+                detail: "append needs an extendible dataset (created with extendible: true)")
         }
         let s = try shape
         let (start0, count) = try rowBlock(shape: s, firstRow: s[0], elements: elements)
@@ -292,14 +302,16 @@ public final class H5Dataset: H5Object {
     private func checkWritable<T: H5Scalar>(_: T.Type) throws {
         let t = T.h5ElementType
         guard t == elementType || (t == .float32 && elementType == .float16) else {
-            throw TraceStoreError.typeMismatch(file: file.path, object: name, expected: "\(t) values",
-                                               actual: "\(elementType) (writes need the dataset's type; Float may go to float16)")
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: name, expected: "\(t) values",
+                actual: "\(elementType) (writes need the dataset's type; Float may go to float16)")
         }
     }
 
     private func checkStringType() throws {
         guard elementType == .string else {
-            throw TraceStoreError.typeMismatch(file: file.path, object: name, expected: "string", actual: elementType.rawValue)
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: name, expected: "string", actual: elementType.rawValue)
         }
     }
 
@@ -318,8 +330,10 @@ public final class H5Dataset: H5Object {
         }
     }
 
-    private func rawWrite(_ id: Int64, _ mem: H5ElementType, _ start: [Int64]?, _ count: [Int64]?,
-                          _ buf: UnsafeRawPointer?) throws {
+    private func rawWrite(
+        _ id: Int64, _ mem: H5ElementType, _ start: [Int64]?, _ count: [Int64]?,
+        _ buf: UnsafeRawPointer?
+    ) throws {
         try H5Lib.sync {
             let r = withOptionalPointer(start) { sp in
                 withOptionalPointer(count) { cp in hl_h5d_write(id, mem.code, Int32(rank), sp, cp, buf) }
@@ -331,8 +345,9 @@ public final class H5Dataset: H5Object {
     private func readSelection<T: H5Scalar>(_: T.Type, start: [Int]?, count: [Int]?, elements n: Int) throws -> [T] {
         let target = T.h5ElementType
         guard elementType.widens(to: target) else {
-            throw TraceStoreError.typeMismatch(file: file.path, object: name, expected: "\(target) (or a type that widens to it)",
-                                               actual: elementType.rawValue)
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: name, expected: "\(target) (or a type that widens to it)",
+                actual: elementType.rawValue)
         }
         let id = try liveID()
         let start64 = start?.map(Int64.init), count64 = count?.map(Int64.init)
@@ -351,7 +366,8 @@ public final class H5Dataset: H5Object {
             // (concrete, non-generic loops: this generic function is not specialized across modules)
             if T.self == Float.self { return unsafeBitCast(Half.decode(half), to: [T].self) }
             if T.self == Double.self { return unsafeBitCast(Half.decode(half).map(Double.init), to: [T].self) }
-            throw TraceStoreError.typeMismatch(file: file.path, object: name, expected: "Float or Double", actual: "float16")
+            throw TraceStoreError.typeMismatch(
+                file: file.path, object: name, expected: "Float or Double", actual: "float16")
         }
         var out = [T](unsafeUninitializedCapacity: n) { _, c in c = n }
         try out.withUnsafeMutableBytes { try rawRead(target, $0.baseAddress) }
@@ -362,7 +378,8 @@ public final class H5Dataset: H5Object {
         try requireWritable()
         try checkStringType()
         if let bad = strings.firstIndex(where: { $0.utf8.contains(0) }) {
-            throw TraceStoreError.invalidArgument(file: file.path, object: name, detail: "string \(bad) contains a NUL byte")
+            throw TraceStoreError.invalidArgument(
+                file: file.path, object: name, detail: "string \(bad) contains a NUL byte")
         }
         let id = try liveID()
         let start64 = start?.map(Int64.init), count64 = count?.map(Int64.init)

@@ -100,7 +100,9 @@ public final class H5File: H5Object {
                 let msg = H5Lib.lastError
                 // (match whole phrases: "sblock" in a truncation message must not read as "lock")
                 if !msg.contains("truncated file")
-                    && (msg.contains("unable to lock") || msg.contains("ermission denied") || msg.contains("already open")) {
+                    && (msg.contains("unable to lock") || msg.contains("ermission denied")
+                        || msg.contains("already open"))
+                {
                     throw TraceStoreError.cannotOpen(file: path, detail: msg)
                 }
                 throw TraceStoreError.corruptFile(file: path, detail: msg)
@@ -166,7 +168,8 @@ extension H5Group: H5Container {}
 extension H5Container {
     func checkPath(_ path: String) throws {
         if path.isEmpty || path.utf8.contains(0) {
-            throw TraceStoreError.invalidArgument(file: file.path, object: name, detail: "invalid object path \"\(path)\"")
+            throw TraceStoreError.invalidArgument(
+                file: file.path, object: name, detail: "invalid object path \"\(path)\"")
         }
     }
 
@@ -229,7 +232,8 @@ extension H5Container {
         switch try kind(of: path) {
         case nil: throw TraceStoreError.notFound(file: file.path, object: full)
         case .group?: break
-        case let other?: throw TraceStoreError.wrongKind(file: file.path, object: full, expected: "group", actual: other.rawValue)
+        case let other?:
+            throw TraceStoreError.wrongKind(file: file.path, object: full, expected: "group", actual: other.rawValue)
         }
         let id = try liveID()
         return try H5Lib.sync {
@@ -261,7 +265,8 @@ extension H5Container {
         switch try kind(of: path) {
         case nil: throw TraceStoreError.notFound(file: file.path, object: full)
         case .dataset?: break
-        case let other?: throw TraceStoreError.wrongKind(file: file.path, object: full, expected: "dataset", actual: other.rawValue)
+        case let other?:
+            throw TraceStoreError.wrongKind(file: file.path, object: full, expected: "dataset", actual: other.rawValue)
         }
         let id = try liveID()
         let did: Int64 = try H5Lib.sync {
@@ -286,18 +291,24 @@ extension H5Container {
     ///   - shuffle: byte-shuffle before deflate (helps floats compress).
     ///   - extendible: first dimension unlimited.
     @discardableResult
-    public func createDataset(_ path: String, type: H5ElementType, shape: [Int], chunks: [Int]? = nil,
-                              gzip: Int? = nil, shuffle: Bool = false, extendible: Bool = false) throws -> H5Dataset {
+    public func createDataset(
+        _ path: String, type: H5ElementType, shape: [Int], chunks: [Int]? = nil,
+        gzip: Int? = nil, shuffle: Bool = false, extendible: Bool = false
+    ) throws -> H5Dataset {
         try checkPath(path)
         let full = h5Join(name, path)
         try requireWritable(full)
-        func bad(_ detail: String) -> TraceStoreError { .invalidArgument(file: file.path, object: full, detail: detail) }
+        func bad(_ detail: String) -> TraceStoreError {
+            .invalidArgument(file: file.path, object: full, detail: detail)
+        }
         guard shape.count <= Int(HL_H5_MAX_RANK) else { throw bad("rank \(shape.count) exceeds \(HL_H5_MAX_RANK)") }
         guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("negative dimension in shape \(shape)") }
         if extendible && shape.isEmpty { throw bad("an extendible dataset needs at least one dimension") }
         if let g = gzip, !(0...9).contains(g) { throw bad("gzip level \(g) is not in 0...9") }
         if let c = chunks {
-            guard c.count == shape.count else { throw bad("chunk rank \(c.count) differs from shape rank \(shape.count)") }
+            guard c.count == shape.count else {
+                throw bad("chunk rank \(c.count) differs from shape rank \(shape.count)")
+            }
             guard c.allSatisfy({ $0 > 0 }) else { throw bad("chunk dimensions must be positive: \(c)") }
             if !extendible || shape.count > 1 {
                 for i in (extendible ? 1 : 0)..<shape.count where c[i] > max(shape[i], 1) {
@@ -320,8 +331,9 @@ extension H5Container {
             let d = dims.withUnsafeBufferPointer { dp in
                 withOptionalPointer(maxDims) { mp in
                     withOptionalPointer(chunk64) { cp in
-                        hl_h5d_create(id, path, type.code, Int32(dims.count), dp.baseAddress, mp, cp,
-                                      Int32(gzip ?? -1), shuffle ? 1 : 0)
+                        hl_h5d_create(
+                            id, path, type.code, Int32(dims.count), dp.baseAddress, mp, cp,
+                            Int32(gzip ?? -1), shuffle ? 1 : 0)
                     }
                 }
             }
@@ -335,22 +347,28 @@ extension H5Container {
     /// `type` defaults to the Swift element type's (pass `.float16` to store `Float` data as
     /// half precision).
     @discardableResult
-    public func createDataset<T: H5Scalar>(_ path: String, data: [T], shape: [Int]? = nil, as type: H5ElementType? = nil,
-                                           chunks: [Int]? = nil, gzip: Int? = nil, shuffle: Bool = false,
-                                           extendible: Bool = false) throws -> H5Dataset {
+    public func createDataset<T: H5Scalar>(
+        _ path: String, data: [T], shape: [Int]? = nil, as type: H5ElementType? = nil,
+        chunks: [Int]? = nil, gzip: Int? = nil, shuffle: Bool = false,
+        extendible: Bool = false
+    ) throws -> H5Dataset {
         let shape = shape ?? [data.count]
-        let ds = try createDataset(path, type: type ?? T.h5ElementType, shape: shape, chunks: chunks, gzip: gzip,
-                                   shuffle: shuffle, extendible: extendible)
+        let ds = try createDataset(
+            path, type: type ?? T.h5ElementType, shape: shape, chunks: chunks, gzip: gzip,
+            shuffle: shuffle, extendible: extendible)
         try ds.write(data)
         return ds
     }
 
     /// Creates a 1-D variable-length UTF-8 string dataset holding `strings`.
     @discardableResult
-    public func createDataset(_ path: String, strings: [String], chunks: [Int]? = nil, gzip: Int? = nil,
-                              extendible: Bool = false) throws -> H5Dataset {
-        let ds = try createDataset(path, type: .string, shape: [strings.count], chunks: chunks, gzip: gzip,
-                                   extendible: extendible)
+    public func createDataset(
+        _ path: String, strings: [String], chunks: [Int]? = nil, gzip: Int? = nil,
+        extendible: Bool = false
+    ) throws -> H5Dataset {
+        let ds = try createDataset(
+            path, type: .string, shape: [strings.count], chunks: chunks, gzip: gzip,
+            extendible: extendible)
         try ds.write(strings: strings)
         return ds
     }

@@ -202,8 +202,10 @@ enum H5Lib {
     }
 
     /// Calls `body` with C strings for `strings` (NUL-free, checked by the caller).
-    static func withCStrings<R>(_ strings: [String],
-                                _ body: (UnsafePointer<UnsafePointer<CChar>?>) throws -> R) rethrows -> R {
+    static func withCStrings<R>(
+        _ strings: [String],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>) throws -> R
+    ) rethrows -> R {
         var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
         if ptrs.isEmpty { ptrs.append(nil) } // a valid base address for empty lists
         defer { for p in ptrs { free(p) } }
@@ -215,7 +217,9 @@ enum H5Lib {
     }
 
     /// Reads `n` strings through `fill` (which fills malloc'd C strings) and frees them.
-    static func readCStrings(count n: Int, _ fill: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32) -> [String]? {
+    static func readCStrings(
+        count n: Int, _ fill: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32
+    ) -> [String]? {
         var out = [UnsafeMutablePointer<CChar>?](repeating: nil, count: max(n, 1))
         let status = out.withUnsafeMutableBufferPointer { fill($0.baseAddress!) }
         defer { hl_h5_free_strings(&out, Int64(n)) }

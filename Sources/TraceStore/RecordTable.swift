@@ -88,7 +88,9 @@ public final class RecordTable {
         /// Names of the axes (written as the dataset's `axes` attribute).
         public var axes: [String]
         public init(_ name: String, _ kind: Kind, axes: [String] = ["record"]) {
-            self.name = name; self.kind = kind; self.axes = axes
+            self.name = name
+            self.kind = kind
+            self.axes = axes
         }
     }
 
@@ -117,13 +119,15 @@ public final class RecordTable {
             } else {
                 switch c.kind {
                 case .int64, .int8, .float64:
-                    ds = try group.createDataset(c.name, type: c.kind.elementType, shape: [0], chunks: [256],
-                                                 extendible: true)
+                    ds = try group.createDataset(
+                        c.name, type: c.kind.elementType, shape: [0], chunks: [256],
+                        extendible: true)
                 case .string:
                     ds = try group.createDataset(c.name, type: .string, shape: [0], chunks: [64], extendible: true)
                 case .float64Block(let dims), .float32Block(let dims):
-                    ds = try group.createDataset(c.name, type: c.kind.elementType, shape: [0] + dims,
-                                                 chunks: [1] + dims, gzip: 4, shuffle: true, extendible: true)
+                    ds = try group.createDataset(
+                        c.name, type: c.kind.elementType, shape: [0] + dims,
+                        chunks: [1] + dims, gzip: 4, shuffle: true, extendible: true)
                 }
                 try ds.setAttribute("axes", c.axes)
             }
@@ -134,7 +138,10 @@ public final class RecordTable {
         for c in columns {
             let ds = datasets[c.name]!
             var s = try ds.shape
-            if s[0] != n { s[0] = n; try ds.resize(to: s) }
+            if s[0] != n {
+                s[0] = n
+                try ds.resize(to: s)
+            }
         }
         count = n
     }
@@ -191,42 +198,52 @@ public final class RecordTable {
         for c in columns {
             switch c.kind {
             case .int64:
-                try group.createDataset(c.name, data: rows.map { r -> Int64 in
-                    if case .int(let x) = r[c.name]! { return Int64(x) }
-                    return 0
-                })
+                try group.createDataset(
+                    c.name,
+                    data: rows.map { r -> Int64 in
+                        if case .int(let x) = r[c.name]! { return Int64(x) }
+                        return 0
+                    })
             case .int8:
-                try group.createDataset(c.name, data: rows.map { r -> Int8 in
-                    if case .int(let x) = r[c.name]! { return Int8(clamping: x) }
-                    return 0
-                })
+                try group.createDataset(
+                    c.name,
+                    data: rows.map { r -> Int8 in
+                        if case .int(let x) = r[c.name]! { return Int8(clamping: x) }
+                        return 0
+                    })
             case .float64:
-                try group.createDataset(c.name, data: rows.map { r -> Double in
-                    if case .double(let x) = r[c.name]! { return x }
-                    return .nan
-                })
+                try group.createDataset(
+                    c.name,
+                    data: rows.map { r -> Double in
+                        if case .double(let x) = r[c.name]! { return x }
+                        return .nan
+                    })
             case .string:
-                try group.createDataset(c.name, strings: rows.map { r -> String in
-                    if case .string(let s) = r[c.name]! { return s }
-                    return ""
-                })
+                try group.createDataset(
+                    c.name,
+                    strings: rows.map { r -> String in
+                        if case .string(let s) = r[c.name]! { return s }
+                        return ""
+                    })
             case .float64Block(let dims):
                 let flat = rows.flatMap { r -> [Double] in
                     if case .doubles(let xs) = r[c.name]! { return xs }
                     return []
                 }
-                let ds = try group.createDataset(c.name, data: flat, shape: [n] + dims,
-                                                 chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
-                                                 shuffle: n > 0)
+                let ds = try group.createDataset(
+                    c.name, data: flat, shape: [n] + dims,
+                    chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
+                    shuffle: n > 0)
                 try ds.setAttribute("axes", c.axes)
             case .float32Block(let dims):
                 let flat = rows.flatMap { r -> [Float] in
                     if case .floats(let xs) = r[c.name]! { return xs }
                     return []
                 }
-                let ds = try group.createDataset(c.name, data: flat, shape: [n] + dims,
-                                                 chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
-                                                 shuffle: n > 0)
+                let ds = try group.createDataset(
+                    c.name, data: flat, shape: [n] + dims,
+                    chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
+                    shuffle: n > 0)
                 try ds.setAttribute("axes", c.axes)
             }
         }
@@ -314,7 +331,8 @@ public final class RecordTable {
             let start = [Int](repeating: 0, count: shape.count), count = [n] + shape.dropFirst()
             switch c.kind {
             case .int64, .int8:
-                rows.ints[c.name] = ds.elementType == .int8
+                rows.ints[c.name] =
+                    ds.elementType == .int8
                     ? try ds.read(Int8.self, start: start, count: count).map(Int.init)
                     : try ds.read(Int64.self, start: start, count: count).map(Int.init)
             case .float64: rows.doubles[c.name] = try ds.read(Double.self, start: start, count: count)

@@ -1,9 +1,9 @@
 import CNative
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Names and helpers of the run-file schema (docs/run-file.md).
@@ -32,7 +32,9 @@ public enum RunFile {
     }
 
     /// Model dimension attributes, named like TransformerLens' HookedTransformerConfig.
-    public static let dimensionNames = ["n_layers", "n_heads", "n_key_value_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx"]
+    public static let dimensionNames = [
+        "n_layers", "n_heads", "n_key_value_heads", "d_model", "d_head", "d_mlp", "d_vocab", "n_ctx"
+    ]
 
     /// Dataset paths.
     public static let tokens = "/tokens"
@@ -55,14 +57,17 @@ public enum RunFile {
     public static func open(_ path: String, allowIncomplete: Bool = false) throws -> H5File {
         let f = try H5File.open(path)
         guard let format = try f.attributeIfPresent(Attr.format)?.stringValue, format == RunFile.format else {
-            throw TraceStoreError.notARunFile(file: path, detail: "root attribute 'format' is not \"\(RunFile.format)\"")
+            throw TraceStoreError.notARunFile(
+                file: path, detail: "root attribute 'format' is not \"\(RunFile.format)\"")
         }
         let version = try f.attributeIfPresent(Attr.formatVersion)?.intValue ?? 0
         guard version >= 1 && version <= formatVersion else {
-            throw TraceStoreError.notARunFile(file: path, detail: "format_version \(version) (this Headlight reads 1...\(formatVersion))")
+            throw TraceStoreError.notARunFile(
+                file: path, detail: "format_version \(version) (this Headlight reads 1...\(formatVersion))")
         }
         if !allowIncomplete, try f.attributeIfPresent(Attr.complete)?.intValue != 1 {
-            throw TraceStoreError.notARunFile(file: path, detail: "the run did not finish (root attribute complete != 1)")
+            throw TraceStoreError.notARunFile(
+                file: path, detail: "the run did not finish (root attribute complete != 1)")
         }
         return f
     }
@@ -85,9 +90,11 @@ public struct RunFileHeader: Equatable, Sendable {
     /// Keys from `RunFile.dimensionNames` (others are stored too).
     public var dimensions: [String: Int]
 
-    public init(headlightVersion: String? = nil, command: String? = nil, commandLine: [String]? = nil,
-                modelFile: String? = nil, modelSize: Int? = nil, modelSHA256: String? = nil, modelName: String? = nil,
-                architecture: String? = nil, dimensions: [String: Int] = [:]) {
+    public init(
+        headlightVersion: String? = nil, command: String? = nil, commandLine: [String]? = nil,
+        modelFile: String? = nil, modelSize: Int? = nil, modelSHA256: String? = nil, modelName: String? = nil,
+        architecture: String? = nil, dimensions: [String: Int] = [:]
+    ) {
         self.headlightVersion = headlightVersion
         self.command = command
         self.commandLine = commandLine
@@ -176,8 +183,10 @@ public final class RunFileWriter {
     ///     partial file already has them).
     ///   - identity: root string attributes that a resumed `.partial` must carry with exactly
     ///     these values (written on creation); a mismatch is `.cannotResume` naming the key.
-    public init(path: String, resumable: Bool = false, header: RunFileHeader? = nil,
-                identity: [String: String] = [:]) throws {
+    public init(
+        path: String, resumable: Bool = false, header: RunFileHeader? = nil,
+        identity: [String: String] = [:]
+    ) throws {
         try RunFileWriter.checkOutputPath(path)
         self.path = path
         self.temporaryPath = RunFileWriter.temporaryPath(for: path, resumable: resumable)
@@ -199,8 +208,9 @@ public final class RunFileWriter {
                 try f.flush()
                 try f.close()
                 if rename(staging, temporaryPath) != 0 {
-                    throw TraceStoreError.io(file: temporaryPath, operation: "rename from \(staging)",
-                                             detail: String(cString: strerror(errno)))
+                    throw TraceStoreError.io(
+                        file: temporaryPath, operation: "rename from \(staging)",
+                        detail: String(cString: strerror(errno)))
                 }
             } catch {
                 try? f.close()
@@ -269,9 +279,10 @@ public final class RunFileWriter {
     }
 
     private func diskFull(_ want: Int) -> TraceStoreError {
-        .diskFull(file: temporaryPath,
-                  detail: "cannot reserve \(want / 1024) KiB for the next checkpoint (No space left on device); "
-                      + "stopped before writing, the last checkpoint is intact")
+        .diskFull(
+            file: temporaryPath,
+            detail: "cannot reserve \(want / 1024) KiB for the next checkpoint (No space left on device); "
+                + "stopped before writing, the last checkpoint is intact")
     }
 
     /// `<path>.partial` when resumable, else `<path>.tmp-<pid>` (same directory as `path`, so
@@ -308,8 +319,9 @@ public final class RunFileWriter {
                 throw TraceStoreError.badOutputPath(file: p, detail: "a directory is in the way of the temporary file")
             }
             if unlink(p) != 0 {
-                throw TraceStoreError.io(file: p, operation: "remove stale temporary file",
-                                         detail: String(cString: strerror(errno)))
+                throw TraceStoreError.io(
+                    file: p, operation: "remove stale temporary file",
+                    detail: String(cString: strerror(errno)))
             }
         }
         do {
@@ -336,12 +348,14 @@ public final class RunFileWriter {
         guard lstat(p, &st) == 0 else { return nil }
         switch st.st_mode & S_IFMT {
         case S_IFLNK:
-            throw TraceStoreError.cannotResume(file: p, detail: "it is a symbolic link; Headlight never writes through one",
-                                               hint: "Remove the link (or choose another -o).")
+            throw TraceStoreError.cannotResume(
+                file: p, detail: "it is a symbolic link; Headlight never writes through one",
+                hint: "Remove the link (or choose another -o).")
         case S_IFREG: break
         default:
-            throw TraceStoreError.cannotResume(file: p, detail: "it is not a regular file",
-                                               hint: "Remove it (or choose another -o).")
+            throw TraceStoreError.cannotResume(
+                file: p, detail: "it is not a regular file",
+                hint: "Remove it (or choose another -o).")
         }
         if st.st_size == 0 {
             _ = unlink(p)
@@ -353,18 +367,21 @@ public final class RunFileWriter {
             do {
                 ro = try H5File.open(p)
             } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
-                throw TraceStoreError.cannotResume(file: p, detail: "another process is writing it",
-                                                   hint: "Wait for that run to finish, or choose another -o.")
+                throw TraceStoreError.cannotResume(
+                    file: p, detail: "another process is writing it",
+                    hint: "Wait for that run to finish, or choose another -o.")
             }
             defer { try? ro.close() }
             let format = try ro.attributeIfPresent(RunFile.Attr.format)?.stringValue
             guard format == RunFile.format else {
-                throw TraceStoreError.cannotResume(file: p, detail: "it is not a partial Headlight run file",
-                                                   hint: "Remove it (or rerun with --restart).")
+                throw TraceStoreError.cannotResume(
+                    file: p, detail: "it is not a partial Headlight run file",
+                    hint: "Remove it (or rerun with --restart).")
             }
             if try ro.attributeIfPresent(RunFile.Attr.complete)?.intValue == 1 {
-                throw TraceStoreError.cannotResume(file: p, detail: "it is a finished run file, not an interrupted one",
-                                                   hint: "Move it to its final name, or remove it.")
+                throw TraceStoreError.cannotResume(
+                    file: p, detail: "it is a finished run file, not an interrupted one",
+                    hint: "Move it to its final name, or remove it.")
             }
             // Killed before its header was complete (Headlight <= session 9 wrote the model
             // header after creating the file): no records and none of this run's identity yet,
@@ -379,7 +396,8 @@ public final class RunFileWriter {
                 let have = try ro.attributeIfPresent(k)?.stringValue
                 guard have == want else {
                     throw TraceStoreError.cannotResume(
-                        file: p, detail: "it was written with \(k) = \(have.map { "\"\($0)\"" } ?? "(none)"), "
+                        file: p,
+                        detail: "it was written with \(k) = \(have.map { "\"\($0)\"" } ?? "(none)"), "
                             + "this run has \(k) = \"\(want)\"",
                         hint: "Rerun with --restart to discard it, or choose another -o.")
                 }
@@ -388,15 +406,17 @@ public final class RunFileWriter {
             switch e {
             case .cannotResume: throw e
             default:
-                throw TraceStoreError.cannotResume(file: p, detail: e.errorDescription ?? "\(e)",
-                                                   hint: "Rerun with --restart to discard it, or choose another -o.")
+                throw TraceStoreError.cannotResume(
+                    file: p, detail: e.errorDescription ?? "\(e)",
+                    hint: "Rerun with --restart to discard it, or choose another -o.")
             }
         }
         do {
             return try H5File.openForAppend(p)
         } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
-            throw TraceStoreError.cannotResume(file: p, detail: "another process is writing it",
-                                               hint: "Wait for that run to finish, or choose another -o.")
+            throw TraceStoreError.cannotResume(
+                file: p, detail: "another process is writing it",
+                hint: "Wait for that run to finish, or choose another -o.")
         }
     }
 
@@ -423,7 +443,8 @@ public final class RunFileWriter {
         releaseReservation()
         try fsyncPath(temporaryPath, directory: false)
         if rename(temporaryPath, path) != 0 {
-            throw TraceStoreError.io(file: path, operation: "rename from \(temporaryPath)", detail: String(cString: strerror(errno)))
+            throw TraceStoreError.io(
+                file: path, operation: "rename from \(temporaryPath)", detail: String(cString: strerror(errno)))
         }
         isFinalized = true
         let dir = (path as NSString).deletingLastPathComponent
@@ -464,16 +485,16 @@ public final class RunFileWriter {
 
 private func posixOpen(_ path: String, _ flags: Int32) -> Int32 {
     #if canImport(Glibc)
-    return Glibc.open(path, flags)
+        return Glibc.open(path, flags)
     #else
-    return Darwin.open(path, flags)
+        return Darwin.open(path, flags)
     #endif
 }
 
 private func posixClose(_ fd: Int32) {
     #if canImport(Glibc)
-    _ = Glibc.close(fd)
+        _ = Glibc.close(fd)
     #else
-    _ = Darwin.close(fd)
+        _ = Darwin.close(fd)
     #endif
 }

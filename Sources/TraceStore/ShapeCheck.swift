@@ -6,7 +6,8 @@ extension H5Dataset {
     public func requireShape(_ expected: [Int]) throws {
         let s = try shape
         guard s == expected else {
-            throw TraceStoreError.shapeMismatch(file: file.path, object: name, detail: "shape \(s), expected \(expected)")
+            throw TraceStoreError.shapeMismatch(
+                file: file.path, object: name, detail: "shape \(s), expected \(expected)")
         }
     }
 }

@@ -97,7 +97,8 @@ public enum TraceStoreError: LocalizedError, Equatable, Sendable {
         case .notHDF5:
             return "Headlight run files are HDF5 (.h5); check the path."
         case .corruptFile:
-            return "The file may have been cut short (disk full, copy interrupted, or a writer killed before finalize). "
+            return
+                "The file may have been cut short (disk full, copy interrupted, or a writer killed before finalize). "
                 + "Unfinished runs live in '<name>.tmp-<pid>' or '<name>.partial' files; rerun the command."
         case .cannotOpen(_, let d) where d.contains("unable to lock"):
             return "Another process has the file open for writing (HDF5 file locking)."
@@ -108,7 +109,7 @@ public enum TraceStoreError: LocalizedError, Equatable, Sendable {
         case .diskFull:
             return "Free some space on that file system and rerun the same command: it resumes from the checkpoint."
         case .hdf5(_, _, _, let d) where d.contains("No space left on device"),
-             .io(_, _, let d) where d.contains("No space left on device"):
+            .io(_, _, let d) where d.contains("No space left on device"):
             return "The disk is full. Free some space and run the command again."
         case .readOnly:
             return "Open the file with mode: .readWrite (or H5File.openForAppend)."

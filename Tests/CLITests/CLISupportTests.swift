@@ -10,8 +10,9 @@ final class CLISupportTests: XCTestCase {
     struct Plain: Error, CustomStringConvertible { var description: String { "plain failure" } }
 
     func testWrappedErrorKeepsTheDescriptionAndHint() {
-        XCTAssertEqual(CLIError(wrapping: Described(), hint: "fix x.json").description,
-                       "bad thing in x.json\nhint: fix x.json")
+        XCTAssertEqual(
+            CLIError(wrapping: Described(), hint: "fix x.json").description,
+            "bad thing in x.json\nhint: fix x.json")
         XCTAssertEqual(CLIError(wrapping: Described()).description, "bad thing in x.json")
         XCTAssertEqual(CLIError(wrapping: Plain()).description, "plain failure")
     }
@@ -22,8 +23,9 @@ final class CLISupportTests: XCTestCase {
         XCTAssertEqual(ProgressBar.clock(.nan), "--:--")
         XCTAssertEqual(ProgressBar.clock(-1), "--:--")
         XCTAssertEqual(ProgressBar.bar(fraction: 0), ">" + String(repeating: " ", count: 23))
-        XCTAssertEqual(ProgressBar.bar(fraction: 0.5),
-                       String(repeating: "=", count: 12) + ">" + String(repeating: " ", count: 11))
+        XCTAssertEqual(
+            ProgressBar.bar(fraction: 0.5),
+            String(repeating: "=", count: 12) + ">" + String(repeating: " ", count: 11))
         XCTAssertEqual(ProgressBar.bar(fraction: 1), String(repeating: "=", count: 24))
     }
 
@@ -34,8 +36,9 @@ final class CLISupportTests: XCTestCase {
     }
 
     func testJSONOutputNullsNonFiniteNumbers() throws {
-        XCTAssertEqual(try JSONOutput.object(["b": Double.nan, "a": [1.5, Double.infinity]]),
-                       #"{"a":[1.5,null],"b":null}"#)
+        XCTAssertEqual(
+            try JSONOutput.object(["b": Double.nan, "a": [1.5, Double.infinity]]),
+            #"{"a":[1.5,null],"b":null}"#)
         XCTAssertEqual(JSONOutput.string("say \"hi\""), #""say \"hi\"""#)
         XCTAssertEqual(Formatting.fixed(.nan, 2), "n/a")
         XCTAssertEqual(Formatting.fixed(0.126, 2), "0.13")

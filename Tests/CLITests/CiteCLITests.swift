@@ -18,7 +18,8 @@ final class CLICiteTests: XCTestCase {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args, currentDirectory: Self.root) }
 
@@ -37,7 +38,9 @@ final class CLICiteTests: XCTestCase {
         return m.path
     }
 
-    func assertError(_ r: Run, contains text: String, status: Int32 = 1, file: StaticString = #filePath, line: UInt = #line) {
+    func assertError(
+        _ r: Run, contains text: String, status: Int32 = 1, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(r.status, status, r.stderr, file: file, line: line)
         XCTAssertTrue(r.stderr.contains(text), "expected \(text) in: \(r.stderr)", file: file, line: line)
         XCTAssertEqual(r.stdout, "", file: file, line: line)
@@ -47,22 +50,31 @@ final class CLICiteTests: XCTestCase {
 
     func testBadProbeLineNamesFileAndLine() throws {
         let good = #"{"id": "a", "passages": ["x y", "z w"], "question": "q?", "answer": "x [1]."}"#
-        let p = try write("p.jsonl", good + "\n" + #"{"id": "b", "passages": ["x", "z"], "question": "q?", "answer": "x [4]."}"# + "\n")
+        let p = try write(
+            "p.jsonl",
+            good + "\n" + #"{"id": "b", "passages": ["x", "z"], "question": "q?", "answer": "x [4]."}"# + "\n")
         let r = try headlight(["cite", "--probes", p, "-o", dir.appendingPathComponent("o.h5").path])
         assertError(r, contains: "error: \(p):2: item 'b' cites passage [4] but has 2 passages")
         let q = try write("q.jsonl", good + "\n{oops\n")
         assertError(try headlight(["cite", "--probes", q]), contains: "\(q):2: not valid JSON")
-        assertError(try headlight(["cite", "--probes", dir.appendingPathComponent("none.jsonl").path]), contains: "no such file")
+        assertError(
+            try headlight(["cite", "--probes", dir.appendingPathComponent("none.jsonl").path]), contains: "no such file"
+        )
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("o.h5").path))
     }
 
     func testOptionErrors() throws {
-        assertError(try headlight(["cite", "--mode", "bogus"]), contains: "--mode must be auto, teacher or generate", status: 2)
+        assertError(
+            try headlight(["cite", "--mode", "bogus"]), contains: "--mode must be auto, teacher or generate", status: 2)
         assertError(try headlight(["cite", "--top", "5"]), contains: "--top needs --retrieval-heads", status: 2)
         let p = try write("p.jsonl", #"{"passages": ["x y", "z w"], "question": "q?"}"# + "\n")
-        assertError(try headlight(["cite", "--probes", p, "--mode", "teacher"]), contains: "has no 'answer' to teacher-force")
-        assertError(try headlight(["cite", "--probes", "probes/citation/smoke.jsonl", "--retrieval-heads",
-                                   dir.appendingPathComponent("rh.h5").path]), contains: "--retrieval-heads: no such file")
+        assertError(
+            try headlight(["cite", "--probes", p, "--mode", "teacher"]), contains: "has no 'answer' to teacher-force")
+        assertError(
+            try headlight([
+                "cite", "--probes", "probes/citation/smoke.jsonl", "--retrieval-heads",
+                dir.appendingPathComponent("rh.h5").path
+            ]), contains: "--retrieval-heads: no such file")
     }
 
     // MARK: end to end
@@ -70,8 +82,10 @@ final class CLICiteTests: XCTestCase {
     func testSmokeRunWritesRunFileAndJSON() throws {
         let model = try requireModel()
         let out = dir.appendingPathComponent("cite.h5").path
-        let r = try headlight(["cite", "-m", model, "--probes", "probes/citation/smoke.jsonl", "--limit", "3", "--json",
-                               "--resamples", "200", "-o", out])
+        let r = try headlight([
+            "cite", "-m", model, "--probes", "probes/citation/smoke.jsonl", "--limit", "3", "--json",
+            "--resamples", "200", "-o", out
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         XCTAssertEqual(j["items"] as? Int, 3)
@@ -85,8 +99,10 @@ final class CLICiteTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out))
 
         // text summary
-        let t = try headlight(["cite", "-m", model, "--probes", "probes/citation/smoke.jsonl", "--limit", "2", "--no-progress",
-                               "--resamples", "100", "-o", out])
+        let t = try headlight([
+            "cite", "-m", model, "--probes", "probes/citation/smoke.jsonl", "--limit", "2", "--no-progress",
+            "--resamples", "100", "-o", out
+        ])
         XCTAssertEqual(t.status, 0, t.stderr)
         XCTAssertTrue(t.stdout.contains("agreement (argmax passage == cited)"), t.stdout)
         XCTAssertTrue(t.stdout.contains("exact-match judge, not NLI entailment"), t.stdout)

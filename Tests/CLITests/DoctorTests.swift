@@ -13,7 +13,8 @@ final class DoctorTests: XCTestCase {
         if let exe = Bundle.main.executableURL { dirs.append(exe.deletingLastPathComponent()) }
         dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
         dirs.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         if let entries = try? FileManager.default.contentsOfDirectory(atPath: root.path) {
             for entry in entries.sorted() where entry.hasPrefix(".build") {
                 dirs.append(root.appendingPathComponent(entry).appendingPathComponent("debug"))
@@ -23,9 +24,15 @@ final class DoctorTests: XCTestCase {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    struct Run { var status: Int32; var stdout: String; var stderr: String; var json: [String: Any]? }
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var json: [String: Any]?
+    }
 
-    func doctor(_ args: [String] = ["doctor", "--json", "--quick"], env changes: [String: String?] = [:]) throws -> Run {
+    func doctor(_ args: [String] = ["doctor", "--json", "--quick"], env changes: [String: String?] = [:]) throws -> Run
+    {
         guard let binary = Self.headlightBinary else { throw XCTSkip("headlight binary not built") }
         let process = Process()
         process.executableURL = binary
@@ -41,16 +48,19 @@ final class DoctorTests: XCTestCase {
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         let json = try? JSONSerialization.jsonObject(with: outData) as? [String: Any]
-        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self), json: json)
+        return Run(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self), json: json)
     }
 
     func testDoctorJSON() throws {
         let run = try doctor()
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(run.json, run.stdout)
-        for key in ["headlight", "swift", "os", "cpu", "blas", "sgemm", "verification", "hdf5", "graphviz", "model",
-                    "ok", "problems", "warnings"] {
+        for key in [
+            "headlight", "swift", "os", "cpu", "blas", "sgemm", "verification", "hdf5", "graphviz", "model",
+            "ok", "problems", "warnings"
+        ] {
             XCTAssertNotNil(json[key], "missing key \(key)")
         }
         let verification = try XCTUnwrap(json["verification"] as? [String: Any])
@@ -73,8 +83,10 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let lines = run.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.last, "ok")
-        for key in ["headlight:", "swift:", "os:", "cpu:", "openblas:", "blas kernel:", "chosen by:", "blas threads:",
-                    "sgemm:", "verification:", "hdf5:", "graphviz:", "model:", "model sha256:"] {
+        for key in [
+            "headlight:", "swift:", "os:", "cpu:", "openblas:", "blas kernel:", "chosen by:", "blas threads:",
+            "sgemm:", "verification:", "hdf5:", "graphviz:", "model:", "model sha256:"
+        ] {
             XCTAssertTrue(lines.contains { $0.hasPrefix(key) }, "missing \(key)")
         }
     }
@@ -82,8 +94,10 @@ final class DoctorTests: XCTestCase {
     /// The automatic path end to end: pretend OpenBLAS fell back to Prescott; Headlight re-execs
     /// with the CPU's best kernel.
     func testAutoUpgradeFromSimulatedPrescott() throws {
-        let run = try doctor(env: ["OPENBLAS_CORETYPE": nil, "HEADLIGHT_BLAS_CORETYPE": nil,
-                                   "HEADLIGHT_BLAS_TEST_DEFAULT": "Prescott"])
+        let run = try doctor(env: [
+            "OPENBLAS_CORETYPE": nil, "HEADLIGHT_BLAS_CORETYPE": nil,
+            "HEADLIGHT_BLAS_TEST_DEFAULT": "Prescott"
+        ])
         XCTAssertEqual(run.status, 0, run.stderr)
         let blas = try XCTUnwrap(run.json?["blas"] as? [String: Any])
         guard let best = blas["recommended"] as? String else { throw XCTSkip("no recommended kernel on this CPU") }
@@ -99,15 +113,19 @@ final class DoctorTests: XCTestCase {
         guard let best = blas["recommended"] as? String, best != "Haswell", best != "Sandybridge" else {
             throw XCTSkip("needs an AVX-512 CPU")
         }
-        let auto = try doctor(env: ["OPENBLAS_CORETYPE": nil, "HEADLIGHT_BLAS_CORETYPE": nil,
-                                    "HEADLIGHT_BLAS_TEST_FAIL": "Cooperlake,SkylakeX"])
+        let auto = try doctor(env: [
+            "OPENBLAS_CORETYPE": nil, "HEADLIGHT_BLAS_CORETYPE": nil,
+            "HEADLIGHT_BLAS_TEST_FAIL": "Cooperlake,SkylakeX"
+        ])
         XCTAssertEqual(auto.status, 0, auto.stderr)
         let autoBLAS = try XCTUnwrap(auto.json?["blas"] as? [String: Any])
         XCTAssertEqual(autoBLAS["kernel"] as? String, "Haswell")
         XCTAssertEqual((autoBLAS["failed_kernels"] as? [String])?.count, best == "Cooperlake" ? 2 : 1)
 
-        let user = try doctor(env: ["OPENBLAS_CORETYPE": "Haswell", "HEADLIGHT_BLAS_CORETYPE": nil,
-                                    "HEADLIGHT_BLAS_TEST_FAIL": "Haswell"])
+        let user = try doctor(env: [
+            "OPENBLAS_CORETYPE": "Haswell", "HEADLIGHT_BLAS_CORETYPE": nil,
+            "HEADLIGHT_BLAS_TEST_FAIL": "Haswell"
+        ])
         XCTAssertEqual(user.status, 1)
         XCTAssertTrue(user.stderr.contains("verification"), user.stderr)
         XCTAssertEqual((user.json?["blas"] as? [String: Any])?["origin"] as? String, "user")
@@ -118,7 +136,7 @@ final class DoctorTests: XCTestCase {
         let run = try doctor(env: ["HEADLIGHT_BLAS_CORETYPE": "Prescott"])
         let blas = try XCTUnwrap(run.json?["blas"] as? [String: Any])
         #if arch(x86_64)
-        XCTAssertEqual(blas["kernel"] as? String, "Prescott")
+            XCTAssertEqual(blas["kernel"] as? String, "Prescott")
         #endif
         XCTAssertEqual(blas["origin"] as? String, "headlight-override")
     }
@@ -127,11 +145,14 @@ final class DoctorTests: XCTestCase {
 
     func testSHA256Vectors() {
         XCTAssertEqual(SHA256.hash(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        XCTAssertEqual(SHA256.hash(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(SHA256.hash(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        XCTAssertEqual(SHA256.hash(Data(repeating: UInt8(ascii: "a"), count: 1_000_000)),
-                       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        XCTAssertEqual(
+            SHA256.hash(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(
+            SHA256.hash(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(
+            SHA256.hash(Data(repeating: UInt8(ascii: "a"), count: 1_000_000)),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
     func testSHA256MatchesSha256sumOnOneMegabyte() throws {
@@ -158,7 +179,8 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(streamed.finalizeHex(), oneShot)
         XCTAssertEqual(try SHA256.hashFile(at: url, chunkSize: 333_333), oneShot)
 
-        guard let tool = ["/usr/bin/sha256sum", "/bin/sha256sum"].first(where: FileManager.default.isExecutableFile) else {
+        guard let tool = ["/usr/bin/sha256sum", "/bin/sha256sum"].first(where: FileManager.default.isExecutableFile)
+        else {
             throw XCTSkip("sha256sum not installed")
         }
         let process = Process()

@@ -13,8 +13,10 @@ enum HeadlightProcess {
     /// Runs `headlight args` with stdout and stderr going to files (no pipe can fill up), stdin
     /// empty, in `currentDirectory` when given, with `environment` added to this process's.
     /// Without the binary the test is skipped (and fails under CI).
-    static func run(_ args: [String], currentDirectory: URL? = nil,
-                    environment: [String: String]? = nil) throws -> HeadlightRun {
+    static func run(
+        _ args: [String], currentDirectory: URL? = nil,
+        environment: [String: String]? = nil
+    ) throws -> HeadlightRun {
         guard let binary = InspectTests.binary else {
             if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: headlight binary not found") }
             throw XCTSkip("headlight binary not found: run `swift build --product headlight` or set HEADLIGHT_BIN")
@@ -38,7 +40,8 @@ enum HeadlightProcess {
         p.waitUntilExit()
         try out.close()
         try err.close()
-        return HeadlightRun(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                            stderr: try String(contentsOf: errURL, encoding: .utf8))
+        return HeadlightRun(
+            status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+            stderr: try String(contentsOf: errURL, encoding: .utf8))
     }
 }

@@ -24,7 +24,9 @@ final class InspectTests: XCTestCase {
         dirs.append(Bundle.main.bundleURL)
         dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
         for b in Bundle.allBundles { dirs.append(b.bundleURL.deletingLastPathComponent()) }
-        if let arg0 = CommandLine.arguments.first { dirs.append(URL(fileURLWithPath: arg0).deletingLastPathComponent()) }
+        if let arg0 = CommandLine.arguments.first {
+            dirs.append(URL(fileURLWithPath: arg0).deletingLastPathComponent())
+        }
         for d in dirs { if let u = executable(d) { return u } }
         // Else the newest build of the package this file belongs to.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -34,11 +36,15 @@ final class InspectTests: XCTestCase {
             let build = root.appendingPathComponent(entry)
             var candidates = [build.appendingPathComponent("release"), build.appendingPathComponent("debug")]
             for sub in (try? fm.contentsOfDirectory(atPath: build.path)) ?? [] where sub.contains("-") {
-                candidates += [build.appendingPathComponent(sub).appendingPathComponent("release"),
-                               build.appendingPathComponent(sub).appendingPathComponent("debug")]
+                candidates += [
+                    build.appendingPathComponent(sub).appendingPathComponent("release"),
+                    build.appendingPathComponent(sub).appendingPathComponent("debug")
+                ]
             }
             for c in candidates {
-                if let u = executable(c), let date = try? fm.attributesOfItem(atPath: u.path)[.modificationDate] as? Date {
+                if let u = executable(c),
+                    let date = try? fm.attributesOfItem(atPath: u.path)[.modificationDate] as? Date
+                {
                     found.append((u, date))
                 }
             }
@@ -80,8 +86,9 @@ final class InspectTests: XCTestCase {
         }
         let run = try headlight(["inspect", "--json", model.path])
         XCTAssertEqual(run.status, 0, run.stderr)
-        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
-                                 run.stdout)
+        let json = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
+            run.stdout)
         XCTAssertEqual(json["architecture"] as? String, "llama")
         XCTAssertEqual(json["gguf_version"] as? Int, 3)
         XCTAssertEqual(json["file"] as? String, model.path)
@@ -118,7 +125,8 @@ final class InspectTests: XCTestCase {
         // A GGUF v3 header with no tensors and one key, cut off inside the key's string value.
         var bytes: [UInt8] = Array("GGUF".utf8) + [3, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0] + [1, 0, 0, 0, 0, 0, 0, 0]
         bytes += [20, 0, 0, 0, 0, 0, 0, 0] + Array("general.architecture".utf8) + [8, 0, 0, 0] + [5, 0, 0]
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-truncated-\(UUID().uuidString).gguf")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "headlight-truncated-\(UUID().uuidString).gguf")
         try Data(bytes).write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         let run = try headlight(["inspect", url.path])
@@ -131,7 +139,8 @@ final class InspectTests: XCTestCase {
         // The default model cut in half: the header is intact, the tensor data is not.
         let model = Self.modelURL
         guard FileManager.default.fileExists(atPath: model.path) else { return }
-        let half = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-half-\(UUID().uuidString).gguf")
+        let half = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "headlight-half-\(UUID().uuidString).gguf")
         let src = try FileHandle(forReadingFrom: model)
         let head = try src.read(upToCount: 4 << 20) ?? Data()
         try src.close()

@@ -7,8 +7,9 @@ import XCTest
 final class ModelNameTests: XCTestCase {
     private func emptyCache() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-cache-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("models"),
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("models"),
+            withIntermediateDirectories: true)
         return dir
     }
 
@@ -16,8 +17,9 @@ final class ModelNameTests: XCTestCase {
         let cache = try emptyCache()
         defer { try? FileManager.default.removeItem(at: cache) }
         for name in ["gemma3-270m", "smollm2-135m"] {
-            let run = try HeadlightProcess.run(["inspect", name], currentDirectory: cache,
-                                               environment: ["HEADLIGHT_CACHE": cache.path, "HEADLIGHT_MODEL": ""])
+            let run = try HeadlightProcess.run(
+                ["inspect", name], currentDirectory: cache,
+                environment: ["HEADLIGHT_CACHE": cache.path, "HEADLIGHT_MODEL": ""])
             XCTAssertEqual(run.status, 1, run.stderr)
             XCTAssertTrue(run.stderr.hasPrefix("error: "), run.stderr)
             XCTAssertTrue(run.stderr.contains("scripts/fetch-model.sh \(name)"), run.stderr)
@@ -25,11 +27,13 @@ final class ModelNameTests: XCTestCase {
             XCTAssertEqual(run.stdout, "")
         }
         // An unknown name is a path: the hint lists the names.
-        let unknown = try HeadlightProcess.run(["inspect", "no-such-model"], currentDirectory: cache,
-                                               environment: ["HEADLIGHT_CACHE": cache.path])
+        let unknown = try HeadlightProcess.run(
+            ["inspect", "no-such-model"], currentDirectory: cache,
+            environment: ["HEADLIGHT_CACHE": cache.path])
         XCTAssertEqual(unknown.status, 1, unknown.stderr)
-        XCTAssertTrue(unknown.stderr.contains("gemma3-270m") && unknown.stderr.contains("smollm2-135m"),
-                      unknown.stderr)
+        XCTAssertTrue(
+            unknown.stderr.contains("gemma3-270m") && unknown.stderr.contains("smollm2-135m"),
+            unknown.stderr)
     }
 
     func testNamedModelResolvesToTheCachedFile() throws {
@@ -41,29 +45,36 @@ final class ModelNameTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: cache) }
         let link = cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: model)
-        let run = try HeadlightProcess.run(["inspect", "--json", "--no-tensors", "smollm2-135m"],
-                                           currentDirectory: cache, environment: ["HEADLIGHT_CACHE": cache.path])
+        let run = try HeadlightProcess.run(
+            ["inspect", "--json", "--no-tensors", "smollm2-135m"],
+            currentDirectory: cache, environment: ["HEADLIGHT_CACHE": cache.path])
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(json["file"] as? String, link.path)
         XCTAssertEqual(json["architecture"] as? String, "llama")
 
         // HEADLIGHT_MODEL takes names too.
-        let env = try HeadlightProcess.run(["inspect", "--json", "--no-tensors"], currentDirectory: cache,
-                                           environment: ["HEADLIGHT_CACHE": cache.path,
-                                                         "HEADLIGHT_MODEL": "smollm2-135m"])
+        let env = try HeadlightProcess.run(
+            ["inspect", "--json", "--no-tensors"], currentDirectory: cache,
+            environment: [
+                "HEADLIGHT_CACHE": cache.path,
+                "HEADLIGHT_MODEL": "smollm2-135m"
+            ])
         XCTAssertEqual(env.status, 0, env.stderr)
-        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(env.stdout.utf8)) as? [String: Any])?["file"]
-                       as? String, link.path)
+        XCTAssertEqual(
+            (try JSONSerialization.jsonObject(with: Data(env.stdout.utf8)) as? [String: Any])?["file"]
+                as? String, link.path)
 
         // A file named like a model wins over the name.
         let local = cache.appendingPathComponent("gemma3-270m")
         try FileManager.default.createSymbolicLink(at: local, withDestinationURL: model)
-        let path = try HeadlightProcess.run(["inspect", "--json", "--no-tensors", "gemma3-270m"],
-                                            currentDirectory: cache, environment: ["HEADLIGHT_CACHE": cache.path])
+        let path = try HeadlightProcess.run(
+            ["inspect", "--json", "--no-tensors", "gemma3-270m"],
+            currentDirectory: cache, environment: ["HEADLIGHT_CACHE": cache.path])
         XCTAssertEqual(path.status, 0, path.stderr)
-        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(path.stdout.utf8)) as? [String: Any])?["file"]
-                       as? String, local.path)
+        XCTAssertEqual(
+            (try JSONSerialization.jsonObject(with: Data(path.stdout.utf8)) as? [String: Any])?["file"]
+                as? String, local.path)
     }
 
     /// The real Gemma 3 270M (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors) is read and summarized.
@@ -82,8 +93,9 @@ final class ModelNameTests: XCTestCase {
             print("skipping: Gemma 3 270M not cached at \(file.path) (run scripts/fetch-model.sh gemma3-270m)")
             throw XCTSkip("Gemma 3 270M not cached (scripts/fetch-model.sh gemma3-270m)")
         }
-        let run = try HeadlightProcess.run(["inspect", "--json", "gemma3-270m"],
-                                           environment: ["HEADLIGHT_CACHE": cache.path])
+        let run = try HeadlightProcess.run(
+            ["inspect", "--json", "gemma3-270m"],
+            environment: ["HEADLIGHT_CACHE": cache.path])
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(json["architecture"] as? String, "gemma3")

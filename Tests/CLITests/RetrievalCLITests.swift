@@ -39,7 +39,8 @@ final class RetrievalCLITests: XCTestCase {
     func headlight(_ args: [String]) throws -> Run { try HeadlightProcess.run(args) }
 
     func json(_ r: Run) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout + r.stderr)
+        try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout + r.stderr)
     }
 
     /// Everything in /retrieval_heads that must not depend on interruption (timing and prefix
@@ -63,7 +64,9 @@ final class RetrievalCLITests: XCTestCase {
         }
         let hs = try t.dataset("head_scores").read(Double.self)
         let per = hs.count / max(idx.count, 1)
-        out["head_scores"] = order.map { i in hs[(i * per)..<((i + 1) * per)].map { "\($0.bitPattern)" }.joined(separator: ",") }
+        out["head_scores"] = order.map { i in
+            hs[(i * per)..<((i + 1) * per)].map { "\($0.bitPattern)" }.joined(separator: ",")
+        }
         return out
     }
 
@@ -90,20 +93,27 @@ final class RetrievalCLITests: XCTestCase {
         XCTAssertEqual(jc["resumed_trials"] as? Int, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: resumed + ".partial"))
         XCTAssertEqual(try results(full), try results(resumed))
-        XCTAssertEqual((jc["top"] as? [[String: Any]])?.map { $0["head"] as? String },
-                       (ja["top"] as? [[String: Any]])?.map { $0["head"] as? String })
+        XCTAssertEqual(
+            (jc["top"] as? [[String: Any]])?.map { $0["head"] as? String },
+            (ja["top"] as? [[String: Any]])?.map { $0["head"] as? String })
 
         // Text output lists the top heads.
-        let text = try headlight(["retrieval-heads"] + Self.grid + ["-o", dir.appendingPathComponent("t.h5").path,
-                                                                    "--top", "3", "--no-share-prefix"])
+        let text = try headlight(
+            ["retrieval-heads"] + Self.grid + [
+                "-o", dir.appendingPathComponent("t.h5").path,
+                "--top", "3", "--no-share-prefix"
+            ])
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssertTrue(text.stdout.contains("top 3 heads:"), text.stdout)
         XCTAssertEqual(try results(full), try results(dir.appendingPathComponent("t.h5").path))
 
         // Ablation on those scores.
         let abl = dir.appendingPathComponent("ablate.h5").path
-        let d = try headlight(["ablate", "--scores", full, "--top", "4", "--controls", "2", "--seed", "7",
-                               "--ppl-tokens", "48", "--bootstrap", "200", "-o", abl, "--json"] + Self.grid)
+        let d = try headlight(
+            [
+                "ablate", "--scores", full, "--top", "4", "--controls", "2", "--seed", "7",
+                "--ppl-tokens", "48", "--bootstrap", "200", "-o", abl, "--json"
+            ] + Self.grid)
         XCTAssertEqual(d.status, 0, d.stderr)
         let jd = try json(d)
         let conds = try XCTUnwrap(jd["conditions"] as? [[String: Any]])
@@ -139,8 +149,11 @@ final class RetrievalCLITests: XCTestCase {
         let a = try headlight(["retrieval-heads"] + grid + ["-o", det, "--no-progress"])
         XCTAssertEqual(a.status, 0, a.stderr)
         let out = dir.appendingPathComponent("causal.h5").path
-        let r = try headlight(["ablate", "--scores", det, "--causal", "3", "--ppl-tokens", "0", "--bootstrap", "100",
-                               "-o", out, "--json", "--no-progress"] + grid)
+        let r = try headlight(
+            [
+                "ablate", "--scores", det, "--causal", "3", "--ppl-tokens", "0", "--bootstrap", "100",
+                "-o", out, "--json", "--no-progress"
+            ] + grid)
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try json(r)
         let conds = try XCTUnwrap(j["conditions"] as? [[String: Any]])

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `headlight trace` as a subprocess on the default model: the run file read back with `h5dump`
@@ -27,7 +27,8 @@ final class TraceTests: XCTestCase {
 
     static func tool(_ name: String) -> String? {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        for d in path + ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(d)/\(name)") {
+        for d in path + ["/usr/bin", "/usr/local/bin", "/bin"]
+        where FileManager.default.isExecutableFile(atPath: "\(d)/\(name)") {
             return "\(d)/\(name)"
         }
         return nil
@@ -51,22 +52,27 @@ final class TraceTests: XCTestCase {
         guard let h5dump = Self.tool("h5dump") else { throw XCTSkip("h5dump not installed (Debian: hdf5-tools)") }
         let out = dir.appendingPathComponent("run.h5").path
         let prompt = "The capital of France is Paris. The capital of Italy is"
-        let r = try headlight(["trace", "--prompt", prompt, "--hooks", "pattern,blocks.-1.hook_resid_post,logits",
-                               "--layers", "0,5,-1", "--heads", "0:3", "--queries", "last:4", "--float16", "--gzip", "4",
-                               "--generate", "2", "-o", out])
+        let r = try headlight([
+            "trace", "--prompt", prompt, "--hooks", "pattern,blocks.-1.hook_resid_post,logits",
+            "--layers", "0,5,-1", "--heads", "0:3", "--queries", "last:4", "--float16", "--gzip", "4",
+            "--generate", "2", "-o", out
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["run.h5"], "no temporary file left")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path), ["run.h5"], "no temporary file left")
 
         let (st, header) = try Self.run(h5dump, ["-H", out])
         XCTAssertEqual(st, 0, header)
-        for needle in ["GROUP \"/\"", "ATTRIBUTE \"complete\"", "ATTRIBUTE \"format\"", "ATTRIBUTE \"model_sha256\"",
-                       "ATTRIBUTE \"command_line\"", "ATTRIBUTE \"n_layers\"", "GROUP \"captures\"",
-                       "DATASET \"blocks.0.attn.hook_pattern\"", "DATASET \"blocks.5.attn.hook_pattern\"",
-                       "DATASET \"blocks.29.attn.hook_pattern\"", "DATASET \"blocks.29.hook_resid_post\"", "DATASET \"logits\"",
-                       "DATASET \"tokens\"", "DATASET \"token_strings\"", "ATTRIBUTE \"axes\"", "ATTRIBUTE \"heads\"",
-                       "ATTRIBUTE \"queries\"", "ATTRIBUTE \"form\"", "16-bit little-endian floating-point",
-                       "H5T_STD_I32LE", "ATTRIBUTE \"prompt\""] {
+        for needle in [
+            "GROUP \"/\"", "ATTRIBUTE \"complete\"", "ATTRIBUTE \"format\"", "ATTRIBUTE \"model_sha256\"",
+            "ATTRIBUTE \"command_line\"", "ATTRIBUTE \"n_layers\"", "GROUP \"captures\"",
+            "DATASET \"blocks.0.attn.hook_pattern\"", "DATASET \"blocks.5.attn.hook_pattern\"",
+            "DATASET \"blocks.29.attn.hook_pattern\"", "DATASET \"blocks.29.hook_resid_post\"", "DATASET \"logits\"",
+            "DATASET \"tokens\"", "DATASET \"token_strings\"", "ATTRIBUTE \"axes\"", "ATTRIBUTE \"heads\"",
+            "ATTRIBUTE \"queries\"", "ATTRIBUTE \"form\"", "16-bit little-endian floating-point",
+            "H5T_STD_I32LE", "ATTRIBUTE \"prompt\""
+        ] {
             XCTAssertTrue(header.contains(needle), "h5dump -H lacks \(needle)")
         }
         // 12 prompt tokens + 2 generated; last:4 = the last 4 prompt positions; 3 heads; keys over all 14 positions.
@@ -81,7 +87,8 @@ final class TraceTests: XCTestCase {
         let (_, axes) = try Self.run(h5dump, ["-a", "/captures/blocks.0.attn.hook_pattern/axes", out])
         XCTAssertTrue(axes.contains("\"head\", \"query\", \"key\""), axes)
         // One attention row: keys 0...11 sum to 1 (float16), keys 12, 13 are causal zeros.
-        let (_, row) = try Self.run(h5dump, ["-d", "/captures/blocks.5.attn.hook_pattern", "-s", "1,3,0", "-c", "1,1,14", "-y", "-w", "0", out])
+        let (_, row) = try Self.run(
+            h5dump, ["-d", "/captures/blocks.5.attn.hook_pattern", "-s", "1,3,0", "-c", "1,1,14", "-y", "-w", "0", out])
         let values = row.components(separatedBy: "DATA {")[1].components(separatedBy: "}").first!
             .split(whereSeparator: { ", \n".contains($0) }).compactMap { Double($0) }
         XCTAssertEqual(values.count, 14, row)
@@ -103,7 +110,9 @@ final class TraceTests: XCTestCase {
                     print("h5py ok", len(f["token_strings"].asstr()[()]))
                 """
             let (pst, pout) = try Self.run(python, ["-c", script])
-            if pout.contains("No module named") { print("h5py not available: \(pout)") } else {
+            if pout.contains("No module named") {
+                print("h5py not available: \(pout)")
+            } else {
                 XCTAssertEqual(pst, 0, pout)
                 XCTAssertTrue(pout.contains("h5py ok 14"), pout)
             }
@@ -111,15 +120,19 @@ final class TraceTests: XCTestCase {
 
         // Top-k and span forms
         let out2 = dir.appendingPathComponent("forms.h5").path
-        let r2 = try headlight(["trace", "--prompt", prompt, "--hooks", "blocks.3.attn.hook_pattern", "--queries", "-1",
-                                "--top-k", "5", "-o", out2])
+        let r2 = try headlight([
+            "trace", "--prompt", prompt, "--hooks", "blocks.3.attn.hook_pattern", "--queries", "-1",
+            "--top-k", "5", "-o", out2
+        ])
         XCTAssertEqual(r2.status, 0, r2.stderr)
         let (_, h2) = try Self.run(h5dump, ["-H", out2])
         XCTAssertTrue(h2.contains("DATASET \"blocks.3.attn.hook_pattern.topk_indices\""), h2)
         XCTAssertTrue(h2.contains("DATASPACE  SIMPLE { ( 9, 1, 5 ) / ( 9, 1, 5 ) }"), h2)
         let out3 = dir.appendingPathComponent("spans.h5").path
-        let r3 = try headlight(["trace", "--prompt", prompt, "--hooks", "blocks.3.attn.hook_pattern", "--queries", "last:2",
-                                "--spans", "france= France,paris=5:6", "-o", out3])
+        let r3 = try headlight([
+            "trace", "--prompt", prompt, "--hooks", "blocks.3.attn.hook_pattern", "--queries", "last:2",
+            "--spans", "france= France,paris=5:6", "-o", out3
+        ])
         XCTAssertEqual(r3.status, 0, r3.stderr)
         let (_, labels) = try Self.run(h5dump, ["-a", "/captures/blocks.3.attn.hook_pattern/span_starts", out3])
         XCTAssertTrue(labels.contains("(0): 3, 5"), labels)
@@ -133,7 +146,7 @@ final class TraceTests: XCTestCase {
             (["--hooks", "attn.hook_nope"], ["unknown hook 'attn.hook_nope'", "blocks.{L}.attn.hook_pattern"]),
             (["--hooks", "pattern", "--spans", "needle=4:4"], ["span 'needle'", "empty"]),
             (["--hooks", "pattern", "--queries", "500"], ["position 500", "0...4"]),
-            (["--hooks", "pattern", "--ablate", "3.9"], ["head 9", "0...8"]),
+            (["--hooks", "pattern", "--ablate", "3.9"], ["head 9", "0...8"])
         ]
         for (args, needles) in cases {
             let r = try headlight(["trace", "--prompt", "one two three four five"] + args + ["-o", out])
@@ -141,7 +154,8 @@ final class TraceTests: XCTestCase {
             for n in needles { XCTAssertTrue(r.stderr.contains(n), "\(args): stderr lacks '\(n)': \(r.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         }
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed runs leave nothing behind")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed runs leave nothing behind")
     }
 
     /// SIGKILL in the middle of a run: nothing at the output path; the temporary file, if readable,
@@ -150,10 +164,13 @@ final class TraceTests: XCTestCase {
         guard let binary = InspectTests.binary else { throw XCTSkip("headlight binary not found") }
         let out = dir.appendingPathComponent("killed.h5").path
         let promptFile = dir.appendingPathComponent("prompt.txt")
-        try String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 300).write(to: promptFile, atomically: true, encoding: .utf8)
+        try String(repeating: "The quick brown fox jumps over the lazy dog. ", count: 300).write(
+            to: promptFile, atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = binary
-        p.arguments = ["trace", "--prompt-file", promptFile.path, "--hooks", "pattern", "--float16", "--quiet", "-o", out]
+        p.arguments = [
+            "trace", "--prompt-file", promptFile.path, "--hooks", "pattern", "--float16", "--quiet", "-o", out
+        ]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -165,7 +182,10 @@ final class TraceTests: XCTestCase {
             if let t = entries.first(where: { $0.hasPrefix("killed.h5.tmp-") }) {
                 let path = dir.appendingPathComponent(t).path
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
-                if size > 4 << 20 { temp = path; break }
+                if size > 4 << 20 {
+                    temp = path
+                    break
+                }
             }
             usleep(50_000)
         }
@@ -174,7 +194,8 @@ final class TraceTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .uncaughtSignal)
         let tempPath = try XCTUnwrap(temp, "no temporary file appeared")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a killed run must not leave a file at the output path")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: out), "a killed run must not leave a file at the output path")
         XCTAssertTrue(FileManager.default.fileExists(atPath: tempPath))
         if let h5dump = Self.tool("h5dump") {
             let (st, text) = try Self.run(h5dump, ["-a", "/complete", tempPath])

@@ -14,8 +14,10 @@ final class DequantTests: XCTestCase {
     // MARK: Supported set
 
     func testCanDequantizeIsExactlyTheTestedSet() {
-        let expected: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
-                                       .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K]
+        let expected: Set<GGMLType> = [
+            .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0,
+            .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K
+        ]
         XCTAssertEqual(Set(GGMLType.allCases.filter(\.canDequantize)), expected)
     }
 
@@ -23,7 +25,10 @@ final class DequantTests: XCTestCase {
 
     private struct Manifest: Decodable {
         struct Entry: Decodable {
-            struct Section: Decodable { let name: String; let blocks: Int }
+            struct Section: Decodable {
+                let name: String
+                let blocks: Int
+            }
             let type: String
             let id: UInt32
             let block_size: Int
@@ -38,8 +43,8 @@ final class DequantTests: XCTestCase {
     }
 
     private static let fixtureDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()          // GGUFTests
-        .deletingLastPathComponent()          // Tests
+        .deletingLastPathComponent() // GGUFTests
+        .deletingLastPathComponent() // Tests
         .appendingPathComponent("Fixtures/dequant")
 
     func testGoldenFixtures() throws {
@@ -71,17 +76,20 @@ final class DequantTests: XCTestCase {
             // The first few non-zero values (the leading edge-case blocks are mostly zeros).
             let sample = expected.indices.filter { expected[$0] != 0 }.prefix(4)
             let shown = sample.map { "[\($0)] \(expected[$0]) -> \(fast[$0])" }.joined(separator: ", ")
-            print("  \(entry.type.padding(toLength: 5, withPad: " ", startingAt: 0)) \(count) values, "
-                  + "max |diff| fast \(fastStats.maxAbsDiff) / reference \(referenceStats.maxAbsDiff), "
-                  + "bit mismatches \(fastStats.mismatches) / \(referenceStats.mismatches); "
-                  + "expected -> got: \(shown)")
+            print(
+                "  \(entry.type.padding(toLength: 5, withPad: " ", startingAt: 0)) \(count) values, "
+                    + "max |diff| fast \(fastStats.maxAbsDiff) / reference \(referenceStats.maxAbsDiff), "
+                    + "bit mismatches \(fastStats.mismatches) / \(referenceStats.mismatches); "
+                    + "expected -> got: \(shown)")
 
-            XCTAssertEqual(fastStats.mismatches, 0,
-                           "\(entry.type): fast decoder differs at element \(fastStats.firstMismatch ?? -1) "
-                           + "(\(sectionName(entry, fastStats.firstMismatch)))")
-            XCTAssertEqual(referenceStats.mismatches, 0,
-                           "\(entry.type): reference decoder differs at element \(referenceStats.firstMismatch ?? -1) "
-                           + "(\(sectionName(entry, referenceStats.firstMismatch)))")
+            XCTAssertEqual(
+                fastStats.mismatches, 0,
+                "\(entry.type): fast decoder differs at element \(fastStats.firstMismatch ?? -1) "
+                    + "(\(sectionName(entry, fastStats.firstMismatch)))")
+            XCTAssertEqual(
+                referenceStats.mismatches, 0,
+                "\(entry.type): reference decoder differs at element \(referenceStats.firstMismatch ?? -1) "
+                    + "(\(sectionName(entry, referenceStats.firstMismatch)))")
         }
         XCTAssertEqual(covered, Set(GGMLType.allCases.filter(\.canDequantize)), "every supported type has a fixture")
     }
@@ -121,7 +129,9 @@ final class DequantTests: XCTestCase {
     func testZeroCountIsANoOp() {
         var sentinel: Float = 42
         for type in GGMLType.allCases where type.canDequantize {
-            [UInt8](repeating: 0xFF, count: 4).withUnsafeBytes { type.dequantize($0.baseAddress!, count: 0, into: &sentinel) }
+            [UInt8](repeating: 0xFF, count: 4).withUnsafeBytes {
+                type.dequantize($0.baseAddress!, count: 0, into: &sentinel)
+            }
         }
         XCTAssertEqual(sentinel, 42)
     }
@@ -140,8 +150,9 @@ final class DequantTests: XCTestCase {
                 XCTAssertEqual(got.bitPattern & 0x7FFF_FFFF, 0x7F80_0000 | UInt32(mantissa) << 13)
                 continue
             }
-            let want = arithmeticValue(negative: sign, exponent: exponent, mantissa: mantissa,
-                                       mantissaBits: 10, bias: 15, maxExponent: 31)
+            let want = arithmeticValue(
+                negative: sign, exponent: exponent, mantissa: mantissa,
+                mantissaBits: 10, bias: 15, maxExponent: 31)
             XCTAssertEqual(got.bitPattern, want.bitPattern, "f16 0x\(String(bits, radix: 16))")
             // Cross-check with the standard library's binary16 (non-NaN only: hardware may quiet NaNs).
             XCTAssertEqual(got.bitPattern, Float(Float16(bitPattern: bits)).bitPattern)
@@ -158,8 +169,9 @@ final class DequantTests: XCTestCase {
                 XCTAssertEqual(got.bitPattern, UInt32(bits) << 16, "NaN payload kept")
                 continue
             }
-            let want = arithmeticValue(negative: sign, exponent: exponent, mantissa: mantissa,
-                                       mantissaBits: 7, bias: 127, maxExponent: 255)
+            let want = arithmeticValue(
+                negative: sign, exponent: exponent, mantissa: mantissa,
+                mantissaBits: 7, bias: 127, maxExponent: 255)
             XCTAssertEqual(got.bitPattern, want.bitPattern, "bf16 0x\(String(bits, radix: 16))")
         }
     }
@@ -178,7 +190,7 @@ final class DequantTests: XCTestCase {
             let b = low == 0x7BFF ? Float(65536) : halfToFloat(low + 1)
             let mid = (a + b) / 2
             XCTAssertEqual((a + b) / 2 - a, b - (a + b) / 2, "midpoint exact")
-            let even = low & 1 == 0 ? low : low + 1      // 0x7C00 (Inf) is the even side of 65520
+            let even = low & 1 == 0 ? low : low + 1 // 0x7C00 (Inf) is the even side of 65520
             for sign in [UInt16(0), 0x8000] {
                 let s: Float = sign == 0 ? 1 : -1
                 XCTAssertEqual(floatToHalf(s * mid), sign | even, "tie at \(s * mid)")
@@ -186,7 +198,7 @@ final class DequantTests: XCTestCase {
                 XCTAssertEqual(floatToHalf(s * mid.nextUp), sign | (low + 1), "above tie at \(s * mid)")
             }
         }
-        XCTAssertEqual(floatToHalf(1e-8), 0)                         // below half the smallest subnormal
+        XCTAssertEqual(floatToHalf(1e-8), 0) // below half the smallest subnormal
         XCTAssertEqual(floatToHalf(-1e-8), 0x8000)
         XCTAssertEqual(floatToHalf(1e6), 0x7C00)
         XCTAssertEqual(floatToHalf(-.infinity), 0xFC00)
@@ -195,8 +207,8 @@ final class DequantTests: XCTestCase {
 
     func testFloatToHalfNaNsAndAgreementWithStandardLibrary() {
         XCTAssertEqual(floatToHalf(Float(bitPattern: 0x7FC0_0000)), 0x7E00)
-        XCTAssertEqual(floatToHalf(Float(bitPattern: 0x7F80_0001)), 0x7E00)  // signalling -> quiet, payload lost
-        XCTAssertEqual(floatToHalf(Float(bitPattern: 0xFF81_2345)), 0xFE09)  // sign and top payload bits kept
+        XCTAssertEqual(floatToHalf(Float(bitPattern: 0x7F80_0001)), 0x7E00) // signalling -> quiet, payload lost
+        XCTAssertEqual(floatToHalf(Float(bitPattern: 0xFF81_2345)), 0xFE09) // sign and top payload bits kept
         var rng = DequantRNG(seed: 16)
         for _ in 0..<300_000 {
             let x = Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
@@ -236,7 +248,11 @@ final class DequantTests: XCTestCase {
         }
     }
 
-    private struct Comparison { var mismatches = 0; var firstMismatch: Int?; var maxAbsDiff: Float = 0 }
+    private struct Comparison {
+        var mismatches = 0
+        var firstMismatch: Int?
+        var maxAbsDiff: Float = 0
+    }
 
     /// Bitwise comparison (NaNs must match bit for bit too); max |diff| over finite pairs.
     private func compare(_ got: [Float], _ want: [Float]) -> Comparison {
@@ -271,15 +287,18 @@ final class DequantTests: XCTestCase {
     }
 
     /// The value of a non-NaN binary float from its fields, by plain arithmetic (no bit tricks).
-    private func arithmeticValue(negative: Bool, exponent: Int, mantissa: Int,
-                                 mantissaBits: Int, bias: Int, maxExponent: Int) -> Float {
+    private func arithmeticValue(
+        negative: Bool, exponent: Int, mantissa: Int,
+        mantissaBits: Int, bias: Int, maxExponent: Int
+    ) -> Float {
         let magnitude: Float
         if exponent == maxExponent {
             magnitude = .infinity
         } else if exponent == 0 {
             magnitude = Float(mantissa) * Float(sign: .plus, exponent: 1 - bias - mantissaBits, significand: 1)
         } else {
-            magnitude = Float((1 << mantissaBits) + mantissa)
+            magnitude =
+                Float((1 << mantissaBits) + mantissa)
                 * Float(sign: .plus, exponent: exponent - bias - mantissaBits, significand: 1)
         }
         return negative ? -magnitude : magnitude

@@ -36,16 +36,30 @@ final class FamilyFixtureTests: XCTestCase {
 
     /// Tensor names of block 0 each family must have (README.md), and ones it must not.
     static let blockTensors: [String: (has: [String], hasNot: [String])] = [
-        "qwen3": (["attn_q", "attn_k", "attn_v", "attn_q_norm", "attn_k_norm", "attn_output", "ffn_norm",
-                   "ffn_gate", "ffn_up", "ffn_down"], ["attn_q.bias", "attn_qkv"]),
-        "mistral": (["attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"],
-                    ["attn_q_norm"]),
+        "qwen3": (
+            [
+                "attn_q", "attn_k", "attn_v", "attn_q_norm", "attn_k_norm", "attn_output", "ffn_norm",
+                "ffn_gate", "ffn_up", "ffn_down"
+            ], ["attn_q.bias", "attn_qkv"]
+        ),
+        "mistral": (
+            ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"],
+            ["attn_q_norm"]
+        ),
         "phi3": (["attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"], ["attn_q", "ffn_gate"]),
         "llama3rope": (["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"], []),
-        "gemma2": (["attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm",
-                    "post_ffw_norm", "ffn_gate", "ffn_up", "ffn_down"], ["attn_q_norm"]),
-        "gemma3": (["attn_q", "attn_k", "attn_v", "attn_q_norm", "attn_k_norm", "attn_output",
-                    "post_attention_norm", "ffn_norm", "post_ffw_norm", "ffn_gate", "ffn_up", "ffn_down"], []),
+        "gemma2": (
+            [
+                "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm",
+                "post_ffw_norm", "ffn_gate", "ffn_up", "ffn_down"
+            ], ["attn_q_norm"]
+        ),
+        "gemma3": (
+            [
+                "attn_q", "attn_k", "attn_v", "attn_q_norm", "attn_k_norm", "attn_output",
+                "post_attention_norm", "ffn_norm", "post_ffw_norm", "ffn_gate", "ffn_up", "ffn_down"
+            ], []
+        )
     ]
 
     func manifest(_ family: String) throws -> Manifest {
@@ -76,8 +90,9 @@ final class FamilyFixtureTests: XCTestCase {
             }
             XCTAssertEqual(try f.requireTensor("blk.0.attn_output.weight").dims, [m.n_heads * m.head_dim, dModel])
             if family == "phi3" {
-                XCTAssertEqual(try f.requireTensor("blk.0.attn_qkv.weight").dims,
-                               [dModel, (m.n_heads + 2 * m.n_kv_heads) * m.head_dim], "fused QKV rows")
+                XCTAssertEqual(
+                    try f.requireTensor("blk.0.attn_qkv.weight").dims,
+                    [dModel, (m.n_heads + 2 * m.n_kv_heads) * m.head_dim], "fused QKV rows")
                 let ff = try f.int("phi3.feed_forward_length")
                 XCTAssertEqual(try f.requireTensor("blk.0.ffn_up.weight").dims, [dModel, 2 * ff], "fused gate/up rows")
             } else {
@@ -94,8 +109,9 @@ final class FamilyFixtureTests: XCTestCase {
             let logits = try Data(contentsOf: Self.dir.appendingPathComponent(m.logits_file))
             XCTAssertEqual(logits.count, tokens.reduce(0, +) * m.vocab_size * 4, "\(family) logits size")
             let attn = try Data(contentsOf: Self.dir.appendingPathComponent(m.attention_file))
-            XCTAssertEqual(attn.count, tokens.map { m.attention_layers.count * m.n_heads * $0 * $0 * 4 }.reduce(0, +),
-                           "\(family) attention size")
+            XCTAssertEqual(
+                attn.count, tokens.map { m.attention_layers.count * m.n_heads * $0 * $0 * 4 }.reduce(0, +),
+                "\(family) attention size")
             for p in m.prompts {
                 XCTAssertEqual(p.greedy.count, m.greedy_steps)
                 XCTAssertEqual(p.top1.count, p.tokens.count)
@@ -137,7 +153,7 @@ final class FamilyFixtureTests: XCTestCase {
         let data = try Data(contentsOf: Self.dir.appendingPathComponent(m.attention_file))
         let t = m.prompts[0].tokens.count
         data.withUnsafeBytes { raw in
-            let a = raw.bindMemory(to: Float.self)                        // [H, T, T] first
+            let a = raw.bindMemory(to: Float.self) // [H, T, T] first
             for h in 0..<m.n_heads {
                 let row = (h * t + (t - 1)) * t
                 let visible = (0..<t).filter { a[row + $0] != 0 }

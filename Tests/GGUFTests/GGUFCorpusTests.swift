@@ -1,7 +1,7 @@
 import Foundation
 import GGUF
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import XCTest
 
@@ -16,10 +16,15 @@ final class GGUFCorpusTests: XCTestCase {
 
     /// Loads `bytes` and returns the error's kind (failing the test if it loads or throws something else).
     @discardableResult
-    func reject(_ bytes: [UInt8], _ expected: GGUFError.Kind? = nil, naming names: [String] = [],
-                file: StaticString = #filePath, line: UInt = #line) -> GGUFError.Kind? {
+    func reject(
+        _ bytes: [UInt8], _ expected: GGUFError.Kind? = nil, naming names: [String] = [],
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> GGUFError.Kind? {
         let url: URL
-        do { url = try tmp.write(bytes) } catch { XCTFail("\(error)", file: file, line: line); return nil }
+        do { url = try tmp.write(bytes) } catch {
+            XCTFail("\(error)", file: file, line: line)
+            return nil
+        }
         do {
             _ = try GGUFFile(url: url)
             XCTFail("file loaded, expected \(expected.map { "\($0)" } ?? "an error")", file: file, line: line)
@@ -30,7 +35,8 @@ final class GGUFCorpusTests: XCTestCase {
             XCTAssertTrue(e.description.hasPrefix(url.path + ": "), e.description, file: file, line: line)
             XCTAssertEqual(e.errorDescription, e.description, file: file, line: line)
             for n in names {
-                XCTAssertTrue(e.description.contains(n), "'\(e.description)' does not name '\(n)'", file: file, line: line)
+                XCTAssertTrue(
+                    e.description.contains(n), "'\(e.description)' does not name '\(n)'", file: file, line: line)
             }
             return e.kind
         } catch {
@@ -66,10 +72,15 @@ final class GGUFCorpusTests: XCTestCase {
                     histogram["truncated", default: 0] += 1
                     XCTAssertEqual(size, n)
                     XCTAssertTrue(offset <= n && offset + needed > n, "\(n): \(e)")
-                    if n < 4 { XCTAssertEqual(what, "magic") }
-                    else if n < 8 { XCTAssertEqual(what, "version") }
-                    else if n < 16 { XCTAssertEqual(what, "tensor count") }
-                    else if n < 24 { XCTAssertEqual(what, "metadata count") }
+                    if n < 4 {
+                        XCTAssertEqual(what, "magic")
+                    } else if n < 8 {
+                        XCTAssertEqual(what, "version")
+                    } else if n < 16 {
+                        XCTAssertEqual(what, "tensor count")
+                    } else if n < 24 {
+                        XCTAssertEqual(what, "metadata count")
+                    }
                     if n >= enc.headerEnd { XCTAssertEqual(what, "padding before the data section", "\(n)") }
                     XCTAssertLessThan(n, enc.dataOffset, "\(n): \(e)")
                 case .stringTooLong(_, let length, let limit, _):
@@ -97,8 +108,9 @@ final class GGUFCorpusTests: XCTestCase {
             }
         }
         // Every kind of truncation occurs: in a fixed field, a string, a count, the padding, the data.
-        XCTAssertEqual(Set(histogram.keys), ["truncated", "stringTooLong", "countTooLarge", "tensorDataOutOfBounds"],
-                       "\(histogram)")
+        XCTAssertEqual(
+            Set(histogram.keys), ["truncated", "stringTooLong", "countTooLarge", "tensorDataOutOfBounds"],
+            "\(histogram)")
         XCTAssertEqual(histogram.values.reduce(0, +), full.count)
     }
 
@@ -151,13 +163,16 @@ final class GGUFCorpusTests: XCTestCase {
         for count: UInt64 in [1 << 63, .max, limitT + 1] {
             var t = b
             t.put64(count, at: 8)
-            reject(t, .countTooLarge(what: "tensor count", count: count, limit: limitT, offset: 8), naming: ["tensor count"])
+            reject(
+                t, .countTooLarge(what: "tensor count", count: count, limit: limitT, offset: 8),
+                naming: ["tensor count"])
         }
         for count: UInt64 in [1 << 63, .max, limitKV + 1] {
             var t = b
             t.put64(count, at: 16)
-            reject(t, .countTooLarge(what: "metadata count", count: count, limit: limitKV, offset: 16),
-                   naming: ["metadata count"])
+            reject(
+                t, .countTooLarge(what: "metadata count", count: count, limit: limitKV, offset: 16),
+                naming: ["metadata count"])
         }
         // A count that fits the file but is more than the entries present runs into the tensor infos.
         var t = b
@@ -173,41 +188,54 @@ final class GGUFCorpusTests: XCTestCase {
         for len: UInt64 in [1 << 62, .max, UInt64(b.count - 32 + 1)] {
             var t = b
             t.put64(len, at: 24)
-            reject(t, .stringTooLong(context: "metadata key #0", length: len, limit: UInt64(b.count - 32), offset: 24),
-                   naming: ["metadata key #0"])
+            reject(
+                t, .stringTooLong(context: "metadata key #0", length: len, limit: UInt64(b.count - 32), offset: 24),
+                naming: ["metadata key #0"])
         }
         // A string value.
         var t = b
         let at = b.stringField("corpus ✓")
         t.put64(1 << 40, at: at)
-        reject(t, .stringTooLong(context: "value of 'general.name'", length: 1 << 40,
-                                 limit: UInt64(b.count - at - 8), offset: at), naming: ["general.name"])
+        reject(
+            t,
+            .stringTooLong(
+                context: "value of 'general.name'", length: 1 << 40,
+                limit: UInt64(b.count - at - 8), offset: at), naming: ["general.name"])
         // A tensor name.
         t = b
         let nameAt = b.stringField("w.q4_0")
         t.put64(1 << 50, at: nameAt)
-        reject(t, .stringTooLong(context: "name of tensor #1", length: 1 << 50, limit: UInt64(b.count - nameAt - 8),
-                                 offset: nameAt), naming: ["tensor #1"])
+        reject(
+            t,
+            .stringTooLong(
+                context: "name of tensor #1", length: 1 << 50, limit: UInt64(b.count - nameAt - 8),
+                offset: nameAt), naming: ["tensor #1"])
     }
 
     func testInvalidUTF8() {
         let key: [UInt8] = Array("bad.".utf8) + [0xFF, 0xFE, 0xC3]
         let b = withBase { $0.appendRaw(key: key, typeID: GGUFValueType.uint8.rawValue, payload: [1]) }
         let n = Fixture.base().metadata.count
-        reject(b, .invalidUTF8(context: "metadata key #\(n)", offset: b.offset(of: key)! - 8), naming: ["metadata key #\(n)"])
+        reject(
+            b, .invalidUTF8(context: "metadata key #\(n)", offset: b.offset(of: key)! - 8),
+            naming: ["metadata key #\(n)"])
 
         var w = Fixture.base()
         w.addRawTensor(name: [0x61, 0xC0, 0x80], dims: [1], typeID: 0, bytes: floats([1])) // overlong NUL
         let tb = w.encodedWithLayout()
-        reject(tb.bytes, .invalidUTF8(context: "name of tensor #5", offset: tb.tensorInfoOffsets[5]), naming: ["tensor #5"])
+        reject(
+            tb.bytes, .invalidUTF8(context: "name of tensor #5", offset: tb.tensorInfoOffsets[5]), naming: ["tensor #5"]
+        )
 
         // A string value and a string array element.
         let v = withBase { $0.appendRaw(key: Array("bad.value".utf8), typeID: 8, payload: le64(2) + [0xE2, 0x82]) }
-        reject(v, .invalidUTF8(context: "value of 'bad.value'", offset: v.offset(of: Array("bad.value".utf8))! + 9 + 4),
-               naming: ["bad.value"])
+        reject(
+            v, .invalidUTF8(context: "value of 'bad.value'", offset: v.offset(of: Array("bad.value".utf8))! + 9 + 4),
+            naming: ["bad.value"])
         let a = withBase {
-            $0.appendRaw(key: Array("bad.array".utf8), typeID: 9,
-                         payload: le32(8) + le64(2) + le64(1) + [0x41] + le64(1) + [0x80])
+            $0.appendRaw(
+                key: Array("bad.array".utf8), typeID: 9,
+                payload: le32(8) + le64(2) + le64(1) + [0x41] + le64(1) + [0x80])
         }
         let elem = a.offset(of: Array("bad.array".utf8))! + 9 + 4 + 4 + 8 + 9
         reject(a, .invalidUTF8(context: "value of 'bad.array'", offset: elem), naming: ["bad.array"])
@@ -216,17 +244,21 @@ final class GGUFCorpusTests: XCTestCase {
     // MARK: - Metadata values
 
     func testAbsurdArrayLengths() {
-        for (elementType, count) in [(GGUFValueType.uint8, UInt64(1) << 62), (.string, 1 << 40), (.float64, .max),
-                                     (.uint16, 1 << 31)] {
+        for (elementType, count) in [
+            (GGUFValueType.uint8, UInt64(1) << 62), (.string, 1 << 40), (.float64, .max),
+            (.uint16, 1 << 31)
+        ] {
             let key = "test.huge.\(elementType)"
             let b = withBase {
-                $0.appendRaw(key: Array(key.utf8), typeID: 9, payload: le32(elementType.rawValue) + le64(count) + [0, 0])
+                $0.appendRaw(
+                    key: Array(key.utf8), typeID: 9, payload: le32(elementType.rawValue) + le64(count) + [0, 0])
             }
             let countAt = b.offset(of: Array(key.utf8))! + key.utf8.count + 4 + 4
             let elementSize: UInt64 = [.uint8: 1, .string: 8, .float64: 8, .uint16: 2][elementType]!
             let limit = min(UInt64(b.count - countAt - 8) / elementSize, GGUFFile.maxArrayElements)
-            reject(b, .countTooLarge(what: "array length of '\(key)'", count: count, limit: limit, offset: countAt),
-                   naming: [key])
+            reject(
+                b, .countTooLarge(what: "array length of '\(key)'", count: count, limit: limit, offset: countAt),
+                naming: [key])
         }
     }
 
@@ -266,15 +298,19 @@ final class GGUFCorpusTests: XCTestCase {
         for v: UInt32 in [0, 3, 48, 0x8000_0001] {
             let b = withBase { $0.set("general.alignment", .uint32(v)) }
             let typeAt = b.offset(of: Array("general.alignment".utf8))! + 17
-            reject(b, .invalidAlignment(key: "general.alignment", value: "\(v)", offset: typeAt + 4),
-                   naming: ["general.alignment", "\(v)"])
+            reject(
+                b, .invalidAlignment(key: "general.alignment", value: "\(v)", offset: typeAt + 4),
+                naming: ["general.alignment", "\(v)"])
         }
-        for (v, type) in [(GGUFValue.uint64(32), "u64"), (.int32(32), "i32"), (.string("32"), "string"),
-                          (.array(.uint32, [.uint32(32)]), "array[u32]")] {
+        for (v, type) in [
+            (GGUFValue.uint64(32), "u64"), (.int32(32), "i32"), (.string("32"), "string"),
+            (.array(.uint32, [.uint32(32)]), "array[u32]")
+        ] {
             let b = withBase { $0.set("general.alignment", v) }
             let typeAt = b.offset(of: Array("general.alignment".utf8))! + 17
-            reject(b, .alignmentNotU32(key: "general.alignment", type: type, offset: typeAt),
-                   naming: ["general.alignment", type])
+            reject(
+                b, .alignmentNotU32(key: "general.alignment", type: type, offset: typeAt),
+                naming: ["general.alignment", type])
         }
     }
 
@@ -309,14 +345,17 @@ final class GGUFCorpusTests: XCTestCase {
             w = Fixture.base()
             w.addTensor(name, dims: [1], values: [1])
             enc = w.encodedWithLayout()
-            reject(enc.bytes, .tensorNameTooLong(name, length: length, limit: 63, offset: enc.tensorOffsetFields[4] + 8),
-                   naming: [String(name.prefix(60))])
+            reject(
+                enc.bytes, .tensorNameTooLong(name, length: length, limit: 63, offset: enc.tensorOffsetFields[4] + 8),
+                naming: [String(name.prefix(60))])
         }
     }
 
     /// Adds one tensor after the base ones and returns the file and the offset of its dimension count.
-    func withTensor(dims: [Int64], typeID: UInt32, offset: UInt64? = nil, bytes: [UInt8] = floats([1]),
-                    name: String = "bad.weight") -> (bytes: [UInt8], nDimsAt: Int, typeAt: Int, offsetAt: Int) {
+    func withTensor(
+        dims: [Int64], typeID: UInt32, offset: UInt64? = nil, bytes: [UInt8] = floats([1]),
+        name: String = "bad.weight"
+    ) -> (bytes: [UInt8], nDimsAt: Int, typeAt: Int, offsetAt: Int) {
         var w = Fixture.base()
         w.addRawTensor(name: Array(name.utf8), dims: dims, typeID: typeID, offset: offset, bytes: bytes)
         let enc = w.encodedWithLayout()
@@ -328,19 +367,23 @@ final class GGUFCorpusTests: XCTestCase {
     func testTooManyDimensions() {
         for n in [5, 8] {
             let t = withTensor(dims: Array(repeating: 1, count: n), typeID: 0)
-            reject(t.bytes, .tooManyDimensions(tensor: "bad.weight", count: UInt32(n), limit: 4, offset: t.nDimsAt),
-                   naming: ["bad.weight"])
+            reject(
+                t.bytes, .tooManyDimensions(tensor: "bad.weight", count: UInt32(n), limit: 4, offset: t.nDimsAt),
+                naming: ["bad.weight"])
         }
         var b = Fixture.base().encodedWithLayout()
         let nDimsAt = b.tensorOffsetFields[0] - 4 - 16 - 4
         b.bytes.put32(.max, at: nDimsAt)
-        reject(b.bytes, .tooManyDimensions(tensor: "tok.q8_0", count: .max, limit: 4, offset: nDimsAt), naming: ["tok.q8_0"])
+        reject(
+            b.bytes, .tooManyDimensions(tensor: "tok.q8_0", count: .max, limit: 4, offset: nDimsAt),
+            naming: ["tok.q8_0"])
     }
 
     func testNegativeDimension() {
         let t = withTensor(dims: [1, -3], typeID: 0)
-        reject(t.bytes, .negativeDimension(tensor: "bad.weight", axis: 1, value: -3, offset: t.nDimsAt + 4 + 8),
-               naming: ["bad.weight", "-3"])
+        reject(
+            t.bytes, .negativeDimension(tensor: "bad.weight", axis: 1, value: -3, offset: t.nDimsAt + 4 + 8),
+            naming: ["bad.weight", "-3"])
         let m = withTensor(dims: [Int64.min], typeID: 0)
         reject(m.bytes, .negativeDimension(tensor: "bad.weight", axis: 0, value: .min, offset: m.nDimsAt + 4))
     }
@@ -359,36 +402,47 @@ final class GGUFCorpusTests: XCTestCase {
         // 4, 5 (Q4_2/Q4_3) and 31-33 (Q4_0_4_4...) were removed from ggml; 40+ do not exist.
         for raw: UInt32 in [4, 5, 31, 36, 40, 1000, .max] {
             let t = withTensor(dims: [32], typeID: raw)
-            reject(t.bytes, .unknownTensorType(tensor: "bad.weight", raw: raw, offset: t.typeAt),
-                   naming: ["bad.weight", "\(raw)"])
+            reject(
+                t.bytes, .unknownTensorType(tensor: "bad.weight", raw: raw, offset: t.typeAt),
+                naming: ["bad.weight", "\(raw)"])
         }
     }
 
     func testRowNotDivisibleByBlockSize() {
         for (type, row) in [(GGMLType.q4_0, 33), (.q8_0, 16), (.q4_K, 32), (.q4_1, 1)] {
             let t = withTensor(dims: [Int64(row), 1], typeID: type.rawValue, bytes: [UInt8](repeating: 0, count: 64))
-            reject(t.bytes, .rowNotBlockAligned(tensor: "bad.weight", rowLength: row, type: type.name,
-                                                blockSize: type.blockSize, offset: t.typeAt),
-                   naming: ["bad.weight", type.name])
+            reject(
+                t.bytes,
+                .rowNotBlockAligned(
+                    tensor: "bad.weight", rowLength: row, type: type.name,
+                    blockSize: type.blockSize, offset: t.typeAt),
+                naming: ["bad.weight", type.name])
         }
         // A 0-dim (scalar) quantized tensor has a row of 1.
         let s = withTensor(dims: [], typeID: GGMLType.q8_0.rawValue)
-        reject(s.bytes, .rowNotBlockAligned(tensor: "bad.weight", rowLength: 1, type: "Q8_0", blockSize: 32, offset: s.typeAt))
+        reject(
+            s.bytes,
+            .rowNotBlockAligned(tensor: "bad.weight", rowLength: 1, type: "Q8_0", blockSize: 32, offset: s.typeAt))
     }
 
     func testMisalignedOffset() {
         for off: UInt64 in [1, 16, 31, 33, .max] {
             let t = withTensor(dims: [1], typeID: 0, offset: off)
-            reject(t.bytes, .misalignedTensorOffset(tensor: "bad.weight", dataOffset: off, alignment: 32, offset: t.offsetAt),
-                   naming: ["bad.weight", "\(off)"])
+            reject(
+                t.bytes,
+                .misalignedTensorOffset(tensor: "bad.weight", dataOffset: off, alignment: 32, offset: t.offsetAt),
+                naming: ["bad.weight", "\(off)"])
         }
         // With general.alignment = 64, a multiple of 32 is not enough.
         var w = Fixture.base()
         w.set("general.alignment", .uint32(64))
         w.addRawTensor(name: Array("bad.weight".utf8), dims: [1], typeID: 0, offset: 96, bytes: floats([1]))
         let enc = w.encodedWithLayout()
-        reject(enc.bytes, .misalignedTensorOffset(tensor: "bad.weight", dataOffset: 96, alignment: 64,
-                                                  offset: enc.tensorOffsetFields.last!))
+        reject(
+            enc.bytes,
+            .misalignedTensorOffset(
+                tensor: "bad.weight", dataOffset: 96, alignment: 64,
+                offset: enc.tensorOffsetFields.last!))
     }
 
     func testOffsetPastEnd() {
@@ -397,19 +451,24 @@ final class GGUFCorpusTests: XCTestCase {
         let dataSize = base.bytes.count - base.dataOffset + 32
         for off: UInt64 in [1 << 40, UInt64.max & ~31, UInt64(dataSize), UInt64(dataSize + 32)] {
             let t = withTensor(dims: [1], typeID: 0, offset: off)
-            reject(t.bytes, .tensorDataOutOfBounds(tensor: "bad.weight", start: off, bytes: 4, dataSize: dataSize),
-                   naming: ["bad.weight"])
+            reject(
+                t.bytes, .tensorDataOutOfBounds(tensor: "bad.weight", start: off, bytes: 4, dataSize: dataSize),
+                naming: ["bad.weight"])
         }
         // Starts inside but runs past the end: 16 floats at the last 32-byte slot.
         let long = withTensor(dims: [16], typeID: 0, offset: UInt64(dataSize - 32), bytes: floats([1]))
-        reject(long.bytes, .tensorDataOutOfBounds(tensor: "bad.weight", start: UInt64(dataSize - 32), bytes: 64,
-                                                  dataSize: dataSize))
+        reject(
+            long.bytes,
+            .tensorDataOutOfBounds(
+                tensor: "bad.weight", start: UInt64(dataSize - 32), bytes: 64,
+                dataSize: dataSize))
     }
 
     func testOverlappingTensors() {
         // bad.weight (64 bytes) placed at offset 0 overlaps tok.q8_0.
         let t = withTensor(dims: [16], typeID: 0, offset: 0, bytes: floats(Array(repeating: 1, count: 16)))
-        reject(t.bytes, .overlappingTensors("tok.q8_0", "bad.weight", dataOffset: 0), naming: ["tok.q8_0", "bad.weight"])
+        reject(
+            t.bytes, .overlappingTensors("tok.q8_0", "bad.weight", dataOffset: 0), naming: ["tok.q8_0", "bad.weight"])
         // A tensor starting inside the previous one: tok.q8_0 is 136 bytes, w.q4_0 moved to 128.
         var b = Fixture.base().encodedWithLayout()
         b.bytes.put64(128, at: b.tensorOffsetFields[1])
@@ -432,12 +491,14 @@ final class GGUFCorpusTests: XCTestCase {
             .alignmentNotU32(key: "general.alignment", type: "u64", offset: 30),
             .emptyTensorName(offset: 40), .tensorNameTooLong("t", length: 64, limit: 63, offset: 40),
             .duplicateTensor("t", offset: 40), .tooManyDimensions(tensor: "t", count: 5, limit: 4, offset: 40),
-            .negativeDimension(tensor: "t", axis: 0, value: -1, offset: 40), .elementCountOverflow(tensor: "t", offset: 40),
+            .negativeDimension(tensor: "t", axis: 0, value: -1, offset: 40),
+            .elementCountOverflow(tensor: "t", offset: 40),
             .unknownTensorType(tensor: "t", raw: 4, offset: 40),
             .rowNotBlockAligned(tensor: "t", rowLength: 33, type: "Q4_0", blockSize: 32, offset: 40),
             .byteSizeOverflow(tensor: "t", offset: 40),
             .misalignedTensorOffset(tensor: "t", dataOffset: 1, alignment: 32, offset: 40),
-            .tensorDataOutOfBounds(tensor: "t", start: 0, bytes: 8, dataSize: 4), .overlappingTensors("t", "u", dataOffset: 0),
+            .tensorDataOutOfBounds(tensor: "t", start: 0, bytes: 8, dataSize: 4),
+            .overlappingTensors("t", "u", dataOffset: 0)
         ]
         let messages = kinds.map { GGUFError(path: "/m.gguf", kind: $0).description }
         XCTAssertEqual(Set(messages).count, kinds.count)

@@ -56,10 +56,11 @@ final class GGUFFuzzTests: XCTestCase {
         let bytes = try [UInt8](Data(contentsOf: Fixture.dir.appendingPathComponent("gguf_py_small.bin")))
         let f = try GGUFFile(url: tmp.write(bytes))
         // Header field positions are not known here; mutate around the header region instead.
-        let layout = GGUFWriter.Encoded(bytes: bytes, headerFields: Array(stride(from: 8, to: f.dataOffset - 8, by: 4)),
-                                        metadataEntryOffsets: [], tensorInfoOffsets: [], tensorOffsetFields: [],
-                                        tensorDataStarts: f.tensors.map { f.dataOffset + $0.offset },
-                                        headerEnd: f.dataOffset, dataOffset: f.dataOffset)
+        let layout = GGUFWriter.Encoded(
+            bytes: bytes, headerFields: Array(stride(from: 8, to: f.dataOffset - 8, by: 4)),
+            metadataEntryOffsets: [], tensorInfoOffsets: [], tensorOffsetFields: [],
+            tensorDataStarts: f.tensors.map { f.dataOffset + $0.offset },
+            headerEnd: f.dataOffset, dataOffset: f.dataOffset)
         let stats = try fuzz(layout, iterations: max(Self.iterations / 5, 100), seed: Self.seed ^ 0xABCD)
         XCTAssertGreaterThan(stats.rejected, 0, "\(stats)")
     }
@@ -98,17 +99,22 @@ final class GGUFFuzzTests: XCTestCase {
     /// One random edit: bit flips, an interesting integer written over a header field, bytes
     /// inserted or deleted, a truncation, or a run of bytes overwritten.
     func mutate(_ b: inout [UInt8], _ enc: GGUFWriter.Encoded, _ rng: inout SplitMix64) {
-        guard !b.isEmpty else { b = [0x47]; return }
+        guard !b.isEmpty else {
+            b = [0x47]
+            return
+        }
         // Most interesting structure is in the header; aim there three times in four.
         func position() -> Int {
             rng.below(4) == 0 || enc.headerEnd == 0 ? rng.below(b.count) : rng.below(min(enc.headerEnd, b.count))
         }
         func interesting() -> UInt64 {
             let size = UInt64(b.count)
-            let pool: [UInt64] = [0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 31, 32, 33, 63, 64, 255, 256, 0xFFFF,
-                                  0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 32, 1 << 62, 1 << 63, .max, .max - 1,
-                                  UInt64(bitPattern: -1), UInt64(bitPattern: -32), size, size - 1, size + 1,
-                                  size / 2, rng.next(), rng.next() & 0xFFFF]
+            let pool: [UInt64] = [
+                0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 31, 32, 33, 63, 64, 255, 256, 0xFFFF,
+                0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 32, 1 << 62, 1 << 63, .max, .max - 1,
+                UInt64(bitPattern: -1), UInt64(bitPattern: -32), size, size - 1, size + 1,
+                size / 2, rng.next(), rng.next() & 0xFFFF
+            ]
             return pool[rng.below(pool.count)]
         }
         var choice = rng.below(8)
@@ -185,8 +191,13 @@ final class GGUFFuzzTests: XCTestCase {
         for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertLessThanOrEqual(a.upperBound, b.lowerBound, context) }
         // Typed accessors never trap on whatever the mutant holds.
         for k in f.metadataKeys {
-            _ = try? f.string(k); _ = try? f.int(k); _ = try? f.double(k); _ = try? f.bool(k)
-            _ = try? f.stringArray(k); _ = try? f.doubleArray(k); _ = try? f.intArray(k)
+            _ = try? f.string(k)
+            _ = try? f.int(k)
+            _ = try? f.double(k)
+            _ = try? f.bool(k)
+            _ = try? f.stringArray(k)
+            _ = try? f.doubleArray(k)
+            _ = try? f.intArray(k)
             _ = f.metadata[k]!.summary
         }
     }

@@ -41,20 +41,31 @@ final class GGUFReaderTests: XCTestCase {
         let url = try tmp.write(Fixture.base().encoded())
         let f = try GGUFFile(url: url)
         func kind(_ body: () throws -> Any) -> GGUFError.Kind? {
-            do { _ = try body(); return nil } catch let e as GGUFError { XCTAssertEqual(e.path, url.path); return e.kind } catch { return nil }
+            do {
+                _ = try body()
+                return nil
+            } catch let e as GGUFError {
+                XCTAssertEqual(e.path, url.path)
+                return e.kind
+            } catch { return nil }
         }
         XCTAssertEqual(kind { try f.string("nope") }, .missingKey("nope"))
-        XCTAssertEqual(kind { try f.string("llama.block_count") },
-                       .wrongValueType(key: "llama.block_count", expected: "string", found: "u32"))
-        XCTAssertEqual(kind { try f.int("general.name") },
-                       .wrongValueType(key: "general.name", expected: "integer", found: "string"))
+        XCTAssertEqual(
+            kind { try f.string("llama.block_count") },
+            .wrongValueType(key: "llama.block_count", expected: "string", found: "u32"))
+        XCTAssertEqual(
+            kind { try f.int("general.name") },
+            .wrongValueType(key: "general.name", expected: "integer", found: "string"))
         XCTAssertEqual(kind { try f.bool("test.u8") }, .wrongValueType(key: "test.u8", expected: "bool", found: "u8"))
-        XCTAssertEqual(kind { try f.stringArray("tokenizer.ggml.scores") },
-                       .wrongValueType(key: "tokenizer.ggml.scores", expected: "array[string]", found: "array[f32]"))
-        XCTAssertEqual(kind { try f.intArray("tokenizer.ggml.scores") },
-                       .wrongValueType(key: "tokenizer.ggml.scores", expected: "integer array", found: "array[f32]"))
-        XCTAssertEqual(kind { try f.doubleArray("tokenizer.ggml.tokens") },
-                       .wrongValueType(key: "tokenizer.ggml.tokens", expected: "numeric array", found: "array[string]"))
+        XCTAssertEqual(
+            kind { try f.stringArray("tokenizer.ggml.scores") },
+            .wrongValueType(key: "tokenizer.ggml.scores", expected: "array[string]", found: "array[f32]"))
+        XCTAssertEqual(
+            kind { try f.intArray("tokenizer.ggml.scores") },
+            .wrongValueType(key: "tokenizer.ggml.scores", expected: "integer array", found: "array[f32]"))
+        XCTAssertEqual(
+            kind { try f.doubleArray("tokenizer.ggml.tokens") },
+            .wrongValueType(key: "tokenizer.ggml.tokens", expected: "numeric array", found: "array[string]"))
         XCTAssertEqual(kind { try f.requireTensor("missing.weight") }, .tensorNotFound("missing.weight"))
         XCTAssertEqual(kind { try f.dequantize("missing.weight") }, .tensorNotFound("missing.weight"))
         XCTAssertNil(f.tensor(named: "missing.weight"))
@@ -149,7 +160,8 @@ final class GGUFReaderTests: XCTestCase {
         for (key, entry) in meta {
             let types = (entry as! [String: Any])["types"] as! [String]
             let v = f.metadata[key]!
-            let expectedType = types.count == 2 ? "array[\(Fixture.shortType[types[1]]!)]" : Fixture.shortType[types[0]]!
+            let expectedType =
+                types.count == 2 ? "array[\(Fixture.shortType[types[1]]!)]" : Fixture.shortType[types[0]]!
             XCTAssertEqual(v.typeName, expectedType, key)
         }
         XCTAssertEqual(f.metadata["test.u8"], .uint8(200))
@@ -202,7 +214,7 @@ final class GGUFReaderTests: XCTestCase {
             ("a.u32", .uint32(.max)), ("a.i32", .int32(.min)), ("a.u64", .uint64(.max)), ("a.i64", .int64(.min)),
             ("a.f32", .float32(-0.0)), ("a.f64", .float64(.infinity)), ("a.bool", .bool(false)),
             ("a.str", .string("")), ("a.arr.str", .array(.string, [])),
-            ("a.arr.f64", .array(.float64, [.float64(1.5)])), ("a.arr.i16", .array(.int16, [.int16(-2), .int16(3)])),
+            ("a.arr.f64", .array(.float64, [.float64(1.5)])), ("a.arr.i16", .array(.int16, [.int16(-2), .int16(3)]))
         ]
         for (k, v) in values { w.set(k, v) }
         w.set("a.u8", .uint8(9)) // set replaces
@@ -303,7 +315,8 @@ enum Fixture {
     static let q4_0Bytes: [UInt8] = (0..<3).flatMap { b -> [UInt8] in
         le16(floatBits16(q4_0Scales[b])) + (0..<16).map { j in UInt8((j + b) % 16) | UInt8((15 - j) << 4) }
     }
-    static let q4_1Bytes: [UInt8] = le16(floatBits16(0.25)) + le16(floatBits16(-1))
+    static let q4_1Bytes: [UInt8] =
+        le16(floatBits16(0.25)) + le16(floatBits16(-1))
         + (0..<16).map { j in UInt8(j) | UInt8(((j * 7) % 16) << 4) }
     static let f16Values: [Float] = (0..<16).map { Float($0) * 0.5 - 4 }
     static let f16Bytes: [UInt8] = f16Values.flatMap { le16(floatBits16($0)) }
@@ -319,7 +332,7 @@ enum Fixture {
         },
         "w.q4_1": (0..<16).map { Float($0) * 0.25 - 1 } + (0..<16).map { Float(($0 * 7) % 16) * 0.25 - 1 },
         "norm.f16": f16Values,
-        "norm.f32": f32Values,
+        "norm.f32": f32Values
     ]
 
     static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
@@ -337,7 +350,9 @@ enum Fixture {
     }
 
     /// gguf-py's GGUFValueType names -> Headlight's short type names.
-    static let shortType = ["UINT8": "u8", "INT8": "i8", "UINT16": "u16", "INT16": "i16", "UINT32": "u32",
-                            "INT32": "i32", "FLOAT32": "f32", "BOOL": "bool", "STRING": "string",
-                            "UINT64": "u64", "INT64": "i64", "FLOAT64": "f64"]
+    static let shortType = [
+        "UINT8": "u8", "INT8": "i8", "UINT16": "u16", "INT16": "i16", "UINT32": "u32",
+        "INT32": "i32", "FLOAT32": "f32", "BOOL": "bool", "STRING": "string",
+        "UINT64": "u64", "INT64": "i64", "FLOAT64": "f64"
+    ]
 }

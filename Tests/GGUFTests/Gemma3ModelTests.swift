@@ -64,8 +64,9 @@ final class Gemma3ModelTests: XCTestCase {
     func testDequantizedValuesMatchGGUFPy() throws {
         let (f, ref) = try model()
         let tensors = ref["tensors"] as! [String: [String: Any]]
-        XCTAssertEqual(Set(tensors.values.compactMap { $0["type"] as? String }),
-                       ["Q8_0", "Q5_0", "Q4_K", "Q6_K", "F32"])
+        XCTAssertEqual(
+            Set(tensors.values.compactMap { $0["type"] as? String }),
+            ["Q8_0", "Q5_0", "Q4_K", "Q6_K", "F32"])
         for (name, r) in tensors.sorted(by: { $0.key < $1.key }) {
             let t = try f.requireTensor(name)
             XCTAssertEqual(t.type.name, r["type"] as? String, name)
@@ -78,7 +79,10 @@ final class Gemma3ModelTests: XCTestCase {
                 XCTAssertEqual(values[Int(i)!], Float(expected), "\(name)[\(i)]")
             }
             var sum = 0.0, sumAbs = 0.0
-            for v in values { sum += Double(v); sumAbs += Double(abs(v)) }
+            for v in values {
+                sum += Double(v)
+                sumAbs += Double(abs(v))
+            }
             let refSum = r["sum"] as! Double, refAbs = r["sum_abs"] as! Double
             XCTAssertEqual(sumAbs, refAbs, accuracy: refAbs * 1e-9, "\(name) sum |x|")
             XCTAssertEqual(sum, refSum, accuracy: refAbs * 1e-9, "\(name) sum")

@@ -34,7 +34,8 @@ final class RealModelTests: XCTestCase {
         let url = Self.modelURL
         guard FileManager.default.fileExists(atPath: url.path) else {
             if ProcessInfo.processInfo.environment["CI"] != nil {
-                XCTFail("CI: the default model is missing at \(url.path); the test command must fetch it first "
+                XCTFail(
+                    "CI: the default model is missing at \(url.path); the test command must fetch it first "
                         + "(scripts/fetch-model.sh)")
                 throw CocoaError(.fileNoSuchFile)
             }
@@ -80,8 +81,10 @@ final class RealModelTests: XCTestCase {
 
         // 30 blocks of 9 tensors, the embedding and the final norm; all inside the file and disjoint.
         for layer in 0..<30 {
-            for part in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate",
-                         "ffn_up", "ffn_down"] {
+            for part in [
+                "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate",
+                "ffn_up", "ffn_down"
+            ] {
                 XCTAssertNotNil(f.tensor(named: "blk.\(layer).\(part).weight"), "blk.\(layer).\(part)")
             }
         }
@@ -120,7 +123,10 @@ final class RealModelTests: XCTestCase {
                 XCTAssertEqual(values[Int(i)!], Float(expected), "\(name)[\(i)]")
             }
             var sum = 0.0, sumAbs = 0.0
-            for v in values { sum += Double(v); sumAbs += Double(abs(v)) }
+            for v in values {
+                sum += Double(v)
+                sumAbs += Double(abs(v))
+            }
             let refSum = r["sum"] as! Double, refAbs = r["sum_abs"] as! Double
             XCTAssertEqual(sumAbs, refAbs, accuracy: refAbs * 1e-9, "\(name) sum |x|")
             XCTAssertEqual(sum, refSum, accuracy: refAbs * 1e-9, "\(name) sum")

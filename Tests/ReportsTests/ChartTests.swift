@@ -2,7 +2,9 @@ import XCTest
 @testable import Reports
 
 final class ChartTests: XCTestCase {
-    private func assertWellFormedChart(_ svg: String, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertWellFormedChart(
+        _ svg: String, _ name: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         let x = XMLCheck.parse(svg)
         XCTAssertTrue(x.ok, "\(name): \(x.error ?? "")", file: file, line: line)
         guard let root = x.elements.first else { return XCTFail("\(name): no root", file: file, line: line) }
@@ -12,14 +14,19 @@ final class ChartTests: XCTestCase {
         XCTAssertGreaterThan(w, 100, "\(name) width", file: file, line: line)
         XCTAssertGreaterThan(h, 100, "\(name) height", file: file, line: line)
         XCTAssertLessThanOrEqual(w, 1400, "\(name) too wide for a laptop", file: file, line: line)
-        XCTAssertEqual(root.attributes["viewBox"], "0 0 \(root.attributes["width"]!) \(root.attributes["height"]!)", file: file, line: line)
+        XCTAssertEqual(
+            root.attributes["viewBox"], "0 0 \(root.attributes["width"]!) \(root.attributes["height"]!)", file: file,
+            line: line)
         XCTAssertFalse(Hostile.hasRawScript(svg), "\(name) contains raw <script", file: file, line: line)
         XCTAssertFalse(svg.contains("NaN") && !svg.contains("missing"), "\(name) printed NaN", file: file, line: line)
         XCTAssertFalse(x.elements(named: "title").isEmpty, file: file, line: line)
         // No coordinate came out as nan/inf.
         for e in x.elements {
-            for (k, v) in e.attributes where ["x", "y", "width", "height", "x1", "x2", "y1", "y2", "d", "points"].contains(k) {
-                XCTAssertFalse(v.lowercased().contains("nan") || v.lowercased().contains("inf"), "\(name) \(e.name) \(k)=\(v)", file: file, line: line)
+            for (k, v) in e.attributes
+            where ["x", "y", "width", "height", "x1", "x2", "y1", "y2", "d", "points"].contains(k) {
+                XCTAssertFalse(
+                    v.lowercased().contains("nan") || v.lowercased().contains("inf"), "\(name) \(e.name) \(k)=\(v)",
+                    file: file, line: line)
             }
         }
     }
@@ -83,7 +90,10 @@ final class ChartTests: XCTestCase {
             ("attn", AttentionStrip(title: "a", tokens: [], heads: []).svg()),
             ("attn-no-heads", AttentionStrip(title: "a", tokens: ["x"], heads: []).svg()),
             ("hist", Histogram(title: "h", groups: [], xTitle: "x").svg()),
-            ("hist-nan", Histogram(title: "h", groups: [.init(name: "g", values: [.nan, .infinity])], xTitle: "x").svg()),
+            (
+                "hist-nan",
+                Histogram(title: "h", groups: [.init(name: "g", values: [.nan, .infinity])], xTitle: "x").svg()
+            )
         ]
         for (name, svg) in empties { assertWellFormedChart(svg, name) }
         XCTAssertTrue(empties[0].1.contains("No data"))
@@ -93,30 +103,38 @@ final class ChartTests: XCTestCase {
         assertWellFormedChart(Heatmap(title: "all nan", values: [[.nan, .nan], [.nan, .nan]]).svg(), "heatmap all nan")
         assertWellFormedChart(Heatmap(title: "const", values: [[1, 1], [1, 1]]).svg(), "heatmap const")
         assertWellFormedChart(Heatmap(title: "ragged", values: [[1, 2, 3], [4]]).svg(), "heatmap ragged")
-        assertWellFormedChart(Histogram(title: "one", groups: [.init(name: "g", values: [3])], xTitle: "x").svg(), "hist one")
-        assertWellFormedChart(AttentionStrip(title: "nan", tokens: ["a", "b"], heads: [.init(label: "h", weights: [.nan, .nan])]).svg(), "attn nan")
-        assertWellFormedChart(LineChart(title: "pt", series: [.init(name: "s", x: [1], y: [1])]).svg(), "line single point")
-        assertWellFormedChart(GroupedBarChart(title: "neg", groups: ["a", "b"], series: ["s"],
-                                              bars: [[.init(-2, lower: -3, upper: -1)], [.init(1.5)]]).svg(), "bars negative")
+        assertWellFormedChart(
+            Histogram(title: "one", groups: [.init(name: "g", values: [3])], xTitle: "x").svg(), "hist one")
+        assertWellFormedChart(
+            AttentionStrip(title: "nan", tokens: ["a", "b"], heads: [.init(label: "h", weights: [.nan, .nan])]).svg(),
+            "attn nan")
+        assertWellFormedChart(
+            LineChart(title: "pt", series: [.init(name: "s", x: [1], y: [1])]).svg(), "line single point")
+        assertWellFormedChart(
+            GroupedBarChart(
+                title: "neg", groups: ["a", "b"], series: ["s"],
+                bars: [[.init(-2, lower: -3, upper: -1)], [.init(1.5)]]
+            ).svg(), "bars negative")
     }
 
     func testOutOfRangeIndicesAreIgnored() {
         for r in [50..<60, -5..<2, 3..<3, -10..<(-2)] {
-            let a = AttentionStrip(title: "r", tokens: ["a", "b", "c"], heads: [.init(label: "h", weights: [0.2, 0.3, 0.5])],
-                                   highlight: r, queryIndex: 99)
+            let a = AttentionStrip(
+                title: "r", tokens: ["a", "b", "c"], heads: [.init(label: "h", weights: [0.2, 0.3, 0.5])],
+                highlight: r, queryIndex: 99)
             assertWellFormedChart(a.svg(), "attention highlight \(r)")
         }
         var h = Heatmap(title: "m", values: [[1, 2], [3, 4]])
         h.marked = [.init(row: 5, col: 0), .init(row: -1, col: 1), .init(row: 1, col: 1)]
-        XCTAssertEqual(XMLCheck.parse(h.svg()).elements(withClass: "hl-mark").count, 2)  // 1 cell + legend swatch
+        XCTAssertEqual(XMLCheck.parse(h.svg()).elements(withClass: "hl-mark").count, 2) // 1 cell + legend swatch
     }
 
     func testHeatmapMarksMissingAndTooltips() {
         let h = SampleCharts.heatmap()
         let x = XMLCheck.parse(h.svg())
-        XCTAssertEqual(x.elements(withClass: "hl-mark").count, h.marked.count + 1)  // + legend swatch
+        XCTAssertEqual(x.elements(withClass: "hl-mark").count, h.marked.count + 1) // + legend swatch
         XCTAssertEqual(h.marked.count, 3)
-        XCTAssertEqual(x.elements(named: "pattern").count, 1)  // hatch for the NaN cell
+        XCTAssertEqual(x.elements(named: "pattern").count, 1) // hatch for the NaN cell
         XCTAssertTrue((x.texts["title"] ?? []).contains { $0.contains("Layer L4, Head H2: missing") })
         XCTAssertTrue((x.texts["title"] ?? []).contains { $0.contains("layer 14 head 3") })
     }
@@ -125,7 +143,7 @@ final class ChartTests: XCTestCase {
         let svg = SampleCharts.needle().svg()
         let x = XMLCheck.parse(svg)
         let cellTexts = x.elements(withClass: "hl-cell-text").count
-        XCTAssertEqual(cellTexts, 11 * 6 - 1)  // one missing cell
+        XCTAssertEqual(cellTexts, 11 * 6 - 1) // one missing cell
         XCTAssertTrue(svg.contains("32K"))
     }
 
@@ -147,8 +165,9 @@ final class ChartTests: XCTestCase {
         let n = 2000
         let tokens = (0..<n).map { " tok\($0)" }
         let weights = (0..<n).map { i in i >= 1200 && i < 1206 ? 0.1 : 0.4 / Double(n) }
-        var a = AttentionStrip(title: "long", tokens: tokens, heads: [.init(label: "L1H1", weights: weights)],
-                               highlight: 1200..<1206, highlightLabel: "needle")
+        var a = AttentionStrip(
+            title: "long", tokens: tokens, heads: [.init(label: "L1H1", weights: weights)],
+            highlight: 1200..<1206, highlightLabel: "needle")
         a.queryIndex = n - 1
         let svg = a.svg()
         assertWellFormedChart(svg, "long attention")

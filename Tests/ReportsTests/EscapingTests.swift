@@ -25,19 +25,26 @@ final class EscapingTests: XCTestCase {
         XCTAssertEqual(HTML.escape("a\r\nb\rc\r"), "a\nb\u{240D}c\u{240D}")
         // No C0 control other than \t \n survives.
         let out = HTML.escape(Hostile.controls)
-        for s in out.unicodeScalars { XCTAssertFalse(s.value < 0x20 && s != "\n" && s != "\t", "raw control \(s.value)") }
+        for s in out.unicodeScalars {
+            XCTAssertFalse(s.value < 0x20 && s != "\n" && s != "\t", "raw control \(s.value)")
+        }
         XCTAssertEqual(out.unicodeScalars.count, 33)
     }
 
     func testSVGEscapeIsXMLSafe() {
         for h in Hostile.strings {
-            let doc = "<svg xmlns=\"http://www.w3.org/2000/svg\"><text a=\"\(SVG.escape(h))\" b='\(SVG.escape(h))'>\(SVG.escape(h))</text></svg>"
+            let doc =
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"><text a=\"\(SVG.escape(h))\" b='\(SVG.escape(h))'>\(SVG.escape(h))</text></svg>"
             let x = XMLCheck.parse(doc)
             XCTAssertTrue(x.ok, "\(h.debugDescription): \(x.error ?? "")")
             XCTAssertFalse(Hostile.hasRawScript(doc))
             // Round trip: what the XML parser reads back is the visible form of the input.
-            XCTAssertEqual(x.elements(named: "text").first?.attributes["a"].map { $0.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " ") },
-                           TextSanitizer.visible(h).replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " "))
+            XCTAssertEqual(
+                x.elements(named: "text").first?.attributes["a"].map {
+                    $0.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\t", with: " ")
+                },
+                TextSanitizer.visible(h).replacingOccurrences(of: "\n", with: " ").replacingOccurrences(
+                    of: "\t", with: " "))
             XCTAssertEqual(x.texts["text"]?.first, TextSanitizer.visible(h))
         }
     }
@@ -64,8 +71,14 @@ final class EscapingTests: XCTestCase {
             var i = 1
             var closedAt: Int?
             while i < q.count {
-                if q[i] == "\\" { i += 2; continue }
-                if q[i] == "\"" { closedAt = i; break }
+                if q[i] == "\\" {
+                    i += 2
+                    continue
+                }
+                if q[i] == "\"" {
+                    closedAt = i
+                    break
+                }
                 XCTAssertFalse(q[i] == "\n" || q[i].value == 0, "raw newline/NUL in \(h.debugDescription)")
                 i += 1
             }

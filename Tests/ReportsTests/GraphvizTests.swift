@@ -90,8 +90,10 @@ final class GraphvizTests: XCTestCase {
         for h in ["17.3", "18.6", "18.7", "20.6", "23.2"] {
             g.addNode(h, label: "\(h)\nscore 0.5", rank: Int(h.split(separator: ".")[0])!)
         }
-        for (a, b, w) in [("18.6", "18.7", -0.19), ("18.7", "18.6", -0.15), ("18.6", "20.6", -0.15),
-                          ("23.2", "18.6", -0.13), ("17.3", "20.6", 0.11), ("20.6", "17.3", -0.06)] {
+        for (a, b, w) in [
+            ("18.6", "18.7", -0.19), ("18.7", "18.6", -0.15), ("18.6", "20.6", -0.15),
+            ("23.2", "18.6", -0.13), ("17.3", "20.6", 0.11), ("20.6", "17.3", -0.06)
+        ] {
             g.addEdge(from: a, to: b, weight: w, label: String(format: "%+.2f", w))
         }
         g.rankLabels = [17: "layer 17", 18: "layer 18", 20: "layer 20", 23: "layer 23"]
@@ -110,13 +112,14 @@ final class GraphvizTests: XCTestCase {
     /// Hostile text in every string slot must not change the graph's structure.
     func testInjectionDoesNotCreateNodesOrEdges() throws {
         var g = DirectedGraph(title: Hostile.dotBreakout + Hostile.script)
-        g.labelLineLength = nil  // compare label text literally below
+        g.labelLineLength = nil // compare label text literally below
         for (i, h) in Hostile.strings.enumerated() {
             g.addNode("k\(i)" + h, label: h, tooltip: h, rank: i % 3)
         }
         for i in 0..<(Hostile.strings.count - 1) {
-            g.addEdge(from: "k\(i)" + Hostile.strings[i], to: "k\(i + 1)" + Hostile.strings[i + 1],
-                      weight: Double(i), label: Hostile.strings[i], tooltip: Hostile.strings[i + 1])
+            g.addEdge(
+                from: "k\(i)" + Hostile.strings[i], to: "k\(i + 1)" + Hostile.strings[i + 1],
+                weight: Double(i), label: Hostile.strings[i], tooltip: Hostile.strings[i + 1])
         }
         g.rankLabels = [0: Hostile.dotBreakout, 1: Hostile.script, 2: Hostile.controls]
         let r = try Graphviz.render(dot: g.dot())
@@ -128,7 +131,8 @@ final class GraphvizTests: XCTestCase {
         XCTAssertEqual(x.elements(withClass: "hl-node").count, Hostile.strings.count)
         XCTAssertEqual(x.elements(withClass: "hl-edge").count, Hostile.strings.count - 1)
         XCTAssertEqual(x.elements(withClass: "node").count, Hostile.strings.count + 3)
-        XCTAssertEqual(x.elements(withClass: "edge").count, Hostile.strings.count - 1)  // invisible rank links are not drawn
+        // invisible rank links are not drawn
+        XCTAssertEqual(x.elements(withClass: "edge").count, Hostile.strings.count - 1)
         // Labels print literally: the breakout string and the entity text survive unchanged.
         let texts = x.texts["text"] ?? []
         XCTAssertTrue(texts.contains(Hostile.dotBreakout), "\(texts)")
@@ -151,10 +155,11 @@ final class GraphvizTests: XCTestCase {
         XCTAssertEqual(g.wrapLabel("short"), "short")
         XCTAssertEqual(g.wrapLabel("the quick brown fox"), "the quick\nbrown fox")
         XCTAssertEqual(g.wrapLabel("abcdefghijklmnopqrstuvwxyz"), "abcdefghij\nklmnopqrst\nuvwxyz")
-        XCTAssertEqual(g.wrapLabel("a b c d e f g h i j k l m n o p q r s t u v w x y z"), "a b c d e\nf g h i j\nk l m n o …")
+        XCTAssertEqual(
+            g.wrapLabel("a b c d e f g h i j k l m n o p q r s t u v w x y z"), "a b c d e\nf g h i j\nk l m n o …")
         g.addNode("x", label: "a long label that needs wrapping")
         let x = XMLCheck.parse(try g.svg())
         XCTAssertEqual(x.elements(withClass: "hl-node").count, 1)
-        XCTAssertGreaterThanOrEqual(x.elements(named: "text").count, 3)  // one <text> per line
+        XCTAssertGreaterThanOrEqual(x.elements(named: "text").count, 3) // one <text> per line
     }
 }

@@ -27,9 +27,10 @@ enum SampleCharts {
                 return (l, h) == (14, 3) || (l, h) == (17, 6) || (l, h) == (20, 1) ? 0.3 + rng.next() * 0.5 : base
             }
         }
-        var h = Heatmap(title: "Retrieval score per head \(text)", values: values,
-                        rowLabels: (0..<30).map { "L\($0)" }, colLabels: (0..<9).map { "H\($0)\(text.isEmpty ? "" : text)" },
-                        rowTitle: "Layer", colTitle: "Head", valueTitle: "Retrieval score \(text)")
+        var h = Heatmap(
+            title: "Retrieval score per head \(text)", values: values,
+            rowLabels: (0..<30).map { "L\($0)" }, colLabels: (0..<9).map { "H\($0)\(text.isEmpty ? "" : text)" },
+            rowTitle: "Layer", colTitle: "Head", valueTitle: "Retrieval score \(text)")
         h.subtitle = "SmolLM2-135M, 40 haystacks × 8 needles (synthetic) \(text)"
         h.mark(label: "score > 0.1 \(text)") { $0 > 0.1 }
         h.tooltip = { r, c in "layer \(r) head \(c) \(text)" }
@@ -46,7 +47,8 @@ enum SampleCharts {
                 return max(0, min(100, 100 - drop - (d * 0.07)))
             }
         }
-        return NeedleGrid(title: "Needle in a haystack \(text)", contextLengths: lengths, depths: depths, scores: scores)
+        return NeedleGrid(
+            title: "Needle in a haystack \(text)", contextLengths: lengths, depths: depths, scores: scores)
     }
 
     static func bars(_ text: String = "") -> GroupedBarChart {
@@ -54,8 +56,9 @@ enum SampleCharts {
         let series = ["NIAH accuracy", "Citation accuracy \(text)", "QA F1"]
         let v: [[Double]] = [[0.92, 0.81, 0.64], [0.31, 0.44, 0.52], [0.90, 0.79, .nan], [0.05, 0.1, 0.21]]
         let bars = v.map { row in row.map { x in GroupedBarChart.Bar(x, lower: x - 0.06, upper: min(1, x + 0.05)) } }
-        var c = GroupedBarChart(title: "Effect of head ablation \(text)", groups: groups, series: series, bars: bars,
-                                xTitle: "Intervention \(text)", yTitle: "Score", unit: "fraction", yDomain: 0...1)
+        var c = GroupedBarChart(
+            title: "Effect of head ablation \(text)", groups: groups, series: series, bars: bars,
+            xTitle: "Intervention \(text)", yTitle: "Score", unit: "fraction", yDomain: 0...1)
         c.subtitle = "Mean over 200 prompts; error bars are bootstrap 95% CIs \(text)"
         return c
     }
@@ -68,39 +71,54 @@ enum SampleCharts {
         let a = curve(3.2), b = curve(1.6), c = curve(1.05)
         var yWithGap = c.1
         yWithGap[20] = .nan
-        return LineChart.roc(title: "Membership inference ROC \(text)", curves: [
-            ("Attention to span \(text)", a.0, a.1, 0.872),
-            ("Loss", b.0, b.1, 0.701),
-            ("Min-k% prob", c.0, yWithGap, 0.512),
-        ], subtitle: "Members: 500, non-members: 500 (synthetic)")
+        return LineChart.roc(
+            title: "Membership inference ROC \(text)",
+            curves: [
+                ("Attention to span \(text)", a.0, a.1, 0.872),
+                ("Loss", b.0, b.1, 0.701),
+                ("Min-k% prob", c.0, yWithGap, 0.512)
+            ], subtitle: "Members: 500, non-members: 500 (synthetic)")
     }
 
     static func lines(_ text: String = "") -> LineChart {
         let x = (0..<30).map(Double.init)
-        var s = [LineChart.Series(name: "Accuracy \(text)", x: x, y: x.map { 0.5 + 0.4 * tanh(($0 - 12) / 5) }, markers: true),
-                 LineChart.Series(name: "Loss", x: x, y: x.map { 1.2 * exp(-$0 / 10) }, dashed: true)]
+        var s = [
+            LineChart.Series(
+                name: "Accuracy \(text)", x: x, y: x.map { 0.5 + 0.4 * tanh(($0 - 12) / 5) }, markers: true),
+            LineChart.Series(name: "Loss", x: x, y: x.map { 1.2 * exp(-$0 / 10) }, dashed: true)
+        ]
         s[1].y[7] = .nan
         return LineChart(title: "Logit lens by layer \(text)", series: s, xTitle: "Layer \(text)", yTitle: "Value")
     }
 
     static func attention(_ text: String = "") -> AttentionStrip {
-        var tokens = ["<|im_start|>", "The", " secret", " word", " is", " \"", "pine", "apple", "\".", "\n", "Many", " other",
-                      " facts", " follow", ":", " cats", " purr", ",", " dogs", " bark", ".", "\n\n", "Q", ":", " What",
-                      " is", " the", " secret", " word", "?", " A", ":"]
-        if !text.isEmpty { tokens[3] = text; tokens[12] = text }
+        var tokens = [
+            "<|im_start|>", "The", " secret", " word", " is", " \"", "pine", "apple", "\".", "\n", "Many", " other",
+            " facts", " follow", ":", " cats", " purr", ",", " dogs", " bark", ".", "\n\n", "Q", ":", " What",
+            " is", " the", " secret", " word", "?", " A", ":"
+        ]
+        if !text.isEmpty {
+            tokens[3] = text
+            tokens[12] = text
+        }
         var rng = LCG(7)
         func head(_ focus: Double) -> [Double] {
-            var w = tokens.indices.map { i in (i >= 5 && i <= 8 ? focus : 0.02) * (0.6 + rng.next()) + (i == 0 ? 0.3 : 0) }
+            var w = tokens.indices.map { i in
+                (i >= 5 && i <= 8 ? focus : 0.02) * (0.6 + rng.next()) + (i == 0 ? 0.3 : 0)
+            }
             let s = w.reduce(0, +)
             w = w.map { $0 / s }
             return w
         }
-        var heads = [AttentionStrip.Head(label: "L14H3 \(text)", weights: head(0.9)),
-                     AttentionStrip.Head(label: "L17H6", weights: head(0.5)),
-                     AttentionStrip.Head(label: "L2H0 (control)", weights: head(0.03))]
+        var heads = [
+            AttentionStrip.Head(label: "L14H3 \(text)", weights: head(0.9)),
+            AttentionStrip.Head(label: "L17H6", weights: head(0.5)),
+            AttentionStrip.Head(label: "L2H0 (control)", weights: head(0.03))
+        ]
         heads[2].weights[31] = .nan
-        var a = AttentionStrip(title: "Attention from the answer position \(text)", tokens: tokens, heads: heads,
-                               highlight: 5..<9, highlightLabel: "needle \(text)", queryIndex: 31)
+        var a = AttentionStrip(
+            title: "Attention from the answer position \(text)", tokens: tokens, heads: heads,
+            highlight: 5..<9, highlightLabel: "needle \(text)", queryIndex: 31)
         a.subtitle = "Query: last token; weights sum to 1 per head"
         return a
     }
@@ -111,9 +129,10 @@ enum SampleCharts {
         var nonMembers = (0..<500).map { _ in 0.42 + 0.14 * rng.normal() }
         nonMembers[0] = .nan
         nonMembers[1] = .infinity
-        return Histogram(title: "Attention mass on the cited span \(text)",
-                         groups: [.init(name: "members \(text)", values: members), .init(name: "non-members", values: nonMembers)],
-                         xTitle: "Attention mass \(text)", unit: "fraction")
+        return Histogram(
+            title: "Attention mass on the cited span \(text)",
+            groups: [.init(name: "members \(text)", values: members), .init(name: "non-members", values: nonMembers)],
+            xTitle: "Attention mass \(text)", unit: "fraction")
     }
 
     static func graph(_ text: String = "") -> DirectedGraph {
@@ -122,8 +141,10 @@ enum SampleCharts {
         let heads = [(2, 0), (2, 5), (8, 1), (11, 4), (14, 3), (17, 6), (20, 1), (20, 7)]
         for (l, h) in heads {
             let score = Double((l * 7 + h * 3) % 10) / 10
-            g.addNode("L\(l)H\(h)", label: "L\(l)H\(h)\(text.isEmpty ? "" : "\n" + text)", tooltip: "retrieval score \(score) \(text)",
-                      fill: heat.color(score), rank: l)
+            g.addNode(
+                "L\(l)H\(h)", label: "L\(l)H\(h)\(text.isEmpty ? "" : "\n" + text)",
+                tooltip: "retrieval score \(score) \(text)",
+                fill: heat.color(score), rank: l)
         }
         g.addNode("tok", label: "needle tokens \(text)", shape: .note, rank: 0)
         g.addNode("out", label: "answer logit", shape: .ellipse, rank: 24)
@@ -143,8 +164,10 @@ enum SampleCharts {
 
     /// Every chart kind, named.
     static func all(_ text: String = "") -> [(name: String, svg: String)] {
-        [("heatmap", heatmap(text).svg()), ("needle", needle(text).svg()), ("bars", bars(text).svg()),
-         ("roc", roc(text).svg()), ("lines", lines(text).svg()), ("attention", attention(text).svg()),
-         ("histogram", histogram(text).svg())]
+        [
+            ("heatmap", heatmap(text).svg()), ("needle", needle(text).svg()), ("bars", bars(text).svg()),
+            ("roc", roc(text).svg()), ("lines", lines(text).svg()), ("attention", attention(text).svg()),
+            ("histogram", histogram(text).svg())
+        ]
     }
 }

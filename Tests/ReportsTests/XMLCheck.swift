@@ -1,12 +1,15 @@
 import Foundation
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 import XCTest
 
 /// Parses XML with Foundation's XMLParser and records what the tests need.
 final class XMLCheck: NSObject, XMLParserDelegate {
-    struct Element { var name: String; var attributes: [String: String] }
+    struct Element {
+        var name: String
+        var attributes: [String: String]
+    }
     private(set) var elements: [Element] = []
     private(set) var error: String?
     /// Concatenated character data per element name.
@@ -27,8 +30,10 @@ final class XMLCheck: NSObject, XMLParserDelegate {
 
     var ok: Bool { error == nil }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         elements.append(Element(name: name, attributes: attributes))
         stack.append(name)
         current = ""
@@ -104,7 +109,7 @@ enum Hostile {
         "RTL: مرحبا بالعالم עברית \u{202E}override\u{202C} done",
         "]]> <![CDATA[ x ]]> <!-- c --> </svg></style>",
         "line1\nline2\r\nline3\rtab\there",
-        "",
+        ""
     ]
 
     /// True if `text` contains a literal `<script` (case-insensitive), i.e. escaping failed.

@@ -17,16 +17,19 @@ final class RunFileCaptureSinkTests: XCTestCase {
         let steps = 3
         let requests = [
             CaptureRequest(hooks: ["blocks.*.attn.hook_pattern", "blocks.1.hook_resid_post", "logits"]),
-            CaptureRequest(hooks: ["blocks.1.attn.hook_attn_scores"], heads: IndexSelection([0, 2]), form: .topK(3)),
+            CaptureRequest(hooks: ["blocks.1.attn.hook_attn_scores"], heads: IndexSelection([0, 2]), form: .topK(3))
         ]
-        let (store, memory) = try model.makeSession(maxContext: 16).trace(prompt: ids, requests: requests, generate: steps)
+        let (store, memory) = try model.makeSession(maxContext: 16).trace(
+            prompt: ids, requests: requests, generate: steps)
 
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("run-recording-\(getpid()).h5").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let writer = try RunFileWriter(path: path)
         let sha = try SHA256.hashFile(at: url)
-        try RunFileHeader(model: model, file: url, modelSHA256: sha, command: "test", headlightVersion: "0.0.0",
-                          commandLine: ["test"]).write(to: writer.file)
+        try RunFileHeader(
+            model: model, file: url, modelSHA256: sha, command: "test", headlightVersion: "0.0.0",
+            commandLine: ["test"]
+        ).write(to: writer.file)
         let sink = RunFileCaptureSink(writer: try CaptureWriter(file: writer.file))
         let plan = try TracePlan(config: model.config, requests: requests, promptLength: ids.count, decodeSteps: steps)
         let streamed = try model.makeSession(maxContext: 16).trace(prompt: ids, plan: plan, into: sink)
@@ -40,9 +43,13 @@ final class RunFileCaptureSinkTests: XCTestCase {
         XCTAssertEqual(header.modelSHA256, sha)
         XCTAssertEqual(header.modelFile, "tiny-llama.gguf")
         XCTAssertEqual(header.command, "test")
-        XCTAssertEqual(header.dimensions, ["n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
-                                           "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF,
-                                           "d_vocab": c.vocabSize, "n_ctx": c.contextLength])
+        XCTAssertEqual(
+            header.dimensions,
+            [
+                "n_layers": c.nLayers, "n_heads": c.nHeads, "n_key_value_heads": c.nKVHeads,
+                "d_model": c.dModel, "d_head": c.dHead, "d_mlp": c.dFF,
+                "d_vocab": c.vocabSize, "n_ctx": c.contextLength
+            ])
         XCTAssertEqual(store.tensors.count, c.nLayers + 3)
         for t in store.tensors {
             let ds = try f.dataset(RunFile.captures + "/" + t.layout.name)

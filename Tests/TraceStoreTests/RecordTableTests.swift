@@ -19,8 +19,9 @@ final class RecordTableTests: TraceStoreTestCase {
             XCTAssertEqual(e as? RecordTableError, .missingValue(file: path, table: "/g", column: "s"))
         }
         XCTAssertThrowsError(try t.append(["a": .int(4), "s": .string("x"), "x": .doubles([1])])) { e in
-            XCTAssertEqual(e as? RecordTableError,
-                           .wrongValue(file: path, table: "/g", column: "x", detail: "needs 6 values, got 1"))
+            XCTAssertEqual(
+                e as? RecordTableError,
+                .wrongValue(file: path, table: "/g", column: "x", detail: "needs 6 values, got 1"))
         }
         XCTAssertEqual(try f.group("g").dataset("a").shape, [3])
         try f.close()
@@ -51,8 +52,9 @@ final class RecordTableTests: TraceStoreTestCase {
         defer { try? f.close() }
         let g = try f.group("g")
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: cols)) { e in
-            XCTAssertEqual(e as? RecordTableError,
-                           .unequalColumns(file: path, table: "/g", lengths: ["a": 3, "s": 2, "x": 2]))
+            XCTAssertEqual(
+                e as? RecordTableError,
+                .unequalColumns(file: path, table: "/g", lengths: ["a": 3, "s": 2, "x": 2]))
             XCTAssertNotNil((e as? LocalizedError)?.recoverySuggestion)
         }
         let rows = try RecordTable.read(group: g, columns: cols, allowIncomplete: true)
@@ -62,16 +64,23 @@ final class RecordTableTests: TraceStoreTestCase {
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("b", .int64)])) { e in
             XCTAssertEqual(e as? RecordTableError, .missingColumn(file: path, table: "/g", column: "b"))
         }
-        XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("s", .float64)],
-                                                  allowIncomplete: true)) { e in
-            XCTAssertEqual(e as? RecordTableError,
-                           .wrongColumn(file: path, table: "/g", column: "s",
-                                        detail: "element type is string, expected float64"))
+        XCTAssertThrowsError(
+            try RecordTable.read(
+                group: g, columns: [.init("s", .float64)],
+                allowIncomplete: true)
+        ) { e in
+            XCTAssertEqual(
+                e as? RecordTableError,
+                .wrongColumn(
+                    file: path, table: "/g", column: "s",
+                    detail: "element type is string, expected float64"))
         }
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("x", .float64Block([3, 2]))])) { e in
-            XCTAssertEqual(e as? RecordTableError,
-                           .wrongColumn(file: path, table: "/g", column: "x",
-                                        detail: "rows have shape [2, 3], expected [3, 2]"))
+            XCTAssertEqual(
+                e as? RecordTableError,
+                .wrongColumn(
+                    file: path, table: "/g", column: "x",
+                    detail: "rows have shape [2, 3], expected [3, 2]"))
         }
         XCTAssertThrowsError(try RecordTable.read(group: g, columns: [.init("x", .float64)])) { e in
             guard case .wrongColumn = e as? RecordTableError else { return XCTFail("\(e)") }
@@ -85,16 +94,20 @@ final class RecordTableTests: TraceStoreTestCase {
         let f = try H5File.create(path)
         let c: [RecordTable.Column] = [
             .init("id", .string), .init("n", .int64), .init("flag", .int8), .init("v", .float64),
-            .init("m", .float32Block([2, 2]), axes: ["row", "layer", "head"]),
+            .init("m", .float32Block([2, 2]), axes: ["row", "layer", "head"])
         ]
         let rows: [[String: RecordTable.Value]] = (0..<3).map { i in
-            ["id": .string("r\(i)"), "n": .int(i * 10), "flag": .int(i == 1 ? -1 : 1), "v": .double(Double(i) / 4),
-             "m": .floats([Float(i), 1, 2, 3])]
+            [
+                "id": .string("r\(i)"), "n": .int(i * 10), "flag": .int(i == 1 ? -1 : 1), "v": .double(Double(i) / 4),
+                "m": .floats([Float(i), 1, 2, 3])
+            ]
         }
         try RecordTable.write(group: try f.createGroup("t"), columns: c, rows: rows)
         try RecordTable.write(group: try f.createGroup("empty"), columns: c, rows: [])
-        XCTAssertThrowsError(try RecordTable.write(group: try f.createGroup("bad"), columns: c,
-                                                   rows: [["id": .string("x")]]))
+        XCTAssertThrowsError(
+            try RecordTable.write(
+                group: try f.createGroup("bad"), columns: c,
+                rows: [["id": .string("x")]]))
         try f.close()
 
         let r = try H5File.open(path)

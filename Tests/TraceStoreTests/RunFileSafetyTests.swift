@@ -32,8 +32,9 @@ final class RunFileSafetyTests: XCTestCase {
         let out = path("run.h5")
         let victim = path("victim.txt")
         try Data("precious".utf8).write(to: URL(fileURLWithPath: victim))
-        try FileManager.default.createSymbolicLink(atPath: RunFileWriter.temporaryPath(for: out, resumable: false),
-                                                   withDestinationPath: victim)
+        try FileManager.default.createSymbolicLink(
+            atPath: RunFileWriter.temporaryPath(for: out, resumable: false),
+            withDestinationPath: victim)
         let w = try RunFileWriter(path: out)
         try w.file.setAttribute("x", 1)
         try w.finalize()
@@ -95,8 +96,9 @@ final class RunFileSafetyTests: XCTestCase {
         other["command"] = "ablate"
         XCTAssertThrowsError(try RunFileWriter(path: out, resumable: true, identity: other)) { e in
             guard case TraceStoreError.cannotResume(_, let detail, let hint) = e else { return XCTFail("\(e)") }
-            XCTAssertTrue(detail.contains("command") && detail.contains("retrieval-heads") && detail.contains("ablate"),
-                          detail)
+            XCTAssertTrue(
+                detail.contains("command") && detail.contains("retrieval-heads") && detail.contains("ablate"),
+                detail)
             XCTAssertTrue(hint.contains("--restart"), hint)
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: partial)), before)
@@ -165,8 +167,9 @@ final class RunFileSafetyTests: XCTestCase {
         refuse(file + "/run.h5", "not a directory")
         XCTAssertNoThrow(try RunFileWriter.checkOutputPath(path("ok.h5")))
         XCTAssertThrowsError(try RunFileWriter(path: dir.path))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["plain"],
-                       "a refused output leaves nothing behind")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path), ["plain"],
+            "a refused output leaves nothing behind")
     }
 
     /// A second writer of the same resumable output (another process holds HDF5's lock on it)
@@ -185,7 +188,10 @@ final class RunFileSafetyTests: XCTestCase {
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
         holder.arguments = ["-x", out + ".partial", "sleep", "20"]
         try holder.run()
-        defer { holder.terminate(); holder.waitUntilExit() }
+        defer {
+            holder.terminate()
+            holder.waitUntilExit()
+        }
         Thread.sleep(forTimeInterval: 0.5)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + ".partial"))
         XCTAssertThrowsError(try RunFileWriter(path: out, resumable: true, identity: identity)) { e in

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import TraceStore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Shared helpers: a fresh temporary directory per test.
@@ -24,7 +24,8 @@ class TraceStoreTestCase: XCTestCase {
     /// Runs an executable found on PATH; nil if it is not installed.
     func run(_ tool: String, _ args: [String]) throws -> (status: Int32, out: String, err: String)? {
         let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        guard let exe = dirs.map({ "\($0)/\(tool)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let exe = dirs.map({ "\($0)/\(tool)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else {
             return nil
         }
         let p = Process()
@@ -40,8 +41,10 @@ class TraceStoreTestCase: XCTestCase {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
-    func assertThrows(_ expected: (TraceStoreError) -> Bool, _ message: String = "", file: StaticString = #filePath,
-                      line: UInt = #line, _ body: () throws -> Void) {
+    func assertThrows(
+        _ expected: (TraceStoreError) -> Bool, _ message: String = "", file: StaticString = #filePath,
+        line: UInt = #line, _ body: () throws -> Void
+    ) {
         do {
             try body()
             XCTFail("expected an error \(message)", file: file, line: line)
@@ -65,7 +68,7 @@ final class AttributeTests: TraceStoreTestCase {
             "ii": .ints([1, -2, Int64.max, Int64.min]),
             "dd": .doubles([0.5, -1e300, .infinity]),
             "no_ints": .ints([]),
-            "no_strings": .strings([]),
+            "no_strings": .strings([])
         ]
         do {
             let f = try H5File.create(p)
@@ -103,11 +106,20 @@ final class AttributeTests: TraceStoreTestCase {
         XCTAssertEqual(try f.attributeNames(), try f.attributeNames().sorted())
         XCTAssertNil(try f.attributeIfPresent("nope"))
         XCTAssertFalse(try f.hasAttribute("nope"))
-        assertThrows({ if case .notFound(let file, let obj) = $0 { return file == p && obj == "/ @nope" }; return false }) {
+        assertThrows({
+            if case .notFound(let file, let obj) = $0 { return file == p && obj == "/ @nope" }
+            return false
+        }) {
             _ = try f.attribute("nope")
         }
-        assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { _ = try f.intAttribute("s") }
-        assertThrows({ if case .readOnly = $0 { return true }; return false }) { try f.setAttribute("x", 1) }
+        assertThrows({
+            if case .typeMismatch = $0 { return true }
+            return false
+        }) { _ = try f.intAttribute("s") }
+        assertThrows({
+            if case .readOnly = $0 { return true }
+            return false
+        }) { try f.setAttribute("x", 1) }
     }
 
     func testRemoveAttribute() throws {
@@ -115,8 +127,14 @@ final class AttributeTests: TraceStoreTestCase {
         try f.setAttribute("a", 1)
         try f.removeAttribute("a")
         XCTAssertFalse(try f.hasAttribute("a"))
-        assertThrows({ if case .notFound = $0 { return true }; return false }) { try f.removeAttribute("a") }
-        assertThrows({ if case .invalidArgument = $0 { return true }; return false }) { try f.setAttribute("bad", "a\u{0}b") }
+        assertThrows({
+            if case .notFound = $0 { return true }
+            return false
+        }) { try f.removeAttribute("a") }
+        assertThrows({
+            if case .invalidArgument = $0 { return true }
+            return false
+        }) { try f.setAttribute("bad", "a\u{0}b") }
     }
 }
 
@@ -143,16 +161,28 @@ final class GroupTests: TraceStoreTestCase {
         XCTAssertEqual(try f.requireGroup("new/one").name, "/new/one")
         XCTAssertEqual(try caps.dataset("blocks.3.attn.hook_pattern").name, "/captures/blocks.3.attn.hook_pattern")
 
-        assertThrows({ if case .alreadyExists(_, "/captures/blocks") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .alreadyExists(_, "/captures/blocks") = $0 { return true }
+            return false
+        }) {
             try f.createGroup("captures/blocks")
         }
-        assertThrows({ if case .wrongKind(_, _, "group", "dataset") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .wrongKind(_, _, "group", "dataset") = $0 { return true }
+            return false
+        }) {
             _ = try caps.group("blocks.3.attn.hook_pattern")
         }
-        assertThrows({ if case .wrongKind(_, _, "dataset", "group") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .wrongKind(_, _, "dataset", "group") = $0 { return true }
+            return false
+        }) {
             _ = try f.dataset("captures")
         }
-        assertThrows({ if case .notFound(let file, "/captures/missing") = $0 { return file == p }; return false }) {
+        assertThrows({
+            if case .notFound(let file, "/captures/missing") = $0 { return file == p }
+            return false
+        }) {
             _ = try f.dataset("captures/missing")
         }
         try f.remove("new")
@@ -164,15 +194,27 @@ final class GroupTests: TraceStoreTestCase {
         let f = try H5File.create(p)
         let d = try f.createDataset("x", data: [Int32(1), 2])
         try f.close()
-        assertThrows({ if case .fileClosed(p) = $0 { return true }; return false }) { _ = try d.read(Int32.self) }
-        assertThrows({ if case .fileClosed(p) = $0 { return true }; return false }) { _ = try f.children() }
+        assertThrows({
+            if case .fileClosed(p) = $0 { return true }
+            return false
+        }) { _ = try d.read(Int32.self) }
+        assertThrows({
+            if case .fileClosed(p) = $0 { return true }
+            return false
+        }) { _ = try f.children() }
         try f.close() // twice is fine
 
         let r = try H5File.open(p)
-        assertThrows({ if case .readOnly(p, "/x") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .readOnly(p, "/x") = $0 { return true }
+            return false
+        }) {
             try r.dataset("x").write([Int32(3), 4])
         }
-        assertThrows({ if case .readOnly = $0 { return true }; return false }) { try r.createGroup("g") }
+        assertThrows({
+            if case .readOnly = $0 { return true }
+            return false
+        }) { try r.createGroup("g") }
         XCTAssertEqual(try r.dataset("x").read(Int32.self), [1, 2])
 
         // two read-only handles on one file: closing one leaves the other's objects usable
@@ -180,7 +222,10 @@ final class GroupTests: TraceStoreTestCase {
         let da = try a.dataset("x"), db = try b.dataset("x")
         try b.close()
         XCTAssertEqual(try da.read(Int32.self), [1, 2])
-        assertThrows({ if case .fileClosed = $0 { return true }; return false }) { _ = try db.read(Int32.self) }
+        assertThrows({
+            if case .fileClosed = $0 { return true }
+            return false
+        }) { _ = try db.read(Int32.self) }
     }
 }
 
@@ -189,7 +234,9 @@ final class DatasetTests: TraceStoreTestCase {
         let p = path("types.h5")
         do {
             let f = try H5File.create(p)
-            try f.createDataset("f32", data: [Float(1.5), -2, .pi, .greatestFiniteMagnitude, -0.0, Float.leastNonzeroMagnitude * 3], shape: [2, 3])
+            try f.createDataset(
+                "f32", data: [Float(1.5), -2, .pi, .greatestFiniteMagnitude, -0.0, Float.leastNonzeroMagnitude * 3],
+                shape: [2, 3])
             try f.createDataset("f64", data: [Double.pi, -1e300, Double.leastNonzeroMagnitude])
             try f.createDataset("i32", data: [Int32.min, -1, 0, Int32.max], shape: [2, 2])
             try f.createDataset("i64", data: [Int64.min, 42, Int64.max])
@@ -209,7 +256,9 @@ final class DatasetTests: TraceStoreTestCase {
         XCTAssertNil(try f32.chunks)
         XCTAssertFalse(f32.isExtendible)
         let back = try f32.read(Float.self)
-        XCTAssertEqual(back.map(\.bitPattern), [Float(1.5), -2, .pi, .greatestFiniteMagnitude, -0.0, Float.leastNonzeroMagnitude * 3].map(\.bitPattern))
+        XCTAssertEqual(
+            back.map(\.bitPattern),
+            [Float(1.5), -2, .pi, .greatestFiniteMagnitude, -0.0, Float.leastNonzeroMagnitude * 3].map(\.bitPattern))
         XCTAssertEqual(try f32.read(Double.self)[2], Double(Float.pi)) // widening
         XCTAssertEqual(try f.dataset("f64").read(Double.self), [Double.pi, -1e300, Double.leastNonzeroMagnitude])
         XCTAssertEqual(try f.dataset("i32").read(Int32.self), [Int32.min, -1, 0, Int32.max])
@@ -229,19 +278,37 @@ final class DatasetTests: TraceStoreTestCase {
         XCTAssertEqual(try f.dataset("scalar").read(Double.self), [2.5])
         XCTAssertTrue(try f.exists("scalar/") && f.exists("./scalar"))
         // lossy reads and mismatched writes are refused
-        assertThrows({ if case .typeMismatch(p, "/i64", _, "int64") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .typeMismatch(p, "/i64", _, "int64") = $0 { return true }
+            return false
+        }) {
             _ = try f.dataset("i64").read(Int32.self)
         }
-        assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { _ = try f.dataset("f64").read(Float.self) }
-        assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { _ = try f.dataset("i64").read(Double.self) }
+        assertThrows({
+            if case .typeMismatch = $0 { return true }
+            return false
+        }) { _ = try f.dataset("f64").read(Float.self) }
+        assertThrows({
+            if case .typeMismatch = $0 { return true }
+            return false
+        }) { _ = try f.dataset("i64").read(Double.self) }
         // HDF5 refuses to open a file read-write while this process has it open read-only
-        assertThrows({ if case .cannotOpen(p, let d) = $0 { return d.contains("already open") }; return false }) {
+        assertThrows({
+            if case .cannotOpen(p, let d) = $0 { return d.contains("already open") }
+            return false
+        }) {
             _ = try H5File.open(p, mode: .readWrite)
         }
         try f.close()
         let w = try H5File.open(p, mode: .readWrite)
-        assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { try w.dataset("i32").write([1, 2, 3, 4]) }
-        assertThrows({ if case .shapeMismatch = $0 { return true }; return false }) { try w.dataset("i32").write([Int32(1)]) }
+        assertThrows({
+            if case .typeMismatch = $0 { return true }
+            return false
+        }) { try w.dataset("i32").write([1, 2, 3, 4]) }
+        assertThrows({
+            if case .shapeMismatch = $0 { return true }
+            return false
+        }) { try w.dataset("i32").write([Int32(1)]) }
     }
 
     func testHyperslabWritesAndReads() throws {
@@ -257,22 +324,38 @@ final class DatasetTests: TraceStoreTestCase {
         for r in 0..<10 {
             for c in 0..<6 {
                 let v = all[r * 6 + c]
-                if r < 2 && (1..<4).contains(c) { XCTAssertEqual(v, Int32(r * 3 + c)) }
-                else if (3..<7).contains(r) { XCTAssertEqual(v, Int32(100 + (r - 3) * 6 + c)) }
-                else { XCTAssertEqual(v, -1) }
+                if r < 2 && (1..<4).contains(c) {
+                    XCTAssertEqual(v, Int32(r * 3 + c))
+                } else if (3..<7).contains(r) {
+                    XCTAssertEqual(v, Int32(100 + (r - 3) * 6 + c))
+                } else {
+                    XCTAssertEqual(v, -1)
+                }
             }
         }
         XCTAssertEqual(try d.read(Int32.self, start: [4, 2], count: [2, 2]), [108, 109, 114, 115])
         XCTAssertEqual(try d.readRows(6..<7, as: Int32.self), (18..<24).map { Int32(100 + $0) })
         XCTAssertEqual(try d.read(Int32.self, start: [9, 0], count: [0, 6]), [])
-        assertThrows({ if case .shapeMismatch(_, "/m", let detail) = $0 { return detail.contains("exceeds") }; return false }) {
+        assertThrows({
+            if case .shapeMismatch(_, "/m", let detail) = $0 { return detail.contains("exceeds") }
+            return false
+        }) {
             try d.write([Int32](repeating: 0, count: 12), start: [8, 0], count: [3, 4])
         }
-        assertThrows({ if case .shapeMismatch = $0 { return true }; return false }) {
+        assertThrows({
+            if case .shapeMismatch = $0 { return true }
+            return false
+        }) {
             try d.write([Int32](repeating: 0, count: 5), start: [0, 0], count: [1, 6])
         }
-        assertThrows({ if case .shapeMismatch = $0 { return true }; return false }) { try d.writeRows([Int32](repeating: 0, count: 7), at: 0) }
-        assertThrows({ if case .shapeMismatch = $0 { return true }; return false }) { _ = try d.read(Int32.self, start: [0], count: [1]) }
+        assertThrows({
+            if case .shapeMismatch = $0 { return true }
+            return false
+        }) { try d.writeRows([Int32](repeating: 0, count: 7), at: 0) }
+        assertThrows({
+            if case .shapeMismatch = $0 { return true }
+            return false
+        }) { _ = try d.read(Int32.self, start: [0], count: [1]) }
     }
 
     func testExtendibleAppendAcrossManyCalls() throws {
@@ -280,8 +363,9 @@ final class DatasetTests: TraceStoreTestCase {
         let heads = 3, keys = 5 // rows: [heads, keys]
         do {
             let f = try H5File.create(p)
-            let d = try f.createDataset("captures/blocks.0.attn.hook_pattern", type: .float32, shape: [0, heads, keys],
-                                        extendible: true)
+            let d = try f.createDataset(
+                "captures/blocks.0.attn.hook_pattern", type: .float32, shape: [0, heads, keys],
+                extendible: true)
             XCTAssertTrue(d.isExtendible)
             XCTAssertEqual(try d.maxShape, [nil, heads, keys])
             XCTAssertNotNil(try d.chunks)
@@ -300,11 +384,17 @@ final class DatasetTests: TraceStoreTestCase {
             try s.append(strings: [])
             // a fixed dataset refuses append
             let fixed = try f.createDataset("fixed", type: .float32, shape: [2, 2])
-            assertThrows({ if case .invalidArgument(_, "/fixed", _) = $0 { return true }; return false }) {
+            assertThrows({
+                if case .invalidArgument(_, "/fixed", _) = $0 { return true }
+                return false
+            }) {
                 try fixed.append(rows: [Float](repeating: 0, count: 2))
             }
             // partial rows are refused and leave the shape unchanged
-            assertThrows({ if case .shapeMismatch = $0 { return true }; return false }) { try d.append(rows: [Float(1)]) }
+            assertThrows({
+                if case .shapeMismatch = $0 { return true }
+                return false
+            }) { try d.append(rows: [Float(1)]) }
             XCTAssertEqual(try d.shape[0], total)
             try f.close()
         }
@@ -325,8 +415,14 @@ final class DatasetTests: TraceStoreTestCase {
             let grid = try f.createDataset("grid", type: .string, shape: [2, 3])
             try grid.write(strings: ["a", "b", "c", "d", "e", "f"])
             try grid.write(strings: ["X", "Y"], start: [1, 1], count: [1, 2])
-            assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { try grid.write([Float](repeating: 0, count: 6)) }
-            assertThrows({ if case .invalidArgument = $0 { return true }; return false }) {
+            assertThrows({
+                if case .typeMismatch = $0 { return true }
+                return false
+            }) { try grid.write([Float](repeating: 0, count: 6)) }
+            assertThrows({
+                if case .invalidArgument = $0 { return true }
+                return false
+            }) {
                 try f.createDataset("nul", strings: ["a\u{0}b"])
             }
             try f.close()
@@ -336,7 +432,10 @@ final class DatasetTests: TraceStoreTestCase {
         XCTAssertEqual(try f.dataset("token_strings").readStrings(start: [4], count: [2]), [" naïve", " 日本語"])
         XCTAssertEqual(try f.dataset("grid").readStrings(), ["a", "b", "c", "d", "X", "Y"])
         XCTAssertEqual(try f.dataset("grid").elementType, .string)
-        assertThrows({ if case .typeMismatch = $0 { return true }; return false }) { _ = try f.dataset("grid").read(Float.self) }
+        assertThrows({
+            if case .typeMismatch = $0 { return true }
+            return false
+        }) { _ = try f.dataset("grid").read(Float.self) }
     }
 
     func testGzipAndShuffleCompress() throws {
@@ -352,7 +451,9 @@ final class DatasetTests: TraceStoreTestCase {
         try f.flush()
         XCTAssertEqual(try plain.storageSize, raw)
         let packedSize = try packed.storageSize, gzSize = try gzOnly.storageSize
-        print("gzip+shuffle: \(raw) -> \(packedSize) bytes; gzip only: \(gzSize) bytes; chunks \(try packed.chunks ?? [])")
+        print(
+            "gzip+shuffle: \(raw) -> \(packedSize) bytes; gzip only: \(gzSize) bytes; chunks \(try packed.chunks ?? [])"
+        )
         XCTAssertLessThan(packedSize, raw / 10)
         XCTAssertLessThan(gzSize, raw / 4)
         XCTAssertEqual(try packed.compression.gzip, 4)
@@ -362,18 +463,27 @@ final class DatasetTests: TraceStoreTestCase {
         XCTAssertEqual(try gzOnly.chunks, [64, 256])
         XCTAssertNil(try plain.compression.gzip)
         XCTAssertEqual(try packed.read(Float.self), data)
-        XCTAssertEqual(try gzOnly.read(Float.self, start: [100, 0], count: [1, cols]), Array(data[(100 * cols)..<(101 * cols)]))
-        assertThrows({ if case .invalidArgument = $0 { return true }; return false }) {
+        XCTAssertEqual(
+            try gzOnly.read(Float.self, start: [100, 0], count: [1, cols]), Array(data[(100 * cols)..<(101 * cols)]))
+        assertThrows({
+            if case .invalidArgument = $0 { return true }
+            return false
+        }) {
             try f.createDataset("bad", type: .float32, shape: [4], gzip: 12)
         }
-        assertThrows({ if case .alreadyExists(_, "/plain") = $0 { return true }; return false }) {
+        assertThrows({
+            if case .alreadyExists(_, "/plain") = $0 { return true }
+            return false
+        }) {
             try f.createDataset("plain", type: .float32, shape: [4])
         }
     }
 
     func testChunkGuessStaysWithinCache() {
-        for (shape, ext, size) in [([0, 9, 8192], true, 4), ([30, 9, 8192, 8192], false, 2), ([7], false, 4),
-                                   ([0], true, 4), ([1_000_000, 64], false, 4), ([0, 576], true, 2)] {
+        for (shape, ext, size) in [
+            ([0, 9, 8192], true, 4), ([30, 9, 8192, 8192], false, 2), ([7], false, 4),
+            ([0], true, 4), ([1_000_000, 64], false, 4), ([0, 576], true, 2)
+        ] {
             let c = H5Dataset.guessChunks(shape: shape, extendible: ext, elementSize: size)
             XCTAssertEqual(c.count, shape.count)
             XCTAssertLessThanOrEqual(c.reduce(1, *) * size, 512 * 1024, "\(shape) -> \(c)")
@@ -390,7 +500,10 @@ final class Float16Tests: TraceStoreTestCase {
         // exact for representable values
         for bits in UInt16.min...UInt16.max {
             let f = Half.float(from: bits)
-            if f.isNaN { XCTAssertTrue(Half.float(from: Half.bits(from: f)).isNaN); continue }
+            if f.isNaN {
+                XCTAssertTrue(Half.float(from: Half.bits(from: f)).isNaN)
+                continue
+            }
             XCTAssertEqual(Half.bits(from: f), bits, "bits \(String(bits, radix: 16))")
         }
         // ties go to even, where HDF5 1.10's own conversion rounds them up
@@ -403,26 +516,28 @@ final class Float16Tests: TraceStoreTestCase {
         XCTAssertEqual(Half.bits(from: -1e9), 0xFC00)
         XCTAssertEqual(Half.bits(from: -0.0), 0x8000)
         #if !(os(macOS) && arch(x86_64))
-        // agree with Swift's Float16 (hardware F16C or compiler-rt) on many values
-        var rng = SystemRandomNumberGenerator()
-        for _ in 0..<200_000 {
-            let f = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))
-            if f.isNaN { continue }
-            XCTAssertEqual(Half.bits(from: f), Float16(f).bitPattern, "\(f)")
-        }
-        for _ in 0..<200_000 {
-            let f = Float.random(in: -70000...70000)
-            XCTAssertEqual(Half.bits(from: f), Float16(f).bitPattern, "\(f)")
-            let g = Float.random(in: -1e-4...1e-4)
-            XCTAssertEqual(Half.bits(from: g), Float16(g).bitPattern, "\(g)")
-        }
+            // agree with Swift's Float16 (hardware F16C or compiler-rt) on many values
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<200_000 {
+                let f = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))
+                if f.isNaN { continue }
+                XCTAssertEqual(Half.bits(from: f), Float16(f).bitPattern, "\(f)")
+            }
+            for _ in 0..<200_000 {
+                let f = Float.random(in: -70000...70000)
+                XCTAssertEqual(Half.bits(from: f), Float16(f).bitPattern, "\(f)")
+                let g = Float.random(in: -1e-4...1e-4)
+                XCTAssertEqual(Half.bits(from: g), Float16(g).bitPattern, "\(g)")
+            }
         #endif
     }
 
     func testFloat16DatasetRoundTripErrorBounds() throws {
         let p = path("f16.h5")
-        var values: [Float] = [0, -0.0, 1, -2.5, 65504, -65504, 0x1p-14, 0x1p-24, 0.1, 1 / 3, .infinity, -.infinity,
-                               1 + 0x1p-11, 70000, 0x1p-26]
+        var values: [Float] = [
+            0, -0.0, 1, -2.5, 65504, -65504, 0x1p-14, 0x1p-24, 0.1, 1 / 3, .infinity, -.infinity,
+            1 + 0x1p-11, 70000, 0x1p-26
+        ]
         var rng = SystemRandomNumberGenerator()
         values += (0..<10_000).map { _ in Float.random(in: -100...100, using: &rng) }
         values += (0..<2_000).map { _ in Float.random(in: -1...1, using: &rng) * 0x1p-14 } // subnormal range
@@ -442,7 +557,10 @@ final class Float16Tests: TraceStoreTestCase {
         var maxRel: Float = 0
         for (x, y) in zip(values, back) {
             XCTAssertEqual(y.bitPattern, Half.round(x).bitPattern, "\(x)")
-            if x.isInfinite || abs(x) > 65504 { XCTAssertTrue(y.isInfinite || abs(x) <= 65519); continue }
+            if x.isInfinite || abs(x) > 65504 {
+                XCTAssertTrue(y.isInfinite || abs(x) <= 65519)
+                continue
+            }
             if abs(x) >= 0x1p-14 {
                 let rel = abs(x - y) / abs(x)
                 maxRel = max(maxRel, rel)
@@ -456,7 +574,9 @@ final class Float16Tests: TraceStoreTestCase {
         XCTAssertEqual(back[14], 0)
         XCTAssertEqual(backD.map(Float.init), back)
         XCTAssertTrue(try f.dataset("nan").read(Float.self)[0].isNaN)
-        print("float16 round trip: \(values.count) values, max relative error (normal range) \(maxRel) (bound 2^-11 = \(Float(0x1p-11)))")
+        print(
+            "float16 round trip: \(values.count) values, max relative error (normal range) \(maxRel) (bound 2^-11 = \(Float(0x1p-11)))"
+        )
     }
 }
 
@@ -469,11 +589,16 @@ final class BadInputTests: TraceStoreTestCase {
     func testNonHDF5File() throws {
         let p = path("notes.txt")
         try "definitely not HDF5\n".write(toFile: p, atomically: true, encoding: .utf8)
-        assertThrows({ $0 == .notHDF5(file: p) && $0.localizedDescription.contains("notes.txt") }) { _ = try H5File.open(p) }
+        assertThrows({ $0 == .notHDF5(file: p) && $0.localizedDescription.contains("notes.txt") }) {
+            _ = try H5File.open(p)
+        }
         let empty = path("empty.h5")
         _ = FileManager.default.createFile(atPath: empty, contents: Data())
         assertThrows({ $0 == .notHDF5(file: empty) }) { _ = try H5File.open(empty) }
-        assertThrows({ if case .cannotOpen(let f, _) = $0 { return f == self.dir.path }; return false }) {
+        assertThrows({
+            if case .cannotOpen(let f, _) = $0 { return f == self.dir.path }
+            return false
+        }) {
             _ = try H5File.open(self.dir.path)
         }
     }
@@ -510,7 +635,10 @@ final class BadInputTests: TraceStoreTestCase {
         let p = path("exists.h5")
         _ = try H5File.create(p)
         assertThrows({ $0 == .fileExists(file: p) }) { _ = try H5File.create(p, truncate: false) }
-        assertThrows({ if case .cannotOpen(let f, _) = $0 { return f.hasSuffix("no/such/dir/x.h5") }; return false }) {
+        assertThrows({
+            if case .cannotOpen(let f, _) = $0 { return f.hasSuffix("no/such/dir/x.h5") }
+            return false
+        }) {
             _ = try H5File.create(self.path("no/such/dir/x.h5"))
         }
     }
@@ -521,9 +649,12 @@ final class RunFileTests: TraceStoreTestCase {
         let p = path("run.h5")
         let w = try RunFileWriter(path: p)
         XCTAssertEqual(w.temporaryPath, p + ".tmp-\(getpid())")
-        try RunFileHeader(headlightVersion: "0.1.0", command: "trace", commandLine: ["headlight", "trace", "--layers", "3"],
-                          modelFile: "SmolLM2-135M.Q8_0.gguf", modelSize: 145_000_000, modelSHA256: String(repeating: "ab", count: 32),
-                          architecture: "llama", dimensions: ["n_layers": 30, "n_heads": 9, "d_model": 576]).write(to: w.file)
+        try RunFileHeader(
+            headlightVersion: "0.1.0", command: "trace", commandLine: ["headlight", "trace", "--layers", "3"],
+            modelFile: "SmolLM2-135M.Q8_0.gguf", modelSize: 145_000_000,
+            modelSHA256: String(repeating: "ab", count: 32),
+            architecture: "llama", dimensions: ["n_layers": 30, "n_heads": 9, "d_model": 576]
+        ).write(to: w.file)
         try w.file.createDataset("tokens", data: [Int32(1), 2, 3])
         XCTAssertFalse(FileManager.default.fileExists(atPath: p), "final file must not exist before finalize")
         XCTAssertTrue(FileManager.default.fileExists(atPath: w.temporaryPath))
@@ -541,7 +672,10 @@ final class RunFileTests: TraceStoreTestCase {
         XCTAssertEqual(h.dimensions, ["n_layers": 30, "n_heads": 9, "d_model": 576])
         XCTAssertEqual(h.modelSize, 145_000_000)
         XCTAssertEqual(try f.dataset("tokens").read(Int32.self), [1, 2, 3])
-        assertThrows({ if case .fileClosed = $0 { return true }; return false }) { try w.file.setAttribute("x", 1) }
+        assertThrows({
+            if case .fileClosed = $0 { return true }
+            return false
+        }) { try w.file.setAttribute("x", 1) }
     }
 
     func testUnfinishedRunLeavesOnlyTempFileAndOldFileIntact() throws {
@@ -562,14 +696,20 @@ final class RunFileTests: TraceStoreTestCase {
         XCTAssertEqual(try RunFile.open(p).intAttribute("generation"), 1)
         let partial = try H5File.open(tmp)
         XCTAssertEqual(try partial.intAttribute("complete"), 0)
-        assertThrows({ if case .notARunFile(tmp, _) = $0 { return true }; return false }) { _ = try RunFile.open(tmp) }
+        assertThrows({
+            if case .notARunFile(tmp, _) = $0 { return true }
+            return false
+        }) { _ = try RunFile.open(tmp) }
         XCTAssertNoThrow(try RunFile.open(tmp, allowIncomplete: true))
 
         let w = try RunFileWriter(path: path("other.h5"))
         try w.abandon()
         XCTAssertFalse(FileManager.default.fileExists(atPath: w.temporaryPath))
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("other.h5")))
-        assertThrows({ if case .notARunFile = $0 { return true }; return false }) {
+        assertThrows({
+            if case .notARunFile = $0 { return true }
+            return false
+        }) {
             let plain = self.path("plain.h5")
             _ = try H5File.create(plain)
             _ = try RunFile.open(plain)
@@ -580,51 +720,52 @@ final class RunFileTests: TraceStoreTestCase {
     /// with SIGKILL; a new writer resumes from the `.partial` file.
     func testResumeAfterKill() throws {
         #if canImport(Glibc)
-        let p = path("sweep.h5")
-        let recordSize = 4
-        func record(_ i: Int) -> [Float] { (0..<recordSize).map { Float(i * 10 + $0) } }
-        let pid = fork()
-        if pid == 0 {
-            // child: no XCTest calls; never exit() (atexit handlers would flush HDF5 state)
-            do {
-                let w = try RunFileWriter(path: p, resumable: true)
-                let d = try w.file.createDataset("trials", type: .float32, shape: [0, recordSize], chunks: [16, recordSize],
-                                                 extendible: true)
-                for i in 0..<5 {
-                    try d.append(rows: record(i))
-                    try w.checkpoint()
+            let p = path("sweep.h5")
+            let recordSize = 4
+            func record(_ i: Int) -> [Float] { (0..<recordSize).map { Float(i * 10 + $0) } }
+            let pid = fork()
+            if pid == 0 {
+                // child: no XCTest calls; never exit() (atexit handlers would flush HDF5 state)
+                do {
+                    let w = try RunFileWriter(path: p, resumable: true)
+                    let d = try w.file.createDataset(
+                        "trials", type: .float32, shape: [0, recordSize], chunks: [16, recordSize],
+                        extendible: true)
+                    for i in 0..<5 {
+                        try d.append(rows: record(i))
+                        try w.checkpoint()
+                    }
+                    try d.append(rows: record(5)) // not checkpointed
+                    kill(getpid(), SIGKILL)
+                } catch {
+                    _exit(3)
                 }
-                try d.append(rows: record(5)) // not checkpointed
-                kill(getpid(), SIGKILL)
-            } catch {
-                _exit(3)
+                _exit(4)
             }
-            _exit(4)
-        }
-        XCTAssertGreaterThan(pid, 0)
-        var status: Int32 = 0
-        XCTAssertEqual(waitpid(pid, &status, 0), pid)
-        XCTAssertEqual(status & 0x7F, SIGKILL, "child should have been killed, status \(status)")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: p))
-        XCTAssertTrue(FileManager.default.fileExists(atPath: p + ".partial"))
+            XCTAssertGreaterThan(pid, 0)
+            var status: Int32 = 0
+            XCTAssertEqual(waitpid(pid, &status, 0), pid)
+            XCTAssertEqual(status & 0x7F, SIGKILL, "child should have been killed, status \(status)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: p))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: p + ".partial"))
 
-        let w = try RunFileWriter(path: p, resumable: true)
-        XCTAssertTrue(w.resumed)
-        let d = try w.file.dataset("trials")
-        let done = try d.shape[0]
-        XCTAssertTrue(done == 5 || done == 6, "checkpointed records survive (found \(done))")
-        print("resumed after SIGKILL with \(done) records (5 checkpointed, 1 written after the last checkpoint)")
-        XCTAssertEqual(try d.read(Float.self), (0..<done).flatMap(record))
-        for i in done..<10 {
-            try d.append(rows: record(i))
-            try w.checkpoint()
-        }
-        try w.finalize()
-        let f = try RunFile.open(p)
-        XCTAssertEqual(try f.dataset("trials").read(Float.self), (0..<10).flatMap(record))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: p + ".partial"))
+            let w = try RunFileWriter(path: p, resumable: true)
+            XCTAssertTrue(w.resumed)
+            let d = try w.file.dataset("trials")
+            let done = try d.shape[0]
+            XCTAssertTrue(done == 5 || done == 6, "checkpointed records survive (found \(done))")
+            print("resumed after SIGKILL with \(done) records (5 checkpointed, 1 written after the last checkpoint)")
+            XCTAssertEqual(try d.read(Float.self), (0..<done).flatMap(record))
+            for i in done..<10 {
+                try d.append(rows: record(i))
+                try w.checkpoint()
+            }
+            try w.finalize()
+            let f = try RunFile.open(p)
+            XCTAssertEqual(try f.dataset("trials").read(Float.self), (0..<10).flatMap(record))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: p + ".partial"))
         #else
-        throw XCTSkip("fork-based kill test runs on Linux only")
+            throw XCTSkip("fork-based kill test runs on Linux only")
         #endif
     }
 
@@ -650,20 +791,25 @@ final class InteropTests: TraceStoreTestCase {
     func writeSample(_ p: String) throws {
         let w = try RunFileWriter(path: p)
         let f = w.file
-        try RunFileHeader(headlightVersion: "0.1.0", command: "trace", commandLine: ["headlight", "trace"],
-                          architecture: "llama", dimensions: ["n_layers": 2, "n_heads": 4]).write(to: f)
+        try RunFileHeader(
+            headlightVersion: "0.1.0", command: "trace", commandLine: ["headlight", "trace"],
+            architecture: "llama", dimensions: ["n_layers": 2, "n_heads": 4]
+        ).write(to: f)
         let tokens = try f.createDataset("tokens", data: [Int32(1), 504, 2368, 13, 0])
         try tokens.setAttribute("prompt", "The cat sat.")
         try f.createDataset("token_strings", strings: ["<s>", " The", " cat", " sat", "."])
-        let pat = try f.createDataset("captures/blocks.1.attn.hook_pattern", data: [Float](repeating: 0.25, count: 2 * 3 * 5)
-            .enumerated().map { $0.offset % 5 == 0 ? 0.5 : $0.element }, shape: [2, 3, 5], as: .float16)
+        let pat = try f.createDataset(
+            "captures/blocks.1.attn.hook_pattern",
+            data: [Float](repeating: 0.25, count: 2 * 3 * 5)
+                .enumerated().map { $0.offset % 5 == 0 ? 0.5 : $0.element }, shape: [2, 3, 5], as: .float16)
         try pat.setAttribute("layer", 1)
         try pat.setAttribute("heads", [0, 3])
         try pat.setAttribute("queries", [2, 3, 4])
         try pat.setAttribute("form", "rows")
         try pat.setAttribute("axes", ["head", "query", "key"])
-        let resid = try f.createDataset("captures/blocks.0.hook_resid_post", type: .float32, shape: [0, 8], gzip: 4,
-                                        shuffle: true, extendible: true)
+        let resid = try f.createDataset(
+            "captures/blocks.0.hook_resid_post", type: .float32, shape: [0, 8], gzip: 4,
+            shuffle: true, extendible: true)
         try resid.append(rows: (0..<16).map(Float.init))
         try w.finalize()
     }
@@ -671,7 +817,9 @@ final class InteropTests: TraceStoreTestCase {
     func testH5DumpReadsTheFile() throws {
         let p = path("sample.h5")
         try writeSample(p)
-        guard let header = try run("h5dump", ["-H", p]) else { throw XCTSkip("h5dump not installed (apt install hdf5-tools)") }
+        guard let header = try run("h5dump", ["-H", p]) else {
+            throw XCTSkip("h5dump not installed (apt install hdf5-tools)")
+        }
         XCTAssertEqual(header.status, 0, header.err)
         let h = header.out
         print(h)
@@ -682,12 +830,14 @@ final class InteropTests: TraceStoreTestCase {
             "16-bit little-endian floating-point 16-bit precision", "SIMPLE { ( 2, 3, 5 ) / ( 2, 3, 5 ) }",
             #"DATASET "blocks.0.hook_resid_post""#, "SIMPLE { ( 2, 8 ) / ( H5S_UNLIMITED, 8 ) }", "H5T_IEEE_F32LE",
             #"ATTRIBUTE "format""#, #"ATTRIBUTE "complete""#, #"ATTRIBUTE "heads""#, #"ATTRIBUTE "command_line""#,
-            "H5T_STD_I64LE", #"ATTRIBUTE "prompt""#,
+            "H5T_STD_I64LE", #"ATTRIBUTE "prompt""#
         ] {
             XCTAssertTrue(h.contains(needle), "h5dump -H output lacks \(needle)")
         }
-        guard let tok = try run("h5dump", ["-d", "/tokens", p]), let pat = try run("h5dump", ["-d", "/captures/blocks.1.attn.hook_pattern", p]),
-              let attrs = try run("h5dump", ["-a", "/format", "-a", "/complete", p]) else { return }
+        guard let tok = try run("h5dump", ["-d", "/tokens", p]),
+            let pat = try run("h5dump", ["-d", "/captures/blocks.1.attn.hook_pattern", p]),
+            let attrs = try run("h5dump", ["-a", "/format", "-a", "/complete", p])
+        else { return }
         XCTAssertTrue(tok.out.contains("(0): 1, 504, 2368, 13, 0"), tok.out)
         XCTAssertTrue(pat.out.contains("(0,0,0): 0.5, 0.25, 0.25, 0.25, 0.25,"), pat.out)
         XCTAssertTrue(attrs.out.contains(#"(0): "headlight-run""#), attrs.out)
@@ -703,30 +853,30 @@ final class InteropTests: TraceStoreTestCase {
         let p = path("sample.h5")
         try writeSample(p)
         let script = """
-        import sys, h5py, numpy as np
-        f = h5py.File(sys.argv[1], "r")
-        pat = f["captures/blocks.1.attn.hook_pattern"]
-        assert pat.dtype == np.float16, pat.dtype
-        assert pat.shape == (2, 3, 5), pat.shape
-        a = pat[()]
-        assert a[0, 0, 0] == np.float16(0.5) and a[0, 0, 1] == np.float16(0.25), a
-        assert list(pat.attrs["heads"]) == [0, 3]
-        assert pat.attrs["form"] == "rows" and isinstance(pat.attrs["form"], str), repr(pat.attrs["form"])
-        assert list(pat.attrs["axes"]) == ["head", "query", "key"], pat.attrs["axes"]
-        assert f.attrs["format"] == "headlight-run" and isinstance(f.attrs["format"], str)
-        assert f.attrs["complete"] == 1
-        assert list(f.attrs["command_line"]) == ["headlight", "trace"], f.attrs["command_line"]
-        assert f["tokens"].dtype == np.int32 and list(f["tokens"][()]) == [1, 504, 2368, 13, 0]
-        assert f["tokens"].attrs["prompt"] == "The cat sat."
-        toks = f["token_strings"].asstr()[()]
-        assert list(toks) == ["<s>", " The", " cat", " sat", "."], toks
-        r = f["captures/blocks.0.hook_resid_post"]
-        assert r.maxshape == (None, 8) and r.compression == "gzip" and r.shuffle
-        assert (r[()] == np.arange(16, dtype=np.float32).reshape(2, 8)).all()
-        x = np.float32([1 + 2**-11, 65520, 0.1])
-        assert (x.astype(np.float16).view(np.uint16) == [0x3c00, 0x7c00, 0x2e66]).all()
-        print("h5py", h5py.__version__, "OK")
-        """
+            import sys, h5py, numpy as np
+            f = h5py.File(sys.argv[1], "r")
+            pat = f["captures/blocks.1.attn.hook_pattern"]
+            assert pat.dtype == np.float16, pat.dtype
+            assert pat.shape == (2, 3, 5), pat.shape
+            a = pat[()]
+            assert a[0, 0, 0] == np.float16(0.5) and a[0, 0, 1] == np.float16(0.25), a
+            assert list(pat.attrs["heads"]) == [0, 3]
+            assert pat.attrs["form"] == "rows" and isinstance(pat.attrs["form"], str), repr(pat.attrs["form"])
+            assert list(pat.attrs["axes"]) == ["head", "query", "key"], pat.attrs["axes"]
+            assert f.attrs["format"] == "headlight-run" and isinstance(f.attrs["format"], str)
+            assert f.attrs["complete"] == 1
+            assert list(f.attrs["command_line"]) == ["headlight", "trace"], f.attrs["command_line"]
+            assert f["tokens"].dtype == np.int32 and list(f["tokens"][()]) == [1, 504, 2368, 13, 0]
+            assert f["tokens"].attrs["prompt"] == "The cat sat."
+            toks = f["token_strings"].asstr()[()]
+            assert list(toks) == ["<s>", " The", " cat", " sat", "."], toks
+            r = f["captures/blocks.0.hook_resid_post"]
+            assert r.maxshape == (None, 8) and r.compression == "gzip" and r.shuffle
+            assert (r[()] == np.arange(16, dtype=np.float32).reshape(2, 8)).all()
+            x = np.float32([1 + 2**-11, 65520, 0.1])
+            assert (x.astype(np.float16).view(np.uint16) == [0x3c00, 0x7c00, 0x2e66]).all()
+            print("h5py", h5py.__version__, "OK")
+            """
         let sp = path("check.py")
         try script.write(toFile: sp, atomically: true, encoding: .utf8)
         let r = try run("python3", [sp, p])!
@@ -736,16 +886,16 @@ final class InteropTests: TraceStoreTestCase {
         // and the other way: files written by h5py (its own float16, fixed-length strings, int16 attrs)
         let q = path("from_h5py.h5")
         let writer = """
-        import sys, h5py, numpy as np
-        with h5py.File(sys.argv[1], "w") as f:
-            f.create_dataset("h", data=np.array([0.5, -2, 65504, 1e-7], dtype=np.float16))
-            f.create_dataset("fixed", data=np.array([b"ab", b"cde"], dtype="S4"))
-            f.create_dataset("vlen", data=["x", "yé"], dtype=h5py.string_dtype())
-            f.attrs["name"] = "plain str"
-            f.attrs["fixed_attr"] = np.bytes_(b"fixed")
-            f.attrs["small"] = np.int16(-7)
-            f.attrs["vec"] = np.arange(3, dtype=np.float32)
-        """
+            import sys, h5py, numpy as np
+            with h5py.File(sys.argv[1], "w") as f:
+                f.create_dataset("h", data=np.array([0.5, -2, 65504, 1e-7], dtype=np.float16))
+                f.create_dataset("fixed", data=np.array([b"ab", b"cde"], dtype="S4"))
+                f.create_dataset("vlen", data=["x", "yé"], dtype=h5py.string_dtype())
+                f.attrs["name"] = "plain str"
+                f.attrs["fixed_attr"] = np.bytes_(b"fixed")
+                f.attrs["small"] = np.int16(-7)
+                f.attrs["vec"] = np.arange(3, dtype=np.float32)
+            """
         let wp = path("write.py")
         try writer.write(toFile: wp, atomically: true, encoding: .utf8)
         let wr = try run("python3", [wp, q])!

@@ -30,7 +30,10 @@ public struct StatementObservation: Sendable, Equatable {
     public var spanTokens: [Int]
 
     public init(passages: Int, cited: [Int], trueSource: Int?, mass: [Float], spanTokens: [Int] = []) {
-        self.passages = passages; self.cited = cited; self.trueSource = trueSource; self.mass = mass
+        self.passages = passages
+        self.cited = cited
+        self.trueSource = trueSource
+        self.mass = mass
         self.spanTokens = spanTokens
     }
 
@@ -101,7 +104,10 @@ public enum CitationMetrics {
     /// Index of the largest value, the lowest index on ties; -1 for an empty vector. NaN never wins.
     public static func argmax(_ v: [Double]) -> Int {
         var best = -1, bv = -Double.infinity
-        for i in v.indices where v[i] > bv || (best < 0 && v[i] == bv) { best = i; bv = v[i] }
+        for i in v.indices where v[i] > bv || (best < 0 && v[i] == bv) {
+            best = i
+            bv = v[i]
+        }
         return best
     }
 
@@ -110,10 +116,11 @@ public enum CitationMetrics {
         let set = Set(cited)
         let indicator = v.indices.map { set.contains($0) }
         let a = argmax(v)
-        return VectorScore(argmax: a, agree: set.contains(a),
-                           spearman: Statistics.spearman(v, indicator.map { $0 ? 1 : 0 }),
-                           pointBiserial: Statistics.pointBiserial(indicator, v),
-                           onTrueSource: trueSource.map { $0 == a })
+        return VectorScore(
+            argmax: a, agree: set.contains(a),
+            spearman: Statistics.spearman(v, indicator.map { $0 ? 1 : 0 }),
+            pointBiserial: Statistics.pointBiserial(indicator, v),
+            onTrueSource: trueSource.map { $0 == a })
     }
 
     /// Head (l, h)'s mass vector.
@@ -145,14 +152,17 @@ public enum CitationMetrics {
     static func meanCI(_ xs: [Double], resamples: Int, seed: UInt64) -> ConfidenceInterval {
         let f = xs.filter { $0.isFinite }
         if f.isEmpty {
-            return ConfidenceInterval(estimate: .nan, lower: .nan, upper: .nan, level: 0.95, resamples: 0, skipped: resamples)
+            return ConfidenceInterval(
+                estimate: .nan, lower: .nan, upper: .nan, level: 0.95, resamples: 0, skipped: resamples)
         }
         return Statistics.bootstrapMean(f, resamples: resamples, seed: seed)
     }
 
     /// Reads out one family of vectors over every observation.
-    public static func readout(name: String, observations obs: [StatementObservation], resamples: Int, seed: UInt64,
-                               vector: (StatementObservation) -> [Double]) -> AttentionReadout {
+    public static func readout(
+        name: String, observations obs: [StatementObservation], resamples: Int, seed: UInt64,
+        vector: (StatementObservation) -> [Double]
+    ) -> AttentionReadout {
         let scores = obs.map { o in score(vector(o), cited: o.cited, trueSource: o.trueSource) }
         var agree: [Double] = [], rho: [Double] = [], pb: [Double] = [], wc: [Double] = [], wt: [Double] = []
         for (o, s) in zip(obs, scores) {
@@ -177,8 +187,11 @@ public enum CitationMetrics {
     }
 
     /// Per-head agreement and mean point-biserial over the consistent observations `idx`.
-    static func headTable(_ obs: [StatementObservation], _ idx: [Int], layers: Int, heads: Int)
-        -> (agree: [Double], rho: [Double], pb: [Double]) {
+    static func headTable(
+        _ obs: [StatementObservation], _ idx: [Int], layers: Int, heads: Int
+    )
+        -> (agree: [Double], rho: [Double], pb: [Double])
+    {
         let n = layers * heads
         var agree = [Double](repeating: .nan, count: n), rho = agree, pb = agree
         guard !idx.isEmpty else { return (agree, rho, pb) }
@@ -189,7 +202,8 @@ public enum CitationMetrics {
                     let o = obs[i]
                     let s = score(headVector(o, layer: l, head: h, heads: heads), cited: o.cited)
                     if s.agree { a += 1 }
-                    rs.append(s.spearman); ps.append(s.pointBiserial)
+                    rs.append(s.spearman)
+                    ps.append(s.pointBiserial)
                 }
                 let k = l * heads + h
                 agree[k] = a / Double(idx.count)
@@ -209,25 +223,36 @@ public enum CitationMetrics {
         return all.sorted { a, b in
             let ka = a.flat(heads: heads), kb = b.flat(heads: heads)
             if key(agreement[ka]) != key(agreement[kb]) { return key(agreement[ka]) > key(agreement[kb]) }
-            if key(pointBiserial[ka]) != key(pointBiserial[kb]) { return key(pointBiserial[ka]) > key(pointBiserial[kb]) }
+            if key(pointBiserial[ka]) != key(pointBiserial[kb]) {
+                return key(pointBiserial[ka]) > key(pointBiserial[kb])
+            }
             return a < b
         }
     }
 
     /// All metrics over the observations. `retrieval`: the retrieval-head set (nil/empty: none).
-    public static func summarize(_ obs: [StatementObservation], layers: Int, heads: Int, retrieval: [HeadIndex]? = nil,
-                                 resamples: Int = Statistics.defaultBootstrapResamples, seed: UInt64 = 0) -> CitationSummary {
-        for o in obs { precondition(o.mass.count == layers * heads * o.passages, "mass must be [layers, heads, passages]") }
+    public static func summarize(
+        _ obs: [StatementObservation], layers: Int, heads: Int, retrieval: [HeadIndex]? = nil,
+        resamples: Int = Statistics.defaultBootstrapResamples, seed: UInt64 = 0
+    ) -> CitationSummary {
+        for o in obs {
+            precondition(o.mass.count == layers * heads * o.passages, "mass must be [layers, heads, passages]")
+        }
         let consistent = obs.indices.filter { !obs[$0].isWrongCitation }
         let wrongIdx = obs.indices.filter { obs[$0].isWrongCitation }
-        let chance = consistent.isEmpty ? Double.nan
-            : consistent.map { Double(obs[$0].cited.count) / Double(obs[$0].passages) }.reduce(0, +) / Double(consistent.count)
+        let chance =
+            consistent.isEmpty
+            ? Double.nan
+            : consistent.map { Double(obs[$0].cited.count) / Double(obs[$0].passages) }.reduce(0, +)
+                / Double(consistent.count)
         let all = readout(name: "all heads", observations: obs, resamples: resamples, seed: seed) {
             meanVector($0, heads: heads, set: nil)
         }
         var perToken: AttentionReadout?
-        if obs.allSatisfy({ $0.spanTokens.count == $0.passages && $0.spanTokens.allSatisfy { $0 > 0 } }) && !obs.isEmpty {
-            perToken = readout(name: "all heads, per token", observations: obs, resamples: resamples, seed: seed &+ 10) { o in
+        if obs.allSatisfy({ $0.spanTokens.count == $0.passages && $0.spanTokens.allSatisfy { $0 > 0 } }) && !obs.isEmpty
+        {
+            perToken = readout(name: "all heads, per token", observations: obs, resamples: resamples, seed: seed &+ 10)
+            { o in
                 let v = meanVector(o, heads: heads, set: nil)
                 return v.indices.map { v[$0] / Double(o.spanTokens[$0]) }
             }
@@ -257,7 +282,8 @@ public enum CitationMetrics {
         }
         let ranking = rank(agreement: table.agree, pointBiserial: table.pb, layers: layers, heads: heads)
         let best = ranking[0]
-        let bestReadout = readout(name: "best head \(best)", observations: obs, resamples: resamples, seed: seed &+ 30) {
+        let bestReadout = readout(name: "best head \(best)", observations: obs, resamples: resamples, seed: seed &+ 30)
+        {
             headVector($0, layer: best.layer, head: best.head, heads: heads)
         }
         // split half
@@ -276,12 +302,13 @@ public enum CitationMetrics {
             }
             heldOut = (transfer(even, odd) + transfer(odd, even)) / 2
         }
-        return CitationSummary(layers: layers, heads: heads, statements: obs.count, consistent: consistent.count,
-                               wrong: wrongIdx.count, chanceAgreement: chance, allHeads: all, allHeadsPerToken: perToken,
-                               retrievalHeads: rh, retrievalHeadSet: retrieval ?? [], headAgreement: table.agree,
-                               headMeanSpearman: table.rho, headMeanPointBiserial: table.pb,
-                               headWrongFollowsCitation: wc, headWrongFollowsTrueSource: wt, ranking: ranking,
-                               bestHead: bestReadout, bestHeadHeldOutAgreement: heldOut)
+        return CitationSummary(
+            layers: layers, heads: heads, statements: obs.count, consistent: consistent.count,
+            wrong: wrongIdx.count, chanceAgreement: chance, allHeads: all, allHeadsPerToken: perToken,
+            retrievalHeads: rh, retrievalHeadSet: retrieval ?? [], headAgreement: table.agree,
+            headMeanSpearman: table.rho, headMeanPointBiserial: table.pb,
+            headWrongFollowsCitation: wc, headWrongFollowsTrueSource: wt, ranking: ranking,
+            bestHead: bestReadout, bestHeadHeldOutAgreement: heldOut)
     }
 }
 
@@ -330,13 +357,18 @@ public struct CitationResponse: Sendable {
         public var text: String
         /// Cited passage numbers as written (1-based); out-of-range ones count as irrelevant.
         public var citations: [Int]
-        public init(text: String, citations: [Int]) { self.text = text; self.citations = citations }
+        public init(text: String, citations: [Int]) {
+            self.text = text
+            self.citations = citations
+        }
     }
     public var passages: [String]
     public var statements: [Statement]
     public var gold: String?
     public init(passages: [String], statements: [Statement], gold: String?) {
-        self.passages = passages; self.statements = statements; self.gold = gold
+        self.passages = passages
+        self.statements = statements
+        self.gold = gold
     }
 }
 
@@ -355,7 +387,9 @@ extension CitationMetrics {
     /// - F1 = 2PR / (P + R) (0 when both are 0). A response without statements scores 0.
     public static func citationQuality(_ r: CitationResponse, judge: CitationJudge) -> CitationQuality {
         guard !r.statements.isEmpty else { return CitationQuality(recall: 0, precision: 0, f1: 0) }
-        func texts(_ ks: [Int]) -> [String] { ks.filter { $0 >= 1 && $0 <= r.passages.count }.map { r.passages[$0 - 1] } }
+        func texts(_ ks: [Int]) -> [String] {
+            ks.filter { $0 >= 1 && $0 <= r.passages.count }.map { r.passages[$0 - 1] }
+        }
         var supported = 0, relevant = 0, citations = 0
         for s in r.statements {
             let all = texts(s.citations)
@@ -364,11 +398,16 @@ extension CitationMetrics {
             for (i, k) in s.citations.enumerated() {
                 citations += 1
                 guard k >= 1 && k <= r.passages.count else { continue }
-                if judge.supports(passages: [r.passages[k - 1]], statement: s.text, gold: r.gold) { relevant += 1; continue }
+                if judge.supports(passages: [r.passages[k - 1]], statement: s.text, gold: r.gold) {
+                    relevant += 1
+                    continue
+                }
                 var rest = s.citations
                 rest.remove(at: i)
                 let others = texts(rest)
-                if whole && !(others.isEmpty ? false : judge.supports(passages: others, statement: s.text, gold: r.gold)) {
+                if whole
+                    && !(others.isEmpty ? false : judge.supports(passages: others, statement: s.text, gold: r.gold))
+                {
                     relevant += 1
                 }
             }

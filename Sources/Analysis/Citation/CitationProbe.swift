@@ -23,10 +23,19 @@ public struct CitationItem: Sendable, Equatable {
     /// 1-based line in the probe file (0 for items made in code).
     public var line: Int
 
-    public init(id: String, passages: [String], question: String, answer: String? = nil, gold: String? = nil,
-                source: Int? = nil, wrongCitation: Bool = false, meta: String? = nil, line: Int = 0) {
-        self.id = id; self.passages = passages; self.question = question; self.answer = answer; self.gold = gold
-        self.source = source; self.wrongCitation = wrongCitation; self.meta = meta; self.line = line
+    public init(
+        id: String, passages: [String], question: String, answer: String? = nil, gold: String? = nil,
+        source: Int? = nil, wrongCitation: Bool = false, meta: String? = nil, line: Int = 0
+    ) {
+        self.id = id
+        self.passages = passages
+        self.question = question
+        self.answer = answer
+        self.gold = gold
+        self.source = source
+        self.wrongCitation = wrongCitation
+        self.meta = meta
+        self.line = line
     }
 }
 
@@ -86,7 +95,10 @@ public enum CitationParser {
         func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
         func isSpace(_ c: UInt8) -> Bool { c == 32 || c == 9 }
         while i < b.count {
-            guard b[i] == UInt8(ascii: "[") else { i += 1; continue }
+            guard b[i] == UInt8(ascii: "[") else {
+                i += 1
+                continue
+            }
             // [ ws* digits (ws* [,;] ws* digits)* ws* ]
             var j = i + 1
             var nums: [Int] = []
@@ -94,17 +106,31 @@ public enum CitationParser {
             while true {
                 while j < b.count && isSpace(b[j]) { j += 1 }
                 var v = 0, nd = 0
-                while j < b.count && isDigit(b[j]) && nd < 6 { v = v * 10 + Int(b[j] - 48); j += 1; nd += 1 }
-                if nd == 0 || (j < b.count && isDigit(b[j])) { ok = false; break }
+                while j < b.count && isDigit(b[j]) && nd < 6 {
+                    v = v * 10 + Int(b[j] - 48)
+                    j += 1
+                    nd += 1
+                }
+                if nd == 0 || (j < b.count && isDigit(b[j])) {
+                    ok = false
+                    break
+                }
                 nums.append(v)
                 while j < b.count && isSpace(b[j]) { j += 1 }
-                if j < b.count && (b[j] == UInt8(ascii: ",") || b[j] == UInt8(ascii: ";")) { j += 1; continue }
+                if j < b.count && (b[j] == UInt8(ascii: ",") || b[j] == UInt8(ascii: ";")) {
+                    j += 1
+                    continue
+                }
                 break
             }
-            guard ok, j < b.count, b[j] == UInt8(ascii: "]") else { i += 1; continue }
+            guard ok, j < b.count, b[j] == UInt8(ascii: "]") else {
+                i += 1
+                continue
+            }
             let m = Marker(bytes: i..<(j + 1), numbers: nums)
             if let last = out.last, b[last.bytes.upperBound..<i].allSatisfy(isSpace) {
-                out[out.count - 1] = Marker(bytes: last.bytes.lowerBound..<m.bytes.upperBound, numbers: last.numbers + nums)
+                out[out.count - 1] = Marker(
+                    bytes: last.bytes.lowerBound..<m.bytes.upperBound, numbers: last.numbers + nums)
             } else {
                 out.append(m)
             }
@@ -123,13 +149,18 @@ public enum CitationParser {
         var from = 0
         func trimmed(_ r: Range<Int>) -> Range<Int> {
             var lo = r.lowerBound, hi = r.upperBound
-            let lead: Set<UInt8> = [32, 9, 10, 13, UInt8(ascii: "."), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: ":")]
+            let lead: Set<UInt8> = [
+                32, 9, 10, 13, UInt8(ascii: "."), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: ":")
+            ]
             while lo < hi && lead.contains(b[lo]) { lo += 1 }
             while hi > lo && [32, 9, 10, 13].contains(b[hi - 1]) { hi -= 1 }
             return lo..<hi
         }
         func text(_ r: Range<Int>) -> String { String(decoding: b[r], as: UTF8.self) }
-        func dedup(_ xs: [Int]) -> [Int] { var seen = Set<Int>(); return xs.filter { seen.insert($0).inserted } }
+        func dedup(_ xs: [Int]) -> [Int] {
+            var seen = Set<Int>()
+            return xs.filter { seen.insert($0).inserted }
+        }
         for m in markers(answer) {
             let r = trimmed(from..<m.bytes.lowerBound)
             if r.isEmpty {
@@ -164,8 +195,10 @@ public enum CitationParser {
 
 /// Loading a probe file (JSONL).
 public enum CitationProbeFile {
-    public static let knownKeys: Set<String> = ["id", "passages", "question", "answer", "gold", "source",
-                                                "wrong_citation", "meta"]
+    public static let knownKeys: Set<String> = [
+        "id", "passages", "question", "answer", "gold", "source",
+        "wrong_citation", "meta"
+    ]
 
     public static func load(path: String) throws -> [CitationItem] {
         guard FileManager.default.fileExists(atPath: path) else { throw CitationError.noSuchFile(path) }
@@ -184,7 +217,9 @@ public enum CitationProbeFile {
             let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty { continue }
             let item = try parseLine(line, file: file, line: i + 1, defaultID: "line-\(i + 1)")
-            if let f = firstLine[item.id] { throw CitationError.duplicateID(file: file, line: i + 1, id: item.id, firstLine: f) }
+            if let f = firstLine[item.id] {
+                throw CitationError.duplicateID(file: file, line: i + 1, id: item.id, firstLine: f)
+            }
             firstLine[item.id] = i + 1
             items.append(item)
         }
@@ -206,13 +241,16 @@ public enum CitationProbeFile {
         func bad(_ d: String) -> CitationError { .badLine(file: file, line: n, detail: d) }
         let obj: Any
         do { obj = try JSONSerialization.jsonObject(with: Data(line.utf8), options: []) } catch {
-            throw bad("not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"))")
+            throw bad(
+                "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"))"
+            )
         }
         guard let o = obj as? [String: Any] else { throw bad("expected a JSON object per line") }
         let unknown = Set(o.keys).subtracting(knownKeys).sorted()
         if !unknown.isEmpty {
-            throw bad("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) "
-                      + "(known: \(knownKeys.sorted().joined(separator: ", ")); put extra data under 'meta')")
+            throw bad(
+                "unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "'\($0)'" }.joined(separator: ", ")) "
+                    + "(known: \(knownKeys.sorted().joined(separator: ", ")); put extra data under 'meta')")
         }
         struct Raw: Decodable {
             var id: String?, passages: [String]?, question: String?, answer: String?, gold: String?
@@ -220,7 +258,9 @@ public enum CitationProbeFile {
             var wrong_citation: Bool?
         }
         let r: Raw
-        do { r = try JSONDecoder().decode(Raw.self, from: Data(line.utf8)) } catch let DecodingError.typeMismatch(_, ctx) {
+        do { r = try JSONDecoder().decode(Raw.self, from: Data(line.utf8)) } catch let DecodingError.typeMismatch(
+            _, ctx)
+        {
             throw bad(Self.typeMessage(ctx.codingPath))
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw bad(Self.typeMessage(ctx.codingPath))
@@ -253,7 +293,8 @@ public enum CitationProbeFile {
         var meta: String?
         if let m = o["meta"], !(m is NSNull) {
             guard m is [String: Any] else { throw bad("'meta' must be an object") }
-            meta = String(decoding: try JSONSerialization.data(withJSONObject: m, options: [.sortedKeys]), as: UTF8.self)
+            meta = String(
+                decoding: try JSONSerialization.data(withJSONObject: m, options: [.sortedKeys]), as: UTF8.self)
         }
         // The gold text locates the source when it is not given; when both are, they must agree.
         if let g = gold {
@@ -271,7 +312,9 @@ public enum CitationProbeFile {
             let statements = CitationParser.statements(a)
             let cited = statements.filter { !$0.citations.isEmpty }
             guard !cited.isEmpty else {
-                throw bad("item '\(id)': the answer has no citation marker like [1] (omit 'answer' to let the model generate)")
+                throw bad(
+                    "item '\(id)': the answer has no citation marker like [1] (omit 'answer' to let the model generate)"
+                )
             }
             for s in cited {
                 for k in s.citations where k < 1 || k > texts.count {
@@ -280,7 +323,8 @@ public enum CitationProbeFile {
             }
             if wrong {
                 guard let s = source else {
-                    throw bad("item '\(id)': 'wrong_citation' needs 'source' (or a 'gold' found in exactly one passage)")
+                    throw bad(
+                        "item '\(id)': 'wrong_citation' needs 'source' (or a 'gold' found in exactly one passage)")
                 }
                 if cited.contains(where: { $0.citations.contains(s + 1) }) {
                     throw bad("item '\(id)': 'wrong_citation' is true but the answer cites the source [\(s + 1)]")
@@ -289,8 +333,9 @@ public enum CitationProbeFile {
         } else if wrong {
             throw bad("item '\(id)': 'wrong_citation' needs an 'answer' to teacher-force")
         }
-        return CitationItem(id: id, passages: texts, question: question, answer: answer, gold: gold, source: source,
-                            wrongCitation: wrong, meta: meta, line: n)
+        return CitationItem(
+            id: id, passages: texts, question: question, answer: answer, gold: gold, source: source,
+            wrongCitation: wrong, meta: meta, line: n)
     }
 }
 

@@ -24,8 +24,11 @@ public enum CitationPrompt {
         + "the passage that contains them, and cite that passage by its number in square brackets, like [2]."
 
     /// The user message and the byte range of each passage's text in it.
-    public static func userText(passages: [String], question: String, instruction: String = defaultInstruction)
-        -> (text: String, passages: [Range<Int>]) {
+    public static func userText(
+        passages: [String], question: String, instruction: String = defaultInstruction
+    )
+        -> (text: String, passages: [Range<Int>])
+    {
         var out = Array(instruction.utf8)
         out += Array("\n\n".utf8)
         var ranges: [Range<Int>] = []
@@ -43,8 +46,10 @@ public enum CitationPrompt {
     /// The full prompt text (ready for the answer) and the passages' byte ranges in it. `chat`
     /// wraps the user text (e.g. `ChatTemplate.apply` with the generation prompt); the user text
     /// must appear verbatim in its output. Without it the prompt is the user text + "\nAnswer: ".
-    public static func render(passages: [String], question: String, instruction: String = defaultInstruction,
-                              chat: ((String) throws -> String)?) throws -> (text: String, passages: [Range<Int>]) {
+    public static func render(
+        passages: [String], question: String, instruction: String = defaultInstruction,
+        chat: ((String) throws -> String)?
+    ) throws -> (text: String, passages: [Range<Int>]) {
         let (user, ranges) = userText(passages: passages, question: question, instruction: instruction)
         guard let chat else { return (user + "\nAnswer: ", ranges) }
         let rendered = try chat(user)
@@ -75,7 +80,11 @@ public enum TokenAlignment {
     public static func offsets(pieces: [[UInt8]], text: [UInt8]) -> (starts: [Int], ends: [Int])? {
         var all: [UInt8] = []
         var starts: [Int] = [], ends: [Int] = []
-        for p in pieces { starts.append(all.count); all += p; ends.append(all.count) }
+        for p in pieces {
+            starts.append(all.count)
+            all += p
+            ends.append(all.count)
+        }
         guard all.count >= text.count else { return nil }
         let shift = all.count - text.count
         guard all[shift...].elementsEqual(text) else { return nil }
@@ -123,9 +132,15 @@ public enum CitationPadding {
         let pos = SeededRandom.sampleIndices(from: total, count: n0, using: &g).sorted()
         var out = [String](repeating: "", count: total)
         var isOrig = [Bool](repeating: false, count: total)
-        for (i, p) in pos.enumerated() { out[p] = item.passages[i]; isOrig[p] = true }
+        for (i, p) in pos.enumerated() {
+            out[p] = item.passages[i]
+            isOrig[p] = true
+        }
         var e = 0
-        for k in 0..<total where !isOrig[k] { out[k] = extra[e]; e += 1 }
+        for k in 0..<total where !isOrig[k] {
+            out[k] = extra[e]
+            e += 1
+        }
         var r = item
         r.passages = out
         r.source = item.source.map { pos[$0] }

@@ -94,10 +94,15 @@ public final class CitationRunner {
     public let options: CitationRunOptions
     public let judge: CitationJudge
 
-    public init(model: Model, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, options: CitationRunOptions,
-                judge: CitationJudge = ExactMatchJudge()) {
-        self.model = model; self.tokenizer = tokenizer; self.chatTemplate = chatTemplate
-        self.options = options; self.judge = judge
+    public init(
+        model: Model, tokenizer: Tokenizer, chatTemplate: ChatTemplate?, options: CitationRunOptions,
+        judge: CitationJudge = ExactMatchJudge()
+    ) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.chatTemplate = chatTemplate
+        self.options = options
+        self.judge = judge
     }
 
     var chatWrapper: ((String) throws -> String)? {
@@ -121,11 +126,13 @@ public final class CitationRunner {
     func prepare(_ item: CitationItem, originalPassages: Int) throws -> CitationPrepared {
         let m = mode(for: item)
         if m == .teacher && item.answer == nil {
-            throw CitationError.invalid("item '\(item.id)' (line \(item.line)) has no 'answer' to teacher-force "
-                                        + "(use --mode auto or --mode generate)")
+            throw CitationError.invalid(
+                "item '\(item.id)' (line \(item.line)) has no 'answer' to teacher-force "
+                    + "(use --mode auto or --mode generate)")
         }
-        let (prompt, ranges) = try CitationPrompt.render(passages: item.passages, question: item.question,
-                                                         instruction: options.instruction, chat: chatWrapper)
+        let (prompt, ranges) = try CitationPrompt.render(
+            passages: item.passages, question: item.question,
+            instruction: options.instruction, chat: chatWrapper)
         let answer = m == .teacher ? item.answer! : ""
         let text = prompt + answer
         let ids = encode(text)
@@ -156,8 +163,9 @@ public final class CitationRunner {
                 statements.append((s, t))
             }
         }
-        return CitationPrepared(item: item, mode: m, originalPassages: originalPassages, ids: ids,
-                                promptTokens: promptTokens, passageSpans: spans, statements: statements)
+        return CitationPrepared(
+            item: item, mode: m, originalPassages: originalPassages, ids: ids,
+            promptTokens: promptTokens, passageSpans: spans, statements: statements)
     }
 
     /// Pads `item` with passages of `pool` until its prompt has at least `target` tokens.
@@ -171,8 +179,9 @@ public final class CitationRunner {
         while true {
             while estimate < target {
                 guard used < cands.count else {
-                    throw CitationError.invalid("item '\(item.id)': not enough distinct passages in the probe file to pad "
-                                                     + "to \(target) tokens (reached \(estimate))")
+                    throw CitationError.invalid(
+                        "item '\(item.id)': not enough distinct passages in the probe file to pad "
+                            + "to \(target) tokens (reached \(estimate))")
                 }
                 let c = tokens(cands[used])
                 estimate += c
@@ -186,8 +195,10 @@ public final class CitationRunner {
     }
 
     /// Runs every item; `progress(done, total, id)` after each.
-    public func run(_ items: [CitationItem], pool: [String]? = nil,
-                    progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> [CitationItemResult] {
+    public func run(
+        _ items: [CitationItem], pool: [String]? = nil,
+        progress: (Int, Int, String) -> Void = { _, _, _ in }
+    ) throws -> [CitationItemResult] {
         let c = model.config
         var prepared: [CitationPrepared] = []
         let padPool = pool ?? items.flatMap(\.passages)
@@ -200,16 +211,20 @@ public final class CitationRunner {
         }
         let need = prepared.map { $0.ids.count + ($0.mode == .generate ? options.maxNewTokens : 0) }.max() ?? 1
         let limit = options.maxContext ?? model.defaultMaxContext
-        if let bad = prepared.first(where: { $0.ids.count + ($0.mode == .generate ? options.maxNewTokens : 0) > limit }) {
-            throw CitationError.tooLong(id: bad.item.id, tokens: bad.ids.count + (bad.mode == .generate ? options.maxNewTokens : 0),
-                                        maxContext: limit)
+        if let bad = prepared.first(where: { $0.ids.count + ($0.mode == .generate ? options.maxNewTokens : 0) > limit })
+        {
+            throw CitationError.tooLong(
+                id: bad.item.id, tokens: bad.ids.count + (bad.mode == .generate ? options.maxNewTokens : 0),
+                maxContext: limit)
         }
         let session = InferenceSession(model: model, maxContext: max(need, 1))
         var out: [CitationItemResult] = []
         for (i, p) in prepared.enumerated() {
             let start = Date()
-            let r = p.mode == .teacher ? try runTeacher(p, session: session, layers: c.nLayers, heads: c.nHeads)
-                                       : try runGenerate(p, session: session, layers: c.nLayers, heads: c.nHeads)
+            let r =
+                p.mode == .teacher
+                ? try runTeacher(p, session: session, layers: c.nLayers, heads: c.nHeads)
+                : try runGenerate(p, session: session, layers: c.nLayers, heads: c.nHeads)
             var res = r
             res.seconds = Date().timeIntervalSince(start)
             out.append(res)
@@ -219,9 +234,14 @@ public final class CitationRunner {
     }
 
     func spanRequest(_ p: CitationPrepared, queries: QuerySelection) -> CaptureRequest {
-        CaptureRequest(hooks: ["attn.hook_pattern"], queries: queries,
-                       form: .spanMass(p.passageSpans.enumerated().map { TokenSpan("p\($0.offset + 1)", $0.element.lowerBound,
-                                                                                   $0.element.upperBound) }))
+        CaptureRequest(
+            hooks: ["attn.hook_pattern"], queries: queries,
+            form: .spanMass(
+                p.passageSpans.enumerated().map {
+                    TokenSpan(
+                        "p\($0.offset + 1)", $0.element.lowerBound,
+                        $0.element.upperBound)
+                }))
     }
 
     /// Mean span mass over `queries`, [layers, heads, S].
@@ -246,14 +266,21 @@ public final class CitationRunner {
 
     func observation(_ p: CitationPrepared, citations: [Int], mass: [Float]) -> StatementObservation? {
         var seen = Set<Int>()
-        let valid = citations.filter { $0 >= 1 && $0 <= p.item.passages.count }.map { $0 - 1 }.filter { seen.insert($0).inserted }
+        let valid = citations.filter { $0 >= 1 && $0 <= p.item.passages.count }.map { $0 - 1 }.filter {
+            seen.insert($0).inserted
+        }
         guard !valid.isEmpty else { return nil }
-        return StatementObservation(passages: p.item.passages.count, cited: valid, trueSource: p.item.source, mass: mass,
-                                    spanTokens: p.passageSpans.map(\.count))
+        return StatementObservation(
+            passages: p.item.passages.count, cited: valid, trueSource: p.item.source, mass: mass,
+            spanTokens: p.passageSpans.map(\.count))
     }
 
-    func runTeacher(_ p: CitationPrepared, session: InferenceSession, layers: Int, heads: Int) throws -> CitationItemResult {
-        let perStatement = p.statements.map { (_, t) in Array((t.lowerBound - 1)..<(t.upperBound - 1)).filter { $0 >= 0 } }
+    func runTeacher(
+        _ p: CitationPrepared, session: InferenceSession, layers: Int, heads: Int
+    ) throws -> CitationItemResult {
+        let perStatement = p.statements.map { (_, t) in
+            Array((t.lowerBound - 1)..<(t.upperBound - 1)).filter { $0 >= 0 }
+        }
         let cited = p.statements.indices.filter { !p.statements[$0].0.citations.isEmpty }
         let queries = Array(Set(cited.flatMap { perStatement[$0] })).sorted()
         let store = CaptureStore()
@@ -264,33 +291,47 @@ public final class CitationRunner {
         for (k, (s, t)) in p.statements.enumerated() {
             var obs: StatementObservation?
             if !s.citations.isEmpty {
-                obs = observation(p, citations: s.citations,
-                                  mass: Self.meanMass(store, queries: perStatement[k], layers: layers, heads: heads,
-                                                      spans: p.passageSpans.count))
+                obs = observation(
+                    p, citations: s.citations,
+                    mass: Self.meanMass(
+                        store, queries: perStatement[k], layers: layers, heads: heads,
+                        spans: p.passageSpans.count))
             }
-            statements.append(CitationStatementResult(text: s.text, citations: s.citations, tokens: t,
-                                                      queries: perStatement[k], observation: obs))
+            statements.append(
+                CitationStatementResult(
+                    text: s.text, citations: s.citations, tokens: t,
+                    queries: perStatement[k], observation: obs))
         }
         let answer = p.item.answer ?? ""
         let quality = CitationMetrics.citationQuality(
-            CitationResponse(passages: p.item.passages, statements: p.statements.map { .init(text: $0.0.text, citations: $0.0.citations) },
-                             gold: p.item.gold), judge: judge)
-        return CitationItemResult(item: p.item, mode: .teacher, originalPassages: p.originalPassages,
-                                  paddedPassages: p.item.passages.count - p.originalPassages, promptTokens: p.promptTokens,
-                                  answerTokens: p.ids.count - p.promptTokens, response: answer, passageSpans: p.passageSpans,
-                                  statements: statements, quality: quality, answerCorrect: nil, seconds: 0)
+            CitationResponse(
+                passages: p.item.passages,
+                statements: p.statements.map { .init(text: $0.0.text, citations: $0.0.citations) },
+                gold: p.item.gold), judge: judge)
+        return CitationItemResult(
+            item: p.item, mode: .teacher, originalPassages: p.originalPassages,
+            paddedPassages: p.item.passages.count - p.originalPassages, promptTokens: p.promptTokens,
+            answerTokens: p.ids.count - p.promptTokens, response: answer, passageSpans: p.passageSpans,
+            statements: statements, quality: quality, answerCorrect: nil, seconds: 0)
     }
 
-    func runGenerate(_ p: CitationPrepared, session: InferenceSession, layers: Int, heads: Int) throws -> CitationItemResult {
+    func runGenerate(
+        _ p: CitationPrepared, session: InferenceSession, layers: Int, heads: Int
+    ) throws -> CitationItemResult {
         let store = CaptureStore()
         let P = p.ids.count
-        let result = try session.trace(prompt: p.ids, requests: [spanRequest(p, queries: QuerySelection([.last(1), .decode]))],
-                                       into: store, generate: options.maxNewTokens, stopTokens: tokenizer.endOfGeneration)
+        let result = try session.trace(
+            prompt: p.ids, requests: [spanRequest(p, queries: QuerySelection([.last(1), .decode]))],
+            into: store, generate: options.maxNewTokens, stopTokens: tokenizer.endOfGeneration)
         var gen = Array(result.tokens[P...])
         while let last = gen.last, tokenizer.isEndOfGeneration(last) { gen.removeLast() }
         // Text and token offsets in the decoded string's UTF-8 (invalid sequences become U+FFFD).
         var raw: [UInt8] = [], rawStarts: [Int] = [], rawEnds: [Int] = []
-        for t in gen { rawStarts.append(raw.count); raw += tokenizer.pieceBytes(t, special: false); rawEnds.append(raw.count) }
+        for t in gen {
+            rawStarts.append(raw.count)
+            raw += tokenizer.pieceBytes(t, special: false)
+            rawEnds.append(raw.count)
+        }
         let text = String(decoding: raw, as: UTF8.self)
         func fix(_ b: Int) -> Int { String(decoding: raw[0..<b], as: UTF8.self).utf8.count }
         let exact = text.utf8.count == raw.count
@@ -303,21 +344,27 @@ public final class CitationRunner {
             let queries = Array((tokens.lowerBound - 1)..<(tokens.upperBound - 1))
             var obs: StatementObservation?
             if !s.citations.isEmpty {
-                obs = observation(p, citations: s.citations,
-                                  mass: Self.meanMass(store, queries: queries, layers: layers, heads: heads,
-                                                      spans: p.passageSpans.count))
+                obs = observation(
+                    p, citations: s.citations,
+                    mass: Self.meanMass(
+                        store, queries: queries, layers: layers, heads: heads,
+                        spans: p.passageSpans.count))
             }
-            statements.append(CitationStatementResult(text: s.text, citations: s.citations, tokens: tokens, queries: queries,
-                                                      observation: obs))
+            statements.append(
+                CitationStatementResult(
+                    text: s.text, citations: s.citations, tokens: tokens, queries: queries,
+                    observation: obs))
         }
         let quality = CitationMetrics.citationQuality(
-            CitationResponse(passages: p.item.passages, statements: parsed.map { .init(text: $0.text, citations: $0.citations) },
-                             gold: p.item.gold), judge: judge)
+            CitationResponse(
+                passages: p.item.passages, statements: parsed.map { .init(text: $0.text, citations: $0.citations) },
+                gold: p.item.gold), judge: judge)
         let correct = p.item.gold.map { CitationText.normalize(text).contains(CitationText.normalize($0)) }
-        return CitationItemResult(item: p.item, mode: .generate, originalPassages: p.originalPassages,
-                                  paddedPassages: p.item.passages.count - p.originalPassages, promptTokens: P,
-                                  answerTokens: gen.count, response: text, passageSpans: p.passageSpans,
-                                  statements: statements, quality: quality, answerCorrect: correct, seconds: 0)
+        return CitationItemResult(
+            item: p.item, mode: .generate, originalPassages: p.originalPassages,
+            paddedPassages: p.item.passages.count - p.originalPassages, promptTokens: P,
+            answerTokens: gen.count, response: text, passageSpans: p.passageSpans,
+            statements: statements, quality: quality, answerCorrect: correct, seconds: 0)
     }
 }
 

@@ -55,24 +55,28 @@ public struct RetrievalHeadSet: Sendable {
             throw bad("\(error.localizedDescription) (did the sweep finish?)")
         }
         guard contents.layers == layers, contents.heads == heads else {
-            throw bad("scores has shape [\(contents.layers), \(contents.heads)], but the model has \(layers) layers x "
-                      + "\(heads) heads (another model?)")
+            throw bad(
+                "scores has shape [\(contents.layers), \(contents.heads)], but the model has \(layers) layers x "
+                    + "\(heads) heads (another model?)")
         }
         let scores = contents.scores.scores
         let ranked = RetrievalHeadScores(layers: layers, heads: heads, scores: scores, countedTrials: 0)
         if let k = top {
             guard k >= 1 else { throw bad("--top must be at least 1") }
-            return RetrievalHeadSet(heads: ranked.top(k).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
-                                    rule: "top \(min(k, layers * heads)) by retrieval score")
+            return RetrievalHeadSet(
+                heads: ranked.top(k).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
+                rule: "top \(min(k, layers * heads)) by retrieval score")
         }
         let threshold = contents.threshold
         let above = ranked.above(threshold).map(\.head)
         if above.isEmpty {
-            return RetrievalHeadSet(heads: ranked.top(10).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
-                                    rule: "top 10 by retrieval score (none above the threshold \(threshold))")
+            return RetrievalHeadSet(
+                heads: ranked.top(10).map(\.head), scores: scores, layers: layers, headsPerLayer: heads,
+                rule: "top 10 by retrieval score (none above the threshold \(threshold))")
         }
-        return RetrievalHeadSet(heads: above, scores: scores, layers: layers, headsPerLayer: heads,
-                                rule: "retrieval score > \(threshold)")
+        return RetrievalHeadSet(
+            heads: above, scores: scores, layers: layers, headsPerLayer: heads,
+            rule: "retrieval score > \(threshold)")
     }
 }
 
@@ -93,18 +97,30 @@ public enum CitationRunFile {
         public var judge: CitationJudge
         public var seed: UInt64
         public var resamples: Int
-        public init(probes: String, mode: String, padTo: Int?, maxNewTokens: Int, chat: Bool, instruction: String,
-                    retrievalFile: String?, retrievalRule: String?, judge: CitationJudge, seed: UInt64, resamples: Int) {
-            self.probes = probes; self.mode = mode; self.padTo = padTo; self.maxNewTokens = maxNewTokens; self.chat = chat
-            self.instruction = instruction; self.retrievalFile = retrievalFile; self.retrievalRule = retrievalRule
-            self.judge = judge; self.seed = seed; self.resamples = resamples
+        public init(
+            probes: String, mode: String, padTo: Int?, maxNewTokens: Int, chat: Bool, instruction: String,
+            retrievalFile: String?, retrievalRule: String?, judge: CitationJudge, seed: UInt64, resamples: Int
+        ) {
+            self.probes = probes
+            self.mode = mode
+            self.padTo = padTo
+            self.maxNewTokens = maxNewTokens
+            self.chat = chat
+            self.instruction = instruction
+            self.retrievalFile = retrievalFile
+            self.retrievalRule = retrievalRule
+            self.judge = judge
+            self.seed = seed
+            self.resamples = resamples
         }
     }
 
-    public static let queryRule = "statement tokens t_a..t_{b-1} are produced at query positions a-1..b-2; their attention "
+    public static let queryRule =
+        "statement tokens t_a..t_{b-1} are produced at query positions a-1..b-2; their attention "
         + "is averaged. The statement is the text before its citation marker: the marker tokens ([k]) and the text after it "
         + "are excluded"
-    public static let spanRule = "a passage span is the tokens overlapping the passage text; the '[k] ' number marker and "
+    public static let spanRule =
+        "a passage span is the tokens overlapping the passage text; the '[k] ' number marker and "
         + "the newline before it are excluded"
 
     /// Columns of `items/`, one row per item.
@@ -113,7 +129,7 @@ public enum CitationRunFile {
         .init("n_padded", .int64), .init("prompt_tokens", .int64), .init("answer_tokens", .int64),
         .init("response", .string), .init("wrong_citation", .int8), .init("source", .int64),
         .init("answer_correct", .int8), .init("cite_recall", .float64), .init("cite_precision", .float64),
-        .init("cite_f1", .float64), .init("seconds", .float64),
+        .init("cite_f1", .float64), .init("seconds", .float64)
     ]
 
     /// Columns of `statements/`, one row per statement, with the per-statement columns of each
@@ -121,11 +137,13 @@ public enum CitationRunFile {
     public static func statementColumns(_ readouts: [String]) -> [RecordTable.Column] {
         var c: [RecordTable.Column] = [
             .init("item", .int64), .init("text", .string), .init("citations", .string), .init("scored", .int8),
-            .init("wrong", .int8), .init("token_start", .int64), .init("token_end", .int64), .init("n_queries", .int64),
+            .init("wrong", .int8), .init("token_start", .int64), .init("token_end", .int64), .init("n_queries", .int64)
         ]
         for r in readouts {
-            c += [.init("argmax_\(r)", .int64), .init("agree_\(r)", .int8), .init("spearman_\(r)", .float64),
-                  .init("point_biserial_\(r)", .float64)]
+            c += [
+                .init("argmax_\(r)", .int64), .init("agree_\(r)", .int8), .init("spearman_\(r)", .float64),
+                .init("point_biserial_\(r)", .float64)
+            ]
         }
         return c
     }
@@ -135,7 +153,7 @@ public enum CitationRunFile {
         var c: [RecordTable.Column] = [
             .init("statement", .int64), .init("passage", .int64),
             .init("span_start", .int64), .init("span_end", .int64),
-            .init("cited", .int8), .init("true_source", .int8), .init("mass_all_heads", .float64),
+            .init("cited", .int8), .init("true_source", .int8), .init("mass_all_heads", .float64)
         ]
         if retrievalHeads { c.append(.init("mass_retrieval_heads", .float64)) }
         c.append(.init("head_mass", .float32Block([layers, heads]), axes: ["row", "layer", "head"]))
@@ -143,8 +161,10 @@ public enum CitationRunFile {
     }
 
     /// Items, statements and metrics into `/citation` of `file` (which must not have one yet).
-    public static func write(to file: H5File, results: [CitationItemResult], summary s: CitationSummary,
-                             parameters p: Parameters) throws {
+    public static func write(
+        to file: H5File, results: [CitationItemResult], summary s: CitationSummary,
+        parameters p: Parameters
+    ) throws {
         let g = try file.createGroup(group)
         try g.setAttribute("analysis", "citation")
         try g.setAttribute("analysis_version", analysisVersion)
@@ -200,23 +220,28 @@ public enum CitationRunFile {
         }
 
         // items
-        try RecordTable.write(group: try g.createGroup("items"), columns: itemColumns, rows: results.map { r in [
-            "id": .string(r.item.id), "mode": .string(r.mode.rawValue), "line": .int(r.item.line),
-            "n_passages": .int(r.item.passages.count), "n_padded": .int(r.paddedPassages),
-            "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens),
-            "response": .string(r.response),
-            "wrong_citation": .int(r.item.wrongCitation ? 1 : 0), "source": .int((r.item.source ?? -1) + 1),
-            "answer_correct": .int(r.answerCorrect.map { $0 ? 1 : 0 } ?? -1), "cite_recall": .double(r.quality.recall),
-            "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1),
-            "seconds": .double(r.seconds),
-        ] })
+        try RecordTable.write(
+            group: try g.createGroup("items"), columns: itemColumns,
+            rows: results.map { r in
+                [
+                    "id": .string(r.item.id), "mode": .string(r.mode.rawValue), "line": .int(r.item.line),
+                    "n_passages": .int(r.item.passages.count), "n_padded": .int(r.paddedPassages),
+                    "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens),
+                    "response": .string(r.response),
+                    "wrong_citation": .int(r.item.wrongCitation ? 1 : 0), "source": .int((r.item.source ?? -1) + 1),
+                    "answer_correct": .int(r.answerCorrect.map { $0 ? 1 : 0 } ?? -1),
+                    "cite_recall": .double(r.quality.recall),
+                    "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1),
+                    "seconds": .double(r.seconds)
+                ]
+            })
 
         // statements (the k-th scored statement is observation k of the summary)
         var readouts: [(name: String, readout: AttentionReadout)] = [("all_heads", s.allHeads)]
         if let r = s.retrievalHeads { readouts.append(("retrieval_heads", r)) }
         readouts.append(("best_head", s.bestHead))
         var statementRows: [[String: RecordTable.Value]] = []
-        var observed: [Int] = []   // row in statements/ of each observation
+        var observed: [Int] = [] // row in statements/ of each observation
         for (i, r) in results.enumerated() {
             for st in r.statements {
                 var row: [String: RecordTable.Value] = [
@@ -225,7 +250,7 @@ public enum CitationRunFile {
                     "scored": .int(st.observation == nil ? 0 : 1),
                     "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
                     "token_start": .int(st.tokens.lowerBound), "token_end": .int(st.tokens.upperBound),
-                    "n_queries": .int(st.queries.count),
+                    "n_queries": .int(st.queries.count)
                 ]
                 let k: Int? = st.observation == nil ? nil : observed.count
                 for (name, ro) in readouts {
@@ -240,8 +265,9 @@ public enum CitationRunFile {
             }
         }
         precondition(observed.count == s.statements, "summary and results disagree")
-        try RecordTable.write(group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
-                              rows: statementRows)
+        try RecordTable.write(
+            group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
+            rows: statementRows)
 
         // statement x passage rows
         var passageRows: [[String: RecordTable.Value]] = []
@@ -250,7 +276,9 @@ public enum CitationRunFile {
             for st in r.statements {
                 guard let o = st.observation else { continue }
                 let all = CitationMetrics.meanVector(o, heads: s.heads, set: nil)
-                let rh = s.retrievalHeads == nil ? nil : CitationMetrics.meanVector(o, heads: s.heads, set: s.retrievalHeadSet)
+                let rh =
+                    s.retrievalHeads == nil
+                    ? nil : CitationMetrics.meanVector(o, heads: s.heads, set: s.retrievalHeadSet)
                 for j in 0..<o.passages {
                     var row: [String: RecordTable.Value] = [
                         "statement": .int(observed[k]), "passage": .int(j + 1),
@@ -259,7 +287,7 @@ public enum CitationRunFile {
                         "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
                         "mass_all_heads": .double(all[j]),
                         // [layer, head]: every head's mean mass on passage j
-                        "head_mass": .floats((0..<(s.layers * s.heads)).map { o.mass[$0 * o.passages + j] }),
+                        "head_mass": .floats((0..<(s.layers * s.heads)).map { o.mass[$0 * o.passages + j] })
                     ]
                     if let rh { row["mass_retrieval_heads"] = .double(rh[j]) }
                     passageRows.append(row)
@@ -267,10 +295,12 @@ public enum CitationRunFile {
                 k += 1
             }
         }
-        try RecordTable.write(group: try g.createGroup("statement_passages"),
-                              columns: passageColumns(layers: s.layers, heads: s.heads,
-                                                      retrievalHeads: s.retrievalHeads != nil),
-                              rows: passageRows)
+        try RecordTable.write(
+            group: try g.createGroup("statement_passages"),
+            columns: passageColumns(
+                layers: s.layers, heads: s.heads,
+                retrievalHeads: s.retrievalHeads != nil),
+            rows: passageRows)
 
         // per-head tables
         func table(_ name: String, _ v: [Double]) throws {
@@ -282,13 +312,15 @@ public enum CitationRunFile {
         try table("head_mean_point_biserial", s.headMeanPointBiserial)
         try table("head_wrong_follows_citation", s.headWrongFollowsCitation)
         try table("head_wrong_follows_true_source", s.headWrongFollowsTrueSource)
-        let rk = try g.createDataset("head_ranking", data: s.ranking.flatMap { [Int64($0.layer), Int64($0.head)] },
-                                     shape: [s.ranking.count, 2])
+        let rk = try g.createDataset(
+            "head_ranking", data: s.ranking.flatMap { [Int64($0.layer), Int64($0.head)] },
+            shape: [s.ranking.count, 2])
         try rk.setAttribute("axes", ["rank", "layer_head"])
         try rk.setAttribute("rule", "agreement descending, ties by mean point-biserial descending, then (layer, head)")
         if !s.retrievalHeadSet.isEmpty {
-            let ds = try g.createDataset("retrieval_heads", data: s.retrievalHeadSet.flatMap { [Int64($0.layer), Int64($0.head)] },
-                                         shape: [s.retrievalHeadSet.count, 2])
+            let ds = try g.createDataset(
+                "retrieval_heads", data: s.retrievalHeadSet.flatMap { [Int64($0.layer), Int64($0.head)] },
+                shape: [s.retrievalHeadSet.count, 2])
             try ds.setAttribute("axes", ["index", "layer_head"])
         }
     }
@@ -306,9 +338,11 @@ public enum CitationRunFile {
     }
 
     public static let readoutNames = ["all_heads", "retrieval_heads", "best_head", "all_heads_per_token"]
-    public static let readoutStatistics = ["agreement", "mean_spearman",
-                                           "mean_point_biserial", "wrong_follows_citation",
-                                           "wrong_follows_true_source"]
+    public static let readoutStatistics = [
+        "agreement", "mean_spearman",
+        "mean_point_biserial", "wrong_follows_citation",
+        "wrong_follows_true_source"
+    ]
 
     /// What a `/citation` group holds (everything but `statement_passages/`, which only analyses
     /// of the raw masses need: read it with `RecordTable.read` and `passageColumns`).
@@ -360,8 +394,9 @@ public enum CitationRunFile {
             for m in readoutStatistics {
                 let ci = try g.doublesAttribute("\(m)_\(r)_ci")
                 guard ci.count == 2 else {
-                    throw TraceStoreError.shapeMismatch(file: f.path, object: "\(g.name) @\(m)_\(r)_ci",
-                                                        detail: "\(ci.count) values, expected 2")
+                    throw TraceStoreError.shapeMismatch(
+                        file: f.path, object: "\(g.name) @\(m)_\(r)_ci",
+                        detail: "\(ci.count) values, expected 2")
                 }
                 values[m] = (try g.doubleAttribute("\(m)_\(r)"), ci[0], ci[1])
             }
@@ -371,8 +406,9 @@ public enum CitationRunFile {
         func table(_ name: String) throws -> [Double] {
             let ds = try g.dataset(name)
             guard try ds.shape == [layers, heads] else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
-                                                    detail: "shape \(try ds.shape), expected [\(layers), \(heads)]")
+                throw TraceStoreError.shapeMismatch(
+                    file: f.path, object: ds.name,
+                    detail: "shape \(try ds.shape), expected [\(layers), \(heads)]")
             }
             return try ds.read(Double.self)
         }
@@ -380,8 +416,9 @@ public enum CitationRunFile {
             let ds = try g.dataset(name)
             let shape = try ds.shape
             guard shape.count == 2, shape[1] == 2 else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
-                                                    detail: "shape \(shape), expected [n, 2]")
+                throw TraceStoreError.shapeMismatch(
+                    file: f.path, object: ds.name,
+                    detail: "shape \(shape), expected [n, 2]")
             }
             let v = shape[0] == 0 ? [] : try ds.read(Int64.self).map(Int.init)
             return stride(from: 0, to: v.count, by: 2).map { HeadIndex(layer: v[$0], head: v[$0 + 1]) }
@@ -405,8 +442,9 @@ public enum CitationRunFile {
             ranking: try pairs("head_ranking"),
             retrievalHeads: try g.kind(of: "retrieval_heads") == nil ? [] : try pairs("retrieval_heads"),
             itemRows: try RecordTable.read(group: try g.group("items"), columns: itemColumns),
-            statementRows: try RecordTable.read(group: try g.group("statements"),
-                                                columns: statementColumns(statementReadouts)),
+            statementRows: try RecordTable.read(
+                group: try g.group("statements"),
+                columns: statementColumns(statementReadouts)),
             statementReadouts: statementReadouts)
     }
 }

@@ -19,8 +19,10 @@ public enum CompositionRunFile {
     public static let group = "composition"
     public static let analysisVersion = 1
 
-    public static func write(_ s: CompositionScores, to file: H5File, selection: String, headsSource: String?,
-                             headScores: [Double]?, baselineDraws: Int) throws {
+    public static func write(
+        _ s: CompositionScores, to file: H5File, selection: String, headsSource: String?,
+        headScores: [Double]?, baselineDraws: Int
+    ) throws {
         if try file.exists(group) { try file.remove(group) }
         let g = try file.createGroup(group)
         try g.setAttribute("analysis", "composition")
@@ -45,7 +47,8 @@ public enum CompositionRunFile {
     }
 
     /// Reads the group back (nil when the file has none).
-    public static func read(_ file: H5File) throws -> (scores: CompositionScores, headScores: [Double]?, note: String?)? {
+    public static func read(_ file: H5File) throws -> (scores: CompositionScores, headScores: [Double]?, note: String?)?
+    {
         guard try file.exists(group) else { return nil }
         let g = try file.group(group)
         let names = try g.stringsAttribute("heads")
@@ -54,9 +57,13 @@ public enum CompositionRunFile {
         guard n == names.count else { return nil }
         func matrix(_ k: CompositionScores.Kind) throws -> [[Double]] {
             let name = "\(k.rawValue)_comp"
-            guard try g.exists(name) else { return [[Double]](repeating: [Double](repeating: .nan, count: n), count: n) }
+            guard try g.exists(name) else {
+                return [[Double]](repeating: [Double](repeating: .nan, count: n), count: n)
+            }
             let flat = try g.dataset(name).read(Double.self)
-            guard flat.count == n * n else { return [[Double]](repeating: [Double](repeating: .nan, count: n), count: n) }
+            guard flat.count == n * n else {
+                return [[Double]](repeating: [Double](repeating: .nan, count: n), count: n)
+            }
             return (0..<n).map { Array(flat[($0 * n)..<(($0 + 1) * n)]) }
         }
         var baseline: [CompositionScores.Kind: Double] = [:]
@@ -64,8 +71,9 @@ public enum CompositionRunFile {
             baseline[k] = try g.attributeIfPresent("baseline_\(k.rawValue)")?.doubleValue ?? .nan
         }
         let fold = try g.attributeIfPresent("fold_norm_gains")?.intValue ?? 0
-        let s = CompositionScores(heads: heads, q: try matrix(.q), k: try matrix(.k), v: try matrix(.v),
-                                  baseline: baseline, foldedNormGains: fold != 0)
+        let s = CompositionScores(
+            heads: heads, q: try matrix(.q), k: try matrix(.k), v: try matrix(.v),
+            baseline: baseline, foldedNormGains: fold != 0)
         var hs: [Double]?
         if try g.exists("head_scores") { hs = try g.dataset("head_scores").read(Double.self) }
         return (s, hs, try g.attributeIfPresent("note")?.stringValue)

@@ -62,9 +62,16 @@ public struct CompositionScores: Sendable, Equatable {
     /// Whether RMSNorm gains were folded into the input-side weights.
     public var foldedNormGains: Bool
 
-    public init(heads: [HeadIndex], q: [[Double]], k: [[Double]], v: [[Double]], baseline: [Kind: Double],
-                foldedNormGains: Bool) {
-        self.heads = heads; self.q = q; self.k = k; self.v = v; self.baseline = baseline; self.foldedNormGains = foldedNormGains
+    public init(
+        heads: [HeadIndex], q: [[Double]], k: [[Double]], v: [[Double]], baseline: [Kind: Double],
+        foldedNormGains: Bool
+    ) {
+        self.heads = heads
+        self.q = q
+        self.k = k
+        self.v = v
+        self.baseline = baseline
+        self.foldedNormGains = foldedNormGains
     }
 
     public func matrix(_ kind: Kind) -> [[Double]] {
@@ -80,11 +87,16 @@ public struct CompositionScores: Sendable, Equatable {
         var out: [(from: HeadIndex, to: HeadIndex, kind: Kind, score: Double)] = []
         for kind in Kind.allCases {
             let m = matrix(kind)
-            for i in heads.indices { for j in heads.indices where m[i][j].isFinite {
-                out.append((heads[i], heads[j], kind, m[i][j]))
-            } }
+            for i in heads.indices {
+                for j in heads.indices where m[i][j].isFinite {
+                    out.append((heads[i], heads[j], kind, m[i][j]))
+                }
+            }
         }
-        out.sort { $0.score > $1.score || ($0.score == $1.score && ($0.from, $0.to, $0.kind.rawValue) < ($1.from, $1.to, $1.kind.rawValue)) }
+        out.sort {
+            $0.score > $1.score
+                || ($0.score == $1.score && ($0.from, $0.to, $0.kind.rawValue) < ($1.from, $1.to, $1.kind.rawValue))
+        }
         return out
     }
 
@@ -112,8 +124,10 @@ public enum Composition {
 
     /// Scores among `heads` of `model` (composition only from earlier to later layers).
     /// `baselineDraws` random draws estimate the random-matrix baseline (0: none, baseline NaN).
-    public static func compute(model: Model, heads: [HeadIndex], foldNormGains: Bool = true,
-                               baselineDraws: Int = 8, seed: UInt64 = 0) throws -> CompositionScores {
+    public static func compute(
+        model: Model, heads: [HeadIndex], foldNormGains: Bool = true,
+        baselineDraws: Int = 8, seed: UInt64 = 0
+    ) throws -> CompositionScores {
         let c = model.config
         for h in heads where h.layer < 0 || h.layer >= c.nLayers || h.head < 0 || h.head >= c.nHeads {
             throw CompositionError.headOutOfRange(h, layers: c.nLayers, heads: c.nHeads)
@@ -122,7 +136,8 @@ public enum Composition {
         var factors: [HeadFactors] = []
         for h in heads {
             let lw = model.weights.layers[h.layer]
-            let gamma: [Double] = foldNormGains && lw.attnNorm.count == D
+            let gamma: [Double] =
+                foldNormGains && lw.attnNorm.count == D
                 ? (0..<D).map { Double(lw.attnNorm.data[$0]) } : [Double](repeating: 1, count: D)
             func rows(_ w: WeightMatrix, _ first: Int) -> [Double] {
                 var out = [Double](repeating: 0, count: dh * D)
@@ -147,10 +162,14 @@ public enum Composition {
         let n = heads.count
         var qm = [[Double]](repeating: [Double](repeating: .nan, count: n), count: n)
         var km = qm, vm = qm
-        for i in 0..<n { for j in 0..<n where heads[i].layer < heads[j].layer {
-            let s = scores(writer: factors[i], reader: factors[j], dh: dh, D: D)
-            qm[i][j] = s.q; km[i][j] = s.k; vm[i][j] = s.v
-        } }
+        for i in 0..<n {
+            for j in 0..<n where heads[i].layer < heads[j].layer {
+                let s = scores(writer: factors[i], reader: factors[j], dh: dh, D: D)
+                qm[i][j] = s.q
+                km[i][j] = s.k
+                vm[i][j] = s.v
+            }
+        }
         var baseline: [CompositionScores.Kind: Double] = [.q: .nan, .k: .nan, .v: .nan]
         if baselineDraws > 0 {
             var g = SeededGenerator(seed: seed)
@@ -160,7 +179,9 @@ public enum Composition {
                 let a = makeFactors(q: rnd(), k: rnd(), v: rnd(), ot: rnd(), dh: dh, D: D)
                 let b = makeFactors(q: rnd(), k: rnd(), v: rnd(), ot: rnd(), dh: dh, D: D)
                 let s = scores(writer: a, reader: b, dh: dh, D: D)
-                sum.q += s.q; sum.k += s.k; sum.v += s.v
+                sum.q += s.q
+                sum.k += s.k
+                sum.v += s.v
             }
             let m = Double(baselineDraws)
             baseline = [.q: sum.q / m, .k: sum.k / m, .v: sum.v / m]
@@ -170,22 +191,27 @@ public enum Composition {
 
     /// Scores from explicit per-head factors (tests; `compute` builds them from a model).
     /// Each factor is [dh, D] row-major: Q_h, K_h, V_h and Oᵀ_h.
-    public static func scores(writer: (q: [Double], k: [Double], v: [Double], ot: [Double]),
-                              reader: (q: [Double], k: [Double], v: [Double], ot: [Double]),
-                              dh: Int, D: Int) -> (q: Double, k: Double, v: Double) {
+    public static func scores(
+        writer: (q: [Double], k: [Double], v: [Double], ot: [Double]),
+        reader: (q: [Double], k: [Double], v: [Double], ot: [Double]),
+        dh: Int, D: Int
+    ) -> (q: Double, k: Double, v: Double) {
         let a = makeFactors(q: writer.q, k: writer.k, v: writer.v, ot: writer.ot, dh: dh, D: D)
         let b = makeFactors(q: reader.q, k: reader.k, v: reader.v, ot: reader.ot, dh: dh, D: D)
         return scores(writer: a, reader: b, dh: dh, D: D)
     }
 
     static func makeFactors(q: [Double], k: [Double], v: [Double], ot: [Double], dh: Int, D: Int) -> HeadFactors {
-        let gq = abt(q, q, dh, dh, D), gk = abt(k, k, dh, dh, D), gv = abt(v, v, dh, dh, D), got = abt(ot, ot, dh, dh, D)
+        let gq = abt(q, q, dh, dh, D), gk = abt(k, k, dh, dh, D), gv = abt(v, v, dh, dh, D),
+            got = abt(ot, ot, dh, dh, D)
         let qk = traceProduct(identity(dh), gq, gk, dh).squareRoot()
         let ov = traceProduct(identity(dh), gv, got, dh).squareRoot()
         return HeadFactors(q: q, k: k, v: v, ot: ot, gq: gq, gk: gk, gv: gv, got: got, qkNorm: qk, ovNorm: ov)
     }
 
-    static func scores(writer a: HeadFactors, reader b: HeadFactors, dh: Int, D: Int) -> (q: Double, k: Double, v: Double) {
+    static func scores(
+        writer a: HeadFactors, reader b: HeadFactors, dh: Int, D: Int
+    ) -> (q: Double, k: Double, v: Double) {
         // Q: W_OV^A W_QK^B = V_Aᵀ (Oᵀ_A Q_Bᵀ) K_B
         let mq = abt(a.ot, b.q, dh, dh, D)
         let q = traceProduct(mq, a.gv, b.gk, dh).squareRoot() / (a.ovNorm * b.qkNorm)
@@ -224,17 +250,21 @@ public enum Composition {
     static func traceProduct(_ m: [Double], _ gx: [Double], _ gy: [Double], _ d: Int) -> Double {
         // R = Gx M; S = Mᵀ R; tr(S Gy) = Σ_ij S[i][j] Gy[j][i]
         var r = [Double](repeating: 0, count: d * d)
-        for i in 0..<d { for t in 0..<d {
-            let g = gx[i * d + t]
-            if g == 0 { continue }
-            for j in 0..<d { r[i * d + j] += g * m[t * d + j] }
-        } }
+        for i in 0..<d {
+            for t in 0..<d {
+                let g = gx[i * d + t]
+                if g == 0 { continue }
+                for j in 0..<d { r[i * d + j] += g * m[t * d + j] }
+            }
+        }
         var total = 0.0
-        for i in 0..<d { for j in 0..<d {
-            var s = 0.0
-            for t in 0..<d { s += m[t * d + i] * r[t * d + j] }
-            total += s * gy[j * d + i]
-        } }
+        for i in 0..<d {
+            for j in 0..<d {
+                var s = 0.0
+                for t in 0..<d { s += m[t * d + i] * r[t * d + j] }
+                total += s * gy[j * d + i]
+            }
+        }
         return max(total, 0)
     }
 

@@ -32,7 +32,8 @@ public struct StandardScaler: Sendable, Equatable {
             let sd = Statistics.standardDeviation(col, ddof: 0)
             s[j] = sd > 0 && sd.isFinite ? sd : 1
         }
-        means = m; scales = s
+        means = m
+        scales = s
     }
 
     public func transform(_ row: [Double]) -> [Double] {
@@ -73,11 +74,15 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
     public private(set) var iterations = 0
     public private(set) var converged = false
 
-    public init(c: Double = 1.0, standardize: Bool = true, tolerance: Double = 1e-10,
-                maxIterations: Int = 100) {
+    public init(
+        c: Double = 1.0, standardize: Bool = true, tolerance: Double = 1e-10,
+        maxIterations: Int = 100
+    ) {
         precondition(c > 0, "LogisticRegression: C must be > 0")
-        self.c = c; self.standardize = standardize
-        self.tolerance = tolerance; self.maxIterations = maxIterations
+        self.c = c
+        self.standardize = standardize
+        self.tolerance = tolerance
+        self.maxIterations = maxIterations
     }
 
     public mutating func fit(_ x: [[Double]], _ y: [Bool]) {
@@ -120,8 +125,11 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
         while iterations < maxIterations {
             // gradient and Hessian
             var g = [Double](repeating: 0, count: p)
-            var h = [Double](repeating: 0, count: p * p)   // [p, p], upper triangle filled
-            for j in 0..<d { g[j] = theta[j]; h[j * p + j] = 1 }
+            var h = [Double](repeating: 0, count: p * p) // [p, p], upper triangle filled
+            for j in 0..<d {
+                g[j] = theta[j]
+                h[j * p + j] = 1
+            }
             for i in 0..<n {
                 let pi = Self.sigmoid(z[i])
                 let r = cc * (pi - yv[i])
@@ -137,7 +145,10 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
                 }
             }
             let gmax = g.map { abs($0) }.max() ?? 0
-            if gmax / (cc * Double(n)) <= tolerance { converged = true; break }
+            if gmax / (cc * Double(n)) <= tolerance {
+                converged = true
+                break
+            }
             for j in 0..<p { for k in 0..<j { h[j * p + k] = h[k * p + j] } }
             guard let step = Self.choleskySolve(h, g, p) else { break }
             // backtracking (Armijo) line search along -step
@@ -150,7 +161,10 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
                 let zc = margins(cand)
                 let fc = objective(cand, zc)
                 if fc <= f - 1e-4 * t * dec || (fc <= f && t < 1e-6) {
-                    theta = cand; z = zc; f = fc; accepted = true
+                    theta = cand
+                    z = zc
+                    f = fc
+                    accepted = true
                     break
                 }
                 t /= 2
@@ -182,7 +196,12 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
     }
 
     static func sigmoid(_ z: Double) -> Double {
-        z >= 0 ? 1 / (1 + exp(-z)) : { let e = exp(z); return e / (1 + e) }()
+        z >= 0
+            ? 1 / (1 + exp(-z))
+            : {
+                let e = exp(z)
+                return e / (1 + e)
+            }()
     }
 
     static func log1pExp(_ z: Double) -> Double {
@@ -200,7 +219,10 @@ public struct LogisticRegression: BinaryClassifier, Sendable {
             for j in 0..<p {
                 var s = l[j * p + j] + jitter
                 for k in 0..<j { s -= l[j * p + k] * l[j * p + k] }
-                if !(s > 0) { ok = false; break }
+                if !(s > 0) {
+                    ok = false
+                    break
+                }
                 let ljj = s.squareRoot()
                 l[j * p + j] = ljj
                 for i in (j + 1)..<max(j + 1, p) {
@@ -285,30 +307,38 @@ public struct RandomForest: BinaryClassifier, Sendable {
 
     public private(set) var forest: [DecisionTree] = []
 
-    public init(trees: Int = 500, maxDepth: Int? = 5, minSamplesLeaf: Int = 3,
-                minSamplesSplit: Int = 2, maxFeatures: MaxFeatures = .sqrt,
-                bootstrap: Bool = true, seed: UInt64 = 0) {
-        precondition(trees >= 1 && minSamplesLeaf >= 1 && minSamplesSplit >= 2,
-                     "RandomForest: bad parameters")
-        self.trees = trees; self.maxDepth = maxDepth; self.minSamplesLeaf = minSamplesLeaf
-        self.minSamplesSplit = minSamplesSplit; self.maxFeatures = maxFeatures
-        self.bootstrap = bootstrap; self.seed = seed
+    public init(
+        trees: Int = 500, maxDepth: Int? = 5, minSamplesLeaf: Int = 3,
+        minSamplesSplit: Int = 2, maxFeatures: MaxFeatures = .sqrt,
+        bootstrap: Bool = true, seed: UInt64 = 0
+    ) {
+        precondition(
+            trees >= 1 && minSamplesLeaf >= 1 && minSamplesSplit >= 2,
+            "RandomForest: bad parameters")
+        self.trees = trees
+        self.maxDepth = maxDepth
+        self.minSamplesLeaf = minSamplesLeaf
+        self.minSamplesSplit = minSamplesSplit
+        self.maxFeatures = maxFeatures
+        self.bootstrap = bootstrap
+        self.seed = seed
     }
 
     public mutating func fit(_ x: [[Double]], _ y: [Bool]) {
         precondition(x.count == y.count && !x.isEmpty, "RandomForest.fit: bad shapes")
         let n = x.count, d = x[0].count
-        var columns = [Double](repeating: 0, count: n * d)   // [d, n] column-major
+        var columns = [Double](repeating: 0, count: n * d) // [d, n] column-major
         for i in 0..<n {
             precondition(x[i].count == d, "RandomForest.fit: ragged rows")
             for j in 0..<d { columns[j * n + i] = x[i][j] }
         }
         var master = SeededGenerator(seed: seed)
         let seeds = (0..<trees).map { _ in master.next() }
-        let builder = TreeBuilder(columns: columns, labels: y, n: n, d: d,
-                                  maxDepth: maxDepth ?? Int.max, minLeaf: minSamplesLeaf,
-                                  minSplit: minSamplesSplit, maxFeatures: maxFeatures.resolve(d),
-                                  bootstrap: bootstrap)
+        let builder = TreeBuilder(
+            columns: columns, labels: y, n: n, d: d,
+            maxDepth: maxDepth ?? Int.max, minLeaf: minSamplesLeaf,
+            minSplit: minSamplesSplit, maxFeatures: maxFeatures.resolve(d),
+            bootstrap: bootstrap)
         var built = [DecisionTree?](repeating: nil, count: trees)
         built.withUnsafeMutableBufferPointer { out in
             let base = out.baseAddress!
@@ -357,20 +387,24 @@ public struct DecisionTree: Sendable, Equatable {
 
 /// Grows one tree; immutable so trees can be grown concurrently.
 private struct TreeBuilder: @unchecked Sendable {
-    let columns: [Double]   // [d, n]
+    let columns: [Double] // [d, n]
     let labels: [Bool]
     let n: Int, d: Int
     let maxDepth: Int, minLeaf: Int, minSplit: Int, maxFeatures: Int
     let bootstrap: Bool
 
-    static let featureThreshold = 1e-7   // sklearn FEATURE_THRESHOLD
-    static let epsilon = Double.ulpOfOne  // sklearn EPSILON for "pure" nodes
+    static let featureThreshold = 1e-7 // sklearn FEATURE_THRESHOLD
+    static let epsilon = Double.ulpOfOne // sklearn EPSILON for "pure" nodes
 
     final class Nodes {
         var feature: [Int] = [], threshold: [Double] = [], left: [Int] = [], right: [Int] = []
         var value: [Double] = []
         func add() -> Int {
-            feature.append(-1); threshold.append(0); left.append(-1); right.append(-1); value.append(0)
+            feature.append(-1)
+            threshold.append(0)
+            left.append(-1)
+            right.append(-1)
+            value.append(0)
             return feature.count - 1
         }
     }
@@ -387,16 +421,22 @@ private struct TreeBuilder: @unchecked Sendable {
         let nodes = Nodes()
         var features = Array(0..<d)
         grow(samples, depth: 0, weight: weight, nodes: nodes, features: &features, rng: &rng)
-        return DecisionTree(feature: nodes.feature, threshold: nodes.threshold, left: nodes.left,
-                            right: nodes.right, value: nodes.value)
+        return DecisionTree(
+            feature: nodes.feature, threshold: nodes.threshold, left: nodes.left,
+            right: nodes.right, value: nodes.value)
     }
 
     @discardableResult
-    private func grow(_ idx: [Int], depth: Int, weight: [Double], nodes: Nodes,
-                      features: inout [Int], rng: inout SeededGenerator) -> Int {
+    private func grow(
+        _ idx: [Int], depth: Int, weight: [Double], nodes: Nodes,
+        features: inout [Int], rng: inout SeededGenerator
+    ) -> Int {
         let k = nodes.add()
         var wPos = 0.0, wAll = 0.0
-        for i in idx { wAll += weight[i]; if labels[i] { wPos += weight[i] } }
+        for i in idx {
+            wAll += weight[i]
+            if labels[i] { wPos += weight[i] }
+        }
         nodes.value[k] = wPos / wAll
         let pp = wPos / wAll, pn = 1 - pp
         let impurity = 1 - pp * pp - pn * pn
@@ -418,16 +458,24 @@ private struct TreeBuilder: @unchecked Sendable {
             drawn += 1
             let base = f * n
             var lo = Double.infinity, hi = -Double.infinity
-            for i in idx { let v = columns[base + i]; lo = Swift.min(lo, v); hi = Swift.max(hi, v) }
-            if hi <= lo + Self.featureThreshold { continue }   // constant here: not counted
+            for i in idx {
+                let v = columns[base + i]
+                lo = Swift.min(lo, v)
+                hi = Swift.max(hi, v)
+            }
+            if hi <= lo + Self.featureThreshold { continue } // constant here: not counted
             visited += 1
             for (r, i) in idx.enumerated() { pairs[r] = (columns[base + i], i) }
             pairs.sort { $0.value < $1.value || ($0.value == $1.value && $0.index < $1.index) }
-            for r in 0..<m { xs[r] = pairs[r].value; order[r] = pairs[r].index }
+            for r in 0..<m {
+                xs[r] = pairs[r].value
+                order[r] = pairs[r].index
+            }
             var lPos = 0.0, lAll = 0.0
             for p in 1..<m {
                 let i = order[p - 1]
-                lAll += weight[i]; if labels[i] { lPos += weight[i] }
+                lAll += weight[i]
+                if labels[i] { lPos += weight[i] }
                 if xs[p] <= xs[p - 1] + Self.featureThreshold { continue }
                 if p < minLeaf || m - p < minLeaf { continue }
                 let lNeg = lAll - lPos
@@ -435,7 +483,8 @@ private struct TreeBuilder: @unchecked Sendable {
                 // sklearn's Gini proxy: -(W_L gini_L + W_R gini_R) + const
                 let score = (lPos * lPos + lNeg * lNeg) / lAll + (rPos * rPos + rNeg * rNeg) / rAll
                 if score > bestScore {
-                    bestScore = score; bestFeature = f
+                    bestScore = score
+                    bestFeature = f
                     var t = xs[p - 1] / 2 + xs[p] / 2
                     if t == xs[p] || !t.isFinite { t = xs[p - 1] }
                     bestThreshold = t
@@ -488,7 +537,10 @@ public enum CrossValidation {
         for cls in [false, true] {
             var members = labels.indices.filter { labels[$0] == cls }
             SeededRandom.shuffle(&members, using: &rng)
-            for i in members { out[i] = counter % k; counter += 1 }
+            for i in members {
+                out[i] = counter % k
+                counter += 1
+            }
         }
         return out
     }
@@ -497,8 +549,9 @@ public enum CrossValidation {
     /// testIndices)` fits on the training indices and returns one score per test index (in
     /// the given, ascending, order). Feature steps that must be fit on training data only
     /// (histogram edges, token frequencies, scaling) belong inside `fitPredict`.
-    public static func outOfFoldScores(labels: [Bool], folds k: Int = 5, seed: UInt64,
-                                       fitPredict: (_ train: [Int], _ test: [Int]) throws -> [Double]
+    public static func outOfFoldScores(
+        labels: [Bool], folds k: Int = 5, seed: UInt64,
+        fitPredict: (_ train: [Int], _ test: [Int]) throws -> [Double]
     ) rethrows -> (scores: [Double], folds: [Int]) {
         let assignment = stratifiedFolds(labels: labels, folds: k, seed: seed)
         var scores = [Double](repeating: .nan, count: labels.count)
@@ -506,7 +559,9 @@ public enum CrossValidation {
             let test = labels.indices.filter { assignment[$0] == f }
             let train = labels.indices.filter { assignment[$0] != f }
             let s = try fitPredict(train, test)
-            precondition(s.count == test.count, "outOfFoldScores: fitPredict returned \(s.count) scores for \(test.count) samples")
+            precondition(
+                s.count == test.count,
+                "outOfFoldScores: fitPredict returned \(s.count) scores for \(test.count) samples")
             for (i, v) in zip(test, s) { scores[i] = v }
         }
         return (scores, assignment)
@@ -515,38 +570,44 @@ public enum CrossValidation {
     /// k-fold cross-validation of a classifier on a feature matrix. With `minMaxScale` (the
     /// Meeus et al. pipeline) a `MinMaxScaler` is fit on each training fold and applied to its
     /// test fold. `classifier` is copied unfitted for each fold.
-    public static func evaluate<C: BinaryClassifier>(features x: [[Double]], labels y: [Bool],
-                                                     classifier: C, folds k: Int = 5,
-                                                     seed: UInt64, minMaxScale: Bool = true,
-                                                     bootstrapResamples: Int = Statistics.defaultBootstrapResamples
+    public static func evaluate<C: BinaryClassifier>(
+        features x: [[Double]], labels y: [Bool],
+        classifier: C, folds k: Int = 5,
+        seed: UInt64, minMaxScale: Bool = true,
+        bootstrapResamples: Int = Statistics.defaultBootstrapResamples
     ) -> CrossValidationResult {
         precondition(x.count == y.count, "CrossValidation.evaluate: shapes differ")
         let (scores, folds) = outOfFoldScores(labels: y, folds: k, seed: seed) { train, test in
             var trainX = train.map { x[$0] }, testX = test.map { x[$0] }
             if minMaxScale {
                 let s = MinMaxScaler(fitting: trainX)
-                trainX = s.transform(trainX); testX = s.transform(testX)
+                trainX = s.transform(trainX)
+                testX = s.transform(testX)
             }
             var model = classifier
             model.fit(trainX, train.map { y[$0] })
             return model.predictProbability(testX)
         }
-        return summarize(scores: scores, labels: y, folds: folds, k: k, seed: seed,
-                         bootstrapResamples: bootstrapResamples)
+        return summarize(
+            scores: scores, labels: y, folds: folds, k: k, seed: seed,
+            bootstrapResamples: bootstrapResamples)
     }
 
     /// AUCs of given out-of-fold scores.
-    public static func summarize(scores: [Double], labels: [Bool], folds: [Int], k: Int,
-                                 seed: UInt64,
-                                 bootstrapResamples: Int = Statistics.defaultBootstrapResamples
+    public static func summarize(
+        scores: [Double], labels: [Bool], folds: [Int], k: Int,
+        seed: UInt64,
+        bootstrapResamples: Int = Statistics.defaultBootstrapResamples
     ) -> CrossValidationResult {
         let foldAUCs = (0..<k).map { f -> Double in
             let idx = labels.indices.filter { folds[$0] == f }
             return Statistics.rocAUC(labels: idx.map { labels[$0] }, scores: idx.map { scores[$0] })
         }
-        let pooled = Statistics.bootstrapAUC(labels: labels, scores: scores, stratified: true,
-                                             resamples: bootstrapResamples, seed: seed)
-        return CrossValidationResult(scores: scores, folds: folds, foldAUCs: foldAUCs,
-                                     pooledAUC: pooled)
+        let pooled = Statistics.bootstrapAUC(
+            labels: labels, scores: scores, stratified: true,
+            resamples: bootstrapResamples, seed: seed)
+        return CrossValidationResult(
+            scores: scores, folds: folds, foldAUCs: foldAUCs,
+            pooledAUC: pooled)
     }
 }

@@ -85,15 +85,19 @@ public enum MembershipFeatures {
     ///     does (default: its 10e-6); pass nil to keep non-finite values.
     /// p_i is recomputed as exp(-NLL_i) and the formulas are evaluated literally, as in the
     /// original. `.none` returns the NLLs unchanged (the original applies no replacement there).
-    public static func normalize(tokens: [Int], nll: [Double], pMax: [Double]? = nil,
-                                 reference: ReferenceDistribution?,
-                                 normalization: MembershipNormalization,
-                                 nonFiniteReplacement: Double? = originalNonFiniteReplacement) -> [Double] {
+    public static func normalize(
+        tokens: [Int], nll: [Double], pMax: [Double]? = nil,
+        reference: ReferenceDistribution?,
+        normalization: MembershipNormalization,
+        nonFiniteReplacement: Double? = originalNonFiniteReplacement
+    ) -> [Double] {
         switch normalization {
         case .none:
             return nll
         case .ratio, .max:
-            guard let reference else { preconditionFailure("normalize: .\(normalization) needs a reference distribution") }
+            guard let reference else {
+                preconditionFailure("normalize: .\(normalization) needs a reference distribution")
+            }
             precondition(tokens.count == nll.count, "normalize: tokens and nll differ in length")
             var out = [Double](repeating: 0, count: nll.count)
             if normalization == .max {
@@ -134,7 +138,7 @@ public enum MembershipFeatures {
         let s = values.sorted()
         var out: [Double] = [
             Statistics.mean(values), s.first!, s.last!,
-            Statistics.standardDeviation(values, ddof: 0), Double(values.count),
+            Statistics.standardDeviation(values, ddof: 0), Double(values.count)
         ]
         for p in aggregatePercentiles { out.append(Statistics.quantileSorted(s, p / 100)) }
         return out
@@ -171,11 +175,19 @@ public struct HistogramBinning: Sendable, Equatable {
         for doc in documents {
             for v in doc {
                 precondition(v.isFinite, "HistogramBinning: non-finite training value")
-                lo = Swift.min(lo, v); hi = Swift.max(hi, v); any = true
+                lo = Swift.min(lo, v)
+                hi = Swift.max(hi, v)
+                any = true
             }
         }
-        if !any { lo = 0; hi = 1 }   // numpy's range for an empty array
-        if lo == hi { lo -= 0.5; hi += 0.5 }
+        if !any {
+            lo = 0
+            hi = 1
+        } // numpy's range for an empty array
+        if lo == hi {
+            lo -= 0.5
+            hi += 0.5
+        }
         // numpy.linspace(lo, hi, bins + 1): i * step + lo, last edge exactly hi.
         let step = (hi - lo) / Double(bins)
         var e = [Double](repeating: 0, count: bins + 1)
@@ -191,7 +203,7 @@ public struct HistogramBinning: Sendable, Equatable {
         let first = edges[0], last = edges[n]
         for v in values where v >= first && v <= last {
             // largest i with edges[i] <= v, capped at n - 1 (closed last bin)
-            var lo = 0, hi = n   // invariant: edges[lo] <= v, and v < edges[hi] or hi == n
+            var lo = 0, hi = n // invariant: edges[lo] <= v, and v < edges[hi] or hi == n
             while hi - lo > 1 {
                 let mid = (lo + hi) / 2
                 if edges[mid] <= v { lo = mid } else { hi = mid }
@@ -222,9 +234,13 @@ public struct MinMaxScaler: Sendable, Equatable {
         var lo = [Double](repeating: .infinity, count: d), hi = [Double](repeating: -.infinity, count: d)
         for r in rows {
             precondition(r.count == d, "MinMaxScaler: ragged rows")
-            for j in 0..<d { lo[j] = Swift.min(lo[j], r[j]); hi[j] = Swift.max(hi[j], r[j]) }
+            for j in 0..<d {
+                lo[j] = Swift.min(lo[j], r[j])
+                hi[j] = Swift.max(hi[j], r[j])
+            }
         }
-        minimums = lo; maximums = hi
+        minimums = lo
+        maximums = hi
     }
 
     public func transform(_ row: [Double]) -> [Double] {
@@ -280,8 +296,10 @@ public enum MembershipBaselines {
     /// 0.05...0.60, default 0.20). Sign: Headlight returns the mean log-prob itself (higher =
     /// more likely a member); the original code reports its negation, -mean. NaN if the
     /// count is 0.
-    public static func minKPercentProb(logProbs: [Double], fraction k: Double = 0.2,
-                                       minimumCount: Int = 1) -> Double {
+    public static func minKPercentProb(
+        logProbs: [Double], fraction k: Double = 0.2,
+        minimumCount: Int = 1
+    ) -> Double {
         precondition(k > 0 && k <= 1, "minKPercentProb: fraction must be in (0, 1]")
         let m = minKCount(tokens: logProbs.count, fraction: k, minimumCount: minimumCount)
         guard m > 0 else { return .nan }
@@ -290,8 +308,10 @@ public enum MembershipBaselines {
     }
 
     /// Min-K% Prob from NLLs (log p_i = -NLL_i).
-    public static func minKPercentProb(nll: [Double], fraction k: Double = 0.2,
-                                       minimumCount: Int = 1) -> Double {
+    public static func minKPercentProb(
+        nll: [Double], fraction k: Double = 0.2,
+        minimumCount: Int = 1
+    ) -> Double {
         minKPercentProb(logProbs: nll.map { -$0 }, fraction: k, minimumCount: minimumCount)
     }
 }

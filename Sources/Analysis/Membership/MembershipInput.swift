@@ -13,7 +13,10 @@ public struct MembershipDocument: Sendable, Equatable {
     public var expectedSHA256: String?
 
     public init(name: String, text: String, label: Bool?, source: String, expectedSHA256: String? = nil) {
-        self.name = name; self.text = text; self.label = label; self.source = source
+        self.name = name
+        self.text = text
+        self.label = label
+        self.source = source
         self.expectedSHA256 = expectedSHA256
     }
 }
@@ -22,7 +25,10 @@ public struct MembershipDocument: Sendable, Equatable {
 public struct MembershipInputError: Error, LocalizedError, CustomStringConvertible, Equatable {
     public let message: String
     public let hint: String?
-    public init(_ message: String, hint: String? = nil) { self.message = message; self.hint = hint }
+    public init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
     public var description: String { message }
     public var errorDescription: String? { message }
 }
@@ -62,7 +68,9 @@ public enum MembershipInput {
         }
         let docs = isDir.boolValue ? try loadDirectory(path, label: label) : try loadJSONL(path, label: label)
         guard !docs.isEmpty else {
-            throw MembershipInputError("\(path): no documents (\(isDir.boolValue ? "the directory holds no files" : "the file holds no JSON lines"))")
+            throw MembershipInputError(
+                "\(path): no documents (\(isDir.boolValue ? "the directory holds no files" : "the file holds no JSON lines"))"
+            )
         }
         return docs
     }
@@ -96,7 +104,8 @@ public enum MembershipInput {
             guard let t = dict["text"] as? String else {
                 throw MembershipInputError("\(source):\(lineNo): missing \"text\" string")
             }
-            let name = (dict["name"] as? String) ?? (dict["id"] as? String)
+            let name =
+                (dict["name"] as? String) ?? (dict["id"] as? String)
                 ?? (dict["id"] as? NSNumber).map { "\($0)" } ?? "line-\(lineNo)"
             docs.append(MembershipDocument(name: name, text: t, label: label, source: "\(source):\(lineNo)"))
         }
@@ -105,8 +114,11 @@ public enum MembershipInput {
 
     public static func loadDirectory(_ path: String, label: Bool?) throws -> [MembershipDocument] {
         let root = URL(fileURLWithPath: path).standardizedFileURL
-        guard let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey],
-                                                     options: [.skipsHiddenFiles]) else {
+        guard
+            let e = FileManager.default.enumerator(
+                at: root, includingPropertiesForKeys: [.isRegularFileKey],
+                options: [.skipsHiddenFiles])
+        else {
             throw MembershipInputError("\(path): cannot list the directory")
         }
         var rel: [String] = []
@@ -135,7 +147,8 @@ public enum MembershipInput {
 
     /// Loads a set file. `placeholders` maps a root prefix such as `{python-stdlib}` to a
     /// function returning the directory it stands for (called only when used).
-    public static func loadSet(path: String, placeholders: [String: () throws -> String] = [:]) throws -> MembershipSet {
+    public static func loadSet(path: String, placeholders: [String: () throws -> String] = [:]) throws -> MembershipSet
+    {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw MembershipInputError("\(path): no such set file")
         }
@@ -147,8 +160,9 @@ public enum MembershipInput {
             guard let s = obj[key] as? [String: Any] else {
                 throw MembershipInputError("\(path): missing \"\(key)\" source object")
             }
-            return try loadSource(s, baseDirectory: dir, origin: "\(path): \(key)", label: label,
-                                  placeholders: placeholders)
+            return try loadSource(
+                s, baseDirectory: dir, origin: "\(path): \(key)", label: label,
+                placeholders: placeholders)
         }
         let members = try source("members", label: true)
         let nonmembers = try source("nonmembers", label: false)
@@ -159,25 +173,31 @@ public enum MembershipInput {
             }
             maxTokens = n
         }
-        return MembershipSet(name: obj["name"] as? String ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
-                             description: obj["description"] as? String, members: members,
-                             nonmembers: nonmembers, maxTokensPerDocument: maxTokens, path: path)
+        return MembershipSet(
+            name: obj["name"] as? String ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension,
+            description: obj["description"] as? String, members: members,
+            nonmembers: nonmembers, maxTokensPerDocument: maxTokens, path: path)
     }
 
-    static func resolve(_ p: String, baseDirectory: String, placeholders: [String: () throws -> String]) throws -> String {
+    static func resolve(
+        _ p: String, baseDirectory: String, placeholders: [String: () throws -> String]
+    ) throws -> String {
         for (key, f) in placeholders where p.hasPrefix(key) {
             return try f() + String(p.dropFirst(key.count))
         }
         if p.hasPrefix("{") {
-            throw MembershipInputError("unknown placeholder in \"\(p)\" (known: \(placeholders.keys.sorted().joined(separator: ", ")))")
+            throw MembershipInputError(
+                "unknown placeholder in \"\(p)\" (known: \(placeholders.keys.sorted().joined(separator: ", ")))")
         }
         if p.hasPrefix("/") { return p }
         if p.hasPrefix("~/") { return FileManager.default.homeDirectoryForCurrentUser.path + String(p.dropFirst(1)) }
         return baseDirectory.isEmpty ? p : (baseDirectory as NSString).appendingPathComponent(p)
     }
 
-    static func loadSource(_ s: [String: Any], baseDirectory: String, origin: String, label: Bool,
-                           placeholders: [String: () throws -> String], hint: String? = nil) throws -> [MembershipDocument] {
+    static func loadSource(
+        _ s: [String: Any], baseDirectory: String, origin: String, label: Bool,
+        placeholders: [String: () throws -> String], hint: String? = nil
+    ) throws -> [MembershipDocument] {
         if let manifest = s["manifest"] as? String {
             let mp = try resolve(manifest, baseDirectory: baseDirectory, placeholders: placeholders)
             guard let data = FileManager.default.contents(atPath: mp) else {
@@ -186,11 +206,13 @@ public enum MembershipInput {
             guard let m = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
                 throw MembershipInputError("\(mp): not a JSON object")
             }
-            return try loadSource(m, baseDirectory: (mp as NSString).deletingLastPathComponent, origin: mp,
-                                  label: label, placeholders: placeholders, hint: m["hint"] as? String)
+            return try loadSource(
+                m, baseDirectory: (mp as NSString).deletingLastPathComponent, origin: mp,
+                label: label, placeholders: placeholders, hint: m["hint"] as? String)
         }
         if let p = s["path"] as? String {
-            return try load(path: try resolve(p, baseDirectory: baseDirectory, placeholders: placeholders), label: label)
+            return try load(
+                path: try resolve(p, baseDirectory: baseDirectory, placeholders: placeholders), label: label)
         }
         guard let rootSpec = s["root"] as? String, let files = s["files"] as? [Any] else {
             throw MembershipInputError("\(origin): a source needs \"path\", \"manifest\", or \"root\" with \"files\"")
@@ -201,20 +223,28 @@ public enum MembershipInput {
         for (i, f) in files.enumerated() {
             let rel: String, sha: String?
             if let name = f as? String {
-                rel = name; sha = nil
+                rel = name
+                sha = nil
             } else if let o = f as? [String: Any], let name = o["path"] as? String {
-                rel = name; sha = o["sha256"] as? String
+                rel = name
+                sha = o["sha256"] as? String
             } else {
                 throw MembershipInputError("\(origin): files[\(i)] must be a path or an object with \"path\"")
             }
             let full = (root as NSString).appendingPathComponent(rel)
-            guard FileManager.default.fileExists(atPath: full) else { missing.append(full); continue }
-            docs.append(MembershipDocument(name: rel, text: try readText(full), label: label, source: full,
-                                           expectedSHA256: sha))
+            guard FileManager.default.fileExists(atPath: full) else {
+                missing.append(full)
+                continue
+            }
+            docs.append(
+                MembershipDocument(
+                    name: rel, text: try readText(full), label: label, source: full,
+                    expectedSHA256: sha))
         }
         if !missing.isEmpty {
-            throw MembershipInputError("\(origin): \(missing.count) of \(files.count) files missing under \(root) (first: \(missing[0]))",
-                                       hint: hint)
+            throw MembershipInputError(
+                "\(origin): \(missing.count) of \(files.count) files missing under \(root) (first: \(missing[0]))",
+                hint: hint)
         }
         guard !docs.isEmpty else { throw MembershipInputError("\(origin): no documents (empty \"files\")") }
         return docs

@@ -53,7 +53,9 @@ public struct MembershipConfig: Sendable {
         func bad(_ s: String) -> MembershipInputError { MembershipInputError(s) }
         guard window >= 2 else { throw bad("--window must be at least 2 (got \(window))") }
         guard stride >= 1 && stride < window else {
-            throw bad("--stride must be in 1..<window so every scored token has context (got \(stride) with window \(window))")
+            throw bad(
+                "--stride must be in 1..<window so every scored token has context (got \(stride) with window \(window))"
+            )
         }
         guard (0.05...0.6).contains(minK) else { throw bad("--min-k must be in 0.05...0.6 (got \(minK))") }
         guard folds >= 2 else { throw bad("--folds must be at least 2 (got \(folds))") }
@@ -79,20 +81,30 @@ public struct MembershipScoredDocument: Sendable {
     /// Per window, the text of the tokens it scored (for the zlib ratio).
     public var windowTexts: [String]
 
-    public init(name: String, label: Bool?, source: String, tokens: [Int32], originalTokenCount: Int,
-                scores: DocumentTokenScores, text: String, windowTexts: [String]) {
-        self.name = name; self.label = label; self.source = source; self.tokens = tokens
-        self.originalTokenCount = originalTokenCount; self.scores = scores; self.text = text
+    public init(
+        name: String, label: Bool?, source: String, tokens: [Int32], originalTokenCount: Int,
+        scores: DocumentTokenScores, text: String, windowTexts: [String]
+    ) {
+        self.name = name
+        self.label = label
+        self.source = source
+        self.tokens = tokens
+        self.originalTokenCount = originalTokenCount
+        self.scores = scores
+        self.text = text
         self.windowTexts = windowTexts
     }
 
     /// Builds the texts from a decoder (e.g. `Tokenizer.decode`).
-    public init(document: MembershipDocument, tokens: [Int32], originalTokenCount: Int,
-                scores: DocumentTokenScores, decode: ([Int32]) -> String) {
+    public init(
+        document: MembershipDocument, tokens: [Int32], originalTokenCount: Int,
+        scores: DocumentTokenScores, decode: ([Int32]) -> String
+    ) {
         let windowTexts = scores.windowRanges.map { r in decode(scores.targets[r].map { Int32($0) }) }
-        self.init(name: document.name, label: document.label, source: document.source, tokens: tokens,
-                  originalTokenCount: originalTokenCount, scores: scores, text: decode(tokens),
-                  windowTexts: windowTexts)
+        self.init(
+            name: document.name, label: document.label, source: document.source, tokens: tokens,
+            originalTokenCount: originalTokenCount, scores: scores, text: decode(tokens),
+            windowTexts: windowTexts)
     }
 }
 
@@ -118,8 +130,9 @@ public struct MembershipBaselineScores: Sendable, Equatable {
             zlib.append(MembershipBaselines.zlibRatio(perplexity: p, text: text))
             mink.append(MembershipBaselines.minKPercentProb(nll: nll, fraction: minK))
         }
-        return MembershipBaselineScores(perplexity: Statistics.mean(ppl), zlibRatio: Statistics.mean(zlib),
-                                        minKProb: Statistics.mean(mink), meanNLL: Statistics.mean(d.scores.nll))
+        return MembershipBaselineScores(
+            perplexity: Statistics.mean(ppl), zlibRatio: Statistics.mean(zlib),
+            minKProb: Statistics.mean(mink), meanNLL: Statistics.mean(d.scores.nll))
     }
 }
 
@@ -169,19 +182,23 @@ public enum MembershipAnalysis {
     /// Evaluates scored documents: baselines for every document; if labeled documents of both
     /// classes are present, the classifiers (one per normalization), the baselines' and the
     /// blind baseline's AUCs, and classifier scores for the unlabeled documents.
-    public static func evaluate(_ docs: [MembershipScoredDocument], config: MembershipConfig) throws -> MembershipEvaluation {
+    public static func evaluate(
+        _ docs: [MembershipScoredDocument], config: MembershipConfig
+    ) throws -> MembershipEvaluation {
         try config.validate()
         let baselines = docs.map { MembershipBaselineScores.compute($0, minK: config.minK) }
         let surface = docs.map { MembershipSurfaceFeatures.compute($0.text, tokens: $0.tokens.count) }
         let labeled = docs.indices.filter { docs[$0].label != nil }
         let unlabeled = docs.indices.filter { docs[$0].label == nil }
         let labels = labeled.map { docs[$0].label! }
-        var eval = MembershipEvaluation(labeled: labeled, unlabeled: unlabeled, labels: labels, folds: nil,
-                                        methods: [], baselines: baselines, surface: surface)
+        var eval = MembershipEvaluation(
+            labeled: labeled, unlabeled: unlabeled, labels: labels, folds: nil,
+            methods: [], baselines: baselines, surface: surface)
         guard !labeled.isEmpty else { return eval }
         let nPos = labels.filter { $0 }.count, nNeg = labels.count - nPos
         guard nPos >= 2 && nNeg >= 2 else {
-            throw MembershipInputError("classification needs at least 2 members and 2 non-members (got \(nPos) and \(nNeg))")
+            throw MembershipInputError(
+                "classification needs at least 2 members and 2 non-members (got \(nPos) and \(nNeg))")
         }
         guard config.folds <= labels.count else {
             throw MembershipInputError("--folds \(config.folds) exceeds the \(labels.count) labeled documents")
@@ -189,18 +206,23 @@ public enum MembershipAnalysis {
         let folds = CrossValidation.stratifiedFolds(labels: labels, folds: config.folds, seed: config.seed)
         eval.folds = folds
 
-        func finish(name: String, label: String, kind: String, scores: [Double], foldAUCs: [Double]?,
-                    unlabeledScores: [Double]?) -> MembershipMethodResult {
-            let ci = Statistics.bootstrapAUC(labels: labels, scores: scores, stratified: true,
-                                             resamples: config.bootstrapResamples, seed: config.seed)
-            return MembershipMethodResult(name: name, label: label, kind: kind, scores: scores, auc: ci,
-                                          foldAUCs: foldAUCs, roc: Statistics.rocCurve(labels: labels, scores: scores),
-                                          unlabeledScores: unlabeledScores)
+        func finish(
+            name: String, label: String, kind: String, scores: [Double], foldAUCs: [Double]?,
+            unlabeledScores: [Double]?
+        ) -> MembershipMethodResult {
+            let ci = Statistics.bootstrapAUC(
+                labels: labels, scores: scores, stratified: true,
+                resamples: config.bootstrapResamples, seed: config.seed)
+            return MembershipMethodResult(
+                name: name, label: label, kind: kind, scores: scores, auc: ci,
+                foldAUCs: foldAUCs, roc: Statistics.rocCurve(labels: labels, scores: scores),
+                unlabeledScores: unlabeledScores)
         }
         func crossValidated(_ fitPredict: ([Int], [Int]) -> [Double]) -> (scores: [Double], foldAUCs: [Double]) {
             // `train` / `test` index the labeled documents.
-            let (scores, _) = CrossValidation.outOfFoldScores(labels: labels, folds: config.folds, seed: config.seed,
-                                                              fitPredict: fitPredict)
+            let (scores, _) = CrossValidation.outOfFoldScores(
+                labels: labels, folds: config.folds, seed: config.seed,
+                fitPredict: fitPredict)
             let foldAUCs = (0..<config.folds).map { f -> Double in
                 let idx = labels.indices.filter { folds[$0] == f }
                 return Statistics.rocAUC(labels: idx.map { labels[$0] }, scores: idx.map { scores[$0] })
@@ -212,47 +234,67 @@ public enum MembershipAnalysis {
         let featureLabel = config.features == .aggregates ? "14 aggregates" : "\(config.histogramBins)-bin histogram"
         for norm in config.normalizations {
             let cv = crossValidated { train, test in
-                classifierScores(docs, train: train.map { labeled[$0] }, trainLabels: train.map { labels[$0] },
-                                 test: test.map { labeled[$0] }, normalization: norm, config: config)
+                classifierScores(
+                    docs, train: train.map { labeled[$0] }, trainLabels: train.map { labels[$0] },
+                    test: test.map { labeled[$0] }, normalization: norm, config: config)
             }
-            let un: [Double]? = unlabeled.isEmpty ? nil
-                : classifierScores(docs, train: labeled, trainLabels: labels, test: unlabeled,
-                                   normalization: norm, config: config)
+            let un: [Double]? =
+                unlabeled.isEmpty
+                ? nil
+                : classifierScores(
+                    docs, train: labeled, trainLabels: labels, test: unlabeled,
+                    normalization: norm, config: config)
             let refText = norm == .none ? "" : ", \(config.reference.rawValue) reference"
-            eval.methods.append(finish(name: "classifier_\(norm.rawValue)",
-                                       label: "\(config.classifier.rawValue), \(featureLabel), \(norm.rawValue) norm\(refText)",
-                                       kind: "classifier", scores: cv.scores, foldAUCs: cv.foldAUCs, unlabeledScores: un))
+            eval.methods.append(
+                finish(
+                    name: "classifier_\(norm.rawValue)",
+                    label: "\(config.classifier.rawValue), \(featureLabel), \(norm.rawValue) norm\(refText)",
+                    kind: "classifier", scores: cv.scores, foldAUCs: cv.foldAUCs, unlabeledScores: un))
         }
         // Reference-free baselines (no fitting): higher = more likely a member.
         let b = labeled.map { baselines[$0] }
-        eval.methods.append(finish(name: "perplexity", label: "perplexity (lower = member)", kind: "baseline",
-                                   scores: b.map { -$0.perplexity }, foldAUCs: nil, unlabeledScores: nil))
-        eval.methods.append(finish(name: "zlib_ratio", label: "zlib ratio (lower = member)", kind: "baseline",
-                                   scores: b.map { -$0.zlibRatio }, foldAUCs: nil, unlabeledScores: nil))
-        eval.methods.append(finish(name: "min_k_prob", label: "Min-\(Int((config.minK * 100).rounded()))% prob (higher = member)",
-                                   kind: "baseline", scores: b.map { $0.minKProb }, foldAUCs: nil, unlabeledScores: nil))
+        eval.methods.append(
+            finish(
+                name: "perplexity", label: "perplexity (lower = member)", kind: "baseline",
+                scores: b.map { -$0.perplexity }, foldAUCs: nil, unlabeledScores: nil))
+        eval.methods.append(
+            finish(
+                name: "zlib_ratio", label: "zlib ratio (lower = member)", kind: "baseline",
+                scores: b.map { -$0.zlibRatio }, foldAUCs: nil, unlabeledScores: nil))
+        eval.methods.append(
+            finish(
+                name: "min_k_prob", label: "Min-\(Int((config.minK * 100).rounded()))% prob (higher = member)",
+                kind: "baseline", scores: b.map { $0.minKProb }, foldAUCs: nil, unlabeledScores: nil))
         // Blind baseline: the same classifier and CV on surface features only.
         let sx = labeled.map { surface[$0] }
         let blind = crossValidated { train, test in
-            fitAndPredict(train: train.map { sx[$0] }, labels: train.map { labels[$0] }, test: test.map { sx[$0] },
-                          config: config)
+            fitAndPredict(
+                train: train.map { sx[$0] }, labels: train.map { labels[$0] }, test: test.map { sx[$0] },
+                config: config)
         }
-        eval.methods.append(finish(name: "blind_surface", label: "blind: \(config.classifier.rawValue) on surface features, no model",
-                                   kind: "blind", scores: blind.scores, foldAUCs: blind.foldAUCs, unlabeledScores: nil))
+        eval.methods.append(
+            finish(
+                name: "blind_surface", label: "blind: \(config.classifier.rawValue) on surface features, no model",
+                kind: "blind", scores: blind.scores, foldAUCs: blind.foldAUCs, unlabeledScores: nil))
         return eval
     }
 
     /// The classifier pipeline for one split: reference distribution and feature edges fit on
     /// the training documents only, min-max scaling fit on them, classifier fit, test scores.
-    public static func classifierScores(_ docs: [MembershipScoredDocument], train: [Int], trainLabels: [Bool],
-                                        test: [Int], normalization: MembershipNormalization,
-                                        config: MembershipConfig) -> [Double] {
-        let reference = normalization == .none ? nil
+    public static func classifierScores(
+        _ docs: [MembershipScoredDocument], train: [Int], trainLabels: [Bool],
+        test: [Int], normalization: MembershipNormalization,
+        config: MembershipConfig
+    ) -> [Double] {
+        let reference =
+            normalization == .none
+            ? nil
             : referenceDistribution(docs, train: train, kind: config.reference)
         func normalized(_ i: Int) -> [Double] {
             let s = docs[i].scores
-            return MembershipFeatures.normalize(tokens: s.targets, nll: s.nll, pMax: s.pMax,
-                                                reference: reference, normalization: normalization)
+            return MembershipFeatures.normalize(
+                tokens: s.targets, nll: s.nll, pMax: s.pMax,
+                reference: reference, normalization: normalization)
         }
         let trainValues = train.map(normalized), testValues = test.map(normalized)
         let trainX: [[Double]], testX: [[Double]]
@@ -270,7 +312,8 @@ public enum MembershipAnalysis {
 
     /// Min-max scaling fit on `train`, then the configured classifier. Non-finite features
     /// (an empty histogram row) become 0.
-    static func fitAndPredict(train: [[Double]], labels: [Bool], test: [[Double]], config: MembershipConfig) -> [Double] {
+    static func fitAndPredict(train: [[Double]], labels: [Bool], test: [[Double]], config: MembershipConfig) -> [Double]
+    {
         func clean(_ rows: [[Double]]) -> [[Double]] { rows.map { $0.map { $0.isFinite ? $0 : 0 } } }
         let scaler = MinMaxScaler(fitting: clean(train))
         let tr = scaler.transform(clean(train)), te = scaler.transform(clean(test))
@@ -289,8 +332,10 @@ public enum MembershipAnalysis {
 
     /// lambda from the training documents: token frequencies of their scored tokens (TF), or
     /// the mean of their softmax rows (GP; needs `probabilitySum`, else falls back to TF).
-    public static func referenceDistribution(_ docs: [MembershipScoredDocument], train: [Int],
-                                             kind: MembershipReference) -> ReferenceDistribution {
+    public static func referenceDistribution(
+        _ docs: [MembershipScoredDocument], train: [Int],
+        kind: MembershipReference
+    ) -> ReferenceDistribution {
         if kind == .gp, let v = train.first.flatMap({ docs[$0].scores.probabilitySum?.count }) {
             var sum = [Double](repeating: 0, count: v)
             var positions = 0
@@ -319,12 +364,20 @@ public struct MembershipRunResult: Sendable {
     public var scoringSeconds: Double
     public var workers: Int
 
-    public init(setName: String?, setPath: String?, config: MembershipConfig, documents: [MembershipScoredDocument],
-                evaluation: MembershipEvaluation, skipped: [(name: String, reason: String)] = [],
-                warnings: [String] = [], scoringSeconds: Double, workers: Int) {
-        self.setName = setName; self.setPath = setPath; self.config = config; self.documents = documents
-        self.evaluation = evaluation; self.skipped = skipped; self.warnings = warnings
-        self.scoringSeconds = scoringSeconds; self.workers = workers
+    public init(
+        setName: String?, setPath: String?, config: MembershipConfig, documents: [MembershipScoredDocument],
+        evaluation: MembershipEvaluation, skipped: [(name: String, reason: String)] = [],
+        warnings: [String] = [], scoringSeconds: Double, workers: Int
+    ) {
+        self.setName = setName
+        self.setPath = setPath
+        self.config = config
+        self.documents = documents
+        self.evaluation = evaluation
+        self.skipped = skipped
+        self.warnings = warnings
+        self.scoringSeconds = scoringSeconds
+        self.workers = workers
     }
 
     public var tokensScored: Int { documents.reduce(0) { $0 + $1.scores.count } }
@@ -367,7 +420,7 @@ public enum MembershipRunFile {
     public static let documentColumns: [RecordTable.Column] = [
         .init("name", .string), .init("source", .string), .init("label", .int64), .init("n_tokens", .int64),
         .init("n_tokens_original", .int64), .init("n_scored", .int64), .init("perplexity", .float64),
-        .init("zlib_ratio", .float64), .init("min_k_prob", .float64), .init("mean_nll", .float64),
+        .init("zlib_ratio", .float64), .init("min_k_prob", .float64), .init("mean_nll", .float64)
     ]
 
     public static func write(_ r: MembershipRunResult, to file: H5File) throws {
@@ -407,12 +460,14 @@ public enum MembershipRunFile {
         let d = try g.createGroup("documents")
         let rows = docs.indices.map { i -> [String: RecordTable.Value] in
             let doc = docs[i], b = e.baselines[i]
-            return ["name": .string(doc.name), "source": .string(doc.source),
-                    "label": .int(doc.label.map { $0 ? 1 : 0 } ?? -1),
-                    "n_tokens": .int(doc.tokens.count), "n_tokens_original": .int(doc.originalTokenCount),
-                    "n_scored": .int(doc.scores.count), "perplexity": .double(b.perplexity),
-                    "zlib_ratio": .double(b.zlibRatio), "min_k_prob": .double(b.minKProb),
-                    "mean_nll": .double(b.meanNLL)]
+            return [
+                "name": .string(doc.name), "source": .string(doc.source),
+                "label": .int(doc.label.map { $0 ? 1 : 0 } ?? -1),
+                "n_tokens": .int(doc.tokens.count), "n_tokens_original": .int(doc.originalTokenCount),
+                "n_scored": .int(doc.scores.count), "perplexity": .double(b.perplexity),
+                "zlib_ratio": .double(b.zlibRatio), "min_k_prob": .double(b.minKProb),
+                "mean_nll": .double(b.meanNLL)
+            ]
         }
         try RecordTable.write(group: d, columns: documentColumns, rows: rows)
         let nf = MembershipSurfaceFeatures.names.count
@@ -429,7 +484,7 @@ public enum MembershipRunFile {
             var perDoc = [Double](repeating: .nan, count: docs.count)
             for (k, i) in e.labeled.enumerated() { perDoc[i] = method.scores[k] }
             if let u = method.unlabeledScores { for (k, i) in e.unlabeled.enumerated() { perDoc[i] = u[k] } }
-            if method.kind == "baseline" {   // baselines are defined for every document
+            if method.kind == "baseline" { // baselines are defined for every document
                 for i in e.unlabeled {
                     let b = e.baselines[i]
                     switch method.name {
@@ -511,20 +566,24 @@ public enum MembershipRunFile {
             }
             let fpr = try curve("fpr"), tpr = try curve("tpr"), thresholds = try curve("thresholds")
             guard fpr.count == tpr.count, tpr.count == thresholds.count else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: m.name,
-                                                    detail: "fpr, tpr, thresholds have \(fpr.count), \(tpr.count), "
-                                                        + "\(thresholds.count) points")
+                throw TraceStoreError.shapeMismatch(
+                    file: f.path, object: m.name,
+                    detail: "fpr, tpr, thresholds have \(fpr.count), \(tpr.count), "
+                        + "\(thresholds.count) points")
             }
-            methods.append(Method(name: n, label: try m.stringAttribute("label"), kind: try m.stringAttribute("kind"),
-                                  auc: try m.doubleAttribute("auc"), ciLower: try m.doubleAttribute("ci_lower"),
-                                  ciUpper: try m.doubleAttribute("ci_upper"),
-                                  ciLevel: try m.doubleAttribute("ci_level"),
-                                  fpr: fpr, tpr: tpr, thresholds: thresholds))
+            methods.append(
+                Method(
+                    name: n, label: try m.stringAttribute("label"), kind: try m.stringAttribute("kind"),
+                    auc: try m.doubleAttribute("auc"), ciLower: try m.doubleAttribute("ci_lower"),
+                    ciUpper: try m.doubleAttribute("ci_upper"),
+                    ciLevel: try m.doubleAttribute("ci_level"),
+                    fpr: fpr, tpr: tpr, thresholds: thresholds))
         }
-        return Contents(methods: methods, documents: docs, labels: docs.ints("label"), names: docs.strings("name"),
-                        members: try g.intAttribute("members"), nonmembers: try g.intAttribute("nonmembers"),
-                        unlabeled: try g.intAttribute("unlabeled"), caveat: try g.stringAttribute("caveat"),
-                        setName: try g.attributeIfPresent("set_name")?.stringValue,
-                        warnings: try g.attributeIfPresent("warnings")?.stringsValue ?? [])
+        return Contents(
+            methods: methods, documents: docs, labels: docs.ints("label"), names: docs.strings("name"),
+            members: try g.intAttribute("members"), nonmembers: try g.intAttribute("nonmembers"),
+            unlabeled: try g.intAttribute("unlabeled"), caveat: try g.stringAttribute("caveat"),
+            setName: try g.attributeIfPresent("set_name")?.stringValue,
+            warnings: try g.attributeIfPresent("warnings")?.stringsValue ?? [])
     }
 }

@@ -18,7 +18,9 @@ public struct MembershipWindow: Sendable, Equatable, CustomStringConvertible {
     public let firstScored: Int
 
     public init(start: Int, count: Int, firstScored: Int) {
-        self.start = start; self.count = count; self.firstScored = firstScored
+        self.start = start
+        self.count = count
+        self.firstScored = firstScored
     }
 
     public var end: Int { start + count }
@@ -61,8 +63,9 @@ public protocol WindowLogitsSource: AnyObject {
     var vocabularySize: Int { get }
     /// Runs `tokens` in a fresh context and calls `body(row, logits[V])` for every row in
     /// `rows`, increasing. The buffer is valid only during the call.
-    func logits(window tokens: [Int32], rows: Range<Int>,
-                _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
+    func logits(
+        window tokens: [Int32], rows: Range<Int>,
+        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
 }
 
 /// The model as a `WindowLogitsSource`: each window is a `reset()` and one `prefill` (a window
@@ -72,8 +75,10 @@ public final class SessionWindowLogits: WindowLogitsSource {
     public init(session: InferenceSession) { self.session = session }
     public var vocabularySize: Int { session.config.vocabSize }
 
-    public func logits(window tokens: [Int32], rows: Range<Int>,
-                       _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    public func logits(
+        window tokens: [Int32], rows: Range<Int>,
+        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
         session.reset()
         try session.prefill(tokens: tokens, logits: .positions(Set(rows)), body)
     }
@@ -108,9 +113,11 @@ public enum LogitsRow {
     /// 1 / sum exp(x - max). The exponentials use a fast float exp (relative error ~2e-7).
     /// With `probabilityAccumulator` the row's softmax is added into it (length V).
     @inline(__always)
-    public static func statistics(_ row: UnsafeBufferPointer<Float>, target: Int,
-                                  scratch: UnsafeMutablePointer<Float>,
-                                  probabilityAccumulator: UnsafeMutablePointer<Double>? = nil) -> (nll: Double, pMax: Double) {
+    public static func statistics(
+        _ row: UnsafeBufferPointer<Float>, target: Int,
+        scratch: UnsafeMutablePointer<Float>,
+        probabilityAccumulator: UnsafeMutablePointer<Double>? = nil
+    ) -> (nll: Double, pMax: Double) {
         let n = row.count
         let x = row.baseAddress!
         var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
@@ -122,7 +129,10 @@ public enum LogitsRow {
             m3 = x[i + 3] > m3 ? x[i + 3] : m3
             i += 4
         }
-        while i < n { m0 = x[i] > m0 ? x[i] : m0; i += 1 }
+        while i < n {
+            m0 = x[i] > m0 ? x[i] : m0
+            i += 1
+        }
         let m = Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
         for j in 0..<n { scratch[j] = fastExp(x[j] - m) }
         // Sum in float blocks of 256 (vectorized), blocks added in double: relative error
@@ -139,7 +149,10 @@ public enum LogitsRow {
             sum += Double(acc.sum())
             i += 256
         }
-        while i < n { sum += Double(scratch[i]); i += 1 }
+        while i < n {
+            sum += Double(scratch[i])
+            i += 1
+        }
         if let p = probabilityAccumulator {
             let inv = 1 / sum
             for j in 0..<n { p[j] += Double(scratch[j]) * inv }
@@ -155,14 +168,18 @@ public enum LogitsRow {
 
 public enum MembershipScoring {
     /// Scores every token of `tokens` (except the first) in sliding windows.
-    public static func scoreDocument(tokens: [Int32], window: Int, stride: Int,
-                                     source: WindowLogitsSource,
-                                     accumulateProbabilities: Bool = false) throws -> DocumentTokenScores {
+    public static func scoreDocument(
+        tokens: [Int32], window: Int, stride: Int,
+        source: WindowLogitsSource,
+        accumulateProbabilities: Bool = false
+    ) throws -> DocumentTokenScores {
         let v = source.vocabularySize
         var out = DocumentTokenScores()
         let windows = MembershipWindowing.windows(tokenCount: tokens.count, window: window, stride: stride)
         let total = max(tokens.count - 1, 0)
-        out.targets.reserveCapacity(total); out.nll.reserveCapacity(total); out.pMax.reserveCapacity(total)
+        out.targets.reserveCapacity(total)
+        out.nll.reserveCapacity(total)
+        out.pMax.reserveCapacity(total)
         var probs: [Double]? = accumulateProbabilities ? [Double](repeating: 0, count: v) : nil
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: v)
         defer { scratch.deallocate() }
@@ -177,12 +194,15 @@ public enum MembershipScoring {
                 let s: (nll: Double, pMax: Double)
                 if probs != nil {
                     s = probs!.withUnsafeMutableBufferPointer { p in
-                        LogitsRow.statistics(logits, target: target, scratch: scratch, probabilityAccumulator: p.baseAddress)
+                        LogitsRow.statistics(
+                            logits, target: target, scratch: scratch, probabilityAccumulator: p.baseAddress)
                     }
                 } else {
                     s = LogitsRow.statistics(logits, target: target, scratch: scratch)
                 }
-                out.targets.append(target); out.nll.append(s.nll); out.pMax.append(s.pMax)
+                out.targets.append(target)
+                out.nll.append(s.nll)
+                out.pMax.append(s.pMax)
             }
             precondition(expectedRow == w.rows.upperBound, "WindowLogitsSource: missing rows")
             out.windowRanges.append(begin..<out.targets.count)
@@ -209,10 +229,12 @@ public enum MembershipScoring {
     /// `makeSource(workerIndex)`; a `Model` is shared read-only, each source has its own
     /// session). Documents are handed out in order; `progress` is called (serialized) after
     /// each document. Results are in input order.
-    public static func scoreDocuments(_ documents: [[Int32]], window: Int, stride: Int,
-                                      workers: Int = 1, accumulateProbabilities: Bool = false,
-                                      makeSource: (Int) throws -> WindowLogitsSource,
-                                      progress: ((Progress) -> Void)? = nil) throws -> [DocumentTokenScores] {
+    public static func scoreDocuments(
+        _ documents: [[Int32]], window: Int, stride: Int,
+        workers: Int = 1, accumulateProbabilities: Bool = false,
+        makeSource: (Int) throws -> WindowLogitsSource,
+        progress: ((Progress) -> Void)? = nil
+    ) throws -> [DocumentTokenScores] {
         let n = documents.count
         let nWorkers = max(1, min(workers, n))
         let sources = try (0..<nWorkers).map(makeSource)
@@ -225,21 +247,30 @@ public enum MembershipScoring {
         let work: (Int) -> Void = { w in
             while true {
                 lock.lock()
-                if next >= n || firstError != nil { lock.unlock(); return }
-                let i = next; next += 1
+                if next >= n || firstError != nil {
+                    lock.unlock()
+                    return
+                }
+                let i = next
+                next += 1
                 lock.unlock()
                 do {
-                    let r = try scoreDocument(tokens: documents[i], window: window, stride: stride,
-                                              source: sources[w], accumulateProbabilities: accumulateProbabilities)
+                    let r = try scoreDocument(
+                        tokens: documents[i], window: window, stride: stride,
+                        source: sources[w], accumulateProbabilities: accumulateProbabilities)
                     lock.lock()
                     results[i] = r
-                    done += 1; tokensDone += r.count
-                    let p = Progress(documentsDone: done, documents: n, tokensDone: tokensDone, tokens: totalTokens,
-                                     seconds: Date().timeIntervalSince(start))
+                    done += 1
+                    tokensDone += r.count
+                    let p = Progress(
+                        documentsDone: done, documents: n, tokensDone: tokensDone, tokens: totalTokens,
+                        seconds: Date().timeIntervalSince(start))
                     progress?(p)
                     lock.unlock()
                 } catch {
-                    lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+                    lock.lock()
+                    if firstError == nil { firstError = error }
+                    lock.unlock()
                     return
                 }
             }

@@ -9,7 +9,7 @@ public enum MembershipSurfaceFeatures {
         "chars", "lines", "mean_line_length", "max_line_length", "blank_line_ratio",
         "comment_line_ratio", "docstring_quote_ratio", "mean_indent", "tab_indent_ratio",
         "non_ascii_ratio", "digit_ratio", "uppercase_ratio", "punctuation_ratio",
-        "mean_word_length", "chars_per_token",
+        "mean_word_length", "chars_per_token"
     ]
 
     /// The features of `text` (the text the model scored), in `names` order. `tokens` is the
@@ -26,7 +26,15 @@ public enum MembershipSurfaceFeatures {
             if v >= 65 && v <= 90 { upper += 1 }
             let isWordChar = (v >= 48 && v <= 57) || (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 95
             if !isWordChar && v > 32 && v < 127 { punct += 1 }
-            if isWordChar { wordLen += 1; if !inWord { words += 1; inWord = true } } else { inWord = false }
+            if isWordChar {
+                wordLen += 1
+                if !inWord {
+                    words += 1
+                    inWord = true
+                }
+            } else {
+                inWord = false
+            }
         }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
         let nl = Double(max(lines.count, 1))
@@ -34,15 +42,22 @@ public enum MembershipSurfaceFeatures {
         var indentSum = 0, indented = 0
         for line in lines {
             let c = line.unicodeScalars.count
-            totalLen += c; maxLen = max(maxLen, c)
+            totalLen += c
+            maxLen = max(maxLen, c)
             let stripped = line.drop { $0 == " " || $0 == "\t" }
-            if stripped.isEmpty { blank += 1; continue }
+            if stripped.isEmpty {
+                blank += 1
+                continue
+            }
             if stripped.hasPrefix("#") { comment += 1 }
             if stripped.contains("\"\"\"") || stripped.contains("'''") { docQuote += 1 }
             if line.hasPrefix("\t") { tabIndent += 1 }
             var indent = 0
-            for ch in line.unicodeScalars { if ch == " " { indent += 1 } else if ch == "\t" { indent += 4 } else { break } }
-            indentSum += indent; indented += 1
+            for ch in line.unicodeScalars {
+                if ch == " " { indent += 1 } else if ch == "\t" { indent += 4 } else { break }
+            }
+            indentSum += indent
+            indented += 1
         }
         return [
             Double(scalars.count), Double(lines.count), Double(totalLen) / nl, Double(maxLen),
@@ -50,7 +65,7 @@ public enum MembershipSurfaceFeatures {
             indented > 0 ? Double(indentSum) / Double(indented) : 0, Double(tabIndent) / nl,
             Double(nonASCII) / n, Double(digits) / n, Double(upper) / n, Double(punct) / n,
             words > 0 ? Double(wordLen) / Double(words) : 0,
-            Double(scalars.count) / Double(max(tokens, 1)),
+            Double(scalars.count) / Double(max(tokens, 1))
         ]
     }
 }

@@ -20,10 +20,16 @@ public struct NIAHNeedle: Codable, Equatable, Hashable, Sendable {
     /// Where the needle comes from (free text). Optional.
     public var source: String?
 
-    public init(id: String, needle: String, question: String, realNeedle: String,
-                keyword: String? = nil, source: String? = nil) {
-        self.id = id; self.needle = needle; self.question = question
-        self.realNeedle = realNeedle; self.keyword = keyword; self.source = source
+    public init(
+        id: String, needle: String, question: String, realNeedle: String,
+        keyword: String? = nil, source: String? = nil
+    ) {
+        self.id = id
+        self.needle = needle
+        self.question = question
+        self.realNeedle = realNeedle
+        self.keyword = keyword
+        self.source = source
     }
 
     static let requiredKeys = ["needle", "question", "real_needle"]
@@ -44,7 +50,7 @@ public struct NIAHNeedle: Codable, Equatable, Hashable, Sendable {
         keyword = try c.optional("keyword", String.self, "a string")
         source = try c.optional("source", String.self, "a string")
         for (k, v) in [("needle", needle), ("question", question), ("real_needle", realNeedle)]
-            where v.unicodeScalars.allSatisfy(PythonText.isSpace) {
+        where v.unicodeScalars.allSatisfy(PythonText.isSpace) {
             throw FieldProblem.invalid(k, "must not be empty")
         }
         if let kw = keyword, kw.isEmpty { throw FieldProblem.invalid("keyword", "must not be empty when given") }
@@ -93,23 +99,34 @@ public struct NIAHSuite: Codable, Equatable, Sendable {
 
     static let allowedKeys: Set<String> = [
         "name", "description", "haystack", "needles", "needle_ids", "lengths", "depths",
-        "buffer", "template", "chat", "seed", "max_new_tokens",
+        "buffer", "template", "chat", "seed", "max_new_tokens"
     ]
 
     enum CodingKeys: String, CodingKey {
         case name, description, haystack, needles, needleIDs = "needle_ids", lengths, depths,
-             buffer, template, chat, seed, maxNewTokens = "max_new_tokens"
+            buffer, template, chat, seed, maxNewTokens = "max_new_tokens"
     }
 
-    public init(name: String, description: String? = nil, haystack: String, needles: String,
-                needleIDs: [String]? = nil, lengths: [Int], depths: [Double],
-                buffer: Int = NIAHSuite.defaultBuffer, template: String? = nil, chat: Bool = true,
-                seed: UInt64 = 0, maxNewTokens: Int = NIAHSuite.defaultMaxNewTokens,
-                baseDirectory: URL? = nil) {
-        self.name = name; self.description = description; self.haystack = haystack
-        self.needles = needles; self.needleIDs = needleIDs; self.lengths = lengths
-        self.depths = depths; self.buffer = buffer; self.template = template; self.chat = chat
-        self.seed = seed; self.maxNewTokens = maxNewTokens; self.baseDirectory = baseDirectory
+    public init(
+        name: String, description: String? = nil, haystack: String, needles: String,
+        needleIDs: [String]? = nil, lengths: [Int], depths: [Double],
+        buffer: Int = NIAHSuite.defaultBuffer, template: String? = nil, chat: Bool = true,
+        seed: UInt64 = 0, maxNewTokens: Int = NIAHSuite.defaultMaxNewTokens,
+        baseDirectory: URL? = nil
+    ) {
+        self.name = name
+        self.description = description
+        self.haystack = haystack
+        self.needles = needles
+        self.needleIDs = needleIDs
+        self.lengths = lengths
+        self.depths = depths
+        self.buffer = buffer
+        self.template = template
+        self.chat = chat
+        self.seed = seed
+        self.maxNewTokens = maxNewTokens
+        self.baseDirectory = baseDirectory
     }
 
     public init(from decoder: Decoder) throws {
@@ -154,7 +171,7 @@ public struct NIAHSuite: Codable, Equatable, Sendable {
     func resolve(_ path: String) -> URL {
         if path.hasPrefix("/") { return URL(fileURLWithPath: path).standardizedFileURL }
         if let base = baseDirectory { return base.appendingPathComponent(path).standardizedFileURL }
-        return URL(fileURLWithPath: path).standardizedFileURL   // relative to the working directory
+        return URL(fileURLWithPath: path).standardizedFileURL // relative to the working directory
     }
 
     var fileLabel: String { sourceFile ?? "<suite \(name)>" }
@@ -227,13 +244,22 @@ public struct NIAHSuite: Codable, Equatable, Sendable {
         public var chat: Bool?
         public var seed: UInt64?
         public var maxNewTokens: Int?
-        public init(haystack: String? = nil, needles: String? = nil, needleIDs: [String]? = nil,
-                    lengths: [Int]? = nil, depths: [Double]? = nil, buffer: Int? = nil,
-                    template: String? = nil, chat: Bool? = nil, seed: UInt64? = nil,
-                    maxNewTokens: Int? = nil) {
-            self.haystack = haystack; self.needles = needles; self.needleIDs = needleIDs
-            self.lengths = lengths; self.depths = depths; self.buffer = buffer
-            self.template = template; self.chat = chat; self.seed = seed; self.maxNewTokens = maxNewTokens
+        public init(
+            haystack: String? = nil, needles: String? = nil, needleIDs: [String]? = nil,
+            lengths: [Int]? = nil, depths: [Double]? = nil, buffer: Int? = nil,
+            template: String? = nil, chat: Bool? = nil, seed: UInt64? = nil,
+            maxNewTokens: Int? = nil
+        ) {
+            self.haystack = haystack
+            self.needles = needles
+            self.needleIDs = needleIDs
+            self.lengths = lengths
+            self.depths = depths
+            self.buffer = buffer
+            self.template = template
+            self.chat = chat
+            self.seed = seed
+            self.maxNewTokens = maxNewTokens
         }
     }
 
@@ -242,7 +268,10 @@ public struct NIAHSuite: Codable, Equatable, Sendable {
         var s = self
         var changed = false
         func set<T>(_ value: T?, _ path: WritableKeyPath<NIAHSuite, T>) {
-            if let v = value { s[keyPath: path] = v; changed = true }
+            if let v = value {
+                s[keyPath: path] = v
+                changed = true
+            }
         }
         let fromCWD = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.path }
         set(o.haystack.map(fromCWD), \.haystack)
@@ -274,7 +303,9 @@ public struct NIAHCell: Hashable, Sendable, CustomStringConvertible {
     public var length: Int
     public var depth: Double
     public init(needleIndex: Int, length: Int, depth: Double) {
-        self.needleIndex = needleIndex; self.length = length; self.depth = depth
+        self.needleIndex = needleIndex
+        self.length = length
+        self.depth = depth
     }
     public var description: String { "needle \(needleIndex) length \(length) depth \(depth)" }
 }
@@ -293,9 +324,13 @@ public struct NIAHProbe: Sendable {
     /// Grid in Wu et al.'s order: needles, then lengths, then depths.
     public var cells: [NIAHCell] {
         var out: [NIAHCell] = []
-        for n in needles.indices { for l in suite.lengths { for d in suite.depths {
-            out.append(NIAHCell(needleIndex: n, length: l, depth: d))
-        } } }
+        for n in needles.indices {
+            for l in suite.lengths {
+                for d in suite.depths {
+                    out.append(NIAHCell(needleIndex: n, length: l, depth: d))
+                }
+            }
+        }
         return out
     }
 
@@ -311,8 +346,9 @@ public struct NIAHProbe: Sendable {
             let byID = Dictionary(all.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
             chosen = try ids.map { id in
                 guard let n = byID[id] else {
-                    throw NIAHSuiteError.unknownNeedleID(file: suite.fileLabel, id: id,
-                                                         known: all.map(\.id))
+                    throw NIAHSuiteError.unknownNeedleID(
+                        file: suite.fileLabel, id: id,
+                        known: all.map(\.id))
                 }
                 return n
             }
@@ -351,8 +387,9 @@ public struct NIAHProbe: Sendable {
             }
             if n.id.isEmpty { n.id = "line-\(lineNo)" }
             if let first = seen[n.id] {
-                throw NIAHSuiteError.needleLine(file: file, line: lineNo,
-                                                problem: "duplicate id \"\(n.id)\" (first on line \(first))")
+                throw NIAHSuiteError.needleLine(
+                    file: file, line: lineNo,
+                    problem: "duplicate id \"\(n.id)\" (first on line \(first))")
             }
             seen[n.id] = lineNo
             out.append(n)
@@ -436,11 +473,17 @@ public enum NIAHSuiteError: LocalizedError, Equatable {
 
     public var recoverySuggestion: String? {
         switch self {
-        case .unknownKey: return "Allowed keys: " + NIAHSuite.allowedKeys.sorted().joined(separator: ", ") + " (see probes/README.md)."
+        case .unknownKey:
+            return "Allowed keys: " + NIAHSuite.allowedKeys.sorted().joined(separator: ", ")
+                + " (see probes/README.md)."
         case .missingField, .wrongType, .invalidValue, .badJSON: return "See the suite format in probes/README.md."
-        case .needleLine: return "Each line of a needles file is one JSON object with needle, question, real_needle (optional: id, keyword, source)."
+        case .needleLine:
+            return
+                "Each line of a needles file is one JSON object with needle, question, real_needle (optional: id, keyword, source)."
         case let .unknownNeedleID(_, _, known): return "Known ids: " + known.joined(separator: ", ")
-        case .haystackMissing, .haystackEmpty: return "Point \"haystack\" at a UTF-8 text file or a directory of *.txt files (paths are relative to the suite file)."
+        case .haystackMissing, .haystackEmpty:
+            return
+                "Point \"haystack\" at a UTF-8 text file or a directory of *.txt files (paths are relative to the suite file)."
         case .noNeedles: return "Add at least one needle line."
         case .unreadable: return nil
         }
@@ -495,7 +538,9 @@ struct FieldReader {
 
     func required<T: Decodable>(_ key: String, _ type: T.Type, _ expected: String) throws -> T {
         guard c.contains(AnyKey(key)) else { throw FieldProblem.missing(key) }
-        guard let v = try optional(key, type, expected) else { throw FieldProblem.wrongType(key, expected + ", not null") }
+        guard let v = try optional(key, type, expected) else {
+            throw FieldProblem.wrongType(key, expected + ", not null")
+        }
         return v
     }
 

@@ -73,8 +73,10 @@ public final class NIAHContextBuilder {
     private var haystackTokensCache: [Int32]?
     private var trimmedCache: [Int: [Int32]] = [:]
 
-    public init(tokenizer: any TextTokenizer, haystackText: String, buffer: Int = NIAHSuite.defaultBuffer,
-                addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil) {
+    public init(
+        tokenizer: any TextTokenizer, haystackText: String, buffer: Int = NIAHSuite.defaultBuffer,
+        addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil
+    ) {
         self.tokenizer = tokenizer
         self.haystackText = haystackText
         self.buffer = buffer
@@ -82,10 +84,13 @@ public final class NIAHContextBuilder {
         self.periodTokens = periodTokens ?? Set(tokenizer.encode(".", addSpecial: false))
     }
 
-    public convenience init(tokenizer: any TextTokenizer, probe: NIAHProbe,
-                            addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil) {
-        self.init(tokenizer: tokenizer, haystackText: probe.haystackText, buffer: probe.suite.buffer,
-                  addSpecialTokens: addSpecialTokens, periodTokens: periodTokens)
+    public convenience init(
+        tokenizer: any TextTokenizer, probe: NIAHProbe,
+        addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil
+    ) {
+        self.init(
+            tokenizer: tokenizer, haystackText: probe.haystackText, buffer: probe.suite.buffer,
+            addSpecialTokens: addSpecialTokens, periodTokens: periodTokens)
     }
 
     /// Tokens of the whole haystack text.
@@ -138,15 +143,16 @@ public final class NIAHContextBuilder {
             point = haystack.count
             tokens = haystack + needleTokens
         } else {
-            requested = Int(Double(haystack.count) * (depth / 100))   // Python int(): toward zero
+            requested = Int(Double(haystack.count) * (depth / 100)) // Python int(): toward zero
             point = requested
             while point > 0 && !periodTokens.contains(haystack[point - 1]) { point -= 1 }
             tokens = Array(haystack[..<point]) + needleTokens + Array(haystack[point...])
         }
-        return NIAHContext(text: tokenizer.decode(tokens), tokens: tokens,
-                           haystackTokenCount: haystack.count, needleTokenCount: needleTokens.count,
-                           requestedInsertion: requested, insertionPoint: point,
-                           afterPeriod: point > 0 && periodTokens.contains(haystack[point - 1]))
+        return NIAHContext(
+            text: tokenizer.decode(tokens), tokens: tokens,
+            haystackTokenCount: haystack.count, needleTokenCount: needleTokens.count,
+            requestedInsertion: requested, insertionPoint: point,
+            afterPeriod: point > 0 && periodTokens.contains(haystack[point - 1]))
     }
 }
 
@@ -161,11 +167,14 @@ public enum NIAHPrompt {
             out += rest[..<open]
             let tail = rest[open...]
             if tail.hasPrefix("{context}") {
-                out += context; rest = tail.dropFirst("{context}".count)
+                out += context
+                rest = tail.dropFirst("{context}".count)
             } else if tail.hasPrefix("{question}") {
-                out += question; rest = tail.dropFirst("{question}".count)
+                out += question
+                rest = tail.dropFirst("{question}".count)
             } else {
-                out += "{"; rest = tail.dropFirst()
+                out += "{"
+                rest = tail.dropFirst()
             }
         }
         out += rest
@@ -225,11 +234,14 @@ public final class NIAHTrialBuilder {
     /// add_generation_prompt=True)`). Required when the suite has `chat`.
     public let chatTemplate: ((String) -> String)?
 
-    public init(probe: NIAHProbe, tokenizer: any TextTokenizer, chatTemplate: ((String) -> String)? = nil,
-                addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil) {
+    public init(
+        probe: NIAHProbe, tokenizer: any TextTokenizer, chatTemplate: ((String) -> String)? = nil,
+        addSpecialTokens: Bool = false, periodTokens: Set<Int32>? = nil
+    ) {
         self.probe = probe
-        self.contexts = NIAHContextBuilder(tokenizer: tokenizer, probe: probe,
-                                           addSpecialTokens: addSpecialTokens, periodTokens: periodTokens)
+        self.contexts = NIAHContextBuilder(
+            tokenizer: tokenizer, probe: probe,
+            addSpecialTokens: addSpecialTokens, periodTokens: periodTokens)
         self.chatTemplate = chatTemplate
     }
 
@@ -255,7 +267,8 @@ public final class NIAHTrialBuilder {
         }
         let answer = tok.encode(needle.realNeedle, addSpecial: false)
         guard !answer.isEmpty else { throw NIAHTrialError.emptyNeedleAnswer }
-        return NIAHTrial(cell: cell, needle: needle, context: ctx, promptText: text, promptTokens: ids,
-                         answerTokens: answer, needleSpan: locateNeedleSpan(needle: answer, in: ids))
+        return NIAHTrial(
+            cell: cell, needle: needle, context: ctx, promptText: text, promptTokens: ids,
+            answerTokens: answer, needleSpan: locateNeedleSpan(needle: answer, in: ids))
     }
 }

@@ -23,7 +23,9 @@ public struct AblationCondition: Sendable, Equatable {
     public var heads: [HeadIndex]
 
     public init(name: String, kind: Kind, heads: [HeadIndex]) {
-        self.name = name; self.kind = kind; self.heads = heads
+        self.name = name
+        self.kind = kind
+        self.heads = heads
     }
 
     public var headList: String { heads.map(\.description).joined(separator: ",") }
@@ -34,14 +36,17 @@ public enum AblationPlan {
     /// set) from the heads with score <= `threshold` that are not in `target`, listed in (layer,
     /// head) order; sets are drawn one after another from `SeededGenerator(seed:)` with
     /// `SeededRandom.sampleIndices`, and each set is returned sorted.
-    public static func controlSets(scores: RetrievalHeadScores, threshold: Double, target: [HeadIndex],
-                                   count: Int, seed: UInt64) throws -> [[HeadIndex]] {
+    public static func controlSets(
+        scores: RetrievalHeadScores, threshold: Double, target: [HeadIndex],
+        count: Int, seed: UInt64
+    ) throws -> [[HeadIndex]] {
         let exclude = Set(target)
         let pool = scores.atOrBelow(threshold).filter { !exclude.contains($0) }
         let k = target.count
         guard count == 0 || pool.count >= k else {
-            throw RetrievalHeadsError.invalid("only \(pool.count) heads score <= \(threshold) outside the target set; "
-                                              + "cannot draw control sets of \(k) heads")
+            throw RetrievalHeadsError.invalid(
+                "only \(pool.count) heads score <= \(threshold) outside the target set; "
+                    + "cannot draw control sets of \(k) heads")
         }
         var g = SeededGenerator(seed: seed)
         return (0..<count).map { _ in SeededRandom.sample(pool, count: k, using: &g).sorted() }
@@ -54,10 +59,16 @@ public enum AblationPlan {
     }
 
     /// Baseline, target and controls.
-    public static func conditions(target: [HeadIndex], targetName: String, controls: [[HeadIndex]]) -> [AblationCondition] {
-        [AblationCondition(name: "baseline", kind: .baseline, heads: []),
-         AblationCondition(name: targetName, kind: .target, heads: target)]
-            + controls.enumerated().map { AblationCondition(name: "control_\($0.offset + 1)", kind: .control, heads: $0.element) }
+    public static func conditions(
+        target: [HeadIndex], targetName: String, controls: [[HeadIndex]]
+    ) -> [AblationCondition] {
+        [
+            AblationCondition(name: "baseline", kind: .baseline, heads: []),
+            AblationCondition(name: targetName, kind: .target, heads: target)
+        ]
+            + controls.enumerated().map {
+                AblationCondition(name: "control_\($0.offset + 1)", kind: .control, heads: $0.element)
+            }
     }
 }
 
@@ -94,13 +105,16 @@ public struct HeldOutPassage: Sendable, Equatable {
     public static func make(probe: NIAHProbe, tokenizer: Tokenizer, count: Int) throws -> HeldOutPassage? {
         guard count > 1 else { return nil }
         var once = ""
-        for f in probe.haystackFiles { once += PythonText.universalNewlines(try String(contentsOf: f, encoding: .utf8)) }
+        for f in probe.haystackFiles {
+            once += PythonText.universalNewlines(try String(contentsOf: f, encoding: .utf8))
+        }
         let ids = tokenizer.encode(once, addSpecial: false)
         let used = probe.suite.lengths.max() ?? 0
         let start = ids.count - count, refStart = start - count
         guard refStart >= used else { return nil }
-        return HeldOutPassage(tokens: Array(ids[start...]), start: start, meanReference: Array(ids[refStart..<start]),
-                              meanReferenceStart: refStart, haystackTokens: ids.count)
+        return HeldOutPassage(
+            tokens: Array(ids[start...]), start: start, meanReference: Array(ids[refStart..<start]),
+            meanReferenceStart: refStart, haystackTokens: ids.count)
     }
 
     public var description: String {
@@ -194,8 +208,10 @@ public final class AblationRunner {
     /// Extra attributes for the group (e.g. the scores file, the threshold).
     public var attributes: [String: H5AttributeValue] = [:]
 
-    public init(probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
-                conditions: [AblationCondition], options: AblationOptions = AblationOptions()) throws {
+    public init(
+        probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
+        conditions: [AblationCondition], options: AblationOptions = AblationOptions()
+    ) throws {
         try NIAHTextCheck.check(probe, tokenizer: tokenizer)
         guard options.phase == .decode || options.phase == .both else {
             throw RetrievalHeadsError.invalid("ablation phase must be decode or both (all)")
@@ -217,17 +233,23 @@ public final class AblationRunner {
         let trials = try probe.cells.map { try builder.trial($0) }
         let held = try HeldOutPassage.make(probe: probe, tokenizer: tokenizer, count: options.perplexityTokens)
         let store = try AblationRunFile.open(file, runner: self, trials: trials.count, heldOut: held)
-        var done = Set<Int>()   // trial * C + condition
-        let stored = try RecordTable.read(group: store.records.group, columns: [.init("trial_index", .int64),
-                                                                               .init("condition", .int64)])
+        var done = Set<Int>() // trial * C + condition
+        let stored = try RecordTable.read(
+            group: store.records.group,
+            columns: [
+                .init("trial_index", .int64),
+                .init("condition", .int64)
+            ])
         for (t, c) in zip(stored.ints("trial_index"), stored.ints("condition")) {
             done.insert(t * conditions.count + c)
         }
-        let pplDone = Set(try RecordTable.read(group: store.perplexity.group, columns: [.init("condition", .int64)])
-            .ints("condition"))
+        let pplDone = Set(
+            try RecordTable.read(group: store.perplexity.group, columns: [.init("condition", .int64)])
+                .ints("condition"))
 
         let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
-        let session = model.makeSession(maxContext: max(maxPrompt + probe.suite.maxNewTokens + 1, held?.tokens.count ?? 0))
+        let session = model.makeSession(
+            maxContext: max(maxPrompt + probe.suite.maxNewTokens + 1, held?.tokens.count ?? 0))
         if options.method == .mean {
             // Reference means of every head's output over held-out text (else the running mean of
             // the head's own output, which a decode-only ablation cannot see for the prompt).
@@ -236,7 +258,9 @@ public final class AblationRunner {
         }
         let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
         let scorer = RougeScorer()
-        let order = options.reusePrefix ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+        let order =
+            options.reusePrefix
+            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
         let C = conditions.count
         // (trial, condition) pairs to run: decode-only ablation leaves the prefill alone, so all
         // conditions of a trial share one prefill (trial-major); otherwise condition-major.
@@ -247,14 +271,17 @@ public final class AblationRunner {
             for c in 0..<C { for t in order where !done.contains(t * C + c) { plan.append((t, c)) } }
         }
         let pplTodo = held == nil ? [] : (0..<C).filter { !pplDone.contains($0) }
-        let unit = { (t: Int) in Double(trials[t].promptTokens.count) / 10 + Double(self.probe.suite.maxNewTokens) * 10 }
-        let workTotal = plan.reduce(0.0) { $0 + unit($1.0) } + Double(pplTodo.count) * Double(held?.tokens.count ?? 0) / 2
+        let unit = { (t: Int) in Double(trials[t].promptTokens.count) / 10 + Double(self.probe.suite.maxNewTokens) * 10
+        }
+        let workTotal =
+            plan.reduce(0.0) { $0 + unit($1.0) } + Double(pplTodo.count) * Double(held?.tokens.count ?? 0) / 2
         var workDone = 0.0
         let totalUnits = trials.count * C + (held == nil ? 0 : C)
         var doneUnits = done.count + pplDone.count
         var ran = 0
         var currentCondition = -1
-        progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: 0, workTotal: workTotal, label: "starting"))
+        progress?(
+            SweepProgress(done: doneUnits, total: totalUnits, workDone: 0, workTotal: workTotal, label: "starting"))
 
         func stopNow() -> Bool { options.stopAfter.map { ran >= $0 } ?? false }
 
@@ -268,24 +295,35 @@ public final class AblationRunner {
             }
             let t0 = Date()
             let causal = !options.causalTargets.isEmpty
-            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
-                                      span: causal ? t.needleSpan : nil, scoreHeads: causal,
-                                      onlyHeads: causal ? options.causalTargets : nil)
-            let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
-            let nb = t.needle.keyword.map { NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score } ?? .nan
+            let out = try decoder.run(
+                prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
+                span: causal ? t.needleSpan : nil, scoreHeads: causal,
+                onlyHeads: causal ? options.causalTargets : nil)
+            let rouge = NeedleRetrievalScore.score(
+                realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
+            let nb =
+                t.needle.keyword.map {
+                    NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score
+                } ?? .nan
             let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0
-            try store.append(AblationRecord(trialIndex: ti, condition: ci, response: out.response,
-                                            generatedTokens: out.generated.count, stop: out.stop.rawValue,
-                                            metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
-                                            seconds: Date().timeIntervalSince(t0),
-                                            targetScores: causalTargetScores(out.headScores),
-                                            counted: causal && NeedleRetrievalScore.succeeded(rouge) && t.needleSpan != nil))
+            try store.append(
+                AblationRecord(
+                    trialIndex: ti, condition: ci, response: out.response,
+                    generatedTokens: out.generated.count, stop: out.stop.rawValue,
+                    metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
+                    seconds: Date().timeIntervalSince(t0),
+                    targetScores: causalTargetScores(out.headScores),
+                    counted: causal && NeedleRetrievalScore.succeeded(rouge) && t.needleSpan != nil))
             try file.flush()
             ran += 1
             doneUnits += 1
             workDone += unit(ti)
-            progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
-                                    label: "\(cond.name): \(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
+            progress?(
+                SweepProgress(
+                    done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
+                    label:
+                        "\(cond.name): \(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"
+                ))
         }
         if let held {
             for ci in pplTodo {
@@ -296,8 +334,10 @@ public final class AblationRunner {
                 ran += 1
                 doneUnits += 1
                 workDone += Double(held.tokens.count) / 2
-                progress?(SweepProgress(done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
-                                        label: "perplexity, \(conditions[ci].name)"))
+                progress?(
+                    SweepProgress(
+                        done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
+                        label: "perplexity, \(conditions[ci].name)"))
             }
             decoder.invalidateCache()
         }
@@ -305,12 +345,14 @@ public final class AblationRunner {
         let pplRows = try RecordTable.read(group: store.perplexity.group, columns: AblationRunFile.perplexityColumns)
         let pplConditions = Set(pplRows.ints("condition"))
         let finished = records.count == trials.count * C && (held == nil || pplConditions.count == C)
-        var result = AblationResult(conditions: [], targetVsControls: [], targetVsBaseline: [], controlMean: nil,
-                                    lengths: probe.suite.lengths, depths: probe.suite.depths, records: records,
-                                    heldOut: held, finished: finished, ranNow: ran, seconds: Date().timeIntervalSince(start))
+        var result = AblationResult(
+            conditions: [], targetVsControls: [], targetVsBaseline: [], controlMean: nil,
+            lengths: probe.suite.lengths, depths: probe.suite.depths, records: records,
+            heldOut: held, finished: finished, ranNow: ran, seconds: Date().timeIntervalSince(start))
         guard finished else { return result }
-        let ppl = Dictionary(zip(pplRows.ints("condition"), pplRows.doubles("mean_nll")),
-                             uniquingKeysWith: { a, _ in a })
+        let ppl = Dictionary(
+            zip(pplRows.ints("condition"), pplRows.doubles("mean_nll")),
+            uniquingKeysWith: { a, _ in a })
         summarize(&result, trials: trials, perplexityNLL: ppl)
         result.causal = causalScores(records)
         try store.writeSummary(result)
@@ -328,7 +370,10 @@ public final class AblationRunner {
     func perplexityNLL(session: InferenceSession, tokens: [Int32], condition: AblationCondition) throws -> Double {
         session.reset()
         session.interventions = interventions(condition, phase: .both)
-        defer { session.interventions = []; session.reset() }
+        defer {
+            session.interventions = []
+            session.reset()
+        }
         var total = 0.0
         let n = tokens.count
         try session.prefill(tokens: tokens, logits: .all) { pos, row in
@@ -355,18 +400,26 @@ public final class AblationRunner {
             var means: [ConfidenceInterval] = []
             var cells: [[Double]] = []
             for m in 0..<M {
-                means.append(Statistics.bootstrapMean(finite(column(c, m)), resamples: options.bootstrapResamples,
-                                                      level: options.level, seed: seed(c, m)))
+                means.append(
+                    Statistics.bootstrapMean(
+                        finite(column(c, m)), resamples: options.bootstrapResamples,
+                        level: options.level, seed: seed(c, m)))
                 var grid: [Double] = []
-                for l in lengths { for d in depths {
-                    let xs = (0..<T).filter { trials[$0].cell.length == l && trials[$0].cell.depth == d }.map { v[c][$0][m] }
-                    grid.append(Statistics.mean(finite(xs)))
-                } }
+                for l in lengths {
+                    for d in depths {
+                        let xs = (0..<T).filter { trials[$0].cell.length == l && trials[$0].cell.depth == d }.map {
+                            v[c][$0][m]
+                        }
+                        grid.append(Statistics.mean(finite(xs)))
+                    }
+                }
                 cells.append(grid)
             }
             let nll = perplexityNLL[c] ?? .nan
-            r.conditions.append(AblationConditionSummary(condition: conditions[c], means: means, cells: cells,
-                                                         perplexity: Foundation.exp(nll), meanNLL: nll))
+            r.conditions.append(
+                AblationConditionSummary(
+                    condition: conditions[c], means: means, cells: cells,
+                    perplexity: Foundation.exp(nll), meanNLL: nll))
         }
         guard let target = conditions.firstIndex(where: { $0.kind == .target }) else { return }
         let controls = conditions.indices.filter { conditions[$0].kind == .control }
@@ -379,18 +432,28 @@ public final class AblationRunner {
             if !controls.isEmpty {
                 let cm = (0..<T).map { t in Statistics.mean(controls.map { v[$0][t][m] }) }
                 let keep = (0..<T).filter { tv[$0].isFinite && cm[$0].isFinite }
-                r.targetVsControls.append(AblationDifference(metric: metric, result: Statistics.pairedBootstrapMeanDifference(
-                    keep.map { tv[$0] }, keep.map { cm[$0] }, resamples: options.bootstrapResamples, level: options.level,
-                    seed: seed(C + 1, m))))
-                controlMeans.append(Statistics.bootstrapMean(finite(cm), resamples: options.bootstrapResamples,
-                                                             level: options.level, seed: seed(C + 2, m)))
+                r.targetVsControls.append(
+                    AblationDifference(
+                        metric: metric,
+                        result: Statistics.pairedBootstrapMeanDifference(
+                            keep.map { tv[$0] }, keep.map { cm[$0] }, resamples: options.bootstrapResamples,
+                            level: options.level,
+                            seed: seed(C + 1, m))))
+                controlMeans.append(
+                    Statistics.bootstrapMean(
+                        finite(cm), resamples: options.bootstrapResamples,
+                        level: options.level, seed: seed(C + 2, m)))
             }
             if let b = baseline {
                 let bv = column(b, m)
                 let keep = (0..<T).filter { tv[$0].isFinite && bv[$0].isFinite }
-                r.targetVsBaseline.append(AblationDifference(metric: metric, result: Statistics.pairedBootstrapMeanDifference(
-                    keep.map { tv[$0] }, keep.map { bv[$0] }, resamples: options.bootstrapResamples, level: options.level,
-                    seed: seed(C + 3, m))))
+                r.targetVsBaseline.append(
+                    AblationDifference(
+                        metric: metric,
+                        result: Statistics.pairedBootstrapMeanDifference(
+                            keep.map { tv[$0] }, keep.map { bv[$0] }, resamples: options.bootstrapResamples,
+                            level: options.level,
+                            seed: seed(C + 3, m))))
             }
         }
         if !controls.isEmpty { r.controlMean = controlMeans }
@@ -408,9 +471,12 @@ public final class AblationRunner {
         let base = Set(records.filter { $0.condition == b && $0.counted }.map(\.trialIndex))
         var scores: [[Double]] = [], counted: [Int] = []
         for c in conditions.indices {
-            let rs = records.filter { $0.condition == c && base.contains($0.trialIndex) }.sorted { $0.trialIndex < $1.trialIndex }
-            let agg = RetrievalHeadScores.aggregate(trialScores: rs.map(\.targetScores), counted: rs.map { _ in true },
-                                                    layers: 1, heads: targets.count)
+            let rs = records.filter { $0.condition == c && base.contains($0.trialIndex) }.sorted {
+                $0.trialIndex < $1.trialIndex
+            }
+            let agg = RetrievalHeadScores.aggregate(
+                trialScores: rs.map(\.targetScores), counted: rs.map { _ in true },
+                layers: 1, heads: targets.count)
             scores.append(agg.scores)
             counted.append(rs.filter(\.counted).count)
         }
@@ -475,18 +541,24 @@ public final class AblationRunFile {
         .init("trial_index", .int64), .init("condition", .int64), .init("response", .string),
         .init("generated_tokens", .int64), .init("stop", .string), .init("rouge1_recall_x100", .float64),
         .init("needlebench_v1", .float64), .init("exact_recovery_x100", .float64),
-        .init("prefilled_tokens", .int64), .init("seconds", .float64),
+        .init("prefilled_tokens", .int64), .init("seconds", .float64)
     ]
     /// Columns of `perplexity_records/`.
     public static let perplexityColumns: [RecordTable.Column] = [
-        .init("condition", .int64), .init("mean_nll", .float64), .init("tokens", .int64),
+        .init("condition", .int64), .init("mean_nll", .float64), .init("tokens", .int64)
     ]
 
     private init(root: H5Group, records: RecordTable, perplexity: RecordTable, runner: AblationRunner, trials: Int) {
-        self.root = root; self.records = records; self.perplexity = perplexity; self.runner = runner; self.trials = trials
+        self.root = root
+        self.records = records
+        self.perplexity = perplexity
+        self.runner = runner
+        self.trials = trials
     }
 
-    static func open(_ file: H5File, runner: AblationRunner, trials: Int, heldOut: HeldOutPassage?) throws -> AblationRunFile {
+    static func open(
+        _ file: H5File, runner: AblationRunner, trials: Int, heldOut: HeldOutPassage?
+    ) throws -> AblationRunFile {
         let o = runner.options
         var attrs: [String: H5AttributeValue] = [
             "suite": .string(try RetrievalRunFile.suiteJSON(runner.probe.suite)),
@@ -495,7 +567,7 @@ public final class AblationRunFile {
             "condition_names": .strings(runner.conditions.map(\.name)),
             "condition_heads": .strings(runner.conditions.map(\.headList)),
             "trials": .int(Int64(trials)),
-            "perplexity_tokens": .int(Int64(heldOut?.tokens.count ?? 0)),
+            "perplexity_tokens": .int(Int64(heldOut?.tokens.count ?? 0))
         ]
         if !o.causalTargets.isEmpty { attrs["causal_targets"] = .strings(o.causalTargets.map(\.description)) }
         for (k, v) in runner.attributes { attrs[k] = v }
@@ -506,7 +578,8 @@ public final class AblationRunFile {
                 let have = try g.attributeIfPresent(k)
                 if have != want {
                     throw RetrievalHeadsError.partialMismatch(
-                        file: file.path, detail: "its \(k) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
+                        file: file.path,
+                        detail: "its \(k) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
                             + "delete it to start over, or rerun with the same options")
                 }
             }
@@ -532,7 +605,8 @@ public final class AblationRunFile {
             var ids = [Int64](repeating: -1, count: heads.count * max(k, 1) * 2)
             for (c, hs) in heads.enumerated() {
                 for (j, h) in hs.enumerated() {
-                    ids[(c * max(k, 1) + j) * 2] = Int64(h.layer); ids[(c * max(k, 1) + j) * 2 + 1] = Int64(h.head)
+                    ids[(c * max(k, 1) + j) * 2] = Int64(h.layer)
+                    ids[(c * max(k, 1) + j) * 2 + 1] = Int64(h.head)
                 }
             }
             let ds = try g.createDataset("condition_head_ids", data: ids, shape: [heads.count, max(k, 1), 2])
@@ -552,7 +626,7 @@ public final class AblationRunFile {
             "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop),
             "rouge1_recall_x100": .double(r.metrics[0]), "needlebench_v1": .double(r.metrics[1]),
             "exact_recovery_x100": .double(r.metrics[2]), "prefilled_tokens": .int(r.prefilledTokens),
-            "seconds": .double(r.seconds),
+            "seconds": .double(r.seconds)
         ]
         if !runner.options.causalTargets.isEmpty {
             row["target_scores"] = .doubles(r.targetScores)
@@ -571,8 +645,9 @@ public final class AblationRunFile {
     }
 
     static func readRecords(_ group: H5Group, causalTargets: Int, allowIncomplete: Bool) throws -> [AblationRecord] {
-        let t = try RecordTable.read(group: group, columns: recordColumns(causalTargets: causalTargets),
-                                     allowIncomplete: allowIncomplete)
+        let t = try RecordTable.read(
+            group: group, columns: recordColumns(causalTargets: causalTargets),
+            allowIncomplete: allowIncomplete)
         let trial = t.ints("trial_index"), c = t.ints("condition"), resp = t.strings("response")
         let g = t.ints("generated_tokens"), s = t.strings("stop")
         let r = t.doubles("rouge1_recall_x100"), nb = t.doubles("needlebench_v1"), ex = t.doubles("exact_recovery_x100")
@@ -580,16 +655,19 @@ public final class AblationRunFile {
         let causal = causalTargets > 0
         let ts = causal ? t.blocks("target_scores") : [], counted = causal ? t.ints("counted") : []
         return (0..<t.count).map { i in
-            AblationRecord(trialIndex: trial[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
-                           metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i],
-                           targetScores: causal ? ts[i] : [], counted: causal && counted[i] != 0)
+            AblationRecord(
+                trialIndex: trial[i], condition: c[i], response: resp[i], generatedTokens: g[i], stop: s[i],
+                metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i],
+                targetScores: causal ? ts[i] : [], counted: causal && counted[i] != 0)
         }.sorted { ($0.condition, $0.trialIndex) < ($1.condition, $1.trialIndex) }
     }
 
     func writeSummary(_ r: AblationResult) throws {
         let C = r.conditions.count, M = AblationMetric.allCases.count, T = trials
-        let names = ["trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
-                     "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"]
+        let names = [
+            "trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
+            "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"
+        ]
         for n in names + ["causal"] where try root.exists(n) { try root.remove(n) }
         var ts = [Double](repeating: .nan, count: C * T * M)
         for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
@@ -604,7 +682,8 @@ public final class AblationRunFile {
         try put("ci_lower", r.conditions.flatMap { $0.means.map(\.lower) }, [C, M], ["condition", "metric"])
         try put("ci_upper", r.conditions.flatMap { $0.means.map(\.upper) }, [C, M], ["condition", "metric"])
         let L = r.lengths.count, D = r.depths.count
-        let cells = try root.createDataset("cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
+        let cells = try root.createDataset(
+            "cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
         try cells.setAttribute("axes", ["condition", "metric", "length", "depth"])
         try cells.setAttribute("lengths", r.lengths)
         try cells.setAttribute("depths", r.depths)
@@ -616,16 +695,25 @@ public final class AblationRunFile {
         }
         func diffs(_ name: String, _ ds: [AblationDifference], _ note: String) throws {
             guard !ds.isEmpty else { return }
-            let v = ds.flatMap { [$0.result.difference.estimate, $0.result.difference.lower, $0.result.difference.upper, $0.result.pValue] }
+            let v = ds.flatMap {
+                [
+                    $0.result.difference.estimate, $0.result.difference.lower, $0.result.difference.upper,
+                    $0.result.pValue
+                ]
+            }
             let x = try root.createDataset(name, data: v, shape: [ds.count, 4])
             try x.setAttribute("axes", ["metric", "estimate_lower_upper_p"])
             try x.setAttribute("note", note)
         }
-        try diffs("difference_target_vs_controls", r.targetVsControls,
-                  "paired bootstrap over trials of target - mean over control sets (negative: the target heads hurt more)")
-        try diffs("difference_target_vs_baseline", r.targetVsBaseline, "paired bootstrap over trials of target - baseline")
+        try diffs(
+            "difference_target_vs_controls", r.targetVsControls,
+            "paired bootstrap over trials of target - mean over control sets (negative: the target heads hurt more)")
+        try diffs(
+            "difference_target_vs_baseline", r.targetVsBaseline, "paired bootstrap over trials of target - baseline")
         if let cm = r.controlMean {
-            try put("control_mean", cm.flatMap { [$0.estimate, $0.lower, $0.upper] }, [M, 3], ["metric", "estimate_lower_upper"])
+            try put(
+                "control_mean", cm.flatMap { [$0.estimate, $0.lower, $0.upper] }, [M, 3],
+                ["metric", "estimate_lower_upper"])
         }
         if let cs = r.causal { try writeCausal(cs, result: r) }
         try root.setAttribute("seconds", r.seconds)
@@ -640,19 +728,25 @@ public final class AblationRunFile {
         let sources = singles.map { conds[$0].heads[0].description }
         try g.createDataset("sources", strings: sources).setAttribute("axes", ["source"])
         try g.createDataset("targets", strings: cs.targets.map(\.description)).setAttribute("axes", ["target"])
-        try g.createDataset("baseline_scores", data: cs.scores[b], shape: [cs.targets.count]).setAttribute("axes", ["target"])
-        let m = try g.createDataset("scores", data: singles.flatMap { cs.scores[$0] }, shape: [singles.count, cs.targets.count])
+        try g.createDataset("baseline_scores", data: cs.scores[b], shape: [cs.targets.count]).setAttribute(
+            "axes", ["target"])
+        let m = try g.createDataset(
+            "scores", data: singles.flatMap { cs.scores[$0] }, shape: [singles.count, cs.targets.count])
         try m.setAttribute("axes", ["source", "target"])
         try g.createDataset("counted_trials", data: singles.map { Int64(cs.counted[$0]) }, shape: [singles.count])
             .setAttribute("axes", ["source"])
         try g.setAttribute("baseline_counted_trials", cs.counted[b])
-        try g.setAttribute("counted_trials_note", "counted_trials[s]: of the baseline's counted trials, those still answered "
-                           + "right (ROUGE-1 recall > 50) with s ablated")
+        try g.setAttribute(
+            "counted_trials_note",
+            "counted_trials[s]: of the baseline's counted trials, those still answered "
+                + "right (ROUGE-1 recall > 50) with s ablated")
         try g.setAttribute("method", runner.options.method.description)
-        try g.setAttribute("note", "scores[s][t]: retrieval score (Wu et al.'s copy rule) of target t, mean over the "
-                           + "trials the baseline counts (answer right, needle located; the same trials for every source), "
-                           + "with source s ablated alone (phase \(runner.options.phase.rawValue)); "
-                           + "an edge s -> t in the causal graph is scores[s][t] - baseline_scores[t]")
+        try g.setAttribute(
+            "note",
+            "scores[s][t]: retrieval score (Wu et al.'s copy rule) of target t, mean over the "
+                + "trials the baseline counts (answer right, needle located; the same trials for every source), "
+                + "with source s ablated alone (phase \(runner.options.phase.rawValue)); "
+                + "an edge s -> t in the causal graph is scores[s][t] - baseline_scores[t]")
     }
 
     // MARK: Reading
@@ -725,16 +819,18 @@ public final class AblationRunFile {
         func perCondition(_ name: String) throws -> [String] {
             let v = try g.stringsAttribute(name)
             guard v.count == C else {
-                throw TraceStoreError.shapeMismatch(file: f.path, object: "\(g.name) @\(name)",
-                                                    detail: "\(v.count) values for \(C) conditions")
+                throw TraceStoreError.shapeMismatch(
+                    file: f.path, object: "\(g.name) @\(name)",
+                    detail: "\(v.count) values for \(C) conditions")
             }
             return v
         }
         let metrics = try g.stringsAttribute("metrics")
         let M = metrics.count
         let causalTargets = try g.attributeIfPresent("causal_targets")?.stringsValue ?? []
-        let records = try readRecords(try g.group("records"), causalTargets: causalTargets.count,
-                                      allowIncomplete: allowIncomplete)
+        let records = try readRecords(
+            try g.group("records"), causalTargets: causalTargets.count,
+            allowIncomplete: allowIncomplete)
         func matrix(_ name: String, _ shape: [Int], required: Bool) throws -> Matrix? {
             let present = try g.kind(of: name) != nil
             if !required && !present { return nil }
@@ -772,8 +868,9 @@ public final class AblationRunFile {
                 let text = try ds.shape[0] == 0 ? [] : try ds.readStrings()
                 return try text.map { t in
                     guard let h = HeadIndex(t) else {
-                        throw TraceStoreError.invalidArgument(file: f.path, object: ds.name,
-                                                              detail: "\"\(t)\" is not a head L.H")
+                        throw TraceStoreError.invalidArgument(
+                            file: f.path, object: ds.name,
+                            detail: "\"\(t)\" is not a head L.H")
                     }
                     return h
                 }
@@ -793,11 +890,12 @@ public final class AblationRunFile {
             let sds = try cg.dataset("scores")
             try sds.requireShape([S, T])
             let flat = S * T == 0 ? [] : try sds.read(Double.self)
-            c.causal = Causal(sources: sources, targets: targets, baselineScores: try vector("baseline_scores", T),
-                              scores: (0..<S).map { Array(flat[($0 * T)..<(($0 + 1) * T)]) },
-                              countedTrials: try counted(),
-                              baselineCountedTrials: try cg.intAttribute("baseline_counted_trials"),
-                              method: try cg.stringAttribute("method"))
+            c.causal = Causal(
+                sources: sources, targets: targets, baselineScores: try vector("baseline_scores", T),
+                scores: (0..<S).map { Array(flat[($0 * T)..<(($0 + 1) * T)]) },
+                countedTrials: try counted(),
+                baselineCountedTrials: try cg.intAttribute("baseline_counted_trials"),
+                method: try cg.stringAttribute("method"))
         }
         return c
     }

@@ -49,8 +49,10 @@ public enum NeedleAttention {
 
     /// The trial to rerun: `requested` if given, else a counted trial (a located one if none
     /// counts) with the longest context and the needle nearest 50% depth, ties by index.
-    public static func chooseTrial(_ records: [RetrievalTrialRecord], requested: Int?,
-                                   file: String) throws -> RetrievalTrialRecord {
+    public static func chooseTrial(
+        _ records: [RetrievalTrialRecord], requested: Int?,
+        file: String
+    ) throws -> RetrievalTrialRecord {
         if let t = requested {
             guard let r = records.first(where: { $0.trialIndex == t }) else {
                 throw NeedleAttentionError.trialNotInFile(trial: t, file: file, trials: records.count)
@@ -59,9 +61,11 @@ public enum NeedleAttention {
         }
         let counted = records.filter(\.counted)
         let pool = counted.isEmpty ? records.filter { $0.spanStart >= 0 } : counted
-        guard let r = pool.min(by: { a, b in
-            (-a.length, abs(a.depth - 50), a.trialIndex) < (-b.length, abs(b.depth - 50), b.trialIndex)
-        }) ?? records.first else { throw NeedleAttentionError.noTrials(file: file) }
+        guard
+            let r = pool.min(by: { a, b in
+                (-a.length, abs(a.depth - 50), a.trialIndex) < (-b.length, abs(b.depth - 50), b.trialIndex)
+            }) ?? records.first
+        else { throw NeedleAttentionError.noTrials(file: file) }
         return r
     }
 
@@ -98,24 +102,29 @@ public enum NeedleAttention {
 
     /// Reruns `trial` (greedy, stopping by `NeedleStopRule`, at most `maxSteps` answer tokens),
     /// capturing the attention rows of `heads` at every answer step.
-    public static func run(model: Model, tokenizer: Tokenizer, trial t: NIAHTrial, trialIndex: Int, heads: [HeadIndex],
-                           maxSteps: Int) throws -> Result {
+    public static func run(
+        model: Model, tokenizer: Tokenizer, trial t: NIAHTrial, trialIndex: Int, heads: [HeadIndex],
+        maxSteps: Int
+    ) throws -> Result {
         let prompt = t.promptTokens
         var requests: [CaptureRequest] = []
         for l in Set(heads.map(\.layer)).sorted() {
-            requests.append(CaptureRequest(hooks: ["blocks.\(l).attn.hook_pattern"], layers: IndexSelection([l]),
-                                           heads: IndexSelection(heads.filter { $0.layer == l }.map(\.head)),
-                                           queries: QuerySelection([.last(1), .decode])))
+            requests.append(
+                CaptureRequest(
+                    hooks: ["blocks.\(l).attn.hook_pattern"], layers: IndexSelection([l]),
+                    heads: IndexSelection(heads.filter { $0.layer == l }.map(\.head)),
+                    queries: QuerySelection([.last(1), .decode])))
         }
         let session = model.makeSession(maxContext: prompt.count + maxSteps + 1)
         let stop = NeedleStopRule.stopTokens(tokenizer: tokenizer, vocabSize: model.config.vocabSize)
-        let (store, result) = try session.trace(prompt: prompt, requests: requests, generate: maxSteps,
-                                                stopTokens: stop)
+        let (store, result) = try session.trace(
+            prompt: prompt, requests: requests, generate: maxSteps,
+            stopTokens: stop)
         let generated = Array(result.tokens[prompt.count...])
         // Rows: query q = P-1+t produces answer token t (t = 0..<generated.count).
         let P = prompt.count, n = P + maxSteps
         let queries = (0..<generated.count).map { P - 1 + $0 }
-        var weights = [Float](repeating: 0, count: heads.count * max(queries.count, 1) * n)   // [head, query, key]
+        var weights = [Float](repeating: 0, count: heads.count * max(queries.count, 1) * n) // [head, query, key]
         for (i, h) in heads.enumerated() {
             guard let cap = store["blocks.\(h.layer).attn.hook_pattern"] else {
                 throw NeedleAttentionError.noAttention(head: h.description)
@@ -132,18 +141,22 @@ public enum NeedleAttention {
             for k in queries.indices {
                 var m = 0.0
                 for i in heads.indices { for j in span { m += Double(weights[(i * queries.count + k) * n + j]) } }
-                if m > best { best = m; chosen = k }
+                if m > best {
+                    best = m
+                    chosen = k
+                }
             }
         }
         let all = result.tokens
-        return Result(trialIndex: trialIndex, needleID: t.needle.id, length: t.cell.length, depth: t.cell.depth,
-                      span: t.needleSpan, heads: heads, tokens: all,
-                      tokenStrings: all.map {
-                          String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self)
-                              .replacingOccurrences(of: "\0", with: "")
-                      },
-                      promptLength: P, generated: generated, response: tokenizer.decode(generated, skipSpecial: true),
-                      queryPositions: queries, chosenStep: chosen, keys: n, weights: weights)
+        return Result(
+            trialIndex: trialIndex, needleID: t.needle.id, length: t.cell.length, depth: t.cell.depth,
+            span: t.needleSpan, heads: heads, tokens: all,
+            tokenStrings: all.map {
+                String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self)
+                    .replacingOccurrences(of: "\0", with: "")
+            },
+            promptLength: P, generated: generated, response: tokenizer.decode(generated, skipSpecial: true),
+            queryPositions: queries, chosenStep: chosen, keys: n, weights: weights)
     }
 
     /// Writes `/tokens`, `/token_strings` and `/needle_attention` into a new run file.
@@ -166,8 +179,9 @@ public enum NeedleAttention {
         try g.setAttribute("heads", r.heads.map(\.description))
         try g.setAttribute("heads_source", headsSource)
         try g.setAttribute("response", r.response)
-        let ds = try g.createDataset("weights", data: r.weights,
-                                     shape: [r.heads.count, max(r.queryPositions.count, 1), r.keys])
+        let ds = try g.createDataset(
+            "weights", data: r.weights,
+            shape: [r.heads.count, max(r.queryPositions.count, 1), r.keys])
         try ds.setAttribute("axes", ["head", "query", "key"])
     }
 
@@ -197,8 +211,9 @@ public enum NeedleAttention {
         let names = try g.stringsAttribute("heads")
         let heads = try names.map { t -> HeadIndex in
             guard let h = HeadIndex(t) else {
-                throw TraceStoreError.invalidArgument(file: f.path, object: "\(g.name) @heads",
-                                                      detail: "\"\(t)\" is not a head L.H")
+                throw TraceStoreError.invalidArgument(
+                    file: f.path, object: "\(g.name) @heads",
+                    detail: "\"\(t)\" is not a head L.H")
             }
             return h
         }
@@ -206,18 +221,20 @@ public enum NeedleAttention {
         let shape = try ds.shape
         let queries = try g.intsAttribute("query_positions")
         guard shape.count == 3, shape[0] == heads.count, shape[1] == max(queries.count, 1) else {
-            throw TraceStoreError.shapeMismatch(file: f.path, object: ds.name,
-                                                detail: "shape \(shape), expected "
-                                                    + "[\(heads.count), \(max(queries.count, 1)), keys]")
+            throw TraceStoreError.shapeMismatch(
+                file: f.path, object: ds.name,
+                detail: "shape \(shape), expected "
+                    + "[\(heads.count), \(max(queries.count, 1)), keys]")
         }
         let s = try g.intAttribute("span_start"), e = try g.intAttribute("span_end")
         let strings = try f.dataset(RunFile.tokenStrings)
-        return Contents(heads: heads, weights: try ds.count == 0 ? [] : try ds.read(Double.self), shape: shape,
-                        queryPositions: queries, chosenStep: try g.intAttribute("chosen_step"),
-                        span: s >= 0 && e > s ? s..<e : nil,
-                        tokenStrings: try strings.count == 0 ? [] : try strings.readStrings(),
-                        trialIndex: try g.intAttribute("trial_index"), needleID: try g.stringAttribute("needle_id"),
-                        length: try g.intAttribute("length"), depth: try g.doubleAttribute("depth"),
-                        response: try g.stringAttribute("response"), headsSource: try g.stringAttribute("heads_source"))
+        return Contents(
+            heads: heads, weights: try ds.count == 0 ? [] : try ds.read(Double.self), shape: shape,
+            queryPositions: queries, chosenStep: try g.intAttribute("chosen_step"),
+            span: s >= 0 && e > s ? s..<e : nil,
+            tokenStrings: try strings.count == 0 ? [] : try strings.readStrings(),
+            trialIndex: try g.intAttribute("trial_index"), needleID: try g.stringAttribute("needle_id"),
+            length: try g.intAttribute("length"), depth: try g.doubleAttribute("depth"),
+            response: try g.stringAttribute("response"), headsSource: try g.stringAttribute("heads_source"))
     }
 }

@@ -83,40 +83,52 @@ public final class NeedleDecoder {
     /// One trial: prefill, then greedy decoding. `span` and `scoreHeads` select the copy rule
     /// (no span: nothing can score, and no attention is captured). `onlyHeads` restricts the
     /// capture and the rule to those heads (the others keep score 0); nil: every head.
-    public func run(prompt: [Int32], maxNewTokens: Int, span: Range<Int>?, scoreHeads: Bool,
-                    onlyHeads: [HeadIndex]? = nil, onStep: ((Int) -> Void)? = nil) throws -> NeedleDecodeResult {
+    public func run(
+        prompt: [Int32], maxNewTokens: Int, span: Range<Int>?, scoreHeads: Bool,
+        onlyHeads: [HeadIndex]? = nil, onStep: ((Int) -> Void)? = nil
+    ) throws -> NeedleDecodeResult {
         precondition(maxNewTokens >= 1)
         let c = session.config
         let prefilled = try prefillAllButLast(prompt)
         var scores: [Double]? = scoreHeads ? [Double](repeating: 0, count: c.nLayers * c.nHeads) : nil
         var top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
         // The (layer, heads) to observe: every head of every layer, or only the asked-for ones.
-        let observed: [(layer: Int, heads: [Int])] = onlyHeads.map { hs in
-            Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }
-                .map { ($0.key, Array(Set($0.value.map(\.head))).sorted()) }
-        } ?? (0..<c.nLayers).map { ($0, Array(0..<c.nHeads)) }
+        let observed: [(layer: Int, heads: [Int])] =
+            onlyHeads.map { hs in
+                Dictionary(grouping: hs, by: \.layer).sorted { $0.key < $1.key }
+                    .map { ($0.key, Array(Set($0.value.map(\.head))).sorted()) }
+            } ?? (0..<c.nLayers).map { ($0, Array(0..<c.nHeads)) }
         if let bad = observed.first(where: { o in
-            !(0..<c.nLayers).contains(o.layer) || o.heads.contains { !(0..<c.nHeads).contains($0) } }) {
-            throw RetrievalHeadsError.invalid("onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside "
-                                              + "the model's \(c.nLayers) layers x \(c.nHeads) heads")
+            !(0..<c.nLayers).contains(o.layer) || o.heads.contains { !(0..<c.nHeads).contains($0) }
+        }) {
+            throw RetrievalHeadsError.invalid(
+                "onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside "
+                    + "the model's \(c.nLayers) layers x \(c.nHeads) heads")
         }
         let capture = scoreHeads && span != nil && !observed.isEmpty
         // hook_pattern of the fed token (the step's query) for the observed heads only.
-        let requests = onlyHeads == nil
+        let requests =
+            onlyHeads == nil
             ? [CaptureRequest(hooks: [HookKind.pattern.rawValue], queries: .decode)]
             : observed.map {
-                CaptureRequest(hooks: [HookKind.pattern.name(layer: $0.layer)], heads: IndexSelection($0.heads),
-                               queries: .decode)
+                CaptureRequest(
+                    hooks: [HookKind.pattern.name(layer: $0.layer)], heads: IndexSelection($0.heads),
+                    queries: .decode)
             }
         let sink = TopKeySink(config: c)
         var fed = prompt[prompt.count - 1]
         var generated: [Int32] = []
         var stop = DecodeStop.maxTokens
         for step in 0..<maxNewTokens {
-            guard session.position < session.maxContext else { stop = .contextFull; break }
+            guard session.position < session.maxContext else {
+                stop = .contextFull
+                break
+            }
             let pos = session.position
-            let logits = try capture ? session.step(token: fed, capturing: requests, into: sink)
-                                     : session.step(token: fed)
+            let logits =
+                try capture
+                ? session.step(token: fed, capturing: requests, into: sink)
+                : session.step(token: fed)
             let next = Int32(Sampler.argmax(logits))
             generated.append(next)
             if capture, let span {
@@ -132,13 +144,20 @@ public final class NeedleDecoder {
                 RetrievalCopyRule.accumulate(scores: &scores!, top: top, generated: next, prompt: prompt, span: span)
             }
             onStep?(step)
-            if isNewline(next) { stop = .newline; break }
-            if tokenizer.isEndOfGeneration(next) { stop = .endOfGeneration; break }
+            if isNewline(next) {
+                stop = .newline
+                break
+            }
+            if tokenizer.isEndOfGeneration(next) {
+                stop = .endOfGeneration
+                break
+            }
             fed = next
         }
         let text = tokenizer.decode(generated, skipSpecial: true)
-        return NeedleDecodeResult(generated: generated, response: PythonStrip.strip(text), stop: stop,
-                                  headScores: scores, prefilledTokens: prefilled)
+        return NeedleDecodeResult(
+            generated: generated, response: PythonStrip.strip(text), stop: stop,
+            headScores: scores, prefilledTokens: prefilled)
     }
 }
 
@@ -163,13 +182,14 @@ final class TopKeySink: CaptureSink {
     func write(_ capture: Int, _ block: CaptureBlock) throws {
         let layout = layouts[capture]
         guard layout.point.kind == .pattern, layout.form == .full || layout.form == .rows,
-              let layer = layout.point.layer, let heads = layout.heads else {
+            let layer = layout.point.layer, let heads = layout.heads
+        else {
             throw RetrievalHeadsError.invalid("TopKeySink takes hook_pattern rows, not \(layout.name) (\(layout.form))")
         }
         let head = heads[block.start[0]]
         for i in 0..<block.rows {
             let query = layout.queries[block.start[1] + i]
-            let row = UnsafeBufferPointer(start: block.row(i), count: min(block.valid, query + 1))   // keys 0...query
+            let row = UnsafeBufferPointer(start: block.row(i), count: min(block.valid, query + 1)) // keys 0...query
             top[layer * nHeads + head] = RetrievalCopyRule.topAttended(row)
         }
     }

@@ -32,19 +32,22 @@ public enum RetrievalReferenceExport {
     public static func make(trials: [NIAHTrial], probe: NIAHProbe, tokenizer: Tokenizer, modelFile: String) -> File {
         var nl: [Int32] = []
         for id in 0..<Int32(tokenizer.vocabSize)
-            where tokenizer.decodeBytes([id], removeSpecial: false, unparseSpecial: false).contains(0x0A) { nl.append(id) }
+        where tokenizer.decodeBytes([id], removeSpecial: false, unparseSpecial: false).contains(0x0A) { nl.append(id) }
         return File(
             model_file: modelFile, suite: probe.suite.name, max_new_tokens: probe.suite.maxNewTokens,
             eog_ids: tokenizer.endOfGeneration.sorted(), newline_ids: nl,
             success_threshold: RetrievalCopyRule.successThreshold,
             trials: trials.enumerated().map { i, t in
-                Trial(trial_index: i, needle_id: t.needle.id, length: t.cell.length, depth: t.cell.depth,
-                      prompt_ids: t.promptTokens, span: t.needleSpan.map { [$0.lowerBound, $0.upperBound] },
-                      real_needle: t.needle.realNeedle)
+                Trial(
+                    trial_index: i, needle_id: t.needle.id, length: t.cell.length, depth: t.cell.depth,
+                    prompt_ids: t.promptTokens, span: t.needleSpan.map { [$0.lowerBound, $0.upperBound] },
+                    real_needle: t.needle.realNeedle)
             })
     }
 
-    public static func write(trials: [NIAHTrial], probe: NIAHProbe, tokenizer: Tokenizer, model: URL, to url: URL) throws {
+    public static func write(
+        trials: [NIAHTrial], probe: NIAHProbe, tokenizer: Tokenizer, model: URL, to url: URL
+    ) throws {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         try e.encode(make(trials: trials, probe: probe, tokenizer: tokenizer, modelFile: model.lastPathComponent))

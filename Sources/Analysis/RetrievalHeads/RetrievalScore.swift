@@ -15,7 +15,10 @@ import Foundation
 public struct HeadIndex: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
     public var layer: Int
     public var head: Int
-    public init(layer: Int, head: Int) { self.layer = layer; self.head = head }
+    public init(layer: Int, head: Int) {
+        self.layer = layer
+        self.head = head
+    }
 
     public var description: String { "\(layer).\(head)" }
     public static func < (a: HeadIndex, b: HeadIndex) -> Bool { (a.layer, a.head) < (b.layer, b.head) }
@@ -24,9 +27,12 @@ public struct HeadIndex: Hashable, Comparable, Codable, Sendable, CustomStringCo
     public init?(_ text: String) {
         let parts = text.trimmingCharacters(in: .whitespaces)
             .split(omittingEmptySubsequences: false, whereSeparator: { ".:-".contains($0) })
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-              let l = Int(parts[0]), let h = Int(parts[1]) else { return nil }
-        layer = l; head = h
+        guard parts.count == 2,
+            parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+            let l = Int(parts[0]), let h = Int(parts[1])
+        else { return nil }
+        layer = l
+        head = h
     }
 
     /// Flat index into a row-major [layers, heads] array.
@@ -47,7 +53,8 @@ public enum RetrievalCopyRule {
         var best = -1
         var bestValue = -Float.infinity
         for i in 0..<row.count where row[i] > bestValue || (best < 0 && row[i] == bestValue) {
-            best = i; bestValue = row[i]
+            best = i
+            bestValue = row[i]
         }
         return best
     }
@@ -60,8 +67,10 @@ public enum RetrievalCopyRule {
     /// `scores[k]` when the key lies in `span` (and inside the prompt) and the prompt token
     /// there equals `generated`. Returns how many heads scored.
     @discardableResult
-    public static func accumulate(scores: inout [Double], top: [Int], generated: Int32,
-                                  prompt: [Int32], span: Range<Int>) -> Int {
+    public static func accumulate(
+        scores: inout [Double], top: [Int], generated: Int32,
+        prompt: [Int32], span: Range<Int>
+    ) -> Int {
         precondition(scores.count == top.count, "accumulate: \(scores.count) scores for \(top.count) heads")
         let n = span.count
         guard n > 0 else { return 0 }
@@ -89,12 +98,17 @@ public struct RetrievalHeadScores: Equatable, Sendable {
 
     public init(layers: Int, heads: Int, scores: [Double], countedTrials: Int) {
         precondition(scores.count == layers * heads)
-        self.layers = layers; self.heads = heads; self.scores = scores; self.countedTrials = countedTrials
+        self.layers = layers
+        self.heads = heads
+        self.scores = scores
+        self.countedTrials = countedTrials
     }
 
     /// Mean of `trialScores` (each [layers * heads]) over the trials where `counted` is true,
     /// summed in trial order.
-    public static func aggregate(trialScores: [[Double]], counted: [Bool], layers: Int, heads: Int) -> RetrievalHeadScores {
+    public static func aggregate(
+        trialScores: [[Double]], counted: [Bool], layers: Int, heads: Int
+    ) -> RetrievalHeadScores {
         precondition(trialScores.count == counted.count)
         var sum = [Double](repeating: 0, count: layers * heads)
         var n = 0
@@ -122,16 +136,20 @@ public struct RetrievalHeadScores: Equatable, Sendable {
     public func top(_ n: Int) -> [(head: HeadIndex, score: Double)] { Array(ranked.prefix(max(n, 0))) }
 
     /// Retrieval heads: score strictly above `threshold`, highest first.
-    public func above(_ threshold: Double = RetrievalCopyRule.defaultHeadThreshold) -> [(head: HeadIndex, score: Double)] {
+    public func above(
+        _ threshold: Double = RetrievalCopyRule.defaultHeadThreshold
+    ) -> [(head: HeadIndex, score: Double)] {
         ranked.filter { $0.score > threshold }
     }
 
     /// Heads that are not retrieval heads (score <= `threshold`), in (layer, head) order.
     public func atOrBelow(_ threshold: Double = RetrievalCopyRule.defaultHeadThreshold) -> [HeadIndex] {
         var out: [HeadIndex] = []
-        for l in 0..<layers { for h in 0..<heads where scores[l * heads + h] <= threshold {
-            out.append(HeadIndex(layer: l, head: h))
-        } }
+        for l in 0..<layers {
+            for h in 0..<heads where scores[l * heads + h] <= threshold {
+                out.append(HeadIndex(layer: l, head: h))
+            }
+        }
         return out
     }
 }

@@ -34,7 +34,10 @@ public struct RetrievalTrialRecord: Equatable, Sendable {
     /// Equality of everything but timing and prefix reuse (which depend on the run, not the model).
     public func sameResult(as o: RetrievalTrialRecord) -> Bool {
         var a = self, b = o
-        a.seconds = 0; b.seconds = 0; a.prefilledTokens = 0; b.prefilledTokens = 0
+        a.seconds = 0
+        b.seconds = 0
+        a.prefilledTokens = 0
+        b.prefilledTokens = 0
         return a == b
     }
 }
@@ -88,8 +91,10 @@ public final class RetrievalHeadSweep {
     public let builder: NIAHTrialBuilder
     public let options: RetrievalSweepOptions
 
-    public init(probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
-                options: RetrievalSweepOptions = RetrievalSweepOptions()) throws {
+    public init(
+        probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
+        options: RetrievalSweepOptions = RetrievalSweepOptions()
+    ) throws {
         try NIAHTextCheck.check(probe, tokenizer: tokenizer)
         self.probe = probe
         self.model = model
@@ -105,18 +110,23 @@ public final class RetrievalHeadSweep {
 
     /// Runs (or resumes) the sweep, writing into `file` (the open file of a `RunFileWriter`;
     /// the caller finalizes it when `finished`).
-    public func run(file: H5File, trials given: [NIAHTrial]? = nil,
-                    progress: ((SweepProgress) -> Void)? = nil) throws -> RetrievalSweepResult {
+    public func run(
+        file: H5File, trials given: [NIAHTrial]? = nil,
+        progress: ((SweepProgress) -> Void)? = nil
+    ) throws -> RetrievalSweepResult {
         let start = Date()
         let trials = try given ?? buildTrials()
         let c = model.config
-        let store = try RetrievalRunFile.open(file, probe: probe, layers: c.nLayers, heads: c.nHeads,
-                                              plannedTrials: trials.count, options: options)
+        let store = try RetrievalRunFile.open(
+            file, probe: probe, layers: c.nLayers, heads: c.nHeads,
+            plannedTrials: trials.count, options: options)
         let done = Set(try store.trialIndices())
         let resumed = done.count
 
-        let order = options.sharedPrefixOrder ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens))
-                                              : Array(trials.indices)
+        let order =
+            options.sharedPrefixOrder
+            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens))
+            : Array(trials.indices)
         let todo = order.filter { !done.contains($0) }
         // Work estimate per trial: prompt tokens not shared with the previous trial run, plus the
         // attention work (quadratic), plus decode steps.
@@ -138,14 +148,17 @@ public final class RetrievalHeadSweep {
         let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
         let scorer = RougeScorer()
         var ran = 0
-        progress?(SweepProgress(done: resumed, total: trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
+        progress?(
+            SweepProgress(done: resumed, total: trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
         for i in todo {
             if let k = options.stopAfter, ran >= k { break }
             let t = trials[i]
             let t0 = Date()
-            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
-                                      span: t.needleSpan, scoreHeads: true)
-            let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
+            let out = try decoder.run(
+                prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
+                span: t.needleSpan, scoreHeads: true)
+            let rouge = NeedleRetrievalScore.score(
+                realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
             let success = NeedleRetrievalScore.succeeded(rouge)
             let rec = RetrievalTrialRecord(
                 trialIndex: i, needleID: t.needle.id, needleIndex: t.cell.needleIndex, length: t.cell.length,
@@ -156,19 +169,23 @@ public final class RetrievalHeadSweep {
                 headScores: out.headScores ?? [Double](repeating: 0, count: c.nLayers * c.nHeads),
                 prefilledTokens: out.prefilledTokens, seconds: Date().timeIntervalSince(t0))
             try store.append(rec)
-            try file.flush()   // checkpoint: the record is on disk before the next trial starts
+            try file.flush() // checkpoint: the record is on disk before the next trial starts
             ran += 1
             workDone += work[i] ?? 0
-            progress?(SweepProgress(done: resumed + ran, total: trials.count, workDone: workDone, workTotal: workTotal,
-                                    label: "\(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
+            progress?(
+                SweepProgress(
+                    done: resumed + ran, total: trials.count, workDone: workDone, workTotal: workTotal,
+                    label: "\(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
         }
         let records = try store.records().sorted { $0.trialIndex < $1.trialIndex }
         let finished = records.count == trials.count
-        let scores = RetrievalHeadScores.aggregate(trialScores: records.map(\.headScores), counted: records.map(\.counted),
-                                                   layers: c.nLayers, heads: c.nHeads)
+        let scores = RetrievalHeadScores.aggregate(
+            trialScores: records.map(\.headScores), counted: records.map(\.counted),
+            layers: c.nLayers, heads: c.nHeads)
         if finished { try store.writeSummary(scores: scores, records: records, threshold: options.threshold) }
-        return RetrievalSweepResult(records: records, scores: scores, threshold: options.threshold, finished: finished,
-                                    ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start))
+        return RetrievalSweepResult(
+            records: records, scores: scores, threshold: options.threshold, finished: finished,
+            ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start))
     }
 
     /// Indices sorted by prompt tokens, lexicographically (ties by index): consecutive prompts
@@ -221,12 +238,15 @@ public final class RetrievalRunFile {
             .init("generated_tokens", .int64), .init("stop", .string), .init("rouge1_recall", .float64),
             .init("success", .int8), .init("counted", .int8),
             .init("head_scores", .float64Block([layers, heads]), axes: ["trial", "layer", "head"]),
-            .init("prefilled_tokens", .int64), .init("seconds", .float64),
+            .init("prefilled_tokens", .int64), .init("seconds", .float64)
         ]
     }
 
     private init(root: H5Group, table: RecordTable, layers: Int, heads: Int) {
-        self.root = root; self.table = table; self.layers = layers; self.heads = heads
+        self.root = root
+        self.table = table
+        self.layers = layers
+        self.heads = heads
     }
 
     /// The suite as stored: sorted-key JSON.
@@ -246,8 +266,10 @@ public final class RetrievalRunFile {
 
     /// Opens the group, creating it in a new file; in a resumed file checks that the stored
     /// suite, dimensions and sweep options match (else `partialMismatch`).
-    static func open(_ file: H5File, probe: NIAHProbe, layers: Int, heads: Int, plannedTrials: Int,
-                     options: RetrievalSweepOptions) throws -> RetrievalRunFile {
+    static func open(
+        _ file: H5File, probe: NIAHProbe, layers: Int, heads: Int, plannedTrials: Int,
+        options: RetrievalSweepOptions
+    ) throws -> RetrievalRunFile {
         let suite = try suiteJSON(probe.suite)
         let needles = try needlesJSONL(probe.needles)
         let g: H5Group
@@ -257,7 +279,8 @@ public final class RetrievalRunFile {
                 let have = try g.attributeIfPresent(name)
                 if have != want {
                     throw RetrievalHeadsError.partialMismatch(
-                        file: file.path, detail: "its \(name) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
+                        file: file.path,
+                        detail: "its \(name) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
                             + "delete it to start over, or rerun with the same options")
                 }
             }
@@ -278,12 +301,14 @@ public final class RetrievalRunFile {
             try g.setAttribute("n_heads", heads)
             try g.setAttribute("planned_trials", plannedTrials)
             try g.setAttribute("success_threshold", RetrievalCopyRule.successThreshold)
-            try g.setAttribute("rule", "Wu et al. 2024: prefill prompt[:-1] without capture; greedy decode from the last prompt token, "
-                + "at most max_new_tokens steps, stopping after a token containing a newline or an end-of-generation token; "
-                + "per step and query head, if the top-1 attended key (lowest index on ties) lies in the needle span [s, s+n) "
-                + "and prompt[key] equals the generated token, the head's trial score += 1/n; trials count when "
-                + "ROUGE-1 recall x100 (rouge_score, stemmed) of real_needle > 50 and the span was located; "
-                + "score = mean over counted trials")
+            try g.setAttribute(
+                "rule",
+                "Wu et al. 2024: prefill prompt[:-1] without capture; greedy decode from the last prompt token, "
+                    + "at most max_new_tokens steps, stopping after a token containing a newline or an end-of-generation token; "
+                    + "per step and query head, if the top-1 attended key (lowest index on ties) lies in the needle span [s, s+n) "
+                    + "and prompt[key] equals the generated token, the head's trial score += 1/n; trials count when "
+                    + "ROUGE-1 recall x100 (rouge_score, stemmed) of real_needle > 50 and the span was located; "
+                    + "score = mean over counted trials")
         }
         // Options that do not change results are recorded but not checked.
         try g.setAttribute("reuse_prefix", options.reusePrefix)
@@ -300,8 +325,9 @@ public final class RetrievalRunFile {
             "length": .int(r.length), "depth": .double(r.depth), "prompt_tokens": .int(r.promptTokens),
             "span_start": .int(r.spanStart), "span_end": .int(r.spanEnd), "response": .string(r.response),
             "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop), "rouge1_recall": .double(r.rouge),
-            "success": .int(r.success ? 1 : 0), "counted": .int(r.counted ? 1 : 0), "head_scores": .doubles(r.headScores),
-            "prefilled_tokens": .int(r.prefilledTokens), "seconds": .double(r.seconds),
+            "success": .int(r.success ? 1 : 0), "counted": .int(r.counted ? 1 : 0),
+            "head_scores": .doubles(r.headScores),
+            "prefilled_tokens": .int(r.prefilledTokens), "seconds": .double(r.seconds)
         ])
     }
 
@@ -315,10 +341,13 @@ public final class RetrievalRunFile {
         try Self.readRecords(table.group, layers: layers, heads: heads, allowIncomplete: false)
     }
 
-    static func readRecords(_ tg: H5Group, layers: Int, heads: Int,
-                            allowIncomplete: Bool) throws -> [RetrievalTrialRecord] {
-        let t = try RecordTable.read(group: tg, columns: columns(layers: layers, heads: heads),
-                                     allowIncomplete: allowIncomplete)
+    static func readRecords(
+        _ tg: H5Group, layers: Int, heads: Int,
+        allowIncomplete: Bool
+    ) throws -> [RetrievalTrialRecord] {
+        let t = try RecordTable.read(
+            group: tg, columns: columns(layers: layers, heads: heads),
+            allowIncomplete: allowIncomplete)
         let idx = t.ints("trial_index"), needleID = t.strings("needle_id"), ni = t.ints("needle_index")
         let len = t.ints("length"), depth = t.doubles("depth"), pt = t.ints("prompt_tokens")
         let ss = t.ints("span_start"), se = t.ints("span_end"), resp = t.strings("response")
@@ -326,11 +355,12 @@ public final class RetrievalRunFile {
         let succ = t.ints("success"), cnt = t.ints("counted"), hs = t.blocks("head_scores")
         let pre = t.ints("prefilled_tokens"), sec = t.doubles("seconds")
         return (0..<t.count).map { i in
-            RetrievalTrialRecord(trialIndex: idx[i], needleID: needleID[i], needleIndex: ni[i], length: len[i],
-                                 depth: depth[i], promptTokens: pt[i], spanStart: ss[i], spanEnd: se[i],
-                                 response: resp[i], generatedTokens: gen[i], stop: stop[i], rouge: rouge[i],
-                                 success: succ[i] != 0, counted: cnt[i] != 0, headScores: hs[i],
-                                 prefilledTokens: pre[i], seconds: sec[i])
+            RetrievalTrialRecord(
+                trialIndex: idx[i], needleID: needleID[i], needleIndex: ni[i], length: len[i],
+                depth: depth[i], promptTokens: pt[i], spanStart: ss[i], spanEnd: se[i],
+                response: resp[i], generatedTokens: gen[i], stop: stop[i], rouge: rouge[i],
+                success: succ[i] != 0, counted: cnt[i] != 0, headScores: hs[i],
+                prefilledTokens: pre[i], seconds: sec[i])
         }
     }
 
@@ -387,31 +417,36 @@ public final class RetrievalRunFile {
         let g = try f.group(group)
         let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
         guard layers > 0, heads > 0 else {
-            throw TraceStoreError.shapeMismatch(file: f.path, object: g.name,
-                                                detail: "n_layers \(layers), n_heads \(heads)")
+            throw TraceStoreError.shapeMismatch(
+                file: f.path, object: g.name,
+                detail: "n_layers \(layers), n_heads \(heads)")
         }
-        let stored = try readRecords(try g.group("trials"), layers: layers, heads: heads,
-                                     allowIncomplete: allowIncomplete)
+        let stored = try readRecords(
+            try g.group("trials"), layers: layers, heads: heads,
+            allowIncomplete: allowIncomplete)
         let records = stored.sorted { $0.trialIndex < $1.trialIndex }
         let finished = try g.kind(of: "scores") != nil
         let scores: RetrievalHeadScores
         if finished || !allowIncomplete {
             let ds = try g.dataset("scores")
             try ds.requireShape([layers, heads])
-            scores = RetrievalHeadScores(layers: layers, heads: heads, scores: try ds.read(Double.self),
-                                         countedTrials: try g.intAttribute("counted_trials"))
+            scores = RetrievalHeadScores(
+                layers: layers, heads: heads, scores: try ds.read(Double.self),
+                countedTrials: try g.intAttribute("counted_trials"))
         } else {
             // Summed in file order, as reports always did.
-            scores = RetrievalHeadScores.aggregate(trialScores: stored.map(\.headScores),
-                                                   counted: stored.map(\.counted), layers: layers, heads: heads)
+            scores = RetrievalHeadScores.aggregate(
+                trialScores: stored.map(\.headScores),
+                counted: stored.map(\.counted), layers: layers, heads: heads)
         }
-        return Contents(layers: layers, heads: heads, scores: scores, finished: finished,
-                        threshold: try g.doubleAttribute("threshold"), suiteJSON: try g.stringAttribute("suite"),
-                        suiteName: try g.stringAttribute("suite_name"),
-                        plannedTrials: try g.intAttribute("planned_trials"),
-                        records: records,
-                        modelSHA256: try f.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue,
-                        modelFile: try f.attributeIfPresent(RunFile.Attr.modelFile)?.stringValue)
+        return Contents(
+            layers: layers, heads: heads, scores: scores, finished: finished,
+            threshold: try g.doubleAttribute("threshold"), suiteJSON: try g.stringAttribute("suite"),
+            suiteName: try g.stringAttribute("suite_name"),
+            plannedTrials: try g.intAttribute("planned_trials"),
+            records: records,
+            modelSHA256: try f.attributeIfPresent(RunFile.Attr.modelSHA256)?.stringValue,
+            modelFile: try f.attributeIfPresent(RunFile.Attr.modelFile)?.stringValue)
     }
 
     /// Opens the run file at `path` (which must be complete unless `allowIncomplete`) and reads
@@ -420,8 +455,9 @@ public final class RetrievalRunFile {
         let f = try RunFile.open(path, allowIncomplete: allowIncomplete)
         defer { try? f.close() }
         guard let c = try read(f, allowIncomplete: allowIncomplete) else {
-            throw RetrievalHeadsError.badScoresFile(file: path,
-                                                    detail: "no /\(group) group (not a retrieval-heads run file)")
+            throw RetrievalHeadsError.badScoresFile(
+                file: path,
+                detail: "no /\(group) group (not a retrieval-heads run file)")
         }
         return c
     }

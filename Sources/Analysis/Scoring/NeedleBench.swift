@@ -44,7 +44,7 @@ public enum NeedleBench {
     /// occurs after position int(0.8 * len(ref)), cut just after its first
     /// occurrence there.
     static func trimPrediction(_ p: [Unicode.Scalar], reference r: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        guard let lastRef = r.last else { return p }   // the original raises on an empty reference
+        guard let lastRef = r.last else { return p } // the original raises on an empty reference
         let l08 = Int(0.8 * Double(r.count)), l12 = Int(1.2 * Double(r.count))
         var t = Array(p.prefix(l12))
         if t.count > l08, let k = t[l08...].firstIndex(of: lastRef) { t = Array(t[...k]) }

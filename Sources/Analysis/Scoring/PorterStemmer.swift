@@ -35,7 +35,7 @@ public struct PorterStemmer: Sendable {
             ("sky", ["sky", "skies"]), ("die", ["dying"]), ("lie", ["lying"]), ("tie", ["tying"]),
             ("news", ["news"]), ("inning", ["innings", "inning"]), ("outing", ["outings", "outing"]),
             ("canning", ["cannings", "canning"]), ("howe", ["howe"]), ("proceed", ["proceed"]),
-            ("exceed", ["exceed"]), ("succeed", ["succeed"]),
+            ("exceed", ["exceed"]), ("succeed", ["succeed"])
         ]
         var p: [String: String] = [:]
         for (k, forms) in irregular { for f in forms { p[f] = k } }
@@ -72,7 +72,10 @@ public struct PorterStemmer: Sendable {
         if w[i] == "y" {
             var negate = false
             var j = i
-            while j > 0 && w[j] == "y" { negate.toggle(); j -= 1 }
+            while j > 0 && w[j] == "y" {
+                negate.toggle()
+                j -= 1
+            }
             return (!Self.isVowelLetter(w[j])) != negate
         }
         return true
@@ -83,9 +86,13 @@ public struct PorterStemmer: Sendable {
         var f: [Bool] = []
         f.reserveCapacity(w.count)
         for (i, c) in w.enumerated() {
-            if Self.isVowelLetter(c) { f.append(false) }
-            else if c == "y" { f.append(i == 0 ? true : !f[i - 1]) }
-            else { f.append(true) }
+            if Self.isVowelLetter(c) {
+                f.append(false)
+            } else if c == "y" {
+                f.append(i == 0 ? true : !f[i - 1])
+            } else {
+                f.append(true)
+            }
         }
         return f
     }
@@ -111,22 +118,28 @@ public struct PorterStemmer: Sendable {
     func endsCVC(_ w: W) -> Bool {
         let n = w.count
         if n >= 3 && isConsonant(w, n - 3) && !isConsonant(w, n - 2) && isConsonant(w, n - 1)
-            && w[n - 1] != "w" && w[n - 1] != "x" && w[n - 1] != "y" { return true }
+            && w[n - 1] != "w" && w[n - 1] != "x" && w[n - 1] != "y"
+        {
+            return true
+        }
         return mode == .nltkExtensions && n == 2 && !isConsonant(w, 0) && isConsonant(w, 1)
     }
 
     // MARK: Rules
 
     struct Rule {
-        var suffix: W          // "*d" is the double-consonant pseudo-suffix
+        var suffix: W // "*d" is the double-consonant pseudo-suffix
         var replacement: W
         var condition: ((W) -> Bool)?
         init(_ suffix: String, _ replacement: String, _ condition: ((W) -> Bool)?) {
-            self.suffix = W(suffix.unicodeScalars); self.replacement = W(replacement.unicodeScalars)
+            self.suffix = W(suffix.unicodeScalars)
+            self.replacement = W(replacement.unicodeScalars)
             self.condition = condition
         }
         init(_ suffix: String, _ replacement: W, _ condition: ((W) -> Bool)?) {
-            self.suffix = W(suffix.unicodeScalars); self.replacement = replacement; self.condition = condition
+            self.suffix = W(suffix.unicodeScalars)
+            self.replacement = replacement
+            self.condition = condition
         }
     }
 
@@ -160,7 +173,8 @@ public struct PorterStemmer: Sendable {
         if mode == .nltkExtensions && Self.ends(w, "ies") && w.count == 4 {
             return Self.dropLast(w, 3) + W("ie".unicodeScalars)
         }
-        return applyRules(w, [Rule("sses", "ss", nil), Rule("ies", "i", nil), Rule("ss", "ss", nil), Rule("s", "", nil)])
+        return applyRules(
+            w, [Rule("sses", "ss", nil), Rule("ies", "i", nil), Rule("ss", "ss", nil), Rule("s", "", nil)])
     }
 
     func step1b(_ w: W) -> W {
@@ -174,21 +188,27 @@ public struct PorterStemmer: Sendable {
         var inter: W? = nil
         for suffix in ["ed", "ing"] where Self.ends(w, suffix) {
             let s = Self.dropLast(w, suffix.unicodeScalars.count)
-            if containsVowel(s) { inter = s; break }
+            if containsVowel(s) {
+                inter = s
+                break
+            }
         }
         guard let stem = inter else { return w }
         let last = stem[stem.count - 1]
-        return applyRules(stem, [
-            Rule("at", "ate", nil),
-            Rule("bl", "ble", nil),
-            Rule("iz", "ize", nil),
-            Rule("*d", [last], { _ in last != "l" && last != "s" && last != "z" }),
-            Rule("", "e", { s in self.measure(s) == 1 && self.endsCVC(s) }),
-        ])
+        return applyRules(
+            stem,
+            [
+                Rule("at", "ate", nil),
+                Rule("bl", "ble", nil),
+                Rule("iz", "ize", nil),
+                Rule("*d", [last], { _ in last != "l" && last != "s" && last != "z" }),
+                Rule("", "e", { s in self.measure(s) == 1 && self.endsCVC(s) })
+            ])
     }
 
     func step1c(_ w: W) -> W {
-        let condition: (W) -> Bool = mode == .nltkExtensions
+        let condition: (W) -> Bool =
+            mode == .nltkExtensions
             ? { s in s.count > 1 && self.isConsonant(s, s.count - 1) }
             : { s in self.containsVowel(s) }
         return applyRules(w, [Rule("y", "i", condition)])
@@ -207,11 +227,11 @@ public struct PorterStemmer: Sendable {
             Rule("ousli", "ous", pos), Rule("ization", "ize", pos), Rule("ation", "ate", pos),
             Rule("ator", "ate", pos), Rule("alism", "al", pos), Rule("iveness", "ive", pos),
             Rule("fulness", "ful", pos), Rule("ousness", "ous", pos), Rule("aliti", "al", pos),
-            Rule("iviti", "ive", pos), Rule("biliti", "ble", pos),
+            Rule("iviti", "ive", pos), Rule("biliti", "ble", pos)
         ]
         if mode == .nltkExtensions {
             rules.append(Rule("fulli", "ful", pos))
-            let withL = Self.dropLast(w, min(3, w.count))   // word[:-3]: the stem plus "l"
+            let withL = Self.dropLast(w, min(3, w.count)) // word[:-3]: the stem plus "l"
             rules.append(Rule("logi", "log", { _ in self.hasPositiveMeasure(withL) }))
         }
         if mode == .martinExtensions { rules.append(Rule("logi", "log", pos)) }
@@ -220,22 +240,26 @@ public struct PorterStemmer: Sendable {
 
     func step3(_ w: W) -> W {
         let pos: (W) -> Bool = { self.hasPositiveMeasure($0) }
-        return applyRules(w, [
-            Rule("icate", "ic", pos), Rule("ative", "", pos), Rule("alize", "al", pos),
-            Rule("iciti", "ic", pos), Rule("ical", "ic", pos), Rule("ful", "", pos), Rule("ness", "", pos),
-        ])
+        return applyRules(
+            w,
+            [
+                Rule("icate", "ic", pos), Rule("ative", "", pos), Rule("alize", "al", pos),
+                Rule("iciti", "ic", pos), Rule("ical", "ic", pos), Rule("ful", "", pos), Rule("ness", "", pos)
+            ])
     }
 
     func step4(_ w: W) -> W {
         let gt1: (W) -> Bool = { self.measure($0) > 1 }
-        return applyRules(w, [
-            Rule("al", "", gt1), Rule("ance", "", gt1), Rule("ence", "", gt1), Rule("er", "", gt1),
-            Rule("ic", "", gt1), Rule("able", "", gt1), Rule("ible", "", gt1), Rule("ant", "", gt1),
-            Rule("ement", "", gt1), Rule("ment", "", gt1), Rule("ent", "", gt1),
-            Rule("ion", "", { s in self.measure(s) > 1 && (s.last == "s" || s.last == "t") }),
-            Rule("ou", "", gt1), Rule("ism", "", gt1), Rule("ate", "", gt1), Rule("iti", "", gt1),
-            Rule("ous", "", gt1), Rule("ive", "", gt1), Rule("ize", "", gt1),
-        ])
+        return applyRules(
+            w,
+            [
+                Rule("al", "", gt1), Rule("ance", "", gt1), Rule("ence", "", gt1), Rule("er", "", gt1),
+                Rule("ic", "", gt1), Rule("able", "", gt1), Rule("ible", "", gt1), Rule("ant", "", gt1),
+                Rule("ement", "", gt1), Rule("ment", "", gt1), Rule("ent", "", gt1),
+                Rule("ion", "", { s in self.measure(s) > 1 && (s.last == "s" || s.last == "t") }),
+                Rule("ou", "", gt1), Rule("ism", "", gt1), Rule("ate", "", gt1), Rule("iti", "", gt1),
+                Rule("ous", "", gt1), Rule("ive", "", gt1), Rule("ize", "", gt1)
+            ])
     }
 
     func step5a(_ w: W) -> W {

@@ -7,7 +7,7 @@ enum PythonText {
     static func isSpace(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
         case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A,
-             0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
+            0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
             return true
         default:
             return false
@@ -18,7 +18,12 @@ enum PythonText {
     static func wordCount(_ text: String) -> Int {
         var n = 0, inWord = false
         for s in text.unicodeScalars {
-            if isSpace(s) { inWord = false } else if !inWord { inWord = true; n += 1 }
+            if isSpace(s) {
+                inWord = false
+            } else if !inWord {
+                inWord = true
+                n += 1
+            }
         }
         return n
     }

@@ -32,10 +32,12 @@ public struct RougeScorer: Sendable {
         var cleaned = String.UnicodeScalarView()
         for s in text.unicodeScalars {
             switch s.value {
-            case 0x41...0x5A: cleaned.append(Unicode.Scalar(s.value + 0x20)!)   // A-Z
-            case 0x61...0x7A, 0x30...0x39: cleaned.append(s)                     // a-z 0-9
-            case 0x130: cleaned.append("i"); cleaned.append(" ")                 // İ -> i + U+0307
-            case 0x212A: cleaned.append("k")                                     // KELVIN SIGN -> k
+            case 0x41...0x5A: cleaned.append(Unicode.Scalar(s.value + 0x20)!) // A-Z
+            case 0x61...0x7A, 0x30...0x39: cleaned.append(s) // a-z 0-9
+            case 0x130:
+                cleaned.append("i")
+                cleaned.append(" ") // İ -> i + U+0307
+            case 0x212A: cleaned.append("k") // KELVIN SIGN -> k
             default: cleaned.append(" ")
             }
         }

@@ -39,22 +39,27 @@ extension Statistics {
     /// is the same on every platform for a seed) and calls `statistic` with them; a NaN
     /// statistic marks the resample as invalid and it is skipped (counted in `skipped`, not
     /// redrawn). The estimate is `statistic(0..<n)`.
-    public static func bootstrap(count n: Int, resamples: Int = defaultBootstrapResamples,
-                                 level: Double = 0.95, seed: UInt64,
-                                 statistic: ([Int]) -> Double) -> ConfidenceInterval {
+    public static func bootstrap(
+        count n: Int, resamples: Int = defaultBootstrapResamples,
+        level: Double = 0.95, seed: UInt64,
+        statistic: ([Int]) -> Double
+    ) -> ConfidenceInterval {
         precondition(level > 0 && level < 1, "bootstrap: level must be in (0, 1)")
         let estimate = statistic(Array(0..<n))
-        let (values, skipped) = bootstrapValues(count: n, resamples: resamples, seed: seed,
-                                                statistic: statistic)
+        let (values, skipped) = bootstrapValues(
+            count: n, resamples: resamples, seed: seed,
+            statistic: statistic)
         return interval(estimate: estimate, values: values, level: level, skipped: skipped)
     }
 
     /// The bootstrap statistics themselves (valid ones, in resample order) and the number of
     /// skipped (NaN) resamples; the draws are those of `bootstrap` for the same seed.
     /// n == 0 gives no values and `resamples` skipped.
-    public static func bootstrapValues(count n: Int, resamples: Int = defaultBootstrapResamples,
-                                       seed: UInt64,
-                                       statistic: ([Int]) -> Double) -> (values: [Double], skipped: Int) {
+    public static func bootstrapValues(
+        count n: Int, resamples: Int = defaultBootstrapResamples,
+        seed: UInt64,
+        statistic: ([Int]) -> Double
+    ) -> (values: [Double], skipped: Int) {
         guard n > 0 else { return ([], resamples) }
         var rng = SeededGenerator(seed: seed)
         var values: [Double] = []
@@ -69,17 +74,22 @@ extension Statistics {
     }
 
     /// Percentile interval of already computed bootstrap statistics.
-    public static func interval(estimate: Double, values: [Double], level: Double,
-                                skipped: Int = 0) -> ConfidenceInterval {
+    public static func interval(
+        estimate: Double, values: [Double], level: Double,
+        skipped: Int = 0
+    ) -> ConfidenceInterval {
         let alpha = 1 - level
         let q = quantiles(values, [alpha / 2, 1 - alpha / 2])
-        return ConfidenceInterval(estimate: estimate, lower: q[0], upper: q[1], level: level,
-                                  resamples: values.count, skipped: skipped)
+        return ConfidenceInterval(
+            estimate: estimate, lower: q[0], upper: q[1], level: level,
+            resamples: values.count, skipped: skipped)
     }
 
     /// Bootstrap CI of the mean.
-    public static func bootstrapMean(_ xs: [Double], resamples: Int = defaultBootstrapResamples,
-                                     level: Double = 0.95, seed: UInt64) -> ConfidenceInterval {
+    public static func bootstrapMean(
+        _ xs: [Double], resamples: Int = defaultBootstrapResamples,
+        level: Double = 0.95, seed: UInt64
+    ) -> ConfidenceInterval {
         bootstrap(count: xs.count, resamples: resamples, level: level, seed: seed) { idx in
             var s = 0.0
             for i in idx { s += xs[i] }
@@ -94,9 +104,11 @@ extension Statistics {
     /// resample has both classes and the interval is conditional on the class sizes — the
     /// default of R's pROC. `stratified: false` resamples all units together and skips
     /// resamples that hold one class only (reported in `skipped`).
-    public static func bootstrapAUC(labels: [Bool], scores: [Double], stratified: Bool = true,
-                                    resamples: Int = defaultBootstrapResamples,
-                                    level: Double = 0.95, seed: UInt64) -> ConfidenceInterval {
+    public static func bootstrapAUC(
+        labels: [Bool], scores: [Double], stratified: Bool = true,
+        resamples: Int = defaultBootstrapResamples,
+        level: Double = 0.95, seed: UInt64
+    ) -> ConfidenceInterval {
         precondition(labels.count == scores.count, "bootstrapAUC: labels and scores differ in length")
         let estimate = rocAUC(labels: labels, scores: scores)
         if !stratified {
@@ -106,8 +118,9 @@ extension Statistics {
         }
         let pos = labels.indices.filter { labels[$0] }, neg = labels.indices.filter { !labels[$0] }
         guard !pos.isEmpty, !neg.isEmpty else {
-            return ConfidenceInterval(estimate: estimate, lower: .nan, upper: .nan, level: level,
-                                      resamples: 0, skipped: resamples)
+            return ConfidenceInterval(
+                estimate: estimate, lower: .nan, upper: .nan, level: level,
+                resamples: 0, skipped: resamples)
         }
         var rng = SeededGenerator(seed: seed)
         var values: [Double] = []
@@ -126,10 +139,12 @@ extension Statistics {
     /// Paired bootstrap for mean(a) - mean(b), a[i] and b[i] measured on the same unit i
     /// (e.g. the same prompt with and without an ablation): units are resampled with
     /// replacement and the difference of means recomputed on each resample.
-    public static func pairedBootstrapMeanDifference(_ a: [Double], _ b: [Double],
-                                                     resamples: Int = defaultBootstrapResamples,
-                                                     level: Double = 0.95,
-                                                     seed: UInt64) -> PairedBootstrapResult {
+    public static func pairedBootstrapMeanDifference(
+        _ a: [Double], _ b: [Double],
+        resamples: Int = defaultBootstrapResamples,
+        level: Double = 0.95,
+        seed: UInt64
+    ) -> PairedBootstrapResult {
         precondition(a.count == b.count, "pairedBootstrapMeanDifference: a and b differ in length")
         precondition(level > 0 && level < 1, "bootstrap: level must be in (0, 1)")
         let d = zip(a, b).map { $0 - $1 }
@@ -139,8 +154,9 @@ extension Statistics {
             for i in idx { s += d[i] }
             return s / Double(idx.count)
         }
-        let (values, skipped) = bootstrapValues(count: d.count, resamples: resamples, seed: seed,
-                                                statistic: meanOf)
+        let (values, skipped) = bootstrapValues(
+            count: d.count, resamples: resamples, seed: seed,
+            statistic: meanOf)
         let ci = interval(estimate: mean(d), values: values, level: level, skipped: skipped)
         let le = values.reduce(0) { $0 + ($1 <= 0 ? 1 : 0) }
         let ge = values.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }

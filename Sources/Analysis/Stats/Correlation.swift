@@ -22,7 +22,9 @@ extension Statistics {
         var sxy = 0.0, sxx = 0.0, syy = 0.0
         for i in 0..<n {
             let dx = x[i] - mx, dy = y[i] - my
-            sxy += dx * dy; sxx += dx * dx; syy += dy * dy
+            sxy += dx * dy
+            sxx += dx * dx
+            syy += dy * dy
         }
         guard sxx > 0, syy > 0 else { return .nan }
         let r = sxy / (sxx * syy).squareRoot()
@@ -105,13 +107,17 @@ extension Statistics {
         for m in 1...10_000 {
             let m = Double(m), m2 = 2 * m
             var aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-            d = 1 + aa * d; if abs(d) < tiny { d = tiny }
-            c = 1 + aa / c; if abs(c) < tiny { c = tiny }
+            d = 1 + aa * d
+            if abs(d) < tiny { d = tiny }
+            c = 1 + aa / c
+            if abs(c) < tiny { c = tiny }
             d = 1 / d
             h *= d * c
             aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-            d = 1 + aa * d; if abs(d) < tiny { d = tiny }
-            c = 1 + aa / c; if abs(c) < tiny { c = tiny }
+            d = 1 + aa * d
+            if abs(d) < tiny { d = tiny }
+            c = 1 + aa / c
+            if abs(c) < tiny { c = tiny }
             d = 1 / d
             let del = d * c
             h *= del

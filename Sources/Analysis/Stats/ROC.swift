@@ -56,11 +56,14 @@ extension Statistics {
             let i = order[k]
             if labels[i] { tp += 1 } else { fp += 1 }
             if k == n - 1 || scores[order[k + 1]] != scores[i] {
-                tps.append(tp); fps.append(fp); thresholds.append(scores[i])
+                tps.append(tp)
+                fps.append(fp)
+                thresholds.append(scores[i])
             }
         }
         let totalFP = fps.last!, totalTP = tps.last!
-        return ROCCurve(fpr: fps.map { $0 / totalFP }, tpr: tps.map { $0 / totalTP },
-                        thresholds: thresholds)
+        return ROCCurve(
+            fpr: fps.map { $0 / totalFP }, tpr: tps.map { $0 / totalTP },
+            thresholds: thresholds)
     }
 }

@@ -59,10 +59,12 @@ public enum SeededRandom {
     /// `k` distinct indices from 0..<n, uniformly, in draw order: a partial Fisher-Yates from
     /// the front (for i in 0..<k: j = i + uniformInt(below: n - i); swap a[i], a[j]; take
     /// a[0..<k]), kept sparse so it costs O(k) memory even for huge n.
-    public static func sampleIndices<G: RandomNumberGenerator>(from n: Int, count k: Int,
-                                                               using g: inout G) -> [Int] {
+    public static func sampleIndices<G: RandomNumberGenerator>(
+        from n: Int, count k: Int,
+        using g: inout G
+    ) -> [Int] {
         precondition(k >= 0 && k <= n, "sampleIndices: need 0 <= k <= n")
-        var displaced: [Int: Int] = [:]   // position -> value, where it differs from identity
+        var displaced: [Int: Int] = [:] // position -> value, where it differs from identity
         var out: [Int] = []
         out.reserveCapacity(k)
         for i in 0..<k {
@@ -76,8 +78,10 @@ public enum SeededRandom {
     }
 
     /// `k` elements of `a` without replacement, in draw order (see `sampleIndices`).
-    public static func sample<T, G: RandomNumberGenerator>(_ a: [T], count k: Int,
-                                                           using g: inout G) -> [T] {
+    public static func sample<T, G: RandomNumberGenerator>(
+        _ a: [T], count k: Int,
+        using g: inout G
+    ) -> [T] {
         sampleIndices(from: a.count, count: k, using: &g).map { a[$0] }
     }
 

@@ -22,22 +22,36 @@ public struct CPUFeatures: Sendable, Equatable {
     public var vendor: String
     public var family, model: Int
 
-    public init(sse3: Bool = false, avx: Bool = false, fma: Bool = false, avx2: Bool = false, f16c: Bool = false,
-                avx512f: Bool = false, avx512dq: Bool = false, avx512cd: Bool = false, avx512bw: Bool = false,
-                avx512vl: Bool = false, avx512bf16: Bool = false, avx512vnni: Bool = false,
-                vendor: String = "", family: Int = 0, model: Int = 0) {
-        self.sse3 = sse3; self.avx = avx; self.fma = fma; self.avx2 = avx2; self.f16c = f16c
-        self.avx512f = avx512f; self.avx512dq = avx512dq; self.avx512cd = avx512cd; self.avx512bw = avx512bw
-        self.avx512vl = avx512vl; self.avx512bf16 = avx512bf16; self.avx512vnni = avx512vnni
-        self.vendor = vendor; self.family = family; self.model = model
+    public init(
+        sse3: Bool = false, avx: Bool = false, fma: Bool = false, avx2: Bool = false, f16c: Bool = false,
+        avx512f: Bool = false, avx512dq: Bool = false, avx512cd: Bool = false, avx512bw: Bool = false,
+        avx512vl: Bool = false, avx512bf16: Bool = false, avx512vnni: Bool = false,
+        vendor: String = "", family: Int = 0, model: Int = 0
+    ) {
+        self.sse3 = sse3
+        self.avx = avx
+        self.fma = fma
+        self.avx2 = avx2
+        self.f16c = f16c
+        self.avx512f = avx512f
+        self.avx512dq = avx512dq
+        self.avx512cd = avx512cd
+        self.avx512bw = avx512bw
+        self.avx512vl = avx512vl
+        self.avx512bf16 = avx512bf16
+        self.avx512vnni = avx512vnni
+        self.vendor = vendor
+        self.family = family
+        self.model = model
     }
 
     /// An AVX2+FMA CPU (Haswell class).
     public static let avx2Only = CPUFeatures(sse3: true, avx: true, fma: true, avx2: true, f16c: true)
     /// An AVX-512 F/DQ/CD/BW/VL CPU without bf16 (Skylake-X class).
-    public static let avx512 = CPUFeatures(sse3: true, avx: true, fma: true, avx2: true, f16c: true,
-                                           avx512f: true, avx512dq: true, avx512cd: true, avx512bw: true,
-                                           avx512vl: true, avx512vnni: true)
+    public static let avx512 = CPUFeatures(
+        sse3: true, avx: true, fma: true, avx2: true, f16c: true,
+        avx512f: true, avx512dq: true, avx512cd: true, avx512bw: true,
+        avx512vl: true, avx512vnni: true)
     /// AVX-512 with bf16 (Cooper Lake, Zen 4/5 class).
     public static let avx512bf16CPU: CPUFeatures = {
         var f = CPUFeatures.avx512
@@ -53,7 +67,7 @@ public struct CPUFeatures: Sendable, Equatable {
         let all: [(String, Bool)] = [
             ("sse3", sse3), ("avx", avx), ("fma", fma), ("avx2", avx2), ("f16c", f16c),
             ("avx512f", avx512f), ("avx512dq", avx512dq), ("avx512cd", avx512cd), ("avx512bw", avx512bw),
-            ("avx512vl", avx512vl), ("avx512_bf16", avx512bf16), ("avx512_vnni", avx512vnni),
+            ("avx512vl", avx512vl), ("avx512_bf16", avx512bf16), ("avx512_vnni", avx512vnni)
         ]
         return all.filter { $0.1 }.map { $0.0 }
     }
@@ -90,10 +104,15 @@ public struct BLASDecision: Sendable, Equatable {
     /// or the user/override chose it): report loudly.
     public var problem: Bool
 
-    public init(action: Action, origin: KernelOrigin, environment: [String: String?] = [:],
-                reason: String, problem: Bool = false) {
-        self.action = action; self.origin = origin; self.environment = environment
-        self.reason = reason; self.problem = problem
+    public init(
+        action: Action, origin: KernelOrigin, environment: [String: String?] = [:],
+        reason: String, problem: Bool = false
+    ) {
+        self.action = action
+        self.origin = origin
+        self.environment = environment
+        self.reason = reason
+        self.problem = problem
     }
 
     public var reexecCoretype: String? {
@@ -121,8 +140,8 @@ public enum BLASPolicy {
         case "haswell", "zen": return 2
         case "sandybridge", "bulldozer", "piledriver", "steamroller", "excavator": return 1
         case "prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
-             "northwood", "banias", "opteron", "opteron_sse3", "barcelona", "bobcat", "nano", "athlon",
-             "unknown", "generic":
+            "northwood", "banias", "opteron", "opteron_sse3", "barcelona", "bobcat", "nano", "athlon",
+            "unknown", "generic":
             return 0
         default: return nil
         }
@@ -184,8 +203,10 @@ public enum BLASPolicy {
 
     /// The decision. `verificationFailed`: the loaded kernel failed BLASRuntime.verify().
     /// `verificationDetail`: recorded next to the kernel in HEADLIGHT_BLAS_FAILED (e.g. the error).
-    public static func decide(corename: String, features: CPUFeatures, env: [String: String],
-                              verificationFailed: Bool = false, verificationDetail: String? = nil) -> BLASDecision {
+    public static func decide(
+        corename: String, features: CPUFeatures, env: [String: String],
+        verificationFailed: Bool = false, verificationDetail: String? = nil
+    ) -> BLASDecision {
         let requested = value(env, openblasVar), chosen = value(env, guardVar), override = value(env, overrideVar)
         let failed = failedKernels(env)
         let execs = Int(value(env, execsVar) ?? "") ?? 0
@@ -194,13 +215,16 @@ public enum BLASPolicy {
             same(asked, corename) ? "" : " (OpenBLAS did not load '\(asked)'; it runs \(corename))"
         }
         let best = recommended(for: features)
-        let perfNote = isBelowCapability(corename: corename, features: features)
+        let perfNote =
+            isBelowCapability(corename: corename, features: features)
             ? "; below what this CPU supports (\(best ?? "?"))" : ""
 
-        func reexec(_ kernel: String, reason: String, origin: KernelOrigin,
-                    failedList: String? = nil) -> BLASDecision {
+        func reexec(
+            _ kernel: String, reason: String, origin: KernelOrigin,
+            failedList: String? = nil
+        ) -> BLASDecision {
             var changes: [String: String?] = [
-                openblasVar: kernel, guardVar: kernel, reasonVar: reason, execsVar: String(execs + 1),
+                openblasVar: kernel, guardVar: kernel, reasonVar: reason, execsVar: String(execs + 1)
             ]
             if value(env, libraryDefaultVar) == nil && origin != .headlightOverride && requested == nil {
                 changes[libraryDefaultVar] = corename
@@ -216,11 +240,14 @@ public enum BLASPolicy {
             if same(corename, override) || same(chosen, override) || execs >= maxExecs {
                 let failNote = verificationFailed ? "; FAILED verification (not overridden)" : ""
                 // Record the choice for reports and child processes (no effect on the loaded library).
-                let changes: [String: String?] = same(requested, override) && same(chosen, override) ? [:]
+                let changes: [String: String?] =
+                    same(requested, override) && same(chosen, override)
+                    ? [:]
                     : [openblasVar: override, guardVar: override, reasonVar: reason]
-                return BLASDecision(action: .keep, origin: .headlightOverride, environment: changes,
-                                    reason: reason + unknownNote(override) + perfNote + failNote,
-                                    problem: verificationFailed)
+                return BLASDecision(
+                    action: .keep, origin: .headlightOverride, environment: changes,
+                    reason: reason + unknownNote(override) + perfNote + failNote,
+                    problem: verificationFailed)
             }
             return reexec(override, reason: reason, origin: .headlightOverride)
         }
@@ -228,9 +255,10 @@ public enum BLASPolicy {
         // 2. The user's OPENBLAS_CORETYPE: respected (unless HEADLIGHT_BLAS_CORETYPE=auto).
         if let requested, origin == .user {
             let failNote = verificationFailed ? "; FAILED verification (set by user, not overridden)" : ""
-            return BLASDecision(action: .keep, origin: .user,
-                                reason: "OPENBLAS_CORETYPE=\(requested) set by user" + unknownNote(requested) + perfNote + failNote,
-                                problem: verificationFailed)
+            return BLASDecision(
+                action: .keep, origin: .user,
+                reason: "OPENBLAS_CORETYPE=\(requested) set by user" + unknownNote(requested) + perfNote + failNote,
+                problem: verificationFailed)
         }
 
         // 3. Automatic.
@@ -249,35 +277,46 @@ public enum BLASPolicy {
             let entry = corename + (verificationDetail.map { "=" + $0 } ?? "")
             let failedList = ((value(env, failedVar).map { [$0] } ?? []) + [entry]).joined(separator: ",")
             if let next, execs < maxExecs {
-                return reexec(next, reason: "\(corename) failed verification; fell back to \(next)",
-                              origin: .auto, failedList: failedList)
+                return reexec(
+                    next, reason: "\(corename) failed verification; fell back to \(next)",
+                    origin: .auto, failedList: failedList)
             }
-            return BLASDecision(action: .keep, origin: origin,
-                                reason: "\(corename) FAILED verification and no other kernel is left to try (tried: \(nowFailed.joined(separator: ", ")))",
-                                problem: true)
+            return BLASDecision(
+                action: .keep, origin: origin,
+                reason:
+                    "\(corename) FAILED verification and no other kernel is left to try (tried: \(nowFailed.joined(separator: ", ")))",
+                problem: true)
         }
         let target = cands.first { k in !failed.contains { same($0, k) } }
         if let target, let want = tier(of: target), (current ?? want) < want {
             // Loop guards: asked for it already (the library ignored it), or the exec budget is spent.
             if same(requested, target) || same(chosen, target) || execs >= maxExecs {
-                let why = execs >= maxExecs && !same(requested, target) && !same(chosen, target)
+                let why =
+                    execs >= maxExecs && !same(requested, target) && !same(chosen, target)
                     ? "re-exec budget (\(maxExecs)) spent; keeping \(corename)"
                     : "asked OpenBLAS for \(target) but it loaded \(corename); not retrying"
                 return BLASDecision(action: .keep, origin: origin, reason: why + perfNote)
             }
-            let why = same(override, "auto") && requested != nil
+            let why =
+                same(override, "auto") && requested != nil
                 ? "HEADLIGHT_BLAS_CORETYPE=auto: ignored OPENBLAS_CORETYPE=\(requested!) (\(corename)); CPU supports \(target)"
                 : "OpenBLAS chose \(corename) at load; CPU supports \(target)"
             return reexec(target, reason: why, origin: .auto)
         }
         switch origin {
         case .auto:
-            return BLASDecision(action: .keep, origin: .auto,
-                                reason: (previousReason ?? "chosen by Headlight") + unknownNote(requested ?? corename) + perfNote)
+            return BLASDecision(
+                action: .keep, origin: .auto,
+                reason: (previousReason ?? "chosen by Headlight") + unknownNote(requested ?? corename) + perfNote)
         default:
-            let fit = best.map { same($0, corename) || (tier(of: $0) ?? 0) <= (current ?? 0) ? "matches this CPU" : "best available: \($0)" }
+            let fit =
+                best.map {
+                    same($0, corename) || (tier(of: $0) ?? 0) <= (current ?? 0)
+                        ? "matches this CPU" : "best available: \($0)"
+                }
                 ?? "no better kernel known for this CPU"
-            return BLASDecision(action: .keep, origin: origin, reason: "OpenBLAS chose \(corename) at load; \(fit)" + perfNote)
+            return BLASDecision(
+                action: .keep, origin: origin, reason: "OpenBLAS chose \(corename) at load; \(fit)" + perfNote)
         }
     }
 }

@@ -20,9 +20,9 @@
 import CNative
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Result of checking the loaded sgemm kernel against a double-precision reference.
@@ -56,10 +56,14 @@ public struct VerificationResult: Sendable, Codable, Equatable {
 
     public var summary: String {
         let err = String(format: "%.2e", maxRelativeError)
-        if passed { return "passed, max rel error \(err) (\(cases.count) cases, \(String(format: "%.0f%%", worstRatio * 100)) of tolerance)" }
+        if passed {
+            return
+                "passed, max rel error \(err) (\(cases.count) cases, \(String(format: "%.0f%%", worstRatio * 100)) of tolerance)"
+        }
         let bad = cases.filter { !$0.passed }.map(\.label)
         if bad.isEmpty, let note { return "FAILED, max rel error \(err) (\(note))" }
-        return "FAILED, max rel error \(err) (\(bad.count)/\(cases.count) cases failed: \(bad.prefix(4).joined(separator: ", "))\(note.map { "; \($0)" } ?? ""))"
+        return
+            "FAILED, max rel error \(err) (\(bad.count)/\(cases.count) cases failed: \(bad.prefix(4).joined(separator: ", "))\(note.map { "; \($0)" } ?? ""))"
     }
 }
 
@@ -133,10 +137,14 @@ public enum BLASRuntime {
         var decision = apply(BLASPolicy.decide(corename: corename, features: features, env: env), env: env)
         let result = verify()
         if !result.passed {
-            decision = apply(BLASPolicy.decide(corename: corename, features: features, env: env, verificationFailed: true,
-                                               verificationDetail: result.note == nil ? String(format: "%.1e", result.maxRelativeError) : "simulated"),
-                             env: env)
-            let message = "warning: OpenBLAS kernel \(corename) failed verification: \(result.summary)\n"
+            decision = apply(
+                BLASPolicy.decide(
+                    corename: corename, features: features, env: env, verificationFailed: true,
+                    verificationDetail: result.note == nil
+                        ? String(format: "%.1e", result.maxRelativeError) : "simulated"),
+                env: env)
+            let message =
+                "warning: OpenBLAS kernel \(corename) failed verification: \(result.summary)\n"
                 + "warning: \(decision.reason); BLAS results may be wrong (see `headlight doctor`)\n"
             FileHandle.standardError.write(Data(message.utf8))
         }
@@ -155,8 +163,9 @@ public enum BLASRuntime {
             let error = reexec(decision.environment)
             let note = "could not re-exec with OPENBLAS_CORETYPE=\(kernel): \(error)"
             state.withLock { $0.notes.append(note) }
-            return BLASDecision(action: .keep, origin: BLASPolicy.origin(env: env),
-                                reason: note + " (wanted because: \(decision.reason))", problem: decision.problem)
+            return BLASDecision(
+                action: .keep, origin: BLASPolicy.origin(env: env),
+                reason: note + " (wanted because: \(decision.reason))", problem: decision.problem)
         case .keep:
             for (key, value) in decision.environment { setEnv(key, value) }
             return decision
@@ -184,8 +193,9 @@ public enum BLASRuntime {
 
     /// /proc/self/exe, else argv[0] (with a slash: as is; without: searched on PATH).
     static func ownExecutable() -> String? {
-        resolveExecutable(proc: "/proc/self/exe", arg0: CommandLine.arguments.first,
-                          searchPath: ProcessInfo.processInfo.environment["PATH"])
+        resolveExecutable(
+            proc: "/proc/self/exe", arg0: CommandLine.arguments.first,
+            searchPath: ProcessInfo.processInfo.environment["PATH"])
     }
 
     static func resolveExecutable(proc: String, arg0: String?, searchPath: String?) -> String? {
@@ -210,11 +220,13 @@ public enum BLASRuntime {
 
     /// The environment as the policy should see it: with HEADLIGHT_BLAS_TEST_DEFAULT applied,
     /// OPENBLAS_CORETYPE=<simulated> counts as OpenBLAS's own choice, not the user's.
-    static func effectiveEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [String: String] {
+    static func effectiveEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [String: String]
+    {
         var env = env
         if let simulated = nonEmpty(env[testDefaultVar]), env[testDefaultAppliedVar] != nil,
-           env[BLASPolicy.openblasVar]?.lowercased() == simulated.lowercased(),
-           env[BLASPolicy.guardVar]?.lowercased() != simulated.lowercased() {
+            env[BLASPolicy.openblasVar]?.lowercased() == simulated.lowercased(),
+            env[BLASPolicy.guardVar]?.lowercased() != simulated.lowercased()
+        {
             env[BLASPolicy.openblasVar] = nil
         }
         return env
@@ -233,7 +245,8 @@ public enum BLASRuntime {
         private var value: Value
         init(_ value: Value) { self.value = value }
         func withLock<R>(_ body: (inout Value) -> R) -> R {
-            lock.lock(); defer { lock.unlock() }
+            lock.lock()
+            defer { lock.unlock() }
             return body(&value)
         }
     }
@@ -278,7 +291,7 @@ public enum BLASRuntime {
     /// Shapes (m, n, k): odd and tiny sizes hit the kernels' edge code, 1-row and 1-column ones the
     /// matrix-vector paths, 67x129x33 and 97x144x112 the multithreaded split.
     public static let verificationShapes: [(Int, Int, Int)] = [
-        (67, 129, 33), (97, 144, 112), (1, 515, 96), (33, 1, 67), (16, 16, 16), (5, 7, 3),
+        (67, 129, 33), (97, 144, 112), (1, 515, 96), (33, 1, 67), (16, 16, 16), (5, 7, 3)
     ]
 
     /// Checks the loaded sgemm kernel: each shape as NN, NT and TN (how a transformer uses them:
@@ -290,8 +303,10 @@ public enum BLASRuntime {
         func run(_ m: Int, _ n: Int, _ k: Int, _ ta: Bool, _ tb: Bool, _ alpha: Float, _ beta: Float) {
             seed &+= 1
             let e = hl_sgemm_check(Int32(m), Int32(n), Int32(k), ta ? 1 : 0, tb ? 1 : 0, alpha, beta, seed)
-            cases.append(.init(m: m, n: n, k: k, transA: ta, transB: tb, alpha: alpha, beta: beta,
-                               error: e.isNaN ? .infinity : e, tolerance: VerificationResult.tolerance(k: k)))
+            cases.append(
+                .init(
+                    m: m, n: n, k: k, transA: ta, transB: tb, alpha: alpha, beta: beta,
+                    error: e.isNaN ? .infinity : e, tolerance: VerificationResult.tolerance(k: k)))
         }
         for (m, n, k) in verificationShapes {
             for (ta, tb) in [(false, false), (false, true), (true, false)] { run(m, n, k, ta, tb, 1, 0) }
@@ -301,8 +316,9 @@ public enum BLASRuntime {
         let corename = self.corename
         let maxError = cases.map { $0.error < 0 ? .infinity : $0.error }.max() ?? .infinity
         let ratio = cases.map { $0.error < 0 ? .infinity : $0.error / $0.tolerance }.max() ?? .infinity
-        var result = VerificationResult(corename: corename, cases: cases, maxRelativeError: maxError,
-                                        worstRatio: ratio, passed: cases.allSatisfy(\.passed), note: nil)
+        var result = VerificationResult(
+            corename: corename, cases: cases, maxRelativeError: maxError,
+            worstRatio: ratio, passed: cases.allSatisfy(\.passed), note: nil)
         let simulated = (ProcessInfo.processInfo.environment[testFailVar] ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if simulated.contains(corename.lowercased()) {
@@ -332,11 +348,15 @@ public enum BLASRuntime {
         let flops = 2 * Double(n) * Double(n) * Double(n)
         let samples = rc == 0 ? seconds.map { $0 > 0 ? flops / $0 / 1e9 : 0 } : []
         let sorted = samples.sorted()
-        let median = sorted.isEmpty ? 0
-            : sorted.count % 2 == 1 ? sorted[sorted.count / 2]
-            : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        return SGEMMBenchmark(n: n, repeats: repeats, threads: self.threads, gflops: median,
-                              best: sorted.last ?? 0, samples: samples)
+        let median =
+            sorted.isEmpty
+            ? 0
+            : sorted.count % 2 == 1
+                ? sorted[sorted.count / 2]
+                : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return SGEMMBenchmark(
+            n: n, repeats: repeats, threads: self.threads, gflops: median,
+            best: sorted.last ?? 0, samples: samples)
     }
 }
 
@@ -344,11 +364,12 @@ extension CPUFeatures {
     /// Features of the CPU this process runs on.
     public static var current: CPUFeatures {
         let f = hl_cpu_probe()
-        return CPUFeatures(sse3: f.sse3 != 0, avx: f.avx != 0, fma: f.fma != 0, avx2: f.avx2 != 0, f16c: f.f16c != 0,
-                           avx512f: f.avx512f != 0, avx512dq: f.avx512dq != 0, avx512cd: f.avx512cd != 0,
-                           avx512bw: f.avx512bw != 0, avx512vl: f.avx512vl != 0, avx512bf16: f.avx512_bf16 != 0,
-                           avx512vnni: f.avx512_vnni != 0,
-                           vendor: f.vendor_intel != 0 ? "GenuineIntel" : f.vendor_amd != 0 ? "AuthenticAMD" : "other",
-                           family: Int(f.family), model: Int(f.model))
+        return CPUFeatures(
+            sse3: f.sse3 != 0, avx: f.avx != 0, fma: f.fma != 0, avx2: f.avx2 != 0, f16c: f.f16c != 0,
+            avx512f: f.avx512f != 0, avx512dq: f.avx512dq != 0, avx512cd: f.avx512cd != 0,
+            avx512bw: f.avx512bw != 0, avx512vl: f.avx512vl != 0, avx512bf16: f.avx512_bf16 != 0,
+            avx512vnni: f.avx512_vnni != 0,
+            vendor: f.vendor_intel != 0 ? "GenuineIntel" : f.vendor_amd != 0 ? "AuthenticAMD" : "other",
+            family: Int(f.family), model: Int(f.model))
     }
 }

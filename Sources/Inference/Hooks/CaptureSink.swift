@@ -75,7 +75,8 @@ public struct CapturedTensor: Sendable {
     /// position `query` (keys 0...query for rows forms; k or span entries otherwise), or nil if not captured.
     public func attentionRow(head: Int, query: Int) -> [Float]? {
         guard layout.point.kind.isAttention, let hi = layout.heads?.firstIndex(of: head),
-              let qi = layout.queries.firstIndex(of: query) else { return nil }
+            let qi = layout.queries.firstIndex(of: query)
+        else { return nil }
         let w = shape[2], base = (hi * shape[1] + qi) * w
         let n = (layout.form == .full || layout.form == .rows) ? min(query + 1, w) : w
         return Array(values[base..<(base + n)])
@@ -83,7 +84,8 @@ public struct CapturedTensor: Sendable {
 
     /// Top-k indices of a row (see `attentionRow`).
     public func topKIndices(head: Int, query: Int) -> [Int32]? {
-        guard let indices, let hi = layout.heads?.firstIndex(of: head), let qi = layout.queries.firstIndex(of: query) else { return nil }
+        guard let indices, let hi = layout.heads?.firstIndex(of: head), let qi = layout.queries.firstIndex(of: query)
+        else { return nil }
         let w = shape[2], base = (hi * shape[1] + qi) * w
         return Array(indices[base..<(base + w)])
     }
@@ -107,8 +109,9 @@ public final class CaptureStore: CaptureSink {
 
     public func prepare(_ plan: TracePlan) throws {
         tensors = plan.captures.map {
-            CapturedTensor(layout: $0, values: [Float](repeating: 0, count: $0.count),
-                           indices: $0.form == .topk ? [Int32](repeating: -1, count: $0.count) : nil)
+            CapturedTensor(
+                layout: $0, values: [Float](repeating: 0, count: $0.count),
+                indices: $0.form == .topk ? [Int32](repeating: -1, count: $0.count) : nil)
         }
         byName = Dictionary(uniqueKeysWithValues: plan.captures.enumerated().map { ($1.name, $0) })
     }
@@ -123,7 +126,9 @@ public final class CaptureStore: CaptureSink {
             Self.forEachRow(shape: shape, start: block.start, count: block.count) { i, off in
                 let d = v.baseAddress! + off
                 d.update(from: block.row(i), count: block.valid)
-                if block.valid < block.width { (d + block.valid).update(repeating: 0, count: block.width - block.valid) }
+                if block.valid < block.width {
+                    (d + block.valid).update(repeating: 0, count: block.width - block.valid)
+                }
             }
         }
     }

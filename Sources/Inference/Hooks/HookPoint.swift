@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Hook points, named as in TransformerLens (`HookedTransformer.hook_dict`), and the resolver
@@ -80,14 +80,17 @@ public enum HookKind: String, CaseIterable, Sendable, Codable {
         for k in HookKind.allCases {
             m[k.rawValue] = k
             let last = k.rawValue.split(separator: ".").last.map(String.init) ?? k.rawValue
-            m[last] = k                                                  // hook_pattern, hook_normalized
-            if last.hasPrefix("hook_") { m[String(last.dropFirst(5))] = k }  // pattern, resid_pre
+            m[last] = k // hook_pattern, hook_normalized
+            if last.hasPrefix("hook_") { m[String(last.dropFirst(5))] = k } // pattern, resid_pre
         }
         m["attn"] = .pattern
         m["scores"] = .attnScores
-        m["rot_q"] = .rotQ; m["rot_k"] = .rotK
-        m["ln_final"] = .lnFinal; m["normalized"] = .lnFinal
-        m["embed"] = .embed; m["unembed"] = .logits
+        m["rot_q"] = .rotQ
+        m["rot_k"] = .rotK
+        m["ln_final"] = .lnFinal
+        m["normalized"] = .lnFinal
+        m["embed"] = .embed
+        m["unembed"] = .logits
         return m
     }()
 }
@@ -98,7 +101,8 @@ public struct HookPoint: Hashable, Sendable, Comparable, CustomStringConvertible
     public var layer: Int?
 
     public init(_ kind: HookKind, layer: Int? = nil) {
-        precondition(kind.isPerLayer == (layer != nil), "\(kind.rawValue) \(kind.isPerLayer ? "needs" : "takes no") layer")
+        precondition(
+            kind.isPerLayer == (layer != nil), "\(kind.rawValue) \(kind.isPerLayer ? "needs" : "takes no") layer")
         self.kind = kind
         self.layer = layer
     }
@@ -154,8 +158,10 @@ public struct HookPoint: Hashable, Sendable, Comparable, CustomStringConvertible
                     guard !matched.isEmpty else { throw HookError.noMatch(pattern, valid: validNames) }
                     return matched.map { HookPoint($0, layer: layer) }
                 }
-                guard let kind = HookKind.allCases.first(where: { $0.rawValue == tail && $0.isPerLayer })
-                        ?? HookKind.aliases[tail].flatMap({ $0.isPerLayer ? $0 : nil }) else {
+                guard
+                    let kind = HookKind.allCases.first(where: { $0.rawValue == tail && $0.isPerLayer })
+                        ?? HookKind.aliases[tail].flatMap({ $0.isPerLayer ? $0 : nil })
+                else {
                     throw HookError.unknownHook(pattern, valid: validNames)
                 }
                 return [HookPoint(kind, layer: layer)]
@@ -228,11 +234,14 @@ public enum HookError: LocalizedError, Equatable, Sendable {
         case .badLayer(let l, let h, let n):
             return "'\(l)' in hook '\(h)' is not a layer index; valid layers: 0...\(n - 1) (or -\(n)...-1)"
         case .layerOutOfRange(let l, let n):
-            return "layer \(l) is out of range: the model has \(n) layers (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
+            return
+                "layer \(l) is out of range: the model has \(n) layers (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
         case .headOutOfRange(let h, let n):
-            return "head \(h) is out of range: the model has \(n) query heads per layer (valid: 0...\(n - 1), or -\(n)...-1)"
+            return
+                "head \(h) is out of range: the model has \(n) query heads per layer (valid: 0...\(n - 1), or -\(n)...-1)"
         case .queryOutOfRange(let q, let n):
-            return "query position \(q) is out of range: the sequence has \(n) positions (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
+            return
+                "query position \(q) is out of range: the sequence has \(n) positions (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
         case .badSelection(let what, let text, let reason):
             return "cannot read \(what) selection '\(text)': \(reason)"
         case .emptySelection(let what, let text):
@@ -240,11 +249,13 @@ public enum HookError: LocalizedError, Equatable, Sendable {
         case .emptySpan(let label, let a, let b):
             return "span '\(label)' = \(a):\(b) is empty (spans are half-open token ranges start:end with start < end)"
         case .spanOutOfRange(let label, let a, let b, let n):
-            return "span '\(label)' = \(a):\(b) is outside the sequence of \(n) tokens (valid: 0 <= start < end <= \(n))"
+            return
+                "span '\(label)' = \(a):\(b) is outside the sequence of \(n) tokens (valid: 0 <= start < end <= \(n))"
         case .spanNotFound(let label, let text):
             return "span '\(label)': the text \"\(text)\" does not occur in the prompt"
         case .formNotApplicable(let form, let hook):
-            return "\(form) applies to attention hooks only (hook_pattern\(form == "top-k" ? ", hook_attn_scores" : "")), not to '\(hook)'"
+            return
+                "\(form) applies to attention hooks only (hook_pattern\(form == "top-k" ? ", hook_attn_scores" : "")), not to '\(hook)'"
         case .duplicateCapture(let h):
             return "hook '\(h)' is requested twice with different selections"
         case .noHooks:

@@ -27,8 +27,8 @@ public final class HookSet {
     let queries: [[Int]]
     let headIndex: [[Int: Int]]
     let unpermute: Bool
-    let oneHot: FloatBuffer   // [N] = e_0
-    let ones: FloatBuffer     // [D]
+    let oneHot: FloatBuffer // [N] = e_0
+    let ones: FloatBuffer // [D]
     private var stageA = FloatBuffer(count: 0)
     private var stageB = FloatBuffer(count: 0)
     private var stageI: [Int32] = []
@@ -84,7 +84,10 @@ public final class HookSet {
         let q = queries[ci]
         func lowerBound(_ x: Int) -> Int {
             var lo = 0, hi = q.count
-            while lo < hi { let m = (lo + hi) / 2; if q[m] < x { lo = m + 1 } else { hi = m } }
+            while lo < hi {
+                let m = (lo + hi) / 2
+                if q[m] < x { lo = m + 1 } else { hi = m }
+            }
             return lo
         }
         return lowerBound(p)..<lowerBound(p + t)
@@ -105,7 +108,10 @@ public final class HookSet {
 
     /// Rethrows the first sink error since the last check.
     func check() throws {
-        if let e = error { error = nil; throw e }
+        if let e = error {
+            error = nil
+            throw e
+        }
     }
 
     private func stage(_ b: inout FloatBuffer, _ n: Int) -> UnsafeMutablePointer<Float> {
@@ -137,7 +143,10 @@ public final class HookSet {
             for i in 0..<rr.count {
                 for (hi, h) in heads.enumerated() {
                     let s = src + (q[lo + i] - p) * stride + h * dh, d = out + (i * nh + hi) * dh
-                    for j in 0..<half { d[j] = s[2 * j]; d[j + half] = s[2 * j + 1] }
+                    for j in 0..<half {
+                        d[j] = s[2 * j]
+                        d[j + half] = s[2 * j + 1]
+                    }
                 }
             }
             let block = CaptureBlock(start: [lo, 0, 0], count: count) { i in UnsafePointer(out + i * dh) }
@@ -161,8 +170,9 @@ public final class HookSet {
         let out = stage(&stageA, n * nh * d)
         for (hi, h) in heads.enumerated() {
             // out[n, hi, D] = zs[n, h*dh ..< h*dh+dh] · Wo[D, h*dh ..< ...]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(n), blasint(d), blasint(dh), 1,
-                        zs + h * dh, blasint(qw), wo.data + h * dh, blasint(qw), 0, out + hi * d, blasint(nh * d))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, blasint(n), blasint(d), blasint(dh), 1,
+                zs + h * dh, blasint(qw), wo.data + h * dh, blasint(qw), 0, out + hi * d, blasint(nh * d))
         }
         let block = CaptureBlock(start: [lo, 0, 0], count: [n, nh, d]) { i in UnsafePointer(out + i * d) }
         record { try sink.write(ci, block) }
@@ -201,7 +211,9 @@ public final class HookSet {
 
     /// The per-head callback for `Kernels.causalAttention` capturing hook_pattern of layer `l`, or
     /// nil when no pattern row of this chunk is wanted. `bosHeads` report a one-hot pattern.
-    func patternObserver(layer l: Int, rows t: Int, start p: Int, bosHeads: [Int]) -> ((Int, UnsafePointer<Float>) -> Void)? {
+    func patternObserver(
+        layer l: Int, rows t: Int, start p: Int, bosHeads: [Int]
+    ) -> ((Int, UnsafePointer<Float>) -> Void)? {
         guard let ci = perLayer[l][.pattern] else { return nil }
         let rr = rows(ci, p, t)
         guard !rr.isEmpty else { return nil }
@@ -235,13 +247,16 @@ public final class HookSet {
                 let qst = stage(&stageB, g * dh)
                 for r in 0..<g { (qst + r * dh).update(from: qBuf + (qs[g0 + r] - p) * c.qWidth + h * dh, count: dh) }
                 let out = stage(&stageA, g * w)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(g), blasint(cols), blasint(dh), scale,
-                            qst, blasint(dh), kh, blasint(c.kvWidth), 0, out, blasint(w))
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans, blasint(g), blasint(cols), blasint(dh), scale,
+                    qst, blasint(dh), kh, blasint(c.kvWidth), 0, out, blasint(w))
                 for r in 0..<g {
                     let valid = qs[g0 + r] + 1
                     if valid < w { (out + r * w + valid).update(repeating: -.infinity, count: w - valid) }
                 }
-                emitAttention(ci, head: hi, rows: g0..<g1, keys: w, pad: -.infinity) { r in UnsafePointer(out + (r - g0) * w) }
+                emitAttention(ci, head: hi, rows: g0..<g1, keys: w, pad: -.infinity) { r in
+                    UnsafePointer(out + (r - g0) * w)
+                }
                 g0 = g1
             }
         }
@@ -250,8 +265,10 @@ public final class HookSet {
     /// Writes attention rows `rr` (dataset rows) of head index `hi` in the capture's form. `row(r)`
     /// points at the row of dataset row r, with `keys` entries in memory (entries after the query
     /// are 0 / -inf).
-    func emitAttention(_ ci: Int, head hi: Int, rows rr: Range<Int>, keys s: Int, pad: Float,
-                       row: (Int) -> UnsafePointer<Float>) {
+    func emitAttention(
+        _ ci: Int, head hi: Int, rows rr: Range<Int>, keys s: Int, pad: Float,
+        row: (Int) -> UnsafePointer<Float>
+    ) {
         let layout = plan.captures[ci], qs = queries[ci], n = layout.sequenceLength
         switch layout.form {
         case .full, .rows:
@@ -279,15 +296,18 @@ public final class HookSet {
             let vals = stage(&stageB, m * k)
             stageI.withUnsafeMutableBufferPointer { idx in
                 for (i, r) in rr.enumerated() {
-                    Self.topK(row(r), count: qs[r] + 1, k: k, values: vals + i * k, indices: idx.baseAddress! + i * k, pad: pad)
+                    Self.topK(
+                        row(r), count: qs[r] + 1, k: k, values: vals + i * k, indices: idx.baseAddress! + i * k,
+                        pad: pad)
                 }
             }
             let block = CaptureBlock(start: [hi, rr.lowerBound, 0], count: [1, m, k]) { UnsafePointer(vals + $0 * k) }
             record {
                 try sink.write(ci, block)
                 try stageI.withUnsafeBufferPointer {
-                    try sink.writeIndices(ci, start: [hi, rr.lowerBound, 0], count: [1, m, k],
-                                          UnsafeBufferPointer(rebasing: $0[0..<(m * k)]))
+                    try sink.writeIndices(
+                        ci, start: [hi, rr.lowerBound, 0], count: [1, m, k],
+                        UnsafeBufferPointer(rebasing: $0[0..<(m * k)]))
                 }
             }
         case .spanMass:
@@ -308,21 +328,28 @@ public final class HookSet {
     }
 
     /// The k largest of row[0..<m], descending (ties: lower index first); missing entries are index -1, value `pad`.
-    static func topK(_ row: UnsafePointer<Float>, count m: Int, k: Int, values: UnsafeMutablePointer<Float>,
-                     indices: UnsafeMutablePointer<Int32>, pad: Float) {
+    static func topK(
+        _ row: UnsafePointer<Float>, count m: Int, k: Int, values: UnsafeMutablePointer<Float>,
+        indices: UnsafeMutablePointer<Int32>, pad: Float
+    ) {
         var n = 0
         for j in 0..<m {
             let x = row[j]
             if n == k && !(x > values[k - 1]) { continue }
             var i = n < k ? n : k - 1
             while i > 0 && values[i - 1] < x {
-                values[i] = values[i - 1]; indices[i] = indices[i - 1]
+                values[i] = values[i - 1]
+                indices[i] = indices[i - 1]
                 i -= 1
             }
-            values[i] = x; indices[i] = Int32(j)
+            values[i] = x
+            indices[i] = Int32(j)
             if n < k { n += 1 }
         }
-        for i in n..<k { values[i] = pad; indices[i] = -1 }
+        for i in n..<k {
+            values[i] = pad
+            indices[i] = -1
+        }
     }
 }
 

@@ -33,10 +33,14 @@ public enum AblationMethod: Sendable, Equatable {
             if t.hasPrefix("scale") {
                 var num = t.dropFirst(5)
                 if num.first == "=" || num.first == ":" || num.first == "x" { num = num.dropFirst() }
-                if let s = Float(num), s.isFinite { self = .scale(s); return }
+                if let s = Float(num), s.isFinite {
+                    self = .scale(s)
+                    return
+                }
             }
-            throw HookError.badSelection(what: "ablation method", text: text,
-                                         reason: "expected zero, mean, uniform, bos or scale=FACTOR")
+            throw HookError.badSelection(
+                what: "ablation method", text: text,
+                reason: "expected zero, mean, uniform, bos or scale=FACTOR")
         }
     }
 
@@ -75,13 +79,18 @@ public struct HeadIntervention: Sendable, Equatable {
     public var phase: InterventionPhase
 
     public init(layer: Int, head: Int, method: AblationMethod, phase: InterventionPhase = .both) {
-        self.layer = layer; self.head = head; self.method = method; self.phase = phase
+        self.layer = layer
+        self.head = head
+        self.method = method
+        self.phase = phase
     }
 
     /// Parses a comma-separated list of `L.H[:method]` (method default `defaultMethod`); `L.*` is
     /// every head of layer L, `*.H` head H of every layer; negative indices count from the end.
-    public static func parse(_ text: String, config c: ModelConfig, defaultMethod: AblationMethod = .zero,
-                             phase: InterventionPhase = .both) throws -> [HeadIntervention] {
+    public static func parse(
+        _ text: String, config c: ModelConfig, defaultMethod: AblationMethod = .zero,
+        phase: InterventionPhase = .both
+    ) throws -> [HeadIntervention] {
         var out: [HeadIntervention] = []
         for raw in text.split(separator: ",") {
             let item = raw.trimmingCharacters(in: .whitespaces)
@@ -92,7 +101,8 @@ public struct HeadIntervention: Sendable, Equatable {
             }
             let parts = addr.split(separator: ".", omittingEmptySubsequences: false)
             guard parts.count == 2 else {
-                throw HookError.badSelection(what: "ablation", text: item, reason: "expected LAYER.HEAD[:method], e.g. 3.4:zero")
+                throw HookError.badSelection(
+                    what: "ablation", text: item, reason: "expected LAYER.HEAD[:method], e.g. 3.4:zero")
             }
             func indices(_ s: Substring, _ n: Int, _ err: (Int) -> HookError) throws -> [Int] {
                 if s == "*" { return Array(0..<n) }
@@ -104,7 +114,9 @@ public struct HeadIntervention: Sendable, Equatable {
             }
             let layers = try indices(parts[0], c.nLayers) { HookError.layerOutOfRange($0, nLayers: c.nLayers) }
             let heads = try indices(parts[1], c.nHeads) { HookError.headOutOfRange($0, nHeads: c.nHeads) }
-            for l in layers { for h in heads { out.append(HeadIntervention(layer: l, head: h, method: method, phase: phase)) } }
+            for l in layers {
+                for h in heads { out.append(HeadIntervention(layer: l, head: h, method: method, phase: phase)) }
+            }
         }
         return out
     }
@@ -151,7 +163,10 @@ public struct ActivationPatch: Sendable {
     public var phase: InterventionPhase
 
     public init(_ target: Target, start: Int = 0, values: [Float], phase: InterventionPhase = .both) {
-        self.target = target; self.start = start; self.values = values; self.phase = phase
+        self.target = target
+        self.start = start
+        self.values = values
+        self.phase = phase
     }
 
     /// A patch from a captured tensor of another run: `hook_z` (pick `head`, the index of a
@@ -159,13 +174,16 @@ public struct ActivationPatch: Sendable {
     /// The capture's positions must be contiguous.
     public init(from t: CapturedTensor, head: Int? = nil, phase: InterventionPhase = .both) throws {
         let l = t.layout
-        guard let layer = l.point.layer, let first = l.queries.first, l.queries.last! - first + 1 == l.queries.count else {
-            throw HookError.badSelection(what: "patch", text: l.name, reason: "needs a per-layer capture of contiguous positions")
+        guard let layer = l.point.layer, let first = l.queries.first, l.queries.last! - first + 1 == l.queries.count
+        else {
+            throw HookError.badSelection(
+                what: "patch", text: l.name, reason: "needs a per-layer capture of contiguous positions")
         }
         switch l.point.kind {
         case .z:
             guard let head, let hi = l.heads?.firstIndex(of: head) else {
-                throw HookError.badSelection(what: "patch", text: l.name, reason: "head \(head.map(String.init) ?? "nil") was not captured")
+                throw HookError.badSelection(
+                    what: "patch", text: l.name, reason: "head \(head.map(String.init) ?? "nil") was not captured")
             }
             let nh = l.shape[1], dh = l.shape[2]
             var v = [Float](repeating: 0, count: l.queries.count * dh)
@@ -178,35 +196,45 @@ public struct ActivationPatch: Sendable {
         case .mlpOut: self.init(.mlpOut(layer: layer), start: first, values: t.values, phase: phase)
         case .residPost: self.init(.residPost(layer: layer), start: first, values: t.values, phase: phase)
         default:
-            throw HookError.badSelection(what: "patch", text: l.name, reason: "only hook_z and residual-stream hooks can be patched")
+            throw HookError.badSelection(
+                what: "patch", text: l.name, reason: "only hook_z and residual-stream hooks can be patched")
         }
     }
 }
 
 /// Per-layer intervention tables, rebuilt when the session's lists change.
 final class InterventionTable {
-    struct Head { var head: Int; var method: AblationMethod }
+    struct Head {
+        var head: Int
+        var method: AblationMethod
+    }
     /// [layer] -> per phase: heads whose query is zeroed (uniform), heads whose z is rewritten.
     var uniform: [[ForwardPhase: [Int]]]
     var zHeads: [[ForwardPhase: [Head]]]
     var patches: [[ActivationPatch]]
     let any: [Bool]
 
-    init(config c: ModelConfig, interventions: [HeadIntervention], patches: [ActivationPatch], means: [Int: [Float]]?) throws {
+    init(
+        config c: ModelConfig, interventions: [HeadIntervention], patches: [ActivationPatch], means: [Int: [Float]]?
+    ) throws {
         var uniform = [[ForwardPhase: [Int]]](repeating: [:], count: c.nLayers)
         var zHeads = [[ForwardPhase: [Head]]](repeating: [:], count: c.nLayers)
         var byLayer = [[ActivationPatch]](repeating: [], count: c.nLayers)
         for iv in interventions {
-            guard iv.layer >= 0 && iv.layer < c.nLayers else { throw HookError.layerOutOfRange(iv.layer, nLayers: c.nLayers) }
+            guard iv.layer >= 0 && iv.layer < c.nLayers else {
+                throw HookError.layerOutOfRange(iv.layer, nLayers: c.nLayers)
+            }
             guard iv.head >= 0 && iv.head < c.nHeads else { throw HookError.headOutOfRange(iv.head, nHeads: c.nHeads) }
             if iv.method == .mean, let means {
                 guard let m = means[iv.layer] else {
-                    throw HookError.badSelection(what: "head means", text: "layer \(iv.layer)",
-                                                 reason: "headMeans has no entry for this layer (layers present: \(means.keys.sorted()))")
+                    throw HookError.badSelection(
+                        what: "head means", text: "layer \(iv.layer)",
+                        reason: "headMeans has no entry for this layer (layers present: \(means.keys.sorted()))")
                 }
                 guard m.count == c.qWidth else {
-                    throw HookError.badSelection(what: "head means", text: "layer \(iv.layer)",
-                                                 reason: "expected \(c.qWidth) values (H x dh), found \(m.count)")
+                    throw HookError.badSelection(
+                        what: "head means", text: "layer \(iv.layer)",
+                        reason: "expected \(c.qWidth) values (H x dh), found \(m.count)")
                 }
             }
             for ph in [ForwardPhase.prefill, .decode] where iv.phase.covers(ph) {
@@ -228,8 +256,9 @@ final class InterventionTable {
                 width = c.dModel
             }
             guard p.values.count % width == 0, p.start >= 0 else {
-                throw HookError.badSelection(what: "patch", text: "\(p.target)",
-                                             reason: "\(p.values.count) values are not whole rows of \(width)")
+                throw HookError.badSelection(
+                    what: "patch", text: "\(p.target)",
+                    reason: "\(p.values.count) values are not whole rows of \(width)")
             }
             byLayer[l].append(p)
         }

@@ -35,11 +35,17 @@ public struct IndexSelection: Sendable, Equatable {
     /// Parses `0,3,5:8,-1`, `all`. `what` names the axis in errors ("layer", "head").
     public init(parsing text: String, what: String) throws {
         let t = text.trimmingCharacters(in: .whitespaces)
-        if t == "all" || t == "*" || t == ":" { self = .all; return }
+        if t == "all" || t == "*" || t == ":" {
+            self = .all
+            return
+        }
         var items: [Item] = []
         for part in t.split(separator: ",", omittingEmptySubsequences: false) {
             let p = part.trimmingCharacters(in: .whitespaces)
-            if let i = Int(p) { items.append(.index(i)); continue }
+            if let i = Int(p) {
+                items.append(.index(i))
+                continue
+            }
             let ends = p.split(separator: ":", omittingEmptySubsequences: false)
             guard ends.count == 2 else {
                 throw HookError.badSelection(what: what, text: text, reason: "'\(p)' is not an index or a range a:b")
@@ -128,7 +134,8 @@ public struct QuerySelection: Sendable, Equatable {
                 if p.hasPrefix("last:") || p.hasPrefix("last") && Int(p.dropFirst(4)) != nil {
                     let num = p.hasPrefix("last:") ? p.dropFirst(5) : p.dropFirst(4)
                     guard let n = Int(num), n > 0 else {
-                        throw HookError.badSelection(what: "query", text: text, reason: "last:N needs a positive N, got '\(num)'")
+                        throw HookError.badSelection(
+                            what: "query", text: text, reason: "last:N needs a positive N, got '\(num)'")
                     }
                     items.append(.last(n))
                 } else if let i = Int(p) {
@@ -136,8 +143,9 @@ public struct QuerySelection: Sendable, Equatable {
                 } else {
                     let ends = p.split(separator: ":", omittingEmptySubsequences: false)
                     guard ends.count == 2 else {
-                        throw HookError.badSelection(what: "query", text: text,
-                                                     reason: "'\(p)' is not all, prompt, decode, last:N, a position or a range a:b")
+                        throw HookError.badSelection(
+                            what: "query", text: text,
+                            reason: "'\(p)' is not all, prompt, decode, last:N, a position or a range a:b")
                     }
                     func bound(_ s: Substring) throws -> Int? {
                         if s.isEmpty { return nil }
@@ -194,7 +202,11 @@ public struct TokenSpan: Sendable, Equatable, Hashable {
     public var label: String
     public var start: Int
     public var end: Int
-    public init(_ label: String, _ start: Int, _ end: Int) { self.label = label; self.start = start; self.end = end }
+    public init(_ label: String, _ start: Int, _ end: Int) {
+        self.label = label
+        self.start = start
+        self.end = end
+    }
 
     /// The tokens covering the first occurrence (at or after `occurrence`-th) of `text` in the
     /// concatenated bytes of `pieces` (one entry per token, e.g. `Tokenizer.pieceBytes`).
@@ -202,12 +214,16 @@ public struct TokenSpan: Sendable, Equatable, Hashable {
         let needle = Array(text.utf8)
         guard !needle.isEmpty else { throw HookError.emptySpan(label: label, start: 0, end: 0) }
         var hay: [UInt8] = [], starts: [Int] = []
-        for p in pieces { starts.append(hay.count); hay += p }
+        for p in pieces {
+            starts.append(hay.count)
+            hay += p
+        }
         guard hay.count >= needle.count else { throw HookError.spanNotFound(label: label, text: text) }
         var at = -1
         search: for i in 0...(hay.count - needle.count) {
             for j in 0..<needle.count where hay[i + j] != needle[j] { continue search }
-            at = i; break
+            at = i
+            break
         }
         guard at >= 0 else { throw HookError.spanNotFound(label: label, text: text) }
         // first token whose bytes reach past `at`; last token that starts before at + len
@@ -227,10 +243,13 @@ public struct TokenSpan: Sendable, Equatable, Hashable {
         }
         let label = String(spec[..<eq]).trimmingCharacters(in: .whitespaces)
         let rhs = spec[spec.index(after: eq)...]
-        guard !label.isEmpty else { throw HookError.badSelection(what: "span", text: spec, reason: "the label is empty") }
+        guard !label.isEmpty else {
+            throw HookError.badSelection(what: "span", text: spec, reason: "the label is empty")
+        }
         let parts = rhs.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let a = Int(parts[0].trimmingCharacters(in: .whitespaces)),
-              let b = Int(parts[1].trimmingCharacters(in: .whitespaces)) else { return nil }
+            let b = Int(parts[1].trimmingCharacters(in: .whitespaces))
+        else { return nil }
         let s = TokenSpan(label, a < 0 ? a + n : a, b < 0 ? b + n : b)
         try s.validate(length: n, given: (a, b))
         return s
@@ -239,7 +258,9 @@ public struct TokenSpan: Sendable, Equatable, Hashable {
     func validate(length n: Int, given: (Int, Int)? = nil) throws {
         let (ga, gb) = given ?? (start, end)
         guard start < end else { throw HookError.emptySpan(label: label, start: ga, end: gb) }
-        guard start >= 0 && end <= n else { throw HookError.spanOutOfRange(label: label, start: ga, end: gb, length: n) }
+        guard start >= 0 && end <= n else {
+            throw HookError.spanOutOfRange(label: label, start: ga, end: gb, length: n)
+        }
     }
 }
 
@@ -274,9 +295,15 @@ public struct CaptureRequest: Sendable, Equatable {
     /// Applies to attention hooks; other hooks always capture whole rows.
     public var form: AttentionForm
 
-    public init(hooks: [String], layers: IndexSelection? = nil, heads: IndexSelection? = nil,
-                queries: QuerySelection = .all, form: AttentionForm = .rows) {
-        self.hooks = hooks; self.layers = layers; self.heads = heads; self.queries = queries; self.form = form
+    public init(
+        hooks: [String], layers: IndexSelection? = nil, heads: IndexSelection? = nil,
+        queries: QuerySelection = .all, form: AttentionForm = .rows
+    ) {
+        self.hooks = hooks
+        self.layers = layers
+        self.heads = heads
+        self.queries = queries
+        self.form = form
     }
 }
 
@@ -334,11 +361,16 @@ public struct TracePlan: Sendable {
             guard !r.hooks.isEmpty else { throw HookError.noHooks }
             var points = try HookPoint.resolve(r.hooks, nLayers: c.nLayers)
             if let sel = r.layers {
-                let layers = Set(try sel.resolve(count: c.nLayers, what: "layer") { HookError.layerOutOfRange($0, nLayers: c.nLayers) })
+                let layers = Set(
+                    try sel.resolve(count: c.nLayers, what: "layer") {
+                        HookError.layerOutOfRange($0, nLayers: c.nLayers)
+                    })
                 points = points.filter { !$0.kind.isPerLayer || layers.contains($0.layer!) }
                 if points.isEmpty { throw HookError.emptySelection(what: "layer", text: sel.description) }
             }
-            let heads = try (r.heads ?? .all).resolve(count: c.nHeads, what: "head") { HookError.headOutOfRange($0, nHeads: c.nHeads) }
+            let heads = try (r.heads ?? .all).resolve(count: c.nHeads, what: "head") {
+                HookError.headOutOfRange($0, nHeads: c.nHeads)
+            }
             let queries = try r.queries.resolve(prompt: promptLength, decode: decodeSteps)
             if case .spanMass(let spans) = r.form {
                 guard !spans.isEmpty else { throw HookError.emptySelection(what: "span", text: "") }
@@ -351,8 +383,9 @@ public struct TracePlan: Sendable {
                 throw HookError.formNotApplicable(form: r.form.name, hook: first.name)
             }
             for p in points {
-                let layout = try Self.layout(p, config: c, heads: heads, queries: queries, form: r.form, length: n,
-                                             promptLength: promptLength, explicitForm: r.form != .rows)
+                let layout = try Self.layout(
+                    p, config: c, heads: heads, queries: queries, form: r.form, length: n,
+                    promptLength: promptLength, explicitForm: r.form != .rows)
                 if let i = seen[layout.name] {
                     if out[i] != layout { throw HookError.duplicateCapture(layout.name) }
                     continue
@@ -365,13 +398,16 @@ public struct TracePlan: Sendable {
         captures = out.sorted { $0.point < $1.point }
     }
 
-    static func layout(_ p: HookPoint, config c: ModelConfig, heads: [Int], queries: [Int], form: AttentionForm,
-                       length n: Int, promptLength: Int, explicitForm: Bool) throws -> CaptureLayout {
+    static func layout(
+        _ p: HookPoint, config c: ModelConfig, heads: [Int], queries: [Int], form: AttentionForm,
+        length n: Int, promptLength: Int, explicitForm: Bool
+    ) throws -> CaptureLayout {
         let nq = queries.count
         let allQueries = nq == n
-        var l = CaptureLayout(point: p, form: allQueries ? .full : .rows, queryHeads: nil, heads: nil, queries: queries,
-                              shape: [], axes: [], k: nil, spans: nil, sequenceLength: n,
-                              includesDecode: (queries.last ?? 0) >= promptLength)
+        var l = CaptureLayout(
+            point: p, form: allQueries ? .full : .rows, queryHeads: nil, heads: nil, queries: queries,
+            shape: [], axes: [], k: nil, spans: nil, sequenceLength: n,
+            includesDecode: (queries.last ?? 0) >= promptLength)
         if p.kind.hasHeads {
             l.queryHeads = heads
             l.heads = p.kind.usesKVHeads ? Array(Set(heads.map { $0 / c.groupSize })).sorted() : heads
@@ -379,26 +415,36 @@ public struct TracePlan: Sendable {
         let nh = l.heads?.count ?? 0
         switch p.kind {
         case .embed, .residPre, .attnOut, .mlpOut, .residPost, .lnFinal:
-            l.shape = [nq, c.dModel]; l.axes = ["pos", "d_model"]
+            l.shape = [nq, c.dModel]
+            l.axes = ["pos", "d_model"]
         case .logits:
-            l.shape = [nq, c.vocabSize]; l.axes = ["pos", "d_vocab"]
+            l.shape = [nq, c.vocabSize]
+            l.axes = ["pos", "d_vocab"]
         case .q, .rotQ, .z:
-            l.shape = [nq, nh, c.dHead]; l.axes = ["pos", "head", "d_head"]
+            l.shape = [nq, nh, c.dHead]
+            l.axes = ["pos", "head", "d_head"]
         case .k, .v, .rotK:
-            l.shape = [nq, nh, c.dHead]; l.axes = ["pos", "kv_head", "d_head"]
+            l.shape = [nq, nh, c.dHead]
+            l.axes = ["pos", "kv_head", "d_head"]
         case .result:
-            l.shape = [nq, nh, c.dModel]; l.axes = ["pos", "head", "d_model"]
+            l.shape = [nq, nh, c.dModel]
+            l.axes = ["pos", "head", "d_model"]
         case .pattern, .attnScores:
             switch form {
             case .rows:
-                l.shape = [nh, nq, n]; l.axes = ["head", "query", "key"]
+                l.shape = [nh, nq, n]
+                l.axes = ["head", "query", "key"]
             case .topK(let k):
-                l.form = .topk; l.k = k
-                l.shape = [nh, nq, k]; l.axes = ["head", "query", "k"]
+                l.form = .topk
+                l.k = k
+                l.shape = [nh, nq, k]
+                l.axes = ["head", "query", "k"]
             case .spanMass(let spans):
                 guard p.kind == .pattern else { throw HookError.formNotApplicable(form: "span mass", hook: p.name) }
-                l.form = .spanMass; l.spans = spans
-                l.shape = [nh, nq, spans.count]; l.axes = ["head", "query", "span"]
+                l.form = .spanMass
+                l.spans = spans
+                l.shape = [nh, nq, spans.count]
+                l.axes = ["head", "query", "span"]
             }
         }
         return l

@@ -27,8 +27,10 @@ extension InferenceSession {
     ///                                                                queries: .last(8))], into: store)
     ///     let row = store["blocks.3.attn.hook_pattern"]!.attentionRow(head: 2, query: ids.count - 1)
     @discardableResult
-    public func trace(prompt: [Int32], requests: [CaptureRequest], into sink: CaptureSink, generate: Int = 0,
-                      sampler: Sampler = Sampler(), stopTokens: Set<Int32> = []) throws -> TraceResult {
+    public func trace(
+        prompt: [Int32], requests: [CaptureRequest], into sink: CaptureSink, generate: Int = 0,
+        sampler: Sampler = Sampler(), stopTokens: Set<Int32> = []
+    ) throws -> TraceResult {
         guard !prompt.isEmpty else { throw ModelError.emptyInput }
         let plan = try TracePlan(config: config, requests: requests, promptLength: prompt.count, decodeSteps: generate)
         return try trace(prompt: prompt, plan: plan, into: sink, sampler: sampler, stopTokens: stopTokens)
@@ -36,8 +38,10 @@ extension InferenceSession {
 
     /// `trace` with a plan resolved beforehand (`plan.decodeSteps` decode steps at most).
     @discardableResult
-    public func trace(prompt: [Int32], plan: TracePlan, into sink: CaptureSink, sampler: Sampler = Sampler(),
-                      stopTokens: Set<Int32> = []) throws -> TraceResult {
+    public func trace(
+        prompt: [Int32], plan: TracePlan, into sink: CaptureSink, sampler: Sampler = Sampler(),
+        stopTokens: Set<Int32> = []
+    ) throws -> TraceResult {
         precondition(plan.promptLength == prompt.count, "the plan is for a prompt of \(plan.promptLength) tokens")
         precondition(plan.config == config, "the plan is for another model")
         guard plan.sequenceLength <= maxContext else {
@@ -61,8 +65,9 @@ extension InferenceSession {
             if stopTokens.contains(next) { break }
         }
         try hookSet.finish()
-        return TraceResult(tokens: out, promptLength: prompt.count, lastLogits: logits, prefillSeconds: prefillSeconds,
-                           decodeSeconds: Date().timeIntervalSince(start))
+        return TraceResult(
+            tokens: out, promptLength: prompt.count, lastLogits: logits, prefillSeconds: prefillSeconds,
+            decodeSeconds: Date().timeIntervalSince(start))
     }
 
     // MARK: - Captures of one pass, without a reset
@@ -88,9 +93,12 @@ extension InferenceSession {
     /// `tokens` (absolute positions; `.last(n)` = the last n of `tokens`); only positions of
     /// `tokens` can be captured (`HookError.queryAlreadyRun` otherwise). `body` as in
     /// `prefill(tokens:logits:_:)`.
-    public func prefill(tokens: [Int32], logits request: LogitsRequest = .none, capturing requests: [CaptureRequest],
-                        into sink: CaptureSink, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void = { _, _ in })
-        throws {
+    public func prefill(
+        tokens: [Int32], logits request: LogitsRequest = .none, capturing requests: [CaptureRequest],
+        into sink: CaptureSink, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void = { _, _ in }
+    )
+        throws
+    {
         guard !tokens.isEmpty else { throw ModelError.emptyInput }
         let plan = try TracePlan(config: config, requests: requests, promptLength: position + tokens.count)
         try prefill(tokens: tokens, logits: request, hooks: HookSet(plan: plan, sink: sink), body)
@@ -104,8 +112,10 @@ extension InferenceSession {
 
     /// Prefills `tokens` with `hookSet` attached for this call (all its chunks) only, then
     /// finishes it (see `prefill(tokens:logits:capturing:into:_:)`).
-    public func prefill(tokens: [Int32], logits request: LogitsRequest, hooks hookSet: HookSet,
-                        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    public func prefill(
+        tokens: [Int32], logits request: LogitsRequest, hooks hookSet: HookSet,
+        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
         try attaching(hookSet, passStart: position) { try prefill(tokens: tokens, logits: request, body) }
     }
 
@@ -126,11 +136,14 @@ extension InferenceSession {
     }
 
     /// Convenience: `trace` into a new in-memory `CaptureStore`.
-    public func trace(prompt: [Int32], requests: [CaptureRequest], generate: Int = 0, sampler: Sampler = Sampler(),
-                      stopTokens: Set<Int32> = []) throws -> (CaptureStore, TraceResult) {
+    public func trace(
+        prompt: [Int32], requests: [CaptureRequest], generate: Int = 0, sampler: Sampler = Sampler(),
+        stopTokens: Set<Int32> = []
+    ) throws -> (CaptureStore, TraceResult) {
         let store = CaptureStore()
-        let r = try trace(prompt: prompt, requests: requests, into: store, generate: generate, sampler: sampler,
-                          stopTokens: stopTokens)
+        let r = try trace(
+            prompt: prompt, requests: requests, into: store, generate: generate, sampler: sampler,
+            stopTokens: stopTokens)
         return (store, r)
     }
 }
@@ -145,8 +158,10 @@ extension Model {
         let session = InferenceSession(model: self, maxContext: longest)
         let sink = MeanSink(width: config.qWidth)
         for seq in sequences where !seq.isEmpty {
-            let plan = try TracePlan(config: config, requests: [CaptureRequest(hooks: ["attn.hook_z"], layers: layers.map { IndexSelection($0) })],
-                                     promptLength: seq.count)
+            let plan = try TracePlan(
+                config: config,
+                requests: [CaptureRequest(hooks: ["attn.hook_z"], layers: layers.map { IndexSelection($0) })],
+                promptLength: seq.count)
             try session.trace(prompt: seq, plan: plan, into: sink)
         }
         return sink.means()
@@ -164,7 +179,10 @@ final class MeanSink: CaptureSink {
 
     func prepare(_ plan: TracePlan) throws {
         layers = plan.captures.map { $0.point.layer ?? -1 }
-        for l in layers where sums[l] == nil { sums[l] = [Double](repeating: 0, count: width); counts[l] = 0 }
+        for l in layers where sums[l] == nil {
+            sums[l] = [Double](repeating: 0, count: width)
+            counts[l] = 0
+        }
     }
 
     func write(_ capture: Int, _ block: CaptureBlock) throws {

@@ -1,8 +1,8 @@
 import CNative
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Optional wall-clock accounting of the forward pass's kernels (`headlight bench --profile`).
@@ -62,9 +62,10 @@ public enum KernelProfile {
     public static func snapshot() -> [Entry] {
         if !initialized { reset() }
         return Category.allCases.map {
-            Entry(category: $0, seconds: Double(nanos[$0.rawValue]) * 1e-9,
-                  cpuSeconds: Double(cpuNanos[$0.rawValue]) * 1e-9, calls: counts[$0.rawValue],
-                  flops: flopCounts[$0.rawValue])
+            Entry(
+                category: $0, seconds: Double(nanos[$0.rawValue]) * 1e-9,
+                cpuSeconds: Double(cpuNanos[$0.rawValue]) * 1e-9, calls: counts[$0.rawValue],
+                flops: flopCounts[$0.rawValue])
         }
     }
 

@@ -21,17 +21,18 @@ extension InferenceSession {
     /// xn = RMSNorm(x) * weight.
     func normalize(_ b: BlockPass, weight: WeightMatrix) {
         let c = config, s = scratch
-        Kernels.rmsNorm(s.x.pointer, rows: b.rows, width: c.dModel, weight: weight.data, eps: c.rmsNormEps,
-                        into: s.xn.pointer)                                     // xn [T, D]
+        Kernels.rmsNorm(
+            s.x.pointer, rows: b.rows, width: c.dModel, weight: weight.data, eps: c.rmsNormEps,
+            into: s.xn.pointer) // xn [T, D]
     }
 
     /// q = xn·Wqᵀ (+bq); k, v likewise, written straight into the KV cache rows P..<P+T.
     /// Hooks q/k/v (before RoPE).
     func projectQKV(_ b: BlockPass) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, p = b.start
-        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth                  // [T, Hkv, dh]
-        let vRows = cache.values(layer: b.layer) + p * c.kvWidth                // [T, Hkv, dh]
-        Kernels.linear(s.xn.pointer, rows: t, weight: w.wq, bias: w.bq, into: s.q.pointer)   // q [T, H, dh]
+        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        let vRows = cache.values(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wq, bias: w.bq, into: s.q.pointer) // q [T, H, dh]
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wk, bias: w.bk, into: kRows)
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wv, bias: w.bv, into: vRows)
         if let hk = b.hooks?.captures {
@@ -52,11 +53,13 @@ extension InferenceSession {
     /// hooks rot_q/rot_k captured.
     func rotate(_ b: BlockPass) {
         let c = config, s = scratch, t = b.rows, p = b.start
-        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth                  // [T, Hkv, dh]
-        Kernels.rope(s.q.pointer, rows: t, heads: c.nHeads, dHead: c.dHead, rowStride: c.qWidth, start: p,
-                     table: rope, style: c.ropeStyle)
-        Kernels.rope(kRows, rows: t, heads: c.nKVHeads, dHead: c.dHead, rowStride: c.kvWidth, start: p,
-                     table: rope, style: c.ropeStyle)
+        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        Kernels.rope(
+            s.q.pointer, rows: t, heads: c.nHeads, dHead: c.dHead, rowStride: c.qWidth, start: p,
+            table: rope, style: c.ropeStyle)
+        Kernels.rope(
+            kRows, rows: t, heads: c.nKVHeads, dHead: c.dHead, rowStride: c.kvWidth, start: p,
+            table: rope, style: c.ropeStyle)
         guard let hooks = b.hooks else { return }
         for h in hooks.uniform {
             for r in 0..<t { (s.q.pointer + r * c.qWidth + h * c.dHead).update(repeating: 0, count: c.dHead) }
@@ -85,24 +88,29 @@ extension InferenceSession {
         let first = hk?.firstPatternRow(layer: l, rows: t, start: p) ?? t
         if first > 0 && first < t {
             attention(l, rows: first, start: p, offset: 0, observe: nil)
-            attention(l, rows: t - first, start: p + first, offset: first,
-                      observe: hk?.patternObserver(layer: l, rows: t - first, start: p + first, bosHeads: bos))
+            attention(
+                l, rows: t - first, start: p + first, offset: first,
+                observe: hk?.patternObserver(layer: l, rows: t - first, start: p + first, bosHeads: bos))
         } else {
-            attention(l, rows: t, start: p, offset: 0,
-                      observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos))
+            attention(
+                l, rows: t, start: p, offset: 0,
+                observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos))
         }
         hk?.emitScores(layer: l, rows: t, start: p, q: scratch.q.pointer, keys: cache.keys(layer: l))
     }
 
     /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t).
-    private func attention(_ l: Int, rows t: Int, start p: Int, offset: Int,
-                           observe: ((Int, UnsafePointer<Float>) -> Void)?) {
+    private func attention(
+        _ l: Int, rows t: Int, start p: Int, offset: Int,
+        observe: ((Int, UnsafePointer<Float>) -> Void)?
+    ) {
         let c = config, s = scratch
-        Kernels.causalAttention(q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
-                                z: s.z.pointer + offset * c.qWidth, rows: t, start: p,         // z [T, H, dh]
-                                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
-                                scale: 1 / Float(c.dHead).squareRoot(),
-                                probs: s.probs.pointer, observe: observe)               // probs [T, S]
+        Kernels.causalAttention(
+            q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
+            z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
+            nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
+            scale: 1 / Float(c.dHead).squareRoot(),
+            probs: s.probs.pointer, observe: observe) // probs [T, S]
     }
 
     /// The interventions on the head outputs z (ablations, then hook_z patches), then hooks z and
@@ -130,14 +138,14 @@ extension InferenceSession {
     func ablate(_ l: Int, rows t: Int, start p: Int, heads: [InterventionTable.Head]) {
         let c = config, dh = c.dHead, qw = c.qWidth
         for hd in heads {
-            let zh = scratch.z.pointer + hd.head * dh                          // rows qw apart
+            let zh = scratch.z.pointer + hd.head * dh // rows qw apart
             switch hd.method {
             case .zero:
                 for r in 0..<t { (zh + r * qw).update(repeating: 0, count: dh) }
             case .scale(let f):
                 for r in 0..<t { for j in 0..<dh { zh[r * qw + j] *= f } }
             case .bos:
-                let v0 = cache.values(layer: l) + (hd.head / c.groupSize) * dh   // v of key 0
+                let v0 = cache.values(layer: l) + (hd.head / c.groupSize) * dh // v of key 0
                 for r in 0..<t { (zh + r * qw).update(from: v0, count: dh) }
             case .mean:
                 if let m = headMeans?[l] {
@@ -147,7 +155,7 @@ extension InferenceSession {
                 } else {
                     let key = l * c.nHeads + hd.head
                     var rm = runningMeans.removeValue(forKey: key) ?? RunningMean(start: p)
-                    if rm.start + rm.rows(dh) != p { rm = RunningMean(start: p) }   // history broken: restart
+                    if rm.start + rm.rows(dh) != p { rm = RunningMean(start: p) } // history broken: restart
                     var acc = rm.prefix.isEmpty ? [Double](repeating: 0, count: dh) : Array(rm.prefix.suffix(dh))
                     rm.prefix.reserveCapacity(rm.prefix.count + t * dh)
                     for r in 0..<t {
@@ -168,7 +176,7 @@ extension InferenceSession {
     /// attnOut = z·Woᵀ (patches and captures of hook_attn_out); x += attnOut.
     func attentionOutput(_ b: BlockPass) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, d = c.dModel
-        Kernels.linear(s.z.pointer, rows: b.rows, weight: w.wo, bias: nil, into: s.attnOut.pointer)   // [T, D]
+        Kernels.linear(s.z.pointer, rows: b.rows, weight: w.wo, bias: nil, into: s.attnOut.pointer) // [T, D]
         if let hooks = b.hooks {
             hooks.patch(.attnOut, b, s.attnOut.pointer, stride: d, width: d)
             hooks.emit(.attnOut, b, s.attnOut.pointer, width: d)
@@ -180,9 +188,9 @@ extension InferenceSession {
     /// hook_mlp_out); x += mlpOut.
     func gatedMLP(_ b: BlockPass) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, d = c.dModel
-        Kernels.linear(s.xn.pointer, rows: t, weight: w.wGate, bias: nil, into: s.gate.pointer)  // [T, F]
-        Kernels.linear(s.xn.pointer, rows: t, weight: w.wUp, bias: nil, into: s.up.pointer)      // [T, F]
-        Kernels.swiglu(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF)                 // [T, F]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wGate, bias: nil, into: s.gate.pointer) // [T, F]
+        Kernels.linear(s.xn.pointer, rows: t, weight: w.wUp, bias: nil, into: s.up.pointer) // [T, F]
+        Kernels.swiglu(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF) // [T, F]
         Kernels.linear(s.gate.pointer, rows: t, weight: w.wDown, bias: nil, into: s.mlpOut.pointer) // [T, D]
         if let hooks = b.hooks {
             hooks.patch(.mlpOut, b, s.mlpOut.pointer, stride: d, width: d)

@@ -13,20 +13,20 @@ public enum LogitsRequest: Sendable, Equatable {
 
 /// Per-chunk work buffers, sized for `maxChunk` rows (T <= maxChunk).
 final class ForwardScratch {
-    let x: FloatBuffer        // [T, D]     residual stream
-    let xn: FloatBuffer       // [T, D]     normalized input of the current sublayer
-    let q: FloatBuffer        // [T, H, dh] queries (after RoPE)
-    let z: FloatBuffer        // [T, H, dh] per-head attention outputs
-    let attnOut: FloatBuffer  // [T, D]
-    let gate: FloatBuffer     // [T, F]     gate projection, then silu(gate) * up
-    let up: FloatBuffer       // [T, F]
-    let mlpOut: FloatBuffer   // [T, D]
-    let probs: FloatBuffer    // [max(T, G), C] one head's attention probabilities ([T, S] used; decoding: [G, S])
-    let headIn: FloatBuffer   // [R, D]     normalized rows for the output head
-    let logits: FloatBuffer   // [R, V]
+    let x: FloatBuffer // [T, D]     residual stream
+    let xn: FloatBuffer // [T, D]     normalized input of the current sublayer
+    let q: FloatBuffer // [T, H, dh] queries (after RoPE)
+    let z: FloatBuffer // [T, H, dh] per-head attention outputs
+    let attnOut: FloatBuffer // [T, D]
+    let gate: FloatBuffer // [T, F]     gate projection, then silu(gate) * up
+    let up: FloatBuffer // [T, F]
+    let mlpOut: FloatBuffer // [T, D]
+    let probs: FloatBuffer // [max(T, G), C] one head's attention probabilities ([T, S] used; decoding: [G, S])
+    let headIn: FloatBuffer // [R, D]     normalized rows for the output head
+    let logits: FloatBuffer // [R, V]
 
     /// Rows per output-head product: each product streams the whole [V, D] matrix once, so not too few.
-    static let headRows = 128  // R
+    static let headRows = 128 // R
 
     init(config c: ModelConfig, maxChunk t: Int, maxContext: Int) {
         x = FloatBuffer(count: t * c.dModel)
@@ -125,8 +125,10 @@ public final class InferenceSession {
 
     /// Runs `tokens` in chunks of `maxChunk`, calling `body(position, logits[V])` for each
     /// requested position in increasing order. The buffer is valid only during the call.
-    public func prefill(tokens new: [Int32], logits request: LogitsRequest,
-                        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    public func prefill(
+        tokens new: [Int32], logits request: LogitsRequest,
+        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
         guard !new.isEmpty else { throw ModelError.emptyInput }
         try check(new)
         let last = position + new.count - 1
@@ -158,8 +160,10 @@ public final class InferenceSession {
     }
 
     /// One chunk: embedding, every block, then the output head for the requested positions.
-    private func forward(_ chunk: ArraySlice<Int32>, logits request: LogitsRequest, last: Int, phase: ForwardPhase,
-                         _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    private func forward(
+        _ chunk: ArraySlice<Int32>, logits request: LogitsRequest, last: Int, phase: ForwardPhase,
+        _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
         let t = chunk.count, p = position
         let table = try currentInterventions()
         let hk = hooks
@@ -170,8 +174,11 @@ public final class InferenceSession {
         }
         let block = model.family.block
         for l in 0..<config.nLayers {
-            try block(self, BlockPass(layer: l, rows: t, start: p,
-                                      hooks: BlockHooks(captures: hk, interventions: table, layer: l, phase: phase)))
+            try block(
+                self,
+                BlockPass(
+                    layer: l, rows: t, start: p,
+                    hooks: BlockHooks(captures: hk, interventions: table, layer: l, phase: phase)))
         }
         cache.count = p + t
         tokens.append(contentsOf: chunk)
@@ -227,10 +234,12 @@ public final class InferenceSession {
             for (j, r) in batch.enumerated() {
                 (s.headIn.pointer + j * d).update(from: s.x.pointer + r * d, count: d)
             }
-            Kernels.rmsNorm(s.headIn.pointer, rows: batch.count, width: d, weight: model.weights.outputNorm.data,
-                            eps: c.rmsNormEps, into: s.headIn.pointer)                     // [R, D]
-            Kernels.linear(s.headIn.pointer, rows: batch.count, weight: model.weights.output, bias: nil,
-                           into: s.logits.pointer)                                          // [R, V]
+            Kernels.rmsNorm(
+                s.headIn.pointer, rows: batch.count, width: d, weight: model.weights.outputNorm.data,
+                eps: c.rmsNormEps, into: s.headIn.pointer) // [R, D]
+            Kernels.linear(
+                s.headIn.pointer, rows: batch.count, weight: model.weights.output, bias: nil,
+                into: s.logits.pointer) // [R, V]
             for (j, r) in batch.enumerated() {
                 try body(p + r, UnsafeBufferPointer(start: s.logits.pointer + j * v, count: v))
             }

@@ -2,11 +2,11 @@
 /// positions. Keys are stored after RoPE. Row `pos` of a layer holds all KV heads of that position.
 public final class KVCache: @unchecked Sendable {
     public let nLayers: Int
-    public let maxContext: Int          // C
+    public let maxContext: Int // C
     /// Floats per row: Hkv * dh.
     public let rowWidth: Int
-    let keys: [FloatBuffer]             // L x [C, Hkv, dh]
-    let values: [FloatBuffer]           // L x [C, Hkv, dh]
+    let keys: [FloatBuffer] // L x [C, Hkv, dh]
+    let values: [FloatBuffer] // L x [C, Hkv, dh]
     /// Positions filled (equal to the session's position).
     public internal(set) var count = 0
 

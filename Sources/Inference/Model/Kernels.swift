@@ -25,23 +25,29 @@ enum Kernels {
     /// `y[T, W.rows] = x[T, W.cols] · Wᵀ (+ bias)`. Few rows with quantized weights go through
     /// the quantized kernel, T = 1 otherwise through sgemv, larger T through sgemm.
     @inline(__always)
-    static func linear(_ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
-                       into y: UnsafeMutablePointer<Float>) {
+    static func linear(
+        _ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
+        into y: UnsafeMutablePointer<Float>
+    ) {
         let t0 = KernelProfile.start()
         if let q = w.quantized, t <= quantizedMaxRows {
-            hl_qmatmul(Int32(q.type.rawValue), q.pointer, q.rowBytes, Int32(w.rows), Int32(w.cols), x, w.cols,
-                       Int32(t), y, w.rows)
+            hl_qmatmul(
+                Int32(q.type.rawValue), q.pointer, q.rowBytes, Int32(w.rows), Int32(w.cols), x, w.cols,
+                Int32(t), y, w.rows)
             KernelProfile.stop(.quantizedLinear, t0)
         } else {
             if t == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data,
-                            blasint(w.cols), x, 1, 0, y, 1)
+                cblas_sgemv(
+                    CblasRowMajor, CblasNoTrans, blasint(w.rows), blasint(w.cols), 1, w.data,
+                    blasint(w.cols), x, 1, 0, y, 1)
             } else if poolSgemm {
-                hl_sgemm_nt(Int32(t), Int32(w.rows), Int32(w.cols), x, Int32(w.cols), w.data, Int32(w.cols), y,
-                            Int32(w.rows))
+                hl_sgemm_nt(
+                    Int32(t), Int32(w.rows), Int32(w.cols), x, Int32(w.cols), w.data, Int32(w.cols), y,
+                    Int32(w.rows))
             } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
-                            x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))
+                cblas_sgemm(
+                    CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(w.rows), blasint(w.cols), 1,
+                    x, blasint(w.cols), w.data, blasint(w.cols), 0, y, blasint(w.rows))
             }
             KernelProfile.stop(.sgemm, t0, flops: 2 * Double(t) * Double(w.rows) * Double(w.cols))
         }
@@ -62,8 +68,10 @@ enum Kernels {
 
     /// RMSNorm of each row: `y = x / sqrt(mean(x²) + eps) * weight` (Hugging Face's order:
     /// normalize, then scale; the sum of squares in Double). x, y: [T, D]; weight: [D]. y may alias x.
-    static func rmsNorm(_ x: UnsafePointer<Float>, rows t: Int, width d: Int, weight: UnsafePointer<Float>,
-                        eps: Float, into y: UnsafeMutablePointer<Float>) {
+    static func rmsNorm(
+        _ x: UnsafePointer<Float>, rows t: Int, width d: Int, weight: UnsafePointer<Float>,
+        eps: Float, into y: UnsafeMutablePointer<Float>
+    ) {
         let t0 = KernelProfile.start()
         hl_rmsnorm(x, Int32(t), Int32(d), weight, eps, y)
         KernelProfile.stop(.norm, t0)
@@ -85,8 +93,10 @@ enum Kernels {
 
     /// Rotates the first `table.dims` dimensions of each head of `x` ([T, heads, dh], rows
     /// `rowStride` floats apart) by the angles of positions `start..<start+T`.
-    static func rope(_ x: UnsafeMutablePointer<Float>, rows t: Int, heads: Int, dHead: Int, rowStride: Int,
-                     start: Int, table: RopeTable, style: RopeStyle) {
+    static func rope(
+        _ x: UnsafeMutablePointer<Float>, rows t: Int, heads: Int, dHead: Int, rowStride: Int,
+        start: Int, table: RopeTable, style: RopeStyle
+    ) {
         let t0 = KernelProfile.start()
         defer { KernelProfile.stop(.rope, t0) }
         let half = table.dims / 2
@@ -95,13 +105,13 @@ enum Kernels {
             for h in 0..<heads {
                 let v = x + r * rowStride + h * dHead
                 switch style {
-                case .normal:   // adjacent pairs (x[2i], x[2i+1])
+                case .normal: // adjacent pairs (x[2i], x[2i+1])
                     for i in 0..<half {
                         let a = v[2 * i], b = v[2 * i + 1]
                         v[2 * i] = a * cs[i] - b * sn[i]
                         v[2 * i + 1] = a * sn[i] + b * cs[i]
                     }
-                case .neox:     // halves (x[i], x[i + dims/2])
+                case .neox: // halves (x[i], x[i + dims/2])
                     for i in 0..<half {
                         let a = v[i], b = v[i + half]
                         v[i] = a * cs[i] - b * sn[i]
@@ -128,11 +138,13 @@ enum Kernels {
     /// parallel (hl_attention_decode), prefill runs the blocked online-softmax kernel
     /// (hl_attention_prefill). With an observer, each head's full [T, S] probabilities are
     /// computed and handed over (exact rows for the hooks; slower at long context).
-    static func causalAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
-                                nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
-                                probs: UnsafeMutablePointer<Float>,
-                                observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?) {
+    static func causalAttention(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
+        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+        probs: UnsafeMutablePointer<Float>,
+        observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?
+    ) {
         let t0 = KernelProfile.start()
         let s = p + t
         defer {
@@ -150,17 +162,20 @@ enum Kernels {
                 return
             }
         }
-        referenceAttention(q: q, k: k, v: v, z: z, rows: t, start: p, nHeads: nHeads, nKVHeads: nKVHeads,
-                           dHead: dh, scale: scale, probs: probs, observe: observe)
+        referenceAttention(
+            q: q, k: k, v: v, z: z, rows: t, start: p, nHeads: nHeads, nKVHeads: nKVHeads,
+            dHead: dh, scale: scale, probs: probs, observe: observe)
     }
 
     /// The materializing path of `causalAttention` (per head: sgemm, masked softmax, observer,
     /// sgemm), also the reference the blocked kernels are tested against.
-    static func referenceAttention(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                                   z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
-                                   nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
-                                   probs: UnsafeMutablePointer<Float>,
-                                   observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?) {
+    static func referenceAttention(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
+        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+        probs: UnsafeMutablePointer<Float>,
+        observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?
+    ) {
         let s = p + t
         let qStride = nHeads * dh, kvStride = nKVHeads * dh
         let group = nHeads / nKVHeads
@@ -171,11 +186,13 @@ enum Kernels {
                 let qg = q + g * group * dh, kg = k + g * dh, vg = v + g * dh, zg = z + g * group * dh
                 // probs[G, S] = scale * Q[G, dh] · K[S, dh]ᵀ
                 if group == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(s), blasint(dh), scale, kg, blasint(kvStride),
-                                qg, 1, 0, probs, 1)
+                    cblas_sgemv(
+                        CblasRowMajor, CblasNoTrans, blasint(s), blasint(dh), scale, kg, blasint(kvStride),
+                        qg, 1, 0, probs, 1)
                 } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(group), blasint(s), blasint(dh),
-                                scale, qg, blasint(dh), kg, blasint(kvStride), 0, probs, blasint(s))
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasTrans, blasint(group), blasint(s), blasint(dh),
+                        scale, qg, blasint(dh), kg, blasint(kvStride), 0, probs, blasint(s))
                 }
                 for j in 0..<group {
                     softmax(probs + j * s, count: s)
@@ -183,11 +200,13 @@ enum Kernels {
                 }
                 // z[G, dh] = probs[G, S] · V[S, dh]
                 if group == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasTrans, blasint(s), blasint(dh), 1, vg, blasint(kvStride),
-                                probs, 1, 0, zg, 1)
+                    cblas_sgemv(
+                        CblasRowMajor, CblasTrans, blasint(s), blasint(dh), 1, vg, blasint(kvStride),
+                        probs, 1, 0, zg, 1)
                 } else {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(group), blasint(dh), blasint(s), 1,
-                                probs, blasint(s), vg, blasint(kvStride), 0, zg, blasint(dh))
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(group), blasint(dh), blasint(s), 1,
+                        probs, blasint(s), vg, blasint(kvStride), 0, zg, blasint(dh))
                 }
             }
             return
@@ -196,8 +215,9 @@ enum Kernels {
         for h in 0..<nHeads {
             let qh = q + h * dh, kh = k + (h / group) * dh, vh = v + (h / group) * dh, zh = z + h * dh
             // probs[T, S] = scale * Q[T, dh] · K[S, dh]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(s), blasint(dh), scale,
-                        qh, blasint(qStride), kh, blasint(kvStride), 0, probs, blasint(s))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, blasint(t), blasint(s), blasint(dh), scale,
+                qh, blasint(qStride), kh, blasint(kvStride), 0, probs, blasint(s))
             for r in 0..<t {
                 let row = probs + r * s
                 let valid = p + r + 1
@@ -206,8 +226,9 @@ enum Kernels {
             }
             observe?(h, probs)
             // z[T, dh] = probs[T, S] · V[S, dh]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(t), blasint(dh), blasint(s), 1,
-                        probs, blasint(s), vh, blasint(kvStride), 0, zh, blasint(qStride))
+            cblas_sgemm(
+                CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(t), blasint(dh), blasint(s), 1,
+                probs, blasint(s), vh, blasint(kvStride), 0, zh, blasint(qStride))
         }
     }
 
@@ -225,8 +246,8 @@ enum Kernels {
 final class RopeTable: @unchecked Sendable {
     let dims: Int
     let positions: Int
-    let cos: FloatBuffer   // [C, dims/2]
-    let sin: FloatBuffer   // [C, dims/2]
+    let cos: FloatBuffer // [C, dims/2]
+    let sin: FloatBuffer // [C, dims/2]
 
     init(config c: ModelConfig, positions n: Int, freqFactors: [Float]?) {
         dims = c.ropeDims

@@ -20,9 +20,10 @@ import GGUF
 
 /// The Llama family: config decoding and its block.
 public enum LlamaFamily {
-    public static let family = ModelFamily(name: "Llama", architectures: ["llama", "qwen2"],
-                                           decodeConfig: { file, arch in try config(file, architecture: arch) },
-                                           block: { session, pass in try session.llamaBlock(pass) })
+    public static let family = ModelFamily(
+        name: "Llama", architectures: ["llama", "qwen2"],
+        decodeConfig: { file, arch in try config(file, architecture: arch) },
+        block: { session, pass in try session.llamaBlock(pass) })
 
     /// RoPE pairing per architecture (llama.cpp's rope type table).
     public static func ropeStyle(for architecture: String) -> RopeStyle {
@@ -60,18 +61,21 @@ public enum LlamaFamily {
         let nHeads = try required("attention.head_count")
         let nKVHeads = try optional("attention.head_count_kv") ?? nHeads
         guard nHeads % nKVHeads == 0 else {
-            throw ModelError.invalidConfig(key: key("attention.head_count_kv"),
-                                           reason: "\(nKVHeads) does not divide head_count \(nHeads)")
+            throw ModelError.invalidConfig(
+                key: key("attention.head_count_kv"),
+                reason: "\(nKVHeads) does not divide head_count \(nHeads)")
         }
         let dHead = try optional("attention.key_length") ?? dModel / nHeads
         if let dv = try optional("attention.value_length"), dv != dHead {
-            throw ModelError.invalidConfig(key: key("attention.value_length"),
-                                           reason: "\(dv) differs from key_length \(dHead) (unsupported)")
+            throw ModelError.invalidConfig(
+                key: key("attention.value_length"),
+                reason: "\(dv) differs from key_length \(dHead) (unsupported)")
         }
         let ropeDims = try optional("rope.dimension_count") ?? dHead
         guard ropeDims <= dHead, ropeDims % 2 == 0 else {
-            throw ModelError.invalidConfig(key: key("rope.dimension_count"),
-                                           reason: "\(ropeDims) must be even and at most the head size \(dHead)")
+            throw ModelError.invalidConfig(
+                key: key("rope.dimension_count"),
+                reason: "\(ropeDims) must be even and at most the head size \(dHead)")
         }
         guard let eps = try number("attention.layer_norm_rms_epsilon") else {
             throw ModelError.invalidConfig(key: key("attention.layer_norm_rms_epsilon"), reason: "missing")
@@ -79,8 +83,9 @@ public enum LlamaFamily {
         var freqScale: Float = 1
         if let scaling = file.metadata[key("rope.scaling.type")]?.stringValue, scaling != "none" {
             guard scaling == "linear" else {
-                throw ModelError.invalidConfig(key: key("rope.scaling.type"),
-                                               reason: "RoPE scaling '\(scaling)' is not supported (only none, linear)")
+                throw ModelError.invalidConfig(
+                    key: key("rope.scaling.type"),
+                    reason: "RoPE scaling '\(scaling)' is not supported (only none, linear)")
             }
             if let factor = try number("rope.scaling.factor"), factor > 0 { freqScale = Float(1 / factor) }
         }
@@ -88,8 +93,9 @@ public enum LlamaFamily {
             throw ModelError.missingTensor("token_embd.weight")
         }
         guard embd.dims.count == 2, embd.dims[0] == dModel else {
-            throw ModelError.tensorShape("token_embd.weight", expected: [dModel, try optional("vocab_size") ?? -1],
-                                         found: embd.dims)
+            throw ModelError.tensorShape(
+                "token_embd.weight", expected: [dModel, try optional("vocab_size") ?? -1],
+                found: embd.dims)
         }
         return ModelConfig(
             architecture: arch, nLayers: nLayers, dModel: dModel, nHeads: nHeads, nKVHeads: nKVHeads,
@@ -112,14 +118,14 @@ extension InferenceSession {
     func llamaBlock(_ b: BlockPass) throws {
         let w = model.weights.layers[b.layer]
         residual(.residPre, b)
-        normalize(b, weight: w.attnNorm)        // xn = RMSNorm(x) * attn_norm
-        projectQKV(b)                           // q, k, v (+ biases for qwen2)
-        rotate(b)                               // RoPE(q), RoPE(k)
-        attend(b)                               // z = softmax(q·kᵀ/√dh + mask)·v
-        headOutputs(b)                          // ablations and patches of z
-        attentionOutput(b)                      // x += z·Woᵀ
-        normalize(b, weight: w.ffnNorm)         // xn = RMSNorm(x) * ffn_norm
-        gatedMLP(b)                             // x += (silu(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ
+        normalize(b, weight: w.attnNorm) // xn = RMSNorm(x) * attn_norm
+        projectQKV(b) // q, k, v (+ biases for qwen2)
+        rotate(b) // RoPE(q), RoPE(k)
+        attend(b) // z = softmax(q·kᵀ/√dh + mask)·v
+        headOutputs(b) // ablations and patches of z
+        attentionOutput(b) // x += z·Woᵀ
+        normalize(b, weight: w.ffnNorm) // xn = RMSNorm(x) * ffn_norm
+        gatedMLP(b) // x += (silu(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ
         residual(.residPost, b)
         try b.hooks?.captures?.check()
     }

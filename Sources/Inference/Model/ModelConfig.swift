@@ -26,13 +26,13 @@ public enum RopeStyle: String, Sendable, Codable {
 public struct ModelConfig: Sendable, Equatable {
     /// `general.architecture`, e.g. "llama" or "qwen2".
     public var architecture: String
-    public var nLayers: Int          // L
-    public var dModel: Int           // D
-    public var nHeads: Int           // H
-    public var nKVHeads: Int         // Hkv (GQA: H is a multiple of Hkv)
-    public var dHead: Int            // dh
-    public var dFF: Int              // F
-    public var vocabSize: Int        // V
+    public var nLayers: Int // L
+    public var dModel: Int // D
+    public var nHeads: Int // H
+    public var nKVHeads: Int // Hkv (GQA: H is a multiple of Hkv)
+    public var dHead: Int // dh
+    public var dFF: Int // F
+    public var vocabSize: Int // V
     /// Training context length from the file (`{arch}.context_length`).
     public var contextLength: Int
     public var rmsNormEps: Float
@@ -48,16 +48,28 @@ public struct ModelConfig: Sendable, Equatable {
     /// No `output.weight`: the output head reuses `token_embd.weight`.
     public var tiedEmbeddings: Bool
 
-    public init(architecture: String, nLayers: Int, dModel: Int, nHeads: Int, nKVHeads: Int, dHead: Int,
-                dFF: Int, vocabSize: Int, contextLength: Int, rmsNormEps: Float, ropeStyle: RopeStyle,
-                ropeBase: Float, ropeDims: Int, ropeFreqScale: Float = 1, attentionBias: Bool,
-                tiedEmbeddings: Bool) {
+    public init(
+        architecture: String, nLayers: Int, dModel: Int, nHeads: Int, nKVHeads: Int, dHead: Int,
+        dFF: Int, vocabSize: Int, contextLength: Int, rmsNormEps: Float, ropeStyle: RopeStyle,
+        ropeBase: Float, ropeDims: Int, ropeFreqScale: Float = 1, attentionBias: Bool,
+        tiedEmbeddings: Bool
+    ) {
         self.architecture = architecture
-        self.nLayers = nLayers; self.dModel = dModel; self.nHeads = nHeads; self.nKVHeads = nKVHeads
-        self.dHead = dHead; self.dFF = dFF; self.vocabSize = vocabSize; self.contextLength = contextLength
-        self.rmsNormEps = rmsNormEps; self.ropeStyle = ropeStyle; self.ropeBase = ropeBase
-        self.ropeDims = ropeDims; self.ropeFreqScale = ropeFreqScale
-        self.attentionBias = attentionBias; self.tiedEmbeddings = tiedEmbeddings
+        self.nLayers = nLayers
+        self.dModel = dModel
+        self.nHeads = nHeads
+        self.nKVHeads = nKVHeads
+        self.dHead = dHead
+        self.dFF = dFF
+        self.vocabSize = vocabSize
+        self.contextLength = contextLength
+        self.rmsNormEps = rmsNormEps
+        self.ropeStyle = ropeStyle
+        self.ropeBase = ropeBase
+        self.ropeDims = ropeDims
+        self.ropeFreqScale = ropeFreqScale
+        self.attentionBias = attentionBias
+        self.tiedEmbeddings = tiedEmbeddings
     }
 
     /// Query heads sharing one key/value head.

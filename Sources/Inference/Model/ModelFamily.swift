@@ -15,9 +15,11 @@ public struct ModelFamily: Sendable {
     /// One block of the forward pass, called for every layer of every chunk and decode step.
     let block: BlockFunction
 
-    init(name: String, architectures: [String],
-         decodeConfig: @escaping @Sendable (GGUFFile, String) throws -> ModelConfig,
-         block: @escaping BlockFunction) {
+    init(
+        name: String, architectures: [String],
+        decodeConfig: @escaping @Sendable (GGUFFile, String) throws -> ModelConfig,
+        block: @escaping BlockFunction
+    ) {
         self.name = name
         self.architectures = architectures
         self.decodeConfig = decodeConfig
@@ -45,7 +47,7 @@ public struct ModelFamily: Sendable {
 ///     logits and attention against transformers.
 public enum ModelRegistry {
     public static let families: [ModelFamily] = [
-        LlamaFamily.family,   // llama, qwen2
+        LlamaFamily.family // llama, qwen2
     ]
 
     /// All supported `general.architecture` values, sorted.

@@ -19,7 +19,10 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     public mutating func next() -> UInt64 {
         let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
         let t = s.1 << 17
-        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
         s.2 ^= t
         s.3 = (s.3 << 45) | (s.3 >> 19)
         return result
@@ -56,7 +59,10 @@ public struct Sampler: Sendable {
     public static func argmax<C: Collection>(_ logits: C) -> Int where C.Element == Float, C.Index == Int {
         if let r = logits.withContiguousStorageIfAvailable({ argmax(buffer: $0) }) { return r }
         var best = logits.startIndex, bestValue = -Float.infinity
-        for i in logits.indices where logits[i] > bestValue { best = i; bestValue = logits[i] }
+        for i in logits.indices where logits[i] > bestValue {
+            best = i
+            bestValue = logits[i]
+        }
         return best - logits.startIndex
     }
 
@@ -64,7 +70,10 @@ public struct Sampler: Sendable {
     @inlinable
     public static func argmax(buffer b: UnsafeBufferPointer<Float>) -> Int {
         var best = 0, bestValue = -Float.infinity
-        for i in 0..<b.count where b[i] > bestValue { best = i; bestValue = b[i] }
+        for i in 0..<b.count where b[i] > bestValue {
+            best = i
+            bestValue = b[i]
+        }
         return best
     }
 
@@ -88,7 +97,10 @@ public struct Sampler: Sendable {
             var cum: Float = 0
             for i in probs.indices {
                 cum += probs[i]
-                if cum >= topP { keep = i + 1; break }
+                if cum >= topP {
+                    keep = i + 1
+                    break
+                }
             }
         }
         let mass = probs[..<keep].reduce(0, +)

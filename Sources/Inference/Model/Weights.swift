@@ -71,7 +71,11 @@ public struct WeightMatrix: @unchecked Sendable {
     public init(_ file: GGUFFile, _ name: String, dims: [Int]) throws {
         guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(name) }
         // Trailing 1-dims are insignificant in ggml shapes.
-        func trim(_ d: [Int]) -> [Int] { var d = d; while d.count > 1 && d.last == 1 { d.removeLast() }; return d }
+        func trim(_ d: [Int]) -> [Int] {
+            var d = d
+            while d.count > 1 && d.last == 1 { d.removeLast() }
+            return d
+        }
         guard trim(t.dims) == trim(dims) else { throw ModelError.tensorShape(name, expected: dims, found: t.dims) }
         guard t.type.canDequantize else { throw ModelError.unsupportedTensorType(name, type: t.type.name) }
         self.name = name
@@ -96,7 +100,9 @@ public struct WeightMatrix: @unchecked Sendable {
 
     public init(name: String, rows: Int, cols: Int, values: [Float]) {
         precondition(values.count == rows * cols)
-        self.name = name; self.rows = rows; self.cols = cols
+        self.name = name
+        self.rows = rows
+        self.cols = cols
         storage = FloatBuffer(values)
         quantized = nil
     }
@@ -106,38 +112,41 @@ public struct WeightMatrix: @unchecked Sendable {
     public init(name: String, rows: Int, cols: Int, type: GGMLType, blocks: UnsafeRawBufferPointer) {
         precondition(type.canDequantize && cols % type.blockSize == 0)
         precondition(blocks.count >= rows * cols / type.blockSize * type.bytesPerBlock)
-        self.name = name; self.rows = rows; self.cols = cols
+        self.name = name
+        self.rows = rows
+        self.cols = cols
         storage = FloatBuffer(count: rows * cols)
         if rows * cols > 0 {
             type.dequantize(blocks.baseAddress!, count: rows * cols, into: storage.pointer)
         }
-        quantized = rows * cols > 0 && QuantizedBlocks.isSupported(type)
+        quantized =
+            rows * cols > 0 && QuantizedBlocks.isSupported(type)
             ? QuantizedBlocks(type: type, rows: rows, cols: cols, source: blocks.baseAddress!) : nil
     }
 }
 
 /// The weights of one transformer block, llama.cpp names in comments.
 public struct LayerWeights: Sendable {
-    public let attnNorm: WeightMatrix        // blk.N.attn_norm.weight   [D]
-    public let wq: WeightMatrix              // blk.N.attn_q.weight      [H*dh, D]
-    public let wk: WeightMatrix              // blk.N.attn_k.weight      [Hkv*dh, D]
-    public let wv: WeightMatrix              // blk.N.attn_v.weight      [Hkv*dh, D]
-    public let bq: WeightMatrix?             // blk.N.attn_q.bias        [H*dh]   (qwen2)
-    public let bk: WeightMatrix?             // blk.N.attn_k.bias        [Hkv*dh] (qwen2)
-    public let bv: WeightMatrix?             // blk.N.attn_v.bias        [Hkv*dh] (qwen2)
-    public let wo: WeightMatrix              // blk.N.attn_output.weight [D, H*dh]
-    public let ffnNorm: WeightMatrix         // blk.N.ffn_norm.weight    [D]
-    public let wGate: WeightMatrix           // blk.N.ffn_gate.weight    [F, D]
-    public let wUp: WeightMatrix             // blk.N.ffn_up.weight      [F, D]
-    public let wDown: WeightMatrix           // blk.N.ffn_down.weight    [D, F]
+    public let attnNorm: WeightMatrix // blk.N.attn_norm.weight   [D]
+    public let wq: WeightMatrix // blk.N.attn_q.weight      [H*dh, D]
+    public let wk: WeightMatrix // blk.N.attn_k.weight      [Hkv*dh, D]
+    public let wv: WeightMatrix // blk.N.attn_v.weight      [Hkv*dh, D]
+    public let bq: WeightMatrix? // blk.N.attn_q.bias        [H*dh]   (qwen2)
+    public let bk: WeightMatrix? // blk.N.attn_k.bias        [Hkv*dh] (qwen2)
+    public let bv: WeightMatrix? // blk.N.attn_v.bias        [Hkv*dh] (qwen2)
+    public let wo: WeightMatrix // blk.N.attn_output.weight [D, H*dh]
+    public let ffnNorm: WeightMatrix // blk.N.ffn_norm.weight    [D]
+    public let wGate: WeightMatrix // blk.N.ffn_gate.weight    [F, D]
+    public let wUp: WeightMatrix // blk.N.ffn_up.weight      [F, D]
+    public let wDown: WeightMatrix // blk.N.ffn_down.weight    [D, F]
 }
 
 /// All weights, dequantized to Float32 at load (SmolLM2-135M: ~540 MB), plus the original blocks
 /// of the quantized matrices (SmolLM2-135M Q4_1: ~92 MB) for decoding.
 public struct ModelWeights: Sendable {
-    public let tokenEmbedding: WeightMatrix  // token_embd.weight        [V, D]
+    public let tokenEmbedding: WeightMatrix // token_embd.weight        [V, D]
     public let layers: [LayerWeights]
-    public let outputNorm: WeightMatrix      // output_norm.weight       [D]
+    public let outputNorm: WeightMatrix // output_norm.weight       [D]
     /// output.weight [V, D], or the token embedding when tied.
     public let output: WeightMatrix
     /// rope_freqs.weight [dh_rope / 2] (llama 3 frequency factors), if the file has it.
@@ -158,19 +167,20 @@ public struct ModelWeights: Sendable {
                 }
                 return nil
             }
-            layers.append(LayerWeights(
-                attnNorm: try WeightMatrix(file, vector: p + "attn_norm.weight", count: d),
-                wq: try WeightMatrix(file, p + "attn_q.weight", dims: [d, c.qWidth]),
-                wk: try WeightMatrix(file, p + "attn_k.weight", dims: [d, c.kvWidth]),
-                wv: try WeightMatrix(file, p + "attn_v.weight", dims: [d, c.kvWidth]),
-                bq: try bias("attn_q.bias", c.qWidth),
-                bk: try bias("attn_k.bias", c.kvWidth),
-                bv: try bias("attn_v.bias", c.kvWidth),
-                wo: try WeightMatrix(file, p + "attn_output.weight", dims: [c.qWidth, d]),
-                ffnNorm: try WeightMatrix(file, vector: p + "ffn_norm.weight", count: d),
-                wGate: try WeightMatrix(file, p + "ffn_gate.weight", dims: [d, c.dFF]),
-                wUp: try WeightMatrix(file, p + "ffn_up.weight", dims: [d, c.dFF]),
-                wDown: try WeightMatrix(file, p + "ffn_down.weight", dims: [c.dFF, d])))
+            layers.append(
+                LayerWeights(
+                    attnNorm: try WeightMatrix(file, vector: p + "attn_norm.weight", count: d),
+                    wq: try WeightMatrix(file, p + "attn_q.weight", dims: [d, c.qWidth]),
+                    wk: try WeightMatrix(file, p + "attn_k.weight", dims: [d, c.kvWidth]),
+                    wv: try WeightMatrix(file, p + "attn_v.weight", dims: [d, c.kvWidth]),
+                    bq: try bias("attn_q.bias", c.qWidth),
+                    bk: try bias("attn_k.bias", c.kvWidth),
+                    bv: try bias("attn_v.bias", c.kvWidth),
+                    wo: try WeightMatrix(file, p + "attn_output.weight", dims: [c.qWidth, d]),
+                    ffnNorm: try WeightMatrix(file, vector: p + "ffn_norm.weight", count: d),
+                    wGate: try WeightMatrix(file, p + "ffn_gate.weight", dims: [d, c.dFF]),
+                    wUp: try WeightMatrix(file, p + "ffn_up.weight", dims: [d, c.dFF]),
+                    wDown: try WeightMatrix(file, p + "ffn_down.weight", dims: [c.dFF, d])))
         }
         self.layers = layers
         outputNorm = try WeightMatrix(file, vector: "output_norm.weight", count: d)

@@ -30,7 +30,7 @@ final class ByteLevelBPE {
     private var heap: [HeapEntry] = []
 
     private struct HeapEntry {
-        var key: UInt64  // rank << 32 | left: smaller is better
+        var key: UInt64 // rank << 32 | left: smaller is better
         var right: Int32
         var leftSymbol: Int32
         var rightSymbol: Int32
@@ -141,8 +141,10 @@ final class ByteLevelBPE {
         let key = UInt64(UInt32(bitPattern: ls)) << 32 | UInt64(UInt32(bitPattern: rs))
         guard let v = merges[key] else { return }
         let rank = v >> 32
-        push(HeapEntry(key: rank << 32 | UInt64(UInt32(bitPattern: l)), right: r, leftSymbol: ls, rightSymbol: rs,
-                       merged: Int32(bitPattern: UInt32(truncatingIfNeeded: v))))
+        push(
+            HeapEntry(
+                key: rank << 32 | UInt64(UInt32(bitPattern: l)), right: r, leftSymbol: ls, rightSymbol: rs,
+                merged: Int32(bitPattern: UInt32(truncatingIfNeeded: v))))
     }
 
     private func push(_ e: HeapEntry) {
@@ -184,9 +186,18 @@ enum ByteEncoding {
     static let characters: [String] = {
         var map = [UInt32](repeating: 0, count: 256)
         var assigned = [Bool](repeating: false, count: 256)
-        for b in 0x21...0x7E { map[b] = UInt32(b); assigned[b] = true }
-        for b in 0xA1...0xAC { map[b] = UInt32(b); assigned[b] = true }
-        for b in 0xAE...0xFF { map[b] = UInt32(b); assigned[b] = true }
+        for b in 0x21...0x7E {
+            map[b] = UInt32(b)
+            assigned[b] = true
+        }
+        for b in 0xA1...0xAC {
+            map[b] = UInt32(b)
+            assigned[b] = true
+        }
+        for b in 0xAE...0xFF {
+            map[b] = UInt32(b)
+            assigned[b] = true
+        }
         var n: UInt32 = 0
         for b in 0..<256 where !assigned[b] {
             map[b] = 256 + n

@@ -85,7 +85,7 @@ public struct ChatTemplate: Sendable, Equatable {
         guard let family = Self.detect(template) else {
             throw ChatTemplateError(
                 "unsupported chat template (Headlight renders ChatML, Llama 2, Llama 3, Mistral, Gemma); "
-                + "pass --no-chat to use the raw prompt text instead")
+                    + "pass --no-chat to use the raw prompt text instead")
         }
         self.family = family
         if family == .chatml, let (prompt, outside) = Self.defaultSystem(in: template) {
@@ -109,8 +109,9 @@ public struct ChatTemplate: Sendable, Equatable {
     /// The template in a GGUF file's `tokenizer.chat_template`, with its BOS/EOS token text.
     public init(gguf: GGUFFile) throws {
         guard let v = gguf.metadata["tokenizer.chat_template"] else {
-            throw ChatTemplateError("\(gguf.url.lastPathComponent) has no tokenizer.chat_template; "
-                                    + "pass --no-chat to use the raw prompt text instead")
+            throw ChatTemplateError(
+                "\(gguf.url.lastPathComponent) has no tokenizer.chat_template; "
+                    + "pass --no-chat to use the raw prompt text instead")
         }
         guard let t = v.stringValue else {
             throw ChatTemplateError("'tokenizer.chat_template' should be a string, found \(v.typeName)")
@@ -157,7 +158,8 @@ public struct ChatTemplate: Sendable, Equatable {
         }
         // llama.cpp checks these families first; none of them is rendered here.
         if (t.contains("<|assistant|>") && t.contains("<|end|>")) || t.contains("[gMASK]<sop>")
-            || (t.contains("<|assistant|>") && t.contains("<|user|>")) {
+            || (t.contains("<|assistant|>") && t.contains("<|user|>"))
+        {
             return nil
         }
         if t.contains("<start_of_turn>") { return .gemma }
@@ -194,8 +196,14 @@ public struct ChatTemplate: Sendable, Equatable {
         var out = ""
         var it = s.makeIterator()
         while let c = it.next() {
-            guard c == "\\" else { out.append(c); continue }
-            guard let n = it.next() else { out.append(c); break }
+            guard c == "\\" else {
+                out.append(c)
+                continue
+            }
+            guard let n = it.next() else {
+                out.append(c)
+                break
+            }
             switch n {
             case "n": out.append("\n")
             case "t": out.append("\t")
@@ -333,8 +341,9 @@ public struct ChatTemplate: Sendable, Equatable {
             case "assistant":
                 out += " " + m.content + eosToken
             default:
-                throw ChatTemplateError("Only user and assistant roles are supported, "
-                                        + "with the exception of an initial optional system message!")
+                throw ChatTemplateError(
+                    "Only user and assistant roles are supported, "
+                        + "with the exception of an initial optional system message!")
             }
         }
         return out
@@ -364,8 +373,9 @@ public struct ChatTemplate: Sendable, Equatable {
             case "assistant":
                 out += tekken ? m.content + eosToken : " " + Self.pythonStrip(m.content) + eosToken
             default:
-                throw ChatTemplateError("Only user and assistant roles are supported, "
-                                        + "with the exception of an initial optional system message!")
+                throw ChatTemplateError(
+                    "Only user and assistant roles are supported, "
+                        + "with the exception of an initial optional system message!")
             }
         }
         return out
@@ -431,7 +441,8 @@ extension Tokenizer {
     public func encodeChat(_ rendered: String, template: ChatTemplate) -> [Int32] {
         var text = rendered
         if addBOS, let b = bos, !template.bosToken.isEmpty, template.bosToken == tokenString(b),
-           text.hasPrefix(template.bosToken) {
+            text.hasPrefix(template.bosToken)
+        {
             text.removeFirst(template.bosToken.count)
         }
         return encode(text, addSpecial: true, parseSpecial: true)

@@ -40,7 +40,7 @@ enum PreTokenizer: String, Sendable, CaseIterable {
         case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano":
             return Config(kind: .llama3, ignoreMerges: true, addBOS: true)
         case "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
-             "modern-bert", "mpt", "olmo", "jais", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe":
+            "modern-bert", "mpt", "olmo", "jais", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe":
             return Config(kind: .gpt2)
         case "starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2":
             return Config(kind: .starcoder)
@@ -55,13 +55,15 @@ enum PreTokenizer: String, Sendable, CaseIterable {
         }
     }
 
-    static let supportedNames = ["default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
-                                 "midm-2.0", "lfm2", "jina-v5-nano", "gpt-2", "phi-2", "jina-es", "jina-de",
-                                 "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt",
-                                 "olmo", "jais", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe", "starcoder",
-                                 "refact", "codeshell", "exaone", "minerva-7b", "mellum2", "smollm", "command-r",
-                                 "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open",
-                                 "stablelm2", "megrez"]
+    static let supportedNames = [
+        "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral",
+        "midm-2.0", "lfm2", "jina-v5-nano", "gpt-2", "phi-2", "jina-es", "jina-de",
+        "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum", "modern-bert", "mpt",
+        "olmo", "jais", "exaone4", "jina-v1-en", "jina-v2-code", "roberta-bpe", "starcoder",
+        "refact", "codeshell", "exaone", "minerva-7b", "mellum2", "smollm", "command-r",
+        "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open",
+        "stablelm2", "megrez"
+    ]
 
     /// Splits `cpts` (one fragment of text, as code points) into word lengths.
     func split(_ cpts: UnsafeBufferPointer<UInt32>, flags: UnicodeFlags) -> [Int] {
@@ -131,8 +133,14 @@ enum PreTokenizer: String, Sendable, CaseIterable {
                 // 's|'t|'re|'ve|'m|'ll|'d
                 if cp == 0x27 && pos + 1 < end {
                     let n1 = c[pos + 1]
-                    if isContractionTail1(n1) { pos += add(pos + 2); continue }
-                    if pos + 2 < end && isContractionTail2(n1, c[pos + 2]) { pos += add(pos + 3); continue }
+                    if isContractionTail1(n1) {
+                        pos += add(pos + 2)
+                        continue
+                    }
+                    if pos + 2 < end && isContractionTail2(n1, c[pos + 2]) {
+                        pos += add(pos + 3)
+                        continue
+                    }
                 }
                 let f2 = cp == 0x20 ? fl(pos + 1) : f
                 // <space>?\p{L}+
@@ -183,8 +191,10 @@ enum PreTokenizer: String, Sendable, CaseIterable {
 
     /// The Llama 3 expression (`maxDigits` 3) and Qwen2's (`maxDigits` 1), as unicode.cpp's
     /// `unicode_regex_split_custom_llama3` / `_qwen2`.
-    static func llama3(_ c: UnsafeBufferPointer<UInt32>, _ segments: [Int], _ u: UnicodeFlags,
-                       maxDigits: Int) -> [Int] {
+    static func llama3(
+        _ c: UnsafeBufferPointer<UInt32>, _ segments: [Int], _ u: UnicodeFlags,
+        maxDigits: Int
+    ) -> [Int] {
         let L = UnicodeFlags.letter, N = UnicodeFlags.number, W = UnicodeFlags.whitespace
         var out: [Int] = []
         out.reserveCapacity(segments.count + c.count / 4)
@@ -208,7 +218,10 @@ enum PreTokenizer: String, Sendable, CaseIterable {
                 // (?i:'s|'t|'re|'ve|'m|'ll|'d)
                 if cp == 0x27 && pos + 1 < end {
                     let n1 = asciiLower(c[pos + 1])
-                    if isContractionTail1(n1) { pos += add(pos + 2); continue }
+                    if isContractionTail1(n1) {
+                        pos += add(pos + 2)
+                        continue
+                    }
                     if pos + 2 < end && isContractionTail2(n1, asciiLower(c[pos + 2])) {
                         pos += add(pos + 3)
                         continue
@@ -283,8 +296,10 @@ enum PreTokenizer: String, Sendable, CaseIterable {
 
     /// A single-code-point class used as a whole expression (e.g. `\p{N}`): every matching code point
     /// becomes its own piece, and the text between matches stays in one piece.
-    static func isolate(_ c: UnsafeBufferPointer<UInt32>, _ segments: [Int],
-                        _ matches: (UInt32) -> Bool) -> [Int] {
+    static func isolate(
+        _ c: UnsafeBufferPointer<UInt32>, _ segments: [Int],
+        _ matches: (UInt32) -> Bool
+    ) -> [Int] {
         var out: [Int] = []
         out.reserveCapacity(segments.count)
         var start = 0

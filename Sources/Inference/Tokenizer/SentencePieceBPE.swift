@@ -49,8 +49,10 @@ final class SentencePieceBPE {
         while offset < text.count {
             let len = min(Self.utf8Length(text[offset]), text.count - offset)
             let index = symbols.count
-            symbols.append(Symbol(start: offset, length: len, prev: index - 1,
-                                  next: offset + len == text.count ? -1 : index + 1))
+            symbols.append(
+                Symbol(
+                    start: offset, length: len, prev: index - 1,
+                    next: offset + len == text.count ? -1 : index + 1))
             offset += len
         }
         var heap: [Candidate] = []

@@ -1,9 +1,9 @@
 import Foundation
 import GGUF
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A tokenizer could not be built from a GGUF file's metadata.
@@ -151,8 +151,10 @@ public final class Tokenizer: @unchecked Sendable {
         }
         var attrs = [TokenAttributes](repeating: .normal, count: n)
         if let v = meta["tokenizer.ggml.token_type"] {
-            guard case .array(let t, let a) = v, t == .int32 || t == .uint32 || t == .int8 || t == .uint8
-                    || t == .int16 || t == .uint16 || t == .int64 || t == .uint64 else {
+            guard case .array(let t, let a) = v,
+                t == .int32 || t == .uint32 || t == .int8 || t == .uint8
+                    || t == .int16 || t == .uint16 || t == .int64 || t == .uint64
+            else {
                 throw fail("'tokenizer.ggml.token_type' should be array[i32], found \(v.typeName)")
             }
             guard a.count >= n else {
@@ -171,15 +173,19 @@ public final class Tokenizer: @unchecked Sendable {
         var config: PreTokenizer.Config?
         switch model {
         case .spm:
-            bos = 1; eos = 2; unk = 0
+            bos = 1
+            eos = 2
+            unk = 0
             addSpacePrefix = true
             addBOS = true
         case .bpe:
-            bos = 11; eos = 11
+            bos = 11
+            eos = 11
             preName = try string("tokenizer.ggml.pre") ?? "default"
             guard let c = PreTokenizer.config(for: preName) else {
-                throw fail("unsupported tokenizer.ggml.pre '\(preName)' (supported: "
-                           + PreTokenizer.supportedNames.joined(separator: ", ") + ")")
+                throw fail(
+                    "unsupported tokenizer.ggml.pre '\(preName)' (supported: "
+                        + PreTokenizer.supportedNames.joined(separator: ", ") + ")")
             }
             config = c
             cleanSpaces = c.cleanSpaces
@@ -239,30 +245,51 @@ public final class Tokenizer: @unchecked Sendable {
                 attrs[Int(i)].insert(.control)
             }
         }
-        eot = detect(eot, ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                           "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
-                           "<end_of_utterance>"])
+        eot = detect(
+            eot,
+            [
+                "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
+                "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>",
+                "<end_of_utterance>"
+            ])
         eom = detect(eom, ["<|eom_id|>"])
-        fimPre = detect(fimPre, ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>",
-                                 "▁<PRE>", "<|code_prefix|>", "<|prefix|>"])
-        fimSuf = detect(fimSuf, ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>",
-                                 "▁<SUF>", "<|code_suffix|>", "<|suffix|>"])
-        fimMid = detect(fimMid, ["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>",
-                                 "▁<MID>", "<|code_middle|>", "<|middle|>"])
+        fimPre = detect(
+            fimPre,
+            [
+                "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>",
+                "▁<PRE>", "<|code_prefix|>", "<|prefix|>"
+            ])
+        fimSuf = detect(
+            fimSuf,
+            [
+                "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>",
+                "▁<SUF>", "<|code_suffix|>", "<|suffix|>"
+            ])
+        fimMid = detect(
+            fimMid,
+            [
+                "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>",
+                "▁<MID>", "<|code_middle|>", "<|middle|>"
+            ])
         fimPad = detect(fimPad, ["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"])
         fimRep = detect(fimRep, ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"])
         fimSep = detect(fimSep, ["<|file_sep|>"])
-        for i in 0..<n where attrs[i].contains(.control) && !attrs[i].contains(.unused)
-            && tokens[i].contains("unused") {
+        for i in 0..<n
+        where attrs[i].contains(.control) && !attrs[i].contains(.unused)
+            && tokens[i].contains("unused")
+        {
             attrs[i].insert(.unused)
         }
 
         var eog = Set<Int32>()
         for id in [fimPad, fimRep, fimSep] { if let id { eog.insert(id) } }
-        markControl(["<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-                     "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-                     "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-                     "<｜end▁of▁sentence｜>", "[e~["], in: &eog)
+        markControl(
+            [
+                "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+                "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+                "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+                "<｜end▁of▁sentence｜>", "[e~["
+            ], in: &eog)
         for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
             if let i = tokenToID[TokenText(t)] { attrs[Int(i)] = .userDefined }
         }
@@ -272,20 +299,26 @@ public final class Tokenizer: @unchecked Sendable {
             let texts = Set(eog.map { tokens[Int($0)] })
             if (texts.contains("<|return|>") && texts.contains("<|call|>") && texts.contains("<|end|>"))
                 || (texts.contains("<|calls|>") && texts.contains("<|flush|>") && texts.contains("<|end|>")),
-               let end = eog.first(where: { tokens[Int($0)] == "<|end|>" }) {
+                let end = eog.first(where: { tokens[Int($0)] == "<|end|>" })
+            {
                 eog.remove(end)
                 attrs[Int(end)] = .userDefined
             }
             if texts.contains("<|tool_response>") || texts.contains("<|plamo:eos|>"),
-               let s = eog.first(where: { tokens[Int($0)] == "</s>" }) {
+                let s = eog.first(where: { tokens[Int($0)] == "</s>" })
+            {
                 eog.remove(s)
                 attrs[Int(s)] = .normal
             }
         }
         self.eot = eot
         self.eom = eom
-        self.fimPre = fimPre; self.fimSuf = fimSuf; self.fimMid = fimMid
-        self.fimPad = fimPad; self.fimRep = fimRep; self.fimSep = fimSep
+        self.fimPre = fimPre
+        self.fimSuf = fimSuf
+        self.fimMid = fimMid
+        self.fimPad = fimPad
+        self.fimRep = fimRep
+        self.fimSep = fimSep
         self.endOfGeneration = eog
 
         // Phi-3: special tokens swallow the whitespace after them.
@@ -319,8 +352,9 @@ public final class Tokenizer: @unchecked Sendable {
                 throw fail("'tokenizer.ggml.merges' should be array[string], found \(mv.typeName)")
             }
             preTokenizer = config!.kind
-            bpe = try ByteLevelBPE(merges: items.map { $0.stringValue! }, tokenToID: tokenToID,
-                                   ignoreMerges: config!.ignoreMerges)
+            bpe = try ByteLevelBPE(
+                merges: items.map { $0.stringValue! }, tokenToID: tokenToID,
+                ignoreMerges: config!.ignoreMerges)
             spm = nil
         case .spm:
             preTokenizer = nil
@@ -457,8 +491,10 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// First occurrence of `needle` in `base[from..<to]` (memchr for the first byte, then memcmp).
-    private static func find(_ needle: UnsafeBufferPointer<UInt8>, in base: UnsafePointer<UInt8>,
-                             _ from: Int, _ to: Int) -> Int? {
+    private static func find(
+        _ needle: UnsafeBufferPointer<UInt8>, in base: UnsafePointer<UInt8>,
+        _ from: Int, _ to: Int
+    ) -> Int? {
         let m = needle.count
         let first = Int32(needle[0])
         var pos = from
@@ -473,8 +509,10 @@ public final class Tokenizer: @unchecked Sendable {
 
     @inline(__always) private static func isCSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
 
-    private func encodeBPE(_ text: [UInt8], _ range: Range<Int>, cpts: inout [UInt32], offsets: inout [Int],
-                           into out: inout [Int32]) {
+    private func encodeBPE(
+        _ text: [UInt8], _ range: Range<Int>, cpts: inout [UInt32], offsets: inout [Int],
+        into out: inout [Int32]
+    ) {
         // Code points and their byte offsets (the text is valid UTF-8: it came from a String).
         cpts.removeAll(keepingCapacity: true)
         offsets.removeAll(keepingCapacity: true)
@@ -485,15 +523,18 @@ public final class Tokenizer: @unchecked Sendable {
                 let b0 = UInt32(bytes[i])
                 offsets.append(i)
                 if b0 < 0x80 {
-                    cpts.append(b0); i += 1
+                    cpts.append(b0)
+                    i += 1
                 } else if b0 < 0xE0 {
-                    cpts.append((b0 & 0x1F) << 6 | UInt32(bytes[i + 1] & 0x3F)); i += 2
+                    cpts.append((b0 & 0x1F) << 6 | UInt32(bytes[i + 1] & 0x3F))
+                    i += 2
                 } else if b0 < 0xF0 {
                     cpts.append((b0 & 0x0F) << 12 | UInt32(bytes[i + 1] & 0x3F) << 6 | UInt32(bytes[i + 2] & 0x3F))
                     i += 3
                 } else {
-                    cpts.append((b0 & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12
-                                | UInt32(bytes[i + 2] & 0x3F) << 6 | UInt32(bytes[i + 3] & 0x3F))
+                    cpts.append(
+                        (b0 & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12
+                            | UInt32(bytes[i + 2] & 0x3F) << 6 | UInt32(bytes[i + 3] & 0x3F))
                     i += 4
                 }
             }
@@ -511,7 +552,9 @@ public final class Tokenizer: @unchecked Sendable {
                 continue
             }
             let before = out.count
-            text.withUnsafeBufferPointer { bpe.encode(word: UnsafeBufferPointer(rebasing: $0[start..<end]), into: &out) }
+            text.withUnsafeBufferPointer {
+                bpe.encode(word: UnsafeBufferPointer(rebasing: $0[start..<end]), into: &out)
+            }
             if wordCache.count >= Self.wordCacheLimit { wordCache.removeAll(keepingCapacity: true) }
             wordCache[ArraySlice(Array(key))] = Array(out[before...])
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Unicode character classes as llama.cpp's pre-tokenizers see them (unicode.cpp's
@@ -15,14 +15,14 @@ import Darwin
 /// Categories are computed lazily per 256-code-point block and cached; the ASCII block is
 /// precomputed. Not thread-safe: the owning `Tokenizer` serializes access.
 final class UnicodeFlags {
-    static let number: UInt8 = 1       // \p{N}
-    static let letter: UInt8 = 2       // \p{L}
-    static let punctuation: UInt8 = 4  // \p{P}
-    static let whitespace: UInt8 = 8   // \s as llama.cpp defines it (White_Space)
-    static let mark: UInt8 = 16        // \p{M}
-    static let symbol: UInt8 = 32      // \p{S}
-    static let undefined: UInt8 = 64   // unassigned (Cn), as of Unicode 15.1
-    static let other: UInt8 = 128      // \p{C} except Cn, and \p{Z}
+    static let number: UInt8 = 1 // \p{N}
+    static let letter: UInt8 = 2 // \p{L}
+    static let punctuation: UInt8 = 4 // \p{P}
+    static let whitespace: UInt8 = 8 // \s as llama.cpp defines it (White_Space)
+    static let mark: UInt8 = 16 // \p{M}
+    static let symbol: UInt8 = 32 // \p{S}
+    static let undefined: UInt8 = 64 // unassigned (Cn), as of Unicode 15.1
+    static let other: UInt8 = 128 // \p{C} except Cn, and \p{Z}
 
     /// One byte per code point; 0 = not computed yet (every computed value is non-zero).
     private let table: UnsafeMutablePointer<UInt8>
@@ -73,7 +73,7 @@ final class UnicodeFlags {
                 case .decimalNumber, .letterNumber, .otherNumber:
                     f = number
                 case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-                     .initialPunctuation, .finalPunctuation, .otherPunctuation:
+                    .initialPunctuation, .finalPunctuation, .otherPunctuation:
                     f = punctuation
                 case .nonspacingMark, .spacingMark, .enclosingMark:
                     f = mark

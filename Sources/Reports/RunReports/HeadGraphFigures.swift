@@ -18,14 +18,15 @@ public struct CausalHeadData: Sendable {
 
 extension CausalHeadData {
     public init(_ c: AblationRunFile.Causal) {
-        self.init(sources: c.sources, targets: c.targets, baseline: c.baselineScores,
-                  scores: c.scores, method: c.method)
+        self.init(
+            sources: c.sources, targets: c.targets, baseline: c.baselineScores,
+            scores: c.scores, method: c.method)
     }
 }
 
 enum HeadGraphFigures {
     static let kindColors: [CompositionScores.Kind: RGB] = [
-        .q: RGB(hex: "#3b6fd4")!, .k: RGB(hex: "#c2410c")!, .v: RGB(hex: "#1a7f37")!,
+        .q: RGB(hex: "#3b6fd4")!, .k: RGB(hex: "#c2410c")!, .v: RGB(hex: "#1a7f37")!
     ]
 
     /// Node fill for a retrieval score (viridis, 0 … 1).
@@ -36,8 +37,10 @@ enum HeadGraphFigures {
 
     // MARK: Composition
 
-    static func compositionBlocks(_ s: CompositionScores, headScores: [Double]?, note: String?,
-                                  source: String) throws -> [ReportDocument.Block] {
+    static func compositionBlocks(
+        _ s: CompositionScores, headScores: [Double]?, note: String?,
+        source: String
+    ) throws -> [ReportDocument.Block] {
         guard s.heads.count >= 2 else {
             return [.note("Composition (\(source)): fewer than two heads, nothing to draw.")]
         }
@@ -57,49 +60,65 @@ enum HeadGraphFigures {
             return !b.isFinite || c.score >= 1.25 * b
         }.prefix(limit)
 
-        var g = DirectedGraph(title: "Composition among the top retrieval heads (weights only)", direction: .topToBottom)
+        var g = DirectedGraph(
+            title: "Composition among the top retrieval heads (weights only)", direction: .topToBottom)
         g.id = "composition-graph"
         var layers = Set<Int>()
         for (i, h) in s.heads.enumerated() {
             let score = headScores.flatMap { i < $0.count ? $0[i] : nil }
-            g.addNode(h.description, label: score.map { "\(h)\nscore \(Num.fixed($0, 2))" } ?? h.description,
-                      tooltip: "head \(h)" + (score.map { ", retrieval score \(Num.fixed($0, 3))" } ?? ""),
-                      fill: fill(score), shape: .box, rank: h.layer)
+            g.addNode(
+                h.description, label: score.map { "\(h)\nscore \(Num.fixed($0, 2))" } ?? h.description,
+                tooltip: "head \(h)" + (score.map { ", retrieval score \(Num.fixed($0, 3))" } ?? ""),
+                fill: fill(score), shape: .box, rank: h.layer)
             layers.insert(h.layer)
         }
         for l in layers { g.rankLabels[l] = "layer \(l)" }
         let maxScore = kept.map(\.score).max() ?? 1
         for c in kept {
             let b = base[c.kind] ?? .nan
-            g.addEdge(from: c.from.description, to: c.to.description, weight: c.score / maxScore,
-                      label: "\(c.kind.rawValue.uppercased()) \(Num.fixed(c.score, 2))",
-                      tooltip: "\(c.kind.label) \(c.from) → \(c.to): \(Num.fixed(c.score, 3))"
-                        + (b.isFinite ? " (random baseline \(Num.fixed(b, 3)), \(Num.fixed(c.score / b, 1))×)" : ""),
-                      color: kindColors[c.kind])
+            g.addEdge(
+                from: c.from.description, to: c.to.description, weight: c.score / maxScore,
+                label: "\(c.kind.rawValue.uppercased()) \(Num.fixed(c.score, 2))",
+                tooltip: "\(c.kind.label) \(c.from) → \(c.to): \(Num.fixed(c.score, 3))"
+                    + (b.isFinite ? " (random baseline \(Num.fixed(b, 3)), \(Num.fixed(c.score / b, 1))×)" : ""),
+                color: kindColors[c.kind])
         }
         let svg = try g.svg()
         let baseText = CompositionScores.Kind.allCases.compactMap { k -> String? in
             guard let b = base[k], b.isFinite else { return nil }
             return "\(k.rawValue.uppercased()) \(Num.fixed(b, 3))"
         }.joined(separator: ", ")
-        out.append(.figure(.init(name: "composition-graph", svg: svg, caption:
-            "Weight-based composition between the top heads (Elhage et al. 2021): an arrow A → B means head B, in a later layer, "
-            + "reads what head A writes — through its queries (Q, blue), keys (K, orange) or values (V, green). Labels give the "
-            + "composition score; only the \(kept.count) strongest pairs at least 1.25× the random-matrix baseline"
-            + (baseText.isEmpty ? "" : " (\(baseText))") + " are drawn. Node colour: retrieval score. Approximate: see the note below.")))
+        out.append(
+            .figure(
+                .init(
+                    name: "composition-graph", svg: svg,
+                    caption:
+                        "Weight-based composition between the top heads (Elhage et al. 2021): an arrow A → B means head B, in a later layer, "
+                        + "reads what head A writes — through its queries (Q, blue), keys (K, orange) or values (V, green). Labels give the "
+                        + "composition score; only the \(kept.count) strongest pairs at least 1.25× the random-matrix baseline"
+                        + (baseText.isEmpty ? "" : " (\(baseText))")
+                        + " are drawn. Node colour: retrieval score. Approximate: see the note below.")))
         out.append(.note(note ?? CompositionScores.approximationNote))
         let rows = cands.prefix(15).map { c -> [String] in
             let b = base[c.kind] ?? .nan
-            return [c.from.description, c.to.description, c.kind.label, Num.fixed(c.score, 3), b.isFinite ? Num.fixed(c.score / b, 2) : "—"]
+            return [
+                c.from.description, c.to.description, c.kind.label, Num.fixed(c.score, 3),
+                b.isFinite ? Num.fixed(c.score / b, 2) : "—"
+            ]
         }
-        out.append(.table(.init(headers: ["writer", "reader", "kind", "score", "× baseline"], rows: rows,
-                                caption: "Strongest composition pairs among the top heads", alignNumbers: true)))
+        out.append(
+            .table(
+                .init(
+                    headers: ["writer", "reader", "kind", "score", "× baseline"], rows: rows,
+                    caption: "Strongest composition pairs among the top heads", alignNumbers: true)))
         return out
     }
 
     // MARK: Causal graph
 
-    static func causalBlocks(_ c: CausalHeadData, retrievalScores: [HeadIndex: Double], source: String) throws -> [ReportDocument.Block] {
+    static func causalBlocks(
+        _ c: CausalHeadData, retrievalScores: [HeadIndex: Double], source: String
+    ) throws -> [ReportDocument.Block] {
         var edges: [(a: HeadIndex, b: HeadIndex, effect: Double)] = []
         for (i, a) in c.sources.enumerated() {
             for (j, b) in c.targets.enumerated() where a != b {
@@ -110,8 +129,9 @@ enum HeadGraphFigures {
         edges.sort { abs($0.effect) > abs($1.effect) }
         let maxAbs = edges.first.map { abs($0.effect) } ?? 0
         let kept = edges.filter { abs($0.effect) >= max(0.01, 0.1 * maxAbs) }.prefix(40)
-        var g = DirectedGraph(title: "Causal graph: ablating A changes B's retrieval score" + (c.method.map { " (\($0))" } ?? ""),
-                              direction: .topToBottom)
+        var g = DirectedGraph(
+            title: "Causal graph: ablating A changes B's retrieval score" + (c.method.map { " (\($0))" } ?? ""),
+            direction: .topToBottom)
         g.id = "causal-graph"
         var layers = Set<Int>()
         var nodes = Set<HeadIndex>(c.sources)
@@ -119,24 +139,35 @@ enum HeadGraphFigures {
         for h in nodes.sorted() {
             let ti = c.targets.firstIndex(of: h)
             let score = ti.map { c.baseline[$0] } ?? retrievalScores[h]
-            g.addNode(h.description, label: score.map { "\(h)\nscore \(Num.fixed($0, 2))" } ?? h.description,
-                      tooltip: "head \(h)" + (score.map { ", retrieval score \(Num.fixed($0, 3)) without ablation" } ?? ""),
-                      fill: fill(score), rank: h.layer)
+            g.addNode(
+                h.description, label: score.map { "\(h)\nscore \(Num.fixed($0, 2))" } ?? h.description,
+                tooltip: "head \(h)" + (score.map { ", retrieval score \(Num.fixed($0, 3)) without ablation" } ?? ""),
+                fill: fill(score), rank: h.layer)
             layers.insert(h.layer)
         }
         for l in layers { g.rankLabels[l] = "layer \(l)" }
         for e in kept {
-            g.addEdge(from: e.a.description, to: e.b.description, weight: e.effect,
-                      label: (e.effect > 0 ? "+" : "") + Num.fixed(e.effect, 2),
-                      tooltip: "ablating \(e.a) changes \(e.b)'s retrieval score by \(Num.fixed(e.effect, 3))")
+            g.addEdge(
+                from: e.a.description, to: e.b.description, weight: e.effect,
+                label: (e.effect > 0 ? "+" : "") + Num.fixed(e.effect, 2),
+                tooltip: "ablating \(e.a) changes \(e.b)'s retrieval score by \(Num.fixed(e.effect, 3))")
         }
         if kept.isEmpty {
-            return [.note("Causal graph (\(source)): no single-head ablation changed another head's retrieval score by 0.01 or more.")]
+            return [
+                .note(
+                    "Causal graph (\(source)): no single-head ablation changed another head's retrieval score by 0.01 or more."
+                )
+            ]
         }
-        return [.figure(.init(name: "causal-graph", svg: try g.svg(), caption:
-            "Causal graph among the top retrieval heads, from single-head ablations\(c.method.map { " (\($0))" } ?? ""): an arrow "
-            + "A → B means that ablating A changed B's retrieval score, by the amount on the label. Red dashed arrows: B copies "
-            + "less without A (A helps B); blue: B copies more (B compensates). Line width: size of the change. Only changes "
-            + "≥ 0.01 and ≥ 10% of the largest are drawn."))]
+        return [
+            .figure(
+                .init(
+                    name: "causal-graph", svg: try g.svg(),
+                    caption:
+                        "Causal graph among the top retrieval heads, from single-head ablations\(c.method.map { " (\($0))" } ?? ""): an arrow "
+                        + "A → B means that ablating A changed B's retrieval score, by the amount on the label. Red dashed arrows: B copies "
+                        + "less without A (A helps B); blue: B copies more (B compensates). Line width: size of the change. Only changes "
+                        + "≥ 0.01 and ≥ 10% of the largest are drawn."))
+        ]
     }
 }

@@ -40,10 +40,15 @@ public struct RetrievalRunData: Sendable {
     /// Heads by score, highest first (ties by layer, head).
     public var ranked: [(head: HeadIndex, score: Double)] {
         var out: [(head: HeadIndex, score: Double)] = []
-        for l in 0..<layers { for h in 0..<heads where l * heads + h < scores.count {
-            out.append((HeadIndex(layer: l, head: h), scores[l * heads + h]))
-        } }
-        out.sort { ($0.score.isNaN ? -1 : $0.score) > ($1.score.isNaN ? -1 : $1.score) || ($0.score == $1.score && $0.head < $1.head) }
+        for l in 0..<layers {
+            for h in 0..<heads where l * heads + h < scores.count {
+                out.append((HeadIndex(layer: l, head: h), scores[l * heads + h]))
+            }
+        }
+        out.sort {
+            ($0.score.isNaN ? -1 : $0.score) > ($1.score.isNaN ? -1 : $1.score)
+                || ($0.score == $1.score && $0.head < $1.head)
+        }
         return out
     }
 
@@ -56,15 +61,18 @@ extension RetrievalRunData {
     public init?(_ r: RetrievalRunFile.Contents) {
         if !r.finished && r.records.isEmpty { return nil }
         let trials = r.records.map {
-            Trial(trialIndex: $0.trialIndex, needleID: $0.needleID, length: $0.length, depth: $0.depth, rouge: $0.rouge,
-                  success: $0.success, counted: $0.counted, spanStart: $0.spanStart, spanEnd: $0.spanEnd,
-                  promptTokens: $0.promptTokens, response: $0.response)
+            Trial(
+                trialIndex: $0.trialIndex, needleID: $0.needleID, length: $0.length, depth: $0.depth, rouge: $0.rouge,
+                success: $0.success, counted: $0.counted, spanStart: $0.spanStart, spanEnd: $0.spanEnd,
+                promptTokens: $0.promptTokens, response: $0.response)
         }
-        let scores = !r.finished && r.scores.countedTrials == 0
+        let scores =
+            !r.finished && r.scores.countedTrials == 0
             ? [Double](repeating: .nan, count: r.layers * r.heads) : r.scores.scores
-        self.init(layers: r.layers, heads: r.heads, scores: scores, fromTrials: !r.finished, threshold: r.threshold,
-                  suiteName: r.suiteName, countedTrials: r.scores.countedTrials, trials: trials,
-                  trialHeadScores: r.records.map(\.headScores))
+        self.init(
+            layers: r.layers, heads: r.heads, scores: scores, fromTrials: !r.finished, threshold: r.threshold,
+            suiteName: r.suiteName, countedTrials: r.scores.countedTrials, trials: trials,
+            trialHeadScores: r.records.map(\.headScores))
     }
 }
 
@@ -126,33 +134,45 @@ enum RetrievalFigures {
         let counted = d.countedTrials ?? 0
         let nHeads = d.layers * d.heads
         let above = d.ranked.filter { $0.score > d.threshold }
-        out.append(.paragraph(
-            "Detection sweep \(d.suiteName.map { "'\($0)' " } ?? "")in \(source): \(d.trials.count) trials, "
-            + "\(d.trials.filter(\.success).count) answered correctly, \(counted) counted in the head scores. "
-            + "\(above.count) of \(nHeads) heads score above \(Num.value(d.threshold))."))
+        out.append(
+            .paragraph(
+                "Detection sweep \(d.suiteName.map { "'\($0)' " } ?? "")in \(source): \(d.trials.count) trials, "
+                    + "\(d.trials.filter(\.success).count) answered correctly, \(counted) counted in the head scores. "
+                    + "\(above.count) of \(nHeads) heads score above \(Num.value(d.threshold))."))
         if d.fromTrials {
-            out.append(.note("This run did not finish: the scores are averaged from the \(d.trials.count) trial records stored so far."))
+            out.append(
+                .note(
+                    "This run did not finish: the scores are averaged from the \(d.trials.count) trial records stored so far."
+                ))
         }
         if counted == 0 && !d.trials.isEmpty {
-            out.append(.note("No trial counted (none answered correctly with the needle located), so every head scores 0. "
-                             + "Longer contexts or an easier needle may help; a small model often fails long prompts."))
+            out.append(
+                .note(
+                    "No trial counted (none answered correctly with the needle located), so every head scores 0. "
+                        + "Longer contexts or an easier needle may help; a small model often fails long prompts."))
         }
 
         // Heat map.
         let rows = (0..<d.layers).map { l in (0..<d.heads).map { h in d.scores[l * d.heads + h] } }
         let hi = max(d.scores.filter(\.isFinite).max() ?? 0, d.threshold * 2, 0.2)
-        var hm = Heatmap(title: "Retrieval score per head", values: rows,
-                         rowLabels: (0..<d.layers).map(String.init), colLabels: (0..<d.heads).map(String.init),
-                         rowTitle: "Layer", colTitle: "Head (query head)", valueTitle: "Retrieval score",
-                         unit: "fraction of needle tokens copied", domain: 0...min(1, (hi * 10).rounded(.up) / 10))
+        var hm = Heatmap(
+            title: "Retrieval score per head", values: rows,
+            rowLabels: (0..<d.layers).map(String.init), colLabels: (0..<d.heads).map(String.init),
+            rowTitle: "Layer", colTitle: "Head (query head)", valueTitle: "Retrieval score",
+            unit: "fraction of needle tokens copied", domain: 0...min(1, (hi * 10).rounded(.up) / 10))
         hm.subtitle = "Mean over \(counted) counted trials; outlined: score > \(Num.value(d.threshold))"
         hm.mark(label: "retrieval head (score > \(Num.value(d.threshold)))") { $0 > d.threshold }
         hm.format = { Num.fixed($0, 3) }
         hm.id = "retrieval-heatmap"
-        out.append(.figure(.init(name: "retrieval-heatmap", svg: hm.svg(), caption:
-            "Retrieval score of every attention head (rows: layers, bottom = later; columns: query heads). A head's score is "
-            + "the fraction of the needle's tokens it copied by attending to them while the model wrote the answer (Wu et al. 2024), "
-            + "averaged over the trials answered correctly. Outlined cells are retrieval heads (score > \(Num.value(d.threshold))).")))
+        out.append(
+            .figure(
+                .init(
+                    name: "retrieval-heatmap", svg: hm.svg(),
+                    caption:
+                        "Retrieval score of every attention head (rows: layers, bottom = later; columns: query heads). A head's score is "
+                        + "the fraction of the needle's tokens it copied by attending to them while the model wrote the answer (Wu et al. 2024), "
+                        + "averaged over the trials answered correctly. Outlined cells are retrieval heads (score > \(Num.value(d.threshold)))."
+                )))
 
         // Top heads table.
         let top = Array(d.ranked.prefix(max(10, min(above.count, 30))))
@@ -167,29 +187,48 @@ enum RetrievalFigures {
                     active = "\(n)/\(countedIdx.count)"
                 }
             }
-            tableRows.append([String(i + 1), x.head.description, String(x.head.layer), String(x.head.head),
-                              Num.fixed(x.score, 4), x.score > d.threshold ? "yes" : "", active])
+            tableRows.append([
+                String(i + 1), x.head.description, String(x.head.layer), String(x.head.head),
+                Num.fixed(x.score, 4), x.score > d.threshold ? "yes" : "", active
+            ])
         }
-        out.append(.table(.init(headers: ["rank", "head", "layer", "head index", "score", "> threshold", "copied in trials"],
-                                rows: tableRows, caption: "Top heads by retrieval score", alignNumbers: true)))
+        out.append(
+            .table(
+                .init(
+                    headers: ["rank", "head", "layer", "head index", "score", "> threshold", "copied in trials"],
+                    rows: tableRows, caption: "Top heads by retrieval score", alignNumbers: true)))
 
         // Needle plot of the plain model.
         let cells = NeedleCells(d.trials.map { ($0.length, $0.depth, $0.rouge, $0.needleID) })
         if !cells.isEmpty {
-            let g = cells.grid(title: "Needle retrieval, plain model",
-                               subtitle: "ROUGE-1 recall ×100, mean over \(cells.needles.count) needle\(cells.needles.count == 1 ? "" : "s"), \(cells.trials) trials",
-                               id: "needle-plain")
-            out.append(.figure(.init(name: "needle-plain", svg: NeedleCells.svg(g), caption:
-                "The classic needle-in-a-haystack plot: each cell is one context length (columns) and needle position "
-                + "(rows, 0% = start of the context). Green means the model repeated the hidden fact, red that it did not.")))
+            let g = cells.grid(
+                title: "Needle retrieval, plain model",
+                subtitle:
+                    "ROUGE-1 recall ×100, mean over \(cells.needles.count) needle\(cells.needles.count == 1 ? "" : "s"), \(cells.trials) trials",
+                id: "needle-plain")
+            out.append(
+                .figure(
+                    .init(
+                        name: "needle-plain", svg: NeedleCells.svg(g),
+                        caption:
+                            "The classic needle-in-a-haystack plot: each cell is one context length (columns) and needle position "
+                            + "(rows, 0% = start of the context). Green means the model repeated the hidden fact, red that it did not."
+                    )))
         }
         // Responses of failed trials, for a look at what went wrong.
         let failed = d.trials.filter { !$0.success }.prefix(8)
         if !failed.isEmpty {
-            out.append(.table(.init(headers: ["trial", "needle", "length", "depth %", "ROUGE-1 ×100", "response"],
-                                    rows: failed.map { [String($0.trialIndex), $0.needleID, String($0.length), Num.value($0.depth),
-                                                        Num.fixed($0.rouge, 1), String($0.response.prefix(160))] },
-                                    caption: "Trials answered wrongly (first \(failed.count))", alignNumbers: true)))
+            out.append(
+                .table(
+                    .init(
+                        headers: ["trial", "needle", "length", "depth %", "ROUGE-1 ×100", "response"],
+                        rows: failed.map {
+                            [
+                                String($0.trialIndex), $0.needleID, String($0.length), Num.value($0.depth),
+                                Num.fixed($0.rouge, 1), String($0.response.prefix(160))
+                            ]
+                        },
+                        caption: "Trials answered wrongly (first \(failed.count))", alignNumbers: true)))
         }
         return out
     }

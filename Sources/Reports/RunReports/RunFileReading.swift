@@ -76,7 +76,8 @@ public struct RunFileProvenance: Sendable, Equatable {
         RunFileProvenance(
             fileName: url.lastPathComponent, path: url.path,
             command: RR.string(f, RunFile.Attr.command), commandLine: RR.stringList(f, RunFile.Attr.commandLine),
-            headlightVersion: RR.string(f, RunFile.Attr.headlightVersion), modelFile: RR.string(f, RunFile.Attr.modelFile),
+            headlightVersion: RR.string(f, RunFile.Attr.headlightVersion),
+            modelFile: RR.string(f, RunFile.Attr.modelFile),
             modelName: RR.string(f, RunFile.Attr.modelName), modelSHA256: RR.string(f, RunFile.Attr.modelSHA256),
             created: RR.string(f, RunFile.Attr.created), finished: RR.string(f, RunFile.Attr.finished),
             machine: RR.string(f, "machine"), blasKernel: RR.string(f, "blas_core") ?? RR.string(f, "blas_kernel"),

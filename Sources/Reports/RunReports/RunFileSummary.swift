@@ -21,8 +21,10 @@ public struct RunFileSummary: Sendable {
             let attrs = try file.attributes()
             let rows = attrs.keys.sorted().map { [$0, format(attrs[$0]!)] }
             var out: [ReportDocument.Block] = [
-                .table(ReportDocument.Table(headers: ["attribute", "value"], rows: rows,
-                                            caption: "Run file \(url.lastPathComponent): root attributes", alignNumbers: false)),
+                .table(
+                    ReportDocument.Table(
+                        headers: ["attribute", "value"], rows: rows,
+                        caption: "Run file \(url.lastPathComponent): root attributes", alignNumbers: false))
             ]
             let children = try file.children()
             if !children.isEmpty {

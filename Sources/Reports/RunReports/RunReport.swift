@@ -70,26 +70,38 @@ public enum RunReport {
         if let r = retrieval { for x in r.ranked { retrievalScores[x.head] = x.score } }
 
         var blocks: [ReportDocument.Block] = []
-        for f in files { if let r = f.retrieval { blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName) } }
+        for f in files {
+            if let r = f.retrieval { blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName) }
+        }
         if !blocks.isEmpty { out.append(("Retrieval heads", blocks)) }
 
         blocks = []
-        for f in files { if let a = f.attention { blocks += AttentionFigures.blocks(a, source: f.provenance.fileName) } }
+        for f in files {
+            if let a = f.attention { blocks += AttentionFigures.blocks(a, source: f.provenance.fileName) }
+        }
         if !blocks.isEmpty { out.append(("Attention around the needle", blocks)) }
 
         blocks = []
-        for f in files { if let a = f.ablation { blocks += AblationFigures.blocks(a, plain: retrieval, source: f.provenance.fileName) } }
+        for f in files {
+            if let a = f.ablation {
+                blocks += AblationFigures.blocks(a, plain: retrieval, source: f.provenance.fileName)
+            }
+        }
         if !blocks.isEmpty { out.append(("Ablation: top-K retrieval heads vs random heads", blocks)) }
 
         blocks = []
         for f in files {
             if let c = f.composition {
-                blocks += try HeadGraphFigures.compositionBlocks(c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
-                                                                 note: c.note, source: f.provenance.fileName)
+                blocks += try HeadGraphFigures.compositionBlocks(
+                    c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
+                    note: c.note, source: f.provenance.fileName)
             }
         }
         for f in files {
-            if let c = f.causal { blocks += try HeadGraphFigures.causalBlocks(c, retrievalScores: retrievalScores, source: f.provenance.fileName) }
+            if let c = f.causal {
+                blocks += try HeadGraphFigures.causalBlocks(
+                    c, retrievalScores: retrievalScores, source: f.provenance.fileName)
+            }
         }
         if !blocks.isEmpty { out.append(("Head graphs", blocks)) }
 
@@ -98,7 +110,9 @@ public enum RunReport {
         if !blocks.isEmpty { out.append(("Citation and attention", blocks)) }
 
         blocks = []
-        for f in files { if let m = f.membership { blocks += MembershipFigures.blocks(m, source: f.provenance.fileName) } }
+        for f in files {
+            if let m = f.membership { blocks += MembershipFigures.blocks(m, source: f.provenance.fileName) }
+        }
         if !blocks.isEmpty { out.append(("Membership inference", blocks)) }
 
         let plain = files.filter { !$0.hasAnalysis }
@@ -116,14 +130,18 @@ public enum RunReport {
     /// the run files, dates, machine (BLAS kernel). `machine` describes where the report is built
     /// (the CLI adds its OpenBLAS kernel, `RunProvenance.machineSummary()`); each run file's own
     /// machine and kernel come from its attributes.
-    public static func reproducibility(_ files: [RunFileContents], headlightVersion: String, reportCommand: String?,
-                                       date: Date = Date(), machine: String = RunFile.machineDescription())
-        -> [(key: String, value: String)] {
+    public static func reproducibility(
+        _ files: [RunFileContents], headlightVersion: String, reportCommand: String?,
+        date: Date = Date(), machine: String = RunFile.machineDescription()
+    )
+        -> [(key: String, value: String)]
+    {
         var r: [(key: String, value: String)] = [("headlight (report)", headlightVersion)]
         var models: [String] = []
         for f in files {
             let p = f.provenance
-            let m = [p.modelFile ?? p.modelName, p.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            let m = [p.modelFile ?? p.modelName, p.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(
+                separator: ", ")
             if !m.isEmpty && !models.contains(m) { models.append(m) }
         }
         for (i, m) in models.enumerated() { r.append((models.count == 1 ? "model" : "model \(i + 1)", m)) }
@@ -146,19 +164,28 @@ public enum RunReport {
     }
 
     /// A complete report document for `files`.
-    public static func document(_ files: [RunFileContents], title: String? = nil, headlightVersion: String,
-                                reportCommand: String? = nil, date: Date = Date(),
-                                machine: String = RunFile.machineDescription()) throws -> ReportDocument {
+    public static func document(
+        _ files: [RunFileContents], title: String? = nil, headlightVersion: String,
+        reportCommand: String? = nil, date: Date = Date(),
+        machine: String = RunFile.machineDescription()
+    ) throws -> ReportDocument {
         let model = files.compactMap { $0.provenance.modelName ?? $0.provenance.modelFile }.first
         let topic: String
-        if files.contains(where: { $0.retrieval != nil || $0.ablation != nil }) { topic = "Retrieval heads" }
-        else if files.contains(where: { $0.citation != nil }) { topic = "Citation and attention" }
-        else if files.contains(where: { $0.membership != nil }) { topic = "Membership inference" }
-        else { topic = "Headlight report" }
-        var doc = ReportDocument(title: title ?? (model.map { "\(topic) — \($0)" } ?? topic),
-                                 subtitle: "Built from \(files.count) run file\(files.count == 1 ? "" : "s"): "
-                                    + files.map(\.provenance.fileName).joined(separator: ", "))
-        doc.footer = "Generated by Headlight \(headlightVersion). Every number and figure here comes from the run files listed under Reproducibility."
+        if files.contains(where: { $0.retrieval != nil || $0.ablation != nil }) {
+            topic = "Retrieval heads"
+        } else if files.contains(where: { $0.citation != nil }) {
+            topic = "Citation and attention"
+        } else if files.contains(where: { $0.membership != nil }) {
+            topic = "Membership inference"
+        } else {
+            topic = "Headlight report"
+        }
+        var doc = ReportDocument(
+            title: title ?? (model.map { "\(topic) — \($0)" } ?? topic),
+            subtitle: "Built from \(files.count) run file\(files.count == 1 ? "" : "s"): "
+                + files.map(\.provenance.fileName).joined(separator: ", "))
+        doc.footer =
+            "Generated by Headlight \(headlightVersion). Every number and figure here comes from the run files listed under Reproducibility."
         for (heading, blocks) in try sections(files) {
             var s = ReportDocument.Section(heading)
             s.blocks = blocks
@@ -169,8 +196,9 @@ public enum RunReport {
             s.note("None of the run files holds data a figure can be drawn from.")
             doc.sections.append(s)
         }
-        doc.reproducibility = reproducibility(files, headlightVersion: headlightVersion, reportCommand: reportCommand,
-                                              date: date, machine: machine)
+        doc.reproducibility = reproducibility(
+            files, headlightVersion: headlightVersion, reportCommand: reportCommand,
+            date: date, machine: machine)
         return doc
     }
 }
@@ -193,7 +221,11 @@ public final class RunReportFigureProvider {
         do {
             f = try RunFileContents.load(url)
         } catch {
-            return [.note("\(url.lastPathComponent): not a readable Headlight run file (\((error as? LocalizedError)?.errorDescription ?? "\(error)")).")]
+            return [
+                .note(
+                    "\(url.lastPathComponent): not a readable Headlight run file (\((error as? LocalizedError)?.errorDescription ?? "\(error)"))."
+                )
+            ]
         }
         guard f.hasAnalysis else { return RunFileSummary().blocks(forRunFile: url) }
         var out: [ReportDocument.Block] = []
@@ -214,8 +246,9 @@ public final class RunReportFigureProvider {
         }
         if let c = f.composition {
             out.append(.subheading("Composition graph (\(name))"))
-            out += try HeadGraphFigures.compositionBlocks(c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
-                                                          note: c.note, source: name)
+            out += try HeadGraphFigures.compositionBlocks(
+                c.scores, headScores: c.headScores ?? c.scores.heads.map { retrievalScores[$0] ?? .nan },
+                note: c.note, source: name)
         }
         if let c = f.causal {
             out.append(.subheading("Causal graph (\(name))"))
@@ -231,11 +264,16 @@ public final class RunReportFigureProvider {
         }
         var facts: [(key: String, value: String)] = [("run file", name)]
         if let cmd = f.provenance.commandText { facts.append(("command", cmd)) }
-        let model = [f.provenance.modelFile, f.provenance.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        let model = [f.provenance.modelFile, f.provenance.modelSHA256.map { "sha256 \($0)" }].compactMap { $0 }.joined(
+            separator: ", ")
         if !model.isEmpty { facts.append(("model", model)) }
         if let v = f.provenance.headlightVersion { facts.append(("headlight", v)) }
-        facts.append(("machine", f.provenance.machine.map { m in m + (f.provenance.blasKernel.map { ", OpenBLAS kernel \($0)" } ?? "") }
-                        ?? machine))
+        facts.append(
+            (
+                "machine",
+                f.provenance.machine.map { m in m + (f.provenance.blasKernel.map { ", OpenBLAS kernel \($0)" } ?? "") }
+                    ?? machine
+            ))
         out.append(.keyValues(title: "Provenance of \(name)", pairs: facts))
         return out
     }

@@ -15,7 +15,8 @@ enum SVGPanels {
     /// Parses a chart produced by the Reports renderers (root `<svg ... width="W" height="H">`).
     static func panel(_ svg: String) -> Panel? {
         guard let start = svg.range(of: "<svg"), let openEnd = svg[start.upperBound...].firstIndex(of: ">"),
-              let close = svg.range(of: "</svg>", options: .backwards) else { return nil }
+            let close = svg.range(of: "</svg>", options: .backwards)
+        else { return nil }
         let openTag = String(svg[start.lowerBound...openEnd])
         func attr(_ name: String) -> Double? {
             guard let r = openTag.range(of: " \(name)=\"") else { return nil }
@@ -34,8 +35,10 @@ enum SVGPanels {
     }
 
     /// One SVG holding `svgs` as panels, `columns` per row, with a title line on top.
-    static func combine(_ svgs: [String], title: String, subtitle: String? = nil, columns: Int = 3,
-                        gap: Double = 12, id: String? = nil) -> String {
+    static func combine(
+        _ svgs: [String], title: String, subtitle: String? = nil, columns: Int = 3,
+        gap: Double = 12, id: String? = nil
+    ) -> String {
         let panels = svgs.compactMap(panel)
         guard !panels.isEmpty else { return ChartParts.empty(kind: "panels", id: id, title: title) }
         if panels.count == 1 && subtitle == nil { return svgs[0] }
@@ -48,7 +51,8 @@ enum SVGPanels {
         let rowWidths = rows.map { r in r.map(\.width).reduce(0, +) + gap * Double(max(0, r.count - 1)) }
         let width = max(rowWidths.max() ?? 0, 320)
         var w = SVGWriter()
-        let chartID = ChartID.make(id, kind: "panels", fingerprint: "\(title)|\(panels.map(\.content.count))|\(panels.count)")
+        let chartID = ChartID.make(
+            id, kind: "panels", fingerprint: "\(title)|\(panels.map(\.content.count))|\(panels.count)")
         var y = ChartParts.header(&w, title: title, subtitle: subtitle, width: width) + 4
         for r in rows {
             var x = 0.0
@@ -59,7 +63,8 @@ enum SVGPanels {
             }
             y += h + gap
         }
-        return w.document(width: width, height: y, id: chartID, title: title,
-                          description: "\(panels.count) panels: " + title)
+        return w.document(
+            width: width, height: y, id: chartID, title: title,
+            description: "\(panels.count) panels: " + title)
     }
 }

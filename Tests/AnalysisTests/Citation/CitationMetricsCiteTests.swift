@@ -52,15 +52,19 @@ final class CitationMetricsCiteTests: XCTestCase {
     /// C cites 1, source 0 (wrong): h0 [.7 .1 .1] h1 [.1 .6 .1] -> mean [.4 .35 .1], argmax 0 = source
     func fixture() -> [StatementObservation] {
         [
-            StatementObservation(passages: 3, cited: [0], trueSource: 0, mass: [0.6, 0.2, 0.1, 0.1, 0.5, 0.2], spanTokens: [10, 10, 10]),
-            StatementObservation(passages: 3, cited: [2], trueSource: 2, mass: [0.1, 0.2, 0.5, 0.3, 0.2, 0.1], spanTokens: [10, 10, 10]),
-            StatementObservation(passages: 3, cited: [1], trueSource: 0, mass: [0.7, 0.1, 0.1, 0.1, 0.6, 0.1], spanTokens: [10, 10, 10]),
+            StatementObservation(
+                passages: 3, cited: [0], trueSource: 0, mass: [0.6, 0.2, 0.1, 0.1, 0.5, 0.2], spanTokens: [10, 10, 10]),
+            StatementObservation(
+                passages: 3, cited: [2], trueSource: 2, mass: [0.1, 0.2, 0.5, 0.3, 0.2, 0.1], spanTokens: [10, 10, 10]),
+            StatementObservation(
+                passages: 3, cited: [1], trueSource: 0, mass: [0.7, 0.1, 0.1, 0.1, 0.6, 0.1], spanTokens: [10, 10, 10])
         ]
     }
 
     func testSummaryHandComputed() throws {
-        let s = CitationMetrics.summarize(fixture(), layers: 1, heads: 2, retrieval: [HeadIndex(layer: 0, head: 1)],
-                                          resamples: 200, seed: 1)
+        let s = CitationMetrics.summarize(
+            fixture(), layers: 1, heads: 2, retrieval: [HeadIndex(layer: 0, head: 1)],
+            resamples: 200, seed: 1)
         XCTAssertEqual(s.statements, 3)
         XCTAssertEqual(s.consistent, 2)
         XCTAssertEqual(s.wrong, 1)
@@ -93,24 +97,26 @@ final class CitationMetricsCiteTests: XCTestCase {
     }
 
     func testRankingTiesByPointBiserialThenIndex() {
-        let r = CitationMetrics.rank(agreement: [0.5, 0.5, 0.9, 0.5], pointBiserial: [0.1, 0.3, 0.0, .nan], layers: 2, heads: 2)
+        let r = CitationMetrics.rank(
+            agreement: [0.5, 0.5, 0.9, 0.5], pointBiserial: [0.1, 0.3, 0.0, .nan], layers: 2, heads: 2)
         XCTAssertEqual(r.map(\.description), ["1.0", "0.1", "0.0", "1.1"])
     }
 
     func testBootstrapIntervalsBracketEstimates() {
         var obs: [StatementObservation] = []
         for i in 0..<40 {
-            let hit = i % 4 != 0   // 75% agreement
-            obs.append(StatementObservation(passages: 2, cited: [0], trueSource: 0, mass: hit ? [0.8, 0.1] : [0.1, 0.8]))
+            let hit = i % 4 != 0 // 75% agreement
+            obs.append(
+                StatementObservation(passages: 2, cited: [0], trueSource: 0, mass: hit ? [0.8, 0.1] : [0.1, 0.8]))
         }
         let s = CitationMetrics.summarize(obs, layers: 1, heads: 1, resamples: 500, seed: 3)
         XCTAssertEqual(s.allHeads.agreement.estimate, 0.75)
         XCTAssertLessThan(s.allHeads.agreement.lower, 0.75)
         XCTAssertGreaterThan(s.allHeads.agreement.upper, 0.75)
-        XCTAssertTrue(s.allHeads.wrongFollowsTrueSource.estimate.isNaN)   // no wrong citations
+        XCTAssertTrue(s.allHeads.wrongFollowsTrueSource.estimate.isNaN) // no wrong citations
         XCTAssertTrue(s.headWrongFollowsTrueSource[0].isNaN)
         let t = CitationMetrics.summarize(obs, layers: 1, heads: 1, resamples: 500, seed: 3)
-        XCTAssertEqual(s.allHeads.agreement, t.allHeads.agreement)          // same seed, same interval
+        XCTAssertEqual(s.allHeads.agreement, t.allHeads.agreement) // same seed, same interval
     }
 
     // MARK: citation recall / precision (exact-match judge)
@@ -119,7 +125,8 @@ final class CitationMetricsCiteTests: XCTestCase {
         let passages = ["The cat sat on the mat.", "Dogs bark loudly."]
         let j = ExactMatchJudge()
         func q(_ st: [CitationResponse.Statement]) -> CitationQuality {
-            CitationMetrics.citationQuality(CitationResponse(passages: passages, statements: st, gold: "cat sat"), judge: j)
+            CitationMetrics.citationQuality(
+                CitationResponse(passages: passages, statements: st, gold: "cat sat"), judge: j)
         }
         XCTAssertEqual(q([.init(text: "cat sat", citations: [1])]), CitationQuality(recall: 1, precision: 1, f1: 1))
         XCTAssertEqual(q([.init(text: "cat sat", citations: [2])]), CitationQuality(recall: 0, precision: 0, f1: 0))
@@ -151,10 +158,11 @@ final class CitationMetricsCiteTests: XCTestCase {
                 passages.contains("A") && passages.contains("B")
             }
         }
-        let r = CitationResponse(passages: ["A", "B", "C"], statements: [.init(text: "x", citations: [1, 2, 3])], gold: nil)
+        let r = CitationResponse(
+            passages: ["A", "B", "C"], statements: [.init(text: "x", citations: [1, 2, 3])], gold: nil)
         let q = CitationMetrics.citationQuality(r, judge: BothJudge())
         XCTAssertEqual(q.recall, 1)
-        XCTAssertEqual(q.precision, 2.0 / 3, accuracy: 1e-12)   // A and B necessary, C not
+        XCTAssertEqual(q.precision, 2.0 / 3, accuracy: 1e-12) // A and B necessary, C not
     }
 
     func assertClose(_ a: [Double], _ b: [Double], file: StaticString = #filePath, line: UInt = #line) {

@@ -50,16 +50,20 @@ final class CitationProbeCiteTests: XCTestCase {
     }
 
     var good: [String: Any] {
-        ["id": "a", "passages": ["the cat sat on the mat", "dogs bark"], "question": "who sat?", "answer": "the cat [1].",
-         "gold": "cat sat"]
+        [
+            "id": "a", "passages": ["the cat sat on the mat", "dogs bark"], "question": "who sat?",
+            "answer": "the cat [1].",
+            "gold": "cat sat"
+        ]
     }
 
     func testParseGood() throws {
         var g = good
         g["meta"] = ["kind": "cloze"]
-        let items = try CitationProbeFile.parse(line(g) + "\n\n" + line(["passages": ["p", "q"], "question": "?"]) + "\n", file: "f.jsonl")
+        let items = try CitationProbeFile.parse(
+            line(g) + "\n\n" + line(["passages": ["p", "q"], "question": "?"]) + "\n", file: "f.jsonl")
         XCTAssertEqual(items.count, 2)
-        XCTAssertEqual(items[0].source, 0)            // located from gold
+        XCTAssertEqual(items[0].source, 0) // located from gold
         XCTAssertEqual(items[0].meta, "{\"kind\":\"cloze\"}")
         XCTAssertEqual(items[1].id, "line-3")
         XCTAssertNil(items[1].answer)
@@ -77,27 +81,39 @@ final class CitationProbeCiteTests: XCTestCase {
         let ok = line(good)
         assertError(ok + "\n{not json", "p.jsonl:2: not valid JSON")
         assertError("[1, 2]", "p.jsonl:1: expected a JSON object")
-        var g = good; g["extra"] = 1
+        var g = good
+        g["extra"] = 1
         assertError(line(g), "p.jsonl:1: unknown key 'extra'")
-        g = good; g["answer"] = "the cat [3]."
+        g = good
+        g["answer"] = "the cat [3]."
         assertError("\n" + line(g), "p.jsonl:2: item 'a' cites passage [3] but has 2 passages")
-        g = good; g["answer"] = "the cat."
+        g = good
+        g["answer"] = "the cat."
         assertError(line(g), "has no citation marker")
-        g = good; g["source"] = 5
+        g = good
+        g["source"] = 5
         assertError(line(g), "cites passage [5]")
-        g = good; g["source"] = "1"
+        g = good
+        g["source"] = "1"
         assertError(line(g), "'source' must be an integer")
-        g = good; g["wrong_citation"] = true
+        g = good
+        g["wrong_citation"] = true
         assertError(line(g), "'wrong_citation' is true but the answer cites the source [1]")
-        g = good; g["wrong_citation"] = 1
+        g = good
+        g["wrong_citation"] = 1
         assertError(line(g), "'wrong_citation' must be true or false")
-        g = good; g["passages"] = ["only one"]
+        g = good
+        g["passages"] = ["only one"]
         assertError(line(g), "at least 2 are needed")
-        g = good; g["passages"] = ["a", 3]
+        g = good
+        g["passages"] = ["a", 3]
         assertError(line(g), "'passages' must be an array of strings")
-        g = good; g.removeValue(forKey: "question")
+        g = good
+        g.removeValue(forKey: "question")
         assertError(line(g), "p.jsonl:1: missing 'question'")
-        g = good; g["gold"] = "not there"; g["source"] = 1
+        g = good
+        g["gold"] = "not there"
+        g["source"] = 1
         assertError(line(g), "'gold' does not occur in its source passage [1]")
         assertError(ok + "\n" + ok, "p.jsonl:2: duplicate item id 'a' (first on line 1)")
         assertError("\n \n", "no probe items")
@@ -105,7 +121,8 @@ final class CitationProbeCiteTests: XCTestCase {
 
     func testWrongCitationItem() throws {
         var g = good
-        g["answer"] = "the cat [2]."; g["wrong_citation"] = true
+        g["answer"] = "the cat [2]."
+        g["wrong_citation"] = true
         let it = try CitationProbeFile.parse(line(g), file: "f")[0]
         XCTAssertTrue(it.wrongCitation)
         XCTAssertEqual(it.source, 0)
@@ -120,7 +137,9 @@ final class CitationProbeCiteTests: XCTestCase {
         XCTAssertTrue(items.allSatisfy { (5...20).contains($0.passages.count) })
         for it in items {
             let g = CitationText.normalize(try XCTUnwrap(it.gold))
-            XCTAssertEqual(it.passages.indices.filter { CitationText.normalize(it.passages[$0]).contains(g) }, [try XCTUnwrap(it.source)], it.id)
+            XCTAssertEqual(
+                it.passages.indices.filter { CitationText.normalize(it.passages[$0]).contains(g) },
+                [try XCTUnwrap(it.source)], it.id)
             let cited = CitationParser.statements(try XCTUnwrap(it.answer)).flatMap(\.citations)
             XCTAssertEqual(cited.count, 1)
             XCTAssertEqual(cited[0] - 1 != it.source, it.wrongCitation, it.id)
@@ -135,7 +154,8 @@ final class CitationProbeCiteTests: XCTestCase {
 
     func testPromptRanges() throws {
         let ps = ["alpha beta", "gamma ✓ delta"]
-        let (text, ranges) = try CitationPrompt.render(passages: ps, question: "Q?", instruction: "I.", chat: { "<s>" + $0 + "</s>" })
+        let (text, ranges) = try CitationPrompt.render(
+            passages: ps, question: "Q?", instruction: "I.", chat: { "<s>" + $0 + "</s>" })
         let b = Array(text.utf8)
         XCTAssertEqual(ranges.map { String(decoding: b[$0], as: UTF8.self) }, ps)
         XCTAssertTrue(text.contains("[1] alpha beta\n[2] gamma ✓ delta\n\nQuestion: Q?"))
@@ -151,7 +171,7 @@ final class CitationProbeCiteTests: XCTestCase {
         let off = try XCTUnwrap(TokenAlignment.offsets(pieces: pieces, text: text))
         XCTAssertEqual(off.starts, [-3, 0, 2, 4])
         XCTAssertEqual(off.ends, [0, 2, 4, 5])
-        XCTAssertEqual(TokenAlignment.tokens(covering: 3..<5, starts: off.starts, ends: off.ends), 2..<4)  // "CD"
+        XCTAssertEqual(TokenAlignment.tokens(covering: 3..<5, starts: off.starts, ends: off.ends), 2..<4) // "CD"
         XCTAssertEqual(TokenAlignment.tokens(covering: 0..<2, starts: off.starts, ends: off.ends), 1..<2)
         XCTAssertNil(TokenAlignment.tokens(covering: 2..<2, starts: off.starts, ends: off.ends))
         XCTAssertNil(TokenAlignment.offsets(pieces: [Array("AX".utf8)], text: Array("AB".utf8)))
@@ -160,7 +180,8 @@ final class CitationProbeCiteTests: XCTestCase {
     // MARK: padding
 
     func testPaddingKeepsOrderAndRenumbers() {
-        let item = CitationItem(id: "x", passages: ["A", "B", "C"], question: "?", answer: "b [2].", gold: "b", source: 1)
+        let item = CitationItem(
+            id: "x", passages: ["A", "B", "C"], question: "?", answer: "b [2].", gold: "b", source: 1)
         let p = CitationPadding.insert(["X", "Y", "Z"], into: item, seed: 5)
         XCTAssertEqual(p.passages.count, 6)
         XCTAssertEqual(p.passages.filter { ["A", "B", "C"].contains($0) }, ["A", "B", "C"])
@@ -168,7 +189,7 @@ final class CitationProbeCiteTests: XCTestCase {
         let b = p.passages.firstIndex(of: "B")!
         XCTAssertEqual(p.source, b)
         XCTAssertEqual(p.answer, "b [\(b + 1)].")
-        XCTAssertEqual(CitationPadding.insert(["X", "Y", "Z"], into: item, seed: 5), p)   // deterministic
+        XCTAssertEqual(CitationPadding.insert(["X", "Y", "Z"], into: item, seed: 5), p) // deterministic
         XCTAssertEqual(CitationPadding.candidates(for: item, pool: ["A", "the b", "Q", "q ", "R"]), ["Q", "R"])
     }
 
@@ -198,7 +219,8 @@ final class CitationProbeCiteTests: XCTestCase {
         XCTAssertThrowsError(try RetrievalHeadSet.load(path: path, top: nil, layers: 3, heads: 3)) { e in
             XCTAssertTrue(e.localizedDescription.contains("another model"), "\(e)")
         }
-        XCTAssertThrowsError(try RetrievalHeadSet.load(path: dir.appendingPathComponent("none.h5").path, top: nil, layers: 2, heads: 3))
+        XCTAssertThrowsError(
+            try RetrievalHeadSet.load(path: dir.appendingPathComponent("none.h5").path, top: nil, layers: 2, heads: 3))
         // A group without the sweep's summary (scores) is refused, naming what is missing.
         let partial = dir.appendingPathComponent("partial.h5").path
         let w2 = try RunFileWriter(path: partial)

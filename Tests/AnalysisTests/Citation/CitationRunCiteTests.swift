@@ -25,7 +25,11 @@ final class CitationRunCiteTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    struct Env { let model: Model; let tokenizer: Tokenizer; let chat: ChatTemplate? }
+    struct Env {
+        let model: Model
+        let tokenizer: Tokenizer
+        let chat: ChatTemplate?
+    }
     nonisolated(unsafe) static var cached: Env?
 
     func env() throws -> Env {
@@ -33,7 +37,8 @@ final class CitationRunCiteTests: XCTestCase {
         let url = Self.modelURL
         guard FileManager.default.fileExists(atPath: url.path) else { throw XCTSkip("model not found at \(url.path)") }
         let gguf = try GGUFFile(url: url)
-        let e = Env(model: try Model(gguf: gguf), tokenizer: try Tokenizer(gguf: gguf), chat: try? ChatTemplate(gguf: gguf))
+        let e = Env(
+            model: try Model(gguf: gguf), tokenizer: try Tokenizer(gguf: gguf), chat: try? ChatTemplate(gguf: gguf))
         Self.cached = e
         return e
     }
@@ -45,19 +50,21 @@ final class CitationRunCiteTests: XCTestCase {
     /// Passage spans cover exactly the passage text (no "[k]" marker), statements the statement text.
     func testSpansAndStatementsOnRealTokenizer() throws {
         let e = try env()
-        let runner = CitationRunner(model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: CitationRunOptions())
+        let runner = CitationRunner(
+            model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: CitationRunOptions())
         for item in try smoke() where item.answer != nil {
             let p = try runner.prepare(item, originalPassages: item.passages.count)
             XCTAssertEqual(p.passageSpans.count, item.passages.count)
             for (k, span) in p.passageSpans.enumerated() {
                 let text = e.tokenizer.decode(Array(p.ids[span]))
-                XCTAssertEqual(text.trimmingCharacters(in: .whitespaces), item.passages[k], "\(item.id) passage \(k + 1)")
+                XCTAssertEqual(
+                    text.trimmingCharacters(in: .whitespaces), item.passages[k], "\(item.id) passage \(k + 1)")
                 XCTAssertFalse(text.contains("[\(k + 1)]"))
             }
             XCTAssertEqual(p.statements.count, 1)
             let (s, t) = p.statements[0]
             XCTAssertEqual(e.tokenizer.decode(Array(p.ids[t])).trimmingCharacters(in: .whitespaces), s.text)
-            XCTAssertEqual(t.lowerBound, p.promptTokens)           // the answer starts with the statement
+            XCTAssertEqual(t.lowerBound, p.promptTokens) // the answer starts with the statement
             XCTAssertFalse(e.tokenizer.decode(Array(p.ids[t])).contains("["))
         }
     }
@@ -67,7 +74,8 @@ final class CitationRunCiteTests: XCTestCase {
     func testSpanMassMatchesFullRows() throws {
         let e = try env()
         let item = try smoke()[0]
-        let runner = CitationRunner(model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: CitationRunOptions())
+        let runner = CitationRunner(
+            model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: CitationRunOptions())
         let p = try runner.prepare(item, originalPassages: item.passages.count)
         let session = InferenceSession(model: e.model, maxContext: p.ids.count)
         let r = try runner.runTeacher(p, session: session, layers: e.model.config.nLayers, heads: e.model.config.nHeads)
@@ -77,10 +85,15 @@ final class CitationRunCiteTests: XCTestCase {
         let layers = [0, 7, 29], heads = [0, 4, 8]
         let cap = CaptureStore()
         session.reset()
-        try session.prefill(tokens: p.ids, capturing: [CaptureRequest(hooks: ["attn.hook_pattern"],
-                                                                      layers: IndexSelection(layers),
-                                                                      heads: IndexSelection(heads),
-                                                                      queries: .positions(queries))], into: cap)
+        try session.prefill(
+            tokens: p.ids,
+            capturing: [
+                CaptureRequest(
+                    hooks: ["attn.hook_pattern"],
+                    layers: IndexSelection(layers),
+                    heads: IndexSelection(heads),
+                    queries: .positions(queries))
+            ], into: cap)
         let S = p.passageSpans.count, H = e.model.config.nHeads
         for l in layers {
             for h in heads {
@@ -90,8 +103,9 @@ final class CitationRunCiteTests: XCTestCase {
                         let row = try XCTUnwrap(cap["blocks.\(l).attn.hook_pattern"]?.attentionRow(head: h, query: q))
                         sum += row[span].reduce(0.0) { $0 + Double($1) }
                     }
-                    XCTAssertEqual(Double(obs.mass[(l * H + h) * S + j]), sum / Double(queries.count), accuracy: 2e-5,
-                                   "layer \(l) head \(h) passage \(j + 1)")
+                    XCTAssertEqual(
+                        Double(obs.mass[(l * H + h) * S + j]), sum / Double(queries.count), accuracy: 2e-5,
+                        "layer \(l) head \(h) passage \(j + 1)")
                 }
             }
         }
@@ -111,7 +125,10 @@ final class CitationRunCiteTests: XCTestCase {
         opts.maxNewTokens = 24
         let runner = CitationRunner(model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: opts)
         var seen: [Int] = []
-        let results = try runner.run(items) { done, total, _ in seen.append(done); XCTAssertEqual(total, items.count) }
+        let results = try runner.run(items) { done, total, _ in
+            seen.append(done)
+            XCTAssertEqual(total, items.count)
+        }
         XCTAssertEqual(seen, Array(1...items.count))
         XCTAssertEqual(results.map(\.mode), items.map { $0.answer == nil ? .generate : .teacher })
         let gen = try XCTUnwrap(results.first { $0.mode == .generate })
@@ -126,7 +143,8 @@ final class CitationRunCiteTests: XCTestCase {
         }
         let c = e.model.config
         let rh = [HeadIndex(layer: 3, head: 0), HeadIndex(layer: 15, head: 2)]
-        let s = CitationMetrics.summarize(obs, layers: c.nLayers, heads: c.nHeads, retrieval: rh, resamples: 100, seed: 0)
+        let s = CitationMetrics.summarize(
+            obs, layers: c.nLayers, heads: c.nHeads, retrieval: rh, resamples: 100, seed: 0)
         XCTAssertEqual(s.statements, obs.count)
         XCTAssertEqual(s.ranking.count, c.nLayers * c.nHeads)
 
@@ -135,9 +153,12 @@ final class CitationRunCiteTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("cite.h5").path
         let w = try RunFileWriter(path: path)
-        try CitationRunFile.write(to: w.file, results: results, summary: s, parameters: .init(
-            probes: "smoke.jsonl", mode: "auto", padTo: nil, maxNewTokens: 24, chat: true, instruction: opts.instruction,
-            retrievalFile: nil, retrievalRule: "test", judge: runner.judge, seed: 0, resamples: 100))
+        try CitationRunFile.write(
+            to: w.file, results: results, summary: s,
+            parameters: .init(
+                probes: "smoke.jsonl", mode: "auto", padTo: nil, maxNewTokens: 24, chat: true,
+                instruction: opts.instruction,
+                retrievalFile: nil, retrievalRule: "test", judge: runner.judge, seed: 0, resamples: 100))
         try w.finalize()
         let f = try RunFile.open(path)
         defer { try? f.close() }
@@ -159,8 +180,10 @@ final class CitationRunCiteTests: XCTestCase {
         XCTAssertEqual(back.layers, c.nLayers)
         XCTAssertEqual(back.statements, s.statements)
         XCTAssertEqual(back.wrongCitations, s.wrong)
-        XCTAssertEqual(back.readouts.map(\.name), ["all_heads", "retrieval_heads", "best_head"]
-                       + (s.allHeadsPerToken == nil ? [] : ["all_heads_per_token"]))
+        XCTAssertEqual(
+            back.readouts.map(\.name),
+            ["all_heads", "retrieval_heads", "best_head"]
+                + (s.allHeadsPerToken == nil ? [] : ["all_heads_per_token"]))
         XCTAssertEqual(back.readouts[0].values["agreement"]?.estimate, s.allHeads.agreement.estimate)
         XCTAssertEqual(back.headAgreement.count, c.nLayers * c.nHeads)
         XCTAssertEqual(back.ranking, s.ranking)
@@ -168,9 +191,11 @@ final class CitationRunCiteTests: XCTestCase {
         XCTAssertEqual(back.itemRows.strings("id"), items.map(\.id))
         XCTAssertEqual(back.statementRows.count, results.map(\.statements.count).reduce(0, +))
         XCTAssertEqual(back.statementRows.ints("scored").filter { $0 == 1 }.count, s.statements)
-        let passages = try RecordTable.read(group: try g.group("statement_passages"),
-                                            columns: CitationRunFile.passageColumns(layers: c.nLayers, heads: c.nHeads,
-                                                                                    retrievalHeads: true))
+        let passages = try RecordTable.read(
+            group: try g.group("statement_passages"),
+            columns: CitationRunFile.passageColumns(
+                layers: c.nLayers, heads: c.nHeads,
+                retrievalHeads: true))
         XCTAssertEqual(passages.count, rows)
         XCTAssertEqual(passages.floatBlocks("head_mass").first, Array(hm[0..<lh]))
     }
@@ -182,8 +207,10 @@ final class CitationRunCiteTests: XCTestCase {
         var opts = CitationRunOptions()
         opts.padTo = 900
         let runner = CitationRunner(model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: opts)
-        let pool = try CitationProbeFile.load(path: Self.root.appendingPathComponent("probes/citation/default.jsonl").path)
-            .flatMap(\.passages)
+        let pool = try CitationProbeFile.load(
+            path: Self.root.appendingPathComponent("probes/citation/default.jsonl").path
+        )
+        .flatMap(\.passages)
         let p = try runner.padded(items[0], pool: pool, target: 900, index: 0)
         XCTAssertGreaterThanOrEqual(p.promptTokens, 900)
         XCTAssertLessThan(p.promptTokens, 1100)

@@ -17,7 +17,8 @@ final class FakeWindowLogits: WindowLogitsSource {
     static func logits(context: ArraySlice<Int32>, v: Int) -> [Float] {
         var l = [Float](repeating: 0, count: v)
         let s = Int(context.reduce(0, +)) % v
-        l[s] = Float(Foundation.log(3.0)); l[(s + 1) % v] = Float(Foundation.log(2.0))
+        l[s] = Float(Foundation.log(3.0))
+        l[(s + 1) % v] = Float(Foundation.log(2.0))
         return l
     }
 
@@ -29,7 +30,9 @@ final class FakeWindowLogits: WindowLogitsSource {
         return (-Foundation.log(p), 3 / z)
     }
 
-    func logits(window tokens: [Int32], rows: Range<Int>, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    func logits(
+        window tokens: [Int32], rows: Range<Int>, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void
+    ) throws {
         calls.append((tokens, rows))
         for r in rows {
             let l = Self.logits(context: tokens[0...r], v: vocabularySize)
@@ -43,9 +46,13 @@ final class MembershipRunTests: XCTestCase {
 
     func testMeeusWindowsOverlapByOneToken() {
         let w = MembershipWindowing.windows(tokenCount: 300, window: 128, stride: 127)
-        XCTAssertEqual(w, [MembershipWindow(start: 0, count: 128, firstScored: 1),
-                           MembershipWindow(start: 127, count: 128, firstScored: 128),
-                           MembershipWindow(start: 254, count: 46, firstScored: 255)])
+        XCTAssertEqual(
+            w,
+            [
+                MembershipWindow(start: 0, count: 128, firstScored: 1),
+                MembershipWindow(start: 127, count: 128, firstScored: 128),
+                MembershipWindow(start: 254, count: 46, firstScored: 255)
+            ])
         // Every row of every window is used: 127 predictions per full window.
         XCTAssertEqual(w.map(\.rows), [0..<127, 0..<127, 0..<45])
         // The last token of window k is the first (context-only) token of window k + 1.
@@ -55,22 +62,30 @@ final class MembershipRunTests: XCTestCase {
 
     func testSmallerStrideGivesMoreContext() {
         let w = MembershipWindowing.windows(tokenCount: 200, window: 128, stride: 64)
-        XCTAssertEqual(w, [MembershipWindow(start: 0, count: 128, firstScored: 1),
-                           MembershipWindow(start: 64, count: 128, firstScored: 128),
-                           MembershipWindow(start: 128, count: 72, firstScored: 192)])
-        XCTAssertEqual(w[1].rows, 63..<127)   // tokens 128..<192, each with >= 64 tokens of context
+        XCTAssertEqual(
+            w,
+            [
+                MembershipWindow(start: 0, count: 128, firstScored: 1),
+                MembershipWindow(start: 64, count: 128, firstScored: 128),
+                MembershipWindow(start: 128, count: 72, firstScored: 192)
+            ])
+        XCTAssertEqual(w[1].rows, 63..<127) // tokens 128..<192, each with >= 64 tokens of context
         XCTAssertEqual(w[2].rows, 63..<71)
     }
 
     func testEdgeCases() {
         XCTAssertEqual(MembershipWindowing.windows(tokenCount: 0, window: 128, stride: 127), [])
         XCTAssertEqual(MembershipWindowing.windows(tokenCount: 1, window: 128, stride: 127), [])
-        XCTAssertEqual(MembershipWindowing.windows(tokenCount: 2, window: 128, stride: 127),
-                       [MembershipWindow(start: 0, count: 2, firstScored: 1)])
+        XCTAssertEqual(
+            MembershipWindowing.windows(tokenCount: 2, window: 128, stride: 127),
+            [MembershipWindow(start: 0, count: 2, firstScored: 1)])
         XCTAssertEqual(MembershipWindowing.windows(tokenCount: 128, window: 128, stride: 127).count, 1)
-        XCTAssertEqual(MembershipWindowing.windows(tokenCount: 129, window: 128, stride: 127),
-                       [MembershipWindow(start: 0, count: 128, firstScored: 1),
-                        MembershipWindow(start: 127, count: 2, firstScored: 128)])
+        XCTAssertEqual(
+            MembershipWindowing.windows(tokenCount: 129, window: 128, stride: 127),
+            [
+                MembershipWindow(start: 0, count: 128, firstScored: 1),
+                MembershipWindow(start: 127, count: 2, firstScored: 128)
+            ])
     }
 
     func testEveryTokenScoredExactlyOnceWithContext() {
@@ -91,7 +106,8 @@ final class MembershipRunTests: XCTestCase {
                 }
                 if n >= 2 {
                     XCTAssertEqual(seen[0], 0)
-                    XCTAssertEqual(Array(seen[1..<n]), [Int](repeating: 1, count: n - 1), "n \(n) w \(window) s \(stride)")
+                    XCTAssertEqual(
+                        Array(seen[1..<n]), [Int](repeating: 1, count: n - 1), "n \(n) w \(window) s \(stride)")
                     XCTAssertEqual(ws.last?.end, n)
                 } else {
                     XCTAssertTrue(ws.isEmpty)
@@ -124,7 +140,7 @@ final class MembershipRunTests: XCTestCase {
         let v = 49152
         var row = [Float](repeating: 0, count: v)
         for j in 0..<v { row[j] = Float(SeededRandom.unitDouble(using: &g) * 20 - 10) }
-        row[17] = 19   // a peaked distribution like a real model's: p_max ~ 0.6
+        row[17] = 19 // a peaked distribution like a real model's: p_max ~ 0.6
         let m = Double(row.max()!)
         var sum = 0.0
         for x in row { sum += exp(Double(x) - m) }
@@ -143,8 +159,9 @@ final class MembershipRunTests: XCTestCase {
         let v = 7
         let tokens: [Int32] = (0..<40).map { (i: Int) -> Int32 in Int32((i * 5 + 3) % 7) }
         let fake = FakeWindowLogits(vocabularySize: v)
-        let s = try MembershipScoring.scoreDocument(tokens: tokens, window: 8, stride: 5, source: fake,
-                                                    accumulateProbabilities: true)
+        let s = try MembershipScoring.scoreDocument(
+            tokens: tokens, window: 8, stride: 5, source: fake,
+            accumulateProbabilities: true)
         let windows = MembershipWindowing.windows(tokenCount: 40, window: 8, stride: 5)
         XCTAssertEqual(fake.calls.count, windows.count)
         for (c, w) in zip(fake.calls, windows) {
@@ -175,12 +192,14 @@ final class MembershipRunTests: XCTestCase {
             let n = 20 + 7 * d
             docs.append((0..<n).map { (i: Int) -> Int32 in Int32((i * 3 + d) % 11) })
         }
-        let serial = try MembershipScoring.scoreDocuments(docs, window: 8, stride: 7, workers: 1,
-                                                          makeSource: { _ in FakeWindowLogits(vocabularySize: 11) })
+        let serial = try MembershipScoring.scoreDocuments(
+            docs, window: 8, stride: 7, workers: 1,
+            makeSource: { _ in FakeWindowLogits(vocabularySize: 11) })
         var last = 0
-        let parallel = try MembershipScoring.scoreDocuments(docs, window: 8, stride: 7, workers: 3,
-                                                            makeSource: { _ in FakeWindowLogits(vocabularySize: 11) },
-                                                            progress: { p in last = p.documentsDone })
+        let parallel = try MembershipScoring.scoreDocuments(
+            docs, window: 8, stride: 7, workers: 3,
+            makeSource: { _ in FakeWindowLogits(vocabularySize: 11) },
+            progress: { p in last = p.documentsDone })
         XCTAssertEqual(last, 9)
         XCTAssertEqual(serial.map { $0.nll }, parallel.map { $0.nll })
         XCTAssertEqual(serial.map { $0.targets }, docs.map { $0.dropFirst().map { Int($0) } })
@@ -188,7 +207,9 @@ final class MembershipRunTests: XCTestCase {
 
     // MARK: Baselines and evaluation
 
-    func makeDoc(_ name: String, label: Bool?, nll: [[Double]], texts: [String]? = nil, token: Int = 1) -> MembershipScoredDocument {
+    func makeDoc(
+        _ name: String, label: Bool?, nll: [[Double]], texts: [String]? = nil, token: Int = 1
+    ) -> MembershipScoredDocument {
         var s = DocumentTokenScores()
         for w in nll {
             let b = s.targets.count
@@ -199,9 +220,10 @@ final class MembershipRunTests: XCTestCase {
         }
         let text = texts?.joined() ?? String(repeating: "x = 1\n", count: 10)
         let windowTexts = texts ?? [String](repeating: "abc", count: nll.count)
-        return MembershipScoredDocument(name: name, label: label, source: name,
-                                        tokens: [Int32](repeating: 1, count: s.count + 1), originalTokenCount: s.count + 1,
-                                        scores: s, text: text, windowTexts: windowTexts)
+        return MembershipScoredDocument(
+            name: name, label: label, source: name,
+            tokens: [Int32](repeating: 1, count: s.count + 1), originalTokenCount: s.count + 1,
+            scores: s, text: text, windowTexts: windowTexts)
     }
 
     func testBaselinesHandComputed() {
@@ -234,8 +256,12 @@ final class MembershipRunTests: XCTestCase {
         c.folds = 4
         c.bootstrapResamples = 200
         let e = try MembershipAnalysis.evaluate(docs, config: c)
-        XCTAssertEqual(e.methods.map { $0.name }, ["classifier_none", "classifier_ratio", "classifier_max",
-                                                   "perplexity", "zlib_ratio", "min_k_prob", "blind_surface"])
+        XCTAssertEqual(
+            e.methods.map { $0.name },
+            [
+                "classifier_none", "classifier_ratio", "classifier_max",
+                "perplexity", "zlib_ratio", "min_k_prob", "blind_surface"
+            ])
         XCTAssertEqual(e.labeled.count, 20)
         XCTAssertEqual(e.unlabeled, [20])
         for name in ["classifier_none", "perplexity", "min_k_prob"] {
@@ -269,7 +295,11 @@ final class MembershipRunTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("at least 2 members and 2 non-members"), "\(e)")
         }
         // Unlabeled only: baselines, no methods.
-        let unlabeled = docs.map { (d: MembershipScoredDocument) -> MembershipScoredDocument in var x = d; x.label = nil; return x }
+        let unlabeled = docs.map { (d: MembershipScoredDocument) -> MembershipScoredDocument in
+            var x = d
+            x.label = nil
+            return x
+        }
         let e = try? MembershipAnalysis.evaluate(unlabeled, config: MembershipConfig())
         XCTAssertEqual(e?.methods.count, 0)
         XCTAssertEqual(e?.baselines.count, 5)
@@ -280,8 +310,8 @@ final class MembershipRunTests: XCTestCase {
         var b = makeDoc("b", label: false, nll: [[1, 1]], token: 5)
         let tf = MembershipAnalysis.referenceDistribution([a, b], train: [0], kind: .tf)
         XCTAssertEqual(tf(3), 1)
-        XCTAssertEqual(tf(5), 0.5)    // unseen: min / 2
-        a.scores.probabilitySum = [0.2, 1.8]   // two positions
+        XCTAssertEqual(tf(5), 0.5) // unseen: min / 2
+        a.scores.probabilitySum = [0.2, 1.8] // two positions
         b.scores.probabilitySum = [1.0, 1.0]
         let gp = MembershipAnalysis.referenceDistribution([a, b], train: [0, 1], kind: .gp)
         XCTAssertEqual(gp(0), 0.3, accuracy: 1e-12)
@@ -292,10 +322,10 @@ final class MembershipRunTests: XCTestCase {
         let f = MembershipSurfaceFeatures.compute("# c\n\n    x = 1\n", tokens: 4)
         let byName = Dictionary(uniqueKeysWithValues: zip(MembershipSurfaceFeatures.names, f))
         XCTAssertEqual(byName["chars"], 15)
-        XCTAssertEqual(byName["lines"], 4)               // the empty line after the last newline counts
+        XCTAssertEqual(byName["lines"], 4) // the empty line after the last newline counts
         XCTAssertEqual(byName["blank_line_ratio"], 0.5)
         XCTAssertEqual(byName["comment_line_ratio"], 0.25)
-        XCTAssertEqual(byName["mean_indent"], 2)         // (0 + 4) / 2 non-blank lines
+        XCTAssertEqual(byName["mean_indent"], 2) // (0 + 4) / 2 non-blank lines
         XCTAssertEqual(byName["max_line_length"], 9)
         XCTAssertEqual(byName["digit_ratio"], 1.0 / 15)
         XCTAssertEqual(byName["chars_per_token"], 15.0 / 4)
@@ -316,10 +346,15 @@ final class MembershipRunTests: XCTestCase {
         XCTAssertEqual(ok.map { $0.name }, ["x", "7", "line-4"])
         XCTAssertEqual(ok.map { $0.text }, ["a", "b", "c"])
         XCTAssertEqual(ok[2].source, "f.jsonl:4")
-        XCTAssertThrowsError(try MembershipInput.parseJSONL(Data("{\"text\": \"a\"}\n{\"text\": \n".utf8), source: "f.jsonl", label: true)) {
+        XCTAssertThrowsError(
+            try MembershipInput.parseJSONL(
+                Data("{\"text\": \"a\"}\n{\"text\": \n".utf8), source: "f.jsonl", label: true)
+        ) {
             XCTAssertEqual(($0 as? MembershipInputError)?.message, "f.jsonl:2: malformed JSON line")
         }
-        XCTAssertThrowsError(try MembershipInput.parseJSONL(Data("{\"body\": \"a\"}\n".utf8), source: "f.jsonl", label: nil)) {
+        XCTAssertThrowsError(
+            try MembershipInput.parseJSONL(Data("{\"body\": \"a\"}\n".utf8), source: "f.jsonl", label: nil)
+        ) {
             XCTAssertEqual(($0 as? MembershipInputError)?.message, "f.jsonl:1: missing \"text\" string")
         }
         XCTAssertThrowsError(try MembershipInput.parseJSONL(Data("[1]\n".utf8), source: "g", label: nil))
@@ -347,14 +382,17 @@ final class MembershipRunTests: XCTestCase {
         }
 
         // A set: members by root + files (with a placeholder), non-members by path.
-        try "{\"text\": \"n1\"}\n{\"text\": \"n2\"}\n".write(to: dir.appendingPathComponent("n.jsonl"), atomically: true, encoding: .utf8)
+        try "{\"text\": \"n1\"}\n{\"text\": \"n2\"}\n".write(
+            to: dir.appendingPathComponent("n.jsonl"), atomically: true, encoding: .utf8)
         try #"{"root": "{here}/m", "files": [{"path": "sub/a.py", "sha256": "abc"}, "b.py"]}"#
             .write(to: dir.appendingPathComponent("members.json"), atomically: true, encoding: .utf8)
-        try #"{"name": "t", "members": {"manifest": "members.json"}, "nonmembers": {"path": "n.jsonl"}, "max_tokens_per_doc": 50}"#
+        try
+            #"{"name": "t", "members": {"manifest": "members.json"}, "nonmembers": {"path": "n.jsonl"}, "max_tokens_per_doc": 50}"#
             .write(to: dir.appendingPathComponent("set.json"), atomically: true, encoding: .utf8)
         let here = dir.path
-        let s = try MembershipInput.loadSet(path: dir.appendingPathComponent("set.json").path,
-                                            placeholders: ["{here}": { here }])
+        let s = try MembershipInput.loadSet(
+            path: dir.appendingPathComponent("set.json").path,
+            placeholders: ["{here}": { here }])
         XCTAssertEqual(s.name, "t")
         XCTAssertEqual(s.maxTokensPerDocument, 50)
         XCTAssertEqual(s.members.map { $0.name }, ["sub/a.py", "b.py"])
@@ -366,8 +404,11 @@ final class MembershipRunTests: XCTestCase {
         // Missing files: an error naming the count, with the manifest's hint.
         try #"{"root": "{here}/m", "hint": "fetch them", "files": ["b.py", "gone.py"]}"#
             .write(to: dir.appendingPathComponent("members.json"), atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try MembershipInput.loadSet(path: dir.appendingPathComponent("set.json").path,
-                                                         placeholders: ["{here}": { here }])) { e in
+        XCTAssertThrowsError(
+            try MembershipInput.loadSet(
+                path: dir.appendingPathComponent("set.json").path,
+                placeholders: ["{here}": { here }])
+        ) { e in
             let err = e as? MembershipInputError
             XCTAssertTrue(err?.message.contains("1 of 2 files missing") == true, "\(e)")
             XCTAssertEqual(err?.hint, "fetch them")
@@ -378,17 +419,24 @@ final class MembershipRunTests: XCTestCase {
     func testShippedSetFileIsWellFormed() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("probes/membership")
-        let set = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("default.json"))) as! [String: Any]
+        let set =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("default.json")))
+            as! [String: Any]
         XCTAssertEqual(set["max_tokens_per_doc"] as? Int, 2000)
-        for (name, expectedRoot) in [("members.json", "{python-stdlib}"), ("nonmembers.json", "{cache}/membership/nonmembers")] {
-            let m = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent(name))) as! [String: Any]
+        for (name, expectedRoot) in [
+            ("members.json", "{python-stdlib}"), ("nonmembers.json", "{cache}/membership/nonmembers")
+        ] {
+            let m =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent(name)))
+                as! [String: Any]
             XCTAssertEqual(m["root"] as? String, expectedRoot)
             let files = m["files"] as! [[String: Any]]
             XCTAssertEqual(files.count, 60, name)
             XCTAssertEqual(Set(files.map { $0["path"] as! String }).count, 60)
             XCTAssertTrue(files.allSatisfy { ($0["sha256"] as? String)?.count == 64 })
             if name == "nonmembers.json" {
-                XCTAssertTrue(files.allSatisfy { ["MIT", "BSD", "Apache-2.0"].contains($0["license"] as? String ?? "") })
+                XCTAssertTrue(
+                    files.allSatisfy { ["MIT", "BSD", "Apache-2.0"].contains($0["license"] as? String ?? "") })
                 XCTAssertTrue(files.allSatisfy { ($0["first_release"] as? String ?? "") >= "2025-01" })
             }
         }
@@ -409,8 +457,9 @@ final class MembershipRunTests: XCTestCase {
         c.bootstrapResamples = 50
         c.normalizations = [.none, .ratio]
         let e = try MembershipAnalysis.evaluate(docs, config: c)
-        let r = MembershipRunResult(setName: "tiny", setPath: nil, config: c, documents: docs, evaluation: e,
-                                    scoringSeconds: 2, workers: 1)
+        let r = MembershipRunResult(
+            setName: "tiny", setPath: nil, config: c, documents: docs, evaluation: e,
+            scoringSeconds: 2, workers: 1)
         let path = try tempDir().appendingPathComponent("m.h5").path
         let w = try RunFileWriter(path: path)
         try MembershipRunFile.write(r, to: w.file)
@@ -421,12 +470,14 @@ final class MembershipRunTests: XCTestCase {
         XCTAssertEqual(try g.intAttribute("window"), 128)
         XCTAssertEqual(try g.stringsAttribute("normalizations"), ["none", "ratio"])
         XCTAssertEqual(try g.intAttribute("tokens_scored"), 17)
-        XCTAssertEqual(try g.stringsAttribute("method_names"),
-                       ["classifier_none", "classifier_ratio", "perplexity", "zlib_ratio", "min_k_prob", "blind_surface"])
+        XCTAssertEqual(
+            try g.stringsAttribute("method_names"),
+            ["classifier_none", "classifier_ratio", "perplexity", "zlib_ratio", "min_k_prob", "blind_surface"])
         XCTAssertTrue(try g.stringAttribute("caveat").contains("distribution"))
         XCTAssertEqual(try f.dataset("membership/documents/name").readStrings(), docs.map { $0.name })
         XCTAssertEqual(try f.dataset("membership/documents/label").read(Int64.self), [1, 1, 1, 1, 0, 0, 0, 0, -1])
-        XCTAssertEqual(try f.dataset("membership/documents/surface_features").shape, [9, MembershipSurfaceFeatures.names.count])
+        XCTAssertEqual(
+            try f.dataset("membership/documents/surface_features").shape, [9, MembershipSurfaceFeatures.names.count])
         let ppl = try f.dataset("membership/documents/score.perplexity").read(Double.self)
         XCTAssertEqual(ppl.count, 9)
         XCTAssertEqual(ppl[8], -e.baselines[8].perplexity)
@@ -435,15 +486,17 @@ final class MembershipRunTests: XCTestCase {
         XCTAssertEqual(cls[8], e.method("classifier_none")!.unlabeledScores![0])
         let m = try f.group("membership/methods/perplexity")
         XCTAssertEqual(try m.doubleAttribute("auc"), e.method("perplexity")!.auc.estimate)
-        XCTAssertEqual(try f.dataset("membership/methods/perplexity/fpr").read(Double.self), e.method("perplexity")!.roc.fpr)
+        XCTAssertEqual(
+            try f.dataset("membership/methods/perplexity/fpr").read(Double.self), e.method("perplexity")!.roc.fpr)
         XCTAssertEqual(try f.dataset("membership/methods/blind_surface/tpr").read(Double.self).last, 1)
         XCTAssertEqual(try f.group("membership/methods/classifier_ratio").doublesAttribute("fold_aucs").count, 2)
         // The group's reader gives back what was written.
         let back = try XCTUnwrap(try MembershipRunFile.read(f))
         XCTAssertEqual(back.methods.map(\.name), e.methods.map(\.name))
         XCTAssertEqual(back.methods.first { $0.name == "perplexity" }?.auc, e.method("perplexity")!.auc.estimate)
-        XCTAssertEqual(back.methods.first { $0.name == "perplexity" }?.thresholds,
-                       e.method("perplexity")!.roc.thresholds)
+        XCTAssertEqual(
+            back.methods.first { $0.name == "perplexity" }?.thresholds,
+            e.method("perplexity")!.roc.thresholds)
         XCTAssertEqual(back.labels, [1, 1, 1, 1, 0, 0, 0, 0, -1])
         XCTAssertEqual(back.names, docs.map { $0.name })
         XCTAssertEqual(back.documents.doubles("zlib_ratio"), e.baselines.map(\.zlibRatio))
@@ -476,7 +529,8 @@ final class MembershipRunTests: XCTestCase {
         let gguf = try GGUFFile(url: url)
         let tok = try Tokenizer(gguf: gguf)
         let model = try Model(gguf: gguf)
-        let text = "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+        let text =
+            "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
         let ids = tok.encode(text, addSpecial: true, parseSpecial: false)
         XCTAssertGreaterThan(ids.count, 40)
         let source = SessionWindowLogits(session: InferenceSession(model: model, maxContext: 16))

@@ -13,7 +13,9 @@ final class NIAHRealTokenizerTests: XCTestCase {
     /// added elsewhere; a wrapper cannot collide with it).
     struct GGUFTokenizer: TextTokenizer {
         let t: Tokenizer
-        func encode(_ text: String, addSpecial: Bool) -> [Int32] { t.encode(text, addSpecial: addSpecial, parseSpecial: true) }
+        func encode(_ text: String, addSpecial: Bool) -> [Int32] {
+            t.encode(text, addSpecial: addSpecial, parseSpecial: true)
+        }
         func decode(_ ids: [Int32]) -> String { t.decode(ids) }
     }
 
@@ -66,17 +68,23 @@ final class NIAHRealTokenizerTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw XCTSkip("model not found at \(url.path)")
         }
-        let fx = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf:
-            RepoPaths.scoringFixtures.appendingPathComponent("niah_trials_smollm2.json")))
+        let fx = try JSONDecoder().decode(
+            Fixture.self,
+            from: Data(
+                contentsOf:
+                    RepoPaths.scoringFixtures.appendingPathComponent("niah_trials_smollm2.json")))
         let tok = GGUFTokenizer(t: try Tokenizer(gguf: GGUFFile(url: url)))
         let lengths = Array(Set(fx.trials.map(\.length))).sorted()
         let depths = Array(Set(fx.trials.map(\.depth))).sorted()
         let base = try NIAHSuite.load(contentsOf: RepoPaths.probes.appendingPathComponent("default.json"))
         let chatProbe = try NIAHProbe.load(suite: base.applying(.init(lengths: lengths, depths: depths)))
-        let plainProbe = try NIAHProbe.load(suite: base.applying(.init(
-            lengths: lengths, depths: depths, template: NIAHSuite.plainTemplate, chat: false)))
-        let chat = NIAHTrialBuilder(probe: chatProbe, tokenizer: tok,
-                                    chatTemplate: { fx.chat_prefix + $0 + fx.chat_suffix })
+        let plainProbe = try NIAHProbe.load(
+            suite: base.applying(
+                .init(
+                    lengths: lengths, depths: depths, template: NIAHSuite.plainTemplate, chat: false)))
+        let chat = NIAHTrialBuilder(
+            probe: chatProbe, tokenizer: tok,
+            chatTemplate: { fx.chat_prefix + $0 + fx.chat_suffix })
         let plain = NIAHTrialBuilder(probe: plainProbe, tokenizer: tok)
         XCTAssertEqual(chat.contexts.haystackTokens.count, fx.haystack_total_tokens)
         XCTAssertEqual(chat.contexts.periodTokens, Set(fx.period_tokens))
@@ -86,17 +94,23 @@ final class NIAHRealTokenizerTests: XCTestCase {
             let b = f.chat ? chat : plain
             let n = try XCTUnwrap(b.probe.needles.firstIndex { $0.id == f.needle_id })
             let t = try b.trial(NIAHCell(needleIndex: n, length: f.length, depth: f.depth))
-            let got = [t.context.haystackTokenCount, t.context.needleTokenCount, t.context.tokens.count,
-                       t.context.requestedInsertion, t.context.insertionPoint, t.promptTokens.count,
-                       t.answerTokens.count, t.needleSpan?.lowerBound ?? -1, t.needleSpan?.upperBound ?? -1]
-            let want = [f.haystack_tokens, f.needle_tokens, f.context_tokens, f.requested, f.insertion,
-                        f.prompt_tokens, f.answer_tokens, f.span[0], f.span[1]]
+            let got = [
+                t.context.haystackTokenCount, t.context.needleTokenCount, t.context.tokens.count,
+                t.context.requestedInsertion, t.context.insertionPoint, t.promptTokens.count,
+                t.answerTokens.count, t.needleSpan?.lowerBound ?? -1, t.needleSpan?.upperBound ?? -1
+            ]
+            let want = [
+                f.haystack_tokens, f.needle_tokens, f.context_tokens, f.requested, f.insertion,
+                f.prompt_tokens, f.answer_tokens, f.span[0], f.span[1]
+            ]
             let label = "\(f.needle_id) length \(f.length) depth \(f.depth) chat \(f.chat)"
             if got != want || Self.checksum(t.promptTokens) != f.prompt_checksum { mismatches += 1 }
             XCTAssertEqual(got, want, label)
             XCTAssertEqual(Self.checksum(t.promptTokens), f.prompt_checksum, label)
             if t.needleSpan == nil { unlocated += 1 }
         }
-        print("NIAH real tokenizer: \(fx.trials.count) trials, \(mismatches) mismatches, needle span not found in \(unlocated)")
+        print(
+            "NIAH real tokenizer: \(fx.trials.count) trials, \(mismatches) mismatches, needle span not found in \(unlocated)"
+        )
     }
 }

@@ -31,8 +31,10 @@ final class NIAHSuiteTests: XCTestCase {
         // Wu et al.'s three detection needles, verbatim (their typos included).
         XCTAssertEqual(needles[0].question, "What does a new report from WMO shows ?")
         XCTAssertEqual(needles[1].realNeedle, "take a walk in Chaoyang Park and have a cup of Espresso in the evening")
-        XCTAssertEqual(needles[2].needle,
-                       "Mr Green is disliked by everyone because he is a mean person and also he can't ride a horse or dive a car.")
+        XCTAssertEqual(
+            needles[2].needle,
+            "Mr Green is disliked by everyone because he is a mean person and also he can't ride a horse or dive a car."
+        )
         for n in needles {
             XCTAssertTrue(n.needle.contains(n.keyword ?? "\u{0}"), n.id)
             XCTAssertTrue(n.question.hasSuffix(" ?"), n.id)
@@ -63,12 +65,13 @@ final class NIAHSuiteTests: XCTestCase {
         let tmp = TempDir()
         let s = try NIAHSuite.load(contentsOf: RepoPaths.probes.appendingPathComponent("default.json"))
         let hay = tmp.write("h.txt", "One two three. Four five six.")
-        let o = try s.applying(.init(haystack: hay.path, needleIDs: ["apple-cake"], lengths: [300], depths: [10, 90], seed: 7))
+        let o = try s.applying(
+            .init(haystack: hay.path, needleIDs: ["apple-cake"], lengths: [300], depths: [10, 90], seed: 7))
         XCTAssertEqual(o.lengths, [300])
         XCTAssertEqual(o.depths, [10, 90])
         XCTAssertEqual(o.seed, 7)
         XCTAssertEqual(o.haystackURL.path, hay.path)
-        XCTAssertEqual(o.needlesURL, s.needlesURL)   // untouched: still relative to the suite file
+        XCTAssertEqual(o.needlesURL, s.needlesURL) // untouched: still relative to the suite file
         let p = try NIAHProbe.load(suite: o)
         XCTAssertEqual(p.needles.map(\.id), ["apple-cake"])
         XCTAssertEqual(p.cells.count, 2)
@@ -78,9 +81,11 @@ final class NIAHSuiteTests: XCTestCase {
         XCTAssertEqual(p.haystackText, String(repeating: "One two three. Four five six.", count: 60))
 
         XCTAssertThrowsError(try s.applying(.init(lengths: [100]))) { e in
-            XCTAssertEqual(e as? NIAHSuiteError, .invalidValue(
-                file: s.sourceFile! + " (with overrides)", field: "lengths[0]",
-                reason: "length 100 must be greater than buffer 200"))
+            XCTAssertEqual(
+                e as? NIAHSuiteError,
+                .invalidValue(
+                    file: s.sourceFile! + " (with overrides)", field: "lengths[0]",
+                    reason: "length 100 must be greater than buffer 200"))
         }
         XCTAssertThrowsError(try NIAHProbe.load(suite: s.applying(.init(needleIDs: ["nope"])))) { e in
             guard case .unknownNeedleID(_, "nope", let known)? = e as? NIAHSuiteError else { return XCTFail("\(e)") }
@@ -91,12 +96,14 @@ final class NIAHSuiteTests: XCTestCase {
     // MARK: Validation errors
 
     let goodSuite = """
-    {"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300, 400], "depths": [0, 50, 100]}
-    """
+        {"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300, 400], "depths": [0, 50, 100]}
+        """
     let goodNeedle = #"{"needle": "The code is 4417.", "question": "What is the code ?", "real_needle": "4417"}"#
 
-    func check(_ suiteJSON: String, needles: String? = nil, haystack: String? = "Words and more words.",
-               file: StaticString = #filePath, line: UInt = #line, _ expect: (NIAHSuiteError, String) -> Void) {
+    func check(
+        _ suiteJSON: String, needles: String? = nil, haystack: String? = "Words and more words.",
+        file: StaticString = #filePath, line: UInt = #line, _ expect: (NIAHSuiteError, String) -> Void
+    ) {
         let tmp = TempDir()
         let url = tmp.write("suite.json", suiteJSON)
         tmp.write("n.jsonl", needles ?? goodNeedle + "\n")
@@ -134,7 +141,9 @@ final class NIAHSuiteTests: XCTestCase {
     }
 
     func testUnknownKey() {
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "lenghts": [1]}"#) { e, msg in
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "lenghts": [1]}"#
+        ) { e, msg in
             guard case let .unknownKey(_, key) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(key, "lenghts")
             XCTAssertTrue(msg.contains("unknown key \"lenghts\""), msg)
@@ -146,13 +155,17 @@ final class NIAHSuiteTests: XCTestCase {
         check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": "300", "depths": [0]}"#) { e, _ in
             XCTAssertEqual(e, .wrongType(file: (e.file), field: "lengths", expected: "an array of integers"))
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300.5], "depths": [0]}"#) { e, _ in
+        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300.5], "depths": [0]}"#) {
+            e, _ in
             guard case .wrongType(_, "lengths", _) = e else { return XCTFail("\(e)") }
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "chat": "yes"}"#) { e, _ in
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "chat": "yes"}"#
+        ) { e, _ in
             guard case .wrongType(_, "chat", _) = e else { return XCTFail("\(e)") }
         }
-        check(#"{"name": null, "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0]}"#) { e, _ in
+        check(#"{"name": null, "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0]}"#) {
+            e, _ in
             guard case .wrongType(_, "name", _) = e else { return XCTFail("\(e)") }
         }
         check("[1, 2]") { e, _ in
@@ -169,30 +182,44 @@ final class NIAHSuiteTests: XCTestCase {
     }
 
     func testBadValues() {
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300, 200], "depths": [0]}"#) { e, msg in
-            XCTAssertEqual(e, .invalidValue(file: e.file, field: "lengths[1]", reason: "length 200 must be greater than buffer 200"))
+        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300, 200], "depths": [0]}"#) {
+            e, msg in
+            XCTAssertEqual(
+                e,
+                .invalidValue(file: e.file, field: "lengths[1]", reason: "length 200 must be greater than buffer 200"))
             XCTAssertTrue(msg.contains("lengths[1]"), msg)
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "buffer": 400, "depths": [0]}"#) { e, _ in
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "buffer": 400, "depths": [0]}"#
+        ) { e, _ in
             guard case .invalidValue(_, "lengths[0]", _) = e else { return XCTFail("\(e)") }
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0, 101]}"#) { e, msg in
+        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0, 101]}"#) {
+            e, msg in
             XCTAssertEqual(e, .invalidValue(file: e.file, field: "depths[1]", reason: "depth 101.0 is outside 0...100"))
             XCTAssertTrue(msg.contains("depths[1]"), msg)
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [-1]}"#) { e, _ in
+        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [-1]}"#) {
+            e, _ in
             guard case .invalidValue(_, "depths[0]", _) = e else { return XCTFail("\(e)") }
         }
         check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [], "depths": [0]}"#) { e, _ in
             guard case .invalidValue(_, "lengths", _) = e else { return XCTFail("\(e)") }
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "template": "{context} only"}"#) { e, _ in
-            XCTAssertEqual(e, .invalidValue(file: e.file, field: "template", reason: "must contain the placeholder {question}"))
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "template": "{context} only"}"#
+        ) { e, _ in
+            XCTAssertEqual(
+                e, .invalidValue(file: e.file, field: "template", reason: "must contain the placeholder {question}"))
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "max_new_tokens": 0}"#) { e, _ in
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "max_new_tokens": 0}"#
+        ) { e, _ in
             guard case .invalidValue(_, "max_new_tokens", _) = e else { return XCTFail("\(e)") }
         }
-        check(#"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "seed": -3}"#) { e, _ in
+        check(
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "seed": -3}"#
+        ) { e, _ in
             guard case .wrongType(_, "seed", _) = e else { return XCTFail("\(e)") }
         }
     }
@@ -218,7 +245,8 @@ final class NIAHSuiteTests: XCTestCase {
         check(goodSuite, needles: empty) { e, _ in
             XCTAssertEqual(e, .needleLine(file: e.file, line: 1, problem: "field \"question\": must not be empty"))
         }
-        let dup = #"{"id": "a", "needle": "x.", "question": "y ?", "real_needle": "x"}"# + "\n"
+        let dup =
+            #"{"id": "a", "needle": "x.", "question": "y ?", "real_needle": "x"}"# + "\n"
             + #"{"id": "a", "needle": "z.", "question": "w ?", "real_needle": "z"}"#
         check(goodSuite, needles: dup) { e, _ in
             XCTAssertEqual(e, .needleLine(file: e.file, line: 2, problem: "duplicate id \"a\" (first on line 1)"))
@@ -245,16 +273,18 @@ final class NIAHSuiteTests: XCTestCase {
         tmp.write("hay/b.txt", "beta beta\r\n")
         tmp.write("hay/a.txt", "alpha ")
         tmp.write("hay/notes.md", "ignored")
-        let url = tmp.write("suite.json", #"{"name": "d", "haystack": "hay", "needles": "n.jsonl", "lengths": [205], "depths": [50]}"#)
+        let url = tmp.write(
+            "suite.json", #"{"name": "d", "haystack": "hay", "needles": "n.jsonl", "lengths": [205], "depths": [50]}"#)
         tmp.write("n.jsonl", goodNeedle)
         let p = try NIAHProbe.load(contentsOf: url)
         XCTAssertEqual(p.haystackFiles.map(\.lastPathComponent), ["a.txt", "b.txt"])
         XCTAssertEqual(String(p.haystackText.prefix(22)), "alpha beta beta\nalpha ")
-        XCTAssertEqual(PythonText.wordCount(p.haystackText), 207)   // 69 passes of 3 words >= 205
+        XCTAssertEqual(PythonText.wordCount(p.haystackText), 207) // 69 passes of 3 words >= 205
 
         let empty = TempDir()
         empty.write("hay/x.md", "nothing")
-        let u2 = empty.write("suite.json", #"{"name": "d", "haystack": "hay", "needles": "n.jsonl", "lengths": [205], "depths": [50]}"#)
+        let u2 = empty.write(
+            "suite.json", #"{"name": "d", "haystack": "hay", "needles": "n.jsonl", "lengths": [205], "depths": [50]}"#)
         empty.write("n.jsonl", goodNeedle)
         XCTAssertThrowsError(try NIAHProbe.load(contentsOf: u2)) { e in
             guard case .haystackEmpty(_, "no *.txt files")? = e as? NIAHSuiteError else { return XCTFail("\(e)") }
@@ -269,7 +299,7 @@ final class NIAHSuiteTests: XCTestCase {
     }
 
     func testPythonWhitespaceHelpers() {
-        XCTAssertEqual(PythonText.wordCount(" a\u{1C}b\u{A0}c\u{200B}d "), 3)   // U+200B is not space in Python
+        XCTAssertEqual(PythonText.wordCount(" a\u{1C}b\u{A0}c\u{200B}d "), 3) // U+200B is not space in Python
         XCTAssertEqual(PythonText.universalNewlines("a\r\nb\rc\n"), "a\nb\nc\n")
     }
 }
@@ -279,8 +309,8 @@ extension NIAHSuiteError {
     var file: String {
         switch self {
         case let .unreadable(f, _), let .badJSON(f, _), let .missingField(f, _), let .wrongType(f, _, _),
-             let .unknownKey(f, _), let .invalidValue(f, _, _), let .needleLine(f, _, _), let .noNeedles(f),
-             let .unknownNeedleID(f, _, _):
+            let .unknownKey(f, _), let .invalidValue(f, _, _), let .needleLine(f, _, _), let .noNeedles(f),
+            let .unknownNeedleID(f, _, _):
             return f
         case let .haystackMissing(p), let .haystackEmpty(p, _):
             return p

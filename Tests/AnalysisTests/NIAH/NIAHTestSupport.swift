@@ -24,7 +24,10 @@ struct CharTokenizer: TextTokenizer {
     func decode(_ ids: [Int32]) -> String {
         var s = String.UnicodeScalarView()
         for id in ids {
-            if id == Self.bos { if renderBOS { s.append(contentsOf: "<s>".unicodeScalars) }; continue }
+            if id == Self.bos {
+                if renderBOS { s.append(contentsOf: "<s>".unicodeScalars) }
+                continue
+            }
             s.append(Unicode.Scalar(UInt32(id))!)
         }
         return String(s)

@@ -17,11 +17,11 @@ final class NIAHTrialTests: XCTestCase {
         // (depth, requested = int(27 * depth / 100), insertion after back-off, text)
         let cases: [(Double, Int, Int, String)] = [
             (0, 0, 0, "ZZ.aaaa. bbbb. cccc. dddd. eee"),
-            (10, 2, 0, "ZZ.aaaa. bbbb. cccc. dddd. eee"),      // no '.' before 2: back to the start
-            (25, 6, 5, "aaaa.ZZ. bbbb. cccc. dddd. eee"),      // "aaaa. " -> back over ' '
+            (10, 2, 0, "ZZ.aaaa. bbbb. cccc. dddd. eee"), // no '.' before 2: back to the start
+            (25, 6, 5, "aaaa.ZZ. bbbb. cccc. dddd. eee"), // "aaaa. " -> back over ' '
             (50, 13, 11, "aaaa. bbbb.ZZ. cccc. dddd. eee"),
             (75, 20, 17, "aaaa. bbbb. cccc.ZZ. dddd. eee"),
-            (100, 27, 27, "aaaa. bbbb. cccc. dddd. eeeZZ."),   // appended, no back-off
+            (100, 27, 27, "aaaa. bbbb. cccc. dddd. eeeZZ.") // appended, no back-off
         ]
         for (depth, requested, point, text) in cases {
             let c = try context(depth)
@@ -42,7 +42,7 @@ final class NIAHTrialTests: XCTestCase {
         let b = NIAHContextBuilder(tokenizer: CharTokenizer(), haystackText: "aa. bb.", buffer: 5)
         let c = try b.context(needle: "ZZ.", length: 100, depth: 50)
         XCTAssertEqual(c.haystackTokenCount, 7)
-        XCTAssertEqual(c.requestedInsertion, 3)   // int(7 * 0.5)
+        XCTAssertEqual(c.requestedInsertion, 3) // int(7 * 0.5)
         XCTAssertEqual(c.insertionPoint, 3)
         XCTAssertEqual(c.text, "aa.ZZ. bb.")
     }
@@ -63,18 +63,20 @@ final class NIAHTrialTests: XCTestCase {
     func testBackOffSkipsMergedPeriodTokens() throws {
         let tok = PieceTokenizer()
         let hay = "Alpha beta). Gamma delta. Epsilon zeta). Eta theta"
-        XCTAssertEqual(PieceTokenizer.split(hay),
-                       ["Alpha", " beta", ").", " Gamma", " delta", ".", " Epsilon", " zeta", ").", " Eta", " theta"])
+        XCTAssertEqual(
+            PieceTokenizer.split(hay),
+            ["Alpha", " beta", ").", " Gamma", " delta", ".", " Epsilon", " zeta", ").", " Eta", " theta"])
         let b = NIAHContextBuilder(tokenizer: tok, haystackText: hay, buffer: 0)
-        let c = try b.context(needle: " Needle.", length: 100, depth: 82)   // int(11 * 0.82) = 9
+        let c = try b.context(needle: " Needle.", length: 100, depth: 82) // int(11 * 0.82) = 9
         XCTAssertEqual(c.requestedInsertion, 9)
         XCTAssertEqual(c.insertionPoint, 6)
         XCTAssertTrue(c.afterPeriod)
         XCTAssertEqual(c.text, "Alpha beta). Gamma delta. Needle. Epsilon zeta). Eta theta")
 
         // Counting ")." as a sentence end is a documented option.
-        let b2 = NIAHContextBuilder(tokenizer: tok, haystackText: hay, buffer: 0,
-                                    periodTokens: [tok.id("."), tok.id(").")])
+        let b2 = NIAHContextBuilder(
+            tokenizer: tok, haystackText: hay, buffer: 0,
+            periodTokens: [tok.id("."), tok.id(").")])
         let c2 = try b2.context(needle: " Needle.", length: 100, depth: 82)
         XCTAssertEqual(c2.insertionPoint, 9)
         XCTAssertEqual(c2.text, "Alpha beta). Gamma delta. Epsilon zeta). Needle. Eta theta")
@@ -97,10 +99,12 @@ final class NIAHTrialTests: XCTestCase {
     func testTemplateRenderingIsSinglePass() {
         let t = NIAHSuite.chatTemplate
         let out = NIAHPrompt.render(t, context: "ctx {question} here", question: "Q {context}?")
-        XCTAssertEqual(out, "<book>ctx {question} here</book>\nBased on the content of the book, Question: Q {context}?\nAnswer:")
+        XCTAssertEqual(
+            out, "<book>ctx {question} here</book>\nBased on the content of the book, Question: Q {context}?\nAnswer:")
         XCTAssertEqual(NIAHPrompt.render("{a}{context}{", context: "x", question: "y"), "{a}x{")
-        XCTAssertEqual(NIAHPrompt.render(NIAHSuite.plainTemplate, context: "C.", question: "Why ?"),
-                       "C.Based on the content of the book, Question: Why ?\nAnswer:")
+        XCTAssertEqual(
+            NIAHPrompt.render(NIAHSuite.plainTemplate, context: "C.", question: "Why ?"),
+            "C.Based on the content of the book, Question: Why ?\nAnswer:")
     }
 
     // MARK: find_needle_idx
@@ -129,7 +133,7 @@ final class NIAHTrialTests: XCTestCase {
     func testSpanOfLongNeedleStartsEarly() {
         let needle: [Int32] = Array(1...12)
         let prompt: [Int32] = [80, 81, 82] + needle + [83]
-        XCTAssertEqual(locateNeedleSpan(needle: needle, in: prompt), 2..<14)   // 11/12 > 0.9 at s = 2
+        XCTAssertEqual(locateNeedleSpan(needle: needle, in: prompt), 2..<14) // 11/12 > 0.9 at s = 2
         let n10: [Int32] = Array(1...10)
         XCTAssertEqual(locateNeedleSpan(needle: n10, in: [80, 81, 82] + n10 + [83]), 3..<13)
     }
@@ -156,8 +160,9 @@ final class NIAHTrialTests: XCTestCase {
     func testSmokeSuiteTrialsWithWordTokenizer() throws {
         let probe = try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"))
         let tok = PieceTokenizer()
-        let builder = NIAHTrialBuilder(probe: probe, tokenizer: tok,
-                                       chatTemplate: { "<|user|>\n" + $0 + "<|end|>\n<|assistant|>\n" })
+        let builder = NIAHTrialBuilder(
+            probe: probe, tokenizer: tok,
+            chatTemplate: { "<|user|>\n" + $0 + "<|end|>\n<|assistant|>\n" })
         XCTAssertEqual(probe.cells.count, 6)
         let answerStart = tok.encode(" take a walk", addSpecial: false)
         for cell in probe.cells {
@@ -165,7 +170,9 @@ final class NIAHTrialTests: XCTestCase {
             XCTAssertEqual(t.context.tokens.count, cell.length - probe.suite.buffer, "\(cell)")
             XCTAssertLessThanOrEqual(t.promptTokens.count, cell.length, "\(cell)")
             XCTAssertTrue(t.promptText.hasPrefix("<|user|>\n<book>"))
-            XCTAssertTrue(t.promptText.hasSuffix("Question: What is the best thing to do in Beijing ?\nAnswer:<|end|>\n<|assistant|>\n"))
+            XCTAssertTrue(
+                t.promptText.hasSuffix(
+                    "Question: What is the best thing to do in Beijing ?\nAnswer:<|end|>\n<|assistant|>\n"))
             // real_needle starts with "take" (no space), which never occurs in context
             // (" take"): 12 of its 13 distinct tokens match, 0.923 > 0.9.
             XCTAssertEqual(t.answerTokens.count, 15)
@@ -194,7 +201,9 @@ final class NIAHTrialTests: XCTestCase {
         XCTAssertEqual(t.promptTokens.first, CharTokenizer.bos)
         XCTAssertEqual(t.promptTokens.count, 1 + t.promptText.unicodeScalars.count)
         XCTAssertTrue(t.promptText.hasPrefix(t.context.text))
-        XCTAssertTrue(t.promptText.hasSuffix("Based on the content of the book, Question: What is the best thing to do in Beijing ?\nAnswer:"))
+        XCTAssertTrue(
+            t.promptText.hasSuffix(
+                "Based on the content of the book, Question: What is the best thing to do in Beijing ?\nAnswer:"))
         XCTAssertFalse(t.promptText.contains("<book>"))
     }
 

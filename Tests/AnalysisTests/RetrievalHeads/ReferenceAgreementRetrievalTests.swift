@@ -50,8 +50,9 @@ final class ReferenceAgreementRetrievalTests: XCTestCase {
         XCTAssertEqual(fx.n_heads, c.nHeads)
 
         // 1. Same prompts and spans as Headlight builds today.
-        let probe = try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("default.json"),
-                                       overrides: .init(lengths: [500, 1000]))
+        let probe = try NIAHProbe.load(
+            contentsOf: RepoPaths.probes.appendingPathComponent("default.json"),
+            overrides: .init(lengths: [500, 1000]))
         let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
         let cells = probe.cells
         XCTAssertEqual(cells.count, fx.trials.count)
@@ -60,18 +61,21 @@ final class ReferenceAgreementRetrievalTests: XCTestCase {
             let trial = try builder.trial(cells[t.trial_index])
             XCTAssertEqual(trial.needle.id, t.needle_id)
             XCTAssertEqual(trial.promptTokens, fx.prompts[String(t.trial_index)], "prompt of trial \(t.trial_index)")
-            XCTAssertEqual(trial.needleSpan.map { [$0.lowerBound, $0.upperBound] }, t.span, "span of trial \(t.trial_index)")
+            XCTAssertEqual(
+                trial.needleSpan.map { [$0.lowerBound, $0.upperBound] }, t.span, "span of trial \(t.trial_index)")
             trials.append(trial)
         }
 
         // 2. Headlight's detection on those prompts.
-        let session = env.model.makeSession(maxContext: (trials.map(\.promptTokens.count).max() ?? 0) + fx.max_new_tokens + 1)
+        let session = env.model.makeSession(
+            maxContext: (trials.map(\.promptTokens.count).max() ?? 0) + fx.max_new_tokens + 1)
         let decoder = NeedleDecoder(session: session, tokenizer: env.tokenizer)
         var mine: [[Double]] = []
         var counted: [Bool] = []
         var sameTokens = 0, sameSuccess = 0
         for (t, ref) in zip(trials, fx.trials) {
-            let out = try decoder.run(prompt: t.promptTokens, maxNewTokens: fx.max_new_tokens, span: t.needleSpan, scoreHeads: true)
+            let out = try decoder.run(
+                prompt: t.promptTokens, maxNewTokens: fx.max_new_tokens, span: t.needleSpan, scoreHeads: true)
             let rouge = NeedleRetrievalScore.score(realNeedle: t.needle.realNeedle, response: out.response)
             let ok = NeedleRetrievalScore.succeeded(rouge)
             mine.append(out.headScores!)
@@ -79,18 +83,26 @@ final class ReferenceAgreementRetrievalTests: XCTestCase {
             if out.generated == ref.generated { sameTokens += 1 }
             if ok == ref.success { sameSuccess += 1 }
         }
-        let scores = RetrievalHeadScores.aggregate(trialScores: mine, counted: counted, layers: c.nLayers, heads: c.nHeads)
+        let scores = RetrievalHeadScores.aggregate(
+            trialScores: mine, counted: counted, layers: c.nLayers, heads: c.nHeads)
 
         // 3. Agreement.
         var maxDiff = 0.0, worst = HeadIndex(layer: 0, head: 0)
-        for l in 0..<c.nLayers { for h in 0..<c.nHeads {
-            let d = abs(scores.scores[l * c.nHeads + h] - fx.scores[l][h])
-            if d > maxDiff { maxDiff = d; worst = HeadIndex(layer: l, head: h) }
-        } }
-        let refScores = RetrievalHeadScores(layers: c.nLayers, heads: c.nHeads, scores: fx.scores.flatMap { $0 },
-                                            countedTrials: fx.counted)
+        for l in 0..<c.nLayers {
+            for h in 0..<c.nHeads {
+                let d = abs(scores.scores[l * c.nHeads + h] - fx.scores[l][h])
+                if d > maxDiff {
+                    maxDiff = d
+                    worst = HeadIndex(layer: l, head: h)
+                }
+            }
+        }
+        let refScores = RetrievalHeadScores(
+            layers: c.nLayers, heads: c.nHeads, scores: fx.scores.flatMap { $0 },
+            countedTrials: fx.counted)
         let mineAbove = Set(scores.above(0.1).map(\.head)), refAbove = Set(refScores.above(0.1).map(\.head))
-        print("""
+        print(
+            """
             retrieval-head agreement with \(fx.engine):
               trials \(fx.trials.count); identical generated tokens in \(sameTokens); same success in \(sameSuccess); \
             counted \(scores.countedTrials) (reference \(fx.counted))
@@ -123,12 +135,14 @@ enum RetrievalTestModel {
     private static let lock = NSLock()
 
     static func load() throws -> Env {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if let e = cached { return e }
         let url = modelURL
         guard FileManager.default.fileExists(atPath: url.path) else { throw XCTSkip("model not found at \(url.path)") }
         let file = try GGUFFile(url: url)
-        let e = Env(model: try Model(gguf: file), tokenizer: try Tokenizer(gguf: file), template: try ChatTemplate(gguf: file))
+        let e = Env(
+            model: try Model(gguf: file), tokenizer: try Tokenizer(gguf: file), template: try ChatTemplate(gguf: file))
         cached = e
         return e
     }

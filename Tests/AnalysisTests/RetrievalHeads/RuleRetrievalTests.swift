@@ -6,23 +6,26 @@ import TraceStore
 /// The copy rule, aggregation, ordering and the record table, without a model.
 final class RuleRetrievalTests: XCTestCase {
     func testTopAttendedTakesLowestIndexOnTies() {
-        XCTAssertEqual(RetrievalCopyRule.topAttended([0.1, 0.5, 0.2, 0.5]), 1)   // torch.topk(1) -> 1
+        XCTAssertEqual(RetrievalCopyRule.topAttended([0.1, 0.5, 0.2, 0.5]), 1) // torch.topk(1) -> 1
         XCTAssertEqual(RetrievalCopyRule.topAttended([0.3]), 0)
         XCTAssertEqual(RetrievalCopyRule.topAttended([]), -1)
         XCTAssertEqual(RetrievalCopyRule.topAttended([.nan, 0.2, 0.2]), 1)
         XCTAssertEqual(RetrievalCopyRule.topAttended([0, 0, 0]), 0)
         var big = [Float](repeating: 0, count: 3000)
-        big[2000] = 1; big[100] = 1; big[5] = 1
+        big[2000] = 1
+        big[100] = 1
+        big[5] = 1
         XCTAssertEqual(RetrievalCopyRule.topAttended(big), 5)
     }
 
     func testAccumulateScoresOnlyCopiesInsideTheSpan() {
         // prompt positions:   0   1   2   3   4   5
         let prompt: [Int32] = [10, 11, 12, 13, 12, 14]
-        let span = 2..<5      // n = 3
+        let span = 2..<5 // n = 3
         var s = [Double](repeating: 0, count: 5)
         // heads look at: 2 (token 12, in span), 4 (12, in span), 1 (outside), 5 (outside), 3 (13 != 12)
-        let hits = RetrievalCopyRule.accumulate(scores: &s, top: [2, 4, 1, 5, 3], generated: 12, prompt: prompt, span: span)
+        let hits = RetrievalCopyRule.accumulate(
+            scores: &s, top: [2, 4, 1, 5, 3], generated: 12, prompt: prompt, span: span)
         XCTAssertEqual(hits, 2)
         XCTAssertEqual(s, [1.0 / 3, 1.0 / 3, 0, 0, 0])
         // A key past the prompt (a generated position) never scores, even inside a span that

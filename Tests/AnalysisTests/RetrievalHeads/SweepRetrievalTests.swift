@@ -10,8 +10,9 @@ import TraceStore
 final class SweepRetrievalTests: XCTestCase {
     /// 1 needle x 2 short lengths x 3 depths, 12 new tokens: quick, and the needle is found.
     func smallProbe(maxNewTokens: Int = 12) throws -> NIAHProbe {
-        try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
-                           overrides: .init(lengths: [300, 420], depths: [0, 50, 100], maxNewTokens: maxNewTokens))
+        try NIAHProbe.load(
+            contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
+            overrides: .init(lengths: [300, 420], depths: [0, 50, 100], maxNewTokens: maxNewTokens))
     }
 
     func tempDir() throws -> URL {
@@ -33,11 +34,12 @@ final class SweepRetrievalTests: XCTestCase {
         for i in order {
             let t = trials[i]
             let a = try shared.run(prompt: t.promptTokens, maxNewTokens: 12, span: t.needleSpan, scoreHeads: true)
-            let fresh = NeedleDecoder(session: env.model.makeSession(maxContext: maxCtx), tokenizer: env.tokenizer,
-                                      reusePrefix: false)
+            let fresh = NeedleDecoder(
+                session: env.model.makeSession(maxContext: maxCtx), tokenizer: env.tokenizer,
+                reusePrefix: false)
             let b = try fresh.run(prompt: t.promptTokens, maxNewTokens: 12, span: t.needleSpan, scoreHeads: true)
             XCTAssertEqual(a.generated, b.generated, "trial \(i)")
-            XCTAssertEqual(a.headScores, b.headScores, "trial \(i)")   // bit for bit
+            XCTAssertEqual(a.headScores, b.headScores, "trial \(i)") // bit for bit
             XCTAssertEqual(b.prefilledTokens, t.promptTokens.count - 1)
             reused += t.promptTokens.count - 1 - a.prefilledTokens
         }
@@ -50,8 +52,10 @@ final class SweepRetrievalTests: XCTestCase {
         let env = try RetrievalTestModel.load()
         let probe = try smallProbe(maxNewTokens: 32)
         let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
-        let only = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 18, head: 7), HeadIndex(layer: 23, head: 2),
-                    HeadIndex(layer: 0, head: 0)]
+        let only = [
+            HeadIndex(layer: 18, head: 6), HeadIndex(layer: 18, head: 7), HeadIndex(layer: 23, head: 2),
+            HeadIndex(layer: 0, head: 0)
+        ]
         var scored = 0.0
         for cell in probe.cells.prefix(3) {
             let t = try builder.trial(cell)
@@ -62,10 +66,16 @@ final class SweepRetrievalTests: XCTestCase {
                 .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: true, onlyHeads: only)
             XCTAssertEqual(all.generated, some.generated)
             let a = try XCTUnwrap(all.headScores), b = try XCTUnwrap(some.headScores)
-            for l in 0..<30 { for h in 0..<9 {
-                let k = l * 9 + h
-                if only.contains(HeadIndex(layer: l, head: h)) { XCTAssertEqual(b[k], a[k], "\(l).\(h)") } else { XCTAssertEqual(b[k], 0) }
-            } }
+            for l in 0..<30 {
+                for h in 0..<9 {
+                    let k = l * 9 + h
+                    if only.contains(HeadIndex(layer: l, head: h)) {
+                        XCTAssertEqual(b[k], a[k], "\(l).\(h)")
+                    } else {
+                        XCTAssertEqual(b[k], 0)
+                    }
+                }
+            }
             scored += only.map { a[$0.layer * 9 + $0.head] }.reduce(0, +)
         }
         XCTAssertGreaterThan(scored, 0, "the chosen heads copy something on these trials")
@@ -73,13 +83,14 @@ final class SweepRetrievalTests: XCTestCase {
 
     func testStopAndResumeEqualsUninterruptedRun() throws {
         let env = try RetrievalTestModel.load()
-        let probe = try smallProbe(maxNewTokens: 32)   // room for the whole answer: trials count
+        let probe = try smallProbe(maxNewTokens: 32) // room for the whole answer: trials count
         let dir = try tempDir()
         func sweep(stopAfter: Int?) throws -> RetrievalHeadSweep {
             var o = RetrievalSweepOptions()
             o.stopAfter = stopAfter
-            return try RetrievalHeadSweep(probe: probe, model: env.model, tokenizer: env.tokenizer,
-                                          chatTemplate: env.chatWrapper, options: o)
+            return try RetrievalHeadSweep(
+                probe: probe, model: env.model, tokenizer: env.tokenizer,
+                chatTemplate: env.chatWrapper, options: o)
         }
         // Uninterrupted.
         let fullPath = dir.appendingPathComponent("full.h5").path
@@ -104,9 +115,12 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertFalse(part.finished)
         XCTAssertEqual(part.records.count, 2)
         XCTAssertEqual(part.records.map(\.trialIndex), part.records.map(\.trialIndex).sorted())
-        XCTAssertEqual(part.scores, RetrievalHeadScores.aggregate(trialScores: part.records.map(\.headScores),
-                                                                  counted: part.records.map(\.counted),
-                                                                  layers: 30, heads: 9))
+        XCTAssertEqual(
+            part.scores,
+            RetrievalHeadScores.aggregate(
+                trialScores: part.records.map(\.headScores),
+                counted: part.records.map(\.counted),
+                layers: 30, heads: 9))
         do {
             let w = try RunFileWriter(path: path, resumable: true)
             XCTAssertTrue(w.resumed)
@@ -141,9 +155,10 @@ final class SweepRetrievalTests: XCTestCase {
         let builder = NIAHTrialBuilder(probe: probe, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper)
         let t = try builder.trial(probe.cells[4])
         let heads = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 23, head: 2)]
-        let r = try NeedleAttention.run(model: env.model, tokenizer: env.tokenizer, trial: t, trialIndex: 4,
-                                        heads: heads,
-                                        maxSteps: 32)
+        let r = try NeedleAttention.run(
+            model: env.model, tokenizer: env.tokenizer, trial: t, trialIndex: 4,
+            heads: heads,
+            maxSteps: 32)
         let session = env.model.makeSession(maxContext: t.promptTokens.count + 33)
         let d = try NeedleDecoder(session: session, tokenizer: env.tokenizer)
             .run(prompt: t.promptTokens, maxNewTokens: 32, span: t.needleSpan, scoreHeads: false)
@@ -169,13 +184,16 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertEqual(c.response, r.response)
 
         func rec(_ i: Int, _ length: Int, _ depth: Double, counted: Bool) -> RetrievalTrialRecord {
-            RetrievalTrialRecord(trialIndex: i, needleID: "n", needleIndex: 0, length: length, depth: depth,
-                                 promptTokens: 1,
-                                 spanStart: 0, spanEnd: 1, response: "", generatedTokens: 0, stop: "newline", rouge: 0,
-                                 success: counted, counted: counted, headScores: [], prefilledTokens: 0, seconds: 0)
+            RetrievalTrialRecord(
+                trialIndex: i, needleID: "n", needleIndex: 0, length: length, depth: depth,
+                promptTokens: 1,
+                spanStart: 0, spanEnd: 1, response: "", generatedTokens: 0, stop: "newline", rouge: 0,
+                success: counted, counted: counted, headScores: [], prefilledTokens: 0, seconds: 0)
         }
-        let recs = [rec(0, 500, 50, counted: true), rec(1, 1000, 0, counted: true), rec(2, 1000, 100, counted: true),
-                    rec(3, 1000, 50, counted: false)]
+        let recs = [
+            rec(0, 500, 50, counted: true), rec(1, 1000, 0, counted: true), rec(2, 1000, 100, counted: true),
+            rec(3, 1000, 50, counted: false)
+        ]
         XCTAssertEqual(try NeedleAttention.chooseTrial(recs, requested: nil, file: "x").trialIndex, 1)
         XCTAssertEqual(try NeedleAttention.chooseTrial(recs, requested: 3, file: "x").trialIndex, 3)
         XCTAssertThrowsError(try NeedleAttention.chooseTrial(recs, requested: 9, file: "x")) { e in
@@ -192,15 +210,22 @@ final class SweepRetrievalTests: XCTestCase {
         o.stopAfter = 1
         do {
             let w = try RunFileWriter(path: path, resumable: true)
-            _ = try RetrievalHeadSweep(probe: try smallProbe(), model: env.model, tokenizer: env.tokenizer,
-                                       chatTemplate: env.chatWrapper, options: o).run(file: w.file)
+            _ = try RetrievalHeadSweep(
+                probe: try smallProbe(), model: env.model, tokenizer: env.tokenizer,
+                chatTemplate: env.chatWrapper, options: o
+            ).run(file: w.file)
             try w.checkpoint()
         }
-        let other = try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
-                                       overrides: .init(lengths: [300], depths: [0], maxNewTokens: 12))
+        let other = try NIAHProbe.load(
+            contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
+            overrides: .init(lengths: [300], depths: [0], maxNewTokens: 12))
         let w = try RunFileWriter(path: path, resumable: true)
-        XCTAssertThrowsError(try RetrievalHeadSweep(probe: other, model: env.model, tokenizer: env.tokenizer,
-                                                    chatTemplate: env.chatWrapper).run(file: w.file)) { e in
+        XCTAssertThrowsError(
+            try RetrievalHeadSweep(
+                probe: other, model: env.model, tokenizer: env.tokenizer,
+                chatTemplate: env.chatWrapper
+            ).run(file: w.file)
+        ) { e in
             guard case RetrievalHeadsError.partialMismatch = e else { return XCTFail("\(e)") }
         }
         try w.abandon()
@@ -220,9 +245,11 @@ final class SweepRetrievalTests: XCTestCase {
         XCTAssertNoThrow(try NIAHTextCheck.check(probe, tokenizer: tok))
         let dir = try tempDir()
         let hay = dir.appendingPathComponent("hay.txt")
-        try (String(repeating: "Some words here. ", count: 400) + "<|endoftext|> more.").write(to: hay, atomically: true, encoding: .utf8)
-        let dirty = try NIAHProbe.load(contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
-                                       overrides: .init(haystack: hay.path, lengths: [300], depths: [0]))
+        try (String(repeating: "Some words here. ", count: 400) + "<|endoftext|> more.").write(
+            to: hay, atomically: true, encoding: .utf8)
+        let dirty = try NIAHProbe.load(
+            contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
+            overrides: .init(haystack: hay.path, lengths: [300], depths: [0]))
         XCTAssertThrowsError(try NIAHTextCheck.check(dirty, tokenizer: tok)) { e in
             XCTAssertTrue("\(e)".contains("<|endoftext|>"), "\(e)")
         }

@@ -9,23 +9,29 @@ final class StatsBootstrapTests: XCTestCase {
         let b = Int(StatsFixture.num(sec["resamples"]))
 
         let m = StatsFixture.dict(sec["mean"])
-        let ci = Statistics.bootstrapMean(StatsFixture.nums(m["x"]), resamples: b, seed: UInt64(StatsFixture.num(m["seed"])))
-        statsAssertClose([ci.estimate, ci.lower, ci.upper],
-                         [StatsFixture.num(m["estimate"])] + StatsFixture.nums(m["ci"]), tol: 1e-13, "bootstrap mean CI")
+        let ci = Statistics.bootstrapMean(
+            StatsFixture.nums(m["x"]), resamples: b, seed: UInt64(StatsFixture.num(m["seed"])))
+        statsAssertClose(
+            [ci.estimate, ci.lower, ci.upper],
+            [StatsFixture.num(m["estimate"])] + StatsFixture.nums(m["ci"]), tol: 1e-13, "bootstrap mean CI")
 
         let a = StatsFixture.dict(sec["auc"])
-        let aci = Statistics.bootstrapAUC(labels: StatsFixture.bools(a["labels"]), scores: StatsFixture.nums(a["scores"]),
-                                          stratified: true, resamples: b, seed: UInt64(StatsFixture.num(a["seed"])))
-        statsAssertClose([aci.estimate, aci.lower, aci.upper],
-                         [StatsFixture.num(a["estimate"])] + StatsFixture.nums(a["ci"]), tol: 1e-13, "stratified bootstrap AUC CI")
+        let aci = Statistics.bootstrapAUC(
+            labels: StatsFixture.bools(a["labels"]), scores: StatsFixture.nums(a["scores"]),
+            stratified: true, resamples: b, seed: UInt64(StatsFixture.num(a["seed"])))
+        statsAssertClose(
+            [aci.estimate, aci.lower, aci.upper],
+            [StatsFixture.num(a["estimate"])] + StatsFixture.nums(a["ci"]), tol: 1e-13, "stratified bootstrap AUC CI")
         XCTAssertEqual(aci.skipped, 0)
 
         let p = StatsFixture.dict(sec["paired"])
-        let pr = Statistics.pairedBootstrapMeanDifference(StatsFixture.nums(p["a"]), StatsFixture.nums(p["b"]),
-                                                          resamples: b, seed: UInt64(StatsFixture.num(p["seed"])))
-        statsAssertClose([pr.difference.estimate, pr.difference.lower, pr.difference.upper, pr.pValue],
-                         [StatsFixture.num(p["estimate"])] + StatsFixture.nums(p["ci"]) + [StatsFixture.num(p["p"])],
-                         tol: 1e-13, "paired bootstrap (diff, lo, hi, p)")
+        let pr = Statistics.pairedBootstrapMeanDifference(
+            StatsFixture.nums(p["a"]), StatsFixture.nums(p["b"]),
+            resamples: b, seed: UInt64(StatsFixture.num(p["seed"])))
+        statsAssertClose(
+            [pr.difference.estimate, pr.difference.lower, pr.difference.upper, pr.pValue],
+            [StatsFixture.num(p["estimate"])] + StatsFixture.nums(p["ci"]) + [StatsFixture.num(p["p"])],
+            tol: 1e-13, "paired bootstrap (diff, lo, hi, p)")
     }
 
     func testDeterministicContainsEstimateAndShrinks() {
@@ -66,8 +72,9 @@ final class StatsBootstrapTests: XCTestCase {
 
     func testUnstratifiedSkipsOneClassResamples() {
         // 1 positive in 4: P(no positive in a resample) = (3/4)^4 ~ 0.32
-        let ci = Statistics.bootstrapAUC(labels: [true, false, false, false], scores: [0.9, 0.1, 0.2, 0.3],
-                                         stratified: false, resamples: 1000, seed: 3)
+        let ci = Statistics.bootstrapAUC(
+            labels: [true, false, false, false], scores: [0.9, 0.1, 0.2, 0.3],
+            stratified: false, resamples: 1000, seed: 3)
         XCTAssertGreaterThan(ci.skipped, 200)
         XCTAssertLessThan(ci.skipped, 450)
         XCTAssertEqual(ci.resamples + ci.skipped, 1000)

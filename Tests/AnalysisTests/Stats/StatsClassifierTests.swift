@@ -24,10 +24,14 @@ final class StatsClassifierTests: XCTestCase {
             lr.fit(x, y)
             XCTAssertTrue(lr.converged, "C=\(cc) standardize=\(std)")
             let what = "logreg C=\(cc) standardize=\(std) (\(lr.iterations) Newton steps)"
-            statsAssertClose(lr.predictProbability(xt), StatsFixture.nums(c["proba_test"]), tol: 1e-6, "\(what) test proba vs sklearn tol=1e-12")
-            statsAssertClose(lr.predictProbability(x), StatsFixture.nums(c["proba_train"]), tol: 1e-6, "\(what) train proba")
-            statsAssertClose(lr.coefficients + [lr.intercept], StatsFixture.nums(c["coef"]) + [StatsFixture.num(c["intercept"])],
-                             tol: 1e-5, "\(what) coef + intercept")
+            statsAssertClose(
+                lr.predictProbability(xt), StatsFixture.nums(c["proba_test"]), tol: 1e-6,
+                "\(what) test proba vs sklearn tol=1e-12")
+            statsAssertClose(
+                lr.predictProbability(x), StatsFixture.nums(c["proba_train"]), tol: 1e-6, "\(what) train proba")
+            statsAssertClose(
+                lr.coefficients + [lr.intercept], StatsFixture.nums(c["coef"]) + [StatsFixture.num(c["intercept"])],
+                tol: 1e-5, "\(what) coef + intercept")
             let dflt = statsMaxAbsDiff(lr.predictProbability(xt), StatsFixture.nums(c["proba_test_default_tol"]))
             print("[stats] \(what): vs sklearn default tol=1e-4: max|diff| \(dflt)")
             XCTAssertLessThan(dflt, 1e-3)
@@ -86,7 +90,9 @@ final class StatsClassifierTests: XCTestCase {
             var leafCounts: [Int: Int] = [:]
             for row in x {
                 var k = 0
-                while tree.feature[k] >= 0 { k = row[tree.feature[k]] <= tree.threshold[k] ? tree.left[k] : tree.right[k] }
+                while tree.feature[k] >= 0 {
+                    k = row[tree.feature[k]] <= tree.threshold[k] ? tree.left[k] : tree.right[k]
+                }
                 leafCounts[k, default: 0] += 1
             }
             XCTAssertTrue(leafCounts.values.allSatisfy { $0 >= 3 }, "min_samples_leaf")
@@ -96,7 +102,7 @@ final class StatsClassifierTests: XCTestCase {
     }
 
     func testStratifiedFoldsAndCrossValidation() {
-        let labels = (0..<53).map { $0 % 3 == 0 }   // 18 positives, 35 negatives
+        let labels = (0..<53).map { $0 % 3 == 0 } // 18 positives, 35 negatives
         let f = CrossValidation.stratifiedFolds(labels: labels, folds: 5, seed: 3)
         XCTAssertEqual(f, CrossValidation.stratifiedFolds(labels: labels, folds: 5, seed: 3))
         XCTAssertNotEqual(f, CrossValidation.stratifiedFolds(labels: labels, folds: 5, seed: 4))
@@ -108,19 +114,25 @@ final class StatsClassifierTests: XCTestCase {
 
         let x = gaussianRows(200, 4, seed: 11)
         let y = x.map { $0[0] - $0[1] > 0 }
-        let lr = CrossValidation.evaluate(features: x, labels: y, classifier: LogisticRegression(), folds: 5, seed: 1,
-                                          bootstrapResamples: 500)
+        let lr = CrossValidation.evaluate(
+            features: x, labels: y, classifier: LogisticRegression(), folds: 5, seed: 1,
+            bootstrapResamples: 500)
         XCTAssertFalse(lr.scores.contains { $0.isNaN })
-        print("[stats] 5-fold CV logistic regression, separable: pooled AUC \(lr.pooledAUC.estimate) [\(lr.pooledAUC.lower), \(lr.pooledAUC.upper)], mean fold AUC \(lr.meanFoldAUC)")
+        print(
+            "[stats] 5-fold CV logistic regression, separable: pooled AUC \(lr.pooledAUC.estimate) [\(lr.pooledAUC.lower), \(lr.pooledAUC.upper)], mean fold AUC \(lr.meanFoldAUC)"
+        )
         XCTAssertGreaterThan(lr.pooledAUC.estimate, 0.95)
         XCTAssertTrue(lr.pooledAUC.contains(lr.pooledAUC.estimate))
         XCTAssertEqual(lr.foldAUCs.count, 5)
 
         var g = SeededGenerator(seed: 8)
         let noiseY = x.map { _ in SeededRandom.uniformInt(below: 2, using: &g) == 1 }
-        let rf = CrossValidation.evaluate(features: x, labels: noiseY, classifier: RandomForest(trees: 100, seed: 2),
-                                          folds: 5, seed: 1, bootstrapResamples: 500)
-        print("[stats] 5-fold CV random forest, noise: pooled AUC \(rf.pooledAUC.estimate) [\(rf.pooledAUC.lower), \(rf.pooledAUC.upper)]")
+        let rf = CrossValidation.evaluate(
+            features: x, labels: noiseY, classifier: RandomForest(trees: 100, seed: 2),
+            folds: 5, seed: 1, bootstrapResamples: 500)
+        print(
+            "[stats] 5-fold CV random forest, noise: pooled AUC \(rf.pooledAUC.estimate) [\(rf.pooledAUC.lower), \(rf.pooledAUC.upper)]"
+        )
         XCTAssertEqual(rf.pooledAUC.estimate, 0.5, accuracy: 0.12)
         XCTAssertTrue(rf.pooledAUC.contains(0.5))
 

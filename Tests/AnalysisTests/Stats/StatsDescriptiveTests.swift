@@ -26,7 +26,9 @@ final class StatsDescriptiveTests: XCTestCase {
         // ranks of y: [1, 2, 3.5, 5, 3.5]; r = 8 / sqrt(10 * 9.5)
         XCTAssertEqual(Statistics.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]), 8 / (95.0).squareRoot(), accuracy: 1e-15)
         // Pearson([1,0,1,0], [3,1,5,1]) = 3 / sqrt(11)
-        XCTAssertEqual(Statistics.pointBiserial([true, false, true, false], [3, 1, 5, 1]), 3 / (11.0).squareRoot(), accuracy: 1e-15)
+        XCTAssertEqual(
+            Statistics.pointBiserial([true, false, true, false], [3, 1, 5, 1]), 3 / (11.0).squareRoot(), accuracy: 1e-15
+        )
         XCTAssertEqual(Statistics.correlationPValue(r: 0, n: 10), 1, accuracy: 1e-15)
         XCTAssertEqual(Statistics.correlationPValue(r: 1, n: 10), 0)
         XCTAssertEqual(Statistics.correlationPValue(r: 0.3, n: 2), 1)
@@ -41,10 +43,13 @@ final class StatsDescriptiveTests: XCTestCase {
             let name = c["name"] as! String
             let x = StatsFixture.nums(c["x"])
             statsAssertClose([Statistics.mean(x)], [StatsFixture.num(c["mean"])], tol: 1e-14, "\(name) mean")
-            statsAssertClose([Statistics.variance(x), Statistics.variance(x, ddof: 1),
-                              Statistics.standardDeviation(x), Statistics.standardDeviation(x, ddof: 1)],
-                             [c["var0"], c["var1"], c["std0"], c["std1"]].map(StatsFixture.num),
-                             tol: 1e-14, "\(name) var/std ddof 0,1")
+            statsAssertClose(
+                [
+                    Statistics.variance(x), Statistics.variance(x, ddof: 1),
+                    Statistics.standardDeviation(x), Statistics.standardDeviation(x, ddof: 1)
+                ],
+                [c["var0"], c["var1"], c["std0"], c["std1"]].map(StatsFixture.num),
+                tol: 1e-14, "\(name) var/std ddof 0,1")
             // numpy "linear" quantiles are reproduced bit for bit
             let q = qs.map { Statistics.quantile(x, $0) }
             XCTAssertEqual(statsMaxAbsDiff(q, StatsFixture.nums(c["quantiles"])), 0, "\(name) quantiles")
@@ -60,12 +65,14 @@ final class StatsDescriptiveTests: XCTestCase {
             let x = StatsFixture.nums(c["x"]), y = StatsFixture.nums(c["y"])
             let p = Statistics.pearsonTest(x, y), s = Statistics.spearmanTest(x, y)
             statsAssertClose([p.r, p.pValue], StatsFixture.nums(c["pearson"]), tol: 1e-12, "\(name) pearsonr (r, p)")
-            statsAssertClose([s.r, s.pValue], StatsFixture.nums(c["spearman"]), tol: 1e-12, "\(name) spearmanr (rho, p)")
+            statsAssertClose(
+                [s.r, s.pValue], StatsFixture.nums(c["spearman"]), tol: 1e-12, "\(name) spearmanr (rho, p)")
         }
         let pb = StatsFixture.dict(sec["pointbiserial"])
         let r = Statistics.pointBiserialTest(StatsFixture.bools(pb["group"]), StatsFixture.nums(pb["x"]))
-        statsAssertClose([r.r, r.pValue], [StatsFixture.num(pb["r"]), StatsFixture.num(pb["p"])], tol: 1e-12,
-                         "pointbiserialr (r, p)")
+        statsAssertClose(
+            [r.r, r.pValue], [StatsFixture.num(pb["r"]), StatsFixture.num(pb["p"])], tol: 1e-12,
+            "pointbiserialr (r, p)")
     }
 
     func testIncompleteBetaFixture() {

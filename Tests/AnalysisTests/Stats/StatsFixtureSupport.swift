@@ -12,8 +12,8 @@ enum StatsFixture {
     /// (e.g. 0.8396274618764198 -> ...196), which would blur bit-exact comparisons.
     static let root: [String: Any] = {
         guard let data = try? Data(contentsOf: url),
-              let tree = try? JSONDecoder().decode(Node.self, from: data),
-              let obj = tree.native as? [String: Any]
+            let tree = try? JSONDecoder().decode(Node.self, from: data),
+            let obj = tree.native as? [String: Any]
         else { fatalError("cannot read \(url.path); run Tests/Fixtures/stats/make_fixtures.py") }
         return obj
     }()
@@ -26,18 +26,25 @@ enum StatsFixture {
             if var a = try? decoder.unkeyedContainer() {
                 var items: [Node] = []
                 while !a.isAtEnd { items.append(try a.decode(Node.self)) }
-                self = .array(items); return
+                self = .array(items)
+                return
             }
             if let o = try? decoder.container(keyedBy: Key.self) {
                 var d: [String: Node] = [:]
                 for k in o.allKeys { d[k.stringValue] = try o.decode(Node.self, forKey: k) }
-                self = .object(d); return
+                self = .object(d)
+                return
             }
             let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let v = try? c.decode(Double.self) { self = .number(v) }
-            else if let v = try? c.decode(Bool.self) { self = .bool(v) }
-            else { self = .string(try c.decode(String.self)) }
+            if c.decodeNil() {
+                self = .null
+            } else if let v = try? c.decode(Double.self) {
+                self = .number(v)
+            } else if let v = try? c.decode(Bool.self) {
+                self = .bool(v)
+            } else {
+                self = .string(try c.decode(String.self))
+            }
         }
 
         var native: Any {
@@ -100,8 +107,10 @@ func statsMaxAbsDiff(_ a: [Double], _ b: [Double], file: StaticString = #filePat
     return m
 }
 
-func statsAssertClose(_ a: [Double], _ b: [Double], tol: Double, _ what: String,
-                      file: StaticString = #filePath, line: UInt = #line) {
+func statsAssertClose(
+    _ a: [Double], _ b: [Double], tol: Double, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     let d = statsMaxAbsDiff(a, b, file: file, line: line)
     print("[stats] \(what): n=\(a.count) first=\(a.prefix(3).map { String(format: "%.10g", $0) }) max|diff|=\(d)")
     XCTAssertLessThanOrEqual(d, tol, what, file: file, line: line)

@@ -23,7 +23,9 @@ final class StatsRandomTests: XCTestCase {
         g = SeededGenerator(seed: 123)
         XCTAssertEqual(SeededRandom.permutation(10, using: &g), StatsFixture.ints(sec["seed123_shuffle10"]))
         g = SeededGenerator(seed: 123)
-        XCTAssertEqual(SeededRandom.sampleIndices(from: 100, count: 10, using: &g), StatsFixture.ints(sec["seed123_sample_100_10"]))
+        XCTAssertEqual(
+            SeededRandom.sampleIndices(from: 100, count: 10, using: &g), StatsFixture.ints(sec["seed123_sample_100_10"])
+        )
         g = SeededGenerator(seed: 99)
         XCTAssertEqual(SeededRandom.bootstrapIndices(9, using: &g), StatsFixture.ints(sec["seed99_bootstrap9"]))
     }
@@ -47,7 +49,7 @@ final class StatsRandomTests: XCTestCase {
         var counts = [Int](repeating: 0, count: 10)
         var h = SeededGenerator(seed: 2024)
         for _ in 0..<20_000 { for i in SeededRandom.sampleIndices(from: 10, count: 3, using: &h) { counts[i] += 1 } }
-        for c in counts { XCTAssertEqual(Double(c), 6000, accuracy: 300) }   // ~4 sigma
+        for c in counts { XCTAssertEqual(Double(c), 6000, accuracy: 300) } // ~4 sigma
         var first = [Int](repeating: 0, count: 6)
         for _ in 0..<30_000 { first[SeededRandom.permutation(6, using: &h)[0]] += 1 }
         for c in first { XCTAssertEqual(Double(c), 5000, accuracy: 300) }

@@ -2,7 +2,7 @@ import XCTest
 @testable import Inference
 
 final class BLASPolicyTests: XCTestCase {
-    let avx512 = CPUFeatures.avx512          // Skylake-X class, no bf16
+    let avx512 = CPUFeatures.avx512 // Skylake-X class, no bf16
     let avx512bf16 = CPUFeatures.avx512bf16CPU // Cooper Lake / Zen 4-5 class
     let avx2 = CPUFeatures.avx2Only
 
@@ -29,8 +29,10 @@ final class BLASPolicyTests: XCTestCase {
     }
 
     func testCooperlakeAlreadyChosenIsNoOp() {
-        let env = ["OPENBLAS_CORETYPE": "Cooperlake", "HEADLIGHT_BLAS_CHOSEN": "Cooperlake",
-                   "HEADLIGHT_BLAS_REASON": "OpenBLAS chose Prescott at load; CPU supports Cooperlake"]
+        let env = [
+            "OPENBLAS_CORETYPE": "Cooperlake", "HEADLIGHT_BLAS_CHOSEN": "Cooperlake",
+            "HEADLIGHT_BLAS_REASON": "OpenBLAS chose Prescott at load; CPU supports Cooperlake"
+        ]
         let d = BLASPolicy.decide(corename: "Cooperlake", features: avx512bf16, env: env)
         XCTAssertEqual(d.action, .keep)
         XCTAssertEqual(d.origin, .auto)
@@ -39,7 +41,9 @@ final class BLASPolicyTests: XCTestCase {
     }
 
     func testGoodLibraryDefaultIsNoOp() {
-        for (core, cpu) in [("Cooperlake", avx512bf16), ("SkylakeX", avx512bf16), ("SkylakeX", avx512), ("Haswell", avx2), ("Zen", avx2)] {
+        for (core, cpu) in [
+            ("Cooperlake", avx512bf16), ("SkylakeX", avx512bf16), ("SkylakeX", avx512), ("Haswell", avx2), ("Zen", avx2)
+        ] {
             let d = BLASPolicy.decide(corename: core, features: cpu, env: [:])
             XCTAssertEqual(d.action, .keep, core)
             XCTAssertEqual(d.origin, .libraryDefault, core)
@@ -73,14 +77,17 @@ final class BLASPolicyTests: XCTestCase {
         XCTAssertNil(d.environment["HEADLIGHT_BLAS_LIBRARY_DEFAULT"] ?? nil)
 
         // After the re-exec: applied, no further action, even though Prescott is slow.
-        let after = ["OPENBLAS_CORETYPE": "Prescott", "HEADLIGHT_BLAS_CHOSEN": "Prescott", "HEADLIGHT_BLAS_CORETYPE": "Prescott"]
+        let after = [
+            "OPENBLAS_CORETYPE": "Prescott", "HEADLIGHT_BLAS_CHOSEN": "Prescott", "HEADLIGHT_BLAS_CORETYPE": "Prescott"
+        ]
         let d2 = BLASPolicy.decide(corename: "Prescott", features: avx512bf16, env: after)
         XCTAssertEqual(d2.action, .keep)
         XCTAssertEqual(d2.origin, .headlightOverride)
         XCTAssertEqual(BLASPolicy.origin(env: after), .headlightOverride)
 
         // Override already satisfied by the loaded kernel: no re-exec, only bookkeeping.
-        let d3 = BLASPolicy.decide(corename: "Cooperlake", features: avx512bf16, env: ["HEADLIGHT_BLAS_CORETYPE": "cooperlake"])
+        let d3 = BLASPolicy.decide(
+            corename: "Cooperlake", features: avx512bf16, env: ["HEADLIGHT_BLAS_CORETYPE": "cooperlake"])
         XCTAssertEqual(d3.action, .keep)
         XCTAssertEqual(d3.origin, .headlightOverride)
         XCTAssertEqual(d3.environment["HEADLIGHT_BLAS_CHOSEN"], "cooperlake")
@@ -92,8 +99,9 @@ final class BLASPolicyTests: XCTestCase {
         XCTAssertEqual(d.action, .reexec(coretype: "Cooperlake"))
         XCTAssertEqual(d.origin, .auto)
         // User value already the best: nothing to do.
-        let d2 = BLASPolicy.decide(corename: "SkylakeX", features: avx512bf16,
-                                   env: ["OPENBLAS_CORETYPE": "SkylakeX", "HEADLIGHT_BLAS_CORETYPE": "AUTO"])
+        let d2 = BLASPolicy.decide(
+            corename: "SkylakeX", features: avx512bf16,
+            env: ["OPENBLAS_CORETYPE": "SkylakeX", "HEADLIGHT_BLAS_CORETYPE": "AUTO"])
         XCTAssertEqual(d2.action, .keep)
     }
 
@@ -109,7 +117,9 @@ final class BLASPolicyTests: XCTestCase {
         // Exec budget spent.
         let spent = ["HEADLIGHT_BLAS_EXECS": String(BLASPolicy.maxExecs)]
         XCTAssertEqual(BLASPolicy.decide(corename: "Prescott", features: avx512, env: spent).action, .keep)
-        XCTAssertEqual(BLASPolicy.decide(corename: "SkylakeX", features: avx512, env: spent, verificationFailed: true).action, .keep)
+        XCTAssertEqual(
+            BLASPolicy.decide(corename: "SkylakeX", features: avx512, env: spent, verificationFailed: true).action,
+            .keep)
     }
 
     func testAVX2OnlyPicksHaswell() {
@@ -118,7 +128,9 @@ final class BLASPolicyTests: XCTestCase {
         XCTAssertEqual(BLASPolicy.recommended(for: avx2), "Haswell")
         XCTAssertEqual(BLASPolicy.candidates(for: avx2), ["Haswell", "Prescott"])
         // AVX-512F without BW/VL/DQ (Knights Landing style) is not SkylakeX material.
-        var knl = avx2; knl.avx512f = true; knl.avx512cd = true
+        var knl = avx2
+        knl.avx512f = true
+        knl.avx512cd = true
         XCTAssertEqual(BLASPolicy.recommended(for: knl), "Haswell")
     }
 
@@ -134,8 +146,9 @@ final class BLASPolicyTests: XCTestCase {
         var core = "Cooperlake"
         var seen: [String] = []
         for _ in 0..<6 {
-            let d = BLASPolicy.decide(corename: core, features: avx512bf16, env: env,
-                                      verificationFailed: true, verificationDetail: "1.0e+00")
+            let d = BLASPolicy.decide(
+                corename: core, features: avx512bf16, env: env,
+                verificationFailed: true, verificationDetail: "1.0e+00")
             guard case .reexec(let next) = d.action else {
                 XCTAssertTrue(d.problem)
                 XCTAssertTrue(d.reason.contains("no other kernel"), d.reason)
@@ -150,20 +163,26 @@ final class BLASPolicyTests: XCTestCase {
         XCTAssertEqual(env["HEADLIGHT_BLAS_FAILED"], "Cooperlake=1.0e+00,SkylakeX=1.0e+00,Haswell=1.0e+00")
 
         // Having fallen back, a passing Haswell is kept (no upgrade back to a failed kernel).
-        let kept = BLASPolicy.decide(corename: "Haswell", features: avx512bf16,
-                                     env: ["OPENBLAS_CORETYPE": "Haswell", "HEADLIGHT_BLAS_CHOSEN": "Haswell",
-                                           "HEADLIGHT_BLAS_FAILED": "Cooperlake=1e0,SkylakeX=1e0"])
+        let kept = BLASPolicy.decide(
+            corename: "Haswell", features: avx512bf16,
+            env: [
+                "OPENBLAS_CORETYPE": "Haswell", "HEADLIGHT_BLAS_CHOSEN": "Haswell",
+                "HEADLIGHT_BLAS_FAILED": "Cooperlake=1e0,SkylakeX=1e0"
+            ])
         XCTAssertEqual(kept.action, .keep)
         XCTAssertEqual(kept.origin, .auto)
     }
 
     func testFailingUserKernelIsReportedNotReplaced() {
-        let d = BLASPolicy.decide(corename: "Haswell", features: avx512bf16, env: ["OPENBLAS_CORETYPE": "Haswell"],
-                                  verificationFailed: true)
+        let d = BLASPolicy.decide(
+            corename: "Haswell", features: avx512bf16, env: ["OPENBLAS_CORETYPE": "Haswell"],
+            verificationFailed: true)
         XCTAssertEqual(d.action, .keep)
         XCTAssertEqual(d.origin, .user)
         XCTAssertTrue(d.problem)
-        let o = ["OPENBLAS_CORETYPE": "Prescott", "HEADLIGHT_BLAS_CHOSEN": "Prescott", "HEADLIGHT_BLAS_CORETYPE": "Prescott"]
+        let o = [
+            "OPENBLAS_CORETYPE": "Prescott", "HEADLIGHT_BLAS_CHOSEN": "Prescott", "HEADLIGHT_BLAS_CORETYPE": "Prescott"
+        ]
         let d2 = BLASPolicy.decide(corename: "Prescott", features: avx512bf16, env: o, verificationFailed: true)
         XCTAssertEqual(d2.action, .keep)
         XCTAssertTrue(d2.problem)
@@ -194,11 +213,15 @@ final class BLASRuntimeTests: XCTestCase {
     }
 
     func testExecutableResolutionWithoutProc() {
-        XCTAssertEqual(BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "sh", searchPath: "/nonexistent:/bin"), "/bin/sh")
-        XCTAssertEqual(BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "/bin/sh", searchPath: nil), "/bin/sh")
-        XCTAssertNil(BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "no-such-tool-xyz", searchPath: "/bin"))
+        XCTAssertEqual(
+            BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "sh", searchPath: "/nonexistent:/bin"),
+            "/bin/sh")
+        XCTAssertEqual(
+            BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "/bin/sh", searchPath: nil), "/bin/sh")
+        XCTAssertNil(
+            BLASRuntime.resolveExecutable(proc: "/nonexistent/exe", arg0: "no-such-tool-xyz", searchPath: "/bin"))
         #if os(Linux)
-        XCTAssertEqual(BLASRuntime.ownExecutable(), "/proc/self/exe")
+            XCTAssertEqual(BLASRuntime.ownExecutable(), "/proc/self/exe")
         #endif
     }
 
@@ -210,13 +233,16 @@ final class BLASRuntimeTests: XCTestCase {
         XCTAssertNil(status.verification)
         XCTAssertFalse(status.reason.isEmpty)
         let env = ProcessInfo.processInfo.environment
-        if env["OPENBLAS_CORETYPE"] != nil && env["HEADLIGHT_BLAS_CORETYPE"] == nil && env["HEADLIGHT_BLAS_CHOSEN"] == nil {
+        if env["OPENBLAS_CORETYPE"] != nil && env["HEADLIGHT_BLAS_CORETYPE"] == nil
+            && env["HEADLIGHT_BLAS_CHOSEN"] == nil
+        {
             XCTAssertEqual(status.origin, .user)
         }
-        XCTAssertEqual(status.belowCapability,
-                       BLASPolicy.isBelowCapability(corename: status.corename, features: status.features))
+        XCTAssertEqual(
+            status.belowCapability,
+            BLASPolicy.isBelowCapability(corename: status.corename, features: status.features))
         #if arch(x86_64)
-        XCTAssertTrue(status.features.sse3)
+            XCTAssertTrue(status.features.sse3)
         #endif
     }
 }

@@ -10,9 +10,10 @@ final class CaptureHookTests: XCTestCase {
 
     static func tiny(_ arch: String) throws -> (Model, Manifest, [Float]) {
         let dir = ForwardTests.fixtures
-        let m = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
+        let m = try JSONDecoder().decode(
+            Manifest.self, from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
         let model = try Model(path: dir.appendingPathComponent(m.gguf).path)
-        let attn = try ForwardTests.readFloats(dir.appendingPathComponent(m.attention_file))   // [L, H, T, T]
+        let attn = try ForwardTests.readFloats(dir.appendingPathComponent(m.attention_file)) // [L, H, T, T]
         return (model, m, attn)
     }
 
@@ -21,8 +22,10 @@ final class CaptureHookTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: path.path) else {
             throw XCTSkip("default model not found at \(path.path) (scripts/fetch-model.sh)")
         }
-        let manifest = try JSONDecoder().decode(ForwardTests.SmolManifest.self, from: Data(
-            contentsOf: ForwardTests.fixtures.appendingPathComponent("smollm2/manifest.json")))
+        let manifest = try JSONDecoder().decode(
+            ForwardTests.SmolManifest.self,
+            from: Data(
+                contentsOf: ForwardTests.fixtures.appendingPathComponent("smollm2/manifest.json")))
         return (try Model(path: path.path), manifest)
     }
 
@@ -41,7 +44,8 @@ final class CaptureHookTests: XCTestCase {
                     let refBase = ((l * c.nHeads + h) * t + q) * t
                     maxDiff = max(maxDiff, ForwardTests.maxAbsDiff(row, ref[refBase..<(refBase + t)]))
                     maxSumErr = max(maxSumErr, abs(row.reduce(0, +) - 1))
-                    XCTAssertTrue(row[(base + q + 1)...].allSatisfy { $0 == 0 }, "\(label) causal zeros L\(l)H\(h)q\(q)")
+                    XCTAssertTrue(
+                        row[(base + q + 1)...].allSatisfy { $0 == 0 }, "\(label) causal zeros L\(l)H\(h)q\(q)")
                 }
             }
         }
@@ -57,13 +61,15 @@ final class CaptureHookTests: XCTestCase {
             // One prefill, and prefill in chunks of 7 (rows cross chunk boundaries).
             for chunk in [512, 7] {
                 let session = InferenceSession(model: model, maxContext: 64, maxChunk: chunk)
-                let (store, _) = try session.trace(prompt: m.tokens, requests: [CaptureRequest(hooks: ["attn.hook_pattern"])])
+                let (store, _) = try session.trace(
+                    prompt: m.tokens, requests: [CaptureRequest(hooks: ["attn.hook_pattern"])])
                 try checkPattern(store, model: model, ref: ref, t: t, label: "tiny-\(arch) chunk \(chunk)")
             }
             // Half prefill, then decode steps with the fixture's tokens (library API: a HookSet by hand).
             let session = InferenceSession(model: model, maxContext: 64)
-            let plan = try TracePlan(config: model.config, requests: [CaptureRequest(hooks: ["blocks.*.attn.hook_pattern"])],
-                                     promptLength: t / 2, decodeSteps: t - t / 2)
+            let plan = try TracePlan(
+                config: model.config, requests: [CaptureRequest(hooks: ["blocks.*.attn.hook_pattern"])],
+                promptLength: t / 2, decodeSteps: t - t / 2)
             let store = CaptureStore()
             session.hooks = try HookSet(plan: plan, sink: store)
             try session.prefill(tokens: Array(m.tokens[..<(t / 2)]))
@@ -79,11 +85,16 @@ final class CaptureHookTests: XCTestCase {
         let session = model.makeSession(maxContext: 2304)
         var worst: Float = 0
         for prompt in manifest.prompts {
-            let ref = try ForwardTests.readFloats(ForwardTests.fixtures.appendingPathComponent("smollm2/\(prompt.attention_file)"))
+            let ref = try ForwardTests.readFloats(
+                ForwardTests.fixtures.appendingPathComponent("smollm2/\(prompt.attention_file)"))
             let layers = Array(Set(prompt.attention.map(\.layer))).sorted()
             let queries = Array(Set(prompt.attention.map(\.query))).sorted()
-            let (store, _) = try session.trace(prompt: prompt.tokens, requests: [
-                CaptureRequest(hooks: ["attn.hook_pattern"], layers: IndexSelection(layers), queries: .positions(queries))])
+            let (store, _) = try session.trace(
+                prompt: prompt.tokens,
+                requests: [
+                    CaptureRequest(
+                        hooks: ["attn.hook_pattern"], layers: IndexSelection(layers), queries: .positions(queries))
+                ])
             var offset = 0, maxDiff: Float = 0
             for s in prompt.attention {
                 let pat = try XCTUnwrap(store["blocks.\(s.layer).attn.hook_pattern"])
@@ -92,9 +103,11 @@ final class CaptureHookTests: XCTestCase {
                     maxDiff = max(maxDiff, ForwardTests.maxAbsDiff(row, ref[offset..<(offset + s.query + 1)]))
                     XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-4)
                     // causal zeros after the query
-                    let full = pat.values[((pat.layout.heads!.firstIndex(of: head)! * pat.shape[1]
-                                            + pat.layout.queries.firstIndex(of: s.query)!) * pat.shape[2])...]
-                        .prefix(pat.shape[2])
+                    let full = pat.values[
+                        ((pat.layout.heads!.firstIndex(of: head)! * pat.shape[1]
+                            + pat.layout.queries.firstIndex(of: s.query)!) * pat.shape[2])...
+                    ]
+                    .prefix(pat.shape[2])
                     XCTAssertTrue(full.dropFirst(s.query + 1).allSatisfy { $0 == 0 })
                     offset += s.query + 1
                 }
@@ -113,15 +126,29 @@ final class CaptureHookTests: XCTestCase {
         let c = model.config, t = m.tokens.count
         let session = InferenceSession(model: model, maxContext: 64, maxChunk: 16)
         let spans = [TokenSpan("first", 0, 1), TokenSpan("middle", 10, 20), TokenSpan("late", 30, 40)]
-        let (rows, _) = try session.trace(prompt: m.tokens, requests: [
-            CaptureRequest(hooks: ["pattern", "attn_scores", "hook_z", "hook_result", "hook_attn_out", "hook_resid_pre",
-                                   "hook_mlp_out", "hook_resid_post", "hook_embed", "logits", "ln_final.hook_normalized",
-                                   "attn.hook_q", "attn.hook_k", "attn.hook_v", "rot_q", "rot_k"])])
-        let (topk, _) = try session.trace(prompt: m.tokens, requests: [
-            CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [1, 3], queries: QuerySelection([.range(5, 9), .last(2)]),
-                           form: .topK(4))])
-        let (mass, _) = try session.trace(prompt: m.tokens, requests: [
-            CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [-1], queries: .all, form: .spanMass(spans))])
+        let (rows, _) = try session.trace(
+            prompt: m.tokens,
+            requests: [
+                CaptureRequest(hooks: [
+                    "pattern", "attn_scores", "hook_z", "hook_result", "hook_attn_out", "hook_resid_pre",
+                    "hook_mlp_out", "hook_resid_post", "hook_embed", "logits", "ln_final.hook_normalized",
+                    "attn.hook_q", "attn.hook_k", "attn.hook_v", "rot_q", "rot_k"
+                ])
+            ])
+        let (topk, _) = try session.trace(
+            prompt: m.tokens,
+            requests: [
+                CaptureRequest(
+                    hooks: ["blocks.1.attn.hook_pattern"], heads: [1, 3],
+                    queries: QuerySelection([.range(5, 9), .last(2)]),
+                    form: .topK(4))
+            ])
+        let (mass, _) = try session.trace(
+            prompt: m.tokens,
+            requests: [
+                CaptureRequest(
+                    hooks: ["blocks.1.attn.hook_pattern"], heads: [-1], queries: .all, form: .spanMass(spans))
+            ])
         let pat = rows["blocks.1.attn.hook_pattern"]!
         let tk = topk["blocks.1.attn.hook_pattern"]!
         XCTAssertEqual(tk.shape, [2, 6, 4])
@@ -131,7 +158,8 @@ final class CaptureHookTests: XCTestCase {
                 let row = pat.attentionRow(head: h, query: q)!
                 let order = row.indices.sorted { row[$0] > row[$1] || (row[$0] == row[$1] && $0 < $1) }.prefix(4)
                 XCTAssertEqual(tk.topKIndices(head: h, query: q)!.map(Int.init), Array(order))
-                XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(tk.attentionRow(head: h, query: q)!, order.map { row[$0] }), 1e-6)
+                XCTAssertLessThanOrEqual(
+                    ForwardTests.maxAbsDiff(tk.attentionRow(head: h, query: q)!, order.map { row[$0] }), 1e-6)
             }
         }
         let sm = mass["blocks.1.attn.hook_pattern"]!
@@ -145,13 +173,15 @@ final class CaptureHookTests: XCTestCase {
             }
         }
         // scores -> softmax = pattern, -inf after the query; scores = rot_q · rot_k / sqrt(dh)
-        let sc = rows["blocks.1.attn.hook_attn_scores"]!, rq = rows["blocks.1.attn.hook_rot_q"]!, rk = rows["blocks.1.attn.hook_rot_k"]!
+        let sc = rows["blocks.1.attn.hook_attn_scores"]!, rq = rows["blocks.1.attn.hook_rot_q"]!,
+            rk = rows["blocks.1.attn.hook_rot_k"]!
         var maxDiff: Float = 0
         for h in 0..<c.nHeads {
             for q in 0..<t {
                 let s = sc.attentionRow(head: h, query: q)!
                 let e = s.map { Foundation.exp(Double($0 - s.max()!)) }, z = e.reduce(0, +)
-                maxDiff = max(maxDiff, ForwardTests.maxAbsDiff(e.map { Float($0 / z) }, pat.attentionRow(head: h, query: q)!))
+                maxDiff = max(
+                    maxDiff, ForwardTests.maxAbsDiff(e.map { Float($0 / z) }, pat.attentionRow(head: h, query: q)!))
                 if q + 1 < t { XCTAssertEqual(sc[h, q, q + 1], -.infinity) }
                 let kvh = h / c.groupSize
                 var dot: Float = 0
@@ -162,7 +192,8 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxDiff, 1e-5)
         for l in 0..<c.nLayers {
             let res = rows["blocks.\(l).attn.hook_result"]!, out = rows["blocks.\(l).hook_attn_out"]!
-            let pre = rows["blocks.\(l).hook_resid_pre"]!, mlp = rows["blocks.\(l).hook_mlp_out"]!, post = rows["blocks.\(l).hook_resid_post"]!
+            let pre = rows["blocks.\(l).hook_resid_pre"]!, mlp = rows["blocks.\(l).hook_mlp_out"]!,
+                post = rows["blocks.\(l).hook_resid_post"]!
             var d1: Float = 0, d2: Float = 0
             for p in 0..<t {
                 for i in 0..<c.dModel {
@@ -193,9 +224,16 @@ final class CaptureHookTests: XCTestCase {
         for arch in ["llama", "qwen2"] {
             let (model, m, _) = try Self.tiny(arch)
             let c = model.config
-            let (s, _) = try InferenceSession(model: model, maxContext: 64).trace(prompt: m.tokens, requests: [
-                CaptureRequest(hooks: ["blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_k", "blocks.0.attn.hook_rot_k"],
-                               queries: .positions([3, 17]))])
+            let (s, _) = try InferenceSession(model: model, maxContext: 64).trace(
+                prompt: m.tokens,
+                requests: [
+                    CaptureRequest(
+                        hooks: [
+                            "blocks.0.attn.hook_q", "blocks.0.attn.hook_rot_q", "blocks.0.attn.hook_k",
+                            "blocks.0.attn.hook_rot_k"
+                        ],
+                        queries: .positions([3, 17]))
+                ])
             let half = c.dHead / 2
             var worst: Float = 0
             for (pre, post, nh) in [("hook_q", "hook_rot_q", c.nHeads), ("hook_k", "hook_rot_k", c.nKVHeads)] {
@@ -222,12 +260,22 @@ final class CaptureHookTests: XCTestCase {
         let (model, m, _) = try Self.tiny("llama")
         let session = InferenceSession(model: model, maxContext: 64)
         let prompt = Array(m.tokens[..<20])
-        let (gen, r) = try session.trace(prompt: prompt, requests: [
-            CaptureRequest(hooks: ["pattern", "resid_post", "logits"], layers: [-1], heads: [0, 2], queries: QuerySelection([.last(2), .decode]))],
+        let (gen, r) = try session.trace(
+            prompt: prompt,
+            requests: [
+                CaptureRequest(
+                    hooks: ["pattern", "resid_post", "logits"], layers: [-1], heads: [0, 2],
+                    queries: QuerySelection([.last(2), .decode]))
+            ],
             generate: 6)
         XCTAssertEqual(r.tokens.count, 26)
-        let (full, _) = try session.trace(prompt: r.tokens, requests: [
-            CaptureRequest(hooks: ["pattern", "resid_post", "logits"], layers: [-1], heads: [0, 2], queries: .positions(Array(18..<26)))])
+        let (full, _) = try session.trace(
+            prompt: r.tokens,
+            requests: [
+                CaptureRequest(
+                    hooks: ["pattern", "resid_post", "logits"], layers: [-1], heads: [0, 2],
+                    queries: .positions(Array(18..<26)))
+            ])
         for name in ["blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post", "logits"] {
             let a = gen[name]!, b = full[name]!
             XCTAssertEqual(a.layout.queries, Array(18..<26))
@@ -251,9 +299,13 @@ final class CaptureHookTests: XCTestCase {
 
         let pre = CaptureStore()
         var captured: [Float] = []
-        try session.prefill(tokens: Array(tokens[10..<16]), logits: .last, capturing: [
-            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 2], queries: .last(3))],
-            into: pre) { _, row in captured = Array(row) }
+        try session.prefill(
+            tokens: Array(tokens[10..<16]), logits: .last,
+            capturing: [
+                CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 2], queries: .last(3))
+            ],
+            into: pre
+        ) { _, row in captured = Array(row) }
         let plainLogits = try plain.prefill(tokens: Array(tokens[10..<16]))
         XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(captured, plainLogits), 1e-4)
         XCTAssertEqual(pre["blocks.1.attn.hook_pattern"]?.layout.queries, [13, 14, 15])
@@ -261,15 +313,22 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertNil(session.hooks)
 
         let step = CaptureStore()
-        let logits = try session.step(token: tokens[16], capturing: [
-            CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [1], queries: .decode)], into: step)
+        let logits = try session.step(
+            token: tokens[16],
+            capturing: [
+                CaptureRequest(hooks: ["blocks.1.attn.hook_pattern"], heads: [1], queries: .decode)
+            ], into: step)
         XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(logits, try plain.step(token: tokens[16])), 1e-4)
         XCTAssertEqual(step["blocks.1.attn.hook_pattern"]?.shape, [1, 1, 17])
         XCTAssertNil(session.hooks)
 
-        let (full, _) = try InferenceSession(model: model, maxContext: 64).trace(prompt: tokens, requests: [
-            CaptureRequest(hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 1, 2],
-                           queries: .positions([13, 14, 15, 16]))])
+        let (full, _) = try InferenceSession(model: model, maxContext: 64).trace(
+            prompt: tokens,
+            requests: [
+                CaptureRequest(
+                    hooks: ["pattern", "resid_post"], layers: [1], heads: [0, 1, 2],
+                    queries: .positions([13, 14, 15, 16]))
+            ])
         let fullPattern = try XCTUnwrap(full["blocks.1.attn.hook_pattern"])
         func rowDiff(_ store: CaptureStore, head: Int, query: Int) throws -> Float {
             let a = try XCTUnwrap(store["blocks.1.attn.hook_pattern"]?.attentionRow(head: head, query: query))
@@ -285,8 +344,13 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertLessThanOrEqual(try rowDiff(step, head: 1, query: 16), 1e-5)
 
         // A position already in the cache cannot be captured any more; nothing runs.
-        XCTAssertThrowsError(try session.step(token: tokens[0], capturing: [
-            CaptureRequest(hooks: ["pattern"], queries: .positions([3]))], into: CaptureStore())) { error in
+        XCTAssertThrowsError(
+            try session.step(
+                token: tokens[0],
+                capturing: [
+                    CaptureRequest(hooks: ["pattern"], queries: .positions([3]))
+                ], into: CaptureStore())
+        ) { error in
             XCTAssertEqual(error as? HookError, .queryAlreadyRun(3, position: 17))
         }
         XCTAssertEqual(session.position, 17)
@@ -298,8 +362,11 @@ final class CaptureHookTests: XCTestCase {
     func testHookResolution() throws {
         let n = 30
         XCTAssertEqual(try HookPoint.resolve("attn.hook_pattern", nLayers: n).count, 30)
-        XCTAssertEqual(try HookPoint.resolve("pattern", nLayers: n), try HookPoint.resolve("blocks.*.attn.hook_pattern", nLayers: n))
-        XCTAssertEqual(try HookPoint.resolve("blocks.-1.hook_resid_post", nLayers: n), [HookPoint(.residPost, layer: 29)])
+        XCTAssertEqual(
+            try HookPoint.resolve("pattern", nLayers: n),
+            try HookPoint.resolve("blocks.*.attn.hook_pattern", nLayers: n))
+        XCTAssertEqual(
+            try HookPoint.resolve("blocks.-1.hook_resid_post", nLayers: n), [HookPoint(.residPost, layer: 29)])
         XCTAssertEqual(try HookPoint.resolve("blocks.3.attn.hook_z", nLayers: n), [HookPoint(.z, layer: 3)])
         XCTAssertEqual(try HookPoint.resolve("blocks.3.pattern", nLayers: n), [HookPoint(.pattern, layer: 3)])
         XCTAssertEqual(try HookPoint.resolve("blocks.1?.hook_resid_pre", nLayers: n).map(\.layer), Array(10..<20))
@@ -307,12 +374,13 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertEqual(try HookPoint.resolve("logits", nLayers: n), [HookPoint(.logits)])
         XCTAssertEqual(try HookPoint.resolve("ln_final.hook_normalized", nLayers: n), [HookPoint(.lnFinal)])
         XCTAssertEqual(try HookPoint.resolve("*", nLayers: n).count, 3 + 30 * 13)
-        XCTAssertEqual(try HookPoint.resolve(["hook_embed,logits", "logits"], nLayers: n), [HookPoint(.embed), HookPoint(.logits)])
+        XCTAssertEqual(
+            try HookPoint.resolve(["hook_embed,logits", "logits"], nLayers: n), [HookPoint(.embed), HookPoint(.logits)])
         XCTAssertEqual(HookPoint(.pattern, layer: 3).name, "blocks.3.attn.hook_pattern")
     }
 
     func testMalformedSelectionsAreClearErrors() throws {
-        let (model, m, _) = try Self.tiny("llama")     // 2 layers, 4 heads
+        let (model, m, _) = try Self.tiny("llama") // 2 layers, 4 heads
         let c = model.config
         func message(_ r: CaptureRequest, prompt: Int = 40) -> String {
             do {
@@ -348,8 +416,9 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertThrowsError(try TokenSpan.find("zebra", label: "z", in: [[UInt8]("hello".utf8)])) { e in
             XCTAssertTrue(((e as? LocalizedError)?.errorDescription ?? "").contains("does not occur"))
         }
-        XCTAssertEqual(try TokenSpan.find("lo wo", label: "s", in: ["hel", "lo", " w", "orld"].map { Array($0.utf8) }),
-                       TokenSpan("s", 1, 4))
+        XCTAssertEqual(
+            try TokenSpan.find("lo wo", label: "s", in: ["hel", "lo", " w", "orld"].map { Array($0.utf8) }),
+            TokenSpan("s", 1, 4))
         XCTAssertThrowsError(try HeadIntervention.parse("1.9", config: c)) { e in
             XCTAssertTrue(((e as? LocalizedError)?.errorDescription ?? "").contains("head 9"))
         }
@@ -360,19 +429,29 @@ final class CaptureHookTests: XCTestCase {
             XCTAssertTrue(((e as? LocalizedError)?.errorDescription ?? "").contains("0...1"))
         }
         // Queries: syntax
-        XCTAssertEqual(try QuerySelection(parsing: "last:3,0:2,decode").resolve(prompt: 10, decode: 2), [0, 1, 7, 8, 9, 10, 11])
+        XCTAssertEqual(
+            try QuerySelection(parsing: "last:3,0:2,decode").resolve(prompt: 10, decode: 2), [0, 1, 7, 8, 9, 10, 11])
         XCTAssertEqual(try QuerySelection(parsing: "-1").resolve(prompt: 10, decode: 2), [11])
-        XCTAssertEqual(try IndexSelection(parsing: "0,-1,2:4", what: "layer").resolve(count: 30, what: "layer") { .layerOutOfRange($0, nLayers: 30) },
-                       [0, 2, 3, 29])
+        XCTAssertEqual(
+            try IndexSelection(parsing: "0,-1,2:4", what: "layer").resolve(count: 30, what: "layer") {
+                .layerOutOfRange($0, nLayers: 30)
+            },
+            [0, 2, 3, 29])
     }
 
     /// A GQA model's hook_k selects the KV head its query heads read: on SmolLM2 (9 query heads,
     /// 3 KV heads) query heads 4 and 5 read KV head 1, head 8 reads KV head 2.
     func testGQAHeadMapping() throws {
         var cfg = try Self.tiny("llama").0.config
-        cfg.nHeads = 9; cfg.nKVHeads = 3
-        let plan = try TracePlan(config: cfg, requests: [CaptureRequest(hooks: ["blocks.0.attn.hook_k", "blocks.0.attn.hook_pattern"],
-                                                                        heads: [4, 5, 8])], promptLength: 4)
+        cfg.nHeads = 9
+        cfg.nKVHeads = 3
+        let plan = try TracePlan(
+            config: cfg,
+            requests: [
+                CaptureRequest(
+                    hooks: ["blocks.0.attn.hook_k", "blocks.0.attn.hook_pattern"],
+                    heads: [4, 5, 8])
+            ], promptLength: 4)
         XCTAssertEqual(plan.captures.map(\.heads), [[1, 2], [4, 5, 8]])
         XCTAssertEqual(plan.captures[0].queryHeads, [4, 5, 8])
     }

@@ -10,8 +10,13 @@ final class InterventionHookTests: XCTestCase {
 
     /// Clean captures of layer 1 (inputs of layer 1 do not depend on a layer-1 ablation).
     func captures(_ session: InferenceSession, _ tokens: [Int32]) throws -> CaptureStore {
-        let (s, _) = try session.trace(prompt: tokens, requests: [CaptureRequest(
-            hooks: ["attn.hook_z", "attn.hook_v", "attn.hook_result", "hook_attn_out", "attn.hook_pattern"], layers: [Self.layer])])
+        let (s, _) = try session.trace(
+            prompt: tokens,
+            requests: [
+                CaptureRequest(
+                    hooks: ["attn.hook_z", "attn.hook_v", "attn.hook_result", "hook_attn_out", "attn.hook_pattern"],
+                    layers: [Self.layer])
+            ])
         return s
     }
 
@@ -48,9 +53,11 @@ final class InterventionHookTests: XCTestCase {
             XCTAssertEqual(refMeans[l]![h * dh + j], mean, accuracy: 1e-5)
         }
 
-        let methods: [(String, AblationMethod, Bool)] = [("zero", .zero, false), ("scale", .scale(0.25), false),
-                                                         ("mean (running)", .mean, false), ("mean (reference)", .mean, true),
-                                                         ("uniform", .uniform, false), ("bos", .bos, false)]
+        let methods: [(String, AblationMethod, Bool)] = [
+            ("zero", .zero, false), ("scale", .scale(0.25), false),
+            ("mean (running)", .mean, false), ("mean (reference)", .mean, true),
+            ("uniform", .uniform, false), ("bos", .bos, false)
+        ]
         for (label, method, useRef) in methods {
             session.interventions = [HeadIntervention(layer: l, head: h, method: method, phase: .both)]
             session.headMeans = useRef ? refMeans : nil
@@ -72,11 +79,15 @@ final class InterventionHookTests: XCTestCase {
                 }
                 // other heads of the layer are untouched
                 for other in 0..<c.nHeads where other != h {
-                    XCTAssertEqual(za.position(p)![(other * dh)..<((other + 1) * dh)], zc.position(p)![(other * dh)..<((other + 1) * dh)])
+                    XCTAssertEqual(
+                        za.position(p)![(other * dh)..<((other + 1) * dh)],
+                        zc.position(p)![(other * dh)..<((other + 1) * dh)])
                 }
                 if method == .uniform {
-                    XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(pa.attentionRow(head: h, query: p)!,
-                                                                     [Float](repeating: 1 / Float(p + 1), count: p + 1)), 1e-6)
+                    XCTAssertLessThanOrEqual(
+                        ForwardTests.maxAbsDiff(
+                            pa.attentionRow(head: h, query: p)!,
+                            [Float](repeating: 1 / Float(p + 1), count: p + 1)), 1e-6)
                 }
                 if method == .bos {
                     XCTAssertEqual(pa.attentionRow(head: h, query: p)!, [1] + [Float](repeating: 0, count: p))
@@ -93,8 +104,10 @@ final class InterventionHookTests: XCTestCase {
     func testAblationsAgreeAcrossChunksAndDecode() throws {
         let (model, m, _) = try CaptureHookTests.tiny("qwen2")
         let t = m.tokens.count
-        let ivs = [HeadIntervention(layer: 0, head: 1, method: .mean), HeadIntervention(layer: 1, head: 0, method: .uniform),
-                   HeadIntervention(layer: 1, head: 3, method: .bos), HeadIntervention(layer: 0, head: 2, method: .scale(-1))]
+        let ivs = [
+            HeadIntervention(layer: 0, head: 1, method: .mean), HeadIntervention(layer: 1, head: 0, method: .uniform),
+            HeadIntervention(layer: 1, head: 3, method: .bos), HeadIntervention(layer: 0, head: 2, method: .scale(-1))
+        ]
         func run(chunk: Int, decodeFrom: Int?) throws -> [Float] {
             let s = InferenceSession(model: model, maxContext: 64, maxChunk: chunk)
             s.interventions = ivs
@@ -128,14 +141,22 @@ final class InterventionHookTests: XCTestCase {
         let all = (0..<4).map { HeadIntervention(layer: 1, head: $0, method: .zero, phase: .decode) }
         let s = InferenceSession(model: model, maxContext: 64)
         s.interventions = all
-        XCTAssertEqual(try s.prefill(tokens: Array(m.tokens[..<(t - 1)])), cleanPrefill, "decode-only ablation leaves the prefill alone")
+        XCTAssertEqual(
+            try s.prefill(tokens: Array(m.tokens[..<(t - 1)])), cleanPrefill,
+            "decode-only ablation leaves the prefill alone")
         XCTAssertGreaterThan(ForwardTests.maxAbsDiff(try s.step(token: m.tokens[t - 1]), cleanStep), 1e-3)
         s.reset()
-        s.interventions = all.map { var i = $0; i.phase = .prefill; return i }
-        XCTAssertGreaterThan(ForwardTests.maxAbsDiff(try s.prefill(tokens: Array(m.tokens[..<(t - 1)])), cleanPrefill), 1e-3)
+        s.interventions = all.map {
+            var i = $0
+            i.phase = .prefill
+            return i
+        }
+        XCTAssertGreaterThan(
+            ForwardTests.maxAbsDiff(try s.prefill(tokens: Array(m.tokens[..<(t - 1)])), cleanPrefill), 1e-3)
         // the step itself is not ablated: its own layer-1 attention output is clean (captured)
-        let plan = try TracePlan(config: model.config, requests: [CaptureRequest(hooks: ["blocks.1.attn.hook_z"], queries: .decode)],
-                                 promptLength: t - 1, decodeSteps: 1)
+        let plan = try TracePlan(
+            config: model.config, requests: [CaptureRequest(hooks: ["blocks.1.attn.hook_z"], queries: .decode)],
+            promptLength: t - 1, decodeSteps: 1)
         let store = CaptureStore()
         s.hooks = try HookSet(plan: plan, sink: store)
         _ = try s.step(token: m.tokens[t - 1])
@@ -146,10 +167,15 @@ final class InterventionHookTests: XCTestCase {
         let (model, m, _) = try CaptureHookTests.tiny("qwen2")
         let a = Array(m.tokens[..<24]), b = Array(m.tokens[16..<40])
         let session = InferenceSession(model: model, maxContext: 64)
-        let (source, ra) = try session.trace(prompt: a, requests: [CaptureRequest(hooks: ["blocks.0.hook_resid_pre", "blocks.1.attn.hook_z"])])
+        let (source, ra) = try session.trace(
+            prompt: a, requests: [CaptureRequest(hooks: ["blocks.0.hook_resid_pre", "blocks.1.attn.hook_z"])])
         // The whole residual stream entering layer 0 from run A: run B becomes run A.
         session.patches = [try ActivationPatch(from: source["blocks.0.hook_resid_pre"]!)]
-        let patched = try session.prefill(tokens: { session.reset(); return b }())
+        let patched = try session.prefill(
+            tokens: {
+                session.reset()
+                return b
+            }())
         XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(patched, ra.lastLogits), 1e-5)
         // One head's output: B's hook_z of that head equals A's, the others are B's own.
         session.patches = [try ActivationPatch(from: source["blocks.1.attn.hook_z"]!, head: 2)]
@@ -164,7 +190,10 @@ final class InterventionHookTests: XCTestCase {
             }
         }
         // Residual patch of a few positions only, from a given start
-        session.patches = [ActivationPatch(.residPost(layer: 0), start: 5, values: [Float](repeating: 0, count: 2 * model.config.dModel))]
+        session.patches = [
+            ActivationPatch(
+                .residPost(layer: 0), start: 5, values: [Float](repeating: 0, count: 2 * model.config.dModel))
+        ]
         let (r, _) = try session.trace(prompt: b, requests: [CaptureRequest(hooks: ["blocks.0.hook_resid_post"])])
         let post = r["blocks.0.hook_resid_post"]!
         XCTAssertTrue(post.position(5)!.allSatisfy { $0 == 0 } && post.position(6)!.allSatisfy { $0 == 0 })
@@ -184,16 +213,20 @@ final class InterventionHookTests: XCTestCase {
             session.reset()
             session.patches = []
             session.interventions = (0..<c.nHeads).map { HeadIntervention(layer: layer, head: $0, method: .zero) }
-            let (store, _) = try session.trace(prompt: tokens, requests: [CaptureRequest(hooks: ["blocks.\(layer).hook_attn_out", "logits"])])
+            let (store, _) = try session.trace(
+                prompt: tokens, requests: [CaptureRequest(hooks: ["blocks.\(layer).hook_attn_out", "logits"])])
             XCTAssertTrue(store["blocks.\(layer).hook_attn_out"]!.values.allSatisfy { $0 == 0 })
             let ablated = store["logits"]!.values
             session.interventions = []
-            session.patches = [ActivationPatch(.attnOut(layer: layer), values: [Float](repeating: 0, count: t * c.dModel))]
+            session.patches = [
+                ActivationPatch(.attnOut(layer: layer), values: [Float](repeating: 0, count: t * c.dModel))
+            ]
             session.reset()
             let removed = try session.prefillAllLogits(tokens: tokens).flatMap { $0 }
             let diff = ForwardTests.maxAbsDiff(ablated, removed)
-            print("smollm2 layer \(layer): all heads zero-ablated vs attention output removed: max |logit diff| \(diff); "
-                  + "vs clean \(ForwardTests.maxAbsDiff(ablated, clean))")
+            print(
+                "smollm2 layer \(layer): all heads zero-ablated vs attention output removed: max |logit diff| \(diff); "
+                    + "vs clean \(ForwardTests.maxAbsDiff(ablated, clean))")
             XCTAssertLessThanOrEqual(diff, 1e-4)
             XCTAssertGreaterThan(ForwardTests.maxAbsDiff(ablated, clean), 1e-2)
         }

@@ -30,8 +30,9 @@ final class KernelTests: XCTestCase {
         if !Self.printedSkips {
             Self.printedSkips = true
             let skipped = (0..<Int32(HL_KERNELS_LEVELS)).filter { hl_kernels_level_supported($0) == 0 }
-            print("kernel levels tested: \(all.map(Self.name).joined(separator: ", ")); skipped (CPU lacks them): "
-                  + skipped.map(Self.name).joined(separator: ", "))
+            print(
+                "kernel levels tested: \(all.map(Self.name).joined(separator: ", ")); skipped (CPU lacks them): "
+                    + skipped.map(Self.name).joined(separator: ", "))
         }
         return all
     }
@@ -57,7 +58,8 @@ final class KernelTests: XCTestCase {
         for i in 0..<out.count { out[i] = UInt8.random(in: 0...255, using: &rng) }
         func putHalf(_ v: Float, _ at: Int) {
             let h = floatToHalf(v)
-            out[at] = UInt8(h & 0xFF); out[at + 1] = UInt8(h >> 8)
+            out[at] = UInt8(h & 0xFF)
+            out[at + 1] = UInt8(h >> 8)
         }
         for b in 0..<blocks {
             let o = b * type.bytesPerBlock
@@ -105,9 +107,11 @@ final class KernelTests: XCTestCase {
                             var s = 0.0, a = 0.0
                             for c in 0..<cols {
                                 let p = Double(w.data[r * cols + c]) * Double(x[i * cols + c])
-                                s += p; a += abs(p)
+                                s += p
+                                a += abs(p)
                             }
-                            ref[i * rows + r] = s; mag[i * rows + r] = a
+                            ref[i * rows + r] = s
+                            mag[i * rows + r] = a
                         }
                     }
                     for level in levels {
@@ -115,15 +119,17 @@ final class KernelTests: XCTestCase {
                         var y = [Float](repeating: .nan, count: t * rows)
                         x.withUnsafeBufferPointer { xp in
                             y.withUnsafeMutableBufferPointer { yp in
-                                hl_qmatmul(Int32(type.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols),
-                                           xp.baseAddress, cols, Int32(t), yp.baseAddress, rows)
+                                hl_qmatmul(
+                                    Int32(type.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols),
+                                    xp.baseAddress, cols, Int32(t), yp.baseAddress, rows)
                             }
                         }
                         var worst = 0.0
                         for j in 0..<(t * rows) {
                             worst = max(worst, Self.finite(abs(Double(y[j]) - ref[j]) / max(mag[j], 1e-30)))
                         }
-                        XCTAssertLessThanOrEqual(worst, 1e-5,
+                        XCTAssertLessThanOrEqual(
+                            worst, 1e-5,
                             "\(type.name) rows \(rows) t \(t) level \(String(cString: hl_kernels_level_name(level)))")
                     }
                 }
@@ -134,8 +140,9 @@ final class KernelTests: XCTestCase {
     func testInt8QuantizerRule() {
         var rng = SeededGenerator(seed: 21)
         var x = (0..<128).map { _ in Float.random(in: -3...3, using: &rng) }
-        for j in 32..<64 { x[j] = 0 }            // an all-zero block
-        x[70] = 0.5; x[71] = -0.5                 // exact halves after scaling are rounded to even
+        for j in 32..<64 { x[j] = 0 } // an all-zero block
+        x[70] = 0.5
+        x[71] = -0.5 // exact halves after scaling are rounded to even
         var q = [Int8](repeating: 99, count: 128), d = [Float](repeating: 0, count: 4)
         hl_quantize_q8_32(x, 128, &q, &d)
         for b in 0..<4 {
@@ -144,8 +151,9 @@ final class KernelTests: XCTestCase {
             let id: Float = amax == 0 ? 0 : 127 / amax
             for j in (32 * b)..<(32 * b + 32) {
                 XCTAssertEqual(Int(q[j]), Int((x[j] * id).rounded(.toNearestOrEven)), "x[\(j)] = \(x[j])")
-                XCTAssertLessThanOrEqual(abs(Double(x[j]) - Double(d[b]) * Double(q[j])),
-                                         Double(amax) / 254 * (1 + 1e-5), "x[\(j)]")
+                XCTAssertLessThanOrEqual(
+                    abs(Double(x[j]) - Double(d[b]) * Double(q[j])),
+                    Double(amax) / 254 * (1 + 1e-5), "x[\(j)]")
             }
         }
         x[5] = .nan
@@ -161,7 +169,9 @@ final class KernelTests: XCTestCase {
             let cols = 320, nb = cols / 32
             for rows in [1, 7, 203] {
                 let blocks = Self.randomBlocks(type, count: rows * nb, rng: &rng)
-                let w = blocks.withUnsafeBytes { WeightMatrix(name: "w", rows: rows, cols: cols, type: type, blocks: $0) }
+                let w = blocks.withUnsafeBytes {
+                    WeightMatrix(name: "w", rows: rows, cols: cols, type: type, blocks: $0)
+                }
                 let q = try XCTUnwrap(w.quantized)
                 for t in [1, 3, 9, 17] {
                     // Activations with a few large values per block, as in real residual streams.
@@ -178,14 +188,20 @@ final class KernelTests: XCTestCase {
                                 for c in (32 * b)..<(32 * b + 32) {
                                     let wv = Double(w.data[r * cols + c]), xv = Double(x[i * cols + c])
                                     let xt = Double(xd[i * nb + b]) * Double(xq[i * cols + c])
-                                    sq += wv * xt; aq += abs(wv * xt)
-                                    sf += wv * xv; af += abs(wv * xv)
-                                    amax = max(amax, abs(xv)); wabs += abs(wv)
+                                    sq += wv * xt
+                                    aq += abs(wv * xt)
+                                    sf += wv * xv
+                                    af += abs(wv * xv)
+                                    amax = max(amax, abs(xv))
+                                    wabs += abs(wv)
                                 }
                                 bnd += amax / 254 * wabs
                             }
                             let j = i * rows + r
-                            refQ[j] = sq; magQ[j] = aq; refF[j] = sf; magF[j] = af
+                            refQ[j] = sq
+                            magQ[j] = aq
+                            refF[j] = sf
+                            magF[j] = af
                             bound[j] = bnd * (1 + 1e-4) + 1e-5 * af
                         }
                     }
@@ -195,8 +211,9 @@ final class KernelTests: XCTestCase {
                         var y = [Float](repeating: .nan, count: t * rows)
                         x.withUnsafeBufferPointer { xp in
                             y.withUnsafeMutableBufferPointer { yp in
-                                hl_qmatmul(Int32(type.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols),
-                                           xp.baseAddress, cols, Int32(t), yp.baseAddress, rows)
+                                hl_qmatmul(
+                                    Int32(type.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols),
+                                    xp.baseAddress, cols, Int32(t), yp.baseAddress, rows)
                             }
                         }
                         var worstQ = 0.0, worstF = 0.0
@@ -227,7 +244,8 @@ final class KernelTests: XCTestCase {
         let rows = 131, cols = 320
         let blocks = Self.randomBlocks(.q4_1, count: rows * cols / 32, rng: &rng)
         let w = blocks.withUnsafeBytes { WeightMatrix(name: "w", rows: rows, cols: cols, type: .q4_1, blocks: $0) }
-        let bias = WeightMatrix(name: "b", rows: 1, cols: rows, values: (0..<rows).map { _ in Float.random(in: -1...1, using: &rng) })
+        let bias = WeightMatrix(
+            name: "b", rows: 1, cols: rows, values: (0..<rows).map { _ in Float.random(in: -1...1, using: &rng) })
         let saved = Kernels.quantizedMaxRows
         defer { Kernels.quantizedMaxRows = saved }
         _ = hl_qdot_set_mode(Int32(HL_QDOT_FLOAT))
@@ -250,8 +268,11 @@ final class KernelTests: XCTestCase {
     }
 
     /// Double-precision causal attention: z [t, h, dh] and probabilities [h][t][s].
-    static func naiveAttention(q: [Float], k: [Float], v: [Float], c: AttentionCase, scale: Float)
-        -> (z: [Double], probs: [[[Double]]]) {
+    static func naiveAttention(
+        q: [Float], k: [Float], v: [Float], c: AttentionCase, scale: Float
+    )
+        -> (z: [Double], probs: [[[Double]]])
+    {
         let s = c.p + c.t, g = c.h / c.hkv, qs = c.h * c.dh, kvs = c.hkv * c.dh
         var z = [Double](repeating: 0, count: c.t * qs)
         var probs = [[[Double]]](repeating: [], count: c.h)
@@ -267,7 +288,10 @@ final class KernelTests: XCTestCase {
                 }
                 let m = sc.max()!
                 var sum = 0.0
-                for j in 0..<valid { sc[j] = exp(sc[j] - m); sum += sc[j] }
+                for j in 0..<valid {
+                    sc[j] = exp(sc[j] - m)
+                    sum += sc[j]
+                }
                 var row = [Double](repeating: 0, count: s)
                 for j in 0..<valid { row[j] = sc[j] / sum }
                 for d in 0..<c.dh {
@@ -295,8 +319,10 @@ final class KernelTests: XCTestCase {
         var zRef = [Float](repeating: .nan, count: c.t * qs)
         var observed = 0
         var worstProb = 0.0
-        Kernels.causalAttention(q: q, k: k, v: v, z: &zRef, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
-                                dHead: c.dh, scale: scale, probs: probs.pointer) { head, pr in
+        Kernels.causalAttention(
+            q: q, k: k, v: v, z: &zRef, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+            dHead: c.dh, scale: scale, probs: probs.pointer
+        ) { head, pr in
             observed += 1
             let rowsHere = c.t == 1 ? 1 : c.t
             for r in 0..<rowsHere {
@@ -316,8 +342,9 @@ final class KernelTests: XCTestCase {
             for (bq, bk) in tiles {
                 hl_attention_set_tiles(bq, bk)
                 var z = [Float](repeating: .nan, count: c.t * qs)
-                Kernels.causalAttention(q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
-                                        dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
+                Kernels.causalAttention(
+                    q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+                    dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
                 let vsRef = zip(z, zRef).map { Self.finite(Double(abs($0 - $1))) }.max()!
                 let vsDouble = zip(z, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
                 let where_ = "\(label), tiles \(bq)x\(bk), level \(String(cString: hl_kernels_level_name(level)))"
@@ -330,21 +357,25 @@ final class KernelTests: XCTestCase {
     func testBlockedAttentionMatchesNaive() throws {
         var rng = SeededGenerator(seed: 3)
         let tiles: [(Int32, Int32)] = [(0, 0), (16, 32), (7, 13), (64, 512)]
-        for c in [AttentionCase(t: 77, p: 0, h: 6, hkv: 2, dh: 64),      // first chunk, GQA 3
-                  AttentionCase(t: 45, p: 131, h: 6, hkv: 2, dh: 64),    // later chunk
-                  AttentionCase(t: 33, p: 19, h: 5, hkv: 5, dh: 40),     // MHA, dh not a multiple of 16
-                  AttentionCase(t: 9, p: 300, h: 8, hkv: 2, dh: 24),     // GQA 4
-                  AttentionCase(t: 2, p: 0, h: 3, hkv: 1, dh: 64)] {
+        for c in [
+            AttentionCase(t: 77, p: 0, h: 6, hkv: 2, dh: 64), // first chunk, GQA 3
+            AttentionCase(t: 45, p: 131, h: 6, hkv: 2, dh: 64), // later chunk
+            AttentionCase(t: 33, p: 19, h: 5, hkv: 5, dh: 40), // MHA, dh not a multiple of 16
+            AttentionCase(t: 9, p: 300, h: 8, hkv: 2, dh: 24), // GQA 4
+            AttentionCase(t: 2, p: 0, h: 3, hkv: 1, dh: 64)
+        ] {
             try runAttention(c, rng: &rng, tiles: tiles)
         }
     }
 
     func testDecodeAttentionMatchesNaive() throws {
         var rng = SeededGenerator(seed: 5)
-        for c in [AttentionCase(t: 1, p: 0, h: 9, hkv: 3, dh: 64),
-                  AttentionCase(t: 1, p: 1024, h: 9, hkv: 3, dh: 64),
-                  AttentionCase(t: 1, p: 517, h: 4, hkv: 4, dh: 40),
-                  AttentionCase(t: 1, p: 66, h: 6, hkv: 2, dh: 128)] {
+        for c in [
+            AttentionCase(t: 1, p: 0, h: 9, hkv: 3, dh: 64),
+            AttentionCase(t: 1, p: 1024, h: 9, hkv: 3, dh: 64),
+            AttentionCase(t: 1, p: 517, h: 4, hkv: 4, dh: 40),
+            AttentionCase(t: 1, p: 66, h: 6, hkv: 2, dh: 128)
+        ] {
             try runAttention(c, rng: &rng, tiles: [(0, 0)])
         }
     }
@@ -390,8 +421,12 @@ final class KernelTests: XCTestCase {
                 let inv = 1 / (Float(ss / Double(d)) + 1e-5).squareRoot()
                 for i in 0..<d { want[r * d + i] = w[i] * (xs[r * d + i] * inv) }
             }
-            xs.withUnsafeMutableBufferPointer { hl_rmsnorm($0.baseAddress, Int32(rows), Int32(d), w, 1e-5, $0.baseAddress) }
-            for i in 0..<(rows * d) { XCTAssertEqual(xs[i], want[i], accuracy: 2e-6 * max(1, abs(want[i])), "rmsnorm \(name)") }
+            xs.withUnsafeMutableBufferPointer {
+                hl_rmsnorm($0.baseAddress, Int32(rows), Int32(d), w, 1e-5, $0.baseAddress)
+            }
+            for i in 0..<(rows * d) {
+                XCTAssertEqual(xs[i], want[i], accuracy: 2e-6 * max(1, abs(want[i])), "rmsnorm \(name)")
+            }
         }
     }
 
@@ -405,15 +440,20 @@ final class KernelTests: XCTestCase {
         let q = w.quantized!
         let x = (0..<cols).map { _ in Float.random(in: -1...1, using: &rng) }
         var first = [Float](repeating: 0, count: rows)
-        hl_qmatmul(Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols), x, cols, 1, &first, rows)
+        hl_qmatmul(
+            Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(rows), Int32(cols), x, cols, 1, &first, rows)
         let savedThreads = hl_kernels_threads()
         defer { hl_kernels_set_threads(savedThreads) }
         for i in 0..<3000 {
             if i % 1000 == 999 { hl_kernels_set_threads(Int32(1 + (i / 1000) % 3)) }
             var y = [Float](repeating: 0, count: rows)
-            let r = i % 3 == 0 ? 9 : rows   // 9 rows: runs inline (below the threading threshold)
-            hl_qmatmul(Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(r), Int32(cols), x, cols, 1, &y, rows)
-            if y[0..<r] != first[0..<r] { XCTFail("iteration \(i): results differ"); return }
+            let r = i % 3 == 0 ? 9 : rows // 9 rows: runs inline (below the threading threshold)
+            hl_qmatmul(
+                Int32(GGMLType.q8_0.rawValue), q.pointer, q.rowBytes, Int32(r), Int32(cols), x, cols, 1, &y, rows)
+            if y[0..<r] != first[0..<r] {
+                XCTFail("iteration \(i): results differ")
+                return
+            }
         }
     }
 
@@ -447,7 +487,9 @@ final class KernelTests: XCTestCase {
         }
         func worstDiff(_ a: [[Float]], _ b: [[Float]]) -> Float {
             var worst: Float = 0
-            for (x, y) in zip(a, b) { worst = max(worst, zip(x, y).map { Float(Self.finite(Double(abs($0 - $1)))) }.max()!) }
+            for (x, y) in zip(a, b) {
+                worst = max(worst, zip(x, y).map { Float(Self.finite(Double(abs($0 - $1)))) }.max()!)
+            }
             return worst
         }
         _ = hl_qdot_set_mode(Int32(HL_QDOT_FLOAT))
@@ -459,8 +501,11 @@ final class KernelTests: XCTestCase {
         let i8 = try run(8, forced: f.tokens)
         let worstInt8 = worstDiff(f.logits, i8.logits)
         XCTAssertLessThanOrEqual(worstInt8, 3)
-        print(String(format: "quantized vs f32 decode: max |logit diff| %.3e (float path), %.3e (int8 path, teacher-forced) "
-                     + "over %d steps (kernels %@, %d threads)", worstFloat, worstInt8, f.logits.count, KernelConfig.level,
-                     KernelConfig.threads))
+        print(
+            String(
+                format: "quantized vs f32 decode: max |logit diff| %.3e (float path), %.3e (int8 path, teacher-forced) "
+                    + "over %d steps (kernels %@, %d threads)", worstFloat, worstInt8, f.logits.count,
+                KernelConfig.level,
+                KernelConfig.threads))
     }
 }

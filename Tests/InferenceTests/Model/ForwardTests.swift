@@ -31,7 +31,10 @@ final class ForwardTests: XCTestCase {
 
     struct SmolManifest: Decodable {
         struct Prompt: Decodable {
-            struct Sample: Decodable { var layer: Int; var query: Int }
+            struct Sample: Decodable {
+                var layer: Int
+                var query: Int
+            }
             var name: String
             var tokens: [Int32]
             var top1: [Int]
@@ -55,7 +58,9 @@ final class ForwardTests: XCTestCase {
     static func readFloats(_ url: URL) throws -> [Float] {
         let data = try Data(contentsOf: url)
         return data.withUnsafeBytes { raw in
-            (0..<data.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            (0..<data.count / 4).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)))
+            }
         }
     }
 
@@ -88,8 +93,9 @@ final class ForwardTests: XCTestCase {
     @discardableResult
     func checkTiny(_ arch: String) throws -> Model {
         let dir = Self.fixtures
-        let manifest = try JSONDecoder().decode(TinyManifest.self,
-                                                from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
+        let manifest = try JSONDecoder().decode(
+            TinyManifest.self,
+            from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
         let model = try Model(path: dir.appendingPathComponent(manifest.gguf).path)
         let c = model.config
         XCTAssertEqual(c.architecture, arch)
@@ -97,16 +103,18 @@ final class ForwardTests: XCTestCase {
         XCTAssertEqual(c.nLayers, manifest.n_layers)
         XCTAssertEqual(c.nHeads, manifest.n_heads)
         let t = manifest.tokens.count, v = c.vocabSize, h = c.nHeads
-        let refLogits = try Self.readFloats(dir.appendingPathComponent(manifest.logits_file))   // [T, V]
-        let refAttn = try Self.readFloats(dir.appendingPathComponent(manifest.attention_file))  // [L, H, T, T]
+        let refLogits = try Self.readFloats(dir.appendingPathComponent(manifest.logits_file)) // [T, V]
+        let refAttn = try Self.readFloats(dir.appendingPathComponent(manifest.attention_file)) // [L, H, T, T]
         XCTAssertEqual(refLogits.count, t * v)
 
         // Prefill, every position; attention of every layer/head/query.
         let session = model.makeSession(maxContext: 64)
         let capture = CaptureStore()
         var logits: [[Float]] = []
-        try session.prefill(tokens: manifest.tokens, logits: .all,
-                            capturing: [CaptureRequest(hooks: ["attn.hook_pattern"])], into: capture) { _, row in
+        try session.prefill(
+            tokens: manifest.tokens, logits: .all,
+            capturing: [CaptureRequest(hooks: ["attn.hook_pattern"])], into: capture
+        ) { _, row in
             logits.append(Array(row))
         }
         var maxLogit: Float = 0, maxAttn: Float = 0
@@ -116,23 +124,26 @@ final class ForwardTests: XCTestCase {
         for l in 0..<c.nLayers {
             for head in 0..<h {
                 for q in 0..<t {
-                    let row = try XCTUnwrap(capture["blocks.\(l).attn.hook_pattern"]?
-                                                .attentionRow(head: head, query: q))
+                    let row = try XCTUnwrap(
+                        capture["blocks.\(l).attn.hook_pattern"]?
+                            .attentionRow(head: head, query: q))
                     let base = ((l * h + head) * t + q) * t
                     maxAttn = max(maxAttn, Self.maxAbsDiff(row, refAttn[base..<(base + q + 1)]))
                 }
             }
         }
-        print("tiny-\(arch): prefill max |logit diff| \(maxLogit), max |attention diff| \(maxAttn); "
-              + "logits[0][0..<4] \(Array(logits[0][0..<4])) vs \(Array(refLogits[0..<4]))")
+        print(
+            "tiny-\(arch): prefill max |logit diff| \(maxLogit), max |attention diff| \(maxAttn); "
+                + "logits[0][0..<4] \(Array(logits[0][0..<4])) vs \(Array(refLogits[0..<4]))")
         XCTAssertLessThanOrEqual(maxLogit, 1e-4)
         XCTAssertLessThanOrEqual(maxAttn, 1e-5)
 
         // Decode path: prefill the first half, then one token at a time (matrix-vector kernels).
         session.reset()
         let half = t / 2
-        var stepDiff = Self.maxAbsDiff(try session.prefill(tokens: Array(manifest.tokens[..<half])),
-                                       refLogits[((half - 1) * v)..<(half * v)])
+        var stepDiff = Self.maxAbsDiff(
+            try session.prefill(tokens: Array(manifest.tokens[..<half])),
+            refLogits[((half - 1) * v)..<(half * v)])
         for p in half..<t {
             let row = try session.step(token: manifest.tokens[p])
             stepDiff = max(stepDiff, Self.maxAbsDiff(row, refLogits[(p * v)..<((p + 1) * v)]))
@@ -162,8 +173,9 @@ final class ForwardTests: XCTestCase {
     /// Small chunks, a reset and a rewind give the same logits as one pass.
     func testChunkingResetAndTruncate() throws {
         let dir = Self.fixtures
-        let manifest = try JSONDecoder().decode(TinyManifest.self,
-                                                from: Data(contentsOf: dir.appendingPathComponent("tiny-qwen2.json")))
+        let manifest = try JSONDecoder().decode(
+            TinyManifest.self,
+            from: Data(contentsOf: dir.appendingPathComponent("tiny-qwen2.json")))
         let model = try Model(path: dir.appendingPathComponent(manifest.gguf).path)
         let whole = try InferenceSession(model: model, maxContext: 64).prefillAllLogits(tokens: manifest.tokens)
         let chunked = InferenceSession(model: model, maxContext: 64, maxChunk: 7)
@@ -226,8 +238,10 @@ final class ForwardTests: XCTestCase {
     func testMissingTensorIsNamed() throws {
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
-        for (k, v) in [("block_count", 1), ("embedding_length", 8), ("feed_forward_length", 16),
-                       ("attention.head_count", 2)] {
+        for (k, v) in [
+            ("block_count", 1), ("embedding_length", 8), ("feed_forward_length", 16),
+            ("attention.head_count", 2)
+        ] {
             w.set("llama.\(k)", .uint32(UInt32(v)))
         }
         w.set("llama.attention.layer_norm_rms_epsilon", .float32(1e-5))
@@ -274,8 +288,9 @@ final class ForwardTests: XCTestCase {
         let (model, manifest) = try loadSmolLM2()
         let c = model.config
         XCTAssertEqual(c.architecture, "llama")
-        XCTAssertEqual([c.nLayers, c.nHeads, c.nKVHeads, c.dModel, c.dHead, c.dFF, c.vocabSize],
-                       [30, 9, 3, 576, 64, 1536, 49152])
+        XCTAssertEqual(
+            [c.nLayers, c.nHeads, c.nKVHeads, c.dModel, c.dHead, c.dFF, c.vocabSize],
+            [30, 9, 3, 576, 64, 1536, 49152])
         XCTAssertEqual(c.ropeStyle, .normal)
         XCTAssertTrue(c.tiedEmbeddings)
         XCTAssertEqual(c.ropeBase, 100_000)
@@ -306,8 +321,9 @@ final class ForwardTests: XCTestCase {
             // Top-1 at every position.
             let mismatches = (0..<t).filter { top1[$0] != prompt.top1[$0] }
             for p in mismatches.prefix(5) {
-                failures.append("\(prompt.name): top-1 differs at position \(p): \(top1[p]) vs \(prompt.top1[p]) "
-                                + "(reference top-2 margin \(prompt.top1_margin[p]))")
+                failures.append(
+                    "\(prompt.name): top-1 differs at position \(p): \(top1[p]) vs \(prompt.top1[p]) "
+                        + "(reference top-2 margin \(prompt.top1_margin[p]))")
             }
             // Full logits at sampled positions.
             var maxLogit: Float = 0
@@ -319,8 +335,9 @@ final class ForwardTests: XCTestCase {
             var maxAttn: Float = 0, offset = 0
             for s in prompt.attention {
                 for head in 0..<c.nHeads {
-                    let row = try XCTUnwrap(capture["blocks.\(s.layer).attn.hook_pattern"]?
-                                                .attentionRow(head: head, query: s.query))
+                    let row = try XCTUnwrap(
+                        capture["blocks.\(s.layer).attn.hook_pattern"]?
+                            .attentionRow(head: head, query: s.query))
                     maxAttn = max(maxAttn, Self.maxAbsDiff(row, refAttn[offset..<(offset + s.query + 1)]))
                     offset += s.query + 1
                 }
@@ -332,14 +349,18 @@ final class ForwardTests: XCTestCase {
             if let firstDiff {
                 failures.append("\(prompt.name): greedy continuation differs from step \(firstDiff)")
             }
-            print(String(format: "smollm2 %@: T=%d prefill %.2fs, top-1 mismatches %d, max |logit diff| %.2e, "
-                         + "max |attention diff| %.2e, greedy %@", prompt.name, t, seconds, mismatches.count,
-                         maxLogit, maxAttn, firstDiff == nil ? "identical" : "DIFFERS"))
+            print(
+                String(
+                    format: "smollm2 %@: T=%d prefill %.2fs, top-1 mismatches %d, max |logit diff| %.2e, "
+                        + "max |attention diff| %.2e, greedy %@", prompt.name, t, seconds, mismatches.count,
+                    maxLogit, maxAttn, firstDiff == nil ? "identical" : "DIFFERS"))
             worstLogit = max(worstLogit, maxLogit)
             worstAttn = max(worstAttn, maxAttn)
         }
-        print(String(format: "smollm2: max |logit diff| %.3e (tolerance 1e-2), max |attention diff| %.3e (tolerance 1e-4)",
-                     worstLogit, worstAttn))
+        print(
+            String(
+                format: "smollm2: max |logit diff| %.3e (tolerance 1e-2), max |attention diff| %.3e (tolerance 1e-4)",
+                worstLogit, worstAttn))
         XCTAssertTrue(failures.isEmpty, failures.joined(separator: "\n"))
         XCTAssertLessThanOrEqual(worstLogit, 1e-2)
         XCTAssertLessThanOrEqual(worstAttn, 1e-4)
@@ -364,7 +385,11 @@ final class ForwardKernelTests: XCTestCase {
 
     func testSoftmaxAndSwiGLU() {
         var v: [Float] = (0..<37).map { Float($0 % 7) * 0.9 - 3 }
-        let ref: [Double] = { let e = v.map { Foundation.exp(Double($0)) }; let s = e.reduce(0, +); return e.map { $0 / s } }()
+        let ref: [Double] = {
+            let e = v.map { Foundation.exp(Double($0)) }
+            let s = e.reduce(0, +)
+            return e.map { $0 / s }
+        }()
         v.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, count: $0.count) }
         for (a, b) in zip(v, ref) { XCTAssertEqual(Double(a), b, accuracy: 1e-7) }
         var g: [Float] = [-30, -2, -0.5, 0, 0.5, 2, 30]

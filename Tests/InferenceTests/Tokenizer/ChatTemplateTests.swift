@@ -51,15 +51,18 @@ final class ChatTemplateTests: XCTestCase {
 
     func testRendersLikeJinja() throws {
         let f = try Self.fixture()
-        let conversations = Dictionary(uniqueKeysWithValues: f.conversations.map {
-            ($0.name, $0.messages.map { ChatMessage(role: $0.role, content: $0.content) })
-        })
+        let conversations = Dictionary(
+            uniqueKeysWithValues: f.conversations.map {
+                ($0.name, $0.messages.map { ChatMessage(role: $0.role, content: $0.content) })
+            })
         var total = 0, matched = 0
         var firstFailure: String?
         for t in f.templates {
             guard let family = t.family else {
                 // Not a family Headlight renders: the error must point at --no-chat.
-                XCTAssertThrowsError(try ChatTemplate(template: t.template, bosToken: t.bos_token, eosToken: t.eos_token)) {
+                XCTAssertThrowsError(
+                    try ChatTemplate(template: t.template, bosToken: t.bos_token, eosToken: t.eos_token)
+                ) {
                     XCTAssertTrue("\($0)".contains("--no-chat"), "\($0)")
                 }
                 continue
@@ -75,7 +78,8 @@ final class ChatTemplateTests: XCTestCase {
                     if let want = r.expected, got == want {
                         matched += 1
                     } else if firstFailure == nil {
-                        firstFailure = "\(label):\n  expected \(r.expected.map { String(reflecting: $0) } ?? "error \(r.error!)")"
+                        firstFailure =
+                            "\(label):\n  expected \(r.expected.map { String(reflecting: $0) } ?? "error \(r.error!)")"
                             + "\n  got      \(String(reflecting: got))"
                     }
                 } catch {
@@ -99,9 +103,10 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(t.family, .chatml)
         XCTAssertEqual(t.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         XCTAssertFalse(t.defaultSystemOutsideLoop)
-        XCTAssertEqual(try t.apply(messages: [.user("Hi")], addGenerationPrompt: true),
-                       "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-                       + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(
+            try t.apply(messages: [.user("Hi")], addGenerationPrompt: true),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+                + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     }
 
     func testDetectionByName() throws {

@@ -42,7 +42,9 @@ final class TokenizerTests: XCTestCase {
         var bytes: [UInt8] {
             if let text { return Array(text.utf8) }
             let h = Array(hex!.utf8)
-            return stride(from: 0, to: h.count, by: 2).map { UInt8(String(decoding: h[$0..<($0 + 2)], as: UTF8.self), radix: 16)! }
+            return stride(from: 0, to: h.count, by: 2).map {
+                UInt8(String(decoding: h[$0..<($0 + 2)], as: UTF8.self), radix: 16)!
+            }
         }
     }
 
@@ -113,7 +115,10 @@ final class TokenizerTests: XCTestCase {
 
     static func fnv1a64(_ pieces: (Int32) -> [UInt8], count: Int) -> String {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ b: UInt8) { h ^= UInt64(b); h = h &* 0x100_0000_01B3 }
+        func mix(_ b: UInt8) {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01B3
+        }
         for i in 0..<count {
             let p = pieces(Int32(i))
             withUnsafeBytes(of: UInt32(p.count).littleEndian) { $0.forEach(mix) }
@@ -129,44 +134,63 @@ final class TokenizerTests: XCTestCase {
         func note(_ s: @autoclosure () -> String) { if firstFailure == nil { firstFailure = s() } }
         for c in cases {
             let ids = t.encode(c.text, addSpecial: false, parseSpecial: true)
-            if ids == c.ids { matched += 1 } else {
-                note("""
+            if ids == c.ids {
+                matched += 1
+            } else {
+                note(
+                    """
                     ids (parseSpecial) differ for \(String(reflecting: c.text)):
                       expected \(Self.show(c.ids, t))
                       got      \(Self.show(ids, t))
                     """)
             }
             let plain = t.encode(c.text, addSpecial: false, parseSpecial: false)
-            if plain == c.ids_no_special { matchedPlain += 1 } else {
-                note("""
+            if plain == c.ids_no_special {
+                matchedPlain += 1
+            } else {
+                note(
+                    """
                     ids (no special) differ for \(String(reflecting: c.text)):
                       expected \(Self.show(c.ids_no_special, t))
                       got      \(Self.show(plain, t))
                     """)
             }
             let add = t.encode(c.text, addSpecial: true, parseSpecial: true)
-            if add == c.ids_add_special { matchedAdd += 1 } else {
-                note("ids (addSpecial) differ for \(String(reflecting: c.text)): expected \(c.ids_add_special), got \(add)")
+            if add == c.ids_add_special {
+                matchedAdd += 1
+            } else {
+                note(
+                    "ids (addSpecial) differ for \(String(reflecting: c.text)): expected \(c.ids_add_special), got \(add)"
+                )
             }
             let d = t.decodeBytes(c.ids, removeSpecial: false, unparseSpecial: true)
-            if d == c.detok.bytes { detokOK += 1 } else {
-                note("decode(\(c.ids)) = \(String(reflecting: String(decoding: d, as: UTF8.self))), expected "
-                     + String(reflecting: String(decoding: c.detok.bytes, as: UTF8.self)))
+            if d == c.detok.bytes {
+                detokOK += 1
+            } else {
+                note(
+                    "decode(\(c.ids)) = \(String(reflecting: String(decoding: d, as: UTF8.self))), expected "
+                        + String(reflecting: String(decoding: c.detok.bytes, as: UTF8.self)))
             }
             let ds = t.decodeBytes(c.ids_add_special, removeSpecial: true, unparseSpecial: false)
-            if ds == c.detok_skip.bytes { skipOK += 1 } else {
-                note("decode(skipSpecial) of \(c.ids_add_special) = \(String(reflecting: String(decoding: ds, as: UTF8.self)))"
-                     + ", expected " + String(reflecting: String(decoding: c.detok_skip.bytes, as: UTF8.self)))
+            if ds == c.detok_skip.bytes {
+                skipOK += 1
+            } else {
+                note(
+                    "decode(skipSpecial) of \(c.ids_add_special) = \(String(reflecting: String(decoding: ds, as: UTF8.self)))"
+                        + ", expected " + String(reflecting: String(decoding: c.detok_skip.bytes, as: UTF8.self)))
             }
             if c.detok.text == c.text {
                 roundTrips += 1
-                if t.decode(t.encode(c.text, addSpecial: false)) == c.text { roundTripOK += 1 } else {
+                if t.decode(t.encode(c.text, addSpecial: false)) == c.text {
+                    roundTripOK += 1
+                } else {
                     note("round trip failed for \(String(reflecting: c.text))")
                 }
             }
         }
         let n = cases.count
-        print("""
+        print(
+            """
             [\(label)] ids: \(matched)/\(n) identical (parse_special), \(matchedPlain)/\(n) (no special), \
             \(matchedAdd)/\(n) (add_special); detokenize: \(detokOK)/\(n), skip-special \(skipOK)/\(n); \
             round trip decode(encode(s)) == s: \(roundTripOK)/\(roundTrips) (strings llama.cpp round-trips)
@@ -206,8 +230,9 @@ final class TokenizerTests: XCTestCase {
             }
         }
         XCTAssertEqual(bad, 0, "\(label): sampled pieces")
-        XCTAssertEqual(Self.fnv1a64({ t.pieceBytes($0, special: true) }, count: t.vocabSize), p.fnv1a64,
-                       "\(label): digest of all \(t.vocabSize) pieces")
+        XCTAssertEqual(
+            Self.fnv1a64({ t.pieceBytes($0, special: true) }, count: t.vocabSize), p.fnv1a64,
+            "\(label): digest of all \(t.vocabSize) pieces")
     }
 
     // MARK: - SmolLM2 (byte-level BPE) vs llama.cpp
@@ -215,7 +240,8 @@ final class TokenizerTests: XCTestCase {
     func testSmolLM2MatchesLlamaCpp() throws {
         let t = try smol()
         let f = try Self.load("smollm2.json", as: SmolFixture.self)
-        print("[smollm2] fixture from llama-cpp-python \(f.llama_cpp_python), \(f.cases.count) strings, model \(f.model)")
+        print(
+            "[smollm2] fixture from llama-cpp-python \(f.llama_cpp_python), \(f.cases.count) strings, model \(f.model)")
         XCTAssertEqual(t.model, .bpe)
         XCTAssertEqual(t.pre, "smollm")
         checkInfo(f.info, t, label: "smollm2")
@@ -241,14 +267,16 @@ final class TokenizerTests: XCTestCase {
     func testGemma3MatchesLlamaCpp() throws {
         let path = Self.gemmaModelPath
         guard FileManager.default.fileExists(atPath: path.path) else {
-            print("[gemma3] skipping: Gemma 3 270M not cached at \(path.path) "
-                  + "(run scripts/fetch-model.sh gemma3-270m)")
+            print(
+                "[gemma3] skipping: Gemma 3 270M not cached at \(path.path) "
+                    + "(run scripts/fetch-model.sh gemma3-270m)")
             throw XCTSkip("Gemma 3 270M not cached (scripts/fetch-model.sh gemma3-270m)")
         }
         let f = try Self.load("gemma3.json", as: SmolFixture.self)
         let t = try Tokenizer(gguf: GGUFFile(url: path))
-        print("[gemma3] fixture from llama-cpp-python \(f.llama_cpp_python), \(f.cases.count) strings, "
-              + "model \(f.model)")
+        print(
+            "[gemma3] fixture from llama-cpp-python \(f.llama_cpp_python), \(f.cases.count) strings, "
+                + "model \(f.model)")
         XCTAssertEqual(t.model, .spm)
         XCTAssertEqual(t.vocabSize, 262_144)
         XCTAssertFalse(t.addSpacePrefix)
@@ -293,14 +321,19 @@ final class TokenizerTests: XCTestCase {
             var firstFailure: String?
             for (text, c) in zip(texts, entry.cases) {
                 let got = t.encode(text, addSpecial: false, parseSpecial: true)
-                if got == c.ids { ids += 1 } else if firstFailure == nil {
-                    firstFailure = "\(String(reflecting: text)):\n  expected \(Self.show(c.ids, t))\n  got      \(Self.show(got, t))"
+                if got == c.ids {
+                    ids += 1
+                } else if firstFailure == nil {
+                    firstFailure =
+                        "\(String(reflecting: text)):\n  expected \(Self.show(c.ids, t))\n  got      \(Self.show(got, t))"
                 }
                 if t.encode(text, addSpecial: false, parseSpecial: false) == c.ids_no_special { plain += 1 }
                 if t.decodeBytes(c.ids, removeSpecial: false, unparseSpecial: true) == c.detok.bytes { detok += 1 }
             }
             let n = texts.count
-            print("[pre=\(pre)] ids: \(ids)/\(n) identical, \(plain)/\(n) without special parsing; detokenize \(detok)/\(n)")
+            print(
+                "[pre=\(pre)] ids: \(ids)/\(n) identical, \(plain)/\(n) without special parsing; detokenize \(detok)/\(n)"
+            )
             if let firstFailure { print("[pre=\(pre)] first mismatch: \(firstFailure)") }
             XCTAssertEqual(ids, n, pre)
             XCTAssertEqual(plain, n, pre)
@@ -337,8 +370,9 @@ final class TokenizerTests: XCTestCase {
             for id in c.ids {
                 let s = d.push(id)
                 if !d.pendingBytes.isEmpty { sawPartial = true }
-                XCTAssertFalse(s.unicodeScalars.contains("\u{FFFD}") && !c.text.unicodeScalars.contains("\u{FFFD}"),
-                               "stream emitted U+FFFD for \(String(reflecting: c.text))")
+                XCTAssertFalse(
+                    s.unicodeScalars.contains("\u{FFFD}") && !c.text.unicodeScalars.contains("\u{FFFD}"),
+                    "stream emitted U+FFFD for \(String(reflecting: c.text))")
                 streamed += s
             }
             streamed += d.finish()
@@ -354,7 +388,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(d.push(bytes: [bytes.last!]), "😀")
         XCTAssertEqual(d.push(bytes: [0xE2]), "")
         XCTAssertEqual(d.finish(), "\u{FFFD}")
-        XCTAssertEqual(d.push(bytes: [0x80, 0x41]), "\u{FFFD}A")  // a stray continuation byte is not held
+        XCTAssertEqual(d.push(bytes: [0x80, 0x41]), "\u{FFFD}A") // a stray continuation byte is not held
     }
 
     // MARK: - SentencePiece BPE vs llama.cpp
@@ -373,7 +407,8 @@ final class TokenizerTests: XCTestCase {
         w.set("tokenizer.ggml.add_bos_token", .bool(f.add_bos))
         w.set("tokenizer.ggml.add_eos_token", .bool(f.add_eos))
         for (k, v) in extra { w.set(k, v) }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-spm-\(UUID().uuidString).gguf")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "headlight-spm-\(UUID().uuidString).gguf")
         try w.write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         return try GGUFFile(url: url)
@@ -396,11 +431,19 @@ final class TokenizerTests: XCTestCase {
         var scores: [Float] = [0, 0, 0]
         var types = [2, 3, 3]
         for b in 0..<256 {
-            tokens.append(String(format: "<0x%02X>", b)); scores.append(0); types.append(6)
+            tokens.append(String(format: "<0x%02X>", b))
+            scores.append(0)
+            types.append(6)
         }
-        let pieces: [(String, Float)] = [("▁", -1), ("a", -2), ("b", -3), ("c", -4), ("ab", -5), ("bc", -0.5),
-                                         ("▁a", -6), ("▁ab", -7), ("abc", -8), ("<sep>", 0)]
-        for (p, s) in pieces { tokens.append(p); scores.append(s); types.append(p == "<sep>" ? 4 : 1) }
+        let pieces: [(String, Float)] = [
+            ("▁", -1), ("a", -2), ("b", -3), ("c", -4), ("ab", -5), ("bc", -0.5),
+            ("▁a", -6), ("▁ab", -7), ("abc", -8), ("<sep>", 0)
+        ]
+        for (p, s) in pieces {
+            tokens.append(p)
+            scores.append(s)
+            types.append(p == "<sep>" ? 4 : 1)
+        }
         func id(_ s: String) -> Int32 { Int32(tokens.firstIndex(of: s)!) }
         var w = GGUFWriter()
         w.set("tokenizer.ggml.model", .string("llama"))
@@ -418,7 +461,8 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(t.encode("aé", addSpecial: false), [id("▁a"), id("<0xC3>"), id("<0xA9>")])
         // User-defined tokens are matched even without special parsing; text after a special
         // token gets the space prefix again (llama.cpp's is_prev_special).
-        XCTAssertEqual(t.encode("a<sep>b", addSpecial: false, parseSpecial: false), [id("▁a"), id("<sep>"), id("▁"), id("b")])
+        XCTAssertEqual(
+            t.encode("a<sep>b", addSpecial: false, parseSpecial: false), [id("▁a"), id("<sep>"), id("▁"), id("b")])
         // Decoding: "▁" -> " ", the leading space of the first piece removed, bytes reassembled.
         XCTAssertEqual(t.decode([id("▁a"), id("bc"), id("<0xC3>"), id("<0xA9>")]), "abcé")
         XCTAssertEqual(t.decode([1, id("▁a"), id("bc")]), "<s> abc")
@@ -482,7 +526,8 @@ final class TokenizerTests: XCTestCase {
         }
         XCTAssertEqual(split(.gpt2, "Hello world's 123  x\n\n"), ["Hello", " world", "'s", " 123", " ", " x", "\n\n"])
         XCTAssertEqual(split(.starcoder, "ab 1234"), ["ab", " ", "1", "2", "3", "4"])
-        XCTAssertEqual(split(.llama3, "I'M 1234567 ok!!\n\nx"), ["I", "'M", " ", "123", "456", "7", " ok", "!!\n\n", "x"])
+        XCTAssertEqual(
+            split(.llama3, "I'M 1234567 ok!!\n\nx"), ["I", "'M", " ", "123", "456", "7", " ok", "!!\n\n", "x"])
         XCTAssertEqual(split(.qwen2, "ab12"), ["ab", "1", "2"])
         XCTAssertEqual(split(.llama3, "  \n  x"), ["  \n", " ", " x"])
         XCTAssertEqual(split(.default, "a+b=12345!"), ["a", "+", "b", "=", "123", "45", "!"])
@@ -492,7 +537,7 @@ final class TokenizerTests: XCTestCase {
     func testUnicodeFlagsMatchLlamaCppVersion() {
         let u = UnicodeFlags()
         XCTAssertTrue(u.isLetter(0x61))
-        XCTAssertTrue(u.isNumber(0x0663))  // Arabic-Indic three
+        XCTAssertTrue(u.isNumber(0x0663)) // Arabic-Indic three
         XCTAssertTrue(u.isWhitespace(0x3000))
         XCTAssertTrue(u.isWhitespace(0x85))
         XCTAssertFalse(u.isWhitespace(0x200B))
@@ -506,7 +551,8 @@ final class TokenizerTests: XCTestCase {
     // MARK: - Errors
 
     func writeTemp(_ w: GGUFWriter) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("headlight-tok-\(UUID().uuidString).gguf")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "headlight-tok-\(UUID().uuidString).gguf")
         try w.write(to: url)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
@@ -524,20 +570,32 @@ final class TokenizerTests: XCTestCase {
         let toks = GGUFValue.array(.string, [.string("a"), .string("b")])
         XCTAssertTrue(message([:]).contains("tokenizer.ggml.model"))
         XCTAssertTrue(message([:]).hasPrefix("x.gguf: "))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("bert")]).contains("unsupported tokenizer.ggml.model 'bert'"))
+        XCTAssertTrue(
+            message(["tokenizer.ggml.model": .string("bert")]).contains("unsupported tokenizer.ggml.model 'bert'"))
         XCTAssertTrue(message(["tokenizer.ggml.model": .string("gpt2")]).contains("tokenizer.ggml.tokens"))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": .uint32(3)])
-            .contains("'tokenizer.ggml.tokens' should be array[string], found u32"))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": toks])
-            .contains("tokenizer.ggml.merges"))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": toks,
-                               "tokenizer.ggml.pre": .string("nonesuch")])
+        XCTAssertTrue(
+            message(["tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": .uint32(3)])
+                .contains("'tokenizer.ggml.tokens' should be array[string], found u32"))
+        XCTAssertTrue(
+            message(["tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": toks])
+                .contains("tokenizer.ggml.merges"))
+        XCTAssertTrue(
+            message([
+                "tokenizer.ggml.model": .string("gpt2"), "tokenizer.ggml.tokens": toks,
+                "tokenizer.ggml.pre": .string("nonesuch")
+            ])
             .contains("unsupported tokenizer.ggml.pre 'nonesuch'"))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("llama"), "tokenizer.ggml.tokens": toks,
-                               "tokenizer.ggml.scores": .array(.float32, [.float32(0)])])
+        XCTAssertTrue(
+            message([
+                "tokenizer.ggml.model": .string("llama"), "tokenizer.ggml.tokens": toks,
+                "tokenizer.ggml.scores": .array(.float32, [.float32(0)])
+            ])
             .contains("'tokenizer.ggml.scores' has 1 entries for 2 tokens"))
-        XCTAssertTrue(message(["tokenizer.ggml.model": .string("llama"), "tokenizer.ggml.tokens": toks,
-                               "tokenizer.ggml.add_bos_token": .uint8(1)])
+        XCTAssertTrue(
+            message([
+                "tokenizer.ggml.model": .string("llama"), "tokenizer.ggml.tokens": toks,
+                "tokenizer.ggml.add_bos_token": .uint8(1)
+            ])
             .contains("'tokenizer.ggml.add_bos_token' should be a bool"))
     }
 
@@ -598,12 +656,14 @@ final class TokenizerTests: XCTestCase {
         let back = t.decode(ids)
         let decodeTime = Date().timeIntervalSince(decodeStart)
         XCTAssertEqual(back, text)
-        print(String(format: "[speed] tokenizer load %.3fs; encode %d bytes -> %d tokens: %.3fs cold cache "
-                     + "(%.0f tokens/s), %.3fs warm; decode %.3fs", loadTime, text.utf8.count, ids.count, cold,
-                     Double(ids.count) / cold, warm, decodeTime))
+        print(
+            String(
+                format: "[speed] tokenizer load %.3fs; encode %d bytes -> %d tokens: %.3fs cold cache "
+                    + "(%.0f tokens/s), %.3fs warm; decode %.3fs", loadTime, text.utf8.count, ids.count, cold,
+                Double(ids.count) / cold, warm, decodeTime))
         XCTAssertGreaterThan(ids.count, 100_000)
         #if !DEBUG
-        XCTAssertLessThan(cold, 1.0, "encoding 100k tokens should take well under a second in release builds")
+            XCTAssertLessThan(cold, 1.0, "encoding 100k tokens should take well under a second in release builds")
         #endif
     }
 }

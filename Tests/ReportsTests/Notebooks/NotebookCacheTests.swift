@@ -9,7 +9,9 @@ final class FakeLauncher: NotebookProcessLauncher {
     var failOn: String?
     var stdoutFor: ([String]) -> String = { "ran " + $0.joined(separator: " ") + " <b>bold?</b>\n" }
 
-    func run(executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]) throws -> NotebookProcessResult {
+    func run(
+        executable: String, arguments: [String], workingDirectory: URL, environment: [String: String]
+    ) throws -> NotebookProcessResult {
         calls.append(arguments)
         if let f = failOn, arguments.contains(f) {
             let err = (1...30).map { "err line \($0)" }.joined(separator: "\n") + "\n"
@@ -18,7 +20,8 @@ final class FakeLauncher: NotebookProcessLauncher {
         for o in NotebookKey.outputPaths(arguments) {
             try Data("output of \(arguments)".utf8).write(to: NotebookKey.resolve(o, in: workingDirectory))
         }
-        return NotebookProcessResult(exitCode: 0, stdout: Data(stdoutFor(arguments).utf8), stderr: Data("progress 1/1\n".utf8))
+        return NotebookProcessResult(
+            exitCode: 0, stdout: Data(stdoutFor(arguments).utf8), stderr: Data("progress 1/1\n".utf8))
     }
 }
 
@@ -31,32 +34,33 @@ final class NotebookFixture {
     var outputDir: URL { root.appendingPathComponent("reports/nb") }
 
     static let text = """
-    # Test notebook
+        # Test notebook
 
-    Intro prose.
+        Intro prose.
 
-    ```headlight
-    inspect --json
-    ```
+        ```headlight
+        inspect --json
+        ```
 
-    ## Step two
+        ## Step two
 
-    Analyse the probes.
+        Analyse the probes.
 
-    ```headlight
-    analyze --probes probes.json -o runs/a.h5
-    ```
+        ```headlight
+        analyze --probes probes.json -o runs/a.h5
+        ```
 
-    ```headlight
-    headlight report runs/a.h5 -o runs/b.txt
-    ```
-    """
+        ```headlight
+        headlight report runs/a.h5 -o runs/b.txt
+        ```
+        """
 
     init(_ test: XCTestCase, text: String = NotebookFixture.text) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("hl-nb-\(UUID().uuidString)")
         let r = root
         test.addTeardownBlock { try? FileManager.default.removeItem(at: r) }
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("notebooks-cli"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("notebooks-cli"), withIntermediateDirectories: true)
         try write(text)
         try Data("{\"probes\": 1}".utf8).write(to: root.appendingPathComponent("probes.json"))
     }
@@ -64,18 +68,22 @@ final class NotebookFixture {
     func write(_ text: String) throws { try Data(text.utf8).write(to: notebookURL) }
 
     func options(force: Bool = false) -> NotebookRunOptions {
-        NotebookRunOptions(executable: "/nonexistent/headlight", headlightVersion: "0.1.0-test", workingDirectory: root,
-                           outputDirectory: outputDir, environment: env, force: force)
+        NotebookRunOptions(
+            executable: "/nonexistent/headlight", headlightVersion: "0.1.0-test", workingDirectory: root,
+            outputDirectory: outputDir, environment: env, force: force)
     }
 
     /// Runs the notebook; returns the new launcher calls and the written index.html.
     @discardableResult
-    func run(force: Bool = false, provider: NotebookFigureProvider = RunFileSummaryProvider(),
-             events: ((NotebookProgress) -> Void)? = nil) throws -> (calls: [[String]], html: String) {
+    func run(
+        force: Bool = false, provider: NotebookFigureProvider = RunFileSummaryProvider(),
+        events: ((NotebookProgress) -> Void)? = nil
+    ) throws -> (calls: [[String]], html: String) {
         let before = launcher.calls.count
-        let index = try NotebookSession.run(notebookURL: notebookURL, displayPath: "notebooks-cli/nb.md",
-                                            options: options(force: force), launcher: launcher, figureProvider: provider,
-                                            progress: events)
+        let index = try NotebookSession.run(
+            notebookURL: notebookURL, displayPath: "notebooks-cli/nb.md",
+            options: options(force: force), launcher: launcher, figureProvider: provider,
+            progress: events)
         XCTAssertEqual(index, outputDir.appendingPathComponent("index.html"))
         let html = try String(contentsOf: index, encoding: .utf8)
         return (Array(launcher.calls[before...]), html)
@@ -99,9 +107,11 @@ final class CacheNotebookTests: XCTestCase {
         var events: [String] = []
         let second = try f.run { events.append($0.text) }
         XCTAssertEqual(second.calls, [])
-        XCTAssertEqual(events.joined(), "[1/3] headlight inspect --json (cached)\n"
-                       + "[2/3] headlight analyze --probes probes.json -o runs/a.h5 (cached)\n"
-                       + "[3/3] headlight report runs/a.h5 -o runs/b.txt (cached)\n")
+        XCTAssertEqual(
+            events.joined(),
+            "[1/3] headlight inspect --json (cached)\n"
+                + "[2/3] headlight analyze --probes probes.json -o runs/a.h5 (cached)\n"
+                + "[3/3] headlight report runs/a.h5 -o runs/b.txt (cached)\n")
         XCTAssertEqual(second.html.components(separatedBy: "<span class=\"cached\">cached</span>").count - 1, 3)
     }
 
@@ -113,8 +123,9 @@ final class CacheNotebookTests: XCTestCase {
         XCTAssertEqual(r.calls, [["analyze", "--probes", "probes.json", "--seed", "7", "-o", "runs/a.h5"], cell3])
         XCTAssertEqual(f.cacheFiles.count, 3, "stale entries are pruned")
         // Changing the last cell re-runs only it.
-        try f.write(NotebookFixture.text.replacingOccurrences(of: "-o runs/a.h5", with: "--seed 7 -o runs/a.h5")
-                    .replacingOccurrences(of: "report runs/a.h5", with: "report --top 3 runs/a.h5"))
+        try f.write(
+            NotebookFixture.text.replacingOccurrences(of: "-o runs/a.h5", with: "--seed 7 -o runs/a.h5")
+                .replacingOccurrences(of: "report runs/a.h5", with: "report --top 3 runs/a.h5"))
         XCTAssertEqual(try f.run().calls, [["report", "--top", "3", "runs/a.h5", "-o", "runs/b.txt"]])
     }
 
@@ -122,8 +133,11 @@ final class CacheNotebookTests: XCTestCase {
         let f = try NotebookFixture(self)
         let first = try f.run()
         XCTAssertFalse(first.html.contains("Brand new"))
-        try f.write(NotebookFixture.text.replacingOccurrences(of: "Intro prose.", with: "Brand new **prose**.\n\nAnd a <script>x</script> paragraph.")
-                    .replacingOccurrences(of: "## Step two", with: "## Step 2 renamed"))
+        try f.write(
+            NotebookFixture.text.replacingOccurrences(
+                of: "Intro prose.", with: "Brand new **prose**.\n\nAnd a <script>x</script> paragraph."
+            )
+            .replacingOccurrences(of: "## Step two", with: "## Step 2 renamed"))
         let r = try f.run()
         XCTAssertEqual(r.calls, [])
         XCTAssertTrue(r.html.contains("Brand new <strong>prose</strong>."))
@@ -135,8 +149,10 @@ final class CacheNotebookTests: XCTestCase {
     func testReformattingACommandDoesNotInvalidateIt() throws {
         let f = try NotebookFixture(self)
         try f.run()
-        try f.write(NotebookFixture.text.replacingOccurrences(of: "analyze --probes probes.json -o runs/a.h5",
-                                                              with: "# a comment\nheadlight analyze \\\n  --probes 'probes.json' \\\n  -o \"runs/a.h5\""))
+        try f.write(
+            NotebookFixture.text.replacingOccurrences(
+                of: "analyze --probes probes.json -o runs/a.h5",
+                with: "# a comment\nheadlight analyze \\\n  --probes 'probes.json' \\\n  -o \"runs/a.h5\""))
         XCTAssertEqual(try f.run().calls, [])
     }
 
@@ -183,10 +199,14 @@ final class CacheNotebookTests: XCTestCase {
             XCTAssertEqual(code, 3)
             XCTAssertTrue(tail.hasPrefix("err line 11\n") && tail.hasSuffix("err line 30"), tail)
             let message = (error as? LocalizedError)?.errorDescription ?? ""
-            XCTAssertTrue(message.hasPrefix("cell 2 (notebooks-cli/nb.md:14) failed with exit code 3: headlight analyze"), message)
+            XCTAssertTrue(
+                message.hasPrefix("cell 2 (notebooks-cli/nb.md:14) failed with exit code 3: headlight analyze"), message
+            )
             XCTAssertTrue(message.contains("  | err line 30"), message)
         }
-        XCTAssertEqual(f.launcher.calls, [cell1, ["analyze", "--probes", "probes.json", "-o", "runs/a.h5"]], "nothing after the failure runs")
+        XCTAssertEqual(
+            f.launcher.calls, [cell1, ["analyze", "--probes", "probes.json", "-o", "runs/a.h5"]],
+            "nothing after the failure runs")
         XCTAssertTrue(events.last?.hasPrefix(" FAILED, exit code 3") ?? false, "\(events)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.outputDir.appendingPathComponent("index.html").path))
         // Fixed: the cell before the failure is cached.
@@ -210,7 +230,9 @@ final class CacheNotebookTests: XCTestCase {
         opts.executable = "/bin/false"
         opts.force = true
         XCTAssertThrowsError(try NotebookRunner(options: opts).run(nb)) { error in
-            guard case let .cellFailed(_, cell, line, _, code, _)? = error as? NotebookError else { return XCTFail("\(error)") }
+            guard case let .cellFailed(_, cell, line, _, code, _)? = error as? NotebookError else {
+                return XCTFail("\(error)")
+            }
             XCTAssertEqual([cell, line], [1, 4])
             XCTAssertEqual(code, 1)
             XCTAssertTrue(error.localizedDescription.contains("printed nothing on stderr"))
@@ -226,8 +248,12 @@ final class CacheNotebookTests: XCTestCase {
         var opts = f.options()
         opts.executable = "/bin/sh"
         // Not a notebook feature: the test runs sh directly to produce lots of output on both pipes.
-        let cell = NotebookCell(number: 1, fenceLine: 1, line: 2, source: "",
-                                arguments: ["-c", "i=0; while [ $i -lt 20000 ]; do echo \"line $i of stdout\"; echo \"err $i\" >&2; i=$((i+1)); done"])
+        let cell = NotebookCell(
+            number: 1, fenceLine: 1, line: 2, source: "",
+            arguments: [
+                "-c",
+                "i=0; while [ $i -lt 20000 ]; do echo \"line $i of stdout\"; echo \"err $i\" >&2; i=$((i+1)); done"
+            ])
         let nb = Notebook(path: "x.md", source: "", items: [.cell(cell)])
         let r = try NotebookRunner(options: opts).run(nb)[0]
         XCTAssertEqual(r.stdoutBytes, r.stdout.utf8.count)
@@ -236,16 +262,20 @@ final class CacheNotebookTests: XCTestCase {
     }
 
     func testKeyInputsAndOutputs() throws {
-        XCTAssertEqual(NotebookKey.outputPaths(["a", "-o", "x.h5", "--output=y.h5", "--output", "z", "-o=w"]), ["x.h5", "y.h5", "z", "w"])
-        XCTAssertEqual(NotebookKey.inputCandidates(["cmd", "--json", "--probes=p.json", "-o", "out.h5", "m.gguf", "m.gguf"]),
-                       ["cmd", "p.json", "m.gguf"])
+        XCTAssertEqual(
+            NotebookKey.outputPaths(["a", "-o", "x.h5", "--output=y.h5", "--output", "z", "-o=w"]),
+            ["x.h5", "y.h5", "z", "w"])
+        XCTAssertEqual(
+            NotebookKey.inputCandidates(["cmd", "--json", "--probes=p.json", "-o", "out.h5", "m.gguf", "m.gguf"]),
+            ["cmd", "p.json", "m.gguf"])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hl-key-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("d"), withIntermediateDirectories: true)
         try Data("x".utf8).write(to: dir.appendingPathComponent("p.json"))
         try Data("y".utf8).write(to: dir.appendingPathComponent("d/q.json"))
-        let fps = try NotebookKey.inputFingerprints(["run", "--probes=p.json", "d", "missing.json", "-o", "p.json"],
-                                                    workingDirectory: dir, hasher: .fnv1a128)
+        let fps = try NotebookKey.inputFingerprints(
+            ["run", "--probes=p.json", "d", "missing.json", "-o", "p.json"],
+            workingDirectory: dir, hasher: .fnv1a128)
         XCTAssertEqual(fps.map(\.0), ["p.json", "d"])
         XCTAssertTrue(fps[0].1.hasPrefix("fnv1a128:"))
         XCTAssertTrue(fps[1].1.hasPrefix("dir:"))
@@ -259,9 +289,18 @@ final class CacheNotebookTests: XCTestCase {
         XCTAssertTrue(bigFP[0].1.hasPrefix("size=\(NotebookKey.contentHashLimit + 1) mtime="), bigFP[0].1)
         // The previous key is part of the key.
         let cell = NotebookCell(number: 1, fenceLine: 1, line: 2, source: "", arguments: ["x"])
-        let k1 = try NotebookKey.key(for: cell, headlightVersion: "1", environment: [:], workingDirectory: dir, previousKey: nil, hasher: .fnv1a128).key
-        let k2 = try NotebookKey.key(for: cell, headlightVersion: "1", environment: [:], workingDirectory: dir, previousKey: "abc", hasher: .fnv1a128).key
-        let k3 = try NotebookKey.key(for: cell, headlightVersion: "2", environment: [:], workingDirectory: dir, previousKey: nil, hasher: .fnv1a128).key
+        let k1 = try NotebookKey.key(
+            for: cell, headlightVersion: "1", environment: [:], workingDirectory: dir, previousKey: nil,
+            hasher: .fnv1a128
+        ).key
+        let k2 = try NotebookKey.key(
+            for: cell, headlightVersion: "1", environment: [:], workingDirectory: dir, previousKey: "abc",
+            hasher: .fnv1a128
+        ).key
+        let k3 = try NotebookKey.key(
+            for: cell, headlightVersion: "2", environment: [:], workingDirectory: dir, previousKey: nil,
+            hasher: .fnv1a128
+        ).key
         XCTAssertEqual(Set([k1, k2, k3]).count, 3)
     }
 

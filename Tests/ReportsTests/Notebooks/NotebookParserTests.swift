@@ -4,37 +4,37 @@ import XCTest
 
 final class ParserNotebookTests: XCTestCase {
     let sample = """
-    # Retrieval heads
+        # Retrieval heads
 
-    Some *prose* with `code`.
+        Some *prose* with `code`.
 
-    ```headlight
-    headlight inspect --json
-    ```
+        ```headlight
+        headlight inspect --json
+        ```
 
-    ```text
-    expected <output>
-    ```
+        ```text
+        expected <output>
+        ```
 
-    ## Second part
+        ## Second part
 
-    ```headlight
-    retrieval-heads --probes "probes/niah/a b.json" \\
-        --model 'my model.gguf' \\
-        -o reports/x/rh.h5   # trailing comment
-    ```
+        ```headlight
+        retrieval-heads --probes "probes/niah/a b.json" \\
+            --model 'my model.gguf' \\
+            -o reports/x/rh.h5   # trailing comment
+        ```
 
-    ````markdown
-    ```headlight
-    not a cell
-    ```
-    ````
+        ````markdown
+        ```headlight
+        not a cell
+        ```
+        ````
 
-    ~~~headlight
-    # only a comment line first
-    doctor --quick
-    ~~~
-    """
+        ~~~headlight
+        # only a comment line first
+        doctor --quick
+        ~~~
+        """
 
     func testCellsLinesAndArguments() throws {
         let nb = try Notebook.parse(sample, path: "nb.md")
@@ -44,47 +44,66 @@ final class ParserNotebookTests: XCTestCase {
         XCTAssertEqual(cells[0].arguments, ["inspect", "--json"])
         XCTAssertEqual(cells[0].fenceLine, 5)
         XCTAssertEqual(cells[0].line, 6)
-        XCTAssertEqual(cells[1].arguments, ["retrieval-heads", "--probes", "probes/niah/a b.json", "--model", "my model.gguf", "-o", "reports/x/rh.h5"])
+        XCTAssertEqual(
+            cells[1].arguments,
+            ["retrieval-heads", "--probes", "probes/niah/a b.json", "--model", "my model.gguf", "-o", "reports/x/rh.h5"]
+        )
         XCTAssertEqual(cells[1].line, 16)
         XCTAssertEqual(cells[2].arguments, ["doctor", "--quick"])
         XCTAssertEqual(cells[2].line, 29, "the first command line, not the comment")
-        XCTAssertEqual(cells[1].commandLine, "headlight retrieval-heads --probes 'probes/niah/a b.json' --model 'my model.gguf' -o reports/x/rh.h5")
+        XCTAssertEqual(
+            cells[1].commandLine,
+            "headlight retrieval-heads --probes 'probes/niah/a b.json' --model 'my model.gguf' -o reports/x/rh.h5")
         XCTAssertEqual(cells[2].displaySource, "# only a comment line first\nheadlight doctor --quick")
         XCTAssertEqual(cells[0].displaySource, "headlight inspect --json")
         // Items in order: prose, cell, text, prose, cell, prose (with the 4-backtick block), cell.
         let kinds = nb.items.map { item -> String in
-            switch item { case .prose: return "p"; case .text: return "t"; case .cell: return "c" }
+            switch item {
+            case .prose: return "p"
+            case .text: return "t"
+            case .cell: return "c"
+            }
         }
         XCTAssertEqual(kinds, ["p", "c", "t", "p", "c", "p", "c"])
         if case .text(let t, let line) = nb.items[2] {
             XCTAssertEqual(t, "expected <output>")
             XCTAssertEqual(line, 9)
-        } else { XCTFail() }
+        } else {
+            XCTFail()
+        }
         if case .prose(let p, let line) = nb.items[5] {
             XCTAssertTrue(p.contains("not a cell"))
             XCTAssertEqual(line, 20)
-        } else { XCTFail() }
+        } else {
+            XCTFail()
+        }
     }
 
     func testQuotingRules() throws {
         func args(_ body: String) throws -> [String] {
             try Notebook.parse("```headlight\n\(body)\n```\n").cells[0].arguments
         }
-        XCTAssertEqual(try args(#"x 'a "b" \n' "c \"d\" \\ \$ e" f\ g '' """#), ["x", #"a "b" \n"#, #"c "d" \ $ e"#, "f g", "", ""])
+        XCTAssertEqual(
+            try args(#"x 'a "b" \n' "c \"d\" \\ \$ e" f\ g '' """#), ["x", #"a "b" \n"#, #"c "d" \ $ e"#, "f g", "", ""]
+        )
         XCTAssertEqual(try args("x --a=1 'multi\nline'"), ["x", "--a=1", "multi\nline"])
         XCTAssertEqual(try args("x \"con\\\ntinued\""), ["x", "continued"])
         XCTAssertEqual(try args("x a#b # comment"), ["x", "a#b"])
         XCTAssertEqual(try args("x '|' \";\" \\> '$HOME' *.json ~"), ["x", "|", ";", ">", "$HOME", "*.json", "~"])
-        XCTAssertEqual(try args("headlight"), [])  // prefix only: no arguments (runs `headlight`)
+        XCTAssertEqual(try args("headlight"), []) // prefix only: no arguments (runs `headlight`)
         XCTAssertEqual(try args("\n\n  x   y  \n\n"), ["x", "y"])
     }
 
     func testParseErrorsNameTheLine() {
         func error(_ text: String) -> NotebookError? {
-            do { _ = try Notebook.parse(text, path: "n.md"); return nil } catch { return error as? NotebookError }
+            do {
+                _ = try Notebook.parse(text, path: "n.md")
+                return nil
+            } catch { return error as? NotebookError }
         }
-        XCTAssertEqual(error("intro\n```headlight\ninspect 'open\nstill open\n```\n"),
-                       .parse(path: "n.md", line: 3, message: "unterminated single quote"))
+        XCTAssertEqual(
+            error("intro\n```headlight\ninspect 'open\nstill open\n```\n"),
+            .parse(path: "n.md", line: 3, message: "unterminated single quote"))
         guard case .parse(_, 4, let m)? = error("\n```headlight\ninspect\ndoctor\n```") else { return XCTFail() }
         XCTAssertTrue(m.contains("one command"), m)
         guard case .parse(_, 3, let m2)? = error("x\n```headlight\ninspect | head\n```") else { return XCTFail() }
@@ -101,7 +120,9 @@ final class ParserNotebookTests: XCTestCase {
     }
 
     func testShortCommandAndQuoting() {
-        let c = NotebookCell(number: 2, fenceLine: 1, line: 2, source: "", arguments: ["retrieval-heads"] + Array(repeating: "--long-option value", count: 8))
+        let c = NotebookCell(
+            number: 2, fenceLine: 1, line: 2, source: "",
+            arguments: ["retrieval-heads"] + Array(repeating: "--long-option value", count: 8))
         XCTAssertTrue(c.shortCommand().hasPrefix("headlight retrieval-heads '--long-option value'"))
         XCTAssertTrue(c.shortCommand().hasSuffix(" ..."))
         XCTAssertLessThanOrEqual(c.shortCommand().count, 76)
@@ -109,7 +130,8 @@ final class ParserNotebookTests: XCTestCase {
     }
 
     func testCRLFAndIndentedFences() throws {
-        let nb = try Notebook.parse("# T\r\n\r\n  ```headlight\r\n  inspect\r\n  ```\r\n  ```text\r\n  out\r\n  ```\r\n")
+        let nb = try Notebook.parse(
+            "# T\r\n\r\n  ```headlight\r\n  inspect\r\n  ```\r\n  ```text\r\n  out\r\n  ```\r\n")
         XCTAssertEqual(nb.cells.map(\.arguments), [["inspect"]])
         XCTAssertEqual(nb.cells[0].line, 4)
         XCTAssertTrue(nb.items.contains(.text("out", line: 6)))
@@ -119,30 +141,30 @@ final class ParserNotebookTests: XCTestCase {
 
     func testProseMarkdownIsRenderedAndRawHTMLEscaped() {
         let md = """
-        Intro with <script>alert(1)</script> and <b>bold</b> & more.
-        Second line **strong** and *em* and `x < y` and snake_case_name and 2 * 3 * 4.
+            Intro with <script>alert(1)</script> and <b>bold</b> & more.
+            Second line **strong** and *em* and `x < y` and snake_case_name and 2 * 3 * 4.
 
-        <img src=x onerror=alert(1)>
+            <img src=x onerror=alert(1)>
 
-        - item [link](https://example.org/a?b=1&c=2 "t")
-        - [bad](javascript:alert(1)) and [bad2](java\tscript:alert(1)) and ![img](data:text/html,x)
-          - nested <i>
-        1. one
-        2. two
+            - item [link](https://example.org/a?b=1&c=2 "t")
+            - [bad](javascript:alert(1)) and [bad2](java\tscript:alert(1)) and ![img](data:text/html,x)
+              - nested <i>
+            1. one
+            2. two
 
-        > quoted <tag>
+            > quoted <tag>
 
-        | a | b |
-        |---|--:|
-        | `|` | 1 |
+            | a | b |
+            |---|--:|
+            | `|` | 1 |
 
-        ```html
-        <script>x</script>
-        ```
+            ```html
+            <script>x</script>
+            ```
 
-        <!-- a hidden comment -->
-        ---
-        """
+            <!-- a hidden comment -->
+            ---
+            """
         let html = Markdown.html(md)
         XCTAssertFalse(Hostile.hasRawScript(html), html)
         XCTAssertFalse(html.contains("<b>"))
@@ -183,7 +205,11 @@ final class ParserNotebookTests: XCTestCase {
         let p = Markdown.pieces("# Title `x`\ntext\n\nSetext\n---\n### Deep *one*\n")
         XCTAssertEqual(p.first, .heading(level: 1, text: "Title x"))
         XCTAssertTrue(p.contains(.heading(level: 2, text: "Setext")))
-        XCTAssertTrue(p.contains { if case .html(let h) = $0 { return h.contains("<h3>Deep <em>one</em></h3>") }; return false })
+        XCTAssertTrue(
+            p.contains {
+                if case .html(let h) = $0 { return h.contains("<h3>Deep <em>one</em></h3>") }
+                return false
+            })
         XCTAssertEqual(Markdown.inline("a **b *c* d** e"), "a <strong>b <em>c</em> d</strong> e")
         XCTAssertEqual(Markdown.inline("~~gone~~ \\*lit\\*"), "<del>gone</del> *lit*")
         XCTAssertEqual(Markdown.inline("<https://x.org/?a=<b>"), "&lt;https://x.org/?a=&lt;b&gt;")

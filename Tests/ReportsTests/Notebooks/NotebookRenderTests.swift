@@ -10,8 +10,12 @@ final class RecordingProvider: NotebookFigureProvider {
         asked.append(url.lastPathComponent)
         if url.lastPathComponent == "broken.h5" { throw ReportError.invalidInput("cannot draw <this>") }
         let svg = SampleCharts.bars("cell \(cell.number)").svg()
-        return [.figure(ReportDocument.Figure(name: "cell\(cell.number)-\(url.lastPathComponent)", svg: svg,
-                                              caption: "Figure for \(url.lastPathComponent)"))]
+        return [
+            .figure(
+                ReportDocument.Figure(
+                    name: "cell\(cell.number)-\(url.lastPathComponent)", svg: svg,
+                    caption: "Figure for \(url.lastPathComponent)"))
+        ]
     }
 }
 
@@ -39,15 +43,19 @@ final class RenderNotebookTests: XCTestCase {
         XCTAssertTrue(html.contains("class=\"language-headlight\""))
         XCTAssertTrue(html.contains("<p class=\"cell-meta\">Cell 2 · line 14 · "))
         XCTAssertFalse(html.contains(">cached</span>"))
-        XCTAssertTrue(html.contains("<details class=\"stderr\"><summary>stderr (1 line)</summary><pre><code>progress 1/1</code></pre></details>"))
+        XCTAssertTrue(
+            html.contains(
+                "<details class=\"stderr\"><summary>stderr (1 line)</summary><pre><code>progress 1/1</code></pre></details>"
+            ))
         XCTAssertTrue(html.contains("<p>Output files: runs/a.h5</p>"))
         XCTAssertTrue(html.contains("<p>Analyse the probes.</p>"))
         // The provider is asked about .h5 outputs only; its figure lands in the report and figures/.
         XCTAssertEqual(provider.asked, ["a.h5"])
         XCTAssertEqual(x.elements(named: "figure").count, 1)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: f.outputDir.appendingPathComponent("figures/cell2-a.h5.svg").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: f.outputDir.appendingPathComponent("figures/cell2-a.h5.svg").path))
         // Reproducibility: version, notebook path and hash, machine, each command.
-        let dd = x.texts["code"] ?? []  // <dd><code>value</code></dd>
+        let dd = x.texts["code"] ?? [] // <dd><code>value</code></dd>
         XCTAssertTrue(dd.contains("0.1.0-test"))
         XCTAssertTrue(dd.contains("notebooks-cli/nb.md"))
         XCTAssertTrue(dd.contains { $0.hasPrefix("fnv1a128:") && $0.count == 9 + 32 })
@@ -77,23 +85,24 @@ final class RenderNotebookTests: XCTestCase {
 
     func testTextCellsTitleFallbackAndProviderErrors() throws {
         let text = """
-        No heading here, so the title is the file name.
+            No heading here, so the title is the file name.
 
-        ```text
-        preformatted <b>text</b>
-        ```
+            ```text
+            preformatted <b>text</b>
+            ```
 
-        ```headlight
-        make -o broken.h5
-        ```
-        """
+            ```headlight
+            make -o broken.h5
+            ```
+            """
         let f = try NotebookFixture(self, text: text)
         let html = try f.run(provider: RecordingProvider()).html
         let x = XMLCheck.parse(html)
         XCTAssertTrue(x.ok, x.error ?? "")
         XCTAssertEqual(x.texts["h1"], ["nb"])
         XCTAssertTrue((x.texts["code"] ?? []).contains("preformatted <b>text</b>"))
-        XCTAssertTrue(html.contains("<p class=\"note\">broken.h5: Invalid report input: cannot draw &lt;this&gt;</p>"), html)
+        XCTAssertTrue(
+            html.contains("<p class=\"note\">broken.h5: Invalid report input: cannot draw &lt;this&gt;</p>"), html)
     }
 
     func testDefaultProviderListsRunFileAttributesAndSurvivesGarbage() throws {
@@ -102,8 +111,10 @@ final class RenderNotebookTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("run.h5").path
         let w = try RunFileWriter(path: path)
-        try RunFileHeader(headlightVersion: "0.1.0", command: "retrieval-heads", commandLine: ["headlight", "retrieval-heads", "<x>"],
-                          dimensions: ["n_layers": 30]).write(to: w.file)
+        try RunFileHeader(
+            headlightVersion: "0.1.0", command: "retrieval-heads", commandLine: ["headlight", "retrieval-heads", "<x>"],
+            dimensions: ["n_layers": 30]
+        ).write(to: w.file)
         try w.file.setAttribute("long", Array(0..<40))
         _ = try w.file.createGroup("results")
         try w.finalize()
@@ -124,14 +135,17 @@ final class RenderNotebookTests: XCTestCase {
         let g = try RunFileSummaryProvider().blocks(forRunFile: garbage, cell: cell)
         guard case .note(let n)? = g.first, g.count == 1 else { return XCTFail("\(g)") }
         XCTAssertTrue(n.hasPrefix("garbage.h5: not a readable Headlight run file"), n)
-        let missing = try RunFileSummaryProvider().blocks(forRunFile: dir.appendingPathComponent("missing.h5"), cell: cell)
+        let missing = try RunFileSummaryProvider().blocks(
+            forRunFile: dir.appendingPathComponent("missing.h5"), cell: cell)
         XCTAssertEqual(missing.count, 1)
     }
 
     func testCellsWithoutResultsRenderAsNotRun() throws {
         let nb = try Notebook.parse("# T\n\n```headlight\ninspect\n```\n", path: "t.md")
         let info = NotebookRenderInfo(headlightVersion: "v", notebookHash: "h", workingDirectory: "/tmp")
-        let html = NotebookRenderer(notebook: nb, results: [], info: info, workingDirectory: URL(fileURLWithPath: "/tmp")).render().html()
+        let html = NotebookRenderer(
+            notebook: nb, results: [], info: info, workingDirectory: URL(fileURLWithPath: "/tmp")
+        ).render().html()
         XCTAssertTrue(html.contains("Cell 1 · line 4 · not run"))
         XCTAssertTrue(XMLCheck.parse(html).ok)
     }

@@ -7,12 +7,14 @@ import XCTest
 final class AblationFigureCaptionTests: XCTestCase {
     func data(_ kinds: [String]) -> AblationRunData {
         let conds = kinds.enumerated().map { i, k in
-            AblationRunData.Condition(name: "\(k)_\(i)", label: "\(k) \(i)", kind: k, heads: k == "baseline" ? [] : ["18.\(i)"],
-                                      meanScore: 50 - Double(i), lower: 40, upper: 60, perplexity: .nan,
-                                      perplexityChange: .nan, grid: nil)
+            AblationRunData.Condition(
+                name: "\(k)_\(i)", label: "\(k) \(i)", kind: k, heads: k == "baseline" ? [] : ["18.\(i)"],
+                meanScore: 50 - Double(i), lower: 40, upper: 60, perplexity: .nan,
+                perplexityChange: .nan, grid: nil)
         }
-        return AblationRunData(conditions: conds, lengths: [], depths: [], metric: "rouge1_recall_x100", level: 0.95,
-                               method: "uniform", phase: "decode", note: nil, targetVsControls: nil, targetVsBaseline: nil)
+        return AblationRunData(
+            conditions: conds, lengths: [], depths: [], metric: "rouge1_recall_x100", level: 0.95,
+            method: "uniform", phase: "decode", note: nil, targetVsControls: nil, targetVsBaseline: nil)
     }
 
     func caption(_ kinds: [String]) -> String {

@@ -14,15 +14,20 @@ enum SyntheticRuns {
 
     static func scores() -> [Double] {
         var s = [Double](repeating: 0.01, count: layers * heads)
-        s[3 * heads + 1] = 0.8; s[4 * heads + 2] = 0.55; s[2 * heads + 0] = 0.3; s[5 * heads + 3] = 0.12; s[1 * heads + 1] = .nan
+        s[3 * heads + 1] = 0.8
+        s[4 * heads + 2] = 0.55
+        s[2 * heads + 0] = 0.3
+        s[5 * heads + 3] = 0.12
+        s[1 * heads + 1] = .nan
         return s
     }
 
     static func header(_ text: String, command: String) -> RunFileHeader {
-        RunFileHeader(headlightVersion: "0.1.0", command: command, commandLine: ["/x/headlight", command, text, "-o", "out.h5"],
-                      modelFile: "model-\(text).gguf", modelSize: 1, modelSHA256: String(repeating: "ab", count: 32),
-                      modelName: "Tiny \(text)", architecture: "llama",
-                      dimensions: ["n_layers": layers, "n_heads": heads, "n_key_value_heads": 2])
+        RunFileHeader(
+            headlightVersion: "0.1.0", command: command, commandLine: ["/x/headlight", command, text, "-o", "out.h5"],
+            modelFile: "model-\(text).gguf", modelSize: 1, modelSHA256: String(repeating: "ab", count: 32),
+            modelName: "Tiny \(text)", architecture: "llama",
+            dimensions: ["n_layers": layers, "n_heads": heads, "n_key_value_heads": 2])
     }
 
     /// Writes a run file with the given groups ("retrieval", "ablation", "causal", "composition",
@@ -38,43 +43,61 @@ enum SyntheticRuns {
         let L = layers, H = heads
         if groups.contains("retrieval") {
             let g = try f.createGroup(RetrievalRunFile.group)
-            try g.setAttribute("analysis", "retrieval_heads"); try g.setAttribute("analysis_version", 1)
-            try g.setAttribute("n_layers", L); try g.setAttribute("n_heads", H)
-            try g.setAttribute("threshold", 0.1); try g.setAttribute("suite_name", text)
-            try g.setAttribute("suite", "{\"name\": \"\(text)\"}"); try g.setAttribute("planned_trials", 9)
+            try g.setAttribute("analysis", "retrieval_heads")
+            try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("n_layers", L)
+            try g.setAttribute("n_heads", H)
+            try g.setAttribute("threshold", 0.1)
+            try g.setAttribute("suite_name", text)
+            try g.setAttribute("suite", "{\"name\": \"\(text)\"}")
+            try g.setAttribute("planned_trials", 9)
             if complete { try g.setAttribute("counted_trials", 5) }
             if complete { try g.createDataset("scores", data: scores(), shape: [L, H]) }
-            let t = try RecordTable(group: try g.createGroup("trials"),
-                                    columns: RetrievalRunFile.columns(layers: L, heads: H))
+            let t = try RecordTable(
+                group: try g.createGroup("trials"),
+                columns: RetrievalRunFile.columns(layers: L, heads: H))
             var k = 0
-            for l in [500, 1000, 2000] { for d in [0.0, 50, 100] {
-                let r = k == 4 ? Double.nan : Double((k * 37) % 101)
-                try t.append([
-                    "trial_index": .int(k), "needle_id": .string(text), "needle_index": .int(0), "length": .int(l),
-                    "depth": .double(d), "prompt_tokens": .int(l), "span_start": .int(10), "span_end": .int(20),
-                    "response": .string("answer \(k) \(text)"), "generated_tokens": .int(3), "stop": .string(text),
-                    "rouge1_recall": .double(r), "success": .int(r > 50 ? 1 : 0), "counted": .int(r > 50 ? 1 : 0),
-                    "head_scores": .doubles(scores().map { $0.isNaN ? 0 : $0 * Double(k % 3) }),
-                    "prefilled_tokens": .int(l), "seconds": .double(0.5),
-                ])
-                k += 1
-            } }
+            for l in [500, 1000, 2000] {
+                for d in [0.0, 50, 100] {
+                    let r = k == 4 ? Double.nan : Double((k * 37) % 101)
+                    try t.append([
+                        "trial_index": .int(k), "needle_id": .string(text), "needle_index": .int(0), "length": .int(l),
+                        "depth": .double(d), "prompt_tokens": .int(l), "span_start": .int(10), "span_end": .int(20),
+                        "response": .string("answer \(k) \(text)"), "generated_tokens": .int(3), "stop": .string(text),
+                        "rouge1_recall": .double(r), "success": .int(r > 50 ? 1 : 0), "counted": .int(r > 50 ? 1 : 0),
+                        "head_scores": .doubles(scores().map { $0.isNaN ? 0 : $0 * Double(k % 3) }),
+                        "prefilled_tokens": .int(l), "seconds": .double(0.5)
+                    ])
+                    k += 1
+                }
+            }
         }
         if groups.contains("ablation") || groups.contains("causal") {
             // A top-K run ("ablation"), a --causal run ("causal" alone), or a top-K run with a
             // causal group too (both).
             let causalRun = !groups.contains("ablation")
             let g = try f.createGroup(AblationRunFile.group)
-            let names = causalRun ? ["baseline", "ablate_2.0", "ablate_3.1", "ablate_4.2"]
-                                  : ["baseline", "top4 \(text)", "control_1", "control_2"]
+            let names =
+                causalRun
+                ? ["baseline", "ablate_2.0", "ablate_3.1", "ablate_4.2"]
+                : ["baseline", "top4 \(text)", "control_1", "control_2"]
             let C = names.count, M = 3
-            try g.setAttribute("analysis", "ablation"); try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("analysis", "ablation")
+            try g.setAttribute("analysis_version", 1)
             try g.setAttribute("condition_names", names)
-            try g.setAttribute("condition_heads", causalRun ? ["", "2.0", "3.1", "4.2"]
-                                                            : ["", "3.1,4.2,2.0,5.3",
-                                                              "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"])
-            try g.setAttribute("condition_kinds", causalRun ? ["baseline", "single", "single", "single"]
-                                                            : ["baseline", "target", "control", "control"])
+            try g.setAttribute(
+                "condition_heads",
+                causalRun
+                    ? ["", "2.0", "3.1", "4.2"]
+                    : [
+                        "", "3.1,4.2,2.0,5.3",
+                        "0.0,0.1,1.2,2.3", "1.0,1.3,2.2,4.0"
+                    ])
+            try g.setAttribute(
+                "condition_kinds",
+                causalRun
+                    ? ["baseline", "single", "single", "single"]
+                    : ["baseline", "target", "control", "control"])
             try g.setAttribute("method", "uniform \(text)")
             try g.setAttribute("phase", "decode")
             try g.setAttribute("metrics", ["rouge1_recall_x100", "needlebench_v1", "exact_recovery_x100"])
@@ -83,28 +106,38 @@ enum SyntheticRuns {
             try g.setAttribute("perplexity_tokens", causalRun ? 0 : 64)
             let targets = ["3.1", "4.2", "5.3"]
             if causalRun { try g.setAttribute("causal_targets", targets) }
-            _ = try RecordTable(group: try g.createGroup("records"),
-                                columns: AblationRunFile.recordColumns(causalTargets: causalRun ? targets.count : 0))
-            _ = try RecordTable(group: try g.createGroup("perplexity_records"),
-                                columns: AblationRunFile.perplexityColumns)
+            _ = try RecordTable(
+                group: try g.createGroup("records"),
+                columns: AblationRunFile.recordColumns(causalTargets: causalRun ? targets.count : 0))
+            _ = try RecordTable(
+                group: try g.createGroup("perplexity_records"),
+                columns: AblationRunFile.perplexityColumns)
             let mean = [90.0, 20, 85, 88], lo = [80.0, 10, 75, 79], hi = [97.0, 31, 93, 95]
             func cm(_ v: [Double]) -> [Double] { v.flatMap { [$0, $0 / 2, .nan] } }
             try g.createDataset("mean", data: cm(mean), shape: [C, M])
             try g.createDataset("ci_lower", data: cm(lo), shape: [C, M])
             try g.createDataset("ci_upper", data: cm(hi), shape: [C, M])
             var cells: [Double] = []
-            for c in 0..<C { for m in 0..<M { for l in 0..<3 { for d in 0..<3 {
-                cells.append(m == 0 ? (c == 1 ? Double(l * 10 + d) : 90 - Double(l + d)) : .nan)
-            } } } }
+            for c in 0..<C {
+                for m in 0..<M {
+                    for l in 0..<3 {
+                        for d in 0..<3 {
+                            cells.append(m == 0 ? (c == 1 ? Double(l * 10 + d) : 90 - Double(l + d)) : .nan)
+                        }
+                    }
+                }
+            }
             let ds = try g.createDataset("cells", data: cells, shape: [C, M, 3, 3])
-            try ds.setAttribute("lengths", [500, 1000, 2000]); try ds.setAttribute("depths", [0.0, 50, 100])
+            try ds.setAttribute("lengths", [500, 1000, 2000])
+            try ds.setAttribute("depths", [0.0, 50, 100])
             if !causalRun {
                 try g.createDataset("perplexity", data: [12.0, 12.4, 12.1, .infinity])
                 try g.createDataset("perplexity_delta", data: [0.0, 0.4, 0.1, .nan])
                 try g.createDataset("mean_nll", data: [2.48, 2.52, 2.49, .infinity])
-                try g.createDataset("difference_target_vs_controls",
-                                    data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8],
-                                    shape: [3, 4])
+                try g.createDataset(
+                    "difference_target_vs_controls",
+                    data: [-66.0, -75, -55, 0.001, 1, 2, 3, 4, 5, 6, 7, 8],
+                    shape: [3, 4])
             }
             if groups.contains("causal") {
                 let cg = try g.createGroup("causal")
@@ -118,16 +151,25 @@ enum SyntheticRuns {
             }
         }
         if groups.contains("composition") {
-            let hs = [HeadIndex(layer: 2, head: 0), HeadIndex(layer: 3, head: 1), HeadIndex(layer: 4, head: 2), HeadIndex(layer: 5, head: 3)]
+            let hs = [
+                HeadIndex(layer: 2, head: 0), HeadIndex(layer: 3, head: 1), HeadIndex(layer: 4, head: 2),
+                HeadIndex(layer: 5, head: 3)
+            ]
             let n = hs.count
             var q = [[Double]](repeating: [Double](repeating: .nan, count: n), count: n)
             var k = q, v = q
-            for i in 0..<n { for j in 0..<n where hs[i].layer < hs[j].layer {
-                q[i][j] = 0.05 + 0.02 * Double(i + j); k[i][j] = 0.04 + 0.01 * Double(j); v[i][j] = 0.2 - 0.03 * Double(i)
-            } }
-            let s = CompositionScores(heads: hs, q: q, k: k, v: v, baseline: [.q: 0.04, .k: 0.04, .v: 0.04], foldedNormGains: true)
-            try CompositionRunFile.write(s, to: f, selection: "top 4 \(text)", headsSource: text, headScores: [0.3, 0.8, 0.55, 0.12],
-                                         baselineDraws: 4)
+            for i in 0..<n {
+                for j in 0..<n where hs[i].layer < hs[j].layer {
+                    q[i][j] = 0.05 + 0.02 * Double(i + j)
+                    k[i][j] = 0.04 + 0.01 * Double(j)
+                    v[i][j] = 0.2 - 0.03 * Double(i)
+                }
+            }
+            let s = CompositionScores(
+                heads: hs, q: q, k: k, v: v, baseline: [.q: 0.04, .k: 0.04, .v: 0.04], foldedNormGains: true)
+            try CompositionRunFile.write(
+                s, to: f, selection: "top 4 \(text)", headsSource: text, headScores: [0.3, 0.8, 0.55, 0.12],
+                baselineDraws: 4)
         }
         if groups.contains("attention") {
             let n = 60
@@ -135,24 +177,35 @@ enum SyntheticRuns {
             try f.createDataset("tokens", data: (0..<n).map { Int32($0) })
             try f.createDataset("token_strings", strings: toks)
             let g = try f.createGroup(NeedleAttention.group)
-            try g.setAttribute("analysis", "needle_attention"); try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("analysis", "needle_attention")
+            try g.setAttribute("analysis_version", 1)
             try g.setAttribute("heads", ["3.1", "4.2"])
-            try g.setAttribute("span_start", 30); try g.setAttribute("span_end", 38)
+            try g.setAttribute("span_start", 30)
+            try g.setAttribute("span_end", 38)
             try g.setAttribute("query_positions", [50, 51, 52])
             try g.setAttribute("chosen_step", 1)
-            try g.setAttribute("trial_index", 4); try g.setAttribute("length", 1000); try g.setAttribute("depth", 50.0)
-            try g.setAttribute("needle_id", text); try g.setAttribute("response", text)
+            try g.setAttribute("trial_index", 4)
+            try g.setAttribute("length", 1000)
+            try g.setAttribute("depth", 50.0)
+            try g.setAttribute("needle_id", text)
+            try g.setAttribute("response", text)
             try g.setAttribute("heads_source", text)
             var w = [Float](repeating: 0.001, count: 2 * 3 * n)
-            w[(0 * 3 + 1) * n + 33] = 0.9; w[(1 * 3 + 1) * n + 34] = 0.7; w[(1 * 3 + 1) * n + 5] = .nan
+            w[(0 * 3 + 1) * n + 33] = 0.9
+            w[(1 * 3 + 1) * n + 34] = 0.7
+            w[(1 * 3 + 1) * n + 5] = .nan
             try g.createDataset("weights", data: w, shape: [2, 3, n])
         }
         if groups.contains("citation") {
             let g = try f.createGroup(CitationRunFile.group)
-            try g.setAttribute("analysis", "citation"); try g.setAttribute("analysis_version", 1)
-            try g.setAttribute("n_layers", L); try g.setAttribute("n_heads", H)
+            try g.setAttribute("analysis", "citation")
+            try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("n_layers", L)
+            try g.setAttribute("n_heads", H)
             try g.setAttribute("mode", text)
-            try g.setAttribute("n_items", 2); try g.setAttribute("n_statements", 3); try g.setAttribute("n_wrong_citations", 1)
+            try g.setAttribute("n_items", 2)
+            try g.setAttribute("n_statements", 3)
+            try g.setAttribute("n_wrong_citations", 1)
             try g.setAttribute("n_consistent", 2)
             try g.setAttribute("chance_agreement", 0.25)
             let readouts = ["all_heads", "retrieval_heads", "best_head"]
@@ -163,44 +216,51 @@ enum SyntheticRuns {
                 }
                 try g.setAttribute("agreement_all_statements_\(key)", base - 0.2)
             }
-            try g.setAttribute("citation_recall", 0.6); try g.setAttribute("citation_precision", 0.4)
+            try g.setAttribute("citation_recall", 0.6)
+            try g.setAttribute("citation_precision", 0.4)
             try g.setAttribute("citation_f1", 0.5)
             try g.setAttribute("best_head", text)
             try g.setAttribute("best_head_held_out_agreement", 0.5)
-            try RecordTable.write(group: try g.createGroup("items"), columns: CitationRunFile.itemColumns,
-                                  rows: [("item \(text)", 2), ("b", 0)].enumerated().map { i, x in [
-                "id": .string(x.0), "mode": .string(text), "line": .int(i + 1),
-                "n_passages": .int(3), "n_padded": .int(0),
-                "prompt_tokens": .int(100), "answer_tokens": .int(10), "response": .string(text),
-                "wrong_citation": .int(0),
-                "source": .int(x.1), "answer_correct": .int(-1), "cite_recall": .double(0.5),
-                "cite_precision": .double(0.5),
-                "cite_f1": .double(0.5), "seconds": .double(1),
-            ] })
+            try RecordTable.write(
+                group: try g.createGroup("items"), columns: CitationRunFile.itemColumns,
+                rows: [("item \(text)", 2), ("b", 0)].enumerated().map { i, x in
+                    [
+                        "id": .string(x.0), "mode": .string(text), "line": .int(i + 1),
+                        "n_passages": .int(3), "n_padded": .int(0),
+                        "prompt_tokens": .int(100), "answer_tokens": .int(10), "response": .string(text),
+                        "wrong_citation": .int(0),
+                        "source": .int(x.1), "answer_correct": .int(-1), "cite_recall": .double(0.5),
+                        "cite_precision": .double(0.5),
+                        "cite_f1": .double(0.5), "seconds": .double(1)
+                    ]
+                })
             let statements: [(item: Int, text: String, cites: String, wrong: Int, argmax: Int)] = [
-                (0, text, "1", 1, 2), (0, "ok", "2", 0, 1), (1, text + " wrong", text, 0, 0),
+                (0, text, "1", 1, 2), (0, "ok", "2", 0, 1), (1, text + " wrong", text, 0, 0)
             ]
-            try RecordTable.write(group: try g.createGroup("statements"),
-                                  columns: CitationRunFile.statementColumns(readouts),
-                                  rows: statements.map { st in
-                var row: [String: RecordTable.Value] = [
-                    "item": .int(st.item), "text": .string(st.text), "citations": .string(st.cites),
-                    "scored": .int(st.argmax > 0 ? 1 : 0), "wrong": .int(st.wrong), "token_start": .int(0),
-                    "token_end": .int(4), "n_queries": .int(4),
-                ]
-                for r in readouts {
-                    row["argmax_\(r)"] = .int(r == "all_heads" ? st.argmax : 0)
-                    row["agree_\(r)"] = .int(0)
-                    row["spearman_\(r)"] = .double(.nan)
-                    row["point_biserial_\(r)"] = .double(.nan)
-                }
-                return row
-            })
-            try RecordTable.write(group: try g.createGroup("statement_passages"),
-                                  columns: CitationRunFile.passageColumns(layers: L, heads: H, retrievalHeads: true),
-                                  rows: [])
+            try RecordTable.write(
+                group: try g.createGroup("statements"),
+                columns: CitationRunFile.statementColumns(readouts),
+                rows: statements.map { st in
+                    var row: [String: RecordTable.Value] = [
+                        "item": .int(st.item), "text": .string(st.text), "citations": .string(st.cites),
+                        "scored": .int(st.argmax > 0 ? 1 : 0), "wrong": .int(st.wrong), "token_start": .int(0),
+                        "token_end": .int(4), "n_queries": .int(4)
+                    ]
+                    for r in readouts {
+                        row["argmax_\(r)"] = .int(r == "all_heads" ? st.argmax : 0)
+                        row["agree_\(r)"] = .int(0)
+                        row["spearman_\(r)"] = .double(.nan)
+                        row["point_biserial_\(r)"] = .double(.nan)
+                    }
+                    return row
+                })
+            try RecordTable.write(
+                group: try g.createGroup("statement_passages"),
+                columns: CitationRunFile.passageColumns(layers: L, heads: H, retrievalHeads: true),
+                rows: [])
             var agr = [Double](repeating: 0.2, count: L * H)
-            agr[7] = 0.9; agr[8] = .nan
+            agr[7] = 0.9
+            agr[8] = .nan
             try g.createDataset("head_agreement", data: agr, shape: [L, H])
             try g.createDataset("head_mean_spearman", data: agr.map { $0 - 0.1 }, shape: [L, H])
             for name in ["head_mean_point_biserial", "head_wrong_follows_citation", "head_wrong_follows_true_source"] {
@@ -211,27 +271,36 @@ enum SyntheticRuns {
         }
         if groups.contains("membership") {
             let g = try f.createGroup(MembershipRunFile.group)
-            try g.setAttribute("analysis", "membership"); try g.setAttribute("analysis_version", 1)
+            try g.setAttribute("analysis", "membership")
+            try g.setAttribute("analysis_version", 1)
             try g.setAttribute("caveat", "caveat \(text)")
             try g.setAttribute("set_name", text)
             try g.setAttribute("warnings", [text])
             try g.setAttribute("method_names", ["perplexity", "forest"])
             let labels = [1, 1, 1, 0, 0, 0, -1]
-            try g.setAttribute("members", 3); try g.setAttribute("nonmembers", 3); try g.setAttribute("unlabeled", 1)
+            try g.setAttribute("members", 3)
+            try g.setAttribute("nonmembers", 3)
+            try g.setAttribute("unlabeled", 1)
             let ppl = [10.0, 12, 11, 20, 22, .nan, 15], zlib = [1.0, 1.1, 1.2, 1.4, 1.5, 1.6, 1.3]
-            try RecordTable.write(group: try g.createGroup("documents"), columns: MembershipRunFile.documentColumns,
-                                  rows: labels.indices.map { i in [
-                "name": .string("doc \(labels[i]) \(text)"), "source": .string(text), "label": .int(labels[i]),
-                "n_tokens": .int(100), "n_tokens_original": .int(100), "n_scored": .int(99),
-                "perplexity": .double(ppl[i]),
-                "zlib_ratio": .double(zlib[i]), "min_k_prob": .double(-Double(i)), "mean_nll": .double(Double(i) / 3),
-            ] })
+            try RecordTable.write(
+                group: try g.createGroup("documents"), columns: MembershipRunFile.documentColumns,
+                rows: labels.indices.map { i in
+                    [
+                        "name": .string("doc \(labels[i]) \(text)"), "source": .string(text), "label": .int(labels[i]),
+                        "n_tokens": .int(100), "n_tokens_original": .int(100), "n_scored": .int(99),
+                        "perplexity": .double(ppl[i]),
+                        "zlib_ratio": .double(zlib[i]), "min_k_prob": .double(-Double(i)),
+                        "mean_nll": .double(Double(i) / 3)
+                    ]
+                })
             let m = try g.createGroup("methods")
             for (name, auc) in [("perplexity", 0.83), ("forest", 0.61)] {
                 let mg = try m.createGroup(name)
                 try mg.setAttribute("label", "\(name) \(text)")
                 try mg.setAttribute("kind", text)
-                try mg.setAttribute("auc", auc); try mg.setAttribute("ci_lower", auc - 0.2); try mg.setAttribute("ci_upper", min(1, auc + 0.1))
+                try mg.setAttribute("auc", auc)
+                try mg.setAttribute("ci_lower", auc - 0.2)
+                try mg.setAttribute("ci_upper", min(1, auc + 0.1))
                 try mg.setAttribute("ci_level", 0.95)
                 try mg.createDataset("fpr", data: [0.0, 0, 0.33, 0.66, 1])
                 try mg.createDataset("tpr", data: [0.0, 0.33, 0.66, 1, 1])
@@ -247,7 +316,9 @@ enum SyntheticRuns {
         }
     }
 
-    static let allGroups: Set<String> = ["retrieval", "ablation", "causal", "composition", "attention", "citation", "membership"]
+    static let allGroups: Set<String> = [
+        "retrieval", "ablation", "causal", "composition", "attention", "citation", "membership"
+    ]
 }
 
 final class RunReportCommandTests: XCTestCase {
@@ -260,7 +331,9 @@ final class RunReportCommandTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    func load(_ name: String, text: String = "plain", groups: Set<String> = SyntheticRuns.allGroups) throws -> RunFileContents {
+    func load(
+        _ name: String, text: String = "plain", groups: Set<String> = SyntheticRuns.allGroups
+    ) throws -> RunFileContents {
         let url = dir.appendingPathComponent(name)
         try SyntheticRuns.write(url, text: text, groups: groups)
         return try RunFileContents.load(url)
@@ -269,12 +342,15 @@ final class RunReportCommandTests: XCTestCase {
     static let expectedFigures: Set<String> = [
         "retrieval-heatmap", "needle-plain", "needle-attention", "ablation-needle-grids", "ablation-scores",
         "ablation-perplexity", "composition-graph", "causal-graph", "citation-agreement", "citation-correlation",
-        "citation-head-agreement", "citation-wrong", "membership-roc-1", "membership-auc", "membership-feature-perplexity",
-        "membership-feature-zlib_ratio", "membership-feature-mean_nll", "membership-feature-min_k_prob",
+        "citation-head-agreement", "citation-wrong", "membership-roc-1", "membership-auc",
+        "membership-feature-perplexity",
+        "membership-feature-zlib_ratio", "membership-feature-mean_nll", "membership-feature-min_k_prob"
     ]
 
     func figureNames(_ doc: ReportDocument) -> Set<String> {
-        Set(doc.figureFiles().map { ($0.path as NSString).lastPathComponent.replacingOccurrences(of: ".svg", with: "") })
+        Set(
+            doc.figureFiles().map { ($0.path as NSString).lastPathComponent.replacingOccurrences(of: ".svg", with: "") }
+        )
     }
 
     /// Every figure kind is drawn from a file holding every group, and the report is well formed.
@@ -332,7 +408,9 @@ final class RunReportCommandTests: XCTestCase {
     /// Figures are drawn only when their data is there.
     func testFiguresNeedTheirData() throws {
         let retrieval = try load("r.h5", groups: ["retrieval"])
-        XCTAssertEqual(figureNames(try RunReport.document([retrieval], headlightVersion: "1")), ["retrieval-heatmap", "needle-plain"])
+        XCTAssertEqual(
+            figureNames(try RunReport.document([retrieval], headlightVersion: "1")),
+            ["retrieval-heatmap", "needle-plain"])
 
         let membership = try load("m.h5", groups: ["membership"])
         let m = figureNames(try RunReport.document([membership], headlightVersion: "1"))
@@ -340,8 +418,9 @@ final class RunReportCommandTests: XCTestCase {
         XCTAssertTrue(m.allSatisfy { $0.hasPrefix("membership-") })
 
         let ablation = try load("a.h5", groups: ["ablation"])
-        XCTAssertEqual(figureNames(try RunReport.document([ablation], headlightVersion: "1")),
-                       ["ablation-needle-grids", "ablation-scores", "ablation-perplexity"])
+        XCTAssertEqual(
+            figureNames(try RunReport.document([ablation], headlightVersion: "1")),
+            ["ablation-needle-grids", "ablation-scores", "ablation-perplexity"])
 
         let plain = try load("p.h5", groups: [])
         let doc = try RunReport.document([plain], headlightVersion: "1")
@@ -367,8 +446,9 @@ final class RunReportCommandTests: XCTestCase {
             try f.close()
         }
         XCTAssertThrowsError(try RunFileContents.load(t)) { e in
-            XCTAssertEqual(e as? RecordTableError,
-                           .missingColumn(file: t.path, table: "/retrieval_heads/trials", column: "stop"))
+            XCTAssertEqual(
+                e as? RecordTableError,
+                .missingColumn(file: t.path, table: "/retrieval_heads/trials", column: "stop"))
         }
         let k = dir.appendingPathComponent("kinds.h5")
         try SyntheticRuns.write(k, text: "x", groups: ["ablation"])
@@ -378,8 +458,9 @@ final class RunReportCommandTests: XCTestCase {
             try f.close()
         }
         XCTAssertThrowsError(try RunFileContents.load(k)) { e in
-            XCTAssertTrue(e.localizedDescription.contains("/ablation @condition_kinds: 1 values for 4 conditions"),
-                          e.localizedDescription)
+            XCTAssertTrue(
+                e.localizedDescription.contains("/ablation @condition_kinds: 1 values for 4 conditions"),
+                e.localizedDescription)
         }
     }
 
@@ -400,8 +481,9 @@ final class RunReportCommandTests: XCTestCase {
     func testReproducibilityBlock() throws {
         let a = try load("one.h5", groups: ["retrieval"])
         let b = try load("two.h5", groups: ["membership"])
-        let pairs = RunReport.reproducibility([a, b], headlightVersion: "9.9", reportCommand: "headlight report one.h5 two.h5 -o r",
-                                              date: Date(timeIntervalSince1970: 0), machine: "Linux test, OpenBLAS kernel Cooperlake")
+        let pairs = RunReport.reproducibility(
+            [a, b], headlightVersion: "9.9", reportCommand: "headlight report one.h5 two.h5 -o r",
+            date: Date(timeIntervalSince1970: 0), machine: "Linux test, OpenBLAS kernel Cooperlake")
         let text = pairs.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
         XCTAssertTrue(text.contains("headlight (report)=9.9"), text)
         XCTAssertTrue(text.contains("model=model-plain.gguf, sha256 " + String(repeating: "ab", count: 32)), text)
@@ -419,14 +501,18 @@ final class RunReportCommandTests: XCTestCase {
         let r = dir.appendingPathComponent("r.h5")
         try SyntheticRuns.write(r, text: "x", groups: ["retrieval"])
         func names(_ b: [ReportDocument.Block]) -> [String] {
-            b.compactMap { if case .figure(let f) = $0 { return f.name }; return nil }
+            b.compactMap {
+                if case .figure(let f) = $0 { return f.name }
+                return nil
+            }
         }
         XCTAssertEqual(names(try provider.blocks(forRunFile: r, cell: cell)), ["retrieval-heatmap", "needle-plain"])
         let c = dir.appendingPathComponent("c.h5")
         try SyntheticRuns.write(c, text: "x", groups: ["causal", "composition"])
         // A --causal ablation run: its needle grids and single-head bars, then the graphs.
-        XCTAssertEqual(names(try provider.blocks(forRunFile: c, cell: cell)),
-                       ["ablation-needle-grids", "ablation-scores", "composition-graph", "causal-graph"])
+        XCTAssertEqual(
+            names(try provider.blocks(forRunFile: c, cell: cell)),
+            ["ablation-needle-grids", "ablation-scores", "composition-graph", "causal-graph"])
         let bad = dir.appendingPathComponent("bad.h5")
         try Data("not hdf5".utf8).write(to: bad)
         guard case .note = try provider.blocks(forRunFile: bad, cell: cell).first else {
@@ -436,7 +522,8 @@ final class RunReportCommandTests: XCTestCase {
 
     /// Side-by-side panels: one SVG root, each panel translated, one title of its own.
     func testPanelsCombine() {
-        let a = NeedleGrid(title: "A", contextLengths: [1000, 2000], depths: [0, 100], scores: [[100, 50], [0, .nan]]).svg()
+        let a = NeedleGrid(title: "A", contextLengths: [1000, 2000], depths: [0, 100], scores: [[100, 50], [0, .nan]])
+            .svg()
         let b = NeedleGrid(title: "B", contextLengths: [1000], depths: [0], scores: [[10]]).svg()
         let svg = SVGPanels.combine([a, b, a, b], title: "Panels", subtitle: "sub", columns: 3)
         let c = XMLCheck.parse(svg)
@@ -492,10 +579,12 @@ final class CompositionReportCommandTests: XCTestCase {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hl-comp-\(UUID().uuidString).h5")
         defer { try? FileManager.default.removeItem(at: url) }
         let hs = [HeadIndex(layer: 1, head: 0), HeadIndex(layer: 2, head: 3)]
-        let s = CompositionScores(heads: hs, q: [[.nan, 0.3], [.nan, .nan]], k: [[.nan, 0.2], [.nan, .nan]],
-                                  v: [[.nan, 0.1], [.nan, .nan]], baseline: [.q: 0.05, .k: 0.06, .v: 0.07], foldedNormGains: true)
+        let s = CompositionScores(
+            heads: hs, q: [[.nan, 0.3], [.nan, .nan]], k: [[.nan, 0.2], [.nan, .nan]],
+            v: [[.nan, 0.1], [.nan, .nan]], baseline: [.q: 0.05, .k: 0.06, .v: 0.07], foldedNormGains: true)
         let w = try RunFileWriter(path: url.path)
-        try CompositionRunFile.write(s, to: w.file, selection: "test", headsSource: nil, headScores: [0.5, 0.4], baselineDraws: 2)
+        try CompositionRunFile.write(
+            s, to: w.file, selection: "test", headsSource: nil, headScores: [0.5, 0.4], baselineDraws: 2)
         try w.finalize()
         let f = try RunFile.open(url.path)
         let back = try XCTUnwrap(try CompositionRunFile.read(f))
