@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 BIN := .build/release/headlight
 
-.PHONY: demo test deps model build clean pytest-python
+.PHONY: demo test deps model build clean pytest-python lint
 
 deps:
 	@bash scripts/install-deps.sh
@@ -29,7 +29,7 @@ demo: model build
 # Unit tests, fixture tests and tests on the real default model, from an optimized build; then
 # a report (the demo's if `make demo` ran, else the one the tests write) checked in headless
 # Chromium.
-test: model
+test: model lint
 	$(SWIFT) build $(RELEASE) --product headlight
 	$(SWIFT) test $(RELEASE)
 	$(MAKE) --no-print-directory pytest-python
@@ -45,6 +45,12 @@ pytest-python: model build
 	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
 	$(PYVENV)/bin/python -m pip install --quiet --disable-pip-version-check ./python pytest
 	HEADLIGHT_BIN=$(CURDIR)/$(BIN) $(PYVENV)/bin/python -m pytest -q -p no:cacheprovider python/tests
+
+# Formatting: swift-format (part of the toolchain) with .swift-format; any finding fails.
+lint:
+	@out=$$($(SWIFT) format lint --strict -r Sources Tests Package.swift 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "swift-format: fix the lines above (swift format -i -r Sources Tests)"; exit 1; fi; \
+	echo "swift-format lint: clean"
 
 clean:
 	rm -rf .build
