@@ -123,12 +123,14 @@ public struct GGUFError: LocalizedError, CustomStringConvertible, Equatable {
             return "tensor '\(name)' has unknown GGML type id \(raw) at offset \(offset)"
         case .rowNotBlockAligned(let name, let n, let type, let bs, let offset):
             return
-                "tensor '\(name)' (type at offset \(offset)): row length \(n) is not a multiple of the \(type) block size \(bs)"
+                "tensor '\(name)' (type at offset \(offset)): row length \(n) is not a multiple of the \(type) block "
+                + "size \(bs)"
         case .byteSizeOverflow(let name, let offset):
             return "tensor '\(name)' (type at offset \(offset)): size in bytes overflows 64 bits"
         case .misalignedTensorOffset(let name, let dataOffset, let alignment, let offset):
             return
-                "tensor '\(name)': data offset \(dataOffset) (at offset \(offset)) is not a multiple of the alignment \(alignment)"
+                "tensor '\(name)': data offset \(dataOffset) (at offset \(offset)) is not a multiple of the alignment "
+                + "\(alignment)"
         case .tensorDataOutOfBounds(let name, let start, let bytes, let size):
             return
                 "tensor '\(name)': \(bytes) bytes at data offset \(start) lie outside the data section of \(size) bytes"

@@ -111,7 +111,8 @@ struct Ablate: ParsableCommand {
         let c = env.model.config
         guard contents.scores.layers == c.nLayers && contents.scores.heads == c.nHeads else {
             throw CLIError(
-                "\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) x \(c.nHeads)",
+                "\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) "
+                    + "x \(c.nHeads)",
                 hint: "use the retrieval-heads run of the same model")
         }
         if let sha = contents.modelSHA256, sha != (try env.sha256()) {
@@ -280,7 +281,8 @@ struct Ablate: ParsableCommand {
         func ciText(_ c: ConfidenceInterval) -> String { "\(f(c.estimate, 1)) [\(f(c.lower, 1)), \(f(c.upper, 1))]" }
         let trials = r.records.count / max(r.conditions.count, 1)
         var s =
-            "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method \(options.method.description), "
+            "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method "
+            + "\(options.method.description), "
         s += "phase \(options.phase == .decode ? "decode" : "all"); time \(f(r.seconds, 1)) s\n"
         s +=
             pad("condition", 12) + pad("ROUGE-1 x100 [95% CI]", 24) + pad("NeedleBench v1", 24) + pad("exact x100", 24)

@@ -244,11 +244,12 @@ struct Cite: ParsableCommand {
         o += "prompt tokens mean \(f(Statistics.mean(results.map { Double($0.promptTokens) }), 0)), "
         o += "max \(results.map(\.promptTokens).max() ?? 0); time \(f(results.map(\.seconds).reduce(0, +), 1)) s\n"
         o +=
-            "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong citations)\n"
+            "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong "
+            + "citations)\n"
         o += "agreement (argmax passage == cited), 95% bootstrap CI; chance \(pct(s.chanceAgreement)):\n"
         func line(_ name: String, _ r: AttentionReadout) -> String {
-            "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0))\(ci(r.agreement))   spearman \(f(r.meanSpearman.estimate, 3))"
-                + "   point-biserial \(f(r.meanPointBiserial.estimate, 3))\n"
+            "  \(name.padding(toLength: 22, withPad: " ", startingAt: 0))\(ci(r.agreement))   spearman "
+                + "\(f(r.meanSpearman.estimate, 3))   point-biserial \(f(r.meanPointBiserial.estimate, 3))\n"
         }
         o += line("all heads", s.allHeads)
         if let p = s.allHeadsPerToken { o += line("all heads (per token)", p) }
@@ -258,10 +259,12 @@ struct Cite: ParsableCommand {
         if s.wrong > 0 {
             o += "wrong citations (\(s.wrong)): argmax on the cited distractor / on the true source\n"
             o +=
-                "  all heads              \(pct(s.allHeads.wrongFollowsCitation.estimate)) / \(ci(s.allHeads.wrongFollowsTrueSource))\n"
+                "  all heads              \(pct(s.allHeads.wrongFollowsCitation.estimate)) / "
+                + "\(ci(s.allHeads.wrongFollowsTrueSource))\n"
             if let r = s.retrievalHeads {
                 o +=
-                    "  retrieval heads        \(pct(r.wrongFollowsCitation.estimate)) / \(ci(r.wrongFollowsTrueSource))\n"
+                    "  retrieval heads        \(pct(r.wrongFollowsCitation.estimate)) / "
+                    + "\(ci(r.wrongFollowsTrueSource))\n"
             }
             o += "  best head \(s.ranking[0].description.padding(toLength: 13, withPad: " ", startingAt: 0))"
             o += "\(pct(s.bestHead.wrongFollowsCitation.estimate)) / \(ci(s.bestHead.wrongFollowsTrueSource))\n"
@@ -278,7 +281,8 @@ struct Cite: ParsableCommand {
         let q = results.map(\.quality)
         o += "citation recall / precision / F1 (\(judge.name) judge, not NLI entailment): "
         o +=
-            "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / \(pct(Statistics.mean(q.map(\.f1))))\n"
+            "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / "
+            + "\(pct(Statistics.mean(q.map(\.f1))))\n"
         let judged = results.compactMap(\.answerCorrect)
         if !judged.isEmpty {
             o += "generated answers containing the gold text: \(judged.filter { $0 }.count) of \(judged.count)\n"

@@ -38,8 +38,9 @@ public struct Doctor: ParsableCommand {
             throw CLIError(
                 "doctor found problems: " + report.problems.joined(separator: "; "),
                 hint: failed
-                    ? "the OpenBLAS kernel \(report.blas.kernel) computes wrong results; unset OPENBLAS_CORETYPE "
-                        + "and HEADLIGHT_BLAS_CORETYPE (or set HEADLIGHT_BLAS_CORETYPE=auto) so Headlight picks a verified kernel"
+                    ? "the OpenBLAS kernel \(report.blas.kernel) computes wrong results; unset OPENBLAS_CORETYPE and "
+                        + "HEADLIGHT_BLAS_CORETYPE (or set HEADLIGHT_BLAS_CORETYPE=auto) so Headlight picks a verified "
+                        + "kernel"
                     : "re-download the model with scripts/fetch-model.sh")
         }
     }

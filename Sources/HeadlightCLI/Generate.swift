@@ -90,7 +90,8 @@ struct Generate: ParsableCommand {
             throw CLIError(
                 "the prompt has \(ids.count) tokens, which leaves no room in a context of \(limit)",
                 hint: maxContext == nil
-                    ? "the model was trained on \(model.config.contextLength) tokens; shorten the prompt or pass --max-context"
+                    ? "the model was trained on \(model.config.contextLength) tokens; shorten the prompt or pass "
+                        + "--max-context"
                     : "raise --max-context")
         }
         let session = model.makeSession(maxContext: limit)
@@ -128,7 +129,8 @@ struct Generate: ParsableCommand {
             let steps = max(generated - 1, 0) // decode steps run (the first token comes from the prefill)
             let line = String(
                 format:
-                    "[%@: load %.2fs; prompt %d tokens in %.2fs (%.1f tok/s); generated %d tokens, %d decode steps in %.2fs (%.1f tok/s); stop: %@; BLAS %@]\n",
+                    "[%@: load %.2fs; prompt %d tokens in %.2fs (%.1f tok/s); generated %d tokens, %d decode steps in "
+                    + "%.2fs (%.1f tok/s); stop: %@; BLAS %@]\n",
                 env.displayName, env.loadSeconds, ids.count, prefillSeconds,
                 Double(ids.count) / max(prefillSeconds, 1e-9), generated, steps, decodeSeconds,
                 Double(steps) / max(decodeSeconds, 1e-9), stopReason, BLASRuntime.corename)

@@ -112,11 +112,13 @@ struct ModelSummary {
         out.append("tensors by type:")
         for t in typeTotals {
             out.append(
-                "  \(t.type.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.count).leftPad(4)) tensors  \(formatBytes(t.bytes).leftPad(10))"
+                "  \(t.type.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.count).leftPad(4)) tensors  "
+                    + "\(formatBytes(t.bytes).leftPad(10))"
             )
         }
         out.append(
-            "  total  \(String(file.tensors.count).leftPad(4)) tensors  \(formatBytes(file.totalTensorBytes).leftPad(10))  \(file.totalElements) parameters"
+            "  total  \(String(file.tensors.count).leftPad(4)) tensors  "
+                + "\(formatBytes(file.totalTensorBytes).leftPad(10))  \(file.totalElements) parameters"
         )
         if includeMetadata {
             out.append("metadata:")
@@ -128,7 +130,10 @@ struct ModelSummary {
             for t in file.tensors {
                 let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
                 out.append(
-                    "  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(shape.padding(toLength: 14, withPad: " ", startingAt: 0)) \(t.type.name.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String(t.byteCount).leftPad(10))"
+                    "  \(t.name.padding(toLength: width, withPad: " ", startingAt: 0))  "
+                        + "\(shape.padding(toLength: 14, withPad: " ", startingAt: 0)) "
+                        + "\(t.type.name.padding(toLength: 6, withPad: " ", startingAt: 0)) "
+                        + "\(String(t.byteCount).leftPad(10))"
                 )
             }
         }

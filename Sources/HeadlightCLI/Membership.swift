@@ -161,7 +161,8 @@ struct Membership: ParsableCommand {
             } else if members != nil || nonmembers != nil {
                 guard let members, let nonmembers else {
                     throw CLIError(
-                        "\(members == nil ? "--nonmembers" : "--members") alone is a single class: classification needs both --members and --nonmembers",
+                        "\(members == nil ? "--nonmembers" : "--members") alone is a single class: classification "
+                            + "needs both --members and --nonmembers",
                         hint: "use --score to score one set without classification")
                 }
                 docs =
@@ -187,7 +188,8 @@ struct Membership: ParsableCommand {
         let mismatched = docs.filter { d in d.expectedSHA256.map { $0 != SHA256.hash(Data(d.text.utf8)) } ?? false }
         if !mismatched.isEmpty {
             warnings.append(
-                "\(mismatched.count) document(s) differ from the set file's SHA-256 (first: \(mismatched[0].source)); for the stdlib members a different Python patch release explains it"
+                "\(mismatched.count) document(s) differ from the set file's SHA-256 (first: \(mismatched[0].source)); "
+                    + "for the stdlib members a different Python patch release explains it"
             )
         }
         let config: MembershipConfig
@@ -358,7 +360,8 @@ struct Membership: ParsableCommand {
             for (i, d) in r.documents.enumerated().prefix(20) {
                 let b = e.baselines[i]
                 s +=
-                    "\(d.name)  \(d.scores.count)  \(fmt(b.perplexity, 2))  \(fmt(b.zlibRatio, 5))  \(fmt(b.minKProb))\n"
+                    "\(d.name)  \(d.scores.count)  \(fmt(b.perplexity, 2))  \(fmt(b.zlibRatio, 5))  "
+                    + "\(fmt(b.minKProb))\n"
             }
             if r.documents.count > 20 { s += "... (\(r.documents.count - 20) more)\n" }
         }

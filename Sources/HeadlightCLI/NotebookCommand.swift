@@ -122,7 +122,8 @@ struct NotebookCommand: ParsableCommand {
                             }
                         }.first ?? stem
                     print(
-                        "\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  \(title)\(hasReport ? "  -> \(report)" : "")"
+                        "\(path)  \(nb.cells.count) cell\(nb.cells.count == 1 ? "" : "s")  "
+                            + "\(title)\(hasReport ? "  -> \(report)" : "")"
                     )
                 } catch {
                     print("\(path)  (does not parse: \(HeadlightMain.describe(error)))")

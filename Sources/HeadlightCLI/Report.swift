@@ -83,8 +83,8 @@ struct Report: ParsableCommand {
             let figures = doc.figureFiles().count
             FileHandle.standardError.write(
                 Data(
-                    "report: \(figures) figure\(figures == 1 ? "" : "s") from \(files.count) run file\(files.count == 1 ? "" : "s")\n"
-                        .utf8))
+                    ("report: \(figures) figure\(figures == 1 ? "" : "s") from \(files.count) run "
+                        + "file\(files.count == 1 ? "" : "s")\n").utf8))
             print(Report.displayPath(index))
         }
     }
@@ -180,9 +180,10 @@ struct Report: ParsableCommand {
                 "\($0.from)→\($0.to) \($0.kind.rawValue.uppercased()) \(String(format: "%.3f", $0.score))"
             }
             print(
-                "composition among \(chosen.count) heads (\(String(format: "%.1f", Date().timeIntervalSince(start))) s); "
-                    + "random baseline Q \(String(format: "%.3f", scores.baseline[.q] ?? .nan)), K \(String(format: "%.3f", scores.baseline[.k] ?? .nan)), "
-                    + "V \(String(format: "%.3f", scores.baseline[.v] ?? .nan))")
+                "composition among \(chosen.count) heads (\(String(format: "%.1f", Date().timeIntervalSince(start))) "
+                    + "s); random baseline Q \(String(format: "%.3f", scores.baseline[.q] ?? .nan)), K "
+                    + "\(String(format: "%.3f", scores.baseline[.k] ?? .nan)), V "
+                    + "\(String(format: "%.3f", scores.baseline[.v] ?? .nan))")
             if !best.isEmpty { print("strongest: " + best.joined(separator: ", ")) }
             print("wrote \(output)")
         }

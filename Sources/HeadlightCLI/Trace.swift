@@ -98,8 +98,10 @@ struct Trace: ParsableCommand {
 
     @Option(
         parsing: .unconditional,
-        help:
-            "Activations to patch from the --patch-source run: L.H (head output) or blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated."
+        help: """
+            Activations to patch from the --patch-source run: L.H (head output) or \
+            blocks.L.hook_resid_pre|hook_resid_post|hook_attn_out|hook_mlp_out, comma-separated.
+            """
     )
     var patch: String?
 
@@ -297,7 +299,8 @@ struct Trace: ParsableCommand {
             let mb = Double(captureWriter.bytesWritten) / 1e6
             let line = String(
                 format:
-                    "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f s, decode %.2f s; wrote %@\n",
+                    "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f "
+                    + "s, decode %.2f s; wrote %@\n",
                 result.tokens.count, result.promptLength, result.generated, plan?.captures.count ?? 0, mb,
                 result.prefillSeconds, result.decodeSeconds, output)
             FileHandle.standardError.write(Data(line.utf8))
@@ -399,7 +402,8 @@ struct Trace: ParsableCommand {
                 let points = try HookPoint.resolve(h, nLayers: c.nLayers)
                 guard points.allSatisfy({ [.residPre, .residPost, .attnOut, .mlpOut].contains($0.kind) }) else {
                     throw CLIError(
-                        "--patch \(h): only L.H head outputs and resid_pre/resid_post/attn_out/mlp_out hooks can be patched"
+                        "--patch \(h): only L.H head outputs and resid_pre/resid_post/attn_out/mlp_out hooks can be "
+                            + "patched"
                     )
                 }
                 requests.append(CaptureRequest(hooks: points.map(\.name)))

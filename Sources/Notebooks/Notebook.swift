@@ -287,7 +287,8 @@ enum CellSplitter {
                 if commandEnded {
                     throw fail(
                         lineNo,
-                        "a headlight cell holds one command, but a second one starts here (end the previous line with \\ to continue it)"
+                        "a headlight cell holds one command, but a second one starts here (end the previous line with "
+                            + "\\ to continue it)"
                     )
                 }
                 if commandStartLine == nil { commandStartLine = lineNo }
@@ -311,7 +312,8 @@ enum CellSplitter {
                 if forbidden.contains(c) {
                     throw fail(
                         lineNo,
-                        "unquoted '\(c)': cells run one command without a shell (no pipes, redirection, variables or substitution); quote it to pass it literally"
+                        "unquoted '\(c)': cells run one command without a shell (no pipes, redirection, variables or "
+                            + "substitution); quote it to pass it literally"
                     )
                 }
                 word.append(c)

@@ -218,7 +218,9 @@ public struct NotebookRenderer {
             placeholder("<p class=\"cell-meta\">Cell \(cell.number) · line \(cell.line) · not run</p>\n", &s)
             return
         }
-        var meta = "Cell \(cell.number) · line \(cell.line) · \(HTML.escape(NotebookRunner.formatDuration(r.duration)))"
+        var meta =
+            "Cell \(cell.number) · line \(cell.line) · "
+            + "\(HTML.escape(NotebookRunner.formatDuration(r.duration)))"
         if r.stdoutBytes == 0 { meta += " · no output" }
         if r.cached { meta += " <span class=\"cached\">cached</span>" }
         placeholder("<p class=\"cell-meta\">\(meta)</p>\n", &s)
@@ -227,7 +229,8 @@ public struct NotebookRenderer {
             s.code(text)
             if clipped || r.stdoutBytes > r.stdout.utf8.count {
                 s.note(
-                    "Output clipped: the command printed \(r.stdoutBytes) bytes; the report shows the beginning and the end."
+                    "Output clipped: the command printed \(r.stdoutBytes) bytes; the report shows the beginning and "
+                        + "the end."
                 )
             }
         }

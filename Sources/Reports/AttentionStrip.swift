@@ -118,7 +118,8 @@ public struct AttentionStrip: Sendable {
                 .init(
                     label: "\(highlightLabel) (tokens \(span.lowerBound)–\(span.upperBound - 1))",
                     swatch: { x, y in
-                        "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span\"/><rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span-edge\"/>"
+                        "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span\"/><rect "
+                            + "x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-span-edge\"/>"
                     }))
         }
         if let q = queryIndex, q >= 0, q < n {
@@ -126,7 +127,8 @@ public struct AttentionStrip: Sendable {
                 .init(
                     label: "query position (token \(q))",
                     swatch: { x, y in
-                        "<line x1=\"\(Num.c(x + 7))\" y1=\"\(Num.c(y - 1))\" x2=\"\(Num.c(x + 7))\" y2=\"\(Num.c(y + 11))\" class=\"hl-ref\"/>"
+                        "<line x1=\"\(Num.c(x + 7))\" y1=\"\(Num.c(y - 1))\" x2=\"\(Num.c(x + 7))\" "
+                            + "y2=\"\(Num.c(y + 11))\" class=\"hl-ref\"/>"
                     }))
         }
         if !legend.isEmpty { top += ChartParts.legendRow(&w, legend, x: left, y: top + 2, maxX: width - 12) + 6 }

@@ -99,7 +99,9 @@ public struct GroupedBarChart: Sendable {
                 .init(
                     label: intervalLabel,
                     swatch: { x, y in
-                        "<path d=\"M\(Num.c(x + 7)) \(Num.c(y - 1))V\(Num.c(y + 11))M\(Num.c(x + 3)) \(Num.c(y - 1))H\(Num.c(x + 11))M\(Num.c(x + 3)) \(Num.c(y + 11))H\(Num.c(x + 11))\" class=\"hl-err\"/>"
+                        "<path d=\"M\(Num.c(x + 7)) \(Num.c(y - 1))V\(Num.c(y + 11))M\(Num.c(x + 3)) "
+                            + "\(Num.c(y - 1))H\(Num.c(x + 11))M\(Num.c(x + 3)) \(Num.c(y + 11))H\(Num.c(x + 11))\" "
+                            + "class=\"hl-err\"/>"
                     }))
         }
         y0 += ChartParts.legendRow(&w, legend, x: left, y: y0 + 2, maxX: width - 12) + 8

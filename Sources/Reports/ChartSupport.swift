@@ -390,7 +390,8 @@ struct SVGWriter {
 
     mutating func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, cls: String, extra: String = "") {
         body +=
-            "<line x1=\"\(Num.c(x1))\" y1=\"\(Num.c(y1))\" x2=\"\(Num.c(x2))\" y2=\"\(Num.c(y2))\" class=\"\(cls)\"\(extra)/>"
+            "<line x1=\"\(Num.c(x1))\" y1=\"\(Num.c(y1))\" x2=\"\(Num.c(x2))\" y2=\"\(Num.c(y2))\" "
+            + "class=\"\(cls)\"\(extra)/>"
     }
 
     mutating func path(_ d: String, cls: String, title: String? = nil) {
@@ -436,9 +437,11 @@ struct SVGWriter {
     /// Defines a 45° hatch pattern `id` (for missing values).
     mutating func defineHatch(id: String) {
         defs +=
-            "<pattern id=\"\(id)\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">"
+            "<pattern id=\"\(id)\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" "
+            + "patternTransform=\"rotate(45)\">"
         defs +=
-            "<rect width=\"6\" height=\"6\" class=\"hl-missing\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" class=\"hl-hatch\"/></pattern>"
+            "<rect width=\"6\" height=\"6\" class=\"hl-missing\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" "
+            + "class=\"hl-hatch\"/></pattern>"
     }
 
     /// Wraps the body into a standalone SVG document string.
@@ -545,13 +548,15 @@ enum ChartParts {
 
     static func fillSwatch(series i: Int) -> (Double, Double) -> String {
         { x, y in
-            "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-f\(i % ChartStyle.seriesCount)\"/>"
+            "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" "
+                + "class=\"hl-f\(i % ChartStyle.seriesCount)\"/>"
         }
     }
 
     static func lineSwatch(series i: Int, dashed: Bool = false) -> (Double, Double) -> String {
         { x, y in
-            "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y + 5))\" class=\"hl-line hl-k\(i % ChartStyle.seriesCount)\(dashed ? " hl-dash" : "")\"/>"
+            "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y + 5))\" "
+                + "class=\"hl-line hl-k\(i % ChartStyle.seriesCount)\(dashed ? " hl-dash" : "")\"/>"
         }
     }
 

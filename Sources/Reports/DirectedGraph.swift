@@ -148,7 +148,8 @@ public struct DirectedGraph: Sendable {
         if let title, !title.isEmpty { s += ", label=\(DOT.quote(title)), labelloc=t, labeljust=l" }
         s += "];\n"
         s +=
-            "  node [fontname=\"Helvetica\", fontsize=11, style=\"rounded\", penwidth=1.2, margin=\"0.12,0.05\", height=0.3];\n"
+            "  node [fontname=\"Helvetica\", fontsize=11, style=\"rounded\", penwidth=1.2, margin=\"0.12,0.05\", "
+            + "height=0.3];\n"
         s += "  edge [fontname=\"Helvetica\", fontsize=9, arrowsize=0.7];\n"
         for (i, n) in nodes.enumerated() {
             var attrs = [

@@ -143,7 +143,8 @@ public struct Heatmap: Sendable {
                 .init(
                     label: "missing",
                     swatch: { x, y in
-                        "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" fill=\"url(#\(hatchID))\"/>"
+                        "<rect x=\"\(Num.c(x + 1))\" y=\"\(Num.c(y))\" width=\"12\" height=\"10\" "
+                            + "fill=\"url(#\(hatchID))\"/>"
                     }))
         }
         let valueTitleText = ChartParts.axisTitle(valueTitle, unit: unit)
@@ -168,7 +169,8 @@ public struct Heatmap: Sendable {
                 let v = value(r, c)
                 let x = plotX + Double(c) * cellW, y = plotY + Double(r) * cellH
                 var tip =
-                    "\(rowTitle.isEmpty ? "row" : rowTitle) \(rowLabel(r)), \(colTitle.isEmpty ? "col" : colTitle) \(colLabel(c)): "
+                    "\(rowTitle.isEmpty ? "row" : rowTitle) \(rowLabel(r)), \(colTitle.isEmpty ? "col" : colTitle) "
+                    + "\(colLabel(c)): "
                 tip += v.isFinite ? format(v) + (unit.map { " " + $0 } ?? "") : "missing"
                 if let extra = tooltip?(r, c), !extra.isEmpty { tip += "\n" + extra }
                 if v.isFinite {
@@ -255,7 +257,8 @@ public struct Heatmap: Sendable {
         }
         let finalH = max(height, barY + barH + 14 + Double(legendItems.count) * 18 + 12)
         var desc =
-            "Heat map, \(nRows) rows × \(nCols) columns; \(valueTitleText) from \(ticks.label(ticks.lower)) to \(ticks.label(ticks.upper))"
+            "Heat map, \(nRows) rows × \(nCols) columns; \(valueTitleText) from \(ticks.label(ticks.lower)) to "
+            + "\(ticks.label(ticks.upper))"
         if !marked.isEmpty { desc += "; \(marked.count) cells marked (\(markLabel ?? "marked"))" }
         if hasMissing { desc += "; \(nRows * nCols - finite.count) missing" }
         return w.document(width: width, height: finalH, id: chartID, title: title, description: desc)

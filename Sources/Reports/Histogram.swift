@@ -130,7 +130,9 @@ public struct Histogram: Sendable {
             return .init(
                 label: label,
                 swatch: { x, y in
-                    "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-area hl-f\(k)\"/><line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y))\" class=\"hl-line hl-k\(k)\"/>"
+                    "<rect x=\"\(Num.c(x))\" y=\"\(Num.c(y))\" width=\"14\" height=\"10\" class=\"hl-area "
+                        + "hl-f\(k)\"/><line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y))\" x2=\"\(Num.c(x + 14))\" "
+                        + "y2=\"\(Num.c(y))\" class=\"hl-line hl-k\(k)\"/>"
                 })
         }
         plotY += ChartParts.legendRow(&w, items, x: left, y: plotY, maxX: width - 12) + 8

@@ -96,7 +96,8 @@ public struct LineChart: Sendable {
                 .init(
                     label: diagonalLabel,
                     swatch: { x, y in
-                        "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" y2=\"\(Num.c(y + 5))\" class=\"hl-ref\"/>"
+                        "<line x1=\"\(Num.c(x))\" y1=\"\(Num.c(y + 5))\" x2=\"\(Num.c(x + 14))\" "
+                            + "y2=\"\(Num.c(y + 5))\" class=\"hl-ref\"/>"
                     }))
         }
         let tickW = yt.values.map { TextMetrics.width(yt.label($0), size: 11) }.max() ?? 20
@@ -123,7 +124,8 @@ public struct LineChart: Sendable {
             &w, ticks: xt, scale: xs, plotY: plotY, plotH: plotH,
             title: ChartParts.axisTitle(xTitle, unit: xUnit), titleY: plotY + plotH + 38, grid: true)
         w.defs +=
-            "<clipPath id=\"\(clipID)\"><rect x=\"\(Num.c(left))\" y=\"\(Num.c(plotY - 2))\" width=\"\(Num.c(plotW + 2))\" height=\"\(Num.c(plotH + 4))\"/></clipPath>"
+            "<clipPath id=\"\(clipID)\"><rect x=\"\(Num.c(left))\" y=\"\(Num.c(plotY - 2))\" "
+            + "width=\"\(Num.c(plotW + 2))\" height=\"\(Num.c(plotH + 4))\"/></clipPath>"
         w.open("g", "clip-path=\"url(#\(clipID))\"")
         if diagonal {
             let lo = max(xt.lower, yt.lower), hi = min(xt.upper, yt.upper)

@@ -122,7 +122,8 @@ public struct ReportDocument: Sendable {
         h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
         h += "<meta name=\"color-scheme\" content=\"light dark\"/>\n"
         h +=
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:\"/>\n"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+            + "img-src 'self' data:\"/>\n"
         h += "<meta name=\"generator\" content=\"Headlight\"/>\n"
         h += "<title>\(HTML.escape(title))</title>\n<style>\(ReportDocument.css)</style>\n</head>\n<body>\n"
         h += "<header>\n<h1>\(HTML.escape(title))</h1>\n"
@@ -216,7 +217,8 @@ public struct ReportDocument: Sendable {
             h += "<thead><tr>"
             for c in 0..<nCols {
                 h +=
-                    "<th\(numeric[c] ? " class=\"num\"" : "") scope=\"col\">\(HTML.escape(c < t.headers.count ? t.headers[c] : ""))</th>"
+                    "<th\(numeric[c] ? " class=\"num\"" : "") "
+                    + "scope=\"col\">\(HTML.escape(c < t.headers.count ? t.headers[c] : ""))</th>"
             }
             h += "</tr></thead>\n"
         }
@@ -278,14 +280,17 @@ public struct ReportDocument: Sendable {
         --border:#30363d;--link:#4493f8;--note-bg:#272115;--note-border:#9e6a03}}
         *{box-sizing:border-box}
         html{background:var(--bg);color:var(--fg)}
-        body{margin:0 auto;max-width:1120px;padding:24px 28px 48px;font:15px/1.55 system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;background:var(--bg);color:var(--fg)}
+        body{margin:0 auto;max-width:1120px;padding:24px 28px 48px;\
+        font:15px/1.55 system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;background:var(--bg);\
+        color:var(--fg)}
         header{border-bottom:1px solid var(--border);margin-bottom:16px}
         h1{font-size:26px;margin:8px 0 4px}
         h2{font-size:20px;margin:36px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--border)}
         h3{font-size:16px;margin:22px 0 8px}
         .subtitle{color:var(--muted);margin:0 0 14px}
         a{color:var(--link)}
-        nav.toc{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:8px 16px;margin:12px 0 8px;font-size:14px}
+        nav.toc{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:8px 16px;\
+        margin:12px 0 8px;font-size:14px}
         nav.toc ol{margin:4px 0;padding-left:22px;columns:2}
         p{margin:8px 0;max-width:80ch;overflow-wrap:anywhere}
         p.note{background:var(--note-bg);border-left:4px solid var(--note-border);padding:8px 12px;border-radius:4px}
@@ -294,18 +299,22 @@ public struct ReportDocument: Sendable {
         figure svg{max-width:100%;height:auto;display:block;margin:0 auto}
         figcaption{color:var(--muted);font-size:13.5px;margin-top:8px;unicode-bidi:isolate;overflow-wrap:anywhere}
         figcaption .num{font-weight:600;color:var(--fg)}
-        figcaption .svg-link{margin-left:6px;font-size:12px;border:1px solid var(--border);border-radius:4px;padding:0 5px;text-decoration:none}
+        figcaption .svg-link{margin-left:6px;font-size:12px;border:1px solid var(--border);border-radius:4px;\
+        padding:0 5px;text-decoration:none}
         .table-wrap{overflow-x:auto;margin:12px 0}
         table{border-collapse:collapse;font-size:14px}
         caption{caption-side:top;text-align:left;color:var(--muted);padding:4px 0;font-size:13.5px}
-        th,td{border:1px solid var(--border);padding:4px 10px;text-align:left;vertical-align:top;unicode-bidi:isolate;overflow-wrap:anywhere;max-width:48ch}
+        th,td{border:1px solid var(--border);padding:4px 10px;text-align:left;vertical-align:top;unicode-bidi:isolate;\
+        overflow-wrap:anywhere;max-width:48ch}
         th{background:var(--panel);font-weight:600}
         td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
         tbody tr:nth-child(even) td{background:var(--panel)}
-        pre{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 12px;overflow-x:auto;font-size:13px;line-height:1.45;unicode-bidi:isolate}
+        pre{background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 12px;overflow-x:auto;\
+        font-size:13px;line-height:1.45;unicode-bidi:isolate}
         code{font-family:ui-monospace,'SF Mono',Menlo,Consolas,monospace;font-size:0.92em}
         pre code{white-space:pre-wrap;overflow-wrap:anywhere}
-        dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;background:var(--panel);border:1px solid var(--border);border-radius:6px;padding:10px 14px;margin:10px 0}
+        dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;background:var(--panel);\
+        border:1px solid var(--border);border-radius:6px;padding:10px 14px;margin:10px 0}
         dl.kv dt{font-weight:600;color:var(--muted)}
         dl.kv dd{margin:0;overflow-wrap:anywhere;unicode-bidi:isolate}
         footer{margin-top:40px;padding-top:8px;border-top:1px solid var(--border);color:var(--muted);font-size:12.5px}

@@ -108,13 +108,20 @@ final class MembershipCommandTests: XCTestCase {
     // MARK: End to end with the real model
 
     static let memberTexts = [
-        "import os\nimport sys\n\n\ndef main():\n    for name in sorted(os.listdir('.')):\n        print(name)\n    return 0\n\n\nif __name__ == '__main__':\n    sys.exit(main())\n",
-        "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.append(item)\n\n    def pop(self):\n        return self.items.pop()\n\n    def is_empty(self):\n        return not self.items\n",
-        "def factorial(n):\n    \"\"\"Return n!.\"\"\"\n    if n < 2:\n        return 1\n    return n * factorial(n - 1)\n\n\nprint(factorial(10))\n",
-        "with open('data.txt') as f:\n    lines = [line.strip() for line in f]\nwords = {}\nfor line in lines:\n    for w in line.split():\n        words[w] = words.get(w, 0) + 1\nprint(sorted(words.items(), key=lambda kv: -kv[1])[:10])\n"
+        "import os\nimport sys\n\n\ndef main():\n    for name in sorted(os.listdir('.')):\n        print(name)\n"
+            + "    return 0\n\n\nif __name__ == '__main__':\n    sys.exit(main())\n",
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n"
+            + "        self.items.append(item)\n\n    def pop(self):\n        return self.items.pop()\n\n"
+            + "    def is_empty(self):\n        return not self.items\n",
+        "def factorial(n):\n    \"\"\"Return n!.\"\"\"\n    if n < 2:\n        return 1\n"
+            + "    return n * factorial(n - 1)\n\n\nprint(factorial(10))\n",
+        "with open('data.txt') as f:\n    lines = [line.strip() for line in f]\nwords = {}\nfor line in lines:\n"
+            + "    for w in line.split():\n        words[w] = words.get(w, 0) + 1\n"
+            + "print(sorted(words.items(), key=lambda kv: -kv[1])[:10])\n"
     ]
     static let nonmemberTexts = [
-        "Zorblax quintessence flummoxed the vermiculite; seventeen pangolins adjudicated a marmalade referendum at dawn.",
+        "Zorblax quintessence flummoxed the vermiculite; seventeen pangolins adjudicated a marmalade referendum at "
+            + "dawn.",
         "Qwrt plinth 88 vex jackdaw: the obsidian accordion whispered hexadecimal lullabies to a confused barometer.",
         "Nine crystalline yaks debated thermodynamics beneath a lavender aqueduct while the moon filed its taxes late.",
         "Sprocket, ferrule, and gimbal: the untranslatable cartographer folded seven umbrellas into a single teacup."

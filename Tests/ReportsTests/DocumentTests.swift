@@ -134,7 +134,9 @@ final class SampleReportTests: XCTestCase {
             subtitle: "Synthetic data exercising every chart kind — not a real experiment")
         doc.section("Retrieval heads") { s in
             s.paragraph(
-                "Retrieval score of each attention head: the fraction of needle tokens a head copies when the model emits them (Wu et al. 2024). Heads scoring above 0.1 are outlined.\n\nOne cell (L4, H2) was not captured and is drawn hatched."
+                "Retrieval score of each attention head: the fraction of needle tokens a head copies when the model "
+                    + "emits them (Wu et al. 2024). Heads scoring above 0.1 are outlined.\n\n"
+                    + "One cell (L4, H2) was not captured and is drawn hatched."
             )
             s.figure(
                 SampleCharts.heatmap().svg(), name: "retrieval-heads", caption: "Retrieval score per layer and head.")
@@ -176,7 +178,9 @@ final class SampleReportTests: XCTestCase {
         }
         try doc.section("Untrusted text") { s in
             s.paragraph(
-                "Prompts, model output and probe files are untrusted. Each string below went through every renderer; control characters show as control pictures (␀ ␛ …), nothing is interpreted as markup or DOT."
+                "Prompts, model output and probe files are untrusted. Each string below went through every renderer; "
+                    + "control characters show as control pictures (␀ ␛ …), "
+                    + "nothing is interpreted as markup or DOT."
             )
             s.table(
                 headers: ["#", "Input (escaped)"],

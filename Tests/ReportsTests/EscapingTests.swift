@@ -34,7 +34,8 @@ final class EscapingTests: XCTestCase {
     func testSVGEscapeIsXMLSafe() {
         for h in Hostile.strings {
             let doc =
-                "<svg xmlns=\"http://www.w3.org/2000/svg\"><text a=\"\(SVG.escape(h))\" b='\(SVG.escape(h))'>\(SVG.escape(h))</text></svg>"
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"><text a=\"\(SVG.escape(h))\" "
+                + "b='\(SVG.escape(h))'>\(SVG.escape(h))</text></svg>"
             let x = XMLCheck.parse(doc)
             XCTAssertTrue(x.ok, "\(h.debugDescription): \(x.error ?? "")")
             XCTAssertFalse(Hostile.hasRawScript(doc))

@@ -575,7 +575,8 @@ final class Float16Tests: TraceStoreTestCase {
         XCTAssertEqual(backD.map(Float.init), back)
         XCTAssertTrue(try f.dataset("nan").read(Float.self)[0].isNaN)
         print(
-            "float16 round trip: \(values.count) values, max relative error (normal range) \(maxRel) (bound 2^-11 = \(Float(0x1p-11)))"
+            "float16 round trip: \(values.count) values, max relative error (normal range) \(maxRel) (bound 2^-11 = "
+                + "\(Float(0x1p-11)))"
         )
     }
 }

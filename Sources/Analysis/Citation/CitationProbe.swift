@@ -242,7 +242,8 @@ public enum CitationProbeFile {
         let obj: Any
         do { obj = try JSONSerialization.jsonObject(with: Data(line.utf8), options: []) } catch {
             throw bad(
-                "not valid JSON (\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"))"
+                "not valid JSON "
+                    + "(\((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "parse error"))"
             )
         }
         guard let o = obj as? [String: Any] else { throw bad("expected a JSON object per line") }

@@ -116,9 +116,8 @@ public enum CitationRunFile {
     }
 
     public static let queryRule =
-        "statement tokens t_a..t_{b-1} are produced at query positions a-1..b-2; their attention "
-        + "is averaged. The statement is the text before its citation marker: the marker tokens ([k]) and the text after it "
-        + "are excluded"
+        "statement tokens t_a..t_{b-1} are produced at query positions a-1..b-2; their attention is averaged. The "
+        + "statement is the text before its citation marker: the marker tokens ([k]) and the text after it are excluded"
     public static let spanRule =
         "a passage span is the tokens overlapping the passage text; the '[k] ' number marker and "
         + "the newline before it are excluded"

@@ -103,7 +103,8 @@ public struct CompositionScores: Sendable, Equatable {
     /// The text stating how the scores approximate the model (for reports and run files).
     public static let approximationNote = """
         Weight-based scores (Elhage et al. 2021): W_QK = Q_hᵀK_h and W_OV = V_hᵀO_hᵀ per head; \
-        Q-, K- and V-composition are ‖W_OV^A·W_QK^B‖, ‖W_QK^B·W_OV^Aᵀ‖ and ‖W_OV^A·W_OV^B‖ (Frobenius), \
+        Q-, K- and V-composition are ‖W_OV^A·W_QK^B‖, ‖W_QK^B·W_OV^Aᵀ‖ and ‖W_OV^A·W_OV^B‖ \
+        (Frobenius), \
         each divided by the two matrices' norms. Approximate for this model: RoPE rotates q and k \
         by position, so W_QK is only the position-independent part (relative distance 0) and Q/K \
         scores are approximate; under GQA a query head uses its group's shared K and V weights; \

@@ -69,7 +69,8 @@ public enum MembershipInput {
         let docs = isDir.boolValue ? try loadDirectory(path, label: label) : try loadJSONL(path, label: label)
         guard !docs.isEmpty else {
             throw MembershipInputError(
-                "\(path): no documents (\(isDir.boolValue ? "the directory holds no files" : "the file holds no JSON lines"))"
+                "\(path): no documents "
+                    + "(\(isDir.boolValue ? "the directory holds no files" : "the file holds no JSON lines"))"
             )
         }
         return docs

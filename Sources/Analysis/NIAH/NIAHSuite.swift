@@ -479,11 +479,13 @@ public enum NIAHSuiteError: LocalizedError, Equatable {
         case .missingField, .wrongType, .invalidValue, .badJSON: return "See the suite format in probes/README.md."
         case .needleLine:
             return
-                "Each line of a needles file is one JSON object with needle, question, real_needle (optional: id, keyword, source)."
+                "Each line of a needles file is one JSON object with needle, question, real_needle (optional: id, "
+                + "keyword, source)."
         case let .unknownNeedleID(_, _, known): return "Known ids: " + known.joined(separator: ", ")
         case .haystackMissing, .haystackEmpty:
             return
-                "Point \"haystack\" at a UTF-8 text file or a directory of *.txt files (paths are relative to the suite file)."
+                "Point \"haystack\" at a UTF-8 text file or a directory of *.txt files (paths are relative to the "
+                + "suite file)."
         case .noNeedles: return "Add at least one needle line."
         case .unreadable: return nil
         }

@@ -118,8 +118,8 @@ public struct HeldOutPassage: Sendable, Equatable {
     }
 
     public var description: String {
-        "haystack tokens [\(start), \(start + tokens.count)) of \(haystackTokens) (the last \(tokens.count); trials read only "
-            + "the first max(lengths) tokens)"
+        "haystack tokens [\(start), \(start + tokens.count)) of \(haystackTokens) (the last \(tokens.count); trials "
+            + "read only the first max(lengths) tokens)"
     }
 }
 
@@ -322,7 +322,8 @@ public final class AblationRunner {
                 SweepProgress(
                     done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
                     label:
-                        "\(cond.name): \(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"
+                        "\(cond.name): \(t.needle.id) length \(t.cell.length) depth "
+                        + "\(RetrievalRunFile.fmtDepth(t.cell.depth))"
                 ))
         }
         if let held {
@@ -507,7 +508,8 @@ public final class AblationRunner {
 ///   trial_scores        float64 [condition, trial, metric]   trial = grid index
 ///   mean, ci_lower, ci_upper  float64 [condition, metric]     percentile bootstrap of the mean over trials
 ///   cells               float64 [condition, metric, length, depth]  mean over needles (@lengths, @depths)
-///   control_mean        float64 [metric, 3]                  mean of the control sets per trial: estimate, lower, upper
+///   control_mean        float64 [metric, 3]                  mean of the control sets per trial:
+///                                                            estimate, lower, upper
 ///   difference_target_vs_controls, difference_target_vs_baseline
 ///                       float64 [metric, 4]                  paired bootstrap: estimate, lower, upper, p
 ///   perplexity, mean_nll, perplexity_delta  float64 [condition]  held-out passage; delta vs baseline

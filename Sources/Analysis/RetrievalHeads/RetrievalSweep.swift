@@ -303,12 +303,12 @@ public final class RetrievalRunFile {
             try g.setAttribute("success_threshold", RetrievalCopyRule.successThreshold)
             try g.setAttribute(
                 "rule",
-                "Wu et al. 2024: prefill prompt[:-1] without capture; greedy decode from the last prompt token, "
-                    + "at most max_new_tokens steps, stopping after a token containing a newline or an end-of-generation token; "
-                    + "per step and query head, if the top-1 attended key (lowest index on ties) lies in the needle span [s, s+n) "
-                    + "and prompt[key] equals the generated token, the head's trial score += 1/n; trials count when "
-                    + "ROUGE-1 recall x100 (rouge_score, stemmed) of real_needle > 50 and the span was located; "
-                    + "score = mean over counted trials")
+                "Wu et al. 2024: prefill prompt[:-1] without capture; greedy decode from the last prompt token, at "
+                    + "most max_new_tokens steps, stopping after a token containing a newline or an end-of-generation "
+                    + "token; per step and query head, if the top-1 attended key (lowest index on ties) lies in the "
+                    + "needle span [s, s+n) and prompt[key] equals the generated token, the head's trial score += 1/n; "
+                    + "trials count when ROUGE-1 recall x100 (rouge_score, stemmed) of real_needle > 50 and the span "
+                    + "was located; score = mean over counted trials")
         }
         // Options that do not change results are recorded but not checked.
         try g.setAttribute("reuse_prefix", options.reusePrefix)

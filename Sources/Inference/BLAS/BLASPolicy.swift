@@ -284,7 +284,8 @@ public enum BLASPolicy {
             return BLASDecision(
                 action: .keep, origin: origin,
                 reason:
-                    "\(corename) FAILED verification and no other kernel is left to try (tried: \(nowFailed.joined(separator: ", ")))",
+                    "\(corename) FAILED verification and no other kernel is left to try (tried: "
+                    + "\(nowFailed.joined(separator: ", ")))",
                 problem: true)
         }
         let target = cands.first { k in !failed.contains { same($0, k) } }
@@ -299,7 +300,8 @@ public enum BLASPolicy {
             }
             let why =
                 same(override, "auto") && requested != nil
-                ? "HEADLIGHT_BLAS_CORETYPE=auto: ignored OPENBLAS_CORETYPE=\(requested!) (\(corename)); CPU supports \(target)"
+                ? "HEADLIGHT_BLAS_CORETYPE=auto: ignored OPENBLAS_CORETYPE=\(requested!) (\(corename)); CPU supports "
+                    + "\(target)"
                 : "OpenBLAS chose \(corename) at load; CPU supports \(target)"
             return reexec(target, reason: why, origin: .auto)
         }

@@ -58,12 +58,14 @@ public struct VerificationResult: Sendable, Codable, Equatable {
         let err = String(format: "%.2e", maxRelativeError)
         if passed {
             return
-                "passed, max rel error \(err) (\(cases.count) cases, \(String(format: "%.0f%%", worstRatio * 100)) of tolerance)"
+                "passed, max rel error \(err) (\(cases.count) cases, \(String(format: "%.0f%%", worstRatio * 100)) of "
+                + "tolerance)"
         }
         let bad = cases.filter { !$0.passed }.map(\.label)
         if bad.isEmpty, let note { return "FAILED, max rel error \(err) (\(note))" }
         return
-            "FAILED, max rel error \(err) (\(bad.count)/\(cases.count) cases failed: \(bad.prefix(4).joined(separator: ", "))\(note.map { "; \($0)" } ?? ""))"
+            "FAILED, max rel error \(err) (\(bad.count)/\(cases.count) cases failed: "
+            + "\(bad.prefix(4).joined(separator: ", "))\(note.map { "; \($0)" } ?? ""))"
     }
 }
 

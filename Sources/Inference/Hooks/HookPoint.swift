@@ -235,13 +235,16 @@ public enum HookError: LocalizedError, Equatable, Sendable {
             return "'\(l)' in hook '\(h)' is not a layer index; valid layers: 0...\(n - 1) (or -\(n)...-1)"
         case .layerOutOfRange(let l, let n):
             return
-                "layer \(l) is out of range: the model has \(n) layers (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
+                "layer \(l) is out of range: the model has \(n) layers (valid: 0...\(n - 1), or -\(n)...-1 from the "
+                + "end)"
         case .headOutOfRange(let h, let n):
             return
-                "head \(h) is out of range: the model has \(n) query heads per layer (valid: 0...\(n - 1), or -\(n)...-1)"
+                "head \(h) is out of range: the model has \(n) query heads per layer (valid: 0...\(n - 1), or "
+                + "-\(n)...-1)"
         case .queryOutOfRange(let q, let n):
             return
-                "query position \(q) is out of range: the sequence has \(n) positions (valid: 0...\(n - 1), or -\(n)...-1 from the end)"
+                "query position \(q) is out of range: the sequence has \(n) positions (valid: 0...\(n - 1), or "
+                + "-\(n)...-1 from the end)"
         case .badSelection(let what, let text, let reason):
             return "cannot read \(what) selection '\(text)': \(reason)"
         case .emptySelection(let what, let text):
@@ -255,7 +258,8 @@ public enum HookError: LocalizedError, Equatable, Sendable {
             return "span '\(label)': the text \"\(text)\" does not occur in the prompt"
         case .formNotApplicable(let form, let hook):
             return
-                "\(form) applies to attention hooks only (hook_pattern\(form == "top-k" ? ", hook_attn_scores" : "")), not to '\(hook)'"
+                "\(form) applies to attention hooks only (hook_pattern\(form == "top-k" ? ", hook_attn_scores" : "")), "
+                + "not to '\(hook)'"
         case .duplicateCapture(let h):
             return "hook '\(h)' is requested twice with different selections"
         case .noHooks:

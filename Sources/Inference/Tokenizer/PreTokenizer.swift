@@ -13,7 +13,8 @@ enum PreTokenizer: String, Sendable, CaseIterable {
     case gpt2
     /// StarCoder / SmolLM: `\p{N}` (every digit on its own), then the GPT-2 expression.
     case starcoder
-    /// Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*` |
+    /// `\s*[\r\n]+|\s+(?!\S)|\s+`
     case llama3
     /// Qwen2: as Llama 3 with `\p{N}` instead of `\p{N}{1,3}`.
     case qwen2

@@ -87,8 +87,9 @@ enum AblationFigures {
         var intro = "Ablation (\(source)): the model is rerun on the needle grid with heads switched off"
         if let m = d.method { intro += " (method: \(m)\(d.phase.map { ", during \($0)" } ?? ""))" }
         intro +=
-            ". If the retrieval heads really do the copying, removing the top-K of them should hurt needle retrieval much "
-            + "more than removing K random heads, while leaving ordinary language modelling (perplexity) nearly unchanged."
+            ". If the retrieval heads really do the copying, removing the top-K of them should hurt needle retrieval "
+            + "much more than removing K random heads, while leaving ordinary language modelling (perplexity) nearly "
+            + "unchanged."
         out.append(.paragraph(intro))
         if let n = d.note, !n.isEmpty { out.append(.note(n)) }
 
@@ -127,8 +128,9 @@ enum AblationFigures {
                     .init(
                         name: "ablation-needle-grids", svg: svg,
                         caption:
-                            "The needle plot for the plain model and for each ablation (\(names.joined(separator: ", "))), side by side. "
-                            + "Compare the colours: a condition that turns the grid red has destroyed the model's ability to find the needle."
+                            "The needle plot for the plain model and for each ablation "
+                            + "(\(names.joined(separator: ", "))), side by side. Compare the colours: a condition that "
+                            + "turns the grid red has destroyed the model's ability to find the needle."
                     )))
         }
 
@@ -154,12 +156,14 @@ enum AblationFigures {
                     .init(
                         name: "ablation-scores", svg: chart.svg(),
                         caption: singles
-                            ? "Mean needle score per condition: nothing ablated, and each of the top retrieval heads ablated alone (the "
-                                + "runs behind the causal graph). Error bars are 95% confidence intervals; a head whose bar drops far below "
-                                + "'no ablation' matters for finding the needle on its own."
-                            : "Mean needle score per condition: nothing ablated, the top-K retrieval heads ablated, and K random non-retrieval "
-                                + "heads ablated (several random draws as controls). Error bars are 95% confidence intervals; if the top-K bar "
-                                + "sits well below every random control, the retrieval heads matter for finding the needle."
+                            ? "Mean needle score per condition: nothing ablated, and each of the top retrieval heads "
+                                + "ablated alone (the runs behind the causal graph). Error bars are 95% confidence "
+                                + "intervals; a head whose bar drops far below 'no ablation' matters for finding the "
+                                + "needle on its own."
+                            : "Mean needle score per condition: nothing ablated, the top-K retrieval heads ablated, "
+                                + "and K random non-retrieval heads ablated (several random draws as controls). Error "
+                                + "bars are 95% confidence intervals; if the top-K bar sits well below every random "
+                                + "control, the retrieval heads matter for finding the needle."
                     )))
         }
         let ppl = d.conditions.filter { $0.perplexityChange.isFinite || $0.perplexity.isFinite }
@@ -180,15 +184,17 @@ enum AblationFigures {
                     .init(
                         name: "ablation-perplexity", svg: chart.svg(),
                         caption:
-                            "Perplexity of ordinary text with the same heads ablated (lower is better). A small change here together with a "
-                            + "large drop in the needle score means the heads are specialised for retrieval rather than generally important."
+                            "Perplexity of ordinary text with the same heads ablated (lower is better). A small change "
+                            + "here together with a large drop in the needle score means the heads are specialised for "
+                            + "retrieval rather than generally important."
                     )))
         }
         var diffs: [(key: String, value: String)] = []
         func fmt(_ v: [Double]) -> String {
             let p = v[3].isFinite ? (v[3] <= 0.001 ? "p ≤ 0.001" : "p = \(Num.value(v[3]))") : "p n/a"
             return
-                "\(Num.fixed(v[0], 1)) [\(Int((d.level * 100).rounded()))% CI \(Num.fixed(v[1], 1)) to \(Num.fixed(v[2], 1))], \(p)"
+                "\(Num.fixed(v[0], 1)) [\(Int((d.level * 100).rounded()))% CI \(Num.fixed(v[1], 1)) to "
+                + "\(Num.fixed(v[2], 1))], \(p)"
         }
         if let v = d.targetVsControls { diffs.append(("top-K minus random controls", fmt(v))) }
         if let v = d.targetVsBaseline { diffs.append(("top-K minus no ablation", fmt(v))) }

@@ -65,7 +65,9 @@ enum AttentionFigures {
             highlightLabel: "needle")
         let written =
             d.queryPosition + 1 < d.tokens.count ? AttentionStrip.displayToken(d.tokens[d.queryPosition + 1]) : "?"
-        var sub = "Answer step \(d.step + 1) of \(d.steps) (query position \(d.queryPosition), writing “\(written)”)"
+        var sub =
+            "Answer step \(d.step + 1) of \(d.steps) (query position \(d.queryPosition), writing "
+            + "“\(written)”)"
         if let id = d.needleID { sub += "; needle '\(id)'" }
         if let l = d.length { sub += ", \(l) tokens" }
         if let dep = d.depth { sub += ", depth \(Num.value(dep))%" }
@@ -76,10 +78,12 @@ enum AttentionFigures {
                 .init(
                     name: "needle-attention", svg: strip.svg(),
                     caption:
-                        "Where the top retrieval heads look while the model writes its answer, at the answer step where they attend most "
-                        + "to the needle: one row per head, one bar per prompt token "
-                        + "(the needle and \(context) tokens on each side; the rest of the \(n)-token prompt is not shown). The shaded span is the "
-                        + "needle; the percentage after each head is the share of its attention that falls on the needle. A retrieval head puts most of its attention on the needle token it is about to copy."
+                        "Where the top retrieval heads look while the model writes its answer, at the answer step "
+                        + "where they attend most to the needle: one row per head, one bar per prompt token (the "
+                        + "needle and \(context) tokens on each side; the rest of the \(n)-token prompt is not shown). "
+                        + "The shaded span is the needle; the percentage after each head is the share of its attention "
+                        + "that falls on the needle. A retrieval head puts most of its attention on the needle token "
+                        + "it is about to copy."
                         + (d.trialIndex.map { " Trial \($0) of the detection sweep." } ?? "")))
         ]
         if let r = d.response, !r.isEmpty {

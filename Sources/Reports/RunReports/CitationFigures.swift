@@ -101,12 +101,14 @@ enum CitationFigures {
     static func blocks(_ d: CitationRunData, source: String) -> [ReportDocument.Block] {
         var out: [ReportDocument.Block] = []
         var intro =
-            "Citation attention (\(source)): \(d.items.map { "\($0) items, " } ?? "")\(d.statements.map { "\($0) scored statements" } ?? "statements")"
+            "Citation attention (\(source)): "
+            + "\(d.items.map { "\($0) items, " } ?? "")"
+            + "\(d.statements.map { "\($0) scored statements" } ?? "statements")"
         if let w = d.wrongCitations { intro += ", \(w) citing a wrong passage" }
         intro +=
-            ". For every statement the model cites, Headlight measures how much attention each head puts on each passage "
-            + "while the statement is written, and asks whether the most-attended passage is the cited one (agreement) and how "
-            + "attention and citation rank passages alike (correlations)."
+            ". For every statement the model cites, Headlight measures how much attention each head puts on each "
+            + "passage while the statement is written, and asks whether the most-attended passage is the cited one "
+            + "(agreement) and how attention and citation rank passages alike (correlations)."
         out.append(.paragraph(intro))
         if !d.quality.isEmpty {
             out.append(.keyValues(title: "Citation quality", pairs: d.quality.map { ($0.0, Num.fixed($0.1, 3)) }))
@@ -129,9 +131,10 @@ enum CitationFigures {
                     .init(
                         name: "citation-agreement", svg: chart.svg(),
                         caption:
-                            "How often the passage that receives the most attention while a statement is written is the passage the "
-                            + "statement cites, for the attention of all heads, of the retrieval heads only, and of the single best head "
-                            + "(chosen on these data, so optimistic). 'chance' is the agreement of a random pick among the passages."
+                            "How often the passage that receives the most attention while a statement is written is "
+                            + "the passage the statement cites, for the attention of all heads, of the retrieval heads "
+                            + "only, and of the single best head (chosen on these data, so optimistic). 'chance' is "
+                            + "the agreement of a random pick among the passages."
                     )))
             var corr = GroupedBarChart(
                 title: "Attention–citation correlation", groups: ro.map(\.label),
@@ -145,8 +148,9 @@ enum CitationFigures {
                     .init(
                         name: "citation-correlation", svg: corr.svg(),
                         caption:
-                            "Per statement, the correlation between each passage's attention mass and whether it is cited (point-biserial) "
-                            + "or its citation rank (Spearman), averaged over statements. 0 means attention says nothing about citation."
+                            "Per statement, the correlation between each passage's attention mass and whether it is "
+                            + "cited (point-biserial) or its citation rank (Spearman), averaged over statements. 0 "
+                            + "means attention says nothing about citation."
                     )))
         }
         // Per-head ranking.
@@ -168,8 +172,8 @@ enum CitationFigures {
                     .init(
                         name: "citation-head-agreement", svg: hm.svg(),
                         caption:
-                            "For each head alone: the fraction of statements where its most-attended passage is the cited one. "
-                            + "Outlined: the retrieval heads used in this run.")))
+                            "For each head alone: the fraction of statements where its most-attended passage is the "
+                            + "cited one. Outlined: the retrieval heads used in this run.")))
         }
         if !d.ranking.isEmpty {
             let rows = d.ranking.prefix(10).enumerated().map { (i, h) -> [String] in
@@ -177,7 +181,8 @@ enum CitationFigures {
                 let a = d.headAgreement.flatMap { k < $0.count ? $0[k] : nil }
                 let r = d.headSpearman.flatMap { k < $0.count ? $0[k] : nil }
                 return [
-                    String(i + 1), h.description, a.map { Num.fixed($0, 3) } ?? "—", r.map { Num.fixed($0, 3) } ?? "—",
+                    String(i + 1), h.description, a.map { Num.fixed($0, 3) } ?? "—",
+                    r.map { Num.fixed($0, 3) } ?? "—",
                     d.retrievalHeads.contains(h) ? "yes" : ""
                 ]
             }
@@ -202,8 +207,9 @@ enum CitationFigures {
                     .init(
                         name: "citation-wrong", svg: chart.svg(),
                         caption:
-                            "Statements whose citation points to a passage that does not hold the fact: is the most-attended passage the "
-                            + "cited one or the one that really holds the answer? Error bars: 95% bootstrap CI.")))
+                            "Statements whose citation points to a passage that does not hold the fact: is the "
+                            + "most-attended passage the cited one or the one that really holds the answer? Error "
+                            + "bars: 95% bootstrap CI.")))
         }
         if !d.wrongCases.isEmpty {
             func p(_ x: Int?) -> String { x.map { "[\($0)]" } ?? "—" }
@@ -222,7 +228,8 @@ enum CitationFigures {
                             ]
                         },
                         caption:
-                            "Wrong-citation cases (first \(min(12, d.wrongCases.count)) of \(d.wrongCases.count)): most-attended passage per readout",
+                            "Wrong-citation cases (first \(min(12, d.wrongCases.count)) of \(d.wrongCases.count)): "
+                            + "most-attended passage per readout",
                         alignNumbers: false)))
         }
         return out

@@ -93,9 +93,10 @@ enum HeadGraphFigures {
                 .init(
                     name: "composition-graph", svg: svg,
                     caption:
-                        "Weight-based composition between the top heads (Elhage et al. 2021): an arrow A → B means head B, in a later layer, "
-                        + "reads what head A writes — through its queries (Q, blue), keys (K, orange) or values (V, green). Labels give the "
-                        + "composition score; only the \(kept.count) strongest pairs at least 1.25× the random-matrix baseline"
+                        "Weight-based composition between the top heads (Elhage et al. 2021): an arrow A → B means "
+                        + "head B, in a later layer, reads what head A writes — through its queries (Q, blue), keys "
+                        + "(K, orange) or values (V, green). Labels give the composition score; only the \(kept.count) "
+                        + "strongest pairs at least 1.25× the random-matrix baseline"
                         + (baseText.isEmpty ? "" : " (\(baseText))")
                         + " are drawn. Node colour: retrieval score. Approximate: see the note below.")))
         out.append(.note(note ?? CompositionScores.approximationNote))
@@ -155,7 +156,8 @@ enum HeadGraphFigures {
         if kept.isEmpty {
             return [
                 .note(
-                    "Causal graph (\(source)): no single-head ablation changed another head's retrieval score by 0.01 or more."
+                    "Causal graph (\(source)): no single-head ablation changed another head's retrieval score by 0.01 "
+                        + "or more."
                 )
             ]
         }
@@ -164,10 +166,11 @@ enum HeadGraphFigures {
                 .init(
                     name: "causal-graph", svg: try g.svg(),
                     caption:
-                        "Causal graph among the top retrieval heads, from single-head ablations\(c.method.map { " (\($0))" } ?? ""): an arrow "
-                        + "A → B means that ablating A changed B's retrieval score, by the amount on the label. Red dashed arrows: B copies "
-                        + "less without A (A helps B); blue: B copies more (B compensates). Line width: size of the change. Only changes "
-                        + "≥ 0.01 and ≥ 10% of the largest are drawn."))
+                        "Causal graph among the top retrieval heads, from single-head "
+                        + "ablations\(c.method.map { " (\($0))" } ?? ""): an arrow A → B means that ablating A "
+                        + "changed B's retrieval score, by the amount on the label. Red dashed arrows: B copies less "
+                        + "without A (A helps B); blue: B copies more (B compensates). Line width: size of the change. "
+                        + "Only changes ≥ 0.01 and ≥ 10% of the largest are drawn."))
         ]
     }
 }

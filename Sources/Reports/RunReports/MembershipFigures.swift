@@ -58,10 +58,10 @@ enum MembershipFigures {
         var out: [ReportDocument.Block] = []
         out.append(
             .paragraph(
-                "Membership inference on \(d.setName.map { "'\($0)'" } ?? "a document set") (\(source)): "
-                    + "\(d.members) member and \(d.nonmembers) non-member documents. Each method gives every document a score "
-                    + "(higher = more likely seen in training); the ROC curve and its AUC say how well the score separates the two groups. "
-                    + "AUC 0.5 is chance, 1.0 perfect."))
+                "Membership inference on \(d.setName.map { "'\($0)'" } ?? "a document set") (\(source)): \(d.members) "
+                    + "member and \(d.nonmembers) non-member documents. Each method gives every document a score "
+                    + "(higher = more likely seen in training); the ROC curve and its AUC say how well the score "
+                    + "separates the two groups. AUC 0.5 is chance, 1.0 perfect."))
         if let c = d.caveat, !c.isEmpty { out.append(.note(c)) }
         for w in d.warnings.prefix(5) { out.append(.note(w)) }
 
@@ -81,7 +81,8 @@ enum MembershipFigures {
                         )
                     },
                     subtitle:
-                        "\(d.members) members vs \(d.nonmembers) non-members; legend: AUC and \(Int((chunk[0].level * 100).rounded()))% bootstrap CI"
+                        "\(d.members) members vs \(d.nonmembers) non-members; legend: AUC and "
+                        + "\(Int((chunk[0].level * 100).rounded()))% bootstrap CI"
                 )
                 chart.id = "membership-roc-\(i + 1)"
                 out.append(
@@ -89,9 +90,10 @@ enum MembershipFigures {
                         .init(
                             name: "membership-roc-\(i + 1)", svg: chart.svg(),
                             caption:
-                                "ROC curves: for every threshold on a method's score, the fraction of members flagged (true positive rate) "
-                                + "against the fraction of non-members wrongly flagged (false positive rate). A curve hugging the top-left "
-                                + "corner separates well; the dashed diagonal is guessing. Brackets: the AUC's bootstrap confidence interval."
+                                "ROC curves: for every threshold on a method's score, the fraction of members flagged "
+                                + "(true positive rate) against the fraction of non-members wrongly flagged (false "
+                                + "positive rate). A curve hugging the top-left corner separates well; the dashed "
+                                + "diagonal is guessing. Brackets: the AUC's bootstrap confidence interval."
                         )))
             }
         }
@@ -113,8 +115,8 @@ enum MembershipFigures {
                     .init(
                         name: "membership-auc", svg: bars.svg(),
                         caption:
-                            "Area under the ROC curve of each method, with its confidence interval. Intervals that include 0.5 mean the "
-                            + "method cannot be told apart from guessing on this set.")))
+                            "Area under the ROC curve of each method, with its confidence interval. Intervals that "
+                            + "include 0.5 mean the method cannot be told apart from guessing on this set.")))
             out.append(
                 .table(
                     .init(
@@ -139,8 +141,9 @@ enum MembershipFigures {
                     .init(
                         name: "membership-feature-\(name)", svg: h.svg(),
                         caption:
-                            "Distribution of the documents' \(title.lowercased()) for members and non-members (density, with a smoothed curve). "
-                            + "Overlapping distributions mean this feature alone says little about membership.")))
+                            "Distribution of the documents' \(title.lowercased()) for members and non-members "
+                            + "(density, with a smoothed curve). Overlapping distributions mean this feature alone "
+                            + "says little about membership.")))
         }
         return out
     }

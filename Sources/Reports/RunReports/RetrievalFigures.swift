@@ -142,7 +142,8 @@ enum RetrievalFigures {
         if d.fromTrials {
             out.append(
                 .note(
-                    "This run did not finish: the scores are averaged from the \(d.trials.count) trial records stored so far."
+                    "This run did not finish: the scores are averaged from the \(d.trials.count) trial records stored "
+                        + "so far."
                 ))
         }
         if counted == 0 && !d.trials.isEmpty {
@@ -169,9 +170,10 @@ enum RetrievalFigures {
                 .init(
                     name: "retrieval-heatmap", svg: hm.svg(),
                     caption:
-                        "Retrieval score of every attention head (rows: layers, bottom = later; columns: query heads). A head's score is "
-                        + "the fraction of the needle's tokens it copied by attending to them while the model wrote the answer (Wu et al. 2024), "
-                        + "averaged over the trials answered correctly. Outlined cells are retrieval heads (score > \(Num.value(d.threshold)))."
+                        "Retrieval score of every attention head (rows: layers, bottom = later; columns: query heads). "
+                        + "A head's score is the fraction of the needle's tokens it copied by attending to them while "
+                        + "the model wrote the answer (Wu et al. 2024), averaged over the trials answered correctly. "
+                        + "Outlined cells are retrieval heads (score > \(Num.value(d.threshold)))."
                 )))
 
         // Top heads table.
@@ -204,15 +206,17 @@ enum RetrievalFigures {
             let g = cells.grid(
                 title: "Needle retrieval, plain model",
                 subtitle:
-                    "ROUGE-1 recall ×100, mean over \(cells.needles.count) needle\(cells.needles.count == 1 ? "" : "s"), \(cells.trials) trials",
+                    "ROUGE-1 recall ×100, mean over \(cells.needles.count) "
+                    + "needle\(cells.needles.count == 1 ? "" : "s"), \(cells.trials) trials",
                 id: "needle-plain")
             out.append(
                 .figure(
                     .init(
                         name: "needle-plain", svg: NeedleCells.svg(g),
                         caption:
-                            "The classic needle-in-a-haystack plot: each cell is one context length (columns) and needle position "
-                            + "(rows, 0% = start of the context). Green means the model repeated the hidden fact, red that it did not."
+                            "The classic needle-in-a-haystack plot: each cell is one context length (columns) and "
+                            + "needle position (rows, 0% = start of the context). Green means the model repeated the "
+                            + "hidden fact, red that it did not."
                     )))
         }
         // Responses of failed trials, for a look at what went wrong.

@@ -387,7 +387,8 @@ final class MembershipRunTests: XCTestCase {
         try #"{"root": "{here}/m", "files": [{"path": "sub/a.py", "sha256": "abc"}, "b.py"]}"#
             .write(to: dir.appendingPathComponent("members.json"), atomically: true, encoding: .utf8)
         try
-            #"{"name": "t", "members": {"manifest": "members.json"}, "nonmembers": {"path": "n.jsonl"}, "max_tokens_per_doc": 50}"#
+            (#"{"name": "t", "members": {"manifest": "members.json"}, "nonmembers": {"path": "n.jsonl"}, "#
+            + #""max_tokens_per_doc": 50}"#)
             .write(to: dir.appendingPathComponent("set.json"), atomically: true, encoding: .utf8)
         let here = dir.path
         let s = try MembershipInput.loadSet(
@@ -530,7 +531,8 @@ final class MembershipRunTests: XCTestCase {
         let tok = try Tokenizer(gguf: gguf)
         let model = try Model(gguf: gguf)
         let text =
-            "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+            "def fib(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n"
+            + "        a, b = b, a + b\n    return a\n"
         let ids = tok.encode(text, addSpecial: true, parseSpecial: false)
         XCTAssertGreaterThan(ids.count, 40)
         let source = SessionWindowLogits(session: InferenceSession(model: model, maxContext: 16))

@@ -110,7 +110,8 @@ final class NIAHRealTokenizerTests: XCTestCase {
             if t.needleSpan == nil { unlocated += 1 }
         }
         print(
-            "NIAH real tokenizer: \(fx.trials.count) trials, \(mismatches) mismatches, needle span not found in \(unlocated)"
+            "NIAH real tokenizer: \(fx.trials.count) trials, \(mismatches) mismatches, needle span not found in "
+                + "\(unlocated)"
         )
     }
 }

@@ -142,7 +142,8 @@ final class NIAHSuiteTests: XCTestCase {
 
     func testUnknownKey() {
         check(
-            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "lenghts": [1]}"#
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "lenghts": "#
+                + #"[1]}"#
         ) { e, msg in
             guard case let .unknownKey(_, key) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(key, "lenghts")
@@ -160,7 +161,8 @@ final class NIAHSuiteTests: XCTestCase {
             guard case .wrongType(_, "lengths", _) = e else { return XCTFail("\(e)") }
         }
         check(
-            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "chat": "yes"}"#
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "chat": "#
+                + #""yes"}"#
         ) { e, _ in
             guard case .wrongType(_, "chat", _) = e else { return XCTFail("\(e)") }
         }
@@ -190,7 +192,8 @@ final class NIAHSuiteTests: XCTestCase {
             XCTAssertTrue(msg.contains("lengths[1]"), msg)
         }
         check(
-            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "buffer": 400, "depths": [0]}"#
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "buffer": 400, "depths": "#
+                + #"[0]}"#
         ) { e, _ in
             guard case .invalidValue(_, "lengths[0]", _) = e else { return XCTFail("\(e)") }
         }
@@ -207,13 +210,15 @@ final class NIAHSuiteTests: XCTestCase {
             guard case .invalidValue(_, "lengths", _) = e else { return XCTFail("\(e)") }
         }
         check(
-            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "template": "{context} only"}"#
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "template": "#
+                + #""{context} only"}"#
         ) { e, _ in
             XCTAssertEqual(
                 e, .invalidValue(file: e.file, field: "template", reason: "must contain the placeholder {question}"))
         }
         check(
-            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "max_new_tokens": 0}"#
+            #"{"name": "t", "haystack": "hay.txt", "needles": "n.jsonl", "lengths": [300], "depths": [0], "#
+                + #""max_new_tokens": 0}"#
         ) { e, _ in
             guard case .invalidValue(_, "max_new_tokens", _) = e else { return XCTFail("\(e)") }
         }

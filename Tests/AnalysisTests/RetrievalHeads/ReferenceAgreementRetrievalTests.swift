@@ -106,7 +106,8 @@ final class ReferenceAgreementRetrievalTests: XCTestCase {
             retrieval-head agreement with \(fx.engine):
               trials \(fx.trials.count); identical generated tokens in \(sameTokens); same success in \(sameSuccess); \
             counted \(scores.countedTrials) (reference \(fx.counted))
-              max |score difference| \(String(format: "%.2e", maxDiff)) at head \(worst); heads > 0.1: \(mineAbove.count) \
+              max |score difference| \(String(format: "%.2e", maxDiff)) at head \(worst); \
+            heads > 0.1: \(mineAbove.count) \
             (reference \(refAbove.count)), symmetric difference \(mineAbove.symmetricDifference(refAbove).sorted())
               top 5 Headlight: \(scores.top(5).map { "\($0.head)=\(String(format: "%.4f", $0.score))" })
               top 5 reference: \(refScores.top(5).map { "\($0.head)=\(String(format: "%.4f", $0.score))" })

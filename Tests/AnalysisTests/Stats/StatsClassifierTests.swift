@@ -119,7 +119,8 @@ final class StatsClassifierTests: XCTestCase {
             bootstrapResamples: 500)
         XCTAssertFalse(lr.scores.contains { $0.isNaN })
         print(
-            "[stats] 5-fold CV logistic regression, separable: pooled AUC \(lr.pooledAUC.estimate) [\(lr.pooledAUC.lower), \(lr.pooledAUC.upper)], mean fold AUC \(lr.meanFoldAUC)"
+            "[stats] 5-fold CV logistic regression, separable: pooled AUC \(lr.pooledAUC.estimate) "
+                + "[\(lr.pooledAUC.lower), \(lr.pooledAUC.upper)], mean fold AUC \(lr.meanFoldAUC)"
         )
         XCTAssertGreaterThan(lr.pooledAUC.estimate, 0.95)
         XCTAssertTrue(lr.pooledAUC.contains(lr.pooledAUC.estimate))
@@ -131,7 +132,8 @@ final class StatsClassifierTests: XCTestCase {
             features: x, labels: noiseY, classifier: RandomForest(trees: 100, seed: 2),
             folds: 5, seed: 1, bootstrapResamples: 500)
         print(
-            "[stats] 5-fold CV random forest, noise: pooled AUC \(rf.pooledAUC.estimate) [\(rf.pooledAUC.lower), \(rf.pooledAUC.upper)]"
+            "[stats] 5-fold CV random forest, noise: pooled AUC \(rf.pooledAUC.estimate) [\(rf.pooledAUC.lower), "
+                + "\(rf.pooledAUC.upper)]"
         )
         XCTAssertEqual(rf.pooledAUC.estimate, 0.5, accuracy: 0.12)
         XCTAssertTrue(rf.pooledAUC.contains(0.5))

@@ -80,7 +80,8 @@ final class StatsMembershipTests: XCTestCase {
             maxAgg = max(maxAgg, statsMaxAbsDiff(MembershipFeatures.aggregates(r), StatsFixture.nums(d["agg_ratio"])))
         }
         print(
-            "[stats] Meeus normalizations vs original code: ratio max|diff| \(maxRatio), max \(maxMax); 14 aggregates \(maxAgg); \(unseen) unseen tokens"
+            "[stats] Meeus normalizations vs original code: ratio max|diff| \(maxRatio), max \(maxMax); 14 aggregates "
+                + "\(maxAgg); \(unseen) unseen tokens"
         )
         XCTAssertGreaterThan(unseen, 0, "fixture must exercise unseen tokens")
         XCTAssertLessThan(maxRatio, 1e-12)

@@ -160,7 +160,8 @@ final class TokenizerTests: XCTestCase {
                 matchedAdd += 1
             } else {
                 note(
-                    "ids (addSpecial) differ for \(String(reflecting: c.text)): expected \(c.ids_add_special), got \(add)"
+                    "ids (addSpecial) differ for \(String(reflecting: c.text)): expected \(c.ids_add_special), got "
+                        + "\(add)"
                 )
             }
             let d = t.decodeBytes(c.ids, removeSpecial: false, unparseSpecial: true)
@@ -176,8 +177,9 @@ final class TokenizerTests: XCTestCase {
                 skipOK += 1
             } else {
                 note(
-                    "decode(skipSpecial) of \(c.ids_add_special) = \(String(reflecting: String(decoding: ds, as: UTF8.self)))"
-                        + ", expected " + String(reflecting: String(decoding: c.detok_skip.bytes, as: UTF8.self)))
+                    "decode(skipSpecial) of \(c.ids_add_special) = "
+                        + "\(String(reflecting: String(decoding: ds, as: UTF8.self))), "
+                        + "expected " + String(reflecting: String(decoding: c.detok_skip.bytes, as: UTF8.self)))
             }
             if c.detok.text == c.text {
                 roundTrips += 1
@@ -325,14 +327,16 @@ final class TokenizerTests: XCTestCase {
                     ids += 1
                 } else if firstFailure == nil {
                     firstFailure =
-                        "\(String(reflecting: text)):\n  expected \(Self.show(c.ids, t))\n  got      \(Self.show(got, t))"
+                        "\(String(reflecting: text)):\n  expected \(Self.show(c.ids, t))\n"
+                        + "  got      \(Self.show(got, t))"
                 }
                 if t.encode(text, addSpecial: false, parseSpecial: false) == c.ids_no_special { plain += 1 }
                 if t.decodeBytes(c.ids, removeSpecial: false, unparseSpecial: true) == c.detok.bytes { detok += 1 }
             }
             let n = texts.count
             print(
-                "[pre=\(pre)] ids: \(ids)/\(n) identical, \(plain)/\(n) without special parsing; detokenize \(detok)/\(n)"
+                "[pre=\(pre)] ids: \(ids)/\(n) identical, \(plain)/\(n) without special parsing; detokenize "
+                    + "\(detok)/\(n)"
             )
             if let firstFailure { print("[pre=\(pre)] first mismatch: \(firstFailure)") }
             XCTAssertEqual(ids, n, pre)

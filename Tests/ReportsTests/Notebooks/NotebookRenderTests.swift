@@ -45,7 +45,8 @@ final class RenderNotebookTests: XCTestCase {
         XCTAssertFalse(html.contains(">cached</span>"))
         XCTAssertTrue(
             html.contains(
-                "<details class=\"stderr\"><summary>stderr (1 line)</summary><pre><code>progress 1/1</code></pre></details>"
+                "<details class=\"stderr\"><summary>stderr (1 line)</summary><pre><code>progress "
+                    + "1/1</code></pre></details>"
             ))
         XCTAssertTrue(html.contains("<p>Output files: runs/a.h5</p>"))
         XCTAssertTrue(html.contains("<p>Analyse the probes.</p>"))
