@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TraceStore
 
 /// An error the CLI reports to the user: a message, a hint, and exit code 1.
 public struct CLIError: LocalizedError, CustomStringConvertible {
@@ -42,7 +43,9 @@ public enum HeadlightMain {
                 FileHandle.standardError.write(Data((Headlight.fullMessage(for: error) + "\n").utf8))
                 Foundation.exit(2)
             }
-            FileHandle.standardError.write(Data("error: \(describe(error))\n".utf8))
+            var text = "error: \(describe(error))"
+            if let e = error as? TraceStoreError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
+            FileHandle.standardError.write(Data((text + "\n").utf8))
             Foundation.exit(1)
         }
     }

@@ -254,6 +254,14 @@ public final class RunFileWriter {
         if lastSize > 0 { largestGrowth = max(largestGrowth, size - lastSize) }
         lastSize = size
         let want = reservation
+        // A file-size limit (ulimit -f) is space that cannot be had either; fallocate with
+        // KEEP_SIZE does not check it, the writes would (EFBIG) and damage the checkpoint.
+        var lim = rlimit()
+        if getrlimit(Int32(RLIMIT_FSIZE.rawValue), &lim) == 0, lim.rlim_cur != rlim_t.max,
+            UInt64(size + want) > UInt64(lim.rlim_cur)
+        {
+            throw diskFull(want)
+        }
         if reserveFD < 0 { reserveFD = posixOpen(temporaryPath, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
         if reserveFD >= 0 {
             let r = hl_fs_reserve(reserveFD, Int64(size), Int64(want))
