@@ -171,6 +171,8 @@ public final class RunFileWriter {
     public let file: H5File
     /// True when an interrupted `<path>.partial` was reopened.
     public let resumed: Bool
+    /// True for a `.partial` run (checkpointed, space reserved before each trial).
+    public let resumable: Bool
     public private(set) var isFinalized = false
     /// Resumable runs: file descriptor used only to reserve disk space ahead of the next
     /// checkpoint (see `reserveSpace`), and the growth bookkeeping that sizes the reservation.
@@ -189,6 +191,7 @@ public final class RunFileWriter {
     ) throws {
         try RunFileWriter.checkOutputPath(path)
         self.path = path
+        self.resumable = resumable
         self.temporaryPath = RunFileWriter.temporaryPath(for: path, resumable: resumable)
         if resumable, let existing = try RunFileWriter.existingPartial(temporaryPath, identity: identity) {
             file = existing
@@ -202,9 +205,8 @@ public final class RunFileWriter {
         if resumable {
             // Build the header in a private temporary file, then publish it as `.partial`.
             let staging = temporaryPath + ".tmp-\(getpid())"
-            let f = try RunFileWriter.createExclusive(staging)
+            let f = try RunFileWriter.createWithHeader(staging, header: header, identity: identity)
             do {
-                try RunFileWriter.writeHeader(f, header: header, identity: identity)
                 try f.flush()
                 try f.close()
                 if rename(staging, temporaryPath) != 0 {
@@ -220,14 +222,7 @@ public final class RunFileWriter {
             file = try H5File.openForAppend(temporaryPath)
             try reserveSpace()
         } else {
-            file = try RunFileWriter.createExclusive(temporaryPath)
-            do {
-                try RunFileWriter.writeHeader(file, header: header, identity: identity)
-            } catch {
-                try? file.close()
-                _ = unlink(temporaryPath)
-                throw error
-            }
+            file = try RunFileWriter.createWithHeader(temporaryPath, header: header, identity: identity)
         }
     }
 
@@ -339,13 +334,34 @@ public final class RunFileWriter {
         }
     }
 
-    static func writeHeader(_ f: H5File, header: RunFileHeader?, identity: [String: String]) throws {
-        try f.setAttribute(RunFile.Attr.format, RunFile.format)
-        try f.setAttribute(RunFile.Attr.formatVersion, RunFile.formatVersion)
-        try f.setAttribute(RunFile.Attr.created, RunFile.timestamp())
-        try f.setAttribute(RunFile.Attr.complete, 0)
-        try header?.write(to: f)
-        for (k, v) in identity.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, v) }
+    /// A new file at `p` (created exclusively) holding the root header; on failure nothing is
+    /// left at `p`.
+    static func createWithHeader(_ p: String, header: RunFileHeader?, identity: [String: String]) throws -> H5File {
+        let f = try createExclusive(p)
+        do {
+            try f.setAttribute(RunFile.Attr.format, RunFile.format)
+            try f.setAttribute(RunFile.Attr.formatVersion, RunFile.formatVersion)
+            try f.setAttribute(RunFile.Attr.created, RunFile.timestamp())
+            try f.setAttribute(RunFile.Attr.complete, 0)
+            try header?.write(to: f)
+            for (k, v) in identity.sorted(by: { $0.key < $1.key }) { try f.setAttribute(k, v) }
+            return f
+        } catch {
+            try? f.close()
+            _ = unlink(p)
+            throw error
+        }
+    }
+
+    /// Opens a `.partial`, turning HDF5's lock failure into "another process is writing it".
+    static func openPartial(_ p: String, mode: H5File.Mode) throws -> H5File {
+        do {
+            return try H5File.open(p, mode: mode)
+        } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
+            throw TraceStoreError.cannotResume(
+                file: p, detail: "another process is writing it",
+                hint: "Wait for that run to finish, or choose another -o.")
+        }
     }
 
     /// The interrupted `.partial` at `p`, checked read-only first and then opened read-write, or
@@ -371,14 +387,7 @@ public final class RunFileWriter {
         }
         // Read-only check: nothing is written to a file that fails it.
         do {
-            let ro: H5File
-            do {
-                ro = try H5File.open(p)
-            } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
-                throw TraceStoreError.cannotResume(
-                    file: p, detail: "another process is writing it",
-                    hint: "Wait for that run to finish, or choose another -o.")
-            }
+            let ro = try openPartial(p, mode: .readOnly)
             defer { try? ro.close() }
             let format = try ro.attributeIfPresent(RunFile.Attr.format)?.stringValue
             guard format == RunFile.format else {
@@ -419,19 +428,13 @@ public final class RunFileWriter {
                     hint: "Rerun with --restart to discard it, or choose another -o.")
             }
         }
-        do {
-            return try H5File.openForAppend(p)
-        } catch TraceStoreError.cannotOpen(_, let d) where d.contains("unable to lock") {
-            throw TraceStoreError.cannotResume(
-                file: p, detail: "another process is writing it",
-                hint: "Wait for that run to finish, or choose another -o.")
-        }
+        return try openPartial(p, mode: .readWrite)
     }
 
     /// Flushes everything written so far to disk (call after each record of a resumable run).
     public func checkpoint() throws {
         try file.flush()
-        if reserveFD >= 0 || lastSize > 0 { try reserveSpace() }
+        if resumable { try reserveSpace() }
     }
 
     /// Marks the run complete, closes the file and moves it to `path` (replacing any file there).
