@@ -114,6 +114,13 @@ struct BlockView {
             (packed >> 4) | ((u8(offset + j) >> 6) << 4)
         )
     }
+
+    /// Q4_K/Q5_K: the scale and offset of groups 2c and 2c+1 (64 weights of chunk `c`), scales at byte 4.
+    @inline(__always) func groupScalesK4(_ c: Int, d: Float, dmin: Float) -> (Float, Float, Float, Float) {
+        let (sc1, mn1) = scaleMinK4(2 * c, at: 4)
+        let (sc2, mn2) = scaleMinK4(2 * c + 1, at: 4)
+        return (d * Float(sc1), dmin * Float(mn1), d * Float(sc2), dmin * Float(mn2))
+    }
 }
 
 /// Plain per-block transcriptions of ggml's `dequantize_row_*`. Each takes one block and
@@ -266,10 +273,7 @@ enum ReferenceDequant {
     static func q4_K(_ b: BlockView, _ y: UnsafeMutablePointer<Float>) {
         let d = b.f16(0), dmin = b.f16(2)
         for chunk in 0..<4 {
-            let (sc1, mn1) = b.scaleMinK4(2 * chunk, at: 4)
-            let (sc2, mn2) = b.scaleMinK4(2 * chunk + 1, at: 4)
-            let d1 = d * Float(sc1), m1 = dmin * Float(mn1)
-            let d2 = d * Float(sc2), m2 = dmin * Float(mn2)
+            let (d1, m1, d2, m2) = b.groupScalesK4(chunk, d: d, dmin: dmin)
             let qs = 16 + 32 * chunk, out = 64 * chunk
             for l in 0..<32 { y[out + l] = d1 * Float(b.u8(qs + l) & 0x0F) - m1 }
             for l in 0..<32 { y[out + 32 + l] = d2 * Float(b.u8(qs + l) >> 4) - m2 }
@@ -284,10 +288,7 @@ enum ReferenceDequant {
     static func q5_K(_ b: BlockView, _ y: UnsafeMutablePointer<Float>) {
         let d = b.f16(0), dmin = b.f16(2)
         for chunk in 0..<4 {
-            let (sc1, mn1) = b.scaleMinK4(2 * chunk, at: 4)
-            let (sc2, mn2) = b.scaleMinK4(2 * chunk + 1, at: 4)
-            let d1 = d * Float(sc1), m1 = dmin * Float(mn1)
-            let d2 = d * Float(sc2), m2 = dmin * Float(mn2)
+            let (d1, m1, d2, m2) = b.groupScalesK4(chunk, d: d, dmin: dmin)
             let bit1: UInt8 = 1 << (2 * chunk), bit2: UInt8 = 2 << (2 * chunk)
             let qs = 48 + 32 * chunk, out = 64 * chunk
             for l in 0..<32 {

@@ -599,6 +599,16 @@ private struct InlineRenderer {
         return (url, j + 1)
     }
 
+    /// The index after a backslash escape or a code span starting at `j` (an unclosed backtick run
+    /// is passed over as text), or nil when neither starts at `j`; delimiters inside them don't count.
+    func skipEscapeOrCode(at j: Int, to: Int) -> Int? {
+        if chars[j] == "\\" { return j + 2 }
+        guard chars[j] == "`" else { return nil }
+        let m = run(at: j, of: "`", to: to)
+        if let close = findBacktickClose(from: j + m, count: m, to: to) { return close + m }
+        return j + m
+    }
+
     /// The start of the closing delimiter run for an emphasis opener at `i`, if any.
     func emphasisClose(at i: Int, count n: Int, char c: Character, to: Int) -> Int? {
         if c == "~" && n != 2 { return nil }
@@ -608,16 +618,11 @@ private struct InlineRenderer {
         if c == "_", i > 0, chars[i - 1].isLetter || chars[i - 1].isNumber { return nil }
         var j = i + n
         while j < to {
+            if let next = skipEscapeOrCode(at: j, to: to) {
+                j = next
+                continue
+            }
             let d = chars[j]
-            if d == "\\" {
-                j += 2
-                continue
-            }
-            if d == "`" {
-                let m = run(at: j, of: "`", to: to)
-                if let close = findBacktickClose(from: j + m, count: m, to: to) { j = close + m } else { j += m }
-                continue
-            }
             if d == c {
                 let m = run(at: j, of: c, to: to)
                 let rightFlanking = !chars[j - 1].isWhitespace
@@ -651,16 +656,11 @@ private struct InlineRenderer {
         var j = s
         var close: Int?
         while j < to {
+            if let next = skipEscapeOrCode(at: j, to: to) {
+                j = next
+                continue
+            }
             let d = chars[j]
-            if d == "\\" {
-                j += 2
-                continue
-            }
-            if d == "`" {
-                let m = run(at: j, of: "`", to: to)
-                if let cl = findBacktickClose(from: j + m, count: m, to: to) { j = cl + m } else { j += m }
-                continue
-            }
             if d == "[" { depth += 1 }
             if d == "]" {
                 depth -= 1

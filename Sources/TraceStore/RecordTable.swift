@@ -230,23 +230,26 @@ public final class RecordTable {
                     if case .doubles(let xs) = r[c.name]! { return xs }
                     return []
                 }
-                let ds = try group.createDataset(
-                    c.name, data: flat, shape: [n] + dims,
-                    chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
-                    shuffle: n > 0)
-                try ds.setAttribute("axes", c.axes)
+                try Self.writeBlock(flat, rows: n, dims: dims, column: c, in: group)
             case .float32Block(let dims):
                 let flat = rows.flatMap { r -> [Float] in
                     if case .floats(let xs) = r[c.name]! { return xs }
                     return []
                 }
-                let ds = try group.createDataset(
-                    c.name, data: flat, shape: [n] + dims,
-                    chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
-                    shuffle: n > 0)
-                try ds.setAttribute("axes", c.axes)
+                try Self.writeBlock(flat, rows: n, dims: dims, column: c, in: group)
             }
         }
+    }
+
+    /// A `[rows] + dims` block column, chunked by up to 256 rows and compressed (when not empty).
+    private static func writeBlock<T: H5Scalar>(
+        _ flat: [T], rows n: Int, dims: [Int], column c: Column, in group: H5Group
+    ) throws {
+        let ds = try group.createDataset(
+            c.name, data: flat, shape: [n] + dims,
+            chunks: n > 0 ? [min(n, 256)] + dims : nil, gzip: n > 0 ? 4 : nil,
+            shuffle: n > 0)
+        try ds.setAttribute("axes", c.axes)
     }
 
     // MARK: Reading

@@ -255,13 +255,7 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     private func llama2(_ messages: [ChatMessage]) throws -> String {
-        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
-        var turns = messages[...]
-        var system: String?
-        if first.role == "system" {
-            system = first.content
-            turns = turns.dropFirst()
-        }
+        let (system, turns) = try Self.splitSystem(messages)
         var out = ""
         for (i, m) in turns.enumerated() {
             if (m.role == "user") != (i % 2 == 0) { throw ChatTemplateError(Self.alternate) }
@@ -300,13 +294,8 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     private func llama31(_ messages: [ChatMessage], _ gen: Bool) throws -> String {
-        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
-        var rest = messages[...]
-        var system = ""
-        if first.role == "system" {
-            system = Self.pythonStrip(first.content)
-            rest = rest.dropFirst()
-        }
+        let (leading, rest) = try Self.splitSystem(messages)
+        let system = leading.map(Self.pythonStrip) ?? ""
         var out = bosToken + "<|start_header_id|>system<|end_header_id|>\n\n"
         out += "Cutting Knowledge Date: December 2023\nToday Date: " + dateString + "\n\n"
         out += system + "<|eot_id|>"
@@ -321,13 +310,7 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     private func mistralV1(_ messages: [ChatMessage]) throws -> String {
-        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
-        var turns = messages[...]
-        var system: String?
-        if first.role == "system" {
-            system = first.content
-            turns = turns.dropFirst()
-        }
+        let (system, turns) = try Self.splitSystem(messages)
         var out = bosToken
         for (i, m) in turns.enumerated() {
             if (m.role == "user") != (i % 2 == 0) { throw ChatTemplateError(Self.alternateAfterSystem) }
@@ -350,13 +333,8 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     private func mistralV3(_ messages: [ChatMessage], tekken: Bool) throws -> String {
-        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
-        var turns = Array(messages)
-        var system: String?
-        if first.role == "system" {
-            system = first.content
-            turns.removeFirst()
-        }
+        let (system, rest) = try Self.splitSystem(messages)
+        let turns = Array(rest)
         for (i, m) in turns.filter({ $0.role != "tool" && $0.role != "tool_results" }).enumerated() {
             if (m.role == "user") != (i % 2 == 0) { throw ChatTemplateError(Self.alternateAfterSystem) }
         }
@@ -397,14 +375,9 @@ public struct ChatTemplate: Sendable, Equatable {
     /// Gemma 2 / 3: roles alternate user/model after an optional system message; "assistant" is
     /// written as "model"; content is trimmed; the BOS text leads.
     private func gemma(_ messages: [ChatMessage], _ gen: Bool) throws -> String {
-        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
-        var turns = messages[...]
-        var prefix = ""
-        if first.role == "system" {
-            guard systemAsFirstUserPrefix else { throw ChatTemplateError("System role not supported") }
-            prefix = first.content + "\n\n"
-            turns = turns.dropFirst()
-        }
+        let (system, turns) = try Self.splitSystem(messages)
+        if system != nil, !systemAsFirstUserPrefix { throw ChatTemplateError("System role not supported") }
+        let prefix = system.map { $0 + "\n\n" } ?? ""
         var out = bosToken
         for (i, m) in turns.enumerated() {
             if (m.role == "user") != (i % 2 == 0) { throw ChatTemplateError(Self.alternate) }
@@ -414,6 +387,14 @@ public struct ChatTemplate: Sendable, Equatable {
         }
         if gen { out += "<start_of_turn>model\n" }
         return out
+    }
+
+    /// The content of a leading system message (nil without one) and the messages after it; an
+    /// empty conversation is an error, as in the templates.
+    static func splitSystem(_ messages: [ChatMessage]) throws -> (String?, ArraySlice<ChatMessage>) {
+        guard let first = messages.first else { throw ChatTemplateError(Self.emptyConversation) }
+        if first.role == "system" { return (first.content, messages.dropFirst()) }
+        return (nil, messages[...])
     }
 
     /// Python's `str.strip()` (Jinja's `trim` filter): removes leading/trailing `str.isspace()` characters.
