@@ -203,17 +203,7 @@ extension H5Object {
     public func attributeNames() throws -> [String] {
         let id = try liveID()
         return try H5Lib.sync {
-            let n = hl_h5a_count(id)
-            if n < 0 { throw h5Error("list attributes") }
-            var names: [String] = []
-            for i in 0..<n {
-                let len = hl_h5a_name(id, i, nil, 0)
-                if len < 0 { throw h5Error("list attributes") }
-                var buf = [CChar](repeating: 0, count: Int(len) + 1)
-                if hl_h5a_name(id, i, &buf, buf.count) < 0 { throw h5Error("list attributes") }
-                names.append(String(cString: buf))
-            }
-            return names
+            try names("list attributes", count: hl_h5a_count(id)) { hl_h5a_name(id, $0, $1, $2) }
         }
     }
 

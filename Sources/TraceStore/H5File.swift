@@ -29,6 +29,24 @@ extension H5Object {
     func h5Error(_ operation: String, object: String? = nil) -> TraceStoreError {
         .hdf5(file: file.path, object: object ?? name, operation: operation, detail: H5Lib.lastError)
     }
+
+    /// `count` names read through the shim's two-call pattern: `name(i, nil, 0)` gives the length,
+    /// `name(i, buf, len + 1)` the bytes (call inside `H5Lib.sync`; `operation` names the failure).
+    func names(
+        _ operation: String, count n: Int64, _ name: (Int64, UnsafeMutablePointer<CChar>?, Int) -> Int64
+    ) throws -> [String] {
+        if n < 0 { throw h5Error(operation) }
+        var names: [String] = []
+        names.reserveCapacity(Int(n))
+        for i in 0..<n {
+            let len = name(i, nil, 0)
+            if len < 0 { throw h5Error(operation) }
+            var buf = [CChar](repeating: 0, count: Int(len) + 1)
+            if name(i, &buf, buf.count) < 0 { throw h5Error(operation) }
+            names.append(String(cString: buf))
+        }
+        return names
+    }
 }
 
 /// An open HDF5 file. Closing it (explicitly, or when the last reference goes away) closes every
@@ -197,18 +215,7 @@ extension H5Container {
     public func children() throws -> [String] {
         let id = try liveID()
         return try H5Lib.sync {
-            let n = hl_h5g_count(id)
-            if n < 0 { throw h5Error("list children") }
-            var names: [String] = []
-            names.reserveCapacity(Int(n))
-            for i in 0..<n {
-                let len = hl_h5g_child_name(id, i, nil, 0)
-                if len < 0 { throw h5Error("list children") }
-                var buf = [CChar](repeating: 0, count: Int(len) + 1)
-                if hl_h5g_child_name(id, i, &buf, buf.count) < 0 { throw h5Error("list children") }
-                names.append(String(cString: buf))
-            }
-            return names
+            try names("list children", count: hl_h5g_count(id)) { hl_h5g_child_name(id, $0, $1, $2) }
         }
     }
 

@@ -426,35 +426,29 @@ public final class AblationRunner {
         let controls = conditions.indices.filter { conditions[$0].kind == .control }
         let baseline = conditions.firstIndex(where: { $0.kind == .baseline })
         var controlMeans: [ConfidenceInterval] = []
+        // Paired bootstrap of mean(a - b) over the trials where both are finite.
+        func paired(_ metric: AblationMetric, _ a: [Double], _ b: [Double], seed: UInt64) -> AblationDifference {
+            let keep = (0..<T).filter { a[$0].isFinite && b[$0].isFinite }
+            return AblationDifference(
+                metric: metric,
+                result: Statistics.pairedBootstrapMeanDifference(
+                    keep.map { a[$0] }, keep.map { b[$0] }, resamples: options.bootstrapResamples,
+                    level: options.level, seed: seed))
+        }
         for metric in AblationMetric.allCases {
             let m = metric.rawValue
             // Trials where the metric is defined for every condition involved.
             let tv = column(target, m)
             if !controls.isEmpty {
                 let cm = (0..<T).map { t in Statistics.mean(controls.map { v[$0][t][m] }) }
-                let keep = (0..<T).filter { tv[$0].isFinite && cm[$0].isFinite }
-                r.targetVsControls.append(
-                    AblationDifference(
-                        metric: metric,
-                        result: Statistics.pairedBootstrapMeanDifference(
-                            keep.map { tv[$0] }, keep.map { cm[$0] }, resamples: options.bootstrapResamples,
-                            level: options.level,
-                            seed: seed(C + 1, m))))
+                r.targetVsControls.append(paired(metric, tv, cm, seed: seed(C + 1, m)))
                 controlMeans.append(
                     Statistics.bootstrapMean(
                         finite(cm), resamples: options.bootstrapResamples,
                         level: options.level, seed: seed(C + 2, m)))
             }
             if let b = baseline {
-                let bv = column(b, m)
-                let keep = (0..<T).filter { tv[$0].isFinite && bv[$0].isFinite }
-                r.targetVsBaseline.append(
-                    AblationDifference(
-                        metric: metric,
-                        result: Statistics.pairedBootstrapMeanDifference(
-                            keep.map { tv[$0] }, keep.map { bv[$0] }, resamples: options.bootstrapResamples,
-                            level: options.level,
-                            seed: seed(C + 3, m))))
+                r.targetVsBaseline.append(paired(metric, tv, column(b, m), seed: seed(C + 3, m)))
             }
         }
         if !controls.isEmpty { r.controlMean = controlMeans }
