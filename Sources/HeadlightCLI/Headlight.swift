@@ -18,6 +18,7 @@ public struct Headlight: ParsableCommand {
             Generate.self,
             Bench.self,
             Trace.self,
+            Lens.self,
             Membership.self,
             RetrievalHeads.self, Ablate.self,
             Cite.self

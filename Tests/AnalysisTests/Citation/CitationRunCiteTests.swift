@@ -8,19 +8,7 @@ import TraceStore
 /// End-to-end on the real default model (skipped without it): spans and statements land on the
 /// right tokens, span masses equal sums over full attention rows, and a run file is written.
 final class CitationRunCiteTests: XCTestCase {
-    static var modelURL: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let m = env["HEADLIGHT_MODEL"], !m.isEmpty { return URL(fileURLWithPath: m) }
-        let cache: URL
-        if let c = env["HEADLIGHT_CACHE"], !c.isEmpty {
-            cache = URL(fileURLWithPath: c)
-        } else if let x = env["XDG_CACHE_HOME"], !x.isEmpty {
-            cache = URL(fileURLWithPath: x).appendingPathComponent("headlight")
-        } else {
-            cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/headlight")
-        }
-        return cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
+    static var modelURL: URL { DefaultModel.url }
 
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()

@@ -508,19 +508,7 @@ final class MembershipRunTests: XCTestCase {
 
     // MARK: Real model
 
-    static var modelURL: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let m = env["HEADLIGHT_MODEL"], !m.isEmpty { return URL(fileURLWithPath: m) }
-        let cache: URL
-        if let c = env["HEADLIGHT_CACHE"], !c.isEmpty {
-            cache = URL(fileURLWithPath: c)
-        } else if let x = env["XDG_CACHE_HOME"], !x.isEmpty {
-            cache = URL(fileURLWithPath: x).appendingPathComponent("headlight")
-        } else {
-            cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/headlight")
-        }
-        return cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
+    static var modelURL: URL { DefaultModel.url }
 
     /// Windowed scores from the real model equal NLLs computed in double precision from the
     /// full logits of each window run on its own.

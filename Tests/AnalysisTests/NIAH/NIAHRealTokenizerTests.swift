@@ -42,19 +42,7 @@ final class NIAHRealTokenizerTests: XCTestCase {
         var trials: [Trial]
     }
 
-    static var modelURL: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let m = env["HEADLIGHT_MODEL"], !m.isEmpty { return URL(fileURLWithPath: m) }
-        let cache: URL
-        if let c = env["HEADLIGHT_CACHE"], !c.isEmpty {
-            cache = URL(fileURLWithPath: c)
-        } else if let x = env["XDG_CACHE_HOME"], !x.isEmpty {
-            cache = URL(fileURLWithPath: x).appendingPathComponent("headlight")
-        } else {
-            cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/headlight")
-        }
-        return cache.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    }
+    static var modelURL: URL { DefaultModel.url }
 
     static func checksum(_ ids: [Int32]) -> String {
         let m: UInt128 = 1 << 61
