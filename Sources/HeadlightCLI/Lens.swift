@@ -48,13 +48,13 @@ struct Lens: ParsableCommand {
     @Option(help: "Token whose logit is attributed: text that is exactly one token (e.g. \" Mary\").")
     var target: String?
 
-    @Option(name: .customLong("target-id"), help: "Token id whose logit is attributed.")
+    @Option(name: .customLong("target-id"), parsing: .unconditional, help: "Token id whose logit is attributed.")
     var targetID: Int?
 
     @Option(help: "Token subtracted from the target (logit difference): one token of text.")
     var baseline: String?
 
-    @Option(name: .customLong("baseline-id"), help: "Token id subtracted from the target.")
+    @Option(name: .customLong("baseline-id"), parsing: .unconditional, help: "Token id subtracted from the target.")
     var baselineID: Int?
 
     @Flag(help: "Print only the output path.")
@@ -144,9 +144,7 @@ struct Lens: ParsableCommand {
         try tokensDS.setAttribute("prompt_length", ids.count)
         try tokensDS.setAttribute("chat", chat)
         try writer.file.createDataset(RunFile.tokenStrings, strings: ids.map { tokenizer.piece($0) })
-        try LensRunFile.write(
-            lens, targetText: targetToken.map { tokenizer.piece($0) },
-            baselineText: baselineToken.map { tokenizer.piece($0) }, to: writer.file)
+        try LensRunFile.write(lens, text: { tokenizer.piece($0) }, to: writer.file)
         try writer.finalize()
         done = true
         if quiet {

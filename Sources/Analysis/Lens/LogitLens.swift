@@ -80,6 +80,8 @@ public struct LogitLens: Sendable, Equatable {
     /// [L + 1, P, k] token ids by descending lens logit, and those logits.
     public var topIDs: [Int32]
     public var topLogits: [Float]
+    /// [L + 1, P] log Σ_v exp(logit_v) of each lens row: probability = exp(logit − logNormalizer).
+    public var logNormalizer: [Double]
     /// [L + 1, P] the target's (baseline's) lens logit and the target's rank (0 = top), when given.
     public var targetLogit: [Double]
     public var baselineLogit: [Double]
@@ -130,7 +132,8 @@ public struct LogitLens: Sendable, Equatable {
         var out = LogitLens(
             request: LogitLensRequest(
                 positions: request.positions, top: k, target: request.target, baseline: request.baseline),
-            layers: L, heads: H, topIDs: [], topLogits: [], targetLogit: [], baselineLogit: [], targetRank: [],
+            layers: L, heads: H, topIDs: [], topLogits: [], logNormalizer: [], targetLogit: [], baselineLogit: [],
+            targetRank: [],
             modelTop: [], attribution: nil)
         out.topIDs.reserveCapacity((L + 1) * P * k)
         // The residual rows of every lens row, [L + 1][P * D].
@@ -147,6 +150,8 @@ public struct LogitLens: Sendable, Equatable {
                 let order = topK(logits, k)
                 out.topIDs += order.map { Int32($0) }
                 out.topLogits += order.map { logits[$0] }
+                let mx = Double(logits[order[0]])
+                out.logNormalizer.append(mx + log(logits.reduce(0.0) { $0 + exp(Double($1) - mx) }))
                 if let t = request.target {
                     let tl = logits[Int(t)]
                     out.targetLogit.append(Double(tl))

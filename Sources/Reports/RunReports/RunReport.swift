@@ -14,6 +14,8 @@
 //   /citation          CitationFigures    agreement / correlation bars, per-head heat map and
 //                                         ranking, wrong-citation cases
 //   /membership        MembershipFigures  ROC curves with AUC + CI, AUC bars, feature histograms
+//   /lens              LensFigures        logit lens (top-1 probability, tokens), logit difference by
+//                                         layer, direct logit attribution per head
 // A figure is drawn only when its data is present; a file with none of these groups gives a
 // summary of its root attributes.
 import Analysis
@@ -31,13 +33,14 @@ public struct RunFileContents: Sendable {
     public var attention: NeedleAttentionData?
     public var citation: CitationRunData?
     public var membership: MembershipRunData?
+    public var lens: LensRunData?
     /// Top-level groups and datasets.
     public var children: [String]
     public var complete: Bool
 
     public var hasAnalysis: Bool {
         retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil
+            || citation != nil || membership != nil || lens != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -57,6 +60,7 @@ public struct RunFileContents: Sendable {
             attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
             citation: try CitationRunFile.read(f).map(CitationRunData.init),
             membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
+            lens: try LensRunFile.read(f),
             children: RR.children(f), complete: complete)
     }
 }
@@ -114,6 +118,10 @@ public enum RunReport {
             if let m = f.membership { blocks += MembershipFigures.blocks(m, source: f.provenance.fileName) }
         }
         if !blocks.isEmpty { out.append(("Membership inference", blocks)) }
+
+        blocks = []
+        for f in files { if let l = f.lens { blocks += LensFigures.blocks(l, source: f.provenance.fileName) } }
+        if !blocks.isEmpty { out.append(("Logit lens and direct logit attribution", blocks)) }
 
         let plain = files.filter { !$0.hasAnalysis }
         if !plain.isEmpty {
@@ -177,6 +185,8 @@ public enum RunReport {
             topic = "Citation and attention"
         } else if files.contains(where: { $0.membership != nil }) {
             topic = "Membership inference"
+        } else if files.contains(where: { $0.lens != nil }) {
+            topic = "Logit lens"
         } else {
             topic = "Headlight report"
         }

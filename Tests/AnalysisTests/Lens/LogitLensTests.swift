@@ -16,6 +16,7 @@ final class LogitLensTests: XCTestCase {
             var top_logits: [Double]
             var target_logit: Double
             var target_rank: Int
+            var log_normalizer: Double
             var baseline_logit: Double?
         }
         struct DLA: Decodable {
@@ -101,6 +102,7 @@ final class LogitLensTests: XCTestCase {
                     XCTAssertEqual(lens.targetLogit[i], ref.target_logit, accuracy: 1e-3, at)
                     worstLogit = max(worstLogit, abs(lens.targetLogit[i] - ref.target_logit))
                     if let b = ref.baseline_logit { XCTAssertEqual(lens.baselineLogit[i], b, accuracy: 1e-3, at) }
+                    XCTAssertEqual(lens.logNormalizer[i], ref.log_normalizer, accuracy: 1e-3, at)
                     // Ranks may differ only through near-ties with the target's logit.
                     XCTAssertLessThanOrEqual(abs(lens.targetRank[i] - ref.target_rank), 2, at)
                 }
@@ -166,7 +168,7 @@ final class LogitLensTests: XCTestCase {
         let path = dir.appendingPathComponent("lens.h5").path
         do {
             let f = try H5File.create(path)
-            try LensRunFile.write(lens, targetText: " Paris", baselineText: nil, to: f)
+            try LensRunFile.write(lens, text: { env.tokenizer.piece($0) }, to: f)
             try f.close()
         }
         let f = try H5File.open(path)
@@ -176,8 +178,9 @@ final class LogitLensTests: XCTestCase {
         XCTAssertEqual(back.lens.targetRank, lens.targetRank)
         XCTAssertEqual(back.lens.attribution, lens.attribution)
         XCTAssertEqual(back.lens.heads, lens.heads)
-        XCTAssertEqual(back.targetText, " Paris")
-        XCTAssertNil(back.baselineText)
+        XCTAssertEqual(back.lens.logNormalizer, lens.logNormalizer)
+        XCTAssertEqual(back.text(7042), env.tokenizer.piece(7042))
+        for id in lens.topIDs { XCTAssertEqual(back.text(id), env.tokenizer.piece(id)) }
         try f.close()
 
         func fails(_ r: LogitLensRequest, _ expected: LensError) {

@@ -126,6 +126,7 @@ def main():
                     "top_logits": [float(logits[i]) for i in order],
                     "target_logit": float(logits[target]),
                     "target_rank": int(np.sum(logits > logits[target])),
+                    "log_normalizer": float(logits.max() + np.log(np.sum(np.exp(logits - logits.max())))),
                     "baseline_logit": float(logits[baseline]) if baseline is not None else None,
                 })
             xf = rows[L][p]
