@@ -429,6 +429,73 @@ def read_composition(path: str, g: h5py.Group, f: Optional[h5py.File] = None) ->
     return comp
 
 
+# MARK: /lens
+
+@dataclass
+class Lens(AnalysisGroup):
+    """``/lens`` of ``headlight lens``: logit lens rows ("0".."L-1" = resid_pre of that block,
+    "final") at ``positions``, and (with a target) direct logit attribution in ``dla``."""
+
+    @property
+    def positions(self) -> List[int]:
+        return [int(p) for p in self.attr("positions")]
+
+    @property
+    def rows(self) -> List[str]:
+        return list(self.attr("rows"))
+
+    @property
+    def texts(self) -> Dict[int, str]:
+        """Token id -> text, for every id the group names."""
+        return {int(i): str(t) for i, t in zip(self.array("token_ids"), self.array("token_texts"))}
+
+    def probabilities(self) -> np.ndarray:
+        """float64 [row, pos, k]: softmax probabilities of the top tokens."""
+        return np.exp(self.array("top_logits").astype(np.float64) - self.array("log_normalizer")[:, :, None])
+
+    def top_tokens(self, position: int) -> List[Tuple[str, str, float]]:
+        """(row, top-1 token text, probability) through the layers at absolute `position`."""
+        if position not in self.positions:
+            raise KeyError(f"position {position} was not read (positions: {self.positions})")
+        p = self.positions.index(position)
+        ids, probs, texts = self.array("top_ids"), self.probabilities(), self.texts
+        return [(r, texts[int(ids[i, p, 0])], float(probs[i, p, 0])) for i, r in enumerate(self.rows)]
+
+    @property
+    def target(self) -> Optional[int]:
+        t = int(self.attr("target"))
+        return t if t >= 0 else None
+
+    @property
+    def baseline(self) -> Optional[int]:
+        b = int(self.attr("baseline"))
+        return b if b >= 0 else None
+
+    def head_attribution(self, position: int) -> np.ndarray:
+        """float64 [layer, head]: each head's direct contribution to the target's logit
+        (difference) at absolute `position`."""
+        if "dla" not in self.groups:
+            raise KeyError("this lens has no attribution (run headlight lens with --target)")
+        return self.groups["dla"].array("heads")[self.positions.index(position)]
+
+    def attribution_total(self, position: int) -> Tuple[float, float]:
+        """(sum of all components, the model's own logit difference) at `position`."""
+        d = self.groups["dla"]
+        p = self.positions.index(position)
+        return float(d.array("total")[p]), float(d.array("logit_diff")[p])
+
+
+def read_lens(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> Lens:
+    lens = read_group(path, g, cls=Lens, analysis="lens")
+    R, P, k = len(lens.rows), len(lens.positions), int(lens.attr("top"))
+    for name, shape in (("top_ids", (R, P, k)), ("top_logits", (R, P, k)), ("log_normalizer", (R, P))):
+        if lens.array(name).shape != shape:
+            raise RunFileError(path, f"shape {lens.arrays[name].shape}, expected {shape}", key=f"{g.name}/{name}")
+    if len(lens.array("token_ids")) != len(lens.array("token_texts")):
+        raise RunFileError(path, "token_ids and token_texts differ in length", key=f"{g.name}/token_texts")
+    return lens
+
+
 # MARK: /needle_attention
 
 @dataclass

@@ -24,6 +24,7 @@ COMMAND_GROUPS = {
     "membership": "membership",
     "report composition": "composition",
     "report attention": "needle_attention",
+    "lens": "lens",
 }
 
 
@@ -133,7 +134,7 @@ class Run(Input):
     """A Headlight run file. Root attributes are in ``meta``; the root input's tokens and
     captures are ``tokens``, ``token_strings``, ``cache``; several inputs, if written, are in
     ``inputs``; analysis groups are read by ``retrieval_heads``, ``ablation``, ``citation``,
-    ``membership``, ``composition`` and ``needle_attention`` (None when the file has no such group).
+    ``membership``, ``composition``, ``needle_attention`` and ``lens`` (None when the file has no such group).
 
     The file is opened for each read and closed again, so a Run holds no HDF5 handle.
     """
@@ -306,6 +307,10 @@ class Run(Input):
     @property
     def needle_attention(self) -> Optional["analyses.NeedleAttention"]:
         return self._analysis("needle_attention", analyses.read_needle_attention)
+
+    @property
+    def lens(self) -> Optional["analyses.Lens"]:
+        return self._analysis("lens", analyses.read_lens)
 
     def analysis(self) -> Any:
         """The analysis of this file's command (None for trace files)."""

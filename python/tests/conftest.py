@@ -49,6 +49,9 @@ class CLIRun:
         return json.loads(self.stdout)
 
 
+IOI = "When Mary and John went to the store, John gave a drink to"
+
+
 def _run(binary: str, name: str, args: List[str], out: Path, expect_ok: bool = True) -> CLIRun:
     argv = [binary, *args, "-o", str(out)]
     t0 = time.time()
@@ -118,6 +121,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
                         "--no-progress", "--json"], d / "membership.h5"),
         "partial": (["retrieval-heads", *NIAH, "--lengths", "300", "--depths", "0,100", "--no-progress",
                      "--stop-after", "1"], d / "stopped.h5"),
+        "lens": (["lens", "--prompt", IOI, "--target", " Mary", "--baseline", " John", "--positions=-1,-3",
+                  "--top", "4"], d / "lens.h5"),
     }
     stage2 = {
         "ablate": (["ablate", *NIAH, "--scores", str(rh), "--top", "2", "--controls", "1", "--lengths", "300",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import headlight
+from conftest import REPO
 
 
 def close(a, b, tol=1e-9):
@@ -203,3 +204,35 @@ def test_needle_attention_against_cli_output(runs):
         assert abs(float(printed[h].rstrip("%")) - 100 * mass[i, na.chosen_step]) <= 0.5 + 1e-9
     s, e = na.span
     assert 0 <= s < e <= p and "Chaoyang" in "".join(na.token_strings[s:e])
+
+
+def test_lens_against_h5py_and_transformers_fixture(runs):
+    """The lens reader on `headlight lens`'s IOI run: shapes and values as h5py reads them, the
+    attribution adding up, and the logit difference of transformers on the same GGUF
+    (Tests/Fixtures/lens/lens.json, written by make_lens.py)."""
+    import json
+    path = runs["lens"].path
+    lens = headlight.open(path).lens
+    assert headlight.open(path).analysis().name == "/lens"
+    assert lens.positions == [11, 13] and lens.rows[-1] == "final" and len(lens.rows) == 31
+    probs = lens.probabilities()
+    assert probs.shape == (31, 2, 4)
+    assert np.all(np.diff(probs, axis=2) <= 0) and np.all(probs.sum(axis=2) <= 1 + 1e-9)
+    final = lens.top_tokens(13)[-1]
+    assert final[0] == "final" and final[1] == " Mary"
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(lens.array("top_ids"), f["lens/top_ids"][()])
+        assert lens.axes("top_ids") == ["row", "pos", "k"]
+    heads = lens.head_attribution(13)
+    assert heads.shape == (30, 9)
+    d = lens.groups["dla"]
+    p = lens.positions.index(13)
+    parts = heads.sum() + d.array("mlp")[p].sum() + d.array("embed")[p] + d.array("attention_bias")[p].sum()
+    total, model = lens.attribution_total(13)
+    assert abs(parts - total) < 1e-9 and abs(total - model) < 1e-3
+    ref = json.loads((REPO / "Tests/Fixtures/lens/lens.json").read_text())
+    ioi = next(c for c in ref["cases"] if c["name"] == "ioi")
+    assert abs(model - ioi["lens"][0]["dla"]["logit_diff"]) < 1e-3
+    np.testing.assert_allclose(heads, np.array(ioi["lens"][0]["dla"]["heads"]), atol=1e-3)
+    with pytest.raises(KeyError):
+        lens.top_tokens(5)
