@@ -14,6 +14,9 @@
 //   /citation          CitationFigures    agreement / correlation bars, per-head heat map and
 //                                         ranking, wrong-citation cases
 //   /membership        MembershipFigures  ROC curves with AUC + CI, AUC bars, feature histograms
+//   /captures          TraceFigures       (headlight trace) interactive attention viewer, head grid,
+//                                         per-layer patterns with token labels, top-k, span mass,
+//                                         residual norms (TraceCaptureData reads and bins them)
 // A figure is drawn only when its data is present; a file with none of these groups gives a
 // summary of its root attributes.
 import Analysis
@@ -31,13 +34,16 @@ public struct RunFileContents: Sendable {
     public var attention: NeedleAttentionData?
     public var citation: CitationRunData?
     public var membership: MembershipRunData?
+    /// The drawable captures of a `headlight trace` file (nil without `/captures` or when none
+    /// of its captures has a figure).
+    public var trace: TraceCaptureData?
     /// Top-level groups and datasets.
     public var children: [String]
     public var complete: Bool
 
     public var hasAnalysis: Bool {
         retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil
+            || citation != nil || membership != nil || trace != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -57,6 +63,7 @@ public struct RunFileContents: Sendable {
             attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
             citation: try CitationRunFile.read(f).map(CitationRunData.init),
             membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
+            trace: try TraceCaptureData.read(f, maxBins: TraceFigures.maxBins).flatMap { $0.isEmpty ? nil : $0 },
             children: RR.children(f), complete: complete)
     }
 }
@@ -74,6 +81,12 @@ public enum RunReport {
             if let r = f.retrieval { blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName) }
         }
         if !blocks.isEmpty { out.append(("Retrieval heads", blocks)) }
+
+        blocks = []
+        for f in files {
+            if let t = f.trace { blocks += TraceFigures.blocks(t, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty { out.append(("Attention and activations (trace)", blocks)) }
 
         blocks = []
         for f in files {
@@ -177,6 +190,8 @@ public enum RunReport {
             topic = "Citation and attention"
         } else if files.contains(where: { $0.membership != nil }) {
             topic = "Membership inference"
+        } else if files.contains(where: { $0.trace != nil }) {
+            topic = "Attention trace"
         } else {
             topic = "Headlight report"
         }
@@ -237,6 +252,10 @@ public final class RunReportFigureProvider {
             for x in r.ranked { retrievalScores[x.head] = x.score }
             out.append(.subheading("Retrieval heads (\(name))"))
             out += RetrievalFigures.blocks(r, source: name)
+        }
+        if let t = f.trace {
+            out.append(.subheading("Attention and activations (\(name))"))
+            out += TraceFigures.blocks(t, source: name)
         }
         if let a = f.attention {
             out.append(.subheading("Attention around the needle (\(name))"))
