@@ -230,8 +230,12 @@ struct Trace: ParsableCommand {
             let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
             let pairs = try Self.patchPositionPairs(patchPositions, source: src.count, target: ids.count)
             session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: phase)
-            let at = patchPositions.map { _ in " at positions " + pairs.map { "\($0.source)->\($0.target)" }.joined(
-                separator: ",") } ?? ""
+            let at =
+                patchPositions.map { _ in
+                    " at positions "
+                        + pairs.map { "\($0.source)->\($0.target)" }.joined(
+                            separator: ",")
+                } ?? ""
             patchDescriptions = patch.split(separator: ",").map {
                 "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens\(at)"
             }

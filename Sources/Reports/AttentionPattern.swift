@@ -110,7 +110,8 @@ public struct AttentionPatternChart: Sendable {
             let y0 = top + Double(pi / cols) * (panelH + gap)
             let px = x0 + rowLabelW, py = y0 + panelTitleH
             w.open("g", "class=\"hl-attn-panel\"")
-            w.text(px, y0 + 11, TextMetrics.truncate(p.label, maxWidth: max(plotW, 40), size: 11), cls: "hl-tick",
+            w.text(
+                px, y0 + 11, TextMetrics.truncate(p.label, maxWidth: max(plotW, 40), size: 11), cls: "hl-tick",
                 title: p.tooltip)
             let sparse = p.values.joined().contains { $0.isNaN }
             w.rect(px, py, plotW, plotH, fill: sparse && hasMissing ? "url(#\(hatchID))" : zero)

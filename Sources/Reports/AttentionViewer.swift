@@ -96,7 +96,8 @@ public struct AttentionViewer: Sendable {
     /// and the script.
     public func widget() -> ReportDocument.Widget {
         let dataID = HTML.safeFileStem(id + "-data")
-        var m = "<div class=\"hl-viewer\" id=\"\(HTML.safeFileStem(id))\" data-source=\"\(dataID)\" hidden=\"hidden\">\n"
+        var m =
+            "<div class=\"hl-viewer\" id=\"\(HTML.safeFileStem(id))\" data-source=\"\(dataID)\" hidden=\"hidden\">\n"
         m += "<p class=\"hl-v-controls\"><label>Head <select class=\"hl-v-head\">"
         for (i, v) in views.enumerated() { m += "<option value=\"\(i)\">\(HTML.escape(v.label))</option>" }
         m += "</select></label> <span class=\"hl-v-status\" aria-live=\"polite\"></span></p>\n"

@@ -100,7 +100,7 @@ public enum RunReport {
                 blocks += AblationFigures.blocks(a, plain: retrieval, source: f.provenance.fileName)
             }
         }
-        if !blocks.isEmpty { out.append(("Ablation: top-K retrieval heads vs random heads", blocks)) }
+        if !blocks.isEmpty { out.append((ablationHeading(files.compactMap(\.ablation)), blocks)) }
 
         blocks = []
         for f in files {
@@ -137,6 +137,15 @@ public enum RunReport {
             out.append(("Other run files", blocks))
         }
         return out
+    }
+
+    /// The ablation section's heading, naming what its runs compared: top-K vs random controls,
+    /// single heads one at a time (`--causal`), or chosen heads.
+    static func ablationHeading(_ runs: [AblationRunData]) -> String {
+        let kinds = Set(runs.flatMap { $0.conditions.map(\.kind) })
+        if kinds.contains("control") { return "Ablation: top-K retrieval heads vs random heads" }
+        if kinds.contains("single") { return "Ablation: one head at a time (causal graph runs)" }
+        return "Ablation: chosen heads vs no ablation"
     }
 
     /// Reproducibility pairs: Headlight version, model file and sha256, the commands that produced

@@ -27,7 +27,9 @@ public struct PositionBins: Sendable, Equatable {
     /// True when some bin holds more than one position.
     public var isDownsampled: Bool { ranges.count < positions.count }
     /// First and last position of bin `i`.
-    public func span(_ i: Int) -> ClosedRange<Int> { positions[ranges[i].lowerBound]...positions[ranges[i].upperBound - 1] }
+    public func span(_ i: Int) -> ClosedRange<Int> {
+        positions[ranges[i].lowerBound]...positions[ranges[i].upperBound - 1]
+    }
     /// Bin of every stored index: [positions.count].
     var binOfIndex: [Int] {
         var out = [Int](repeating: 0, count: positions.count)
@@ -202,7 +204,7 @@ public struct TraceCaptureData: Sendable {
         _ ds: H5Dataset, group: H5Group, form: String, maxBins: Int, into out: inout TraceCaptureData
     ) throws -> [Pattern] {
         let topk = form == "topk"
-        let shape = try checkAxes(ds, ["head", "query", topk ? "k" : "key"])  // [nh, nq, nk | k]
+        let shape = try checkAxes(ds, ["head", "query", topk ? "k" : "key"]) // [nh, nq, nk | k]
         let nh = shape[0], nq = shape[1], nk = shape[2]
         guard let layer = RR.int(ds, "layer") ?? layerOf(RR.string(ds, "hook") ?? ds.name) else {
             throw bad(ds, "no layer attribute")
@@ -231,8 +233,8 @@ public struct TraceCaptureData: Sendable {
             var q0 = 0
             while q0 < nq {
                 let qn = min(block, nq - q0)
-                let v = try ds.read(Float.self, start: [hi, q0, 0], count: [1, qn, nk])  // [qn, nk]
-                let idx = try indices?.read(Int32.self, start: [hi, q0, 0], count: [1, qn, nk])  // [qn, k]
+                let v = try ds.read(Float.self, start: [hi, q0, 0], count: [1, qn, nk]) // [qn, nk]
+                let idx = try indices?.read(Int32.self, start: [hi, q0, 0], count: [1, qn, nk]) // [qn, k]
                 for r in 0..<qn {
                     let rb = rowBin[q0 + r]
                     for j in 0..<nk {
@@ -267,7 +269,7 @@ public struct TraceCaptureData: Sendable {
     }
 
     private static func readSpanMass(_ ds: H5Dataset, group: H5Group) throws -> SpanMass {
-        let shape = try checkAxes(ds, ["head", "query", "span"])  // [nh, nq, ns]
+        let shape = try checkAxes(ds, ["head", "query", "span"]) // [nh, nq, ns]
         let nh = shape[0], nq = shape[1], ns = shape[2]
         guard let layer = RR.int(ds, "layer") ?? layerOf(RR.string(ds, "hook") ?? ds.name) else {
             throw bad(ds, "no layer attribute")
@@ -282,7 +284,7 @@ public struct TraceCaptureData: Sendable {
         guard labels.count == ns, starts.count == ns, ends.count == ns else {
             throw bad(ds, "span_labels/span_starts/span_ends do not list \(ns) spans")
         }
-        let v = try ds.read(Float.self)  // [nh, nq, ns]
+        let v = try ds.read(Float.self) // [nh, nq, ns]
         var values = [[Double]](repeating: [Double](repeating: 0, count: ns), count: nh)
         for h in 0..<nh {
             for s in 0..<ns {
@@ -298,7 +300,7 @@ public struct TraceCaptureData: Sendable {
     }
 
     private static func readNorms(_ ds: H5Dataset, group: H5Group, kind: String, maxBins: Int) throws -> Norms {
-        let shape = try checkAxes(ds, ["pos", "d_model"])  // [np, D]
+        let shape = try checkAxes(ds, ["pos", "d_model"]) // [np, D]
         let np = shape[0], d = shape[1]
         let positions = try queryPositions(ds, group: group, count: np)
         let bins = PositionBins(positions: positions, maxBins: maxBins)
@@ -307,7 +309,7 @@ public struct TraceCaptureData: Sendable {
         var p0 = 0
         while p0 < np {
             let n = min(256, np - p0)
-            let v = try ds.read(Float.self, start: [p0, 0], count: [n, d])  // [n, D]
+            let v = try ds.read(Float.self, start: [p0, 0], count: [n, d]) // [n, D]
             for r in 0..<n {
                 var s = 0.0
                 for j in 0..<d { s += Double(v[r * d + j]) * Double(v[r * d + j]) }
@@ -327,7 +329,7 @@ extension TraceCaptureData.Pattern {
     public func coarsened(maxBins: Int) -> TraceCaptureData.Pattern {
         guard rows.count > maxBins || cols.count > maxBins else { return self }
         func merge(_ b: PositionBins) -> (PositionBins, [Range<Int>]) {
-            let groups = PositionBins(positions: Array(0..<b.count), maxBins: maxBins).ranges  // of old bins
+            let groups = PositionBins(positions: Array(0..<b.count), maxBins: maxBins).ranges // of old bins
             var nb = b
             nb.ranges = groups.map { b.ranges[$0.lowerBound].lowerBound..<b.ranges[$0.upperBound - 1].upperBound }
             return (nb, groups)

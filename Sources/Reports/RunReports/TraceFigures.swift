@@ -89,7 +89,8 @@ public enum TraceFigures {
                     label: "\($0.layer).\($0.head)", values: $0.values,
                     tooltip: "layer \($0.layer), head \($0.head)")
             },
-            columns: min(headsPerLayer, 12), cellSize: max(1, (48 / Double(max(ref.rows.count, ref.cols.count))).rounded(.down)))
+            columns: min(headsPerLayer, 12),
+            cellSize: max(1, (48 / Double(max(ref.rows.count, ref.cols.count))).rounded(.down)))
         chart.showLabels = false
         chart.subtitle = "One small map per head (rows: queries, columns: keys), " + resolutionNote(ref)
         chart.id = "hl-attn-grid-" + stem
@@ -118,7 +119,8 @@ public enum TraceFigures {
             let ref = heads[0]
             let n = max(ref.rows.count, ref.cols.count)
             var chart = AttentionPatternChart(
-                title: "Layer \(l): attention pattern" + (heads.count == 1 ? " of head \(ref.head)" : "s of \(heads.count) heads")
+                title: "Layer \(l): attention pattern"
+                    + (heads.count == 1 ? " of head \(ref.head)" : "s of \(heads.count) heads")
                     + (topk ? " (top-\(ref.k ?? 0) keys)" : ""),
                 rowLabels: (0..<ref.rows.count).map { label(tokens, ref.rows.span($0)) },
                 colLabels: (0..<ref.cols.count).map { label(tokens, ref.cols.span($0)) },
@@ -173,7 +175,8 @@ public enum TraceFigures {
             domain: 0...1)
         h.subtitle =
             nq == 1
-            ? "Query at position \(ms[0].queries[0])" : "Mean over \(nq) queries (positions \(queryText(ms[0].queries)))"
+            ? "Query at position \(ms[0].queries[0])"
+            : "Mean over \(nq) queries (positions \(queryText(ms[0].queries)))"
         h.showValues = true
         h.format = { Num.fixed($0, 2) }
         h.id = "hl-span-mass-" + stem
@@ -189,8 +192,10 @@ public enum TraceFigures {
 
     static func queryText(_ q: [Int]) -> String {
         guard let a = q.first, let b = q.last else { return "none" }
-        return q.count == b - a + 1 ? "\(a)–\(b)" : q.prefix(8).map(String.init).joined(separator: ", ")
-            + (q.count > 8 ? ", …" : "")
+        return q.count == b - a + 1
+            ? "\(a)–\(b)"
+            : q.prefix(8).map(String.init).joined(separator: ", ")
+                + (q.count > 8 ? ", …" : "")
     }
 
     /// Norms of one hook kind: rows = layers, columns = positions.
@@ -199,7 +204,8 @@ public enum TraceFigures {
     ) -> ReportDocument.Block {
         let sorted = ns.sorted { ($0.layer ?? -1) < ($1.layer ?? -1) }
         let ref = sorted.max { $0.bins.count < $1.bins.count }!
-        let values = sorted.map { n in n.bins == ref.bins ? n.values : [Double](repeating: .nan, count: ref.bins.count) }
+        let values = sorted.map { n in n.bins == ref.bins ? n.values : [Double](repeating: .nan, count: ref.bins.count)
+        }
         var h = Heatmap(
             title: "Norm of \(kind) per position", values: values,
             rowLabels: sorted.map { $0.layer.map { "layer \($0)" } ?? kind },
