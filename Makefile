@@ -28,13 +28,16 @@ demo: model build
 
 # Unit tests, fixture tests and tests on the real default model, from an optimized build; then
 # a report (the demo's if `make demo` ran, else the one the tests write) checked in headless
-# Chromium.
+# Chromium; then the attention viewer of a fresh trace report, with scripts on (hover, head
+# selector) and off (static SVGs), and its layout.
 test: model lint
 	$(SWIFT) build $(RELEASE) --product headlight
 	$(SWIFT) test $(RELEASE)
 	$(MAKE) --no-print-directory pytest-python
 	HEADLIGHT_WITH_CHROMIUM=1 bash scripts/install-deps.sh
 	bash scripts/screenshot-report.sh
+	bash scripts/check-viewer.sh
+	bash scripts/screenshot-report.sh $${HL_VIEWER_DIR:-/tmp/hl-viewer}/report
 
 # The Python package (python/) in a virtual environment under .build (h5py, numpy, pytest from
 # PyPI if missing), tested on run files the CLI writes. pytest's non-zero exit, including 5 for

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "RunRecording", dependencies: ["Inference", "TraceStore"]),
         .target(name: "Analysis", dependencies: ["Inference", "TraceStore"], swiftSettings: fast),
         // Charts, report documents and the figures drawn from run files (no model code).
-        .target(name: "Reports", dependencies: ["Analysis", "TraceStore", "CNative"]),
+        .target(name: "Reports", dependencies: ["Analysis", "TraceStore", "RunRecording", "CNative"]),
         // Literate CLI notebooks: parsing, the cell runner (subprocesses), cache and rendering.
         .target(name: "Notebooks", dependencies: ["Reports", "TraceStore"]),
         .target(

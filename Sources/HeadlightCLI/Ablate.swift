@@ -20,11 +20,14 @@ struct Ablate: ParsableCommand {
             haystack passage (the haystack's last --ppl-tokens tokens, which no trial reads) under \
             each condition shows whether the heads matter for retrieval specifically.
 
-            --method uniform (default) is Wu et al.'s rule: the head's query is zeroed after RoPE, so \
-            its attention is uniform. zero sets the head's output to 0, mean to its mean output over \
-            held-out haystack text, bos puts all its attention on the first token. --phase decode \
-            (default, as Wu et al.) leaves the prefill untouched; all ablates every position. \
-            The run file is checkpointed after every trial and resumed if interrupted.
+            --ablate-method uniform (default) is Wu et al.'s rule: the head's query is zeroed after RoPE, \
+            so its attention is uniform. zero sets the head's output to 0, mean to its mean output over \
+            held-out haystack text, bos puts all its attention on the first token, scale=F multiplies its \
+            output by F. --ablate-phase both (default) ablates every position; decode leaves the prefill \
+            untouched (the trials' conditions then share one prefill, which is faster). These are the \
+            options, values and defaults of `headlight trace`; the old --method and --phase (and the \
+            value all) still work with a warning. The run file is checkpointed after every trial and \
+            resumed if interrupted.
 
             --causal N builds the causal head graph among the top N retrieval heads instead: the \
             conditions are the baseline and each of the N heads ablated alone, and every condition \
@@ -43,8 +46,10 @@ struct Ablate: ParsableCommand {
     @Option(help: "Ablate these heads instead: comma-separated LAYER.HEAD.")
     var heads: String?
 
-    @Option(help: "Ablation method: uniform, zero, mean or bos.")
-    var method = "uniform"
+    @OptionGroup(title: "Ablation (same options as `headlight trace`)") var ablation: AblationVocabulary
+
+    @Option(help: .hidden)
+    var method: String?
 
     @Option(help: "Build the causal graph among the top N heads (single-head ablations; see above).")
     var causal: Int?
@@ -55,8 +60,8 @@ struct Ablate: ParsableCommand {
     @Option(help: "Seed of the control sets and the bootstrap.")
     var seed: UInt64 = 0
 
-    @Option(help: "When to ablate: decode (prefill untouched, Wu et al.) or all.")
-    var phase = "decode"
+    @Option(help: .hidden)
+    var phase: String?
 
     @Option(help: "Retrieval-head threshold for the control pool (default: the one in --scores).")
     var threshold: Double?
@@ -85,10 +90,7 @@ struct Ablate: ParsableCommand {
                 throw ValidationError("--controls is not used with --causal")
             }
         }
-        guard ["uniform", "zero", "mean", "bos"].contains(method) else {
-            throw ValidationError("--method must be uniform, zero, mean or bos")
-        }
-        guard ["decode", "all"].contains(phase) else { throw ValidationError("--phase must be decode or all") }
+        try ablationChoice(warn: { _ in })
         guard (controls ?? 0) >= 0 else { throw ValidationError("--controls must be >= 0") }
         guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
         guard pplTokens == 0 || pplTokens >= 2 else { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
@@ -159,8 +161,7 @@ struct Ablate: ParsableCommand {
         let probe = try suite.loadProbe()
 
         var options = AblationOptions()
-        options.method = try AblationMethod(parsing: method)
-        options.phase = phase == "decode" ? .decode : .both
+        (options.method, options.phase) = try ablationChoice()
         options.seed = seed
         options.bootstrapResamples = bootstrap
         options.perplexityTokens = pplTokens
@@ -217,6 +218,23 @@ struct Ablate: ParsableCommand {
         } else {
             print(Self.summary(result, output: output, env: env, probe: probe, options: options), terminator: "")
         }
+    }
+
+    /// --ablate-method / --ablate-phase with the deprecated --method / --phase folded in (warnings
+    /// through `warn`). Ablation runs score generated answers, so prefill-only ablation is refused.
+    @discardableResult
+    func ablationChoice(
+        warn: (String) -> Void = AblationVocabulary.warn
+    ) throws -> (AblationMethod, InterventionPhase) {
+        if let m = method { try AblationVocabulary.checkMethod(m, option: "--method") }
+        if let p = phase { try AblationVocabulary.checkPhase(p, option: "--phase") }
+        let r = try ablation.resolve(oldMethod: ("--method", method), oldPhase: ("--phase", phase), warn: warn)
+        guard r.phase != .prefill else {
+            throw ValidationError(
+                "ablate does not support --ablate-phase prefill: the answers it scores are generated in the decode "
+                    + "phase; use both or decode (or `headlight trace --ablate-phase prefill` for one prompt)")
+        }
+        return (r.method, r.phase)
     }
 
     static func ci(_ c: ConfidenceInterval) -> [String: Any] {
@@ -283,7 +301,7 @@ struct Ablate: ParsableCommand {
         var s =
             "ablation on \(env.displayName), suite \(probe.suite.name) (\(trials) trials), method "
             + "\(options.method.description), "
-        s += "phase \(options.phase == .decode ? "decode" : "all"); time \(f(r.seconds, 1)) s\n"
+        s += "phase \(options.phase.rawValue); time \(f(r.seconds, 1)) s\n"
         s +=
             pad("condition", 12) + pad("ROUGE-1 x100 [95% CI]", 24) + pad("NeedleBench v1", 24) + pad("exact x100", 24)
             + "perplexity\n"

@@ -15,7 +15,7 @@ struct NIAHSuiteOptions: ParsableArguments {
     @Option(help: "Override the suite's haystack (file or directory).")
     var haystack: String?
 
-    @Option(help: "Override the suite's needles file (JSONL).")
+    @Option(help: "Override the suite's needles file (JSONL); without --needle-ids all of its needles are used.")
     var needles: String?
 
     @Option(name: .customLong("needle-ids"), help: "Comma-separated needle ids to use.")

@@ -24,12 +24,16 @@ struct Trace: ParsableCommand {
             last:N (the last N prompt tokens), positions and ranges (absolute; decode steps continue \
             the prompt's numbering). Attention hooks store whole rows unless --top-k K or --spans is given.
 
-            Ablations: --ablate 3.4,5.*:uniform,*.2:scale=0.5 (methods zero, mean, uniform, bos, scale=F; \
-            default --ablate-method). Mean ablation uses the running mean of the head's own output over \
-            the sequence, or the mean over --mean-prompt-file when given.
+            Ablations: --ablate 3.4,5.*:uniform,*.2:scale=0.5 (methods uniform, zero, mean, bos, scale=F; \
+            items without one use --ablate-method, default uniform; --ablate-phase, default both: the same \
+            options, values and defaults as `headlight ablate`). Mean ablation uses the running mean of the \
+            head's own output over the sequence, or the mean over --mean-prompt-file when given.
 
             Patching: --patch 3.4,blocks.5.hook_resid_pre copies those activations from a run of \
-            --patch-source TEXT (head outputs by L.H, or resid_pre/resid_post/attn_out/mlp_out hooks).
+            --patch-source TEXT (head outputs by L.H, or resid_pre/resid_post/attn_out/mlp_out hooks), \
+            position by position. The source must have as many tokens as the prompt unless \
+            --patch-positions says which positions to patch (counted in each run; negative from each \
+            run's end, so -1 patches the last token from the source's last token).
 
             The file is written to OUTPUT.tmp-PID and renamed to OUTPUT when complete; a killed run \
             leaves only the temporary file (root attribute complete = 0).
@@ -83,13 +87,7 @@ struct Trace: ParsableCommand {
     @Option(parsing: .unconditional, help: "Head ablations L.H[:method], comma-separated; L or H may be *.")
     var ablate: String?
 
-    @Option(
-        name: .customLong("ablate-method"),
-        help: "Method for --ablate items without one: zero, mean, uniform, bos, scale=F.")
-    var ablateMethod: String = "zero"
-
-    @Option(name: .customLong("ablate-phase"), help: "When ablations apply: prefill, decode or both.")
-    var ablatePhase: String = "both"
+    @OptionGroup(title: "Ablation (same options as `headlight ablate`)") var ablation: AblationVocabulary
 
     @Option(
         name: .customLong("mean-prompt-file"),
@@ -109,6 +107,13 @@ struct Trace: ParsableCommand {
         name: .customLong("patch-source"), help: "Prompt of the run that --patch copies from (tokenized like --prompt)."
     )
     var patchSource: String?
+
+    @Option(
+        name: .customLong("patch-positions"), parsing: .unconditional,
+        help: ArgumentHelp(
+            "Positions to patch, e.g. -1 or 3,5:8 (counted in each run, negative from its end; default: all, "
+                + "which needs a source as long as the prompt).", valueName: "positions"))
+    var patchPositions: String?
 
     @Option(help: "Generate N tokens after the prompt (greedy), capturing their decode steps too.")
     var generate: Int = 0
@@ -148,10 +153,8 @@ struct Trace: ParsableCommand {
         }
         guard generate >= 0 else { throw ValidationError("--generate must be >= 0 (got \(generate))") }
         if let g = gzip, !(0...9).contains(g) { throw ValidationError("--gzip must be in 0...9 (got \(g))") }
-        guard InterventionPhase(rawValue: ablatePhase) != nil else {
-            throw ValidationError("--ablate-phase must be prefill, decode or both (got \(ablatePhase))")
-        }
         if (patch == nil) != (patchSource == nil) { throw ValidationError("--patch and --patch-source go together") }
+        if patchPositions != nil && patch == nil { throw ValidationError("--patch-positions needs --patch") }
         guard maxChunk >= 1 else { throw ValidationError("--max-chunk must be at least 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
     }
@@ -204,13 +207,11 @@ struct Trace: ParsableCommand {
 
         // Interventions.
         let session = InferenceSession(model: loaded, maxContext: total, maxChunk: maxChunk)
-        let phase = InterventionPhase(rawValue: ablatePhase)!
+        let (defaultMethod, phase) = try ablation.resolve()
         var ivs: [HeadIntervention] = []
         do {
             if let ablate {
-                ivs = try HeadIntervention.parse(
-                    ablate, config: c, defaultMethod: try AblationMethod(parsing: ablateMethod),
-                    phase: phase)
+                ivs = try HeadIntervention.parse(ablate, config: c, defaultMethod: defaultMethod, phase: phase)
             }
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
@@ -227,9 +228,16 @@ struct Trace: ParsableCommand {
         var patchDescriptions: [String] = []
         if let patch, let patchSource {
             let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
-            session.patches = try patches(patch, source: src, model: loaded, phase: phase)
+            let pairs = try Self.patchPositionPairs(patchPositions, source: src.count, target: ids.count)
+            session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: phase)
+            let at =
+                patchPositions.map { _ in
+                    " at positions "
+                        + pairs.map { "\($0.source)->\($0.target)" }.joined(
+                            separator: ",")
+                } ?? ""
             patchDescriptions = patch.split(separator: ",").map {
-                "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens"
+                "\($0.trimmingCharacters(in: .whitespaces)) from source of \(src.count) tokens\(at)"
             }
         }
 
@@ -373,9 +381,50 @@ struct Trace: ParsableCommand {
         return out
     }
 
-    /// Runs the patch source once, capturing what --patch names, and turns the captures into patches.
+    /// The (source, target) position pairs --patch copies: every position when the runs have the
+    /// same length and no selection is given; else `selection` resolved in each run (negative
+    /// indices from that run's end), which must pick as many positions in both.
+    static func patchPositionPairs(
+        _ selection: String?, source: Int, target: Int
+    ) throws -> [(source: Int, target: Int)] {
+        guard let selection else {
+            guard source == target else {
+                throw CLIError(
+                    "--patch-source has \(source) tokens but the prompt has \(target); patching copies activations "
+                        + "position by position",
+                    hint: "give --patch-positions (e.g. -1 for the last token of each run, or 0:N) or a source of "
+                        + "\(target) tokens")
+            }
+            return (0..<target).map { ($0, $0) }
+        }
+        do {
+            let sel = try IndexSelection(parsing: selection, what: "patch position")
+            let t = try sel.resolve(count: target, what: "patch position") {
+                HookError.badSelection(
+                    what: "patch position", text: selection, reason: "\($0) is outside the prompt's \(target) tokens")
+            }
+            let s = try sel.resolve(count: source, what: "patch position") {
+                HookError.badSelection(
+                    what: "patch position", text: selection,
+                    reason: "\($0) is outside the source's \(source) tokens")
+            }
+            guard s.count == t.count else {
+                throw CLIError(
+                    "--patch-positions \(selection) selects \(s.count) positions of the \(source)-token source but "
+                        + "\(t.count) of the \(target)-token prompt",
+                    hint: "use single positions (negative ones count from each run's end) or ranges inside both runs")
+            }
+            return zip(s, t).map { ($0, $1) }
+        } catch let e as HookError {
+            throw CLIError(wrapping: e, hint: "write positions as in --queries: 3,5:8,-1")
+        }
+    }
+
+    /// Runs the patch source once, capturing what --patch names, and turns the captures into patches
+    /// of the `positions` pairs (a source row copied to a target position).
     private func patches(
-        _ spec: String, source: [Int32], model: Model, phase: InterventionPhase
+        _ spec: String, source: [Int32], positions: [(source: Int, target: Int)], model: Model,
+        phase: InterventionPhase
     ) throws -> [ActivationPatch] {
         let c = model.config
         var headItems: [(Int, Int)] = [], hookItems: [String] = []
@@ -413,12 +462,29 @@ struct Trace: ParsableCommand {
         }
         let session = InferenceSession(model: model, maxContext: source.count)
         let (store, _) = try session.trace(prompt: source, requests: requests)
-        var out: [ActivationPatch] = []
+        var whole: [ActivationPatch] = []
         for (l, h) in headItems {
-            out.append(try ActivationPatch(from: store["blocks.\(l).attn.hook_z"]!, head: h, phase: phase))
+            whole.append(try ActivationPatch(from: store["blocks.\(l).attn.hook_z"]!, head: h, phase: phase))
         }
         for t in store.tensors where t.layout.point.kind != .z {
-            out.append(try ActivationPatch(from: t, phase: phase))
+            whole.append(try ActivationPatch(from: t, phase: phase))
+        }
+        // Every source position was captured (rows start..<start + source.count); keep the pairs'.
+        var out: [ActivationPatch] = []
+        for p in whole {
+            let width = p.values.count / max(source.count, 1)
+            guard p.start == 0, width * source.count == p.values.count else {
+                throw CLIError("--patch: the source capture of \(p.target) does not cover the source's positions")
+            }
+            if positions.count == source.count && positions.allSatisfy({ $0.source == $0.target }) {
+                out.append(p)
+                continue
+            }
+            for (s, t) in positions {
+                out.append(
+                    ActivationPatch(
+                        p.target, start: t, values: Array(p.values[(s * width)..<((s + 1) * width)]), phase: p.phase))
+            }
         }
         return out
     }

@@ -1,13 +1,16 @@
 import Foundation
+import RunRecording
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
 
-/// One self-contained HTML report: inline CSS with a dark-mode variant, no scripts, no
-/// network (a Content-Security-Policy forbids both), figures as inline SVG plus a link to
-/// the same SVG saved under `figures/`. The markup is also well-formed XML (void elements
+/// One self-contained HTML report: inline CSS with a dark-mode variant, no network (a
+/// Content-Security-Policy forbids it), figures as inline SVG plus a link to the same SVG saved
+/// under `figures/`. Scripts are forbidden too, except the inline scripts of interactive widgets
+/// (`Block.widget`, e.g. the attention viewer), each allowed by its SHA-256 in the policy; every
+/// widget sits next to static figures that show the same data without scripts. The markup is also well-formed XML (void elements
 /// self-closed, only XML's five entities), so it can be checked with an XML parser.
 ///
 /// All caller text is escaped with `HTML.escape`; only figure SVG is inserted as markup
@@ -29,6 +32,25 @@ public struct ReportDocument: Sendable {
         public var alignNumbers: Bool
     }
 
+    /// An interactive element: markup built by Reports from escaped pieces, its data (JSON,
+    /// embedded as `<script type="application/json">` with `<`, `>` and `&` escaped) and the
+    /// script that brings it to life (one copy per page, allowed by its hash). Only Reports code
+    /// creates widgets (the initializer is internal), so no caller text becomes markup.
+    public struct Widget: Sendable {
+        /// Element id of the data block; the markup refers to it.
+        public let dataID: String
+        let markup: String
+        let json: String
+        let script: String
+
+        init(dataID: String, markup: String, json: String, script: String) {
+            self.dataID = dataID
+            self.markup = markup
+            self.json = json
+            self.script = script
+        }
+    }
+
     public enum Block: Sendable {
         case paragraph(String)
         case subheading(String)
@@ -37,6 +59,7 @@ public struct ReportDocument: Sendable {
         case code(String, language: String?)
         case keyValues(title: String?, pairs: [(key: String, value: String)])
         case note(String)
+        case widget(Widget)
     }
 
     public struct Section: Sendable {
@@ -117,13 +140,14 @@ public struct ReportDocument: Sendable {
     /// The complete index.html text.
     public func html() -> String {
         let files = figureFiles()
+        let scripts = widgetScripts()
         var fig = 0
         var h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
         h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
         h += "<meta name=\"color-scheme\" content=\"light dark\"/>\n"
         h +=
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-            + "img-src 'self' data:\"/>\n"
+            + "img-src 'self' data:\(ReportDocument.scriptSources(scripts))\"/>\n"
         h += "<meta name=\"generator\" content=\"Headlight\"/>\n"
         h += "<title>\(HTML.escape(title))</title>\n<style>\(ReportDocument.css)</style>\n</head>\n<body>\n"
         h += "<header>\n<h1>\(HTML.escape(title))</h1>\n"
@@ -177,12 +201,58 @@ public struct ReportDocument: Sendable {
                         h += "<dt>\(HTML.escape(p.key))</dt><dd><code>\(HTML.escape(p.value))</code></dd>\n"
                     }
                     h += "</dl>\n"
+                case .widget(let w):
+                    h += w.markup + "\n<script type=\"application/json\" id=\"\(HTML.escape(w.dataID))\">"
+                    h += ReportDocument.scriptSafeJSON(w.json) + "</script>\n"
                 }
             }
             h += "</section>\n"
         }
-        h += "</main>\n<footer>\(HTML.escape(footer))</footer>\n</body>\n</html>\n"
+        h += "</main>\n<footer>\(HTML.escape(footer))</footer>\n"
+        for script in scripts ?? [] { h += "<script>" + script + "</script>\n" }
+        h += "</body>\n</html>\n"
         return h
+    }
+
+    /// The distinct scripts of the document's widgets in first-use order; nil without widgets.
+    func widgetScripts() -> [String]? {
+        var out: [String] = []
+        for s in sections {
+            for b in s.blocks {
+                if case .widget(let w) = b, !out.contains(w.script) { out.append(w.script) }
+            }
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    /// The CSP's `script-src` directive allowing exactly `scripts` by hash ("" without scripts).
+    static func scriptSources(_ scripts: [String]?) -> String {
+        guard let scripts else { return "" }
+        return "; script-src " + scripts.map { "'sha256-\(sha256Base64($0))'" }.joined(separator: " ")
+    }
+
+    /// `'sha256-…'` source expression value of a CSP: base64 of the SHA-256 of the UTF-8 text.
+    static func sha256Base64(_ text: String) -> String {
+        let h = SHA256()
+        h.update(Data(text.utf8))
+        return Data(h.finalize()).base64EncodedString()
+    }
+
+    /// JSON text safe inside `<script type="application/json">` and as XML character data:
+    /// `<`, `>` and `&` become `\u003c`, `\u003e`, `\u0026` (the same string to `JSON.parse`), so
+    /// `</script>` or `<!--` in the data cannot end the element.
+    static func scriptSafeJSON(_ json: String) -> String {
+        var out = ""
+        out.reserveCapacity(json.utf8.count)
+        for s in json.unicodeScalars {
+            switch s {
+            case "<": out += "\\u003c"
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            default: out.unicodeScalars.append(s)
+            }
+        }
+        return out
     }
 
     /// SVG ready to inline: everything before the root `<svg` (XML declaration, DOCTYPE,
@@ -318,7 +388,17 @@ public struct ReportDocument: Sendable {
         dl.kv dt{font-weight:600;color:var(--muted)}
         dl.kv dd{margin:0;overflow-wrap:anywhere;unicode-bidi:isolate}
         footer{margin-top:40px;padding-top:8px;border-top:1px solid var(--border);color:var(--muted);font-size:12.5px}
-        @media print{nav.toc{display:none}figure{break-inside:avoid}}
+        .hl-viewer{border:1px solid var(--border);border-radius:8px;padding:10px 12px;margin:18px 0}
+        .hl-viewer[hidden]{display:none}
+        .hl-v-controls{display:flex;gap:14px;align-items:center;flex-wrap:wrap;font-size:14px;margin:0 0 6px}
+        .hl-v-status{color:var(--muted);font-size:13.5px;unicode-bidi:isolate;overflow-wrap:anywhere}
+        .hl-v-tokens{font:13px/2 ui-monospace,'SF Mono',Menlo,Consolas,monospace;margin:6px 0;max-height:260px;\
+        overflow-y:auto;unicode-bidi:isolate}
+        .hl-v-tok{padding:1px 2px;margin:0 1px;border-radius:3px;white-space:pre;border:1px solid transparent}
+        .hl-v-tok.hl-v-query{border-color:var(--fg)}
+        .hl-v-matrix{overflow-x:auto}
+        .hl-v-matrix svg{display:block;max-width:100%;height:auto}
+        @media print{nav.toc{display:none}figure{break-inside:avoid}.hl-viewer{display:none}}
         """
 }
 

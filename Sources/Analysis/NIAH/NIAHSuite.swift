@@ -276,6 +276,9 @@ public struct NIAHSuite: Codable, Equatable, Sendable {
         let fromCWD = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.path }
         set(o.haystack.map(fromCWD), \.haystack)
         set(o.needles.map(fromCWD), \.needles)
+        // Another needles file without --needle-ids: all of its needles (the suite's ids name
+        // needles of its own file).
+        if o.needles != nil && o.needleIDs == nil { s.needleIDs = nil }
         set(o.needleIDs.map(Optional.some), \.needleIDs)
         set(o.lengths, \.lengths)
         set(o.depths, \.depths)

@@ -16,6 +16,9 @@
 //   /membership        MembershipFigures  ROC curves with AUC + CI, AUC bars, feature histograms
 //   /lens              LensFigures        logit lens (top-1 probability, tokens), logit difference by
 //                                         layer, direct logit attribution per head
+//   /captures          TraceFigures       (headlight trace) interactive attention viewer, head grid,
+//                                         per-layer patterns with token labels, top-k, span mass,
+//                                         residual norms (TraceCaptureData reads and bins them)
 // A figure is drawn only when its data is present; a file with none of these groups gives a
 // summary of its root attributes.
 import Analysis
@@ -34,13 +37,16 @@ public struct RunFileContents: Sendable {
     public var citation: CitationRunData?
     public var membership: MembershipRunData?
     public var lens: LensRunData?
+    /// The drawable captures of a `headlight trace` file (nil without `/captures` or when none
+    /// of its captures has a figure).
+    public var trace: TraceCaptureData?
     /// Top-level groups and datasets.
     public var children: [String]
     public var complete: Bool
 
     public var hasAnalysis: Bool {
         retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil || lens != nil
+            || citation != nil || membership != nil || lens != nil || trace != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -61,6 +67,7 @@ public struct RunFileContents: Sendable {
             citation: try CitationRunFile.read(f).map(CitationRunData.init),
             membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
             lens: try LensRunFile.read(f),
+            trace: try TraceCaptureData.read(f, maxBins: TraceFigures.maxBins).flatMap { $0.isEmpty ? nil : $0 },
             children: RR.children(f), complete: complete)
     }
 }
@@ -81,6 +88,12 @@ public enum RunReport {
 
         blocks = []
         for f in files {
+            if let t = f.trace { blocks += TraceFigures.blocks(t, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty { out.append(("Attention and activations (trace)", blocks)) }
+
+        blocks = []
+        for f in files {
             if let a = f.attention { blocks += AttentionFigures.blocks(a, source: f.provenance.fileName) }
         }
         if !blocks.isEmpty { out.append(("Attention around the needle", blocks)) }
@@ -91,7 +104,7 @@ public enum RunReport {
                 blocks += AblationFigures.blocks(a, plain: retrieval, source: f.provenance.fileName)
             }
         }
-        if !blocks.isEmpty { out.append(("Ablation: top-K retrieval heads vs random heads", blocks)) }
+        if !blocks.isEmpty { out.append((ablationHeading(files.compactMap(\.ablation)), blocks)) }
 
         blocks = []
         for f in files {
@@ -132,6 +145,15 @@ public enum RunReport {
             out.append(("Other run files", blocks))
         }
         return out
+    }
+
+    /// The ablation section's heading, naming what its runs compared: top-K vs random controls,
+    /// single heads one at a time (`--causal`), or chosen heads.
+    static func ablationHeading(_ runs: [AblationRunData]) -> String {
+        let kinds = Set(runs.flatMap { $0.conditions.map(\.kind) })
+        if kinds.contains("control") { return "Ablation: top-K retrieval heads vs random heads" }
+        if kinds.contains("single") { return "Ablation: one head at a time (causal graph runs)" }
+        return "Ablation: chosen heads vs no ablation"
     }
 
     /// Reproducibility pairs: Headlight version, model file and sha256, the commands that produced
@@ -187,6 +209,8 @@ public enum RunReport {
             topic = "Membership inference"
         } else if files.contains(where: { $0.lens != nil }) {
             topic = "Logit lens"
+        } else if files.contains(where: { $0.trace != nil }) {
+            topic = "Attention trace"
         } else {
             topic = "Headlight report"
         }
@@ -247,6 +271,10 @@ public final class RunReportFigureProvider {
             for x in r.ranked { retrievalScores[x.head] = x.score }
             out.append(.subheading("Retrieval heads (\(name))"))
             out += RetrievalFigures.blocks(r, source: name)
+        }
+        if let t = f.trace {
+            out.append(.subheading("Attention and activations (\(name))"))
+            out += TraceFigures.blocks(t, source: name)
         }
         if let a = f.attention {
             out.append(.subheading("Attention around the needle (\(name))"))

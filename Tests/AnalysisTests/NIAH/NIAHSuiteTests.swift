@@ -93,6 +93,27 @@ final class NIAHSuiteTests: XCTestCase {
         }
     }
 
+    /// `--needles FILE` without `--needle-ids`: every needle of FILE (the suite's ids name needles
+    /// of its own file, so keeping them made "no needle with id wmo" errors).
+    func testNeedlesOverrideWithoutIDsUsesAllNeedles() throws {
+        let tmp = TempDir()
+        let s = try NIAHSuite.load(contentsOf: RepoPaths.probes.appendingPathComponent("default.json"))
+        XCTAssertNotNil(s.needleIDs)
+        let n = tmp.write(
+            "mine.jsonl",
+            #"{"id": "a", "needle": "The code is 4417.", "question": "What is the code ?", "real_needle": "4417"}"#
+                + "\n"
+                + #"{"id": "b", "needle": "The pin is 9921.", "question": "What is the pin ?", "real_needle": "9921"}"#
+                + "\n")
+        let all = try NIAHProbe.load(suite: s.applying(.init(needles: n.path)))
+        XCTAssertEqual(all.needles.map(\.id), ["a", "b"])
+        let one = try NIAHProbe.load(suite: s.applying(.init(needles: n.path, needleIDs: ["b"])))
+        XCTAssertEqual(one.needles.map(\.id), ["b"])
+        // Other overrides keep the suite's own ids.
+        let same = try NIAHProbe.load(suite: s.applying(.init(lengths: [1000])))
+        XCTAssertEqual(same.needles.map(\.id), ["wmo", "beijing", "mr-green"])
+    }
+
     // MARK: Validation errors
 
     let goodSuite = """
