@@ -148,9 +148,6 @@ final class ArgumentSafetyCLITests: XCTestCase {
         try expect(2, ["ablate", "--heads", "1.1,"] + scores, ["is not LAYER.HEAD"])
         try expect(2, ["report", "composition", "--heads", "1.1", "-o", path("c.h5")], ["at least two layers"])
         try expect(2, ["report", "composition", "--heads", "1.1,1.2", "-o", path("c.h5")], ["at least two layers"])
-        try expect(
-            2, ["cite", "--retrieval-heads", path("none.h5"), "--top", "500", "-o", path("c.h5"), "--no-progress"],
-            ["--top 500 exceeds the model's 270 heads"])
 
         // Directories of empty files: an error, no run file.
         for d in ["input-a", "input-b"] {
@@ -168,6 +165,9 @@ final class ArgumentSafetyCLITests: XCTestCase {
         let err = try expect(
             1, ["report", "composition", "--heads-from", trace, "-o", path("c.h5")], ["has no /retrieval_heads"])
         XCTAssertFalse(err.contains("-o \(trace)"), err)
+        try expect(
+            2, ["cite", "--retrieval-heads", trace, "--top", "500", "-o", path("c.h5"), "--no-progress"],
+            ["--top 500 exceeds the model's 270 heads"])
         XCTAssertEqual(try leftovers(), ["trace_run.h5"])
     }
 
