@@ -69,8 +69,12 @@ struct Ablate: ParsableCommand {
     @Option(help: "Bootstrap resamples.")
     var bootstrap = Statistics.defaultBootstrapResamples
 
-    @Option(name: .customLong("ppl-tokens"), help: "Tokens of the held-out perplexity passage (0: skip).")
-    var pplTokens = 1024
+    @Option(
+        name: .customLong("ppl-tokens"),
+        help: ArgumentHelp(
+            "Tokens of the held-out perplexity passage (default 1024, skipped with a note if the haystack is "
+                + "too short; 0: skip)."))
+    var pplTokens: Int?
 
     @Option(name: [.customShort("o"), .long], help: "Run file to write.")
     var output = "ablation.h5"
@@ -93,12 +97,16 @@ struct Ablate: ParsableCommand {
         try ablationChoice(warn: { _ in })
         guard (controls ?? 0) >= 0 else { throw ValidationError("--controls must be >= 0") }
         guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
-        guard pplTokens == 0 || pplTokens >= 2 else { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
+        if let n = pplTokens, n != 0 && n < 2 { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
         if let h = heads {
-            for item in h.split(separator: ",") where HeadIndex(String(item)) == nil {
+            guard !h.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("--heads is empty: give at least one LAYER.HEAD, e.g. --heads 14.3,15.2")
+            }
+            for item in h.split(separator: ",", omittingEmptySubsequences: false) where HeadIndex(String(item)) == nil {
                 throw ValidationError("--heads: \"\(item)\" is not LAYER.HEAD")
             }
         }
+        try CommandChecks.outputFile(output)
     }
 
     func run() throws {
@@ -164,7 +172,7 @@ struct Ablate: ParsableCommand {
         (options.method, options.phase) = try ablationChoice()
         options.seed = seed
         options.bootstrapResamples = bootstrap
-        options.perplexityTokens = pplTokens
+        options.perplexityTokens = pplTokens ?? 1024
         options.reusePrefix = !sweepRun.noSharePrefix
         options.stopAfter = sweepRun.stopAfter
         if causal != nil { options.causalTargets = target }
@@ -176,6 +184,19 @@ struct Ablate: ParsableCommand {
                 conditions: conditions, options: options)
         } catch let p as NIAHTextCheck.Problem {
             throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
+        }
+        try CommandChecks.niahTrials(
+            try probe.cells.map { try runner.builder.trial($0) }, maxNewTokens: probe.suite.maxNewTokens,
+            model: env.model)
+        let n = options.perplexityTokens
+        if n > 1 { try CommandChecks.context(n, env.model, "--ppl-tokens \(n)", hint: "lower --ppl-tokens") }
+        if n > 1, try HeldOutPassage.make(probe: probe, tokenizer: env.tokenizer, count: n) == nil {
+            let used = probe.suite.lengths.max() ?? 0
+            let problem =
+                "the haystack is too short for a held-out passage of \(n) tokens (the passage and the mean-ablation "
+                + "reference before it need 2 x \(n) tokens after the first \(used), which the trials read)"
+            if pplTokens != nil { throw ValidationError("--ppl-tokens \(n): \(problem); lower it, or 0 to skip") }
+            FileHandle.standardError.write(Data("note: perplexity skipped: \(problem); see --ppl-tokens\n".utf8))
         }
         runner.attributes = [
             "scores_file": .string(URL(fileURLWithPath: scores).lastPathComponent),
@@ -216,7 +237,8 @@ struct Ablate: ParsableCommand {
         if json {
             print(try JSONOutput.object(Self.jsonObject(result, output: output, env: env, options: options)))
         } else {
-            print(Self.summary(result, output: output, env: env, probe: probe, options: options), terminator: "")
+            let text = Self.summary(result, output: output, env: env, probe: probe, options: options)
+            print(TerminalText.escape(text, allowNewlines: true), terminator: "")
         }
     }
 

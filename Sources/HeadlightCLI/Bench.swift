@@ -65,6 +65,11 @@ struct Bench: ParsableCommand {
         let m = try Model(gguf: ModelFile.open(model).gguf)
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let vocab = m.config.vocabSize
+        if let n = prefill { try CommandChecks.context(n, m, "--prefill \(n)", hint: "lower --prefill") }
+        if let n = decode {
+            try CommandChecks.context(
+                context + n, m, "--context \(context) + --decode \(n)", hint: "lower --context or --decode")
+        }
         var result: [String: Any] = [
             "engine": "headlight", "load_seconds": loadSeconds,
             "blas_kernel": BLASRuntime.corename,

@@ -30,7 +30,8 @@ public struct CLIError: LocalizedError, CustomStringConvertible {
 public enum HeadlightMain {
     public static func run(_ arguments: [String]? = nil) -> Never {
         do {
-            var command = try Headlight.parseAsRoot(arguments)
+            let args = NegativeNumberArguments.attach(arguments ?? Array(CommandLine.arguments.dropFirst()))
+            var command = try Headlight.parseAsRoot(args)
             try command.run()
             Foundation.exit(0)
         } catch {
@@ -40,12 +41,14 @@ public enum HeadlightMain {
             }
             if code == .validationFailure {
                 // Argument errors: message plus usage, exit code 2.
-                FileHandle.standardError.write(Data((Headlight.fullMessage(for: error) + "\n").utf8))
+                let message = TerminalText.escape(Headlight.fullMessage(for: error), allowNewlines: true)
+                FileHandle.standardError.write(Data((message + "\n").utf8))
                 Foundation.exit(2)
             }
             var text = "error: \(describe(error))"
             if let e = error as? TraceStoreError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
-            FileHandle.standardError.write(Data((text + "\n").utf8))
+            // Messages quote file contents (suite names, needle ids): no raw control characters.
+            FileHandle.standardError.write(Data((TerminalText.escape(text, allowNewlines: true) + "\n").utf8))
             Foundation.exit(1)
         }
     }

@@ -88,6 +88,7 @@ struct Cite: ParsableCommand {
         guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
         guard resamples >= 1 else { throw ValidationError("--resamples must be at least 1") }
         guard showHeads >= 0 else { throw ValidationError("--show-heads must be >= 0") }
+        try CommandChecks.outputFile(output)
     }
 
     func run() throws {
@@ -112,6 +113,10 @@ struct Cite: ParsableCommand {
         }
         let env = try LoadedModel.load(model)
         let c = env.model.config
+        if let k = top, k > c.nLayers * c.nHeads {
+            throw ValidationError(
+                "--top \(k) exceeds the model's \(c.nLayers * c.nHeads) heads (\(c.nLayers) layers x \(c.nHeads))")
+        }
         var rhSet: RetrievalHeadSet?
         if let r = retrievalHeads {
             do { rhSet = try RetrievalHeadSet.load(path: r, top: top, layers: c.nLayers, heads: c.nHeads) } catch let e
@@ -136,6 +141,13 @@ struct Cite: ParsableCommand {
         let results: [CitationItemResult]
         do {
             results = try runner.run(items, pool: pool) { done, total, id in progress.update(done, total, id) }
+        } catch CitationError.tooLong(let id, let tokens, let limit) {
+            // Checked for every item before the first forward pass.
+            progress.finish()
+            throw ValidationError(
+                "item '\(id)' needs \(tokens) positions (prompt\(padTo != nil ? " padded by --pad-to" : "")"
+                    + "\(m == .teacher ? "" : " + --max-new-tokens \(maxNewTokens)")), more than the model's context of "
+                    + "\(limit) tokens; lower --pad-to or --max-new-tokens, or shorten the item")
         } catch let e as CitationError {
             progress.finish()
             throw CLIError(wrapping: e, hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
@@ -167,7 +179,8 @@ struct Cite: ParsableCommand {
         if json {
             print(try JSONOutput.object(jsonObject(results, summary, env: env, rh: rhSet, judge: runner.judge)))
         } else {
-            print(text(results, summary, env: env, rh: rhSet, judge: runner.judge), terminator: "")
+            let out = text(results, summary, env: env, rh: rhSet, judge: runner.judge)
+            print(TerminalText.escape(out, allowNewlines: true), terminator: "")
         }
     }
 

@@ -66,6 +66,10 @@ struct Generate: ParsableCommand {
     func run() throws {
         let env = try LoadedModel.load(model)
         let file = env.gguf, tokenizer = env.tokenizer, model = env.model
+        if let maxContext {
+            // Before the prompt is read or any cache allocated: the cache holds --max-context positions.
+            try CommandChecks.context(maxContext, model, "--max-context \(maxContext)", hint: "lower --max-context")
+        }
 
         var text = prompt
         if text == "-" {

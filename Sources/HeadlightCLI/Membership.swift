@@ -108,6 +108,7 @@ struct Membership: ParsableCommand {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard trees >= 1 else { throw ValidationError("--trees must be at least 1") }
+        try CommandChecks.outputFile(output)
     }
 
     func makeConfig(maxTokens: Int) throws -> MembershipConfig {
@@ -206,6 +207,8 @@ struct Membership: ParsableCommand {
         BLASRuntime.setThreads(nThreads)
         let env = try LoadedModel.load(model)
         let tokenizer = env.tokenizer, m = env.model
+        // Every window is one session of --window positions.
+        try CommandChecks.context(config.window, m, "--window \(config.window)", hint: "lower --window")
 
         // 3. Tokenize and cut to the budget.
         var tokenized: [(doc: MembershipDocument, tokens: [Int32], original: Int)] = []
@@ -221,8 +224,14 @@ struct Membership: ParsableCommand {
         if !skipped.isEmpty {
             warnings.append("skipped \(skipped.count) document(s) with fewer than 2 tokens (first: \(skipped[0].name))")
         }
+        guard !tokenized.isEmpty else {
+            throw CLIError(
+                "none of the \(docs.count) document(s) has text to score (each has fewer than 2 tokens; first: "
+                    + "\(skipped[0].name))",
+                hint: "check that the files are not empty")
+        }
         let labeled = tokenized.compactMap(\.doc.label)
-        if !labeled.isEmpty {
+        if !labeledDocs.isEmpty {
             let pos = labeled.filter { $0 }.count, neg = labeled.count - pos
             guard pos >= 2 && neg >= 2 else {
                 throw CLIError(
@@ -232,7 +241,7 @@ struct Membership: ParsableCommand {
                 throw CLIError("--folds \(config.folds) exceeds the \(labeled.count) labeled documents")
             }
         }
-        for w in warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        for w in warnings { FileHandle.standardError.write(Data("warning: \(TerminalText.escape(w))\n".utf8)) }
 
         // 4. Score.
         let progress = MembershipProgress(enabled: !noProgress)
@@ -275,7 +284,9 @@ struct Membership: ParsableCommand {
                 options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(Self.summary(result, output: output, model: env.displayName), terminator: "")
+            print(
+                TerminalText.escape(Self.summary(result, output: output, model: env.displayName), allowNewlines: true),
+                terminator: "")
         }
     }
 

@@ -29,11 +29,13 @@ final class ProgressBar: @unchecked Sendable {
         enabled && (final || Date().timeIntervalSince(lastPrint) >= (tty ? 0.2 : interval))
     }
 
-    /// Shows `line` (callers check `due(final:)` first).
+    /// Shows `line` (callers check `due(final:)` first); untrusted parts such as needle ids are
+    /// escaped (`TerminalText`).
     func show(_ line: String) {
         guard enabled else { return }
         lastPrint = Date()
-        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        let safe = TerminalText.escape(line)
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + safe : safe + "\n").utf8))
         printed = true
     }
 

@@ -53,6 +53,7 @@ struct Report: ParsableCommand {
             for f in runFiles where !FileManager.default.fileExists(atPath: f) {
                 throw ValidationError("no such run file: \(f)")
             }
+            try CommandChecks.outputDirectory(output)
         }
 
         func run() throws {
@@ -129,10 +130,20 @@ struct Report: ParsableCommand {
                 throw ValidationError("--baseline-draws must be in 0...100")
             }
             if let h = heads {
-                for p in h.split(separator: ",") where HeadIndex(String(p)) == nil {
+                let items = h.split(separator: ",", omittingEmptySubsequences: false)
+                for p in items where HeadIndex(String(p)) == nil {
                     throw ValidationError("--heads: \"\(p)\" is not a head (write L.H, e.g. 14.3)")
                 }
+                // Composition runs from a head in an earlier layer to one in a later layer.
+                let parsed = items.compactMap { HeadIndex(String($0)) }
+                guard Set(parsed.map(\.layer)).count >= 2 else {
+                    throw ValidationError(
+                        "--heads needs heads in at least two layers (composition is measured from an earlier "
+                            + "layer's head to a later one's), e.g. 14.3,15.2")
+                }
+                guard Set(parsed).count == parsed.count else { throw ValidationError("--heads lists a head twice") }
             }
+            try CommandChecks.outputFile(output)
         }
 
         func run() throws {
@@ -169,13 +180,18 @@ struct Report: ParsableCommand {
                 throw CLIError(wrapping: e)
             }
             let writer = try RunFileWriter(path: output)
-            try RunFileHeader(model: env, command: "report composition").write(to: writer.file)
-            try RunProvenance.writeMachineAttributes(into: writer.file)
-            try CompositionRunFile.write(
-                scores, to: writer.file, selection: selection,
-                headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
-                headScores: headScores, baselineDraws: baselineDraws)
-            try writer.finalize()
+            do {
+                try RunFileHeader(model: env, command: "report composition").write(to: writer.file)
+                try RunProvenance.writeMachineAttributes(into: writer.file)
+                try CompositionRunFile.write(
+                    scores, to: writer.file, selection: selection,
+                    headsSource: headsFrom.map { ($0 as NSString).lastPathComponent },
+                    headScores: headScores, baselineDraws: baselineDraws)
+                try writer.finalize()
+            } catch {
+                try? writer.abandon() // no <output>.tmp-PID left behind
+                throw error
+            }
             let best = scores.pairs().prefix(5).map {
                 "\($0.from)→\($0.to) \($0.kind.rawValue.uppercased()) \(String(format: "%.3f", $0.score))"
             }
@@ -223,6 +239,8 @@ struct Report: ParsableCommand {
             try suite.validate()
             guard (1...16).contains(top) else { throw ValidationError("--top must be in 1...16") }
             guard (1...256).contains(maxSteps) else { throw ValidationError("--max-steps must be in 1...256") }
+            if let trial, trial < 0 { throw ValidationError("--trial must be >= 0") }
+            try CommandChecks.outputFile(output)
         }
 
         func run() throws {
@@ -251,10 +269,16 @@ struct Report: ParsableCommand {
                     model: env.model, tokenizer: env.tokenizer, trial: t,
                     trialIndex: record.trialIndex, heads: heads, maxSteps: maxSteps)
                 let writer = try RunFileWriter(path: output)
-                try RunFileHeader(model: env, command: "report attention").write(to: writer.file)
-                try RunProvenance.writeMachineAttributes(into: writer.file)
-                try NeedleAttention.write(r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
-                try writer.finalize()
+                do {
+                    try RunFileHeader(model: env, command: "report attention").write(to: writer.file)
+                    try RunProvenance.writeMachineAttributes(into: writer.file)
+                    try NeedleAttention.write(
+                        r, headsSource: (headsFrom as NSString).lastPathComponent, to: writer.file)
+                    try writer.finalize()
+                } catch {
+                    try? writer.abandon()
+                    throw error
+                }
                 let mass = heads.indices.compactMap { i in
                     r.needleMass(head: i).map { "\(heads[i]) \(String(format: "%.0f%%", $0 * 100))" }
                 }
@@ -282,8 +306,10 @@ struct Report: ParsableCommand {
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunFile.Contents {
         let d: RetrievalRunFile.Contents
         do { d = try RetrievalRunFile.read(path: path) } catch RetrievalHeadsError.badScoresFile {
+            // Never suggest writing to `path`: it is an existing file of the user's (a trace, say).
             throw CLIError(
-                "\(path) has no /retrieval_heads results", hint: "run `headlight retrieval-heads -o \(path)` first")
+                "\(path) has no /retrieval_heads results (it is not a run file of `headlight retrieval-heads`)",
+                hint: "pass the run file a `headlight retrieval-heads -o FILE` run wrote")
         } catch {
             throw CLIError(HeadlightMain.describe(error, file: path))
         }

@@ -52,6 +52,8 @@ struct RetrievalHeads: ParsableCommand {
         guard threshold.isFinite else { throw ValidationError("--threshold must be a number") }
         guard top >= 0 else { throw ValidationError("--top must be >= 0") }
         try sweepRun.validate()
+        try CommandChecks.outputFile(output)
+        if let exportTrials { try CommandChecks.outputFile(exportTrials, option: "--export-trials") }
     }
 
     func run() throws {
@@ -83,9 +85,12 @@ struct RetrievalHeads: ParsableCommand {
             }
             return
         }
+        try CommandChecks.niahTrials(trials, maxNewTokens: probe.suite.maxNewTokens, model: env.model)
         let unlocated = trials.filter { $0.needleSpan == nil }
         if !unlocated.isEmpty && !json {
-            let names = unlocated.map { "\($0.needle.id)/\($0.cell.length)/\(Formatting.fixed($0.cell.depth, 0))" }
+            let names = unlocated.map {
+                TerminalText.escape("\($0.needle.id)/\($0.cell.length)/\(Formatting.fixed($0.cell.depth, 0))")
+            }
             FileHandle.standardError.write(
                 Data(
                     ("note: needle span not found in \(unlocated.count) trial(s) (\(names.joined(separator: ", "))); "
@@ -119,7 +124,8 @@ struct RetrievalHeads: ParsableCommand {
         if json {
             print(try JSONOutput.object(Self.jsonObject(result, output: output, probe: probe, env: env, top: top)))
         } else {
-            print(Self.summary(result, output: output, probe: probe, env: env, top: top), terminator: "")
+            let text = Self.summary(result, output: output, probe: probe, env: env, top: top)
+            print(TerminalText.escape(text, allowNewlines: true), terminator: "")
         }
     }
 

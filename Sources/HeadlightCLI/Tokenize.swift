@@ -9,7 +9,8 @@ struct Tokenize: ParsableCommand {
         abstract: "Show the token ids and pieces of a text, as llama.cpp tokenizes it.",
         discussion: """
             Reads the text from --text, else from standard input (kept byte for byte, including a final \
-            newline). Special-token text such as <|im_start|> becomes its token unless --no-special; \
+            newline; bytes that are not valid UTF-8 stay those bytes, shown as <0xXX>, except with \
+            --chat, where the template needs text and they become U+FFFD). Special-token text such as <|im_start|> becomes its token unless --no-special; \
             BOS/EOS are added as the model asks (tokenizer.ggml.add_bos_token / add_eos_token). \
             With --chat the text is sent as one user message through the model's chat template, \
             followed by the assistant prompt.
@@ -42,7 +43,8 @@ struct Tokenize: ParsableCommand {
         let source = try ModelFile.open(model)
         let file = source.gguf
         let tokenizer = try source.tokenizer()
-        let input = text ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        let stdinBytes: [UInt8]? = text == nil ? Array(FileHandle.standardInput.readDataToEndOfFile()) : nil
+        let input = text ?? String(decoding: stdinBytes!, as: UTF8.self)
 
         let ids: [Int32]
         if chat {
@@ -57,9 +59,19 @@ struct Tokenize: ParsableCommand {
             let rendered = try template.apply(messages: [.user(input)], addGenerationPrompt: true)
             ids = tokenizer.encodeChat(rendered, template: template)
         } else {
-            ids = tokenizer.encode(input, addSpecial: true, parseSpecial: !noSpecial)
+            // Standard input is tokenized as the bytes it holds (invalid UTF-8 included).
+            ids =
+                stdinBytes.map { tokenizer.encode(bytes: $0, addSpecial: true, parseSpecial: !noSpecial) }
+                ?? tokenizer.encode(input, addSpecial: true, parseSpecial: !noSpecial)
         }
         let pieces = ids.map { Self.display(tokenizer.pieceBytes($0, special: true)) }
+        if let bytes = stdinBytes, !chat, let lost = Self.unrepresentableByte(bytes, tokenizer: tokenizer) {
+            FileHandle.standardError.write(
+                Data(
+                    (String(
+                        format: "warning: byte 0x%02X (at offset %d) is not valid UTF-8 and ", lost.byte, lost.offset)
+                        + "the model's vocabulary has no token for it: such bytes are left out\n").utf8))
+        }
 
         if json {
             let object: [String: Any] = ["ids": ids.map { Int($0) }, "pieces": pieces, "count": ids.count]
@@ -80,6 +92,27 @@ struct Tokenize: ParsableCommand {
         }
         out += "\(ids.count) token\(ids.count == 1 ? "" : "s")"
         print(out)
+    }
+
+    /// The first byte outside valid UTF-8 that the vocabulary cannot represent (no byte token; a
+    /// byte-level vocabulary may lack 0xFE/0xFF, which never occur in UTF-8), or nil.
+    static func unrepresentableByte(_ bytes: [UInt8], tokenizer: Tokenizer) -> (byte: UInt8, offset: Int)? {
+        var i = 0
+        var known: [UInt8: Bool] = [:]
+        while i < bytes.count {
+            let n = validSequenceLength(bytes, i)
+            if n > 0 {
+                i += n
+                continue
+            }
+            let b = bytes[i]
+            if known[b] == nil {
+                known[b] = !tokenizer.encode(bytes: [b], addSpecial: false, parseSpecial: false).isEmpty
+            }
+            if known[b] == false { return (b, i) }
+            i += 1
+        }
+        return nil
     }
 
     /// A piece as text; bytes that are not part of valid UTF-8 (a character split across tokens)

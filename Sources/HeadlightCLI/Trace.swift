@@ -74,7 +74,8 @@ struct Trace: ParsableCommand {
     var queries: String = "all"
 
     @Option(
-        name: .customLong("top-k"), help: "Attention hooks: keep the K largest keys per row (values + int32 indices).")
+        name: .customLong("top-k"),
+        help: "Attention hooks: keep the K largest keys per row (values + int32 indices; at most the sequence length).")
     var topK: Int?
 
     @Option(
@@ -139,6 +140,11 @@ struct Trace: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output run file (.h5).")
     var output: String
 
+    @Option(
+        name: .customLong("max-output"),
+        help: "Refuse captures estimated larger than this (before compression), e.g. 500MB, 10GB, 2TiB.")
+    var maxOutput = "10GB"
+
     func validate() throws {
         guard [prompt != nil, promptFile != nil, tokenIDs != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --prompt TEXT, --prompt-file FILE or --token-ids FILE")
@@ -157,6 +163,13 @@ struct Trace: ParsableCommand {
         if patchPositions != nil && patch == nil { throw ValidationError("--patch-positions needs --patch") }
         guard maxChunk >= 1 else { throw ValidationError("--max-chunk must be at least 1") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        guard CommandChecks.parseByteSize(maxOutput) != nil else {
+            throw ValidationError("--max-output: \"\(maxOutput)\" is not a size (write e.g. 500MB, 10GB or 2TiB)")
+        }
+        if let prompt { try CommandChecks.noNUL(prompt, source: "--prompt") }
+        if let system { try CommandChecks.noNUL(system, source: "--system") }
+        if let patchSource { try CommandChecks.noNUL(patchSource, source: "--patch-source") }
+        try CommandChecks.outputFile(output)
     }
 
     func run() throws {
@@ -185,14 +198,18 @@ struct Trace: ParsableCommand {
             } else {
                 text = try readText(promptFile!, option: "--prompt-file")
             }
+            if prompt == nil {
+                try CommandChecks.noNUL(
+                    text,
+                    source: promptFile == "-" ? "standard input (--prompt-file -)" : "--prompt-file \(promptFile!)")
+            }
             ids = try encode(text, gguf: gguf, tokenizer: tokenizer)
         }
         guard !ids.isEmpty else { throw CLIError("the prompt is empty after tokenization", hint: "pass some text") }
         let total = ids.count + generate
-        guard total <= c.contextLength else {
-            throw CLIError(
-                "\(ids.count) prompt tokens + \(generate) generated exceed the model's context of \(c.contextLength)")
-        }
+        try CommandChecks.context(
+            total, loaded, "the prompt (\(ids.count) tokens) + --generate \(generate)",
+            hint: "shorten the prompt or lower --generate")
 
         // Ask: the captures.
         let requests = try captureRequests(config: c, promptTokens: ids, tokenizer: tokenizer)
@@ -204,6 +221,7 @@ struct Trace: ParsableCommand {
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
+        if let plan { try checkOutputSize(plan) }
 
         // Interventions.
         let session = InferenceSession(model: loaded, maxContext: total, maxChunk: maxChunk)
@@ -218,8 +236,10 @@ struct Trace: ParsableCommand {
         }
         var meanSource = "running mean over the traced sequence"
         if let meanPromptFile, ivs.contains(where: { $0.method == .mean }) {
-            let ref = try encode(
-                try readText(meanPromptFile, option: "--mean-prompt-file"), gguf: gguf, tokenizer: tokenizer)
+            let refText = try readText(meanPromptFile, option: "--mean-prompt-file")
+            try CommandChecks.noNUL(refText, source: "--mean-prompt-file \(meanPromptFile)")
+            let ref = try encode(refText, gguf: gguf, tokenizer: tokenizer)
+            try CommandChecks.context(ref.count, loaded, "--mean-prompt-file (\(ref.count) tokens)")
             let layers = Array(Set(ivs.filter { $0.method == .mean }.map(\.layer))).sorted()
             session.headMeans = try loaded.meanHeadOutputs([ref], layers: layers)
             meanSource = "mean over \(ref.count) tokens of \((meanPromptFile as NSString).lastPathComponent)"
@@ -228,6 +248,7 @@ struct Trace: ParsableCommand {
         var patchDescriptions: [String] = []
         if let patch, let patchSource {
             let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
+            try CommandChecks.context(src.count, loaded, "--patch-source (\(src.count) tokens)")
             let pairs = try Self.patchPositionPairs(patchPositions, source: src.count, target: ids.count)
             session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: phase)
             let at =
@@ -315,6 +336,27 @@ struct Trace: ParsableCommand {
         }
     }
 
+    /// Refuses a capture plan whose output would exceed --max-output or the free space of the
+    /// output's file system, with the estimate in the message (before anything is written).
+    private func checkOutputSize(_ plan: TracePlan) throws {
+        let estimate = plan.estimatedBytes(float16: float16)
+        let limit = CommandChecks.parseByteSize(maxOutput)!
+        let what =
+            "the captures would take about \(CommandChecks.formatBytes(estimate)) (\(plan.captures.count) datasets, "
+            + "\(plan.sequenceLength) positions\(gzip != nil ? ", before compression" : ""))"
+        if estimate > limit {
+            throw CLIError(
+                "\(what), more than --max-output \(maxOutput)",
+                hint: "capture fewer hooks, layers, heads or queries (--queries last:N), use --top-k or --spans, "
+                    + "or raise --max-output")
+        }
+        if let free = CommandChecks.freeBytes(near: output), estimate > free {
+            throw CLIError(
+                "\(what), more than the \(CommandChecks.formatBytes(free)) free where \(output) is written",
+                hint: "free some space, write elsewhere (-o), or capture less")
+        }
+    }
+
     private func readText(_ path: String, option: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CLIError("\(option): cannot read \(path)", hint: "check the path")
@@ -341,7 +383,8 @@ struct Trace: ParsableCommand {
             let headSel = try heads.map { try IndexSelection(parsing: $0, what: "head") }
             let querySel = try QuerySelection(parsing: queries)
             var form = AttentionForm.rows
-            if let topK { form = .topK(topK) }
+            // More keys than the sequence has would only store padding.
+            if let topK { form = .topK(min(topK, ids.count + generate)) }
             if !spans.isEmpty {
                 let pieces = ids.map { tokenizer.pieceBytes($0, special: true) }
                 var resolved: [TokenSpan] = []

@@ -331,6 +331,11 @@ public final class RunFileWriter {
             return try H5File.create(p, truncate: false)
         } catch TraceStoreError.fileExists {
             throw TraceStoreError.badOutputPath(file: p, detail: "another process created this temporary file first")
+        } catch {
+            // Created but not initialised (disk full while writing the superblock): the file is
+            // ours (the path was free and the create exclusive), so no 0-byte file is left.
+            if lstat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { _ = unlink(p) }
+            throw error
         }
     }
 
@@ -446,9 +451,10 @@ public final class RunFileWriter {
             try file.flush()
             try file.close()
         } catch {
-            // Never leave an HDF5 file half-open (disk full): close it, keep the temporary file.
+            // Never leave an HDF5 file half-open (disk full): close it. The temporary file stays
+            // until the caller decides: `abandon()` removes it (plain runs leave no 0-byte or
+            // partial temporary file on disk-full), `close()` keeps a resumable run's checkpoint.
             try? file.close()
-            isFinalized = true
             throw error
         }
         releaseReservation()

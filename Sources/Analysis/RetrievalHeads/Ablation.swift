@@ -248,6 +248,10 @@ public final class AblationRunner {
                 .ints("condition"))
 
         let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
+        try model.checkContext(
+            maxPrompt + probe.suite.maxNewTokens + 1,
+            for: "a trial prompt of \(maxPrompt) tokens + max_new_tokens \(probe.suite.maxNewTokens) + 1")
+        try model.checkContext(held?.tokens.count ?? 0, for: "the held-out perplexity passage")
         let session = model.makeSession(
             maxContext: max(maxPrompt + probe.suite.maxNewTokens + 1, held?.tokens.count ?? 0))
         if options.method == .mean {

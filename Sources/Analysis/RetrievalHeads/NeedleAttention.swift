@@ -115,6 +115,8 @@ public enum NeedleAttention {
                     heads: IndexSelection(heads.filter { $0.layer == l }.map(\.head)),
                     queries: QuerySelection([.last(1), .decode])))
         }
+        try model.checkContext(
+            prompt.count + maxSteps + 1, for: "the trial prompt (\(prompt.count) tokens) + \(maxSteps) steps + 1")
         let session = model.makeSession(maxContext: prompt.count + maxSteps + 1)
         let stop = NeedleStopRule.stopTokens(tokenizer: tokenizer, vocabSize: model.config.vocabSize)
         let (store, result) = try session.trace(

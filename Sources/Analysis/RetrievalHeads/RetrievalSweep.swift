@@ -144,6 +144,9 @@ public final class RetrievalHeadSweep {
         var workDone = 0.0
 
         let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
+        try model.checkContext(
+            maxPrompt + probe.suite.maxNewTokens + 1,
+            for: "a trial prompt of \(maxPrompt) tokens + max_new_tokens \(probe.suite.maxNewTokens) + 1")
         let session = model.makeSession(maxContext: maxPrompt + probe.suite.maxNewTokens + 1)
         let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
         let scorer = RougeScorer()

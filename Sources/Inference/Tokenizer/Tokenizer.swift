@@ -399,6 +399,17 @@ public final class Tokenizer: @unchecked Sendable {
         return encodeLocked(bytes, addSpecial: addSpecial, parseSpecial: parseSpecial)
     }
 
+    /// Tokenizes raw bytes, which need not be valid UTF-8 (`tokenize` reading standard input):
+    /// valid text gives the same tokens as `encode(_:)`; a byte that is not part of a valid UTF-8
+    /// sequence is kept as that byte (byte-level BPE: its byte token; SentencePiece: its
+    /// <0xXX> byte-fallback token) instead of being replaced by U+FFFD. For pre-tokenization it
+    /// counts as one U+FFFD code point.
+    public func encode(bytes: [UInt8], addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32] {
+        lock.lock()
+        defer { lock.unlock() }
+        return encodeLocked(bytes, addSpecial: addSpecial, parseSpecial: parseSpecial)
+    }
+
     private enum Fragment {
         case text(start: Int, count: Int)
         case token(Int32)
@@ -513,7 +524,9 @@ public final class Tokenizer: @unchecked Sendable {
         _ text: [UInt8], _ range: Range<Int>, cpts: inout [UInt32], offsets: inout [Int],
         into out: inout [Int32]
     ) {
-        // Code points and their byte offsets (the text is valid UTF-8: it came from a String).
+        // Code points and their byte offsets. Text from a String is valid UTF-8; raw bytes
+        // (`encode(bytes:)`) may not be: an invalid byte becomes one U+FFFD code point here and
+        // stays itself in the word the BPE encodes (words are cut from `text` by offset).
         cpts.removeAll(keepingCapacity: true)
         offsets.removeAll(keepingCapacity: true)
         text.withUnsafeBufferPointer { bytes in
@@ -522,7 +535,10 @@ public final class Tokenizer: @unchecked Sendable {
             while i < n {
                 let b0 = UInt32(bytes[i])
                 offsets.append(i)
-                if b0 < 0x80 {
+                if b0 >= 0x80 && Self.validUTF8Length(bytes, i, end: n) == 0 {
+                    cpts.append(0xFFFD)
+                    i += 1
+                } else if b0 < 0x80 {
                     cpts.append(b0)
                     i += 1
                 } else if b0 < 0xE0 {
@@ -558,6 +574,36 @@ public final class Tokenizer: @unchecked Sendable {
             if wordCache.count >= Self.wordCacheLimit { wordCache.removeAll(keepingCapacity: true) }
             wordCache[ArraySlice(Array(key))] = Array(out[before...])
         }
+    }
+
+    /// Length of the well-formed UTF-8 sequence at `i` (before `end`), or 0 if there is none
+    /// (Unicode table 3-7: no overlong forms, surrogates or code points above U+10FFFF).
+    static func validUTF8Length(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, end: Int) -> Int {
+        let b0 = b[i]
+        var need = 0
+        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+        switch b0 {
+        case 0x00...0x7F: return 1
+        case 0xC2...0xDF: need = 2
+        case 0xE0:
+            need = 3
+            lo = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: need = 3
+        case 0xED:
+            need = 3
+            hi = 0x9F
+        case 0xF0:
+            need = 4
+            lo = 0x90
+        case 0xF1...0xF3: need = 4
+        case 0xF4:
+            need = 4
+            hi = 0x8F
+        default: return 0
+        }
+        guard i + need <= end, (lo...hi).contains(b[i + 1]) else { return 0 }
+        for k in 2..<need where !(0x80...0xBF).contains(b[i + k]) { return 0 }
+        return need
     }
 
     // MARK: - Decoding
