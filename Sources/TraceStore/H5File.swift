@@ -199,8 +199,12 @@ extension H5Container {
         return try H5Lib.sync {
             let n = hl_h5g_count(id)
             if n < 0 { throw h5Error("list children") }
+            // A damaged link count must not size an allocation: every link takes bytes in the file.
+            if hl_h5_check_read(id, n, 1, 1) < 0 {
+                throw TraceStoreError.corruptFile(file: file.path, detail: "\(name): \(H5Lib.lastError)")
+            }
             var names: [String] = []
-            names.reserveCapacity(Int(n))
+            names.reserveCapacity(Int(min(n, 4096)))
             for i in 0..<n {
                 let len = hl_h5g_child_name(id, i, nil, 0)
                 if len < 0 { throw h5Error("list children") }
