@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 _Static_assert(sizeof(hid_t) == sizeof(int64_t), "hid_t must be 64-bit (HDF5 >= 1.10)");
 
@@ -443,6 +444,12 @@ int hl_h5d_shape(int64_t dset, int64_t *dims, int64_t *maxdims) {
     if (r > HL_H5_MAX_RANK) { set_err("rank %d exceeds %d", r, HL_H5_MAX_RANK); H5Sclose(s); return -1; }
     if (r < 0 || H5Sget_simple_extent_dims(s, d, m) < 0) { capture("H5Sget_simple_extent_dims"); H5Sclose(s); return -1; }
     for (int i = 0; i < r; i++) {
+        // A damaged dataspace message can claim sizes no file holds; they must not wrap negative.
+        if (d[i] > (hsize_t)INT64_MAX || (m[i] != H5S_UNLIMITED && m[i] > (hsize_t)INT64_MAX)) {
+            set_err("dimension %d has an impossible size %llu (damaged dataspace)", i, (unsigned long long)d[i]);
+            H5Sclose(s);
+            return -1;
+        }
         if (dims) dims[i] = (int64_t)d[i];
         if (maxdims) maxdims[i] = m[i] == H5S_UNLIMITED ? -1 : (int64_t)m[i];
     }
@@ -499,6 +506,53 @@ int hl_h5d_set_extent(int64_t dset, int rank, const int64_t *dims) {
     hsize_t d[HL_H5_MAX_RANK];
     for (int i = 0; i < rank; i++) d[i] = (hsize_t)dims[i];
     if (H5Dset_extent(dset, d) < 0) { capture("H5Dset_extent"); return -1; }
+    return 0;
+}
+
+// ---- read-size checks --------------------------------------------------------------------------
+// A damaged file can claim any extent. Before anything is allocated for a read, its size is
+// checked against the bytes the file could possibly hold (see hl_hdf5.h).
+
+/// Bytes of the file holding `obj` on disk (fstat of the sec2 driver's descriptor; the HDF5 end
+/// of file is read from the superblock and could be damaged too), or -1 if unknown.
+static int64_t file_bytes(hid_t obj) {
+    hid_t f = H5Iget_file_id(obj);
+    if (f < 0) return -1;
+    int64_t size = -1;
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) >= 0 && handle) {
+        struct stat st;
+        if (fstat(*(int *)handle, &st) == 0) size = (int64_t)st.st_size;
+    }
+    H5Fclose(f); // releases only the extra reference H5Iget_file_id took
+    H5Eclear2(H5E_DEFAULT);
+    return size;
+}
+
+/// n * size, or -1 on overflow (n, size >= 0).
+static int64_t mul_or_neg(int64_t n, int64_t size) {
+    if (n < 0 || size < 0) return -1;
+    if (size > 0 && n > INT64_MAX / size) return -1;
+    return n * size;
+}
+
+int hl_h5_check_read(int64_t obj, int64_t n, int64_t elem_size, int attribute) {
+    quiet();
+    int64_t bytes = mul_or_neg(n, elem_size);
+    if (bytes < 0) {
+        set_err("%lld elements of %lld bytes overflow a 64-bit size (damaged file)", (long long)n,
+                (long long)elem_size);
+        return -1;
+    }
+    if (!attribute && bytes <= HL_H5_READ_ALWAYS_OK) return 0;
+    int64_t size = file_bytes(obj);
+    if (size < 0) return 0; // another driver: nothing to compare with
+    int64_t limit = attribute ? size : mul_or_neg(size, HL_H5_MAX_EXPANSION);
+    if (limit >= 0 && bytes > limit) {
+        set_err("claims %lld elements (%lld bytes), more than the %lld-byte file can hold (damaged file)",
+                (long long)n, (long long)bytes, (long long)size);
+        return -1;
+    }
     return 0;
 }
 
@@ -596,8 +650,19 @@ int hl_h5d_write_strings(int64_t dset, int rank, const int64_t *start, const int
     return r;
 }
 
-/// Reads n strings of file type `ftype` with `readfn` (H5Dread or H5Aread wrapped) into malloc'd
-/// copies. For vlen strings HDF5 allocates; those buffers are reclaimed here.
+/// Where `read_strings` reads from: a dataset selection (H5Dread) or a whole attribute (H5Aread).
+typedef struct {
+    hid_t obj;
+    int attribute;
+    hid_t mspace, fspace; // datasets: the selection (H5S_ALL for the whole dataset)
+} str_source;
+
+static herr_t source_read(const str_source *src, hid_t mt, void *buf) {
+    if (src->attribute) return H5Aread(src->obj, mt, buf);
+    return H5Dread(src->obj, mt, src->mspace, src->fspace, H5P_DEFAULT, buf);
+}
+
+/// A malloc'd copy of a fixed-length string of `size` bytes (padding removed).
 static char *dup_fixed(const char *p, size_t size, H5T_str_t pad) {
     size_t len = strnlen(p, size);
     if (pad == H5T_STR_SPACEPAD)
@@ -607,42 +672,63 @@ static char *dup_fixed(const char *p, size_t size, H5T_str_t pad) {
     return s;
 }
 
+/// Reads the n strings of `src` (file type `ft`, vlen or fixed-length) into malloc'd copies in
+/// out[0..<n]; on failure nothing is left allocated in `out`. Defensive against damaged files:
+/// n is checked against what the file can hold before anything is allocated, a missing vlen
+/// string (NULL) reads as "", and an allocation failure is an error, never a NULL entry.
+/// `space` is the memory dataspace HDF5 reclaims vlen buffers with.
+static int read_strings(const str_source *src, hid_t ft, hssize_t n, hid_t space, char **out) {
+    const char *op = src->attribute ? "H5Aread" : "H5Dread";
+    int vlen = H5Tis_variable_str(ft) > 0;
+    size_t size = vlen ? sizeof(char *) : H5Tget_size(ft);
+    // On disk a vlen string is a 16-byte global heap reference; a fixed string is `size` bytes.
+    if (hl_h5_check_read(src->obj, (int64_t)n, vlen ? 16 : (int64_t)size, src->attribute) < 0) return -1;
+    if (size == 0 || (size_t)n > (SIZE_MAX - 1) / size) { set_err("string array too large"); return -1; }
+    hid_t mt = vlen ? type_id(HL_H5_STR, 0) : H5Tcopy(ft);
+    char *tmp = calloc((size_t)n * size + 1, 1);
+    if (mt < 0 || !tmp) {
+        set_err("out of memory reading %lld strings", (long long)n);
+        free(tmp);
+        if (!vlen && mt >= 0) H5Tclose(mt);
+        return -1;
+    }
+    int r = 0;
+    if (source_read(src, mt, tmp) < 0) {
+        capture(op);
+        r = -1;
+    } else {
+        H5T_str_t pad = vlen ? H5T_STR_NULLTERM : H5Tget_strpad(ft);
+        for (hssize_t i = 0; i < n && r == 0; i++) {
+            const char *v = vlen ? ((char **)tmp)[i] : NULL;
+            out[i] = vlen ? strdup(v ? v : "") : dup_fixed(tmp + (size_t)i * size, size, pad);
+            if (!out[i]) {
+                set_err("out of memory copying string %lld", (long long)i);
+                hl_h5_free_strings(out, i);
+                r = -1;
+            }
+        }
+        if (vlen) HL_RECLAIM(mt, space, tmp);
+    }
+    free(tmp);
+    if (!vlen) H5Tclose(mt);
+    return r;
+}
+
 int hl_h5d_read_strings(int64_t dset, int rank, const int64_t *start, const int64_t *count, char **out) {
     quiet();
     hid_t ft = H5Dget_type(dset);
     if (ft < 0) { capture("H5Dget_type"); return -1; }
     if (H5Tget_class(ft) != H5T_STRING) { H5Tclose(ft); set_err("not a string dataset"); return -1; }
-    hid_t fs, ms;
+    str_source src = {dset, 0, H5S_ALL, H5S_ALL};
     hssize_t n;
-    if (select_block(dset, rank, start, count, &fs, &ms, &n) < 0) { H5Tclose(ft); return -1; }
+    if (select_block(dset, rank, start, count, &src.fspace, &src.mspace, &n) < 0) { H5Tclose(ft); return -1; }
     int r = 0;
     if (n > 0) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t mt = type_id(HL_H5_STR, 0);
-            char **tmp = calloc((size_t)n, sizeof(char *));
-            if (!tmp) { set_err("out of memory"); r = -1; }
-            else if (H5Dread(dset, mt, ms, fs, H5P_DEFAULT, tmp) < 0) { capture("H5Dread"); r = -1; free(tmp); }
-            else {
-                for (hssize_t i = 0; i < n; i++) out[i] = strdup(tmp[i] ? tmp[i] : "");
-                hid_t rs = ms != H5S_ALL ? ms : H5Dget_space(dset);
-                HL_RECLAIM(mt, rs, tmp);
-                if (rs != ms) H5Sclose(rs);
-                free(tmp);
-            }
-        } else {
-            size_t size = H5Tget_size(ft);
-            H5T_str_t pad = H5Tget_strpad(ft);
-            hid_t mt = H5Tcopy(ft);
-            char *tmp = malloc((size_t)n * size + 1);
-            if (mt < 0 || !tmp) { set_err("out of memory"); r = -1; }
-            else if (H5Dread(dset, mt, ms, fs, H5P_DEFAULT, tmp) < 0) { capture("H5Dread"); r = -1; }
-            else
-                for (hssize_t i = 0; i < n; i++) out[i] = dup_fixed(tmp + (size_t)i * size, size, pad);
-            free(tmp);
-            if (mt >= 0) H5Tclose(mt);
-        }
+        hid_t space = src.mspace != H5S_ALL ? src.mspace : H5Dget_space(dset);
+        r = space < 0 ? (capture("H5Dget_space"), -1) : read_strings(&src, ft, n, space, out);
+        if (space >= 0 && space != src.mspace) H5Sclose(space);
     }
-    close_spaces(fs, ms);
+    close_spaces(src.fspace, src.mspace);
     H5Tclose(ft);
     return r;
 }
@@ -715,6 +801,12 @@ int hl_h5a_info(int64_t obj, const char *name, hl_h5_dtype *dtype, int *rank, in
         case H5S_SIMPLE: *rank = H5Sget_simple_extent_ndims(s); *n = (int64_t)H5Sget_simple_extent_npoints(s); break;
         default: *rank = 1; *n = 0; break; // H5S_NULL: no elements
         }
+        // Callers allocate n elements: a damaged dataspace must not make that absurd.
+        size_t size = H5Tget_size(t);
+        if (*rank < 0 || hl_h5_check_read(a, *n, size > 0 ? (int64_t)size : 1, 1) < 0) {
+            if (*rank < 0) capture("H5Sget_simple_extent_ndims");
+            r = -1;
+        }
     }
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
@@ -746,28 +838,8 @@ int hl_h5a_read_strings(int64_t obj, const char *name, char **out) {
     if (ft < 0 || s < 0 || n < 0) { capture("H5Aget_type"); r = -1; }
     else if (H5Tget_class(ft) != H5T_STRING) { set_err("attribute '%s' is not a string", name); r = -1; }
     else if (n > 0) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t mt = type_id(HL_H5_STR, 0);
-            char **tmp = calloc((size_t)n, sizeof(char *));
-            if (!tmp) { set_err("out of memory"); r = -1; }
-            else if (H5Aread(a, mt, tmp) < 0) { capture("H5Aread"); r = -1; free(tmp); }
-            else {
-                for (hssize_t i = 0; i < n; i++) out[i] = strdup(tmp[i] ? tmp[i] : "");
-                HL_RECLAIM(mt, s, tmp);
-                free(tmp);
-            }
-        } else {
-            size_t size = H5Tget_size(ft);
-            H5T_str_t pad = H5Tget_strpad(ft);
-            hid_t mt = H5Tcopy(ft);
-            char *tmp = malloc((size_t)n * size + 1);
-            if (mt < 0 || !tmp) { set_err("out of memory"); r = -1; }
-            else if (H5Aread(a, mt, tmp) < 0) { capture("H5Aread"); r = -1; }
-            else
-                for (hssize_t i = 0; i < n; i++) out[i] = dup_fixed(tmp + (size_t)i * size, size, pad);
-            free(tmp);
-            if (mt >= 0) H5Tclose(mt);
-        }
+        str_source src = {a, 1, H5S_ALL, H5S_ALL};
+        r = read_strings(&src, ft, n, s, out);
     }
     if (ft >= 0) H5Tclose(ft);
     if (s >= 0) H5Sclose(s);

@@ -110,6 +110,7 @@ struct Ablate: ParsableCommand {
     }
 
     func run() throws {
+        try RunFileIsolation.check(scores) // --scores may come from anyone (docs/security.md)
         let json = sweepRun.json
         let env = try LoadedModel.load(suite.model)
         let contents: RetrievalRunFile.Contents

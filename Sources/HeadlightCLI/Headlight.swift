@@ -4,11 +4,14 @@ import Foundation
 /// The `headlight` command. Each subcommand lives in its own file.
 public struct Headlight: ParsableCommand {
     public static let version = "0.1.0"
+    /// What `headlight --version` prints: the name and the version, so a caller (such as
+    /// `notebook run --headlight PATH`) can tell a Headlight binary from any other program.
+    public static let versionLine = "headlight \(version)"
 
     public static let configuration = CommandConfiguration(
         commandName: "headlight",
         abstract: "A native workbench for mechanistic interpretability of GGUF language models.",
-        version: version,
+        version: versionLine,
         subcommands: [
             Inspect.self,
             Tokenize.self,
@@ -21,7 +24,8 @@ public struct Headlight: ParsableCommand {
             Lens.self,
             Membership.self,
             RetrievalHeads.self, Ablate.self,
-            Cite.self
+            Cite.self,
+            CheckRunFile.self
         ]
     )
 

@@ -57,6 +57,8 @@ struct NotebookCommand: ParsableCommand {
         }
 
         func run() throws {
+            // Depth guard first: a cell that runs a notebook fails before anything is checked or run.
+            try NotebookRunner.refuseNested(environment: ProcessInfo.processInfo.environment)
             let fm = FileManager.default
             let cwd = URL(fileURLWithPath: fm.currentDirectoryPath, isDirectory: true)
             let workingDirectory =
@@ -138,30 +140,30 @@ struct NotebookCommand: ParsableCommand {
         hashData: { SHA256.hash($0) },
         hashFile: { try SHA256.hashFile(at: $0) })
 
-    /// The binary cells run, and its version string: `--headlight PATH` (asked with `--version`)
-    /// or this process's own executable (/proc/self/exe) with `Headlight.version`.
+    /// The binary cells run, and its version: `--headlight PATH` or this process's own executable
+    /// (/proc/self/exe) with `Headlight.version`. A `--headlight` binary must identify itself as
+    /// Headlight: `PATH --version` must exit 0 within 10 s and print exactly one line
+    /// `headlight X.Y.Z` (`Headlight.versionLine`). Any other program is refused — cells are
+    /// Headlight argument lists, and running them with, say, /usr/bin/env would turn a cell
+    /// `sh -c "..."` into a shell command (issue 17, docs/security.md).
     static func resolveHeadlight(_ explicit: String?) throws -> (String, String) {
         let fm = FileManager.default
         if let explicit {
             let path = URL(fileURLWithPath: explicit).standardizedFileURL.path
-            guard fm.isExecutableFile(atPath: path) else {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+                fm.isExecutableFile(atPath: path)
+            else {
                 throw CLIError("--headlight \(explicit) is not an executable file")
             }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: path)
-            p.arguments = ["--version"]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            p.standardInput = FileHandle.nullDevice
-            do { try p.run() } catch {
-                throw CLIError("cannot run \(path) --version: \(error.localizedDescription)")
-            }
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            let version = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard p.terminationStatus == 0, !version.isEmpty else {
-                throw CLIError("\(path) --version failed", hint: "--headlight must name a headlight binary")
+            let output = try versionOutput(of: path)
+            guard let version = headlightVersion(fromVersionOutput: output) else {
+                let shown = output.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                throw CLIError(
+                    "--headlight \(explicit) is not a Headlight binary: its --version printed "
+                        + (shown.isEmpty ? "nothing" : String(shown.prefix(80)).debugDescription),
+                    hint: "--headlight must name a headlight executable (whose --version prints "
+                        + "\"\(Headlight.versionLine)\" or another version)")
             }
             return (path, version)
         }
@@ -172,6 +174,78 @@ struct NotebookCommand: ParsableCommand {
             return (exe, Headlight.version)
         }
         throw CLIError("cannot find the headlight executable", hint: "pass --headlight PATH")
+    }
+
+    /// What `path --version` prints on stdout (at most 64 KiB), with stdin and stderr closed off.
+    /// Throws when it cannot be started, exits non-zero or by a signal, or runs longer than
+    /// `timeout` seconds (then it is killed). Output goes to a temporary file, not a pipe, so a
+    /// program that never closes its stdout cannot block the wait.
+    static func versionOutput(of path: String, timeout: Double = 10) throws -> String {
+        let fm = FileManager.default
+        let capture = fm.temporaryDirectory.appendingPathComponent("headlight-version-\(UUID().uuidString)")
+        guard fm.createFile(atPath: capture.path, contents: nil), let out = try? FileHandle(forWritingTo: capture)
+        else {
+            throw CLIError("cannot create a temporary file in \(fm.temporaryDirectory.path)")
+        }
+        defer {
+            try? out.close()
+            try? fm.removeItem(at: capture)
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = ["--version"]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in exited.signal() }
+        do { try p.run() } catch {
+            throw CLIError("cannot run \(path) --version: \(error.localizedDescription)")
+        }
+        if exited.wait(timeout: .now() + timeout) == .timedOut {
+            // Its process group too (Process starts children in their own group): a shell script's
+            // children would otherwise keep running.
+            kill(-p.processIdentifier, SIGKILL)
+            kill(p.processIdentifier, SIGKILL)
+            exited.wait()
+            throw CLIError(
+                "--headlight \(path) is not a Headlight binary: \(path) --version did not finish within "
+                    + "\(Int(timeout)) s")
+        }
+        guard p.terminationReason == .exit, p.terminationStatus == 0 else {
+            throw CLIError(
+                "--headlight \(path) is not a Headlight binary: \(path) --version failed "
+                    + (p.terminationReason == .exit
+                        ? "with exit code \(p.terminationStatus)" : "(signal \(p.terminationStatus))"))
+        }
+        let reader = try FileHandle(forReadingFrom: capture)
+        defer { try? reader.close() }
+        let data = (try? reader.read(upToCount: 64 << 10)) ?? nil
+        return String(decoding: data ?? Data(), as: UTF8.self)
+    }
+
+    /// The version in `headlight --version` output: exactly `headlight X.Y.Z` (optionally
+    /// `-suffix` or `+suffix` of letters, digits, `.` and `-`) and one final newline; nil for
+    /// anything else, e.g. GNU `env (GNU coreutils) 9.1 ...`, a bare `0.1.0` or a second line.
+    static func headlightVersion(fromVersionOutput text: String) -> String? {
+        var t = Substring(text)
+        if t.hasSuffix("\n") { t = t.dropLast() }
+        let prefix = "headlight "
+        guard t.hasPrefix(prefix) else { return nil }
+        let version = t.dropFirst(prefix.count)
+        let core = version.prefix { $0 != "-" && $0 != "+" }
+        let parts = core.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } })
+        else { return nil }
+        let suffix = version.dropFirst(core.count)
+        if !suffix.isEmpty {
+            guard suffix.count > 1,
+                suffix.dropFirst().allSatisfy({
+                    $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-")
+                })
+            else { return nil }
+        }
+        return String(version)
     }
 
     static func displayPath(_ url: URL, relativeTo base: URL) -> String {

@@ -57,6 +57,8 @@ struct Report: ParsableCommand {
         }
 
         func run() throws {
+            // Run files may come from anyone: each is read in a child process first (docs/security.md).
+            for path in runFiles { try RunFileIsolation.check(path) }
             var files: [RunFileContents] = []
             for path in runFiles {
                 do {
@@ -304,6 +306,7 @@ struct Report: ParsableCommand {
 
     /// The finished `/retrieval_heads` group of `path` (`RetrievalRunFile.read`), for this model.
     static func retrieval(_ path: String, layers: Int, heads: Int) throws -> RetrievalRunFile.Contents {
+        try RunFileIsolation.check(path)
         let d: RetrievalRunFile.Contents
         do { d = try RetrievalRunFile.read(path: path) } catch RetrievalHeadsError.badScoresFile {
             // Never suggest writing to `path`: it is an existing file of the user's (a trace, say).

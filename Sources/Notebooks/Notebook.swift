@@ -351,6 +351,8 @@ public enum NotebookError: Error, LocalizedError, Equatable, Sendable {
     /// A cell could not be started at all.
     case launch(path: String, cell: Int, line: Int, command: String, message: String)
     case io(path: String, message: String)
+    /// `notebook run` was started from inside a notebook cell (`insideCell`: "<notebook>:<line>").
+    case nested(insideCell: String)
 
     public var errorDescription: String? {
         switch self {
@@ -371,6 +373,9 @@ public enum NotebookError: Error, LocalizedError, Equatable, Sendable {
             return "cell \(cell) (\(path):\(line)) could not be started: \(message)\n  command: \(command)"
         case let .io(path, message):
             return "\(path): \(message)"
+        case let .nested(cell):
+            return "notebook run refused inside a notebook cell (\(cell)): a notebook that runs notebooks could "
+                + "recurse without end\nhint: run the other notebook from the shell, after this one"
         }
     }
 }

@@ -7,6 +7,12 @@
 // non-zero stops the run with `NotebookError.cellFailed`, naming the cell, its line in the .md
 // file, its command and the tail of its stderr. How processes are started is injectable
 // (`NotebookProcessLauncher`), so tests can run /bin/echo, /bin/false or an in-process fake.
+//
+// Depth guard: every cell runs with HEADLIGHT_NOTEBOOK_CELL=<notebook>:<line> in its
+// environment, and a notebook run started where that variable is set is refused
+// (`NotebookError.nested`). A cell `headlight notebook run X.md` therefore fails at once instead
+// of recursing until the process limit (a notebook that runs itself). The variable is not part
+// of the cell keys.
 import Foundation
 import Reports
 
@@ -146,6 +152,16 @@ public enum NotebookProgress {
 }
 
 public final class NotebookRunner {
+    /// Set in every cell's environment to `<notebook path>:<line>`; see the top of this file.
+    public static let cellEnvironmentVariable = "HEADLIGHT_NOTEBOOK_CELL"
+
+    /// Throws `NotebookError.nested` when `environment` is that of a notebook cell.
+    public static func refuseNested(environment: [String: String]) throws {
+        if let cell = environment[cellEnvironmentVariable], !cell.isEmpty {
+            throw NotebookError.nested(insideCell: cell)
+        }
+    }
+
     public var options: NotebookRunOptions
     public var launcher: NotebookProcessLauncher
     public var progress: ((NotebookProgress) -> Void)?
@@ -166,6 +182,7 @@ public final class NotebookRunner {
 
     /// Runs (or takes from the cache) every cell in order. Throws at the first failing cell.
     public func run(_ notebook: Notebook) throws -> [NotebookCellResult] {
+        try NotebookRunner.refuseNested(environment: options.environment)
         let cells = notebook.cells
         let cache = self.cache
         let fm = FileManager.default
@@ -200,10 +217,12 @@ public final class NotebookRunner {
             }
             let start = DispatchTime.now().uptimeNanoseconds
             let p: NotebookProcessResult
+            var environment = options.environment
+            environment[NotebookRunner.cellEnvironmentVariable] = "\(notebook.path):\(cell.line)"
             do {
                 p = try launcher.run(
                     executable: options.executable, arguments: cell.arguments,
-                    workingDirectory: options.workingDirectory, environment: options.environment)
+                    workingDirectory: options.workingDirectory, environment: environment)
             } catch {
                 progress?(.failed(cell, total: cells.count, exitCode: -1, duration: 0))
                 throw NotebookError.launch(

@@ -203,7 +203,7 @@ extension H5Object {
     public func attributeNames() throws -> [String] {
         let id = try liveID()
         return try H5Lib.sync {
-            try names("list attributes", count: hl_h5a_count(id)) { hl_h5a_name(id, $0, $1, $2) }
+            try names("list attributes", of: id, count: hl_h5a_count(id)) { hl_h5a_name(id, $0, $1, $2) }
         }
     }
 

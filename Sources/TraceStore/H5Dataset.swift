@@ -73,8 +73,22 @@ public final class H5Dataset: H5Object {
         }
     }
 
-    /// Number of elements (product of the current shape).
-    public var count: Int { get throws { try shape.reduce(1, *) } }
+    /// Number of elements (product of the current shape). A damaged file whose shape overflows
+    /// 64 bits is `.corruptFile`, never an arithmetic trap.
+    public var count: Int {
+        get throws {
+            var n = 1
+            for d in try shape {
+                let (p, overflow) = n.multipliedReportingOverflow(by: d)
+                if overflow {
+                    throw TraceStoreError.corruptFile(
+                        file: file.path, detail: "\(name): shape \(try shape) has more elements than 64 bits count")
+                }
+                n = p
+            }
+            return n
+        }
+    }
 
     /// Chunk shape, or nil for contiguous storage.
     public var chunks: [Int]? {
@@ -342,6 +356,27 @@ public final class H5Dataset: H5Object {
         }
     }
 
+    /// Checks a read of `n` elements before anything is allocated for it: a damaged file can
+    /// claim any shape, so the read must fit what the file can hold (`hl_h5_check_read`: deflate's
+    /// largest expansion of the file's size, reads up to 1 GiB always allowed) and this machine's
+    /// memory (`memoryElementSize` bytes per element). Either failure is `.corruptFile` naming the
+    /// dataset.
+    func checkReadSize(_ n: Int, memoryElementSize: Int) throws {
+        let id = try liveID()
+        try H5Lib.sync {
+            if hl_h5_check_read(id, Int64(n), Int64(elementType.byteSize), 0) < 0 {
+                throw TraceStoreError.corruptFile(file: file.path, detail: "\(name): \(H5Lib.lastError)")
+            }
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: memoryElementSize)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if overflow || UInt64(bytes) > memory {
+            throw TraceStoreError.corruptFile(
+                file: file.path,
+                detail: "\(name): reading \(n) elements needs more memory than this machine's \(memory >> 20) MiB")
+        }
+    }
+
     private func readSelection<T: H5Scalar>(_: T.Type, start: [Int]?, count: [Int]?, elements n: Int) throws -> [T] {
         let target = T.h5ElementType
         guard elementType.widens(to: target) else {
@@ -349,6 +384,7 @@ public final class H5Dataset: H5Object {
                 file: file.path, object: name, expected: "\(target) (or a type that widens to it)",
                 actual: elementType.rawValue)
         }
+        try checkReadSize(n, memoryElementSize: max(target.byteSize, elementType.byteSize))
         let id = try liveID()
         let start64 = start?.map(Int64.init), count64 = count?.map(Int64.init)
         func rawRead(_ mem: H5ElementType, _ buf: UnsafeMutableRawPointer?) throws {
@@ -395,6 +431,7 @@ public final class H5Dataset: H5Object {
 
     private func readStrings(start: [Int]?, count: [Int]?, elements n: Int) throws -> [String] {
         try checkStringType()
+        try checkReadSize(n, memoryElementSize: MemoryLayout<String>.stride)
         let id = try liveID()
         let start64 = start?.map(Int64.init), count64 = count?.map(Int64.init)
         return try H5Lib.sync {

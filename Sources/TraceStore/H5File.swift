@@ -33,16 +33,21 @@ extension H5Object {
     /// `count` names read through the shim's two-call pattern: `name(i, nil, 0)` gives the length,
     /// `name(i, buf, len + 1)` the bytes (call inside `H5Lib.sync`; `operation` names the failure).
     func names(
-        _ operation: String, count n: Int64, _ name: (Int64, UnsafeMutablePointer<CChar>?, Int) -> Int64
+        _ operation: String, of id: Int64, count n: Int64,
+        _ nameAt: (Int64, UnsafeMutablePointer<CChar>?, Int) -> Int64
     ) throws -> [String] {
         if n < 0 { throw h5Error(operation) }
+        // A damaged count must not size an allocation: every name takes bytes in the file.
+        if hl_h5_check_read(id, n, 1, 1) < 0 {
+            throw TraceStoreError.corruptFile(file: file.path, detail: "\(name): \(H5Lib.lastError)")
+        }
         var names: [String] = []
-        names.reserveCapacity(Int(n))
+        names.reserveCapacity(Int(min(n, 4096)))
         for i in 0..<n {
-            let len = name(i, nil, 0)
+            let len = nameAt(i, nil, 0)
             if len < 0 { throw h5Error(operation) }
             var buf = [CChar](repeating: 0, count: Int(len) + 1)
-            if name(i, &buf, buf.count) < 0 { throw h5Error(operation) }
+            if nameAt(i, &buf, buf.count) < 0 { throw h5Error(operation) }
             names.append(String(cString: buf))
         }
         return names
@@ -215,7 +220,7 @@ extension H5Container {
     public func children() throws -> [String] {
         let id = try liveID()
         return try H5Lib.sync {
-            try names("list children", count: hl_h5g_count(id)) { hl_h5g_child_name(id, $0, $1, $2) }
+            try names("list children", of: id, count: hl_h5g_count(id)) { hl_h5g_child_name(id, $0, $1, $2) }
         }
     }
 

@@ -117,6 +117,17 @@ int hl_h5d_read(int64_t dset, hl_h5_dtype mem, int rank, const int64_t *start, c
 /// Writes NUL-terminated UTF-8 strings to a string dataset (selection as above).
 int hl_h5d_write_strings(int64_t dset, int rank, const int64_t *start, const int64_t *count,
                          const char *const *strings);
+/// Read-size check for damaged files, done before anything is allocated for a read: `n`
+/// elements of `elem_size` bytes on disk. An attribute (attribute != 0; never compressed) must
+/// fit in the file's size on disk. A dataset read of more than HL_H5_READ_ALWAYS_OK bytes must
+/// fit in HL_H5_MAX_EXPANSION times the file's size (deflate's largest expansion is 1032:1;
+/// smaller reads are always allowed, so unallocated chunks read as fill values still work).
+/// 0 if allowed, -1 (with hl_h5_last_error) if not. hl_h5d_read_strings, hl_h5a_read_strings
+/// and hl_h5a_info check themselves; numeric dataset reads are checked by the caller, which
+/// allocates the buffer.
+#define HL_H5_READ_ALWAYS_OK (INT64_C(1) << 30)
+#define HL_H5_MAX_EXPANSION 1032
+int hl_h5_check_read(int64_t obj, int64_t n, int64_t elem_size, int attribute);
 /// Reads strings (vlen or fixed-length) into out[prod(count)] (or out[number of elements]):
 /// each entry is malloc'd; release them with hl_h5_free_strings.
 int hl_h5d_read_strings(int64_t dset, int rank, const int64_t *start, const int64_t *count, char **out);
@@ -131,7 +142,8 @@ void hl_h5_free_strings(char **strings, int64_t n);
 int hl_h5a_write(int64_t obj, const char *name, hl_h5_dtype dtype, int rank, int64_t n, const void *buf);
 /// Same for vlen UTF-8 strings.
 int hl_h5a_write_strings(int64_t obj, const char *name, int rank, int64_t n, const char *const *strings);
-/// 1 if the attribute exists (then fills type, rank and element count), 0 if not, < 0 on error.
+/// 1 if the attribute exists (then fills type, rank and element count), 0 if not, < 0 on error
+/// (also when the element count is more than the file can hold: hl_h5_check_read).
 int hl_h5a_info(int64_t obj, const char *name, hl_h5_dtype *dtype, int *rank, int64_t *n);
 /// Reads all elements of a numeric attribute converted to `mem`.
 int hl_h5a_read(int64_t obj, const char *name, hl_h5_dtype mem, void *buf);

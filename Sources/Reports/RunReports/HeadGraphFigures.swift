@@ -37,28 +37,37 @@ enum HeadGraphFigures {
 
     // MARK: Composition
 
-    static func compositionBlocks(
-        _ s: CompositionScores, headScores: [Double]?, note: String?,
-        source: String
-    ) throws -> [ReportDocument.Block] {
-        guard s.heads.count >= 2 else {
-            return [.note("Composition (\(source)): fewer than two heads, nothing to draw.")]
-        }
-        var out: [ReportDocument.Block] = []
+    typealias CompositionEdge = (
+        from: HeadIndex, to: HeadIndex, kind: CompositionScores.Kind, score: Double, ratio: Double
+    )
+
+    /// Every composition pair, strongest first by how far above the random baseline it is.
+    static func compositionCandidates(_ s: CompositionScores) -> [CompositionEdge] {
         let base = s.baseline
-        // Rank edges by how far above the random baseline they are; keep the strongest.
-        var cands: [(from: HeadIndex, to: HeadIndex, kind: CompositionScores.Kind, score: Double, ratio: Double)] = []
+        var cands: [CompositionEdge] = []
         for p in s.pairs() {
             let b = base[p.kind] ?? .nan
             let ratio = b.isFinite && b > 0 ? p.score / b : p.score
             cands.append((p.from, p.to, p.kind, p.score, ratio))
         }
         cands.sort { $0.ratio > $1.ratio || ($0.ratio == $1.ratio && ($0.from, $0.to) < ($1.from, $1.to)) }
+        return cands
+    }
+
+    /// The composition graph (its DOT is `graph.dot()`) and the edges it draws: the strongest
+    /// pairs at least 1.25x the baseline. Every string in it is made here from head indices and
+    /// numbers; nothing read from the run file reaches the DOT text.
+    static func compositionGraph(
+        _ s: CompositionScores, headScores: [Double]?
+    ) -> (graph: DirectedGraph, kept: [CompositionEdge], candidates: [CompositionEdge]) {
+        let base = s.baseline
+        let cands = compositionCandidates(s)
         let limit = max(6, min(2 * s.heads.count, 20))
-        let kept = cands.filter { c in
-            let b = base[c.kind] ?? .nan
-            return !b.isFinite || c.score >= 1.25 * b
-        }.prefix(limit)
+        let kept = Array(
+            cands.filter { c in
+                let b = base[c.kind] ?? .nan
+                return !b.isFinite || c.score >= 1.25 * b
+            }.prefix(limit))
 
         var g = DirectedGraph(
             title: "Composition among the top retrieval heads (weights only)", direction: .topToBottom)
@@ -83,6 +92,19 @@ enum HeadGraphFigures {
                     + (b.isFinite ? " (random baseline \(Num.fixed(b, 3)), \(Num.fixed(c.score / b, 1))×)" : ""),
                 color: kindColors[c.kind])
         }
+        return (g, kept, cands)
+    }
+
+    static func compositionBlocks(
+        _ s: CompositionScores, headScores: [Double]?, note: String?,
+        source: String
+    ) throws -> [ReportDocument.Block] {
+        guard s.heads.count >= 2 else {
+            return [.note("Composition (\(source)): fewer than two heads, nothing to draw.")]
+        }
+        var out: [ReportDocument.Block] = []
+        let base = s.baseline
+        let (g, kept, cands) = compositionGraph(s, headScores: headScores)
         let svg = try g.svg()
         let baseText = CompositionScores.Kind.allCases.compactMap { k -> String? in
             guard let b = base[k], b.isFinite else { return nil }
@@ -117,9 +139,12 @@ enum HeadGraphFigures {
 
     // MARK: Causal graph
 
-    static func causalBlocks(
-        _ c: CausalHeadData, retrievalScores: [HeadIndex: Double], source: String
-    ) throws -> [ReportDocument.Block] {
+    /// The causal graph (its DOT is `graph.dot()`) and how many edges it draws. Strings in it are
+    /// made here from head indices and numbers, except the title, which names the run file's
+    /// ablation method (escaped by `DirectedGraph`).
+    static func causalGraph(
+        _ c: CausalHeadData, retrievalScores: [HeadIndex: Double]
+    ) -> (graph: DirectedGraph, edges: Int) {
         var edges: [(a: HeadIndex, b: HeadIndex, effect: Double)] = []
         for (i, a) in c.sources.enumerated() {
             for (j, b) in c.targets.enumerated() where a != b {
@@ -153,7 +178,14 @@ enum HeadGraphFigures {
                 label: (e.effect > 0 ? "+" : "") + Num.fixed(e.effect, 2),
                 tooltip: "ablating \(e.a) changes \(e.b)'s retrieval score by \(Num.fixed(e.effect, 3))")
         }
-        if kept.isEmpty {
+        return (g, kept.count)
+    }
+
+    static func causalBlocks(
+        _ c: CausalHeadData, retrievalScores: [HeadIndex: Double], source: String
+    ) throws -> [ReportDocument.Block] {
+        let (g, keptCount) = causalGraph(c, retrievalScores: retrievalScores)
+        if keptCount == 0 {
             return [
                 .note(
                     "Causal graph (\(source)): no single-head ablation changed another head's retrieval score by 0.01 "
