@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import TraceStore
@@ -45,6 +46,7 @@ public enum HeadlightMain {
             }
             var text = "error: \(describe(error))"
             if let e = error as? TraceStoreError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
+            if let e = error as? ShardError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
             FileHandle.standardError.write(Data((text + "\n").utf8))
             Foundation.exit(1)
         }

@@ -20,7 +20,8 @@ public struct Headlight: ParsableCommand {
             Trace.self,
             Membership.self,
             RetrievalHeads.self, Ablate.self,
-            Cite.self
+            Cite.self,
+            Merge.self
         ]
     )
 
