@@ -1,3 +1,4 @@
+import Analysis
 import ArgumentParser
 import Foundation
 import TraceStore
@@ -47,6 +48,7 @@ public enum HeadlightMain {
             }
             var text = "error: \(describe(error))"
             if let e = error as? TraceStoreError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
+            if let e = error as? ShardError, let hint = e.recoverySuggestion { text += "\nhint: \(hint)" }
             // Messages quote file contents (suite names, needle ids): no raw control characters.
             FileHandle.standardError.write(Data((TerminalText.escape(text, allowNewlines: true) + "\n").utf8))
             Foundation.exit(1)

@@ -25,7 +25,8 @@ public struct Headlight: ParsableCommand {
             Membership.self,
             RetrievalHeads.self, Ablate.self,
             Cite.self,
-            CheckRunFile.self
+            CheckRunFile.self,
+            Merge.self
         ]
     )
 

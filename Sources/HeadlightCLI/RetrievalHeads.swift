@@ -42,6 +42,8 @@ struct RetrievalHeads: ParsableCommand {
 
     @OptionGroup var sweepRun: SweepRunOptions
 
+    @OptionGroup var sharding: ShardOptions
+
     @Option(
         name: .customLong("export-trials"),
         help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
@@ -54,6 +56,7 @@ struct RetrievalHeads: ParsableCommand {
         try sweepRun.validate()
         try CommandChecks.outputFile(output)
         if let exportTrials { try CommandChecks.outputFile(exportTrials, option: "--export-trials") }
+        try sharding.validate()
     }
 
     func run() throws {
@@ -65,7 +68,7 @@ struct RetrievalHeads: ParsableCommand {
         options.reusePrefix = !sweepRun.noSharePrefix
         options.sharedPrefixOrder = !sweepRun.noSharePrefix
         options.stopAfter = sweepRun.stopAfter
-        let sweep: RetrievalHeadSweep
+        var sweep: RetrievalHeadSweep
         do {
             sweep = try RetrievalHeadSweep(
                 probe: probe, model: env.model, tokenizer: env.tokenizer,
@@ -97,22 +100,32 @@ struct RetrievalHeads: ParsableCommand {
                         + "they are run and recorded but cannot score heads\n").utf8))
         }
 
+        let shardSpec = try sharding.spec()
+        var shardInfo: ShardInfo?
+        var output = self.output
+        if let spec = shardSpec {
+            let mine = ShardPlan.trials(costs: sweep.shardCosts(trials), shard: spec)
+            sweep.options.trialSubset = mine
+            shardInfo = ShardInfo(spec: spec, trials: mine, planOrder: sweep.executionOrder(trials))
+            if sharding.mpi { output = ShardOptions.mpiShardPath(output, spec) }
+        }
         let writer = try sweepRun.openRunFile(
             output, env: env, command: "retrieval-heads",
-            plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles)
+            plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles, shard: shardInfo)
         let result = try sweepRun.withProgress(title: "retrieval-heads") {
             try sweep.run(file: writer.file, trials: trials, progress: $0)
         }
         guard result.finished else {
             try writer.checkpoint()
+            let planned = sweep.options.trialSubset?.count ?? trials.count
             let msg =
-                "stopped after \(result.ranNow) trial(s) (\(result.records.count) of \(trials.count) done); "
+                "stopped after \(result.ranNow) trial(s) (\(result.records.count) of \(planned) done); "
                 + "rerun the same command to resume from \(writer.temporaryPath)"
             if json {
                 print(
                     try JSONOutput.object([
                         "finished": false, "done": result.records.count,
-                        "trials": trials.count, "partial": writer.temporaryPath
+                        "trials": planned, "partial": writer.temporaryPath
                     ]))
             } else {
                 FileHandle.standardError.write(Data((msg + "\n").utf8))
@@ -121,6 +134,11 @@ struct RetrievalHeads: ParsableCommand {
         }
         try writer.file.setAttribute("sweep_seconds", result.seconds)
         try writer.finalize()
+        if let spec = shardSpec, sharding.mpi {
+            guard spec.index == 0 else { return }
+            try sharding.mpiMerge(output: self.output, spec: spec, json: json)
+            return
+        }
         if json {
             print(try JSONOutput.object(Self.jsonObject(result, output: output, probe: probe, env: env, top: top)))
         } else {

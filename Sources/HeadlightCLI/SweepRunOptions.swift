@@ -31,19 +31,33 @@ struct SweepRunOptions: ParsableArguments {
     /// new file gets its root header before it appears as `<output>.partial`; an existing
     /// `.partial` is resumed only if it was written by the same command, model (sha256) and plan
     /// (`planDigest` of `plan` and the bytes of `inputs`), checked before anything is written.
+    ///
+    /// A shard (`shard`, --shard K/N) adds "K/N" to the identity and records its `ShardInfo`; a
+    /// whole run refuses a shard's `.partial`. `plan_sha256` is the full plan's in both cases.
     func openRunFile(
         _ output: String, env: LoadedModel, command: String, plan: [String],
-        inputs: [String]
+        inputs: [String], shard: ShardInfo? = nil
     ) throws -> RunFileWriter {
         if restart {
             try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true))
         }
         let header = try RunFileHeader(model: env, command: command)
-        let identity = [
+        var identity = [
             RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
             "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs)
         ]
-        return try RunFileWriter(path: output, resumable: true, header: header, identity: identity)
+        if let shard { identity[ShardInfo.Attr.shard] = shard.spec.description }
+        let writer = try RunFileWriter(path: output, resumable: true, header: header, identity: identity)
+        if let shard {
+            try shard.write(to: writer.file)
+        } else if try writer.file.hasAttribute(ShardInfo.Attr.shard) {
+            let s = try writer.file.attributeIfPresent(ShardInfo.Attr.shard)?.stringValue ?? "?"
+            writer.close()
+            throw TraceStoreError.cannotResume(
+                file: writer.temporaryPath, detail: "it is the partial run of shard \(s), this run is not sharded",
+                hint: "Rerun with --shard \(s), or with --restart to discard it.")
+        }
+        return writer
     }
 
     /// SHA-256 of what determines a sweep's records: the command's plan lines (trial cells,

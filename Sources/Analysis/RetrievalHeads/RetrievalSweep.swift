@@ -79,6 +79,9 @@ public struct RetrievalSweepOptions: Sendable {
     public var sharedPrefixOrder = true
     /// Stop (without finalizing) after this many trials of this invocation (tests of resume).
     public var stopAfter: Int?
+    /// Run only these trial indices (a shard, `ShardPlan`); nil runs the whole grid. The sweep
+    /// finishes when all of them are done.
+    public var trialSubset: [Int]?
     public init() {}
 }
 
@@ -89,7 +92,8 @@ public final class RetrievalHeadSweep {
     public let model: Model
     public let tokenizer: Tokenizer
     public let builder: NIAHTrialBuilder
-    public let options: RetrievalSweepOptions
+    /// Mutable so that a shard's `trialSubset` can be set once the trials (and their costs) are built.
+    public var options: RetrievalSweepOptions
 
     public init(
         probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
@@ -123,11 +127,9 @@ public final class RetrievalHeadSweep {
         let done = Set(try store.trialIndices())
         let resumed = done.count
 
-        let order =
-            options.sharedPrefixOrder
-            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens))
-            : Array(trials.indices)
-        let todo = order.filter { !done.contains($0) }
+        let order = executionOrder(trials)
+        let subset = options.trialSubset.map(Set.init)
+        let todo = order.filter { !done.contains($0) && subset?.contains($0) != false }
         // Work estimate per trial: prompt tokens not shared with the previous trial run, plus the
         // attention work (quadratic), plus decode steps.
         var work: [Int: Double] = [:]
@@ -143,7 +145,7 @@ public final class RetrievalHeadSweep {
         let workTotal = work.values.reduce(0, +)
         var workDone = 0.0
 
-        let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
+        let maxPrompt = todo.map { trials[$0].promptTokens.count }.max() ?? 1
         try model.checkContext(
             maxPrompt + probe.suite.maxNewTokens + 1,
             for: "a trial prompt of \(maxPrompt) tokens + max_new_tokens \(probe.suite.maxNewTokens) + 1")
@@ -152,7 +154,7 @@ public final class RetrievalHeadSweep {
         let scorer = RougeScorer()
         var ran = 0
         progress?(
-            SweepProgress(done: resumed, total: trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
+            SweepProgress(done: resumed, total: subset?.count ?? trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
         for i in todo {
             if let k = options.stopAfter, ran >= k { break }
             let t = trials[i]
@@ -177,11 +179,11 @@ public final class RetrievalHeadSweep {
             workDone += work[i] ?? 0
             progress?(
                 SweepProgress(
-                    done: resumed + ran, total: trials.count, workDone: workDone, workTotal: workTotal,
+                    done: resumed + ran, total: subset?.count ?? trials.count, workDone: workDone, workTotal: workTotal,
                     label: "\(t.needle.id) length \(t.cell.length) depth \(RetrievalRunFile.fmtDepth(t.cell.depth))"))
         }
         let records = try store.records().sorted { $0.trialIndex < $1.trialIndex }
-        let finished = records.count == trials.count
+        let finished = records.count == (subset?.count ?? trials.count)
         let scores = RetrievalHeadScores.aggregate(
             trialScores: records.map(\.headScores), counted: records.map(\.counted),
             layers: c.nLayers, heads: c.nHeads)
@@ -189,6 +191,19 @@ public final class RetrievalHeadSweep {
         return RetrievalSweepResult(
             records: records, scores: scores, threshold: options.threshold, finished: finished,
             ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// The order in which a run executes `trials` (and stores their records): shared-prefix
+    /// order, or grid order without `sharedPrefixOrder`. A shard runs its trials in this order too,
+    /// so its records are a subsequence of the single run's.
+    public func executionOrder(_ trials: [NIAHTrial]) -> [Int] {
+        options.sharedPrefixOrder
+            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+    }
+
+    /// Token cost of every trial (`ShardPlan.trialCost`), for `ShardPlan.assign`.
+    public func shardCosts(_ trials: [NIAHTrial]) -> [Int] {
+        trials.map { ShardPlan.trialCost(promptTokens: $0.promptTokens.count, decodeSteps: probe.suite.maxNewTokens) }
     }
 
     /// Indices sorted by prompt tokens, lexicographically (ties by index): consecutive prompts
@@ -245,7 +260,7 @@ public final class RetrievalRunFile {
         ]
     }
 
-    private init(root: H5Group, table: RecordTable, layers: Int, heads: Int) {
+    init(root: H5Group, table: RecordTable, layers: Int, heads: Int) {
         self.root = root
         self.table = table
         self.layers = layers
