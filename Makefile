@@ -14,6 +14,7 @@ deps:
 
 model: deps
 	@bash scripts/fetch-model.sh >/dev/null
+	@bash scripts/fetch-model.sh gemma3-270m >/dev/null   # Gemma3ForwardTests (~1 min of `make test`)
 
 build: deps
 	$(SWIFT) build $(RELEASE) --product headlight

@@ -1178,7 +1178,7 @@ void hl_attention_set_tiles(int query_rows, int key_cols) {
 typedef struct {
     const float *q, *k, *v;
     float *z;
-    int t, p, h, hkv, g, dh, bq, bk, nqb;
+    int t, p, h, hkv, g, dh, bq, bk, nqb, window;
     float scale;
     const hl_impl *im;
 } attn_job;
@@ -1206,7 +1206,9 @@ static void attn_task(void *c, int task, int thread) {
     const float *kg = j->k + (size_t)grp * dh, *vg = j->v + (size_t)grp * dh;
     int first = j->p + t0;              // position of the block's first query
     int kend = first + bq;              // keys 0..<kend are visible to some row
-    for (int kb = 0; kb < kend; kb += bk) {
+    const int win = j->window;          // sliding window n_swa (query at q sees keys k > q - n_swa), 0: none
+    int kbeg = win > 0 && first - win + 1 > 0 ? first - win + 1 : 0; // keys before kbeg are visible to no row
+    for (int kb = kbeg; kb < kend; kb += bk) {
         int n = kend - kb < bk ? kend - kb : bk;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, dh, j->scale, Qp, dh,
                     kg + (size_t)kb * kvs, kvs, 0.0f, S, bk);
@@ -1219,7 +1221,27 @@ static void attn_task(void *c, int task, int thread) {
                     valid[hj * bq + i] = c < 0 ? 0 : (c > n ? n : c);
                 }
         }
+        if (win > 0) {
+            // Keys before the window of row i (index lo in the tile) are masked with a large negative
+            // score (exp underflows to ~0 in the running sum) and zeroed again after the update, so
+            // P·V never reads them; rows whose window starts after this tile get no valid keys.
+            for (int hj = 0; hj < G; hj++)
+                for (int i = 0; i < bq; i++) {
+                    int r = hj * bq + i, lo = first + i - win + 1 - kb;
+                    if (lo <= 0) continue;
+                    if (lo >= valid[r]) { valid[r] = 0; continue; }
+                    float *sr = S + (size_t)r * bk;
+                    for (int c = 0; c < lo; c++) sr[c] = -1e30f;
+                }
+        }
         j->im->tile_rows(S, bk, R, n, valid, M, L, O, dh);
+        if (win > 0) {
+            for (int hj = 0; hj < G; hj++)
+                for (int i = 0; i < bq; i++) {
+                    int r = hj * bq + i, lo = first + i - win + 1 - kb;
+                    if (lo > 0 && valid[r] > 0) memset(S + (size_t)r * bk, 0, (size_t)lo * 4);
+                }
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, dh, n, 1.0f, S, bk,
                     vg + (size_t)kb * kvs, kvs, 1.0f, O, dh);
     }
@@ -1235,6 +1257,11 @@ static void attn_task(void *c, int task, int thread) {
 
 void hl_attention_prefill(const float *q, const float *k, const float *v, float *z, int t, int p, int h, int hkv,
                           int dh, float scale) {
+    hl_attention_prefill_window(q, k, v, z, t, p, h, hkv, dh, scale, 0);
+}
+
+void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
+                                 int hkv, int dh, float scale, int window) {
     if (t <= 0) return;
     int G = h / hkv;
     // Tiles: ~384 query rows (G heads x bq queries) against 512 keys; measured on Zen 5 with
@@ -1246,7 +1273,7 @@ void hl_attention_prefill(const float *q, const float *k, const float *v, float 
     int threads = hl_kernels_threads();
     // Short chunks: smaller query blocks so that every thread gets work items.
     while (g_tile_q <= 0 && bq > 16 && hkv * ((t + bq - 1) / bq) < 3 * threads) bq /= 2;
-    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, scale, impl()};
+    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0, scale, impl()};
     hl_parallel_ex(hkv * j.nqb, attn_task, &j, 1);
 }
 

@@ -102,6 +102,11 @@ void hl_sgemm_nt(int m, int n, int k, const float *a, int lda, const float *b, i
 void hl_attention_prefill(const float *q, const float *k, const float *v, float *z,
                           int t, int p, int h, int hkv, int dh, float scale);
 
+/// hl_attention_prefill with a sliding window: the query at position q sees keys k with
+/// q - k < window (window <= 0: full causal attention). Key tiles before every row's window are skipped.
+void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z,
+                                 int t, int p, int h, int hkv, int dh, float scale, int window);
+
 /// One query row (t = 1) at position s - 1 over s keys, every head in parallel.
 void hl_attention_decode(const float *q, const float *k, const float *v, float *z,
                          int s, int h, int hkv, int dh, float scale);

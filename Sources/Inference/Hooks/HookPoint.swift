@@ -16,17 +16,26 @@ public enum HookKind: String, CaseIterable, Sendable, Codable {
     case embed = "hook_embed"
     /// Residual stream entering block L `[pos, D]`.
     case residPre = "hook_resid_pre"
+    /// Input of the attention norm, normalized without its weight: x / rms(x) `[pos, D]` (as
+    /// ln_final.hook_normalized).
+    case ln1Normalized = "ln1.hook_normalized"
     /// Queries before RoPE `[pos, H, dh]` (dims in Hugging Face order, see `HookSet`).
     case q = "attn.hook_q"
     /// Keys before RoPE `[pos, Hkv, dh]` (key/value heads: GQA models have fewer).
     case k = "attn.hook_k"
     /// Values `[pos, Hkv, dh]`.
     case v = "attn.hook_v"
+    /// Queries after the per-head QK RMSNorm, before RoPE `[pos, H, dh]` (only families with QK-norm:
+    /// Qwen3, Gemma 3).
+    case qNormed = "attn.hook_q_normed"
+    /// Keys after the per-head QK RMSNorm, before RoPE `[pos, Hkv, dh]` (QK-norm families).
+    case kNormed = "attn.hook_k_normed"
     /// Queries after RoPE `[pos, H, dh]` (what the attention uses; `.uniform` zeroes them here).
     case rotQ = "attn.hook_rot_q"
     /// Keys after RoPE `[pos, Hkv, dh]`.
     case rotK = "attn.hook_rot_k"
-    /// Scaled, causally masked attention scores `[head, query, key]` (-inf above the diagonal).
+    /// Scaled (and soft-capped, Gemma 2), causally masked attention scores `[head, query, key]`
+    /// (-inf above the diagonal and, in sliding-window layers, before the window).
     case attnScores = "attn.hook_attn_scores"
     /// Attention probabilities `[head, query, key]`.
     case pattern = "attn.hook_pattern"
@@ -36,7 +45,15 @@ public enum HookKind: String, CaseIterable, Sendable, Codable {
     case result = "attn.hook_result"
     /// Attention output `[pos, D]` (sum of hook_result over heads).
     case attnOut = "hook_attn_out"
-    /// MLP output `[pos, D]`.
+    /// Residual stream between attention and MLP, x + attn_out `[pos, D]`.
+    case residMid = "hook_resid_mid"
+    /// Input of the MLP norm, normalized without its weight: x / rms(x) `[pos, D]`.
+    case ln2Normalized = "ln2.hook_normalized"
+    /// Gate pre-activation xn · W_gateᵀ `[pos, F]`.
+    case mlpPre = "mlp.hook_pre"
+    /// act(gate) ⊙ (xn · W_upᵀ), the input of W_down `[pos, F]`.
+    case mlpPost = "mlp.hook_post"
+    /// MLP output `[pos, D]` (after the post-MLP norm in Gemma).
     case mlpOut = "hook_mlp_out"
     /// Residual stream leaving block L `[pos, D]`.
     case residPost = "hook_resid_post"
@@ -57,13 +74,13 @@ public enum HookKind: String, CaseIterable, Sendable, Codable {
     /// Has a head axis (heads can be selected).
     public var hasHeads: Bool {
         switch self {
-        case .q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z, .result: return true
+        case .q, .k, .v, .qNormed, .kNormed, .rotQ, .rotK, .attnScores, .pattern, .z, .result: return true
         default: return false
         }
     }
 
     /// The head axis indexes key/value heads (query heads are mapped to their KV head, h / (H / Hkv)).
-    public var usesKVHeads: Bool { self == .k || self == .v || self == .rotK }
+    public var usesKVHeads: Bool { self == .k || self == .v || self == .kNormed || self == .rotK }
 
     /// `[head, query, key]` attention tensors (selection forms rows / top-k / span mass apply).
     public var isAttention: Bool { self == .pattern || self == .attnScores }
@@ -83,6 +100,15 @@ public enum HookKind: String, CaseIterable, Sendable, Codable {
             m[last] = k // hook_pattern, hook_normalized
             if last.hasPrefix("hook_") { m[String(last.dropFirst(5))] = k } // pattern, resid_pre
         }
+        // "hook_normalized" / "normalized" stay ln_final's (TransformerLens' get_act_name);
+        // the block norms are "ln1.hook_normalized" / "ln2.hook_normalized" (or "ln1", "ln2").
+        m["hook_normalized"] = .lnFinal
+        m["ln1"] = .ln1Normalized
+        m["ln2"] = .ln2Normalized
+        m["q_normed"] = .qNormed
+        m["k_normed"] = .kNormed
+        m["mlp_pre"] = .mlpPre
+        m["mlp_post"] = .mlpPost
         m["attn"] = .pattern
         m["scores"] = .attnScores
         m["rot_q"] = .rotQ
@@ -207,6 +233,8 @@ public struct HookPoint: Hashable, Sendable, Comparable, CustomStringConvertible
 /// A malformed hook name or selection. Every message names the input and the valid range.
 public enum HookError: LocalizedError, Equatable, Sendable {
     case unknownHook(String, valid: [String])
+    /// A hook point this model's family does not have (e.g. attn.hook_q_normed without QK-norm).
+    case notInModel(String, reason: String)
     case noMatch(String, valid: [String])
     case badLayer(String, in: String, nLayers: Int)
     case layerOutOfRange(Int, nLayers: Int)
@@ -229,6 +257,8 @@ public enum HookError: LocalizedError, Equatable, Sendable {
             return "unknown hook '\(h)'; valid hooks: \(valid.joined(separator: ", ")) "
                 + "(short forms such as 'attn.hook_pattern' or 'pattern' select every layer; globs like "
                 + "'blocks.*.attn.hook_pattern' and negative layers like 'blocks.-1.hook_resid_post' work too)"
+        case .notInModel(let h, let reason):
+            return "hook '\(h)' does not exist in this model: \(reason)"
         case .noMatch(let h, let valid):
             return "hook pattern '\(h)' matches no hook point; valid hooks: \(valid.joined(separator: ", "))"
         case .badLayer(let l, let h, let n):

@@ -181,6 +181,12 @@ public final class HookSet {
     /// ln_final.hook_normalized: x / rms(x) of the selected positions.
     func emitLnFinal(start p: Int, rows t: Int, x: UnsafePointer<Float>) {
         guard let ci = global[.lnFinal] else { return }
+        emitNormalized(ci, start: p, rows: t, x: x)
+    }
+
+    /// A `[pos, D]` hook_normalized capture (ln1, ln2, ln_final): x / rms(x) of the selected
+    /// positions of x [T, D], without the norm's weight (TransformerLens folds it).
+    func emitNormalized(_ ci: Int, start p: Int, rows t: Int, x: UnsafePointer<Float>) {
         let rr = rows(ci, p, t)
         guard !rr.isEmpty else { return }
         let d = config.dModel, q = queries[ci], lo = rr.lowerBound, n = rr.count
@@ -229,13 +235,14 @@ public final class HookSet {
         }
     }
 
-    /// hook_attn_scores of layer `l`: scale * q · kᵀ for the selected rows and heads, -inf after the query.
+    /// hook_attn_scores of layer `l`: scale * q · kᵀ (soft-capped when the model caps) for the selected
+    /// rows and heads, -inf after the query and before a sliding window.
     func emitScores(layer l: Int, rows t: Int, start p: Int, q qBuf: UnsafePointer<Float>, keys: UnsafePointer<Float>) {
         guard let ci = perLayer[l][.attnScores] else { return }
         let rr = rows(ci, p, t)
         guard !rr.isEmpty else { return }
         let c = config, layout = plan.captures[ci], qs = queries[ci], s = p + t, n = layout.sequenceLength
-        let dh = c.dHead, scale = 1 / Float(dh).squareRoot()
+        let dh = c.dHead, scale = c.attentionScale, window = c.window(l), cap = c.attnLogitSoftcap
         let rowsForm = layout.form == .full || layout.form == .rows
         for (hi, h) in layout.heads!.enumerated() {
             let kh = keys + (h / c.groupSize) * dh
@@ -252,6 +259,9 @@ public final class HookSet {
                     qst, blasint(dh), kh, blasint(c.kvWidth), 0, out, blasint(w))
                 for r in 0..<g {
                     let valid = qs[g0 + r] + 1
+                    let lo = window > 0 ? max(0, valid - window) : 0 // keys lo..<valid are visible
+                    if cap != 0 { Kernels.softcap(out + r * w + lo, count: min(valid, cols) - lo, cap: cap) }
+                    if lo > 0 { (out + r * w).update(repeating: -.infinity, count: min(lo, w)) }
                     if valid < w { (out + r * w + valid).update(repeating: -.infinity, count: w - valid) }
                 }
                 emitAttention(ci, head: hi, rows: g0..<g1, keys: w, pad: -.infinity) { r in

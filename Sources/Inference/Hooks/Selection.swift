@@ -360,6 +360,16 @@ public struct TracePlan: Sendable {
         for r in requests {
             guard !r.hooks.isEmpty else { throw HookError.noHooks }
             var points = try HookPoint.resolve(r.hooks, nLayers: c.nLayers)
+            if !c.qkNorm {
+                // QK-norm hooks exist only in families with QK-norm: dropped from globs, an error
+                // when they are all the request names.
+                let kept = points.filter { $0.kind != .qNormed && $0.kind != .kNormed }
+                if kept.isEmpty, let first = points.first {
+                    throw HookError.notInModel(
+                        first.name, reason: "\(c.architecture) has no QK-norm (Qwen3 and Gemma 3 have)")
+                }
+                points = kept
+            }
             if let sel = r.layers {
                 let layers = Set(
                     try sel.resolve(count: c.nLayers, what: "layer") {
@@ -414,16 +424,19 @@ public struct TracePlan: Sendable {
         }
         let nh = l.heads?.count ?? 0
         switch p.kind {
-        case .embed, .residPre, .attnOut, .mlpOut, .residPost, .lnFinal:
+        case .embed, .residPre, .attnOut, .mlpOut, .residPost, .lnFinal, .residMid, .ln1Normalized, .ln2Normalized:
             l.shape = [nq, c.dModel]
             l.axes = ["pos", "d_model"]
+        case .mlpPre, .mlpPost:
+            l.shape = [nq, c.dFF]
+            l.axes = ["pos", "d_mlp"]
         case .logits:
             l.shape = [nq, c.vocabSize]
             l.axes = ["pos", "d_vocab"]
-        case .q, .rotQ, .z:
+        case .q, .qNormed, .rotQ, .z:
             l.shape = [nq, nh, c.dHead]
             l.axes = ["pos", "head", "d_head"]
-        case .k, .v, .rotK:
+        case .k, .v, .kNormed, .rotK:
             l.shape = [nq, nh, c.dHead]
             l.axes = ["pos", "kv_head", "d_head"]
         case .result:

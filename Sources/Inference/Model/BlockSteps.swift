@@ -18,12 +18,36 @@ extension InferenceSession {
         hooks.emit(kind, b, scratch.x.pointer, width: d)
     }
 
-    /// xn = RMSNorm(x) * weight.
-    func normalize(_ b: BlockPass, weight: WeightMatrix) {
+    /// xn = RMSNorm(x) * weight; captures `hook` (ln1/ln2.hook_normalized: x / rms(x)) when asked.
+    func normalize(_ b: BlockPass, weight: WeightMatrix, hook: HookKind? = nil) {
         let c = config, s = scratch
         Kernels.rmsNorm(
             s.x.pointer, rows: b.rows, width: c.dModel, weight: weight.data, eps: c.rmsNormEps,
             into: s.xn.pointer) // xn [T, D]
+        if let hook, let hk = b.hooks?.captures, let ci = hk.capture(b.layer, hook) {
+            hk.emitNormalized(ci, start: b.start, rows: b.rows, x: s.x.pointer)
+        }
+    }
+
+    /// QK-norm (Qwen3, Gemma 3): RMSNorm of every query head of q and key head of the new cache
+    /// rows over its dh values, weights `attn_q_norm` / `attn_k_norm` [dh] shared by the heads;
+    /// hooks q_normed / k_normed.
+    func normalizeQK(_ b: BlockPass) {
+        let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, p = b.start
+        guard let qn = w.qNorm, let kn = w.kNorm else { return }
+        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        Kernels.rmsNorm(
+            s.q.pointer, rows: t * c.nHeads, width: c.dHead, weight: qn.data, eps: c.rmsNormEps,
+            into: s.q.pointer) // q [T, H, dh]
+        Kernels.rmsNorm(kRows, rows: t * c.nKVHeads, width: c.dHead, weight: kn.data, eps: c.rmsNormEps, into: kRows)
+        if let hk = b.hooks?.captures {
+            if let ci = hk.capture(b.layer, .qNormed) {
+                hk.emitHeads(ci, start: p, rows: t, src: s.q.pointer, stride: c.qWidth, permuted: true)
+            }
+            if let ci = hk.capture(b.layer, .kNormed) {
+                hk.emitHeads(ci, start: p, rows: t, src: kRows, stride: c.kvWidth, permuted: true)
+            }
+        }
     }
 
     /// q = xn·Wqᵀ (+bq); k, v likewise, written straight into the KV cache rows P..<P+T.
@@ -49,11 +73,12 @@ extension InferenceSession {
         }
     }
 
-    /// RoPE on q and on the cache's new k rows; then the `.uniform` heads' queries are zeroed and
-    /// hooks rot_q/rot_k captured.
+    /// RoPE on q and on the cache's new k rows (the sliding-window layers' table when they have
+    /// their own base); then the `.uniform` heads' queries are zeroed and hooks rot_q/rot_k captured.
     func rotate(_ b: BlockPass) {
         let c = config, s = scratch, t = b.rows, p = b.start
         let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        let rope = c.window(b.layer) > 0 ? ropeSWA : self.rope
         Kernels.rope(
             s.q.pointer, rows: t, heads: c.nHeads, dHead: c.dHead, rowStride: c.qWidth, start: p,
             table: rope, style: c.ropeStyle)
@@ -75,8 +100,8 @@ extension InferenceSession {
         }
     }
 
-    /// z = softmax(q·kᵀ/√dh + causal mask)·v per head (grouped-query: H/Hkv query heads per KV
-    /// head); hands probabilities to hook_pattern captures (`.bos` heads are reported one-hot on
+    /// z = softmax(q·kᵀ·scale + causal mask)·v per head (grouped-query: H/Hkv query heads per KV
+    /// head; the layer's sliding window and the model's soft-cap applied); hands probabilities to hook_pattern captures (`.bos` heads are reported one-hot on
     /// key 0: their z is replaced afterwards by `headOutputs`), then captures hook_attn_scores.
     ///
     /// Observing probabilities needs the materializing attention path; rows before the first
@@ -109,7 +134,7 @@ extension InferenceSession {
             q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
             z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
             nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
-            scale: 1 / Float(c.dHead).squareRoot(),
+            scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
             probs: s.probs.pointer, observe: observe) // probs [T, S]
     }
 
@@ -173,25 +198,42 @@ extension InferenceSession {
         }
     }
 
-    /// attnOut = z·Woᵀ (patches and captures of hook_attn_out); x += attnOut.
-    func attentionOutput(_ b: BlockPass) {
+    /// attnOut = z·Woᵀ, RMSNorm'd by `postNorm` when given (Gemma's post_attention_norm); patches
+    /// and captures of hook_attn_out; x += attnOut; hook_resid_mid.
+    func attentionOutput(_ b: BlockPass, postNorm: WeightMatrix? = nil) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, d = c.dModel
         Kernels.linear(s.z.pointer, rows: b.rows, weight: w.wo, bias: nil, into: s.attnOut.pointer) // [T, D]
+        if let postNorm {
+            Kernels.rmsNorm(
+                s.attnOut.pointer, rows: b.rows, width: d, weight: postNorm.data, eps: c.rmsNormEps,
+                into: s.attnOut.pointer)
+        }
         if let hooks = b.hooks {
             hooks.patch(.attnOut, b, s.attnOut.pointer, stride: d, width: d)
             hooks.emit(.attnOut, b, s.attnOut.pointer, width: d)
         }
         Kernels.add(s.x.pointer, s.attnOut.pointer, count: b.rows * d)
+        b.hooks?.emit(.residMid, b, s.x.pointer, width: d)
     }
 
-    /// mlpOut = (silu(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ of the normalized input xn (patches and captures of
-    /// hook_mlp_out); x += mlpOut.
-    func gatedMLP(_ b: BlockPass) {
+    /// mlpOut = (act(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ of the normalized input xn (act: the model's SiLU or
+    /// tanh-GELU; hooks mlp.hook_pre / hook_post), RMSNorm'd by `postNorm` when given (Gemma's
+    /// post_ffw_norm); patches and captures of hook_mlp_out; x += mlpOut.
+    func gatedMLP(_ b: BlockPass, postNorm: WeightMatrix? = nil) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, d = c.dModel
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wGate, bias: nil, into: s.gate.pointer) // [T, F]
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wUp, bias: nil, into: s.up.pointer) // [T, F]
-        Kernels.swiglu(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF) // [T, F]
+        b.hooks?.emit(.mlpPre, b, s.gate.pointer, width: c.dFF)
+        switch c.activation {
+        case .silu: Kernels.swiglu(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF) // [T, F]
+        case .geluTanh: Kernels.gegluTanh(gate: s.gate.pointer, up: s.up.pointer, count: t * c.dFF) // [T, F]
+        }
+        b.hooks?.emit(.mlpPost, b, s.gate.pointer, width: c.dFF)
         Kernels.linear(s.gate.pointer, rows: t, weight: w.wDown, bias: nil, into: s.mlpOut.pointer) // [T, D]
+        if let postNorm {
+            Kernels.rmsNorm(
+                s.mlpOut.pointer, rows: t, width: d, weight: postNorm.data, eps: c.rmsNormEps, into: s.mlpOut.pointer)
+        }
         if let hooks = b.hooks {
             hooks.patch(.mlpOut, b, s.mlpOut.pointer, stride: d, width: d)
             hooks.emit(.mlpOut, b, s.mlpOut.pointer, width: d)

@@ -68,7 +68,10 @@ public final class InferenceSession {
     /// Every token in the cache, in order.
     public private(set) var tokens: [Int32] = []
 
+    /// RoPE angles of the full-attention layers (all layers of most families).
     let rope: RopeTable
+    /// RoPE angles of the sliding-window layers: `rope` unless they have their own base (Gemma 3).
+    let ropeSWA: RopeTable
     let scratch: ForwardScratch
     /// Built from `interventions`/`patches`/`headMeans` at the next pass (nil: rebuild).
     var interventionTable: InterventionTable?
@@ -82,7 +85,14 @@ public final class InferenceSession {
         self.model = model
         self.maxChunk = min(maxChunk, maxContext)
         cache = KVCache(config: model.config, maxContext: maxContext)
-        rope = RopeTable(config: model.config, positions: maxContext, freqFactors: model.weights.ropeFreqFactors)
+        let c = model.config
+        rope = RopeTable(config: c, positions: maxContext, freqFactors: model.weights.ropeFreqFactors)
+        ropeSWA =
+            c.separateSWARope
+            ? RopeTable(
+                config: c, positions: maxContext, freqFactors: model.weights.ropeFreqFactors, base: c.ropeBaseSWA,
+                freqScale: c.ropeFreqScaleSWA)
+            : rope
         scratch = ForwardScratch(config: model.config, maxChunk: self.maxChunk, maxContext: maxContext)
     }
 
@@ -217,15 +227,20 @@ public final class InferenceSession {
         return t
     }
 
-    /// x[T, D] = token_embd rows of the chunk's tokens.
+    /// x[T, D] = token_embd rows of the chunk's tokens (times `embeddingScale`, Gemma's √D).
     func embed(_ chunk: ArraySlice<Int32>) {
         let d = config.dModel, e = model.weights.tokenEmbedding.data, x = scratch.x.pointer
         for (r, tok) in chunk.enumerated() {
             (x + r * d).update(from: e + Int(tok) * d, count: d)
         }
+        let scale = config.embeddingScale
+        if scale != 1 {
+            for i in 0..<(chunk.count * d) { x[i] *= scale }
+        }
     }
 
-    /// logits = RMSNorm(x[r]) * output_norm · Woutᵀ for the chunk rows `rows`, R at a time.
+    /// logits = RMSNorm(x[r]) * output_norm · Woutᵀ for the chunk rows `rows`, R at a time
+    /// (soft-capped, cap · tanh(logits / cap), when the model has a final soft-cap).
     func outputHead(rows: [Int], start p: Int, _ body: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
         let c = config, s = scratch, d = c.dModel, v = c.vocabSize
         var i = 0
@@ -240,6 +255,9 @@ public final class InferenceSession {
             Kernels.linear(
                 s.headIn.pointer, rows: batch.count, weight: model.weights.output, bias: nil,
                 into: s.logits.pointer) // [R, V]
+            if c.finalLogitSoftcap != 0 {
+                Kernels.softcap(s.logits.pointer, count: batch.count * v, cap: c.finalLogitSoftcap)
+            }
             for (j, r) in batch.enumerated() {
                 try body(p + r, UnsafeBufferPointer(start: s.logits.pointer + j * v, count: v))
             }

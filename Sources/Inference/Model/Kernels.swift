@@ -84,6 +84,23 @@ enum Kernels {
         KernelProfile.stop(.elementwise, t0)
     }
 
+    /// GeGLU in place: `gate[i] = gelu_tanh(gate[i]) * up[i]` with GELU's tanh approximation
+    /// 0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³))) (ggml_gelu, HF gelu_pytorch_tanh; Gemma).
+    static func gegluTanh(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count n: Int) {
+        let t0 = KernelProfile.start()
+        let c: Float = 0.797_884_6 // √(2/π)
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = 0.5 * g * (1 + Foundation.tanh(c * (g + 0.044_715 * g * g * g))) * up[i]
+        }
+        KernelProfile.stop(.elementwise, t0)
+    }
+
+    /// Soft-capping in place: `x[i] = cap * tanh(x[i] / cap)` (Gemma 2 attention and final logits).
+    static func softcap(_ x: UnsafeMutablePointer<Float>, count n: Int, cap: Float) {
+        for i in 0..<n { x[i] = cap * Foundation.tanh(x[i] / cap) }
+    }
+
     /// Softmax of `x[0..<n]` in place (max-subtracted, Float32, exp as `fastExp`).
     static func softmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         hl_softmax(x, Int32(n))
@@ -127,6 +144,11 @@ enum Kernels {
     /// Causal grouped-query attention of T queries at positions P..<P+T over the S = P+T keys
     /// in the cache. Query head h reads key/value head h / (H / Hkv).
     ///
+    /// - window: sliding window n_swa: the query at position p sees keys k with p - k < n_swa
+    ///   (0: every key up to p). Probabilities outside the window are exactly 0.
+    /// - softcap: scores s ← softcap · tanh(s / softcap) after scaling, before the mask (0: off);
+    ///   only the materializing path implements it, so soft-capped models always take that path.
+    ///
     /// - q:      [T, H, dh]     queries after RoPE
     /// - k, v:   [C, Hkv, dh]   the layer's KV cache (rows 0..<S filled)
     /// - z:      [T, H, dh]     output: per-head attention-weighted values
@@ -141,7 +163,7 @@ enum Kernels {
     static func causalAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
-        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float, window: Int = 0, softcap: Float = 0,
         probs: UnsafeMutablePointer<Float>,
         observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?
     ) {
@@ -152,19 +174,28 @@ enum Kernels {
             let pairs = Double(t) * Double(p) + Double(t) * Double(t + 1) / 2
             KernelProfile.stop(.attention, t0, flops: 4 * Double(dh) * Double(nHeads) * pairs)
         }
-        if observe == nil {
+        if observe == nil && softcap == 0 {
             if t == 1 {
-                hl_attention_decode(q, k, v, z, Int32(s), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                // A window only moves the first visible key: attend over keys lo..<S.
+                let lo = window > 0 ? max(0, s - window) : 0, kvs = nKVHeads * dh
+                hl_attention_decode(
+                    q, k + lo * kvs, v + lo * kvs, z, Int32(s - lo), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
                 return
             }
             if blockedAttention {
-                hl_attention_prefill(q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                if window > 0 {
+                    hl_attention_prefill_window(
+                        q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale, Int32(window))
+                } else {
+                    hl_attention_prefill(
+                        q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                }
                 return
             }
         }
         referenceAttention(
             q: q, k: k, v: v, z: z, rows: t, start: p, nHeads: nHeads, nKVHeads: nKVHeads,
-            dHead: dh, scale: scale, probs: probs, observe: observe)
+            dHead: dh, scale: scale, window: window, softcap: softcap, probs: probs, observe: observe)
     }
 
     /// The materializing path of `causalAttention` (per head: sgemm, masked softmax, observer,
@@ -172,14 +203,14 @@ enum Kernels {
     static func referenceAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
-        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float,
+        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float, window: Int = 0, softcap: Float = 0,
         probs: UnsafeMutablePointer<Float>,
         observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?
     ) {
         let s = p + t
         let qStride = nHeads * dh, kvStride = nKVHeads * dh
         let group = nHeads / nKVHeads
-        if t == 1 {
+        if t == 1 && window == 0 && softcap == 0 {
             // Decoding: the G = H/Hkv query heads sharing a KV head are adjacent rows [G, dh] of q,
             // so one product per KV head reads its keys and values once (not G times).
             for g in 0..<nKVHeads {
@@ -211,7 +242,8 @@ enum Kernels {
             }
             return
         }
-        // Prefill: per head, two matrix products around a masked softmax.
+        // Prefill (and decoding with a window or soft-cap): per head, two matrix products around a
+        // masked softmax.
         for h in 0..<nHeads {
             let qh = q + h * dh, kh = k + (h / group) * dh, vh = v + (h / group) * dh, zh = z + h * dh
             // probs[T, S] = scale * Q[T, dh] · K[S, dh]ᵀ
@@ -221,7 +253,10 @@ enum Kernels {
             for r in 0..<t {
                 let row = probs + r * s
                 let valid = p + r + 1
-                softmax(row, count: valid)
+                let lo = window > 0 ? max(0, valid - window) : 0 // keys lo..<valid are visible
+                if softcap != 0 { Kernels.softcap(row + lo, count: valid - lo, cap: softcap) }
+                softmax(row + lo, count: valid - lo)
+                if lo > 0 { row.update(repeating: 0, count: lo) }
                 if valid < s { (row + valid).update(repeating: 0, count: s - valid) }
             }
             observe?(h, probs)
@@ -249,16 +284,21 @@ final class RopeTable: @unchecked Sendable {
     let cos: FloatBuffer // [C, dims/2]
     let sin: FloatBuffer // [C, dims/2]
 
-    init(config c: ModelConfig, positions n: Int, freqFactors: [Float]?) {
+    convenience init(config c: ModelConfig, positions n: Int, freqFactors: [Float]?) {
+        self.init(config: c, positions: n, freqFactors: freqFactors, base: c.ropeBase, freqScale: c.ropeFreqScale)
+    }
+
+    /// The table of RoPE base `base` and linear scale `freqScale` (Gemma 3's local layers use their own).
+    init(config c: ModelConfig, positions n: Int, freqFactors: [Float]?, base: Float, freqScale: Float) {
         dims = c.ropeDims
         positions = n
         let half = dims / 2
         var invFreq = [Float](repeating: 0, count: half)
         for i in 0..<half {
             let exponent = Float(2 * i) / Float(dims)
-            var f = 1 / Float(Foundation.pow(Double(c.ropeBase), Double(exponent)))
+            var f = 1 / Float(Foundation.pow(Double(base), Double(exponent)))
             if let ff = freqFactors, i < ff.count { f /= ff[i] }
-            invFreq[i] = f * c.ropeFreqScale
+            invFreq[i] = f * freqScale
         }
         cos = FloatBuffer(count: n * half)
         sin = FloatBuffer(count: n * half)

@@ -1,7 +1,8 @@
 import GGUF
 
 // The Llama family: `llama` (Llama 1-3, Mistral, SmolLM, ... as llama.cpp converts them) and
-// `qwen2`. One pre-norm block per layer:
+// `qwen2`. The Mistral-style sliding window and Llama 3 RoPE scaling are this family too (see
+// `config`). One pre-norm block per layer:
 //
 //   xn   = RMSNorm(x) * attn_norm
 //   q,k,v = xn·Wqᵀ(+bq), xn·Wkᵀ(+bk), xn·Wvᵀ(+bv)        qwen2 has the biases
@@ -30,82 +31,18 @@ public enum LlamaFamily {
         architecture == "qwen2" ? .neox : .normal
     }
 
-    /// Decodes `{arch}.*` hyperparameters. Required: block_count, embedding_length,
-    /// feed_forward_length, attention.head_count, attention.layer_norm_rms_epsilon, token_embd.weight.
+    /// Decodes `{arch}.*` hyperparameters (`ConfigReader.common`). `llama` models with the key
+    /// `llama.attention.sliding_window` (Mistral as transformers runs it) attend within that window on
+    /// every layer; without it attention is full (llama.cpp's `llama` ignores the key, and
+    /// convert_hf_to_gguf.py does not write it, see Tests/Fixtures/families/README.md). Llama 3 RoPE
+    /// scaling comes from `rope_freqs.weight` (ModelWeights).
     public static func config(_ file: GGUFFile, architecture arch: String) throws -> ModelConfig {
-        func key(_ k: String) -> String { "\(arch).\(k)" }
-        func required(_ k: String) throws -> Int {
-            guard let v = file.metadata[key(k)] else {
-                throw ModelError.invalidConfig(key: key(k), reason: "missing")
-            }
-            guard let i = v.intValue, i > 0 else {
-                throw ModelError.invalidConfig(key: key(k), reason: "expected a positive integer, found \(v.summary)")
-            }
-            return i
+        let r = ConfigReader(file: file, arch: arch)
+        var c = try r.common(ropeStyle: ropeStyle(for: arch), attentionBias: arch == "qwen2")
+        if arch == "llama", let w = try r.slidingWindow() {
+            c.layerWindow = [Int](repeating: w, count: c.nLayers)
         }
-        func optional(_ k: String) throws -> Int? {
-            guard file.metadata[key(k)] != nil else { return nil }
-            return try required(k)
-        }
-        func number(_ k: String) throws -> Double? {
-            guard let v = file.metadata[key(k)] else { return nil }
-            guard let d = v.doubleValue else {
-                throw ModelError.invalidConfig(key: key(k), reason: "expected a number, found \(v.summary)")
-            }
-            return d
-        }
-
-        let nLayers = try required("block_count")
-        let dModel = try required("embedding_length")
-        let dFF = try required("feed_forward_length")
-        let nHeads = try required("attention.head_count")
-        let nKVHeads = try optional("attention.head_count_kv") ?? nHeads
-        guard nHeads % nKVHeads == 0 else {
-            throw ModelError.invalidConfig(
-                key: key("attention.head_count_kv"),
-                reason: "\(nKVHeads) does not divide head_count \(nHeads)")
-        }
-        let dHead = try optional("attention.key_length") ?? dModel / nHeads
-        if let dv = try optional("attention.value_length"), dv != dHead {
-            throw ModelError.invalidConfig(
-                key: key("attention.value_length"),
-                reason: "\(dv) differs from key_length \(dHead) (unsupported)")
-        }
-        let ropeDims = try optional("rope.dimension_count") ?? dHead
-        guard ropeDims <= dHead, ropeDims % 2 == 0 else {
-            throw ModelError.invalidConfig(
-                key: key("rope.dimension_count"),
-                reason: "\(ropeDims) must be even and at most the head size \(dHead)")
-        }
-        guard let eps = try number("attention.layer_norm_rms_epsilon") else {
-            throw ModelError.invalidConfig(key: key("attention.layer_norm_rms_epsilon"), reason: "missing")
-        }
-        var freqScale: Float = 1
-        if let scaling = file.metadata[key("rope.scaling.type")]?.stringValue, scaling != "none" {
-            guard scaling == "linear" else {
-                throw ModelError.invalidConfig(
-                    key: key("rope.scaling.type"),
-                    reason: "RoPE scaling '\(scaling)' is not supported (only none, linear)")
-            }
-            if let factor = try number("rope.scaling.factor"), factor > 0 { freqScale = Float(1 / factor) }
-        }
-        guard let embd = file.tensor(named: "token_embd.weight") else {
-            throw ModelError.missingTensor("token_embd.weight")
-        }
-        guard embd.dims.count == 2, embd.dims[0] == dModel else {
-            throw ModelError.tensorShape(
-                "token_embd.weight", expected: [dModel, try optional("vocab_size") ?? -1],
-                found: embd.dims)
-        }
-        return ModelConfig(
-            architecture: arch, nLayers: nLayers, dModel: dModel, nHeads: nHeads, nKVHeads: nKVHeads,
-            dHead: dHead, dFF: dFF, vocabSize: embd.dims[1],
-            contextLength: try optional("context_length") ?? 2048,
-            rmsNormEps: Float(eps), ropeStyle: ropeStyle(for: arch),
-            ropeBase: Float(try number("rope.freq_base") ?? 10_000), ropeDims: ropeDims,
-            ropeFreqScale: freqScale,
-            attentionBias: arch == "qwen2",
-            tiedEmbeddings: file.tensor(named: "output.weight") == nil)
+        return c
     }
 }
 
@@ -118,13 +55,13 @@ extension InferenceSession {
     func llamaBlock(_ b: BlockPass) throws {
         let w = model.weights.layers[b.layer]
         residual(.residPre, b)
-        normalize(b, weight: w.attnNorm) // xn = RMSNorm(x) * attn_norm
+        normalize(b, weight: w.attnNorm, hook: .ln1Normalized) // xn = RMSNorm(x) * attn_norm
         projectQKV(b) // q, k, v (+ biases for qwen2)
         rotate(b) // RoPE(q), RoPE(k)
         attend(b) // z = softmax(q·kᵀ/√dh + mask)·v
         headOutputs(b) // ablations and patches of z
-        attentionOutput(b) // x += z·Woᵀ
-        normalize(b, weight: w.ffnNorm) // xn = RMSNorm(x) * ffn_norm
+        attentionOutput(b) // x += z·Woᵀ (hook_resid_mid)
+        normalize(b, weight: w.ffnNorm, hook: .ln2Normalized) // xn = RMSNorm(x) * ffn_norm
         gatedMLP(b) // x += (silu(xn·Wgᵀ) * xn·Wuᵀ)·Wdᵀ
         residual(.residPost, b)
         try b.hooks?.captures?.check()

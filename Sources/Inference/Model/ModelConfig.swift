@@ -21,6 +21,24 @@ public enum RopeStyle: String, Sendable, Codable {
     case neox
 }
 
+/// The non-linearity of the gated MLP: down(act(gate·x) ⊙ up·x).
+public enum MLPActivation: String, Sendable, Codable {
+    /// SwiGLU: silu(g) = g · sigmoid(g) (Llama, Qwen, Phi-3).
+    case silu
+    /// GeGLU with the tanh approximation of GELU (Gemma 2/3; llama.cpp `ggml_gelu`, HF
+    /// `gelu_pytorch_tanh`): 0.5 g (1 + tanh(√(2/π) (g + 0.044715 g³))).
+    case geluTanh = "gelu_tanh"
+}
+
+/// How the tensors of a block are laid out in the file.
+public enum TensorLayout: String, Sendable, Codable {
+    /// attn_q / attn_k / attn_v and ffn_gate / ffn_up (llama.cpp's Llama set).
+    case separate
+    /// attn_qkv (Q rows, then K, then V) and ffn_up holding gate rows then up rows (Phi-3); split
+    /// at load into the separate matrices, so every block runs the same projections.
+    case fusedQKVGateUp = "fused"
+}
+
 /// The hyperparameters of a decoder-only transformer, decoded from GGUF metadata by the
 /// model's family (see `ModelFamily`). Everything the forward pass needs to know.
 public struct ModelConfig: Sendable, Equatable {
@@ -48,6 +66,31 @@ public struct ModelConfig: Sendable, Equatable {
     /// No `output.weight`: the output head reuses `token_embd.weight`.
     public var tiedEmbeddings: Bool
 
+    // Family features beyond Llama (defaults: Llama's behaviour). Set by the family's decoder.
+
+    /// Per layer: the sliding-window size n_swa (a query at p sees keys k with p - k < n_swa), or 0
+    /// for full causal attention. [L]
+    public var layerWindow: [Int]
+    /// RoPE base and linear scale of the sliding-window layers (Gemma 3: 10000 and 1, while global
+    /// layers use `ropeBase` / `ropeFreqScale`). Equal to those when the family has one RoPE.
+    public var ropeBaseSWA: Float
+    public var ropeFreqScaleSWA: Float
+    /// Attention logits are multiplied by this (default 1/√dh).
+    public var attentionScale: Float
+    /// Attention logit soft-capping s ← cap · tanh(s / cap) before the mask (Gemma 2); 0 = off.
+    public var attnLogitSoftcap: Float
+    /// Final logit soft-capping of the output head (Gemma 2); 0 = off.
+    public var finalLogitSoftcap: Float
+    /// RMSNorm of each query/key head over dh before RoPE (`attn_q_norm`, `attn_k_norm`: Qwen3, Gemma 3).
+    public var qkNorm: Bool
+    /// RMSNorm of the attention and MLP outputs before they join the residual stream
+    /// (`post_attention_norm`, `post_ffw_norm`: Gemma 2/3).
+    public var postNorms: Bool
+    public var activation: MLPActivation
+    /// The token embedding is multiplied by this (Gemma: √D); 1 = none.
+    public var embeddingScale: Float
+    public var tensorLayout: TensorLayout
+
     public init(
         architecture: String, nLayers: Int, dModel: Int, nHeads: Int, nKVHeads: Int, dHead: Int,
         dFF: Int, vocabSize: Int, contextLength: Int, rmsNormEps: Float, ropeStyle: RopeStyle,
@@ -70,6 +113,28 @@ public struct ModelConfig: Sendable, Equatable {
         self.ropeFreqScale = ropeFreqScale
         self.attentionBias = attentionBias
         self.tiedEmbeddings = tiedEmbeddings
+        layerWindow = [Int](repeating: 0, count: nLayers)
+        ropeBaseSWA = ropeBase
+        ropeFreqScaleSWA = ropeFreqScale
+        attentionScale = 1 / Float(dHead).squareRoot()
+        attnLogitSoftcap = 0
+        finalLogitSoftcap = 0
+        qkNorm = false
+        postNorms = false
+        activation = .silu
+        embeddingScale = 1
+        tensorLayout = .separate
+    }
+
+    /// Sliding window of layer `l` (0: full causal attention).
+    @inline(__always) public func window(_ l: Int) -> Int { layerWindow[l] }
+    /// Whether any layer uses a sliding window.
+    public var hasSlidingWindow: Bool { layerWindow.contains { $0 > 0 } }
+    /// "sliding" or "full" per layer (run-file attribute `layer_attention`, `inspect`).
+    public var layerAttentionKinds: [String] { layerWindow.map { $0 > 0 ? "sliding" : "full" } }
+    /// Whether sliding-window layers rotate with their own RoPE table.
+    var separateSWARope: Bool {
+        hasSlidingWindow && (ropeBaseSWA != ropeBase || ropeFreqScaleSWA != ropeFreqScale)
     }
 
     /// Query heads sharing one key/value head.
@@ -82,7 +147,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var parameterCount: Int {
         let attn = dModel * qWidth * 2 + dModel * kvWidth * 2 + (attentionBias ? qWidth + 2 * kvWidth : 0)
         let mlp = 3 * dModel * dFF
-        let perLayer = attn + mlp + 2 * dModel
+        let norms = 2 * dModel + (postNorms ? 2 * dModel : 0) + (qkNorm ? 2 * dHead : 0)
+        let perLayer = attn + mlp + norms
         return nLayers * perLayer + vocabSize * dModel * (tiedEmbeddings ? 1 : 2) + dModel
     }
 }
@@ -94,6 +160,8 @@ public enum ModelError: LocalizedError, Equatable {
     case tensorShape(String, expected: [Int], found: [Int])
     case unsupportedTensorType(String, type: String)
     case invalidConfig(key: String, reason: String)
+    /// The head sizes of the file cannot run on Headlight's kernels.
+    case unsupportedHeadDim(key: Int, value: Int, reason: String)
     case contextFull(position: Int, adding: Int, maxContext: Int)
     case tokenOutOfRange(Int32, vocabSize: Int)
     case emptyInput
@@ -110,6 +178,8 @@ public enum ModelError: LocalizedError, Equatable {
             return "tensor '\(name)' has type \(type), which Headlight cannot dequantize"
         case .invalidConfig(let key, let reason):
             return "model metadata '\(key)': \(reason)"
+        case .unsupportedHeadDim(let k, let v, let reason):
+            return "unsupported head size (key_length \(k), value_length \(v)): \(reason)"
         case .contextFull(let position, let adding, let maxContext):
             return "context full: \(position) tokens cached + \(adding) new > max context \(maxContext)"
         case .tokenOutOfRange(let token, let vocab):

@@ -47,7 +47,10 @@ public struct ModelFamily: Sendable {
 ///     logits and attention against transformers.
 public enum ModelRegistry {
     public static let families: [ModelFamily] = [
-        LlamaFamily.family // llama, qwen2
+        LlamaFamily.family, // llama (incl. Mistral-style sliding window, Llama 3 RoPE factors), qwen2
+        Qwen3Family.family, // qwen3
+        Phi3Family.family, // phi3
+        GemmaFamily.family, // gemma2, gemma3
     ]
 
     /// All supported `general.architecture` values, sorted.

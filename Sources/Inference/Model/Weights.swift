@@ -98,6 +98,23 @@ public struct WeightMatrix: @unchecked Sendable {
         try self.init(file, name, dims: [n])
     }
 
+    /// Rows `range` of `m` as their own matrix (the parts of a fused tensor: Phi-3's attn_qkv and
+    /// ffn_up), quantized blocks included.
+    public init(rowsOf m: WeightMatrix, _ range: Range<Int>, name: String) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= m.rows)
+        self.name = name
+        rows = range.count
+        cols = m.cols
+        storage = FloatBuffer(count: rows * cols)
+        storage.pointer.update(from: m.data + range.lowerBound * cols, count: rows * cols)
+        if let q = m.quantized {
+            quantized = QuantizedBlocks(
+                type: q.type, rows: rows, cols: cols, source: q.pointer + range.lowerBound * q.rowBytes)
+        } else {
+            quantized = nil
+        }
+    }
+
     public init(name: String, rows: Int, cols: Int, values: [Float]) {
         precondition(values.count == rows * cols)
         self.name = name
@@ -139,6 +156,10 @@ public struct LayerWeights: Sendable {
     public let wGate: WeightMatrix // blk.N.ffn_gate.weight    [F, D]
     public let wUp: WeightMatrix // blk.N.ffn_up.weight      [F, D]
     public let wDown: WeightMatrix // blk.N.ffn_down.weight    [D, F]
+    public var qNorm: WeightMatrix? // blk.N.attn_q_norm.weight          [dh] (Qwen3, Gemma 3)
+    public var kNorm: WeightMatrix? // blk.N.attn_k_norm.weight          [dh] (Qwen3, Gemma 3)
+    public var postAttnNorm: WeightMatrix? // blk.N.post_attention_norm.weight [D]  (Gemma 2/3)
+    public var postFFNNorm: WeightMatrix? // blk.N.post_ffw_norm.weight        [D]  (Gemma 2/3)
 }
 
 /// All weights, dequantized to Float32 at load (SmolLM2-135M: ~540 MB), plus the original blocks
@@ -153,7 +174,9 @@ public struct ModelWeights: Sendable {
     public let ropeFreqFactors: [Float]?
 
     /// Loads the llama.cpp tensor layout for `config`. Q/K biases are loaded when present
-    /// (required when `config.attentionBias`).
+    /// (required when `config.attentionBias`); QK-norm and post-norm weights when the config has
+    /// them (then required); fused tensors split (`config.tensorLayout`). A missing tensor is
+    /// `ModelError.missingTensor` naming it.
     public init(file: GGUFFile, config c: ModelConfig) throws {
         let d = c.dModel
         tokenEmbedding = try WeightMatrix(file, "token_embd.weight", dims: [d, c.vocabSize])
@@ -167,20 +190,42 @@ public struct ModelWeights: Sendable {
                 }
                 return nil
             }
+            let attnNorm = try WeightMatrix(file, vector: p + "attn_norm.weight", count: d)
+            let wq: WeightMatrix, wk: WeightMatrix, wv: WeightMatrix, wGate: WeightMatrix, wUp: WeightMatrix
+            switch c.tensorLayout {
+            case .separate:
+                wq = try WeightMatrix(file, p + "attn_q.weight", dims: [d, c.qWidth])
+                wk = try WeightMatrix(file, p + "attn_k.weight", dims: [d, c.kvWidth])
+                wv = try WeightMatrix(file, p + "attn_v.weight", dims: [d, c.kvWidth])
+                wGate = try WeightMatrix(file, p + "ffn_gate.weight", dims: [d, c.dFF])
+                wUp = try WeightMatrix(file, p + "ffn_up.weight", dims: [d, c.dFF])
+            case .fusedQKVGateUp:
+                // attn_qkv [H*dh + 2*Hkv*dh, D]: Q rows, then K, then V; ffn_up [2F, D]: gate, then up.
+                let qkv = try WeightMatrix(file, p + "attn_qkv.weight", dims: [d, c.qWidth + 2 * c.kvWidth])
+                wq = WeightMatrix(rowsOf: qkv, 0..<c.qWidth, name: p + "attn_qkv.weight[q]")
+                wk = WeightMatrix(rowsOf: qkv, c.qWidth..<(c.qWidth + c.kvWidth), name: p + "attn_qkv.weight[k]")
+                wv = WeightMatrix(rowsOf: qkv, (c.qWidth + c.kvWidth)..<qkv.rows, name: p + "attn_qkv.weight[v]")
+                let gateUp = try WeightMatrix(file, p + "ffn_up.weight", dims: [d, 2 * c.dFF])
+                wGate = WeightMatrix(rowsOf: gateUp, 0..<c.dFF, name: p + "ffn_up.weight[gate]")
+                wUp = WeightMatrix(rowsOf: gateUp, c.dFF..<(2 * c.dFF), name: p + "ffn_up.weight[up]")
+            }
+            func vector(_ name: String, _ n: Int, when wanted: Bool) throws -> WeightMatrix? {
+                wanted ? try WeightMatrix(file, vector: p + name, count: n) : nil
+            }
             layers.append(
                 LayerWeights(
-                    attnNorm: try WeightMatrix(file, vector: p + "attn_norm.weight", count: d),
-                    wq: try WeightMatrix(file, p + "attn_q.weight", dims: [d, c.qWidth]),
-                    wk: try WeightMatrix(file, p + "attn_k.weight", dims: [d, c.kvWidth]),
-                    wv: try WeightMatrix(file, p + "attn_v.weight", dims: [d, c.kvWidth]),
+                    attnNorm: attnNorm, wq: wq, wk: wk, wv: wv,
                     bq: try bias("attn_q.bias", c.qWidth),
                     bk: try bias("attn_k.bias", c.kvWidth),
                     bv: try bias("attn_v.bias", c.kvWidth),
                     wo: try WeightMatrix(file, p + "attn_output.weight", dims: [c.qWidth, d]),
                     ffnNorm: try WeightMatrix(file, vector: p + "ffn_norm.weight", count: d),
-                    wGate: try WeightMatrix(file, p + "ffn_gate.weight", dims: [d, c.dFF]),
-                    wUp: try WeightMatrix(file, p + "ffn_up.weight", dims: [d, c.dFF]),
-                    wDown: try WeightMatrix(file, p + "ffn_down.weight", dims: [c.dFF, d])))
+                    wGate: wGate, wUp: wUp,
+                    wDown: try WeightMatrix(file, p + "ffn_down.weight", dims: [c.dFF, d]),
+                    qNorm: try vector("attn_q_norm.weight", c.dHead, when: c.qkNorm),
+                    kNorm: try vector("attn_k_norm.weight", c.dHead, when: c.qkNorm),
+                    postAttnNorm: try vector("post_attention_norm.weight", d, when: c.postNorms),
+                    postFFNNorm: try vector("post_ffw_norm.weight", d, when: c.postNorms)))
         }
         self.layers = layers
         outputNorm = try WeightMatrix(file, vector: "output_norm.weight", count: d)
