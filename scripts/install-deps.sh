@@ -13,6 +13,11 @@ if [ "${HEADLIGHT_WITH_CHROMIUM:-0}" = 1 ]; then
   dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || missing+=(chromium)
 fi
 
+# OpenMPI runs the `mpirun -n 2 ... --mpi` scale-out test (skipped with a printed reason without it).
+if [ "${HEADLIGHT_WITH_MPI:-0}" = 1 ]; then
+  dpkg-query -W -f='${Status}' openmpi-bin 2>/dev/null | grep -q "install ok installed" || missing+=(openmpi-bin)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   SUDO=""

@@ -91,7 +91,7 @@ struct Membership: ParsableCommand {
     @Option(help: "Documents scored concurrently, one model session each (default: one per core).")
     var workers: Int?
 
-    @Option(help: "BLAS threads (default: cores / workers, at least 1).")
+    @Option(help: "Threads of OpenBLAS and the kernel pool per worker (default: cores / workers, at least 1).")
     var threads: Int?
 
     @Option(name: [.short, .long], help: "Run file to write.")
@@ -204,7 +204,7 @@ struct Membership: ParsableCommand {
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let workers = self.workers ?? cores
         let nThreads = threads ?? max(1, cores / workers)
-        BLASRuntime.setThreads(nThreads)
+        ComputeThreads.apply(nThreads)
         let env = try LoadedModel.load(model)
         let tokenizer = env.tokenizer, m = env.model
         // Every window is one session of --window positions.

@@ -61,6 +61,7 @@ struct RetrievalHeads: ParsableCommand {
 
     func run() throws {
         let json = sweepRun.json
+        sharding.applyThreads()
         let env = try LoadedModel.load(suite.model)
         let probe = try suite.loadProbe()
         var options = RetrievalSweepOptions()

@@ -20,6 +20,12 @@ struct ShardOptions: ParsableArguments {
                 + "and merges them into <output>."))
     var mpi = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Threads for OpenBLAS and the kernel pool together (default: all cores; with --mpi, the "
+                + "cores divided by the ranks on this node)."))
+    var threads: Int?
+
     @Option(name: .customLong("mpi-timeout"), help: "Seconds rank 0 waits for the other ranks' shard files.")
     var mpiTimeout: Double = 7 * 24 * 3600
 
@@ -30,7 +36,13 @@ struct ShardOptions: ParsableArguments {
             }
         }
         if shard != nil && mpi { throw ValidationError("--shard and --mpi exclude each other (--mpi sets the shard)") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
         guard mpiTimeout > 0 else { throw ValidationError("--mpi-timeout must be > 0") }
+    }
+
+    /// Applies --threads (or, with --mpi, the cores shared among this node's ranks).
+    func applyThreads() {
+        if let n = threads ?? (mpi ? ComputeThreads.sharedDefault() : nil) { ComputeThreads.apply(n) }
     }
 
     /// The shard this process runs: --shard, or the MPI rank/size with --mpi; nil for a whole run.

@@ -45,9 +45,9 @@ final class ShardMergeCLITests: XCTestCase {
     /// Asserts that `merged` holds what the single run `single` holds: root and /retrieval_heads
     /// attributes, scores and threshold heads bit for bit, every trial column in the same record
     /// order (except `seconds` and `prefilled_tokens`, which depend on timing and prefix reuse).
-    static func assertSameRun(_ single: String, _ merged: String, file: StaticString = #filePath, line: UInt = #line)
-        throws
-    {
+    static func assertSameRun(
+        _ single: String, _ merged: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let a = try RunFile.open(single), b = try RunFile.open(merged)
         defer {
             try? a.close()

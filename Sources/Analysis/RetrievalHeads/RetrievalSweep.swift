@@ -154,7 +154,9 @@ public final class RetrievalHeadSweep {
         let scorer = RougeScorer()
         var ran = 0
         progress?(
-            SweepProgress(done: resumed, total: subset?.count ?? trials.count, workDone: 0, workTotal: workTotal, label: "starting"))
+            SweepProgress(
+                done: resumed, total: subset?.count ?? trials.count, workDone: 0, workTotal: workTotal,
+                label: "starting"))
         for i in todo {
             if let k = options.stopAfter, ran >= k { break }
             let t = trials[i]
