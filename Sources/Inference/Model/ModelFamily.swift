@@ -50,7 +50,7 @@ public enum ModelRegistry {
         LlamaFamily.family, // llama (incl. Mistral-style sliding window, Llama 3 RoPE factors), qwen2
         Qwen3Family.family, // qwen3
         Phi3Family.family, // phi3
-        GemmaFamily.family, // gemma2, gemma3
+        GemmaFamily.family // gemma2, gemma3
     ]
 
     /// All supported `general.architecture` values, sorted.

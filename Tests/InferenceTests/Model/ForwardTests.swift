@@ -229,7 +229,8 @@ final class ForwardTests: XCTestCase {
         w.set("general.architecture", .string("gpt2"))
         let path = try writeTemp(w, "gpt2")
         XCTAssertThrowsError(try Model(path: path)) { error in
-            XCTAssertEqual(error as? ModelError, .unsupportedArchitecture("gpt2", supported: ModelRegistry.supportedArchitectures))
+            XCTAssertEqual(
+                error as? ModelError, .unsupportedArchitecture("gpt2", supported: ModelRegistry.supportedArchitectures))
             let text = (error as? LocalizedError)?.errorDescription ?? ""
             XCTAssertTrue(text.contains("gpt2") && text.contains("gemma2, gemma3, llama, phi3, qwen2, qwen3"), text)
         }
