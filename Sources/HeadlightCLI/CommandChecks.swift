@@ -17,8 +17,9 @@ enum CommandChecks {
         }
     }
 
-    /// A report directory: not empty, not an existing file, and either existing or with an
-    /// existing, writable parent (it is created).
+    /// A report directory: not empty, not an existing file, and either an existing writable
+    /// directory or creatable (its nearest existing ancestor is a writable directory; the
+    /// report creates the missing levels).
     static func outputDirectory(_ path: String, option: String = "-o") throws {
         guard !path.isEmpty else { throw ValidationError("\(option): the output directory is empty") }
         var isDir: ObjCBool = false
@@ -31,14 +32,22 @@ enum CommandChecks {
             }
             return
         }
-        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-        let parent = (trimmed as NSString).deletingLastPathComponent
-        let p = parent.isEmpty ? "." : parent
-        guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else {
-            throw ValidationError("\(option): cannot create \"\(path)\": its parent directory \(p) does not exist")
-        }
-        guard FileManager.default.isWritableFile(atPath: p) else {
-            throw ValidationError("\(option): cannot create \"\(path)\": \(p) is not writable")
+        // Nearest existing ancestor (plain string steps: NSString.deletingLastPathComponent
+        // traps on some one-character paths in this Foundation).
+        var components = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        let absolute = path.hasPrefix("/")
+        while !components.isEmpty {
+            components.removeLast()
+            let p = (absolute ? "/" : "") + components.joined(separator: "/")
+            let candidate = p.isEmpty ? "." : p
+            guard FileManager.default.fileExists(atPath: candidate, isDirectory: &isDir) else { continue }
+            guard isDir.boolValue else {
+                throw ValidationError("\(option): cannot create \"\(path)\": \(candidate) is not a directory")
+            }
+            guard FileManager.default.isWritableFile(atPath: candidate) else {
+                throw ValidationError("\(option): cannot create \"\(path)\": \(candidate) is not writable")
+            }
+            return
         }
     }
 
@@ -95,7 +104,7 @@ enum CommandChecks {
     /// file-size limit (ulimit -f) is not counted: the writer turns hitting it into a clean
     /// disk-full error (issue 17 item 1), and its tests rely on reaching that path.
     static func freeBytes(near path: String) -> Int? {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = RunFileWriter.parentDirectory(of: path)
         var vfs = statvfs()
         guard statvfs(dir.isEmpty ? "." : dir, &vfs) == 0 else { return nil }
         let (p, o) = Int(vfs.f_bavail).multipliedReportingOverflow(by: Int(vfs.f_frsize))

@@ -301,6 +301,19 @@ public final class RunFileWriter {
                 + "stopped before writing, the last checkpoint is intact")
     }
 
+    /// The directory part of `path` ("" for a bare file name), by plain string steps:
+    /// `NSString.deletingLastPathComponent` traps on one-character paths such as "x" in the
+    /// Foundation of Swift 6.3 on Linux (a crash for `-o x`).
+    public static func parentDirectory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        if slash == p.startIndex { return "/" }
+        var dir = p[..<slash]
+        while dir.count > 1 && dir.hasSuffix("/") { dir = dir.dropLast() }
+        return String(dir)
+    }
+
     /// `<path>.partial` when resumable, else `<path>.tmp-<pid>` (same directory as `path`, so
     /// the final rename never crosses file systems).
     public static func temporaryPath(for path: String, resumable: Bool) -> String {
@@ -317,7 +330,7 @@ public final class RunFileWriter {
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
             throw bad("is a directory; give a file name such as \(path)/run.h5")
         }
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = RunFileWriter.parentDirectory(of: path)
         let d = dir.isEmpty ? "." : dir
         var ds = stat()
         guard stat(d, &ds) == 0 else { throw bad("its directory \(d) does not exist") }
@@ -477,7 +490,7 @@ public final class RunFileWriter {
                 file: path, operation: "rename from \(temporaryPath)", detail: String(cString: strerror(errno)))
         }
         isFinalized = true
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = RunFileWriter.parentDirectory(of: path)
         try? fsyncPath(dir.isEmpty ? "." : dir, directory: true) // make the rename durable
     }
 

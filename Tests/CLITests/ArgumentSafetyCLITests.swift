@@ -116,6 +116,12 @@ final class ArgumentSafetyCLITests: XCTestCase {
             try expect(2, c + ["-o", ""], ["empty"])
             try expect(2, c + ["-o", path("missing/x.h5")], ["does not exist"])
         }
+        // One-character names (Foundation's deletingLastPathComponent trapped on them).
+        let short = try HeadlightProcess.run(
+            ["trace", "--prompt", "hi", "--hooks", "logits", "-o", "x", "--quiet"],
+            currentDirectory: dir)
+        XCTAssertEqual(short.status, 0, short.stderr)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("x"))
         FileManager.default.createFile(atPath: path("input.h5"), contents: Data("x".utf8))
         try expect(2, ["report", path("input.h5"), "-o", path("input.h5")], ["is a file, not a directory"])
         XCTAssertEqual(try leftovers(), [])

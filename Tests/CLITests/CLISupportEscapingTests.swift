@@ -1,3 +1,4 @@
+import TraceStore
 import XCTest
 
 @testable import HeadlightCLI
@@ -38,5 +39,16 @@ final class CLISupportEscapingTests: XCTestCase {
         XCTAssertNil(CommandChecks.parseByteSize("10 parsecs"))
         XCTAssertNil(CommandChecks.parseByteSize(""))
         XCTAssertNil(CommandChecks.parseByteSize("1e30TB"))
+    }
+}
+
+extension CLISupportEscapingTests {
+    /// `-o x` (a one-character path) crashed inside Foundation's deletingLastPathComponent.
+    func testParentDirectoryOfShortPaths() {
+        XCTAssertEqual(RunFileWriter.parentDirectory(of: "x"), "")
+        XCTAssertEqual(RunFileWriter.parentDirectory(of: "a/x"), "a")
+        XCTAssertEqual(RunFileWriter.parentDirectory(of: "/x"), "/")
+        XCTAssertEqual(RunFileWriter.parentDirectory(of: "a//b/c.h5"), "a//b")
+        XCTAssertEqual(RunFileWriter.parentDirectory(of: "dir/"), "")
     }
 }
