@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GGUF
+import Inference
 
 /// `headlight inspect MODEL`: what a GGUF file holds.
 struct Inspect: ParsableCommand {
@@ -51,12 +52,24 @@ struct ModelSummary {
             "block_count", "context_length", "embedding_length", "feed_forward_length",
             "attention.head_count", "attention.head_count_kv", "attention.key_length",
             "attention.value_length", "attention.layer_norm_rms_epsilon", "rope.freq_base",
-            "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "vocab_size"
+            "rope.dimension_count", "rope.scaling.type", "rope.scaling.factor", "vocab_size",
+            "attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"
         ]
         return wanted.compactMap { k in file.metadata[prefix + k].map { (k, $0) } }
     }
 
     var vocabSize: Int? { file.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count }
+
+    /// The decoded config of a supported architecture (metadata only, no weights), else the error.
+    var config: Result<ModelConfig, Error> {
+        do { return .success(try ModelRegistry.config(of: file)) } catch { return .failure(error) }
+    }
+
+    /// Per-layer attention as Headlight runs it: "full" / "sliding" and the window (0: none).
+    var layerAttention: (kinds: [String], window: Int)? {
+        guard case .success(let c) = config else { return nil }
+        return (c.layerAttentionKinds, c.layerWindow.max() ?? 0)
+    }
 
     var tokenizer: [(String, String)] {
         var rows: [(String, String)] = []
@@ -106,6 +119,20 @@ struct ModelSummary {
         }
         if let n = vocabSize {
             out.append("  \("vocab size (tokens)".padding(toLength: 34, withPad: " ", startingAt: 0)) \(n)")
+        }
+        switch config {
+        case .success(let c):
+            let full: [Int] = c.layerWindow.indices.filter { c.layerWindow[$0] == 0 }
+            let window: Int = c.layerWindow.max() ?? 0
+            let fullList: String = full.map(String.init).joined(separator: ", ")
+            var text = "full causal on all \(c.nLayers) layers"
+            if c.hasSlidingWindow {
+                text = "\(c.nLayers - full.count) sliding (window \(window)), \(full.count) full"
+                if !full.isEmpty { text += ": layers " + fullList }
+            }
+            out.append("  \("layer attention".padding(toLength: 34, withPad: " ", startingAt: 0)) \(text)")
+        case .failure(let e):
+            out.append("  cannot run: \((e as? LocalizedError)?.errorDescription ?? "\(e)")")
         }
         out.append("tokenizer:")
         for (k, v) in tokenizer { out.append("  \(k.padding(toLength: 14, withPad: " ", startingAt: 0)) \(v)") }
@@ -159,6 +186,13 @@ struct ModelSummary {
                 uniqueKeysWithValues: typeTotals.map { ($0.type, ["count": $0.count, "bytes": $0.bytes]) })
         ]
         if let name = file.metadata["general.name"]?.stringValue { obj["name"] = name }
+        if let la = layerAttention {
+            obj["layer_attention"] = la.kinds
+            obj["sliding_window"] = la.window
+        }
+        if case .failure(let e) = config {
+            obj["unsupported"] = (e as? LocalizedError)?.errorDescription ?? "\(e)"
+        }
         if includeTensors {
             obj["tensors"] = file.tensors.map {
                 ["name": $0.name, "shape": $0.shape, "type": $0.type.name, "bytes": $0.byteCount, "offset": $0.offset]

@@ -17,6 +17,8 @@ extension RunFileHeader {
             modelFile: file.lastPathComponent, modelSize: size, modelSHA256: modelSHA256,
             modelName: model.name, architecture: model.config.architecture,
             dimensions: Self.dimensions(of: model.config))
+        layerAttention = model.config.layerAttentionKinds
+        slidingWindow = model.config.layerWindow.max() ?? 0
     }
 
     /// A model's dimensions under their run-file names (`RunFile.dimensionNames`).

@@ -28,6 +28,11 @@ public enum RunFile {
         public static let modelSHA256 = "model_sha256"
         public static let modelName = "model_name"
         public static let architecture = "architecture"
+        /// str[n_layers]: "full" or "sliding" per layer (absent in files written before families).
+        public static let layerAttention = "layer_attention"
+        /// int: the sliding window n_swa of the "sliding" layers (a query at p sees keys k with
+        /// p - k < n_swa); 0 when every layer attends to the full causal context.
+        public static let slidingWindow = "sliding_window"
         public static let prompt = "prompt"
     }
 
@@ -89,6 +94,10 @@ public struct RunFileHeader: Equatable, Sendable {
     public var architecture: String?
     /// Keys from `RunFile.dimensionNames` (others are stored too).
     public var dimensions: [String: Int]
+    /// "full" / "sliding" per layer (`layer_attention`).
+    public var layerAttention: [String]?
+    /// Window of the sliding layers, 0 if none (`sliding_window`).
+    public var slidingWindow: Int?
 
     public init(
         headlightVersion: String? = nil, command: String? = nil, commandLine: [String]? = nil,
@@ -117,6 +126,8 @@ public struct RunFileHeader: Equatable, Sendable {
         if let v = modelName { try file.setAttribute(A.modelName, v) }
         if let v = architecture { try file.setAttribute(A.architecture, v) }
         for (k, v) in dimensions { try file.setAttribute(k, v) }
+        if let v = layerAttention { try file.setAttribute(A.layerAttention, v) }
+        if let v = slidingWindow { try file.setAttribute(A.slidingWindow, v) }
     }
 
     public static func read(from file: H5File) throws -> RunFileHeader {
@@ -133,6 +144,8 @@ public struct RunFileHeader: Equatable, Sendable {
         for k in RunFile.dimensionNames {
             if let v = try file.attributeIfPresent(k)?.intValue { h.dimensions[k] = Int(v) }
         }
+        h.layerAttention = try file.attributeIfPresent(A.layerAttention)?.stringsValue
+        h.slidingWindow = try file.attributeIfPresent(A.slidingWindow)?.intValue.map(Int.init)
         return h
     }
 }
