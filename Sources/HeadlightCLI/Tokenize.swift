@@ -133,34 +133,9 @@ struct Tokenize: ParsableCommand {
         return out
     }
 
-    /// Length of the valid UTF-8 sequence starting at `i`, or 0.
+    /// Length of the valid UTF-8 sequence starting at `i`, or 0 (the tokenizer's own check).
     static func validSequenceLength(_ b: [UInt8], _ i: Int) -> Int {
-        let b0 = b[i]
-        let need: Int
-        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-        switch b0 {
-        case 0x00...0x7F: return 1
-        case 0xC2...0xDF: need = 2
-        case 0xE0:
-            need = 3
-            lo = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: need = 3
-        case 0xED:
-            need = 3
-            hi = 0x9F
-        case 0xF0:
-            need = 4
-            lo = 0x90
-        case 0xF1...0xF3: need = 4
-        case 0xF4:
-            need = 4
-            hi = 0x8F
-        default: return 0
-        }
-        guard i + need <= b.count else { return 0 }
-        guard (lo...hi).contains(b[i + 1]) else { return 0 }
-        for k in 2..<need where !(0x80...0xBF).contains(b[i + k]) { return 0 }
-        return need
+        b.withUnsafeBufferPointer { Tokenizer.validUTF8Length($0, i, end: $0.count) }
     }
 
     static func pad(_ s: String, _ width: Int) -> String {

@@ -578,7 +578,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Length of the well-formed UTF-8 sequence at `i` (before `end`), or 0 if there is none
     /// (Unicode table 3-7: no overlong forms, surrogates or code points above U+10FFFF).
-    static func validUTF8Length(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, end: Int) -> Int {
+    public static func validUTF8Length(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, end: Int) -> Int {
         let b0 = b[i]
         var need = 0
         var lo: UInt8 = 0x80, hi: UInt8 = 0xBF

@@ -143,7 +143,8 @@ public struct TraceCaptureData: Sendable {
     }
 
     static func layerOf(_ hook: String) -> Int? {
-        let parts = hook.split(separator: ".")
+        // A dataset path (/captures/blocks.3.attn.hook_pattern) or a hook name.
+        let parts = (hook.split(separator: "/").last ?? Substring(hook)).split(separator: ".")
         return parts.count >= 2 && parts[0] == "blocks" ? Int(parts[1]) : nil
     }
 
