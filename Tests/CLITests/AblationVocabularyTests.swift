@@ -58,7 +58,8 @@ final class AblationVocabularyTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("does not support --ablate-phase prefill"), "\(e)")
         }
         XCTAssertThrowsError(try Ablate.parse(["--scores", "x.h5", "--top", "3", "--ablate-method", "nope"]))
-        XCTAssertThrowsError(try Trace.parse(["--prompt", "x", "--ablate", "1.1", "--ablate-phase", "never", "-o", "t"]))
+        XCTAssertThrowsError(
+            try Trace.parse(["--prompt", "x", "--ablate", "1.1", "--ablate-phase", "never", "-o", "t"]))
         XCTAssertThrowsError(try Trace.parse(["--prompt", "x", "--hooks", "z", "--patch-positions", "-1", "-o", "t"]))
     }
 
@@ -74,8 +75,8 @@ final class AblationVocabularyTests: XCTestCase {
         let both = try Trace.patchPositionPairs("0,-2:", source: 5, target: 9)
         XCTAssertEqual(both.map(\.source), [0, 3, 4])
         XCTAssertEqual(both.map(\.target), [0, 7, 8])
-        XCTAssertThrowsError(try Trace.patchPositionPairs("4", source: 2, target: 14))  // outside the source
-        XCTAssertThrowsError(try Trace.patchPositionPairs("0:5", source: 2, target: 14))  // 2 vs 5 positions
+        XCTAssertThrowsError(try Trace.patchPositionPairs("4", source: 2, target: 14)) // outside the source
+        XCTAssertThrowsError(try Trace.patchPositionPairs("0:5", source: 2, target: 14)) // 2 vs 5 positions
     }
 
     /// End to end on the default model: a short source is refused without positions, patched at the
@@ -98,7 +99,8 @@ final class AblationVocabularyTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--patch-source has"), bad.stderr)
         XCTAssertTrue(bad.stderr.contains("--patch-positions"), bad.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
-        let good = try HeadlightProcess.run(base + ["--patch-positions", "-1", "--ablate", "2.1", "--ablate-phase", "all"])
+        let good = try HeadlightProcess.run(
+            base + ["--patch-positions", "-1", "--ablate", "2.1", "--ablate-phase", "all"])
         XCTAssertEqual(good.status, 0, good.stderr)
         XCTAssertTrue(good.stderr.contains("--ablate-phase all is deprecated"), good.stderr)
         guard let h5dump = TraceTests.tool("h5dump") else { return }
