@@ -370,10 +370,14 @@ final class CaptureHookTests: XCTestCase {
         XCTAssertEqual(try HookPoint.resolve("blocks.3.attn.hook_z", nLayers: n), [HookPoint(.z, layer: 3)])
         XCTAssertEqual(try HookPoint.resolve("blocks.3.pattern", nLayers: n), [HookPoint(.pattern, layer: 3)])
         XCTAssertEqual(try HookPoint.resolve("blocks.1?.hook_resid_pre", nLayers: n).map(\.layer), Array(10..<20))
-        XCTAssertEqual(try HookPoint.resolve("blocks.-2.attn.*", nLayers: n).count, 9)
+        // q, k, v, rot_q, rot_k, attn_scores, pattern, z, result, q_normed, k_normed (without a model
+        // config the QK-norm hooks are included; a model without QK-norm drops them from globs).
+        XCTAssertEqual(try HookPoint.resolve("blocks.-2.attn.*", nLayers: n).count, 11)
         XCTAssertEqual(try HookPoint.resolve("logits", nLayers: n), [HookPoint(.logits)])
         XCTAssertEqual(try HookPoint.resolve("ln_final.hook_normalized", nLayers: n), [HookPoint(.lnFinal)])
-        XCTAssertEqual(try HookPoint.resolve("*", nLayers: n).count, 3 + 30 * 13)
+        // embed, ln_final, logits + per layer: 11 attention hooks, resid_pre/mid/post, attn_out,
+        // mlp_out, ln1/ln2.hook_normalized, mlp.hook_pre/hook_post.
+        XCTAssertEqual(try HookPoint.resolve("*", nLayers: n).count, 3 + 30 * 20)
         XCTAssertEqual(
             try HookPoint.resolve(["hook_embed,logits", "logits"], nLayers: n), [HookPoint(.embed), HookPoint(.logits)])
         XCTAssertEqual(HookPoint(.pattern, layer: 3).name, "blocks.3.attn.hook_pattern")
