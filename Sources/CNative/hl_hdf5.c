@@ -608,46 +608,39 @@ static void close_spaces(hid_t f, hid_t m) {
     if (m != H5S_ALL) H5Sclose(m);
 }
 
-int hl_h5d_write(int64_t dset, hl_h5_dtype mem, int rank, const int64_t *start, const int64_t *count,
-                 const void *buf) {
-    quiet();
+/// Writes (`write` != 0) or reads the block start[..]+count[..] of `dset` through memory type `mem`.
+static int transfer_block(int64_t dset, hl_h5_dtype mem, int rank, const int64_t *start, const int64_t *count,
+                          void *buf, int write) {
     hid_t mt = type_or_err(mem, 0);
     if (mt < 0) return -1;
     hid_t fs, ms;
     hssize_t n;
     if (select_block(dset, rank, start, count, &fs, &ms, &n) < 0) return -1;
     int r = 0;
-    if (n > 0 && H5Dwrite(dset, mt, ms, fs, H5P_DEFAULT, buf) < 0) { capture("H5Dwrite"); r = -1; }
+    if (n > 0) {
+        herr_t e = write ? H5Dwrite(dset, mt, ms, fs, H5P_DEFAULT, buf) : H5Dread(dset, mt, ms, fs, H5P_DEFAULT, buf);
+        if (e < 0) { capture(write ? "H5Dwrite" : "H5Dread"); r = -1; }
+    }
     close_spaces(fs, ms);
     return r;
 }
 
+int hl_h5d_write(int64_t dset, hl_h5_dtype mem, int rank, const int64_t *start, const int64_t *count,
+                 const void *buf) {
+    quiet();
+    return transfer_block(dset, mem, rank, start, count, (void *)buf, 1);
+}
+
 int hl_h5d_read(int64_t dset, hl_h5_dtype mem, int rank, const int64_t *start, const int64_t *count, void *buf) {
     quiet();
-    hid_t mt = type_or_err(mem, 0);
-    if (mt < 0) return -1;
-    hid_t fs, ms;
-    hssize_t n;
-    if (select_block(dset, rank, start, count, &fs, &ms, &n) < 0) return -1;
-    int r = 0;
-    if (n > 0 && H5Dread(dset, mt, ms, fs, H5P_DEFAULT, buf) < 0) { capture("H5Dread"); r = -1; }
-    close_spaces(fs, ms);
-    return r;
+    return transfer_block(dset, mem, rank, start, count, buf, 0);
 }
 
 int hl_h5d_write_strings(int64_t dset, int rank, const int64_t *start, const int64_t *count,
                          const char *const *strings) {
     quiet();
-    hid_t mt = type_or_err(HL_H5_STR, 0);
-    if (mt < 0) return -1;
     if (hl_h5d_dtype(dset) != HL_H5_STR) { set_err("not a variable-length string dataset"); return -1; }
-    hid_t fs, ms;
-    hssize_t n;
-    if (select_block(dset, rank, start, count, &fs, &ms, &n) < 0) return -1;
-    int r = 0;
-    if (n > 0 && H5Dwrite(dset, mt, ms, fs, H5P_DEFAULT, strings) < 0) { capture("H5Dwrite"); r = -1; }
-    close_spaces(fs, ms);
-    return r;
+    return transfer_block(dset, HL_H5_STR, rank, start, count, (void *)strings, 1);
 }
 
 /// Where `read_strings` reads from: a dataset selection (H5Dread) or a whole attribute (H5Aread).

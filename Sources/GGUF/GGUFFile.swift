@@ -158,38 +158,25 @@ public final class GGUFFile: @unchecked Sendable {
         return v
     }
 
-    public func string(_ key: String) throws -> String {
+    /// The value at `key` read by `read`; a value of another type is `wrongValueType` naming `expected`.
+    private func typed<T>(_ key: String, _ expected: String, _ read: (GGUFValue) -> T?) throws -> T {
         let v = try value(key)
-        guard let s = v.stringValue else {
-            throw fail(.wrongValueType(key: key, expected: "string", found: v.typeName))
-        }
-        return s
+        guard let x = read(v) else { throw fail(.wrongValueType(key: key, expected: expected, found: v.typeName)) }
+        return x
     }
+
+    public func string(_ key: String) throws -> String { try typed(key, "string") { $0.stringValue } }
 
     public func int(_ key: String) throws -> Int {
-        let v = try value(key)
-        guard let i = v.intValue else {
-            if case .uint64(let u) = v {
-                throw fail(.invalidValue(key: key, reason: "\(u) does not fit in a 64-bit signed integer"))
-            }
-            throw fail(.wrongValueType(key: key, expected: "integer", found: v.typeName))
+        if case .uint64(let u) = try value(key), u > UInt64(Int.max) {
+            throw fail(.invalidValue(key: key, reason: "\(u) does not fit in a 64-bit signed integer"))
         }
-        return i
+        return try typed(key, "integer") { $0.intValue }
     }
 
-    public func double(_ key: String) throws -> Double {
-        let v = try value(key)
-        guard let d = v.doubleValue else {
-            throw fail(.wrongValueType(key: key, expected: "number", found: v.typeName))
-        }
-        return d
-    }
+    public func double(_ key: String) throws -> Double { try typed(key, "number") { $0.doubleValue } }
 
-    public func bool(_ key: String) throws -> Bool {
-        let v = try value(key)
-        guard let b = v.boolValue else { throw fail(.wrongValueType(key: key, expected: "bool", found: v.typeName)) }
-        return b
-    }
+    public func bool(_ key: String) throws -> Bool { try typed(key, "bool") { $0.boolValue } }
 
     public func stringArray(_ key: String) throws -> [String] {
         let v = try value(key)

@@ -232,14 +232,9 @@ struct Membership: ParsableCommand {
         }
         let labeled = tokenized.compactMap(\.doc.label)
         if !labeledDocs.isEmpty {
-            let pos = labeled.filter { $0 }.count, neg = labeled.count - pos
-            guard pos >= 2 && neg >= 2 else {
-                throw CLIError(
-                    "classification needs at least 2 members and 2 non-members with text (got \(pos) and \(neg))")
-            }
-            guard config.folds <= labeled.count else {
-                throw CLIError("--folds \(config.folds) exceeds the \(labeled.count) labeled documents")
-            }
+            do {
+                try MembershipAnalysis.checkLabels(labeled, folds: config.folds, qualifier: " with text")
+            } catch { throw CLIError(wrapping: error) }
         }
         for w in warnings { FileHandle.standardError.write(Data("warning: \(TerminalText.escape(w))\n".utf8)) }
 

@@ -179,6 +179,20 @@ public enum MembershipAnalysis {
         model) shows how much of it that shift alone explains.
         """
 
+    /// Refuses a labeled set the classifiers cannot be trained and cross-validated on: fewer than
+    /// 2 members or 2 non-members, or more folds than labeled documents. `qualifier` says which
+    /// documents were counted (e.g. " with text").
+    public static func checkLabels(_ labels: [Bool], folds: Int, qualifier: String = "") throws {
+        let nPos = labels.filter { $0 }.count, nNeg = labels.count - nPos
+        guard nPos >= 2 && nNeg >= 2 else {
+            throw MembershipInputError(
+                "classification needs at least 2 members and 2 non-members\(qualifier) (got \(nPos) and \(nNeg))")
+        }
+        guard folds <= labels.count else {
+            throw MembershipInputError("--folds \(folds) exceeds the \(labels.count) labeled documents")
+        }
+    }
+
     /// Evaluates scored documents: baselines for every document; if labeled documents of both
     /// classes are present, the classifiers (one per normalization), the baselines' and the
     /// blind baseline's AUCs, and classifier scores for the unlabeled documents.
@@ -195,14 +209,7 @@ public enum MembershipAnalysis {
             labeled: labeled, unlabeled: unlabeled, labels: labels, folds: nil,
             methods: [], baselines: baselines, surface: surface)
         guard !labeled.isEmpty else { return eval }
-        let nPos = labels.filter { $0 }.count, nNeg = labels.count - nPos
-        guard nPos >= 2 && nNeg >= 2 else {
-            throw MembershipInputError(
-                "classification needs at least 2 members and 2 non-members (got \(nPos) and \(nNeg))")
-        }
-        guard config.folds <= labels.count else {
-            throw MembershipInputError("--folds \(config.folds) exceeds the \(labels.count) labeled documents")
-        }
+        try checkLabels(labels, folds: config.folds)
         let folds = CrossValidation.stratifiedFolds(labels: labels, folds: config.folds, seed: config.seed)
         eval.folds = folds
 
