@@ -202,7 +202,8 @@ public final class QueryHeadsRunner {
             throw CitationError.tooLong(id: items[i].id, tokens: prepared[i].0.ids.count, maxContext: limit)
         }
         let session = InferenceSession(model: model, maxContext: need)
-        let lhSession = options.likelihood ? InferenceSession(model: model, maxContext: limit) : nil
+        // Sized for the longest single-passage prompt seen so far (grown when needed).
+        var lhSession: InferenceSession?
         var out: [QueryHeadsItemResult] = []
         let nh = c.nLayers * c.nHeads
         for (i, (real, null)) in prepared.enumerated() {
@@ -242,8 +243,17 @@ public final class QueryHeadsRunner {
                 calibrated[h] = cal
             }
             var lp: [Double]?
-            if let lh = lhSession, let answer = item.gold {
-                lp = try item.passages.map { try answerLogProb(passage: $0, question: item.question, answer: answer, lh) }
+            if options.likelihood, let answer = item.gold {
+                lp = try item.passages.map { p in
+                    let ids = likelihoodTokens(passage: p, question: item.question, answer: answer)
+                    guard ids.all.count <= limit else {
+                        throw CitationError.tooLong(id: item.id, tokens: ids.all.count, maxContext: limit)
+                    }
+                    if lhSession == nil || lhSession!.maxContext < ids.all.count {
+                        lhSession = InferenceSession(model: model, maxContext: max(ids.all.count, 512))
+                    }
+                    return try answerLogProb(ids, lhSession!)
+                }
             }
             out.append(
                 QueryHeadsItemResult(
@@ -261,23 +271,24 @@ public final class QueryHeadsRunner {
         + "template, generation prompt) followed by the answer's tokens; without chat, "
         + "'<passage>\\n\\nQuestion: <question>\\nAnswer:' followed by ' <answer>'. Sum of the answer tokens' log-probs."
 
-    /// `likelihoodRule` for one passage.
-    func answerLogProb(passage: String, question: String, answer: String, _ s: InferenceSession) throws -> Double {
+    /// The tokens of `likelihoodRule` for one passage: the prompt, then the answer.
+    func likelihoodTokens(passage: String, question: String, answer: String) -> (all: [Int32], prompt: Int) {
         let user = "\(passage)\n\nQuestion: \(question)"
-        let prompt: [Int32]
-        let ans: [Int32]
-        if options.chat, chatTemplate != nil {
-            prompt = encode(try wrap(user))
-            ans = tokenizer.encode(answer, addSpecial: false, parseSpecial: false)
-        } else {
-            prompt = encode(user + "\nAnswer:")
-            ans = tokenizer.encode(" " + answer, addSpecial: false, parseSpecial: false)
+        if options.chat, chatTemplate != nil, let text = try? wrap(user) {
+            let prompt = encode(text)
+            return (prompt + tokenizer.encode(answer, addSpecial: false, parseSpecial: false), prompt.count)
         }
-        let ids = prompt + ans
-        guard ids.count <= s.maxContext, !ans.isEmpty else { return .nan }
+        let prompt = encode(user + "\nAnswer:")
+        return (prompt + tokenizer.encode(" " + answer, addSpecial: false, parseSpecial: false), prompt.count)
+    }
+
+    /// Sum of the log-probabilities of the answer tokens (`likelihoodTokens`); NaN without any.
+    func answerLogProb(_ t: (all: [Int32], prompt: Int), _ s: InferenceSession) throws -> Double {
+        let ids = t.all
+        guard ids.count > t.prompt, t.prompt > 0 else { return .nan }
         s.reset()
         var total = 0.0
-        let wanted = Set((prompt.count - 1)..<(ids.count - 1))
+        let wanted = Set((t.prompt - 1)..<(ids.count - 1))
         try s.prefill(tokens: ids, logits: .positions(wanted)) { pos, row in
             var m = -Float.infinity
             for v in row { m = max(m, v) }
