@@ -89,7 +89,8 @@ struct Profile: ParsableCommand {
         guard let body = try? String(contentsOfFile: text, encoding: .utf8) else {
             throw CLIError(
                 "--text: cannot read \(text) as UTF-8 text",
-                hint: FileManager.default.fileExists(atPath: text) ? nil : "run from the repository root or pass --text")
+                hint: FileManager.default.fileExists(atPath: text) ? nil : "run from the repository root or pass --text"
+            )
         }
         var o = SparsityProfileOptions()
         o.lengths = try Self.list(lengths, "--lengths", min: 2).sorted()
@@ -127,7 +128,9 @@ struct Profile: ParsableCommand {
         if json {
             print(try JSONOutput.object(s.json(output: output, model: env.displayName)))
         } else {
-            print(TerminalText.escape(s.text(output: output, model: env.displayName), allowNewlines: true), terminator: "")
+            print(
+                TerminalText.escape(s.text(output: output, model: env.displayName), allowNewlines: true), terminator: ""
+            )
         }
     }
 }
@@ -162,8 +165,11 @@ struct SparsitySummary {
         s += "\(o.queries) queries per length; time \(f(r.seconds.reduce(0, +), 1)) s\n"
         s += "median over heads (heads with share >= 0.9 in parentheses):\n"
         s += "  length  " + o.ks.map { "top-\($0)".padding(toLength: 14, withPad: " ", startingAt: 0) }.joined()
-        s += "norm.entropy  " + o.sinkSizes.map { "sink-\($0)".padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
-        s += o.windows.map { "keep \(o.streamingSinks)+\($0)".padding(toLength: 13, withPad: " ", startingAt: 0) }.joined()
+        s +=
+            "norm.entropy  "
+            + o.sinkSizes.map { "sink-\($0)".padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
+        s += o.windows.map { "keep \(o.streamingSinks)+\($0)".padding(toLength: 13, withPad: " ", startingAt: 0) }
+            .joined()
         s += "\n"
         for (li, t) in o.lengths.enumerated() {
             s += "  " + String(t).padding(toLength: 8, withPad: " ", startingAt: 0)

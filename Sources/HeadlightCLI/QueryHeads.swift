@@ -197,15 +197,20 @@ struct QueryHeads: ParsableCommand {
         var o = "query-focused retrieval heads of \(env.displayName) on \(probes)\n"
         o += "items: \(s.detectItems) detect heads, \(s.evalItems) evaluate re-rankers; time \(f(seconds, 1)) s\n"
         o += "top \(min(top, 10)) QR heads (QRScore): "
-        o += s.ranking.prefix(min(top, 10)).map { "\($0) \(f(s.qrScores[$0.layer * s.heads + $0.head], 3))" }.joined(
-            separator: ", ") + "\n"
+        o +=
+            s.ranking.prefix(min(top, 10)).map { "\($0) \(f(s.qrScores[$0.layer * s.heads + $0.head], 3))" }.joined(
+                separator: ", ") + "\n"
         if s.wuHeads != nil {
-            o += "vs Wu et al. retrieval scores: Spearman \(f(s.spearman ?? .nan, 3)) (p \(f(s.spearmanP ?? .nan, 4))), "
+            o +=
+                "vs Wu et al. retrieval scores: Spearman \(f(s.spearman ?? .nan, 3)) (p \(f(s.spearmanP ?? .nan, 4))), "
             o += "Kendall tau-b \(f(s.kendall ?? .nan, 3))\n"
             o += "top-N overlap: "
-            o += s.overlaps.map { "N=\($0.n): \($0.overlap) (random \(f($0.expected, 1)))" }.joined(separator: ", ") + "\n"
+            o +=
+                s.overlaps.map { "N=\($0.n): \($0.overlap) (random \(f($0.expected, 1)))" }.joined(separator: ", ")
+                + "\n"
         }
-        o += "re-ranking on the \(s.evalItems) evaluation items (chance recall@1 \(f(1 / Double(max(s.maxPassages, 1)), 3))):\n"
+        o +=
+            "re-ranking on the \(s.evalItems) evaluation items (chance recall@1 \(f(1 / Double(max(s.maxPassages, 1)), 3))):\n"
         o += "  method              " + Self.shownK.map { "R@\($0)   " }.joined() + "nDCG@3  MRR    R@1 95% CI\n"
         for r in s.rerankers {
             o += "  " + r.name.padding(toLength: 20, withPad: " ", startingAt: 0)

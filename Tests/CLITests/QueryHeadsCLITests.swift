@@ -30,7 +30,8 @@ final class CLIQueryHeadsTests: XCTestCase {
         XCTAssertEqual(r.status, 2, r.stderr)
         XCTAssertTrue(r.stderr.contains("--top must be at least 1"), r.stderr)
         let probes = dir.appendingPathComponent("p.jsonl")
-        try #"{"id": "a", "passages": ["x y", "z w"], "question": "q?"}"#.write(to: probes, atomically: true, encoding: .utf8)
+        try #"{"id": "a", "passages": ["x y", "z w"], "question": "q?"}"#.write(
+            to: probes, atomically: true, encoding: .utf8)
         r = try headlight(["query-heads", "--probes", probes.path, "-o", dir.appendingPathComponent("q.h5").path])
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("\(probes.path):1: item 'a' has no 'source'"), r.stderr)

@@ -161,11 +161,14 @@ public enum QueryHeadsRunFile {
         try perMethod("recall", s.rerankers.flatMap(\.recall), k, ["method", "k"])
         try perMethod("ndcg", s.rerankers.flatMap(\.ndcg), k, ["method", "k"])
         try perMethod("mrr", s.rerankers.map(\.mrr), 0, ["method"])
-        try perMethod("recall_at_1_ci", s.rerankers.flatMap { [$0.recallAt1CI.0, $0.recallAt1CI.1] }, 2, ["method", "bound"])
+        try perMethod(
+            "recall_at_1_ci", s.rerankers.flatMap { [$0.recallAt1CI.0, $0.recallAt1CI.1] }, 2, ["method", "bound"])
         if !s.overlaps.isEmpty {
             try RecordTable.write(
                 group: try g.createGroup("overlap"), columns: overlapColumns,
-                rows: s.overlaps.map { ["n": .int($0.n), "overlap": .int($0.overlap), "expected": .double($0.expected)] })
+                rows: s.overlaps.map {
+                    ["n": .int($0.n), "overlap": .int($0.overlap), "expected": .double($0.expected)]
+                })
         }
     }
 

@@ -71,8 +71,7 @@ public final class SparsityProfiler {
     }
 
     /// Profiles windows of `text`; `progress(done, total, length)` after each forward pass.
-    public func run(text: String, progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> SparsityProfileResult
-    {
+    public func run(text: String, progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> SparsityProfileResult {
         let o = options
         guard !o.lengths.isEmpty, o.lengths.allSatisfy({ $0 >= 2 }) else {
             throw SparsityError.invalid("lengths must be at least 2 tokens")

@@ -24,7 +24,8 @@ enum QueryHeadsFigures {
                     + "re-ranker against BM25 and the model's likelihood of the answer."))
         let finite = d.qrScores.filter(\.isFinite)
         var hm = Heatmap(
-            title: "QRScore per head", values: (0..<d.layers).map { l in
+            title: "QRScore per head",
+            values: (0..<d.layers).map { l in
                 Array(d.qrScores[(l * d.heads)..<((l + 1) * d.heads)])
             }, rowLabels: (0..<d.layers).map(String.init), colLabels: (0..<d.heads).map(String.init),
             rowTitle: "Layer", colTitle: "Head", valueTitle: "QRScore", unit: "calibrated attention mass",
@@ -51,8 +52,9 @@ enum QueryHeadsFigures {
                 title: "Top-N overlap: QRHead vs Wu et al. retrieval heads",
                 series: [
                     .init(name: "heads in both top-N sets", x: ns.map(Double.init), y: ov),
-                    .init(name: "random sets (N²/heads)", x: ns.map(Double.init), y: ns.map { Double($0 * $0) / nh },
-                          dashed: true)
+                    .init(
+                        name: "random sets (N²/heads)", x: ns.map(Double.init), y: ns.map { Double($0 * $0) / nh },
+                        dashed: true)
                 ], xTitle: "N (top heads of each ranking)", yTitle: "Heads in common")
             chart.subtitle =
                 "Spearman ρ \(d.spearman.map { Num.fixed($0, 3) } ?? "n/a"), Kendall τ-b "
@@ -104,7 +106,8 @@ enum QueryHeadsFigures {
                             ]
                         },
                         caption: "Re-rankers on the \(d.eval) evaluation questions: "
-                            + zip(d.methods, d.methodDescriptions).map { "\(label($0)) = \($1)" }.joined(separator: "; "),
+                            + zip(d.methods, d.methodDescriptions).map { "\(label($0)) = \($1)" }.joined(
+                                separator: "; "),
                         alignNumbers: true)))
         }
         return out

@@ -50,7 +50,8 @@ enum SparsityFigures {
                     svg: heatmap(
                         d, values: d.topKShare[last][ki], title: "Top-\(k) share per head at \(tLast) tokens",
                         valueTitle: "Top-\(k) share", id: "sparsity-topk",
-                        subtitle: "Mass in the \(k) most-attended keys, mean over queries").svg(),
+                        subtitle: "Mass in the \(k) most-attended keys, mean over queries"
+                    ).svg(),
                     caption:
                         "Share of each head's attention held by its \(k) most-attended keys (of about \(tLast)) at the "
                         + "longest length. Bright heads could keep only a handful of keys.")))
@@ -63,7 +64,8 @@ enum SparsityFigures {
                             d, values: d.sinkMass[last][si],
                             title: "Mass on the first \(d.sinkSizes[si]) token(s) at \(tLast) tokens",
                             valueTitle: "Sink mass", id: "sparsity-sink",
-                            subtitle: "Attention sink: mass on keys 0..<\(d.sinkSizes[si])").svg(),
+                            subtitle: "Attention sink: mass on keys 0..<\(d.sinkSizes[si])"
+                        ).svg(),
                         caption: "How much attention each head sends to the first token(s) of the context.")))
         }
         let xs = d.lengths.map(Double.init)
@@ -82,7 +84,8 @@ enum SparsityFigures {
             .init(name: "normalized entropy", x: xs, y: d.normalizedEntropy.map(median), markers: true)
         ]
         for (i, s) in d.sinkSizes.enumerated() {
-            series.append(.init(name: "sink mass (first \(s))", x: xs, y: d.sinkMass.map { median($0[i]) }, markers: true))
+            series.append(
+                .init(name: "sink mass (first \(s))", x: xs, y: d.sinkMass.map { median($0[i]) }, markers: true))
         }
         for (i, w) in d.windows.enumerated() {
             series.append(

@@ -116,6 +116,7 @@ final class AttentionReducerTests: XCTestCase {
         let z = CaptureRequest(hooks: ["attn.hook_z"], queries: .last(2))
         XCTAssertThrowsError(
             try session.trace(
-                prompt: ids, requests: [z], into: SparsitySink(ks: [1], sinkSizes: [1], windows: [1], streamingSinks: 0)))
+                prompt: ids, requests: [z], into: SparsitySink(ks: [1], sinkSizes: [1], windows: [1], streamingSinks: 0)
+            ))
     }
 }

@@ -40,7 +40,9 @@ final class BM25Tests: XCTestCase {
             XCTAssertEqual(Set(bm.idf.keys), Set(c.idf.keys), c.name)
             for (w, v) in c.idf { XCTAssertEqual(bm.idf[w]!, v, accuracy: 1e-12, "\(c.name): idf(\(w))") }
         }
-        print("BM25 vs rank-bm25: \(fx.cases.count) cases, first scores \(fx.cases[0].scores.prefix(3)), max |diff| \(maxDiff)")
+        print(
+            "BM25 vs rank-bm25: \(fx.cases.count) cases, first scores \(fx.cases[0].scores.prefix(3)), max |diff| \(maxDiff)"
+        )
         XCTAssertLessThan(maxDiff, 1e-12)
     }
 
