@@ -182,6 +182,12 @@ struct QueryHeads: ParsableCommand {
                 return m
             }
         ]
+        if !s.kinds.isEmpty {
+            o["recall_at_1_by_kind"] = Dictionary(
+                uniqueKeysWithValues: s.kinds.enumerated().map { i, k in
+                    (k, Dictionary(uniqueKeysWithValues: zip(s.rerankers.map(\.name), s.recallAt1ByKind[i])))
+                })
+        }
         if let w = s.wuHeads {
             o["wu_heads"] = w.map(\.description)
             o["spearman_wu"] = s.spearman ?? Double.nan
@@ -217,6 +223,10 @@ struct QueryHeads: ParsableCommand {
             for k in Self.shownK where k <= r.recall.count { o += f(r.recall[k - 1], 3) + "  " }
             o += (r.ndcg.count >= 3 ? f(r.ndcg[2], 3) : "n/a") + "   " + f(r.mrr, 3)
             o += "  [\(f(r.recallAt1CI.0, 3)), \(f(r.recallAt1CI.1, 3))]\n"
+        }
+        for (i, k) in s.kinds.enumerated() {
+            o += "  recall@1 on \(s.kindCounts[i]) '\(k)' items: "
+            o += zip(s.rerankers, s.recallAt1ByKind[i]).map { "\($0.name) \(f($1, 3))" }.joined(separator: ", ") + "\n"
         }
         o += "wrote \(output)\n"
         return o

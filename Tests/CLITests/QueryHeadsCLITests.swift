@@ -58,6 +58,10 @@ final class CLIQueryHeadsTests: XCTestCase {
         XCTAssertEqual([c.detect, c.eval], [1, 1])
         XCTAssertEqual(c.methods, ["qrhead", "all_heads", "bm25", "answer_likelihood"])
         XCTAssertEqual(c.topHeads.count, 4)
+        // qr-001 (the one evaluation item) is a paraphrase item: its recall@1 per kind is the overall one
+        XCTAssertEqual(c.kinds, ["paraphrase"])
+        XCTAssertEqual(c.kindCounts, [1])
+        XCTAssertEqual(c.recallAt1ByKind[0], c.recall.map { $0[0] })
         for row in c.recall {
             XCTAssertEqual(row.count, 8)
             XCTAssertEqual(row.last!, 1, accuracy: 1e-12, "recall@(all passages) is 1")

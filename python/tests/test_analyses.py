@@ -255,6 +255,11 @@ def test_query_heads_against_json(runs):
         # the stored per-passage scores give the stored metrics back
         ranks = qh.gold_ranks(m["name"])
         assert np.mean(1.0 / ranks) == pytest.approx(m["mrr"], abs=0.02)  # ties: mean position vs mean 1/position
+    by_kind = qh.array("recall_at_1_by_kind")
+    kinds = list(qh.array_attrs["recall_at_1_by_kind"]["kinds"])
+    assert kinds == sorted(js["recall_at_1_by_kind"]) == ["lexical", "paraphrase"]
+    for i, k in enumerate(kinds):
+        assert by_kind[i].tolist() == pytest.approx([js["recall_at_1_by_kind"][k][m] for m in qh.methods], rel=1e-12)
     with h5py.File(r.path, "r") as f:
         np.testing.assert_array_equal(qh.qr_scores, f["query_heads/qr_scores"][()])
         wu = f["query_heads/wu_scores"][()]

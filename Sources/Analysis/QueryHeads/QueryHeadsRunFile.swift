@@ -25,6 +25,8 @@ import TraceStore
 //   /query_heads/ndcg            float64 [method, k]
 //   /query_heads/mrr             float64 [method]
 //   /query_heads/recall_at_1_ci  float64 [method, 2]: 95% bootstrap CI
+//   /query_heads/recall_at_1_by_kind  float64 [kind, method] (@kinds, @kind_counts) when items
+//                                have a meta.kind
 //   /query_heads/overlap/<col>   (with a file) n, overlap, expected: top-N overlap with Wu's heads
 
 public enum QueryHeadsRunFile {
@@ -163,6 +165,13 @@ public enum QueryHeadsRunFile {
         try perMethod("mrr", s.rerankers.map(\.mrr), 0, ["method"])
         try perMethod(
             "recall_at_1_ci", s.rerankers.flatMap { [$0.recallAt1CI.0, $0.recallAt1CI.1] }, 2, ["method", "bound"])
+        if !s.kinds.isEmpty {
+            let ds = try g.createDataset(
+                "recall_at_1_by_kind", data: s.recallAt1ByKind.flatMap { $0 }, shape: [s.kinds.count, methods.count])
+            try ds.setAttribute("axes", ["kind", "method"])
+            try ds.setAttribute("kinds", s.kinds)
+            try ds.setAttribute("kind_counts", s.kindCounts)
+        }
         if !s.overlaps.isEmpty {
             try RecordTable.write(
                 group: try g.createGroup("overlap"), columns: overlapColumns,
@@ -198,6 +207,10 @@ public enum QueryHeadsRunFile {
         public var kendall: Double?
         public var overlaps: [QueryHeadsSummary.Overlap]
         public var itemRows: RecordTable.Rows
+        /// Item kinds, their evaluation counts and [kind][method] recall@1 (empty without kinds).
+        public var kinds: [String] = []
+        public var kindCounts: [Int] = []
+        public var recallAt1ByKind: [[Double]] = []
     }
 
     public static func read(_ f: H5File) throws -> Contents? {
@@ -240,7 +253,7 @@ public enum QueryHeadsRunFile {
             overlaps = (0..<o.count).map { QueryHeadsSummary.Overlap(n: n[$0], overlap: ov[$0], expected: e[$0]) }
         }
         let hasWu = try g.kind(of: "wu_scores") != nil
-        return Contents(
+        var c = Contents(
             layers: layers, heads: heads, items: try g.intAttribute("n_items"), detect: try g.intAttribute("n_detect"),
             eval: try g.intAttribute("n_eval"), methods: methods,
             methodDescriptions: try g.stringsAttribute("method_descriptions"),
@@ -253,5 +266,17 @@ public enum QueryHeadsRunFile {
             spearman: try g.attributeIfPresent("spearman_wu")?.doubleValue,
             kendall: try g.attributeIfPresent("kendall_wu")?.doubleValue, overlaps: overlaps,
             itemRows: try RecordTable.read(group: try g.group("items"), columns: itemColumns))
+        if try g.kind(of: "recall_at_1_by_kind") != nil {
+            let ds = try g.dataset("recall_at_1_by_kind")
+            c.kinds = try ds.stringsAttribute("kinds")
+            c.kindCounts = try ds.intsAttribute("kind_counts")
+            guard try ds.shape == [c.kinds.count, methods.count], c.kindCounts.count == c.kinds.count else {
+                throw bad(
+                    "recall_at_1_by_kind", "shape \(try ds.shape), expected [\(c.kinds.count), \(methods.count)]")
+            }
+            let v = try ds.read(Double.self)
+            c.recallAt1ByKind = c.kinds.indices.map { Array(v[($0 * methods.count)..<(($0 + 1) * methods.count)]) }
+        }
+        return c
     }
 }

@@ -44,6 +44,12 @@ public struct QueryHeadsSummary: Sendable {
     public var rerankers: [Reranker]
     /// Passages per item (the largest, for the k axis).
     public var maxPassages: Int
+    /// Item kinds (`meta.kind`) among the evaluation items, sorted; empty when no item has one.
+    public var kinds: [String] = []
+    /// Evaluation items of each kind.
+    public var kindCounts: [Int] = []
+    /// [kind][method]: mean recall@1 over the evaluation items of that kind.
+    public var recallAt1ByKind: [[Double]] = []
 
     public static let overlapSizes = [5, 10, 20, 30, 50]
 
@@ -116,9 +122,20 @@ public struct QueryHeadsSummary: Sendable {
                         expected: Double(s * s) / Double(nh)))
             }
         }
-        return QueryHeadsSummary(
+        var out = QueryHeadsSummary(
             layers: layers, heads: heads, detectItems: detect.count, evalItems: eval.count, qrScores: qr,
             ranking: ranking, topHeads: top, wuScores: wuScores, wuHeads: wuHeads, spearman: spearman,
             spearmanP: spearmanP, kendall: kendall, overlaps: overlaps, rerankers: rerankers, maxPassages: maxP)
+        let kindOf = eval.map { QueryHeadsRunFile.kind(results[$0].item.meta) }
+        out.kinds = Array(Set(kindOf.filter { !$0.isEmpty })).sorted()
+        for k in out.kinds {
+            let members = zip(eval, kindOf).filter { $0.1 == k }.map(\.0)
+            out.kindCounts.append(members.count)
+            out.recallAt1ByKind.append(
+                rerankers.map { r in
+                    Statistics.mean(members.map { RankingMetrics.recall(r.scores[$0], gold: results[$0].gold, k: 1) })
+                })
+        }
+        return out
     }
 }

@@ -110,6 +110,19 @@ enum QueryHeadsFigures {
                                 separator: "; "),
                         alignNumbers: true)))
         }
+        if !d.kinds.isEmpty {
+            out.append(
+                .table(
+                    .init(
+                        headers: ["item kind", "items"] + d.methods.map { "recall@1: \(label($0))" },
+                        rows: d.kinds.indices.map { i in
+                            [d.kinds[i], String(d.kindCounts[i])] + d.recallAt1ByKind[i].map { Num.fixed($0, 3) }
+                        },
+                        caption:
+                            "Recall@1 by item kind (evaluation items). In the default set, 'paraphrase' items word "
+                            + "the gold passage differently from the question while distractors reuse its words.",
+                        alignNumbers: true)))
+        }
         return out
     }
 }
