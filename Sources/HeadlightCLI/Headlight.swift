@@ -25,6 +25,7 @@ public struct Headlight: ParsableCommand {
             Membership.self,
             RetrievalHeads.self, Ablate.self,
             Cite.self,
+            QueryHeads.self, Profile.self,
             CheckRunFile.self,
             Merge.self
         ]

@@ -108,7 +108,7 @@ final class ArgumentSafetyCLITests: XCTestCase {
         let cmds: [[String]] = [
             ["trace", "--prompt", "hi", "--hooks", "logits"],
             ["retrieval-heads", "--probes", RetrievalCLITests.smoke],
-            ["cite"], ["membership", "--score", RetrievalCLITests.smoke],
+            ["cite"], ["membership", "--score", RetrievalCLITests.smoke], ["query-heads"], ["profile"],
             ["report", "composition", "--heads", "1.1,2.2"]
         ]
         for c in cmds {

@@ -553,3 +553,114 @@ def read_needle_attention(path: str, g: h5py.Group, f: Optional[h5py.File] = Non
         if "token_strings" in f:
             na.token_strings = [str(s) for s in read_dataset(path, require(path, f, "token_strings")).tolist()]
     return na
+
+
+# MARK: /query_heads
+
+@dataclass
+class QueryHeads(AnalysisGroup):
+    """``/query_heads`` of ``headlight query-heads``: QRHead scores, the comparison with Wu et al.'s
+    retrieval heads, and passage re-ranking metrics."""
+
+    @property
+    def qr_scores(self) -> np.ndarray:
+        """float64 [layer, head]: mean calibrated gold-passage score over the detection items."""
+        return self.array("qr_scores")
+
+    @property
+    def wu_scores(self) -> Optional[np.ndarray]:
+        return self.arrays.get("wu_scores")
+
+    @property
+    def top_heads(self) -> List[str]:
+        """The QRHead re-ranker's heads, "L.H", best first."""
+        return _heads(self.array("top_heads"))
+
+    @property
+    def methods(self) -> List[str]:
+        return list(self.attr("methods"))
+
+    @property
+    def items(self) -> Table:
+        return self.tables["items"]
+
+    @property
+    def passages(self) -> Table:
+        """One row per (item, passage): ``score_<method>``, ``head_score`` / ``head_mass`` [row, layer, head]."""
+        return self.tables["passages"]
+
+    def recall(self, method: str) -> np.ndarray:
+        """Mean recall@k over the evaluation items, k = 1 ... passages."""
+        return self.array("recall")[self.methods.index(method)]
+
+    def ndcg(self, method: str) -> np.ndarray:
+        return self.array("ndcg")[self.methods.index(method)]
+
+    def mrr(self, method: str) -> float:
+        return float(self.array("mrr")[self.methods.index(method)])
+
+    def gold_ranks(self, method: str, split: str = "eval") -> np.ndarray:
+        """Expected 1-based rank of each `split` item's gold passage under `method` (ties: mean position)."""
+        p, it = self.passages, self.items
+        out = []
+        for i in range(len(it)):
+            if it["split"][i] != split:
+                continue
+            rows = np.flatnonzero(p["item"] == i)
+            s = np.where(np.isfinite(p[f"score_{method}"][rows]), p[f"score_{method}"][rows], -np.inf)
+            g = s[p["gold"][rows] == 1][0]
+            out.append(1 + np.sum(s > g) + (np.sum(s == g) - 1) / 2)
+        return np.asarray(out, dtype=np.float64)
+
+
+def read_query_heads(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> QueryHeads:
+    for t in ("items", "passages"):
+        require(path, g, t, h5py.Group)
+    tables = ("items", "passages", "overlap") if "overlap" in g else ("items", "passages")
+    qh = read_group(path, g, tables=tables, cls=QueryHeads, analysis="query_heads")
+    L, H = int(qh.attr("n_layers")), int(qh.attr("n_heads"))
+    if qh.qr_scores.shape != (L, H):
+        raise RunFileError(path, f"shape {qh.qr_scores.shape}, expected {(L, H)}", key=f"{g.name}/qr_scores")
+    m = len(qh.methods)
+    for name in ("recall", "ndcg"):
+        if qh.array(name).ndim != 2 or qh.array(name).shape[0] != m:
+            raise RunFileError(path, f"shape {qh.array(name).shape}, expected ({m}, k)", key=f"{g.name}/{name}")
+    return qh
+
+
+# MARK: /sparsity_profile
+
+@dataclass
+class SparsityProfile(AnalysisGroup):
+    """``/sparsity_profile`` of ``headlight profile``: per-head attention sparsity vs context length."""
+
+    @property
+    def lengths(self) -> List[int]:
+        return [int(x) for x in self.attr("lengths")]
+
+    @property
+    def ks(self) -> List[int]:
+        return [int(x) for x in self.attr("ks")]
+
+    def topk_share(self, k: int, length: Optional[int] = None) -> np.ndarray:
+        """float64 [layer, head]: the top-`k` share at `length` tokens (default: the longest); every
+        length and k: ``array("topk_share")`` [length, k, layer, head]."""
+        li = self.lengths.index(length) if length is not None else len(self.lengths) - 1
+        return self.array("topk_share")[li, self.ks.index(k)]
+
+    def median_over_heads(self, name: str) -> np.ndarray:
+        """Head medians of a [length, ..., layer, head] dataset: shape [length, ...]."""
+        a = self.array(name)
+        return np.nanmedian(a.reshape(a.shape[:-2] + (-1,)), axis=-1)
+
+
+def read_sparsity_profile(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> SparsityProfile:
+    sp = read_group(path, g, cls=SparsityProfile, analysis="sparsity_profile")
+    L, H, n = int(sp.attr("n_layers")), int(sp.attr("n_heads")), len(sp.lengths)
+    expected = {"topk_share": (n, len(sp.ks), L, H), "entropy": (n, L, H), "normalized_entropy": (n, L, H),
+                "sink_mass": (n, len(sp.attr("sink_sizes")), L, H),
+                "streaming_mass": (n, len(sp.attr("windows")), L, H)}
+    for name, shape in expected.items():
+        if sp.array(name).shape != shape:
+            raise RunFileError(path, f"shape {sp.array(name).shape}, expected {shape}", key=f"{g.name}/{name}")
+    return sp

@@ -25,6 +25,8 @@ COMMAND_GROUPS = {
     "report composition": "composition",
     "report attention": "needle_attention",
     "lens": "lens",
+    "query-heads": "query_heads",
+    "profile": "sparsity_profile",
 }
 
 
@@ -311,6 +313,14 @@ class Run(Input):
     @property
     def lens(self) -> Optional["analyses.Lens"]:
         return self._analysis("lens", analyses.read_lens)
+
+    @property
+    def query_heads(self) -> Optional["analyses.QueryHeads"]:
+        return self._analysis("query_heads", analyses.read_query_heads)
+
+    @property
+    def sparsity_profile(self) -> Optional["analyses.SparsityProfile"]:
+        return self._analysis("sparsity_profile", analyses.read_sparsity_profile)
 
     def analysis(self) -> Any:
         """The analysis of this file's command (None for trace files)."""

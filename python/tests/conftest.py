@@ -121,6 +121,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
                         "--no-progress", "--json"], d / "membership.h5"),
         "partial": (["retrieval-heads", *NIAH, "--lengths", "300", "--depths", "0,100", "--no-progress",
                      "--stop-after", "1"], d / "stopped.h5"),
+        "profile": (["profile", "--lengths", "64,128", "--samples", "1", "--queries", "4", "--no-progress",
+                     "--json"], d / "profile.h5"),
         "lens": (["lens", "--prompt", IOI, "--target", " Mary", "--baseline", " John", "--positions=-1,-3",
                   "--top", "4"], d / "lens.h5"),
     }
@@ -132,6 +134,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
                     "--ppl-tokens", "0", "--bootstrap", "100", "--no-progress", "--json"], d / "causal.h5"),
         "cite": (["cite", "--probes", "probes/citation/smoke.jsonl", "--limit", "3", "--retrieval-heads", str(rh),
                   "--top", "4", "--resamples", "200", "--no-progress", "--json"], d / "cite.h5"),
+        "qr": (["query-heads", "--limit", "4", "--top", "4", "--retrieval-heads", str(rh), "--resamples", "100",
+                "--no-progress", "--json"], d / "qr.h5"),
         "attention": (["report", "attention", *NIAH, "--heads-from", str(rh), "--lengths", "300",
                        "--depths", "0,100", "--top", "3", "--max-steps", "12"], d / "attention.h5"),
         "composition": (["report", "composition", "--heads-from", str(rh), "--top", "4", "--baseline-draws", "1"],

@@ -236,3 +236,68 @@ def test_lens_against_h5py_and_transformers_fixture(runs):
     np.testing.assert_allclose(heads, np.array(ioi["lens"][0]["dla"]["heads"]), atol=1e-3)
     with pytest.raises(KeyError):
         lens.top_tokens(5)
+
+
+def test_query_heads_against_json(runs):
+    r = runs["qr"]
+    js = r.json
+    run = headlight.open(r.path)
+    qh = run.query_heads
+    assert isinstance(qh, headlight.QueryHeads) and run.analysis() is qh
+    assert qh.top_heads == js["top_heads"]
+    assert (qh.attrs["n_detect"], qh.attrs["n_eval"]) == (js["detect_items"], js["eval_items"]) == (2, 2)
+    assert qh.methods == [m["name"] for m in js["rerankers"]] == ["qrhead", "wu_heads", "all_heads", "bm25",
+                                                                  "answer_likelihood"]
+    for m in js["rerankers"]:
+        assert qh.recall(m["name"])[0] == pytest.approx(m["recall@1"], rel=1e-12)
+        assert qh.ndcg(m["name"])[2] == pytest.approx(m["ndcg@3"], rel=1e-12)
+        assert qh.mrr(m["name"]) == pytest.approx(m["mrr"], rel=1e-12)
+        # the stored per-passage scores give the stored metrics back
+        ranks = qh.gold_ranks(m["name"])
+        assert np.mean(1.0 / ranks) == pytest.approx(m["mrr"], abs=0.02)  # ties: mean position vs mean 1/position
+    by_kind = qh.array("recall_at_1_by_kind")
+    kinds = list(qh.array_attrs["recall_at_1_by_kind"]["kinds"])
+    assert kinds == sorted(js["recall_at_1_by_kind"]) == ["lexical", "paraphrase"]
+    for i, k in enumerate(kinds):
+        assert by_kind[i].tolist() == pytest.approx([js["recall_at_1_by_kind"][k][m] for m in qh.methods], rel=1e-12)
+    with h5py.File(r.path, "r") as f:
+        np.testing.assert_array_equal(qh.qr_scores, f["query_heads/qr_scores"][()])
+        wu = f["query_heads/wu_scores"][()]
+    # QRScore = mean over detection items of the gold passage's head_score
+    p, it = qh.passages, qh.items
+    det = [i for i in range(len(it)) if it["split"][i] == "detect"]
+    gold = [np.flatnonzero((p["item"] == i) & (p["gold"] == 1))[0] for i in det]
+    np.testing.assert_allclose(qh.qr_scores, p["head_score"][gold].astype(np.float64).mean(axis=0), rtol=1e-6,
+                               atol=1e-9)
+    x, y = qh.qr_scores.ravel(), wu.ravel()
+    assert qh.attrs["spearman_wu"] == pytest.approx(np.corrcoef(_avg_ranks(x), _avg_ranks(y))[0, 1], abs=1e-9)
+    dx, dy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+    iu = np.triu_indices(len(x), 1)
+    dx, dy = dx[iu], dy[iu]
+    tau_b = np.sum(dx * dy) / np.sqrt(np.sum(dx != 0) * np.sum(dy != 0))   # scipy's tau-b
+    assert qh.attrs["kendall_wu"] == pytest.approx(tau_b, abs=1e-9)
+
+
+def _avg_ranks(v):
+    """Ranks 1..n, ties sharing their mean rank (scipy.stats.rankdata's default)."""
+    order = np.argsort(v, kind="mergesort")
+    r = np.empty(len(v))
+    r[order] = np.arange(1, len(v) + 1)
+    for u in np.unique(v):
+        m = v == u
+        r[m] = r[m].mean()
+    return r
+
+
+def test_sparsity_profile_against_json(runs):
+    r = runs["profile"]
+    js = r.json
+    sp = headlight.open(r.path).sparsity_profile
+    assert isinstance(sp, headlight.SparsityProfile)
+    assert sp.lengths == js["lengths"] == [64, 128] and sp.ks == js["ks"]
+    np.testing.assert_allclose(sp.median_over_heads("topk_share"), js["median_topk_share"], rtol=1e-12)
+    np.testing.assert_allclose(sp.median_over_heads("sink_mass"), js["median_sink_mass"], rtol=1e-12)
+    a = sp.array("topk_share")
+    assert a.shape == (2, len(sp.ks), 30, 9)
+    assert np.all(np.diff(a, axis=1) >= -1e-12) and np.all(a <= 1 + 1e-5)
+    assert sp.topk_share(sp.ks[0], 64).shape == (30, 9)

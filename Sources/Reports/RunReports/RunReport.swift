@@ -16,6 +16,10 @@
 //   /membership        MembershipFigures  ROC curves with AUC + CI, AUC bars, feature histograms
 //   /lens              LensFigures        logit lens (top-1 probability, tokens), logit difference by
 //                                         layer, direct logit attribution per head
+//   /query_heads       QueryHeadsFigures  QRScore heat map (Wu heads outlined), top-N overlap with Wu et
+//                                         al. vs chance, re-ranking recall@k curves, recall/nDCG/MRR table
+//   /sparsity_profile  SparsityFigures    top-k share and sink-mass heat maps, head-median curves vs
+//                                         context length, summary table
 //   /captures          TraceFigures       (headlight trace) interactive attention viewer, head grid,
 //                                         per-layer patterns with token labels, top-k, span mass,
 //                                         residual norms (TraceCaptureData reads and bins them)
@@ -37,6 +41,8 @@ public struct RunFileContents: Sendable {
     public var citation: CitationRunData?
     public var membership: MembershipRunData?
     public var lens: LensRunData?
+    public var queryHeads: QueryHeadsRunFile.Contents?
+    public var sparsity: SparsityRunFile.Contents?
     /// The drawable captures of a `headlight trace` file (nil without `/captures` or when none
     /// of its captures has a figure).
     public var trace: TraceCaptureData?
@@ -46,7 +52,8 @@ public struct RunFileContents: Sendable {
 
     public var hasAnalysis: Bool {
         retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil || lens != nil || trace != nil
+            || citation != nil || membership != nil || lens != nil || trace != nil || queryHeads != nil
+            || sparsity != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -67,6 +74,8 @@ public struct RunFileContents: Sendable {
             citation: try CitationRunFile.read(f).map(CitationRunData.init),
             membership: try MembershipRunFile.read(f).flatMap(MembershipRunData.init),
             lens: try LensRunFile.read(f),
+            queryHeads: try QueryHeadsRunFile.read(f),
+            sparsity: try SparsityRunFile.read(f),
             trace: try TraceCaptureData.read(f, maxBins: TraceFigures.maxBins).flatMap { $0.isEmpty ? nil : $0 },
             children: RR.children(f), complete: complete)
     }
@@ -125,6 +134,18 @@ public enum RunReport {
         blocks = []
         for f in files { if let c = f.citation { blocks += CitationFigures.blocks(c, source: f.provenance.fileName) } }
         if !blocks.isEmpty { out.append(("Citation and attention", blocks)) }
+
+        blocks = []
+        for f in files {
+            if let q = f.queryHeads { blocks += QueryHeadsFigures.blocks(q, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty { out.append(("Query-focused retrieval heads", blocks)) }
+
+        blocks = []
+        for f in files {
+            if let p = f.sparsity { blocks += SparsityFigures.blocks(p, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty { out.append(("Attention-sparsity profile", blocks)) }
 
         blocks = []
         for f in files {
@@ -205,6 +226,10 @@ public enum RunReport {
             topic = "Retrieval heads"
         } else if files.contains(where: { $0.citation != nil }) {
             topic = "Citation and attention"
+        } else if files.contains(where: { $0.queryHeads != nil }) {
+            topic = "Query-focused retrieval heads"
+        } else if files.contains(where: { $0.sparsity != nil }) {
+            topic = "Attention-sparsity profile"
         } else if files.contains(where: { $0.membership != nil }) {
             topic = "Membership inference"
         } else if files.contains(where: { $0.lens != nil }) {
@@ -297,6 +322,14 @@ public final class RunReportFigureProvider {
         if let c = f.citation {
             out.append(.subheading("Citation and attention (\(name))"))
             out += CitationFigures.blocks(c, source: name)
+        }
+        if let q = f.queryHeads {
+            out.append(.subheading("Query-focused retrieval heads (\(name))"))
+            out += QueryHeadsFigures.blocks(q, source: name)
+        }
+        if let p = f.sparsity {
+            out.append(.subheading("Attention-sparsity profile (\(name))"))
+            out += SparsityFigures.blocks(p, source: name)
         }
         if let m = f.membership {
             out.append(.subheading("Membership inference (\(name))"))
