@@ -20,7 +20,7 @@ build: deps
 	$(SWIFT) build $(RELEASE) --product headlight
 
 # The main job: the retrieval-heads notebook end to end (detect, look, composition graph,
-# ablate top-K vs random heads, causal graph) on the default model, ~4.5 min on 2 cores after
+# ablate top-K vs random heads, causal graph) on the default model, ~5 min on 2 cores after
 # the build. Cells are cached in reports/retrieval-heads/.cache; the last line printed is the
 # report's path.
 demo: model build

@@ -16,6 +16,11 @@
 # the selector switched heads, the token strip was coloured.
 # Scripts off (a copy whose CSP says script-src 'none'; Chromium's --dump-dom itself needs
 # scripting): every <figure> still holds an <svg>, the viewer stays hidden. Exit 1 on any failure.
+#
+# A page with several viewers (a batch trace, `trace --prompts`: one per prompt) must have every
+# one running, and hovering a token in the last one must move its highlight and leave the first
+# one's alone. Without REPORT_DIR the script then does the same for a 3-prompt batch report
+# (${HL_VIEWER_DIR}/batch-report), requiring a viewer per prompt (HL_VIEWER_EXPECT=3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 report=${1:-}
@@ -28,7 +33,9 @@ if [ -z "$report" ]; then
     --hooks pattern,resid_post --layers 0:3 --quiet -o "$dir/trace.h5"
   "$bin" report "$dir/trace.h5" -o "$dir/report" >/dev/null
   report="$dir/report"
+  batch=1
 fi
+expect=${HL_VIEWER_EXPECT:-1}
 [ -f "$report/index.html" ] || { echo "check-viewer: $report/index.html not found" >&2; exit 1; }
 chrome=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 [ -n "$chrome" ] || { echo "check-viewer: no chromium (HEADLIGHT_WITH_CHROMIUM=1 scripts/install-deps.sh)" >&2; exit 1; }
@@ -70,6 +77,16 @@ window.addEventListener('load', function () {
   sel.dispatchEvent(new Event('change'));
   out.view2 = v.getAttribute('data-view');
   out.cells = v.querySelectorAll('.hl-v-matrix rect').length;
+  var all = document.querySelectorAll('.hl-viewer');
+  out.viewers = all.length;
+  out.readyAll = Array.prototype.filter.call(all, function (x) { return x.getAttribute('data-ready') === '1'; }).length;
+  if (all.length > 1) {
+    var last = all[all.length - 1];
+    out.firstBefore = v.getAttribute('data-row');
+    last.querySelectorAll('.hl-v-tok')[1].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
+    out.lastRow = last.getAttribute('data-row');
+    out.firstAfter = v.getAttribute('data-row');
+  }
   var pre = document.createElement('pre');
   pre.id = 'hl-probe';
   pre.textContent = JSON.stringify(out);
@@ -85,7 +102,8 @@ open(dst, "w", encoding="utf-8").write(html)
 PY
 
 dom=$(run_chrome --virtual-time-budget=5000 --dump-dom "file://$probe")
-printf '%s' "$dom" | python3 -c '
+printf '%s' "$dom" | HL_VIEWER_EXPECT=$expect python3 -c '
+import os
 import html, json, re, sys
 m = re.search(r"<pre id=\"hl-probe\">(.*?)</pre>", sys.stdin.read(), re.S)
 if not m:
@@ -103,10 +121,17 @@ if r.get("coloured", 0) < 1: problems.append("no token coloured by attention aft
 if r.get("options", 0) >= 2 and r.get("view1") == r.get("view2"):
     problems.append("the head selector did not switch heads (%s)" % r.get("view2"))
 if r.get("cells", 0) < 2: problems.append("matrix has %s cells" % r.get("cells"))
+expect = int(os.environ.get("HL_VIEWER_EXPECT", "1"))
+if r.get("viewers", 0) < expect: problems.append("%s viewers, expected %d" % (r.get("viewers"), expect))
+if r.get("readyAll") != r.get("viewers"): problems.append("%s of %s viewers ran" % (r.get("readyAll"), r.get("viewers")))
+if r.get("viewers", 0) > 1:
+    if r.get("lastRow") != "1": problems.append("hovering token 1 of the last viewer highlighted row %s" % r.get("lastRow"))
+    if r.get("firstAfter") != r.get("firstBefore"): problems.append("hovering the last viewer moved the first one")
 for p in problems: print("FAIL scripts on: " + p, file=sys.stderr)
 if problems: sys.exit(1)
-print("check: scripts on: hover moved the highlight to row %s, selector switched %s -> %s, %d matrix cells"
-      % (r["hoverRow"], r["view1"], r["view2"], r["cells"]), file=sys.stderr)
+print("check: scripts on: hover moved the highlight to row %s, selector switched %s -> %s, %d matrix cells; "
+      "%d viewer(s) running independently" % (r["hoverRow"], r["view1"], r["view2"], r["cells"], r["viewers"]),
+      file=sys.stderr)
 '
 
 # --dump-dom needs scripting in Chromium itself, so "scripts off" is a copy whose CSP allows no
@@ -131,9 +156,20 @@ if not figs: problems.append("no figures")
 if len(with_svg) != len(figs): problems.append("%d of %d figures have no SVG" % (len(figs) - len(with_svg), len(figs)))
 if "attention-grid" not in d: problems.append("no head-grid figure")
 if "data-ready=\"1\"" in d: problems.append("the viewer script ran although scripts are off")
-if not re.search(r"<div class=\"hl-viewer\"[^>]*hidden", d): problems.append("the inert viewer is not hidden")
+viewers = re.findall(r"<div class=\"hl-viewer\"[^>]*>", d)
+if not viewers or any("hidden" not in v for v in viewers): problems.append("an inert viewer is not hidden")
 for p in problems: print("FAIL scripts off: " + p, file=sys.stderr)
 if problems: sys.exit(1)
 print("check: scripts off: %d figures, each with its static SVG; viewer inert" % len(figs), file=sys.stderr)
 '
 echo "$report/index.html"
+
+# The batch report: one viewer per prompt, each working on its own.
+if [ -n "${batch:-}" ]; then
+  printf '%s\n' '{"prompt": "When Mary and John went to the store, John gave a drink to", "name": "ioi"}' \
+    '{"prompt": "The cat sat on the mat. The dog sat on the rug. The cat"}' \
+    '{"prompt": "One, two, three, four, five, six", "name": "count"}' > "$dir/prompts.jsonl"
+  "$bin" trace --prompts "$dir/prompts.jsonl" --hooks pattern --layers 0:2 --quiet --restart -o "$dir/batch.h5"
+  "$bin" report "$dir/batch.h5" -o "$dir/batch-report" >/dev/null
+  HL_VIEWER_EXPECT=3 bash "$0" "$dir/batch-report"
+fi

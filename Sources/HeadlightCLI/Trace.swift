@@ -55,6 +55,18 @@ struct Trace: ParsableCommand {
         help: "Read the prompt as token ids (whitespace- or comma-separated) from a file.")
     var tokenIDs: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Trace many prompts in one process: a JSONL file, one {\"prompt\": ...} object a line (keys name, "
+                + "chat, system, generate optional); each goes to /inputs/NAME.", valueName: "file.jsonl"))
+    var prompts: String?
+
+    @Flag(help: "With --prompts: discard an interrupted batch (<output>.partial) instead of resuming it.")
+    var restart = false
+
+    @Option(name: .customLong("stop-after"), help: .hidden)
+    var stopAfter: Int?
+
     @Flag(help: "Wrap the prompt in the model's chat template as a user message.")
     var chat = false
 
@@ -146,9 +158,14 @@ struct Trace: ParsableCommand {
     var maxOutput = "10GB"
 
     func validate() throws {
-        guard [prompt != nil, promptFile != nil, tokenIDs != nil].filter({ $0 }).count == 1 else {
-            throw ValidationError("give exactly one of --prompt TEXT, --prompt-file FILE or --token-ids FILE")
+        guard [prompt != nil, promptFile != nil, tokenIDs != nil, prompts != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError(
+                "give exactly one of --prompt TEXT, --prompt-file FILE, --token-ids FILE or --prompts FILE.jsonl")
         }
+        if prompts == nil && (restart || stopAfter != nil) {
+            throw ValidationError("--restart applies to --prompts batches (single-prompt traces always start afresh)")
+        }
+        if let k = stopAfter, k < 0 { throw ValidationError("--stop-after must be >= 0") }
         if tokenIDs != nil && chat { throw ValidationError("--chat applies to text prompts, not --token-ids") }
         guard hooks != nil || ablate != nil || patch != nil else {
             throw ValidationError("nothing to do: give --hooks (and/or --ablate, --patch)")
@@ -162,7 +179,7 @@ struct Trace: ParsableCommand {
         if (patch == nil) != (patchSource == nil) { throw ValidationError("--patch and --patch-source go together") }
         if patchPositions != nil && patch == nil { throw ValidationError("--patch-positions needs --patch") }
         guard maxChunk >= 1 else { throw ValidationError("--max-chunk must be at least 1") }
-        if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        if system != nil && !chat && prompts == nil { throw ValidationError("--system needs --chat") }
         guard CommandChecks.parseByteSize(maxOutput) != nil else {
             throw ValidationError("--max-output: \"\(maxOutput)\" is not a size (write e.g. 500MB, 10GB or 2TiB)")
         }
@@ -173,10 +190,15 @@ struct Trace: ParsableCommand {
     }
 
     func run() throws {
+        // A batch's prompts file is checked before the model is loaded.
+        let batch = try prompts.map(PromptBatchFile.read)
         // The model's SHA-256 (a root attribute) is computed while the weights are dequantized.
         let env = try LoadedModel.load(model, hashInBackground: true)
-        let gguf = env.gguf, tokenizer = env.tokenizer, loaded = env.model
-        let c = loaded.config
+        if let batch {
+            try runBatch(env: env, batch: batch)
+            return
+        }
+        let c = env.model.config
 
         let text: String
         var ids: [Int32]
@@ -189,7 +211,7 @@ struct Trace: ParsableCommand {
                 }
                 ids.append(v)
             }
-            text = tokenizer.decode(ids)
+            text = env.tokenizer.decode(ids)
         } else {
             if let prompt {
                 text = prompt
@@ -203,54 +225,137 @@ struct Trace: ParsableCommand {
                     text,
                     source: promptFile == "-" ? "standard input (--prompt-file -)" : "--prompt-file \(promptFile!)")
             }
-            ids = try encode(text, gguf: gguf, tokenizer: tokenizer)
+            ids = try encode(text, chat: chat, system: system, gguf: env.gguf, tokenizer: env.tokenizer)
         }
         guard !ids.isEmpty else { throw CLIError("the prompt is empty after tokenization", hint: "pass some text") }
-        let total = ids.count + generate
-        try CommandChecks.context(
-            total, loaded, "the prompt (\(ids.count) tokens) + --generate \(generate)",
-            hint: "shorten the prompt or lower --generate")
+        let input = TraceInput(
+            text: text, ids: ids, chat: chat, system: system, generate: generate, what: "the prompt")
+        let prepared = try prepare(input, env: env)
+        if let plan = prepared.plan {
+            try checkOutputSize(
+                plan.estimatedBytes(float16: float16),
+                detail: "\(plan.captures.count) datasets, \(plan.sequenceLength) positions")
+        }
+        let shared = try sharedInterventions(env: env)
 
-        // Ask: the captures.
-        let requests = try captureRequests(config: c, promptTokens: ids, tokenizer: tokenizer)
-        let plan: TracePlan?
+        // Observe: stream into the run file.
+        let writer = try RunFileWriter(path: output)
+        var done = false
+        defer { if !done { try? writer.abandon() } }
+        try RunFileHeader(model: env, command: "trace").write(to: writer.file)
+        let recorded = try record(prepared, shared: shared, env: env, file: writer.file, at: "")
+        try writer.finalize()
+        done = true
+        if !quiet {
+            let result = recorded.result
+            let line = String(
+                format:
+                    "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f "
+                    + "s, decode %.2f s; wrote %@\n",
+                result.tokens.count, result.promptLength, result.generated, recorded.datasets,
+                Double(recorded.bytes) / 1e6, result.prefillSeconds, result.decodeSeconds, output)
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+
+    /// One prompt to trace: its text as given, its tokens (chat template applied) and the options
+    /// that may differ between the prompts of a batch. `what` names it in error messages.
+    struct TraceInput {
+        var text: String
+        var ids: [Int32]
+        var chat: Bool
+        var system: String?
+        var generate: Int
+        var what: String
+    }
+
+    /// A prompt with its capture plan (nil: interventions only), checked against the model's
+    /// context before anything runs.
+    struct PreparedTrace {
+        var input: TraceInput
+        var plan: TracePlan?
+    }
+
+    /// What every prompt of an invocation shares: the ablations and the mean-ablation reference.
+    struct SharedInterventions {
+        var interventions: [HeadIntervention]
+        var phase: InterventionPhase
+        var headMeans: [Int: [Float]]?
+        var meanSource: String
+    }
+
+    /// Checks the prompt's length against the context and builds its capture plan.
+    func prepare(_ input: TraceInput, env: LoadedModel) throws -> PreparedTrace {
+        let c = env.model.config
+        let total = input.ids.count + input.generate
+        let gen = prompts == nil ? "--generate" : "generate"
+        try CommandChecks.context(
+            total, env.model, "\(input.what) (\(input.ids.count) tokens) + \(gen) \(input.generate)",
+            hint: "shorten the prompt or lower \(gen)")
+        if let patchSource {
+            // Checked here so that a batch fails before its first prompt runs.
+            let src = try encode(
+                patchSource, chat: input.chat, system: input.system, gguf: env.gguf, tokenizer: env.tokenizer)
+            try CommandChecks.context(src.count, env.model, "--patch-source (\(src.count) tokens)")
+            _ = try Self.patchPositionPairs(patchPositions, source: src.count, target: input.ids.count)
+        }
+        let requests = try captureRequests(
+            config: c, promptTokens: input.ids, generate: input.generate, tokenizer: env.tokenizer)
         do {
-            plan =
+            let plan =
                 requests.isEmpty
-                ? nil : try TracePlan(config: c, requests: requests, promptLength: ids.count, decodeSteps: generate)
+                ? nil
+                : try TracePlan(
+                    config: c, requests: requests, promptLength: input.ids.count, decodeSteps: input.generate)
+            return PreparedTrace(input: input, plan: plan)
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "see `headlight trace --help` for the selection syntax")
         }
-        if let plan { try checkOutputSize(plan) }
+    }
 
-        // Interventions.
-        let session = InferenceSession(model: loaded, maxContext: total, maxChunk: maxChunk)
+    /// The ablations (--ablate) and, for mean ablation with --mean-prompt-file, the head means.
+    func sharedInterventions(env: LoadedModel) throws -> SharedInterventions {
         let (defaultMethod, phase) = try ablation.resolve()
         var ivs: [HeadIntervention] = []
         do {
             if let ablate {
-                ivs = try HeadIntervention.parse(ablate, config: c, defaultMethod: defaultMethod, phase: phase)
+                ivs = try HeadIntervention.parse(
+                    ablate, config: env.model.config, defaultMethod: defaultMethod, phase: phase)
             }
         } catch let e as HookError {
             throw CLIError(wrapping: e, hint: "write ablations as LAYER.HEAD[:method], e.g. 3.4:zero,5.*:uniform")
         }
-        var meanSource = "running mean over the traced sequence"
+        var shared = SharedInterventions(
+            interventions: ivs, phase: phase, headMeans: nil, meanSource: "running mean over the traced sequence")
         if let meanPromptFile, ivs.contains(where: { $0.method == .mean }) {
             let refText = try readText(meanPromptFile, option: "--mean-prompt-file")
             try CommandChecks.noNUL(refText, source: "--mean-prompt-file \(meanPromptFile)")
-            let ref = try encode(refText, gguf: gguf, tokenizer: tokenizer)
-            try CommandChecks.context(ref.count, loaded, "--mean-prompt-file (\(ref.count) tokens)")
+            let ref = try encode(refText, chat: chat, system: system, gguf: env.gguf, tokenizer: env.tokenizer)
+            try CommandChecks.context(ref.count, env.model, "--mean-prompt-file (\(ref.count) tokens)")
             let layers = Array(Set(ivs.filter { $0.method == .mean }.map(\.layer))).sorted()
-            session.headMeans = try loaded.meanHeadOutputs([ref], layers: layers)
-            meanSource = "mean over \(ref.count) tokens of \((meanPromptFile as NSString).lastPathComponent)"
+            shared.headMeans = try env.model.meanHeadOutputs([ref], layers: layers)
+            shared.meanSource = "mean over \(ref.count) tokens of \((meanPromptFile as NSString).lastPathComponent)"
         }
-        session.interventions = ivs
+        return shared
+    }
+
+    /// Traces one prepared prompt into `file` under `prefix` ("" for a single-prompt file: `/captures`,
+    /// `/tokens`, `/token_strings`; `/inputs/NAME` in a batch): the one capture path of `trace`.
+    func record(
+        _ prepared: PreparedTrace, shared: SharedInterventions, env: LoadedModel, file: H5File, at prefix: String
+    ) throws -> (result: TraceResult, datasets: Int, bytes: Int) {
+        let loaded = env.model, tokenizer = env.tokenizer
+        let ids = prepared.input.ids, generate = prepared.input.generate
+        let session = InferenceSession(model: loaded, maxContext: ids.count + generate, maxChunk: maxChunk)
+        if shared.headMeans != nil { session.headMeans = shared.headMeans }
+        session.interventions = shared.interventions
         var patchDescriptions: [String] = []
         if let patch, let patchSource {
-            let src = try encode(patchSource, gguf: gguf, tokenizer: tokenizer)
+            let src = try encode(
+                patchSource, chat: prepared.input.chat, system: prepared.input.system, gguf: env.gguf, tokenizer: tokenizer)
             try CommandChecks.context(src.count, loaded, "--patch-source (\(src.count) tokens)")
             let pairs = try Self.patchPositionPairs(patchPositions, source: src.count, target: ids.count)
-            session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: phase)
+            session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: shared.phase)
             let at =
                 patchPositions.map { _ in
                     " at positions "
@@ -262,20 +367,16 @@ struct Trace: ParsableCommand {
             }
         }
 
-        // Observe: stream into the run file.
-        let writer = try RunFileWriter(path: output)
-        var done = false
-        defer { if !done { try? writer.abandon() } }
-        try RunFileHeader(model: env, command: "trace").write(to: writer.file)
         let captureWriter = try CaptureWriter(
-            file: writer.file,
-            options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle))
+            file: file, options: .init(float16: float16, gzip: gzip, shuffle: !noShuffle),
+            groupPath: prefix + RunFile.captures)
         let group = captureWriter.group
         if let hooks { try group.setAttribute("hooks_requested", hooks.split(separator: ",").map(String.init)) }
         try group.setAttribute("query_selection", queries)
+        let ivs = shared.interventions
         if !ivs.isEmpty {
             try group.setAttribute("interventions", ivs.map(\.description))
-            if ivs.contains(where: { $0.method == .mean }) { try group.setAttribute("mean_source", meanSource) }
+            if ivs.contains(where: { $0.method == .mean }) { try group.setAttribute("mean_source", shared.meanSource) }
         }
         if !patchDescriptions.isEmpty { try group.setAttribute("patches", patchDescriptions) }
 
@@ -294,26 +395,26 @@ struct Trace: ParsableCommand {
         let result: TraceResult
         do {
             defer { bar.finish() }
-            if let plan {
+            if let plan = prepared.plan {
                 let sink = RunFileCaptureSink(writer: captureWriter)
                 result = try session.trace(prompt: ids, plan: plan, into: sink, stopTokens: stops)
             } else {
                 // Interventions only: no captures, but a run file with tokens (and the generated text).
                 let empty = try TracePlan(
-                    config: c, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
+                    config: loaded.config, requests: [CaptureRequest(hooks: ["logits"], queries: .positions([-1]))],
                     promptLength: ids.count, decodeSteps: generate)
                 result = try session.trace(prompt: ids, plan: empty, into: CaptureStore(), stopTokens: stops)
             }
         }
 
         // Inputs: tokens (prompt + generated) and their strings.
-        let tokensDS = try writer.file.createDataset(RunFile.tokens, data: result.tokens)
-        try tokensDS.setAttribute(RunFile.Attr.prompt, text)
+        let tokensDS = try file.createDataset(prefix + RunFile.tokens, data: result.tokens)
+        try tokensDS.setAttribute(RunFile.Attr.prompt, prepared.input.text)
         try tokensDS.setAttribute("prompt_length", result.promptLength)
         try tokensDS.setAttribute("generated", result.generated)
-        try tokensDS.setAttribute("chat", chat)
-        try writer.file.createDataset(
-            RunFile.tokenStrings,
+        try tokensDS.setAttribute("chat", prepared.input.chat)
+        try file.createDataset(
+            prefix + RunFile.tokenStrings,
             strings: result.tokens.map {
                 String(decoding: tokenizer.pieceBytes($0, special: true), as: UTF8.self).replacingOccurrences(
                     of: "\0", with: "")
@@ -322,28 +423,16 @@ struct Trace: ParsableCommand {
             try tokensDS.setAttribute(
                 "generated_text", tokenizer.decode(Array(result.tokens[result.promptLength...]), skipSpecial: true))
         }
-        try writer.finalize()
-        done = true
-        if !quiet {
-            let mb = Double(captureWriter.bytesWritten) / 1e6
-            let line = String(
-                format:
-                    "trace: %d tokens (%d prompt + %d generated), %d capture datasets, %.1f MB captured; prefill %.2f "
-                    + "s, decode %.2f s; wrote %@\n",
-                result.tokens.count, result.promptLength, result.generated, plan?.captures.count ?? 0, mb,
-                result.prefillSeconds, result.decodeSeconds, output)
-            FileHandle.standardError.write(Data(line.utf8))
-        }
+        return (result, prepared.plan?.captures.count ?? 0, captureWriter.bytesWritten)
     }
-
-    /// Refuses a capture plan whose output would exceed --max-output or the free space of the
-    /// output's file system, with the estimate in the message (before anything is written).
-    private func checkOutputSize(_ plan: TracePlan) throws {
-        let estimate = plan.estimatedBytes(float16: float16)
+    /// Refuses captures whose output would exceed --max-output or the free space of the output's
+    /// file system, with the estimate in the message (before anything is written). `detail`
+    /// says what was estimated.
+    func checkOutputSize(_ estimate: Int, detail: String, prefix: String = "the captures") throws {
         let limit = CommandChecks.parseByteSize(maxOutput)!
         let what =
-            "the captures would take about \(CommandChecks.formatBytes(estimate)) (\(plan.captures.count) datasets, "
-            + "\(plan.sequenceLength) positions\(gzip != nil ? ", before compression" : ""))"
+            "\(prefix) would take about \(CommandChecks.formatBytes(estimate)) (\(detail)"
+            + "\(gzip != nil ? ", before compression" : ""))"
         if estimate > limit {
             throw CLIError(
                 "\(what), more than --max-output \(maxOutput)",
@@ -357,14 +446,16 @@ struct Trace: ParsableCommand {
         }
     }
 
-    private func readText(_ path: String, option: String) throws -> String {
+    func readText(_ path: String, option: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CLIError("\(option): cannot read \(path)", hint: "check the path")
         }
         return String(decoding: data, as: UTF8.self)
     }
 
-    private func encode(_ text: String, gguf: GGUFFile, tokenizer: Tokenizer) throws -> [Int32] {
+    func encode(
+        _ text: String, chat: Bool, system: String?, gguf: GGUFFile, tokenizer: Tokenizer
+    ) throws -> [Int32] {
         guard chat else { return tokenizer.encode(text, addSpecial: true, parseSpecial: false) }
         let template = try ChatTemplate(gguf: gguf)
         var messages: [ChatMessage] = []
@@ -375,7 +466,7 @@ struct Trace: ParsableCommand {
     }
 
     private func captureRequests(
-        config c: ModelConfig, promptTokens ids: [Int32], tokenizer: Tokenizer
+        config c: ModelConfig, promptTokens ids: [Int32], generate: Int, tokenizer: Tokenizer
     ) throws -> [CaptureRequest] {
         guard let hooks else { return [] }
         do {

@@ -19,6 +19,8 @@ MAX_ROWS = 32
 MAX_COLS = 48
 #: Attention captures drawn at most.
 MAX_MAPS = 2
+#: Batch files: inputs shown in full (the others are listed in the prompts table)
+MAX_INPUTS = 3
 
 
 def esc(x: Any) -> str:
@@ -77,7 +79,16 @@ def _table(rows: Sequence[Sequence[Any]], header: Optional[Sequence[str]] = None
 
 def _inputs_html(run: "Run") -> str:
     parts = []
-    for inp in run.iter_inputs():
+    inputs = list(run.iter_inputs())
+    if run.inputs:                              # a batch: every prompt in a table, the first few in full
+        rows = [(inp.name, "?" if inp.tokens is None else len(inp.tokens), _clip(inp.prompt or "", 80),
+                 "" if inp.complete else "incomplete") for inp in inputs]
+        parts.append(f"<p><b>{len(inputs)} prompts</b> (/inputs; "
+                     f"{'all' if len(inputs) <= MAX_INPUTS else f'the first {MAX_INPUTS}'} shown below; "
+                     "<code>run.input(name)</code> reads any of them)</p>")
+        parts.append(_table(rows, ["name", "tokens", "prompt", ""]))
+        inputs = inputs[:MAX_INPUTS]
+    for inp in inputs:
         title = f"input {inp.name}" if inp.name else "input"
         if inp.tokens is not None:
             text = f"{len(inp.tokens)} tokens"

@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 
 from . import analyses
-from ._h5 import guard, open_file, read_attrs, read_dataset, require
+from ._h5 import guard, open_file, read_attrs, read_dataset, require, require_attr
 from .capture import Cache
-from .errors import IncompleteRunError, RunFileError
+from .errors import HeadlightError, IncompleteRunError, RunFileError
 
 FORMAT = "headlight-run"
 FORMAT_VERSIONS = (1,)
@@ -61,6 +61,28 @@ class Input:
     @property
     def path(self) -> str:
         return self._run.path
+
+    @property
+    def attrs(self) -> Dict[str, Any]:
+        """Attributes of the input's group: for a batch prompt ``index`` (0-based, in the prompts
+        file's order), ``line`` (1-based line of the prompts file) and ``complete`` (1 once written)."""
+        if not self._prefix:
+            return {}
+        with self._run._file() as f:
+            return read_attrs(self.path, f[self._prefix], self._prefix)
+
+    @property
+    def complete(self) -> bool:
+        """True when this input was written in full (a batch prompt of an interrupted
+        ``trace --prompts`` may not be; the root input of a finished file always is)."""
+        if not self._prefix:
+            return self._run.meta.get("complete") == 1
+        return self.attrs.get("complete") == 1
+
+    def __repr__(self) -> str:
+        n = "?" if self.tokens is None else len(self.tokens)
+        state = "" if self.complete else " INCOMPLETE"
+        return f"<headlight.Input {self.name or '(root)'}: {n} tokens, {len(self.cache)} captures{state}>"
 
     def _load_tokens(self) -> None:
         if self._tokens is not None or self._token_attrs is not None:
@@ -153,10 +175,71 @@ class Run(Input):
             self._check_header()
             with guard(path, "/"):
                 self.groups: List[str] = [k for k, v in f.items() if isinstance(v, h5py.Group)]
-                input_names = list(f["inputs"].keys()) if "inputs" in f else []
+            input_names = self._input_names(f)
             self._check_structure(f)
             self._walk(f)
+        #: name -> Input, in the order of the prompts file (``/inputs@names``) for a batch
         self.inputs: Dict[str, Input] = {n: Input(self, f"/inputs/{n}", n) for n in input_names}
+
+    def _input_names(self, f: h5py.File) -> List[str]:
+        """Names of the ``/inputs`` members: in ``/inputs@names`` order when the attribute is
+        there (``trace --prompts``; a finished file has every listed group and no other, an
+        interrupted one the listed groups written so far), else sorted."""
+        if "inputs" not in f:
+            return []
+        g = require(self.path_, f, "inputs", h5py.Group)
+        with guard(self.path_, "/inputs"):
+            present = list(g.keys())
+        if "names" not in g.attrs:
+            return sorted(present)
+        listed = require_attr(self.path_, g, "names")
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+            raise RunFileError(self.path_, "is not a list of strings", key="/inputs@names")
+        if len(set(listed)) != len(listed):
+            raise RunFileError(self.path_, "lists a name twice", key="/inputs@names")
+        extra = sorted(set(present) - set(listed))
+        if extra:
+            raise RunFileError(self.path_, f"group {extra[0]!r} is not listed in /inputs@names",
+                               key=f"/inputs/{extra[0]}")
+        missing = [n for n in listed if n not in present]
+        if missing and self.meta.get("complete") == 1:
+            raise RunFileError(self.path_, f"missing (listed in /inputs@names; {len(missing)} of {len(listed)} "
+                               "prompts absent)", key=f"/inputs/{missing[0]}",
+                               hint="the file was altered after `headlight trace --prompts` wrote it")
+        return [n for n in listed if n in present]
+
+    @property
+    def is_batch(self) -> bool:
+        """True for a file with several inputs (``trace --prompts``: ``/inputs/<name>``)."""
+        return bool(self.inputs)
+
+    @property
+    def prompts(self) -> List[Input]:
+        """The inputs of a batch file in the prompts file's order (``for p in run.prompts:
+        p.cache[...]``); ``[run]`` for a single-prompt file, so the same loop reads both."""
+        return list(self.inputs.values()) if self.inputs else [self]
+
+    def input(self, name: str) -> Input:
+        """The batch prompt called `name` (KeyError naming the prompts there are)."""
+        if name not in self.inputs:
+            names = list(self.inputs)
+            listed = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+            raise KeyError(f"no input {name!r} in {self.path_} ({len(names)} inputs: {listed or 'none'})")
+        return self.inputs[name]
+
+    @property
+    def cache(self) -> Cache:
+        """The root input's captures. A batch file has none at its root: use ``run.prompts`` or
+        ``run.input(name).cache``."""
+        if self.inputs and self._key("captures") not in self._names_at_root():
+            raise HeadlightError(f"{self.path_} is a batch of {len(self.inputs)} prompts ({', '.join(list(self.inputs)[:3])}"
+                                 f"{', ...' if len(self.inputs) > 3 else ''}): its captures are per prompt, e.g. "
+                                 f"run.input({next(iter(self.inputs))!r}).cache or `for p in run.prompts: p.cache[...]`")
+        return super().cache
+
+    def _names_at_root(self) -> List[str]:
+        with self._file() as f:
+            return ["/" + k for k in f.keys()]
 
     @property
     def path(self) -> str:
@@ -205,7 +288,7 @@ class Run(Input):
         inputs = [f["/"]]
         if "inputs" in f:                           # several inputs: each has the layout of the root
             g = require(self.path_, f, "inputs", h5py.Group)
-            inputs = [require(self.path_, g, n, h5py.Group) for n in g.keys()]
+            inputs = [require(self.path_, g, n, h5py.Group) for n in self._input_names(f)]
         for parent in inputs:
             require(self.path_, parent, "tokens", what="token ids of the prompt")
             require(self.path_, parent, "token_strings", what="text of each token")

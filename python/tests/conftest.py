@@ -154,3 +154,28 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
 @pytest.fixture(scope="session")
 def killed_trace(tmp_path_factory: pytest.TempPathFactory, binary: str, runs: Dict[str, CLIRun]) -> Optional[Path]:
     return _killed_trace(binary, tmp_path_factory.mktemp("killed") / "long.h5")
+
+
+#: The prompts of the batch fixture (`trace --prompts`): names given and defaulted, one chat prompt, one
+#: that generates; the first is PROMPT so that it can be compared with the single-prompt "rows" fixture.
+BATCH_LINES = [
+    {"prompt": PROMPT, "name": "cat"},
+    {"prompt": IOI, "generate": 2},
+    {"prompt": "Name a colour.", "name": "chat-1", "chat": True},
+]
+BATCH_HOOKS = ["--hooks", "pattern,resid_post,hook_k", "--layers", "2,3", "--heads", "0,4", "--queries", "last:3"]
+
+
+@pytest.fixture(scope="session")
+def batch(tmp_path_factory: pytest.TempPathFactory, binary: str, runs: Dict[str, CLIRun]) -> Dict[str, CLIRun]:
+    """A finished 3-prompt batch, the same batch stopped after one prompt (its `.partial`), and the
+    prompts file."""
+    d = tmp_path_factory.mktemp("batch")
+    jsonl = d / "prompts.jsonl"
+    jsonl.write_text("\n".join(json.dumps(x) for x in BATCH_LINES) + "\n", encoding="utf-8")
+    args = ["trace", "--prompts", str(jsonl), *BATCH_HOOKS, "--ignore-eos"]
+    out = {"done": _run(binary, "batch", args, d / "batch.h5"),
+           "stopped": _run(binary, "stopped", [*args, "--stop-after", "1"], d / "stopped.h5")}
+    out["stopped"].path = Path(str(out["stopped"].path) + ".partial")
+    out["jsonl"] = CLIRun("jsonl", jsonl, [], "", "", 0.0)
+    return out

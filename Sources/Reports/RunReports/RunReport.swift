@@ -46,14 +46,16 @@ public struct RunFileContents: Sendable {
     /// The drawable captures of a `headlight trace` file (nil without `/captures` or when none
     /// of its captures has a figure).
     public var trace: TraceCaptureData?
+    /// The prompts of a batch trace file (`/inputs/NAME`, `trace --prompts`), in file order.
+    public var traceInputs: [TraceInputData] = []
     /// Top-level groups and datasets.
     public var children: [String]
     public var complete: Bool
 
     public var hasAnalysis: Bool {
         retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil || lens != nil || trace != nil || queryHeads != nil
-            || sparsity != nil
+            || citation != nil || membership != nil || lens != nil || trace != nil || !traceInputs.isEmpty
+            || queryHeads != nil || sparsity != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -77,6 +79,7 @@ public struct RunFileContents: Sendable {
             queryHeads: try QueryHeadsRunFile.read(f),
             sparsity: try SparsityRunFile.read(f),
             trace: try TraceCaptureData.read(f, maxBins: TraceFigures.maxBins).flatMap { $0.isEmpty ? nil : $0 },
+            traceInputs: try TraceInputData.readAll(f, maxBins: TraceFigures.maxBins),
             children: RR.children(f), complete: complete)
     }
 }
@@ -98,6 +101,9 @@ public enum RunReport {
         blocks = []
         for f in files {
             if let t = f.trace { blocks += TraceFigures.blocks(t, source: f.provenance.fileName) }
+            if !f.traceInputs.isEmpty {
+                blocks += TraceFigures.batchBlocks(f.traceInputs, source: f.provenance.fileName)
+            }
         }
         if !blocks.isEmpty { out.append(("Attention and activations (trace)", blocks)) }
 
@@ -234,7 +240,7 @@ public enum RunReport {
             topic = "Membership inference"
         } else if files.contains(where: { $0.lens != nil }) {
             topic = "Logit lens"
-        } else if files.contains(where: { $0.trace != nil }) {
+        } else if files.contains(where: { $0.trace != nil || !$0.traceInputs.isEmpty }) {
             topic = "Attention trace"
         } else {
             topic = "Headlight report"
@@ -300,6 +306,10 @@ public final class RunReportFigureProvider {
         if let t = f.trace {
             out.append(.subheading("Attention and activations (\(name))"))
             out += TraceFigures.blocks(t, source: name)
+        }
+        if !f.traceInputs.isEmpty {
+            out.append(.subheading("Attention and activations (\(name), \(f.traceInputs.count) prompts)"))
+            out += TraceFigures.batchBlocks(f.traceInputs, source: name)
         }
         if let a = f.attention {
             out.append(.subheading("Attention around the needle (\(name))"))

@@ -97,18 +97,20 @@ public struct TraceCaptureData: Sendable {
         "ln_final.hook_normalized"
     ]
 
-    /// Reads `/captures` of `f` (nil if the file has none). Throws `TraceStoreError` naming the
-    /// dataset when a capture does not have the layout its attributes describe.
-    public static func read(_ f: H5File, maxBins: Int = 64) throws -> TraceCaptureData? {
-        guard try f.kind(of: "captures") == .group else { return nil }
-        let g = try f.group("captures")
+    /// Reads `/captures` of `f` (nil if the file has none), or with `prefix` (`/inputs/NAME`) that
+    /// input's captures and tokens. Throws `TraceStoreError` naming the dataset when a capture does
+    /// not have the layout its attributes describe.
+    public static func read(_ f: H5File, at prefix: String = "", maxBins: Int = 64) throws -> TraceCaptureData? {
+        let capturesPath = prefix.isEmpty ? "captures" : prefix + RunFile.captures
+        guard try f.kind(of: capturesPath) == .group else { return nil }
+        let g = try f.group(capturesPath)
         var tokens: [String] = []
-        if try f.kind(of: RunFile.tokenStrings) == .dataset {
-            tokens = try f.dataset(RunFile.tokenStrings).readStrings()
+        if try f.kind(of: prefix + RunFile.tokenStrings) == .dataset {
+            tokens = try f.dataset(prefix + RunFile.tokenStrings).readStrings()
         }
         var out = TraceCaptureData(tokens: tokens)
-        if try f.kind(of: RunFile.tokens) == .dataset {
-            out.promptLength = RR.int(try f.dataset(RunFile.tokens), "prompt_length")
+        if try f.kind(of: prefix + RunFile.tokens) == .dataset {
+            out.promptLength = RR.int(try f.dataset(prefix + RunFile.tokens), "prompt_length")
         }
         for name in try g.children().sorted(by: hookOrder) {
             guard try g.kind(of: name) == .dataset else { continue }
@@ -357,5 +359,34 @@ extension TraceCaptureData.Pattern {
         p.cols = newCols
         p.values = v
         return p
+    }
+}
+
+/// One prompt of a batch trace file (`/inputs/NAME`, written by `trace --prompts`).
+public struct TraceInputData: Sendable {
+    public var name: String
+    /// The prompt text as given (`tokens` @`prompt`).
+    public var prompt: String?
+    public var data: TraceCaptureData
+
+    /// The inputs of `f` in the order of `/inputs` @`names` (the prompts file's order), or of the
+    /// group's members when that attribute is absent; empty when the file has no `/inputs`.
+    public static func readAll(_ f: H5File, maxBins: Int = 64) throws -> [TraceInputData] {
+        guard try f.kind(of: "inputs") == .group else { return [] }
+        let g = try f.group("inputs")
+        let names = try g.attributeIfPresent("names")?.stringsValue ?? g.children().sorted()
+        var out: [TraceInputData] = []
+        for name in names {
+            let prefix = "/inputs/" + name
+            guard try f.kind(of: prefix) == .group else {
+                throw TraceStoreError.notFound(file: f.path, object: prefix)
+            }
+            let data = try TraceCaptureData.read(f, at: prefix, maxBins: maxBins) ?? TraceCaptureData(tokens: [])
+            let prompt =
+                try f.kind(of: prefix + RunFile.tokens) == .dataset
+                ? RR.string(try f.dataset(prefix + RunFile.tokens), RunFile.Attr.prompt) : nil
+            out.append(TraceInputData(name: name, prompt: prompt, data: data))
+        }
+        return out
     }
 }

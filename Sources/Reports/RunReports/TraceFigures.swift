@@ -30,9 +30,12 @@ public enum TraceFigures {
             + "is the attention mass on its keys averaged over its queries"
     }
 
-    public static func blocks(_ d: TraceCaptureData, source: String) -> [ReportDocument.Block] {
+    /// The figures of one input: the file's root, or with `input` its `/inputs/NAME` group (a
+    /// batch written by `trace --prompts`; figure names and element ids then carry the name).
+    public static func blocks(_ d: TraceCaptureData, source file: String, input: String? = nil) -> [ReportDocument.Block] {
         var out: [ReportDocument.Block] = []
-        let stem = HTML.safeFileStem((source as NSString).deletingPathExtension)
+        let stem = HTML.safeFileStem((file as NSString).deletingPathExtension + (input.map { "-in-" + $0 } ?? ""))
+        let source = input.map { "\(file) /inputs/\($0)" } ?? file
         var summary = "\(source): \(d.tokens.count) tokens"
         if let p = d.promptLength, p <= d.tokens.count {
             summary += " (\(p) prompt + \(d.tokens.count - p) generated)"
@@ -68,6 +71,44 @@ public enum TraceFigures {
         let kinds = d.norms.map(\.kind).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         for k in kinds {
             out.append(norms(d.norms.filter { $0.kind == k }, kind: k, tokens: d.tokens, stem: stem, source: source))
+        }
+        return out
+    }
+
+    /// Prompts of a batch drawn in full; the others are listed in the table only (a page with
+    /// hundreds of viewers and figure sets would be unusable).
+    public static let maxBatchPromptsDrawn = 24
+
+    /// A batch file (`trace --prompts`): a table of its prompts (name, tokens, text, linked to
+    /// their parts), then each prompt's viewer and figures under its own heading.
+    public static func batchBlocks(_ inputs: [TraceInputData], source: String) -> [ReportDocument.Block] {
+        var out: [ReportDocument.Block] = []
+        let drawn = min(inputs.count, maxBatchPromptsDrawn)
+        var intro =
+            "\(source) is a batch of \(inputs.count) prompt\(inputs.count == 1 ? "" : "s") (trace --prompts), traced "
+            + "one after another with the same hooks; each is stored under /inputs/NAME"
+        intro +=
+            drawn < inputs.count
+            ? ". The first \(drawn) are drawn below, one part per prompt; read the other \(inputs.count - drawn) with "
+                + "the Python package (headlight.open(path).input(NAME)) or h5py."
+            : ", and each has its own part below with its own viewer."
+        out.append(.paragraph(intro))
+        let rows = inputs.enumerated().map { i, x -> [String] in
+            let text = AttentionStrip.displayToken(x.prompt ?? "")
+            let short = text.count > 90 ? String(text.prefix(89)) + "…" : text
+            return [
+                x.name, String(x.data.tokens.count), x.data.promptLength.map(String.init) ?? "?",
+                i < drawn ? "drawn" : "not drawn", short
+            ]
+        }
+        out.append(
+            .table(
+                .init(
+                    headers: ["Prompt", "Tokens", "Prompt tokens", "Figures", "Text"], rows: rows,
+                    caption: "Prompts of \(source), in the order of the prompts file.", alignNumbers: true)))
+        for x in inputs.prefix(drawn) {
+            out.append(.subheading("Prompt \(x.name)"))
+            out += blocks(x.data, source: source, input: x.name)
         }
         return out
     }
