@@ -133,7 +133,8 @@ struct PromptBatchFile {
             }
             if let g = object["generate"] {
                 guard case .number(let x) = g, x >= 0, x <= 1_000_000, x == x.rounded() else {
-                    throw bad("\"generate\" must be a whole number >= 0, found \(g.kind == "a number" ? "\(g)" : g.kind)")
+                    throw bad(
+                        "\"generate\" must be a whole number >= 0, found \(g.kind == "a number" ? "\(g)" : g.kind)")
                 }
                 entry.generate = Int(x)
             }

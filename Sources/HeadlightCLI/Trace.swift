@@ -352,7 +352,8 @@ struct Trace: ParsableCommand {
         var patchDescriptions: [String] = []
         if let patch, let patchSource {
             let src = try encode(
-                patchSource, chat: prepared.input.chat, system: prepared.input.system, gguf: env.gguf, tokenizer: tokenizer)
+                patchSource, chat: prepared.input.chat, system: prepared.input.system, gguf: env.gguf,
+                tokenizer: tokenizer)
             try CommandChecks.context(src.count, loaded, "--patch-source (\(src.count) tokens)")
             let pairs = try Self.patchPositionPairs(patchPositions, source: src.count, target: ids.count)
             session.patches = try patches(patch, source: src, positions: pairs, model: loaded, phase: shared.phase)

@@ -83,7 +83,7 @@ extension Trace {
                 {
                     finished.insert(name)
                 } else {
-                    try writer.file.remove(path)  // killed while this prompt was being written
+                    try writer.file.remove(path) // killed while this prompt was being written
                 }
             }
             try writer.checkpoint()
@@ -132,7 +132,8 @@ extension Trace {
         finalized = true
         if !quiet {
             let line = String(
-                format: "trace: %d prompts (%d traced now, %d resumed), %d tokens, %.1f MB captured, %.2f s; wrote %@\n",
+                format:
+                    "trace: %d prompts (%d traced now, %d resumed), %d tokens, %.1f MB captured, %.2f s; wrote %@\n",
                 names.count, ran, finished.count, tokens, Double(bytes) / 1e6, Date().timeIntervalSince(start), output)
             FileHandle.standardError.write(Data(line.utf8))
         }

@@ -61,7 +61,8 @@ final class TraceBatchCLITests: XCTestCase {
                 }
                 let data: String
                 switch ds.elementType {
-                case .float32: data = try ds.read(Float.self).map { String($0.bitPattern, radix: 16) }.joined(separator: ",")
+                case .float32:
+                    data = try ds.read(Float.self).map { String($0.bitPattern, radix: 16) }.joined(separator: ",")
                 case .int32: data = try ds.read(Int32.self).map(String.init).joined(separator: ",")
                 case .int64: data = try ds.read(Int64.self).map(String.init).joined(separator: ",")
                 default: data = try ds.readStrings().joined(separator: "\u{1}")
@@ -142,7 +143,10 @@ final class TraceBatchCLITests: XCTestCase {
             ([#"{"name": "x"}"#], ":1: missing \"prompt\""),
             ([#"{"prompt": 3}"#], ":1: \"prompt\" must be a string, found a number"),
             ([#"{"prompt": ""}"#], ":1: \"prompt\" is empty"),
-            ([#"{"prompt": "a", "name": "x"}"#, "", #"{"prompt": "b", "name": "x"}"#], ":3: duplicate name \"x\" (line 1"),
+            (
+                [#"{"prompt": "a", "name": "x"}"#, "", #"{"prompt": "b", "name": "x"}"#],
+                ":3: duplicate name \"x\" (line 1"
+            ),
             ([#"{"prompt": "a"}"#, #"{"prompt": "b", "name": "0000"}"#], ":2: duplicate name \"0000\""),
             ([#"{"prompt": "a", "name": "../x"}"#], ":1: \"name\" \"../x\" is not a valid prompt name"),
             ([#"{"prompt": "a", "name": "a b"}"#], "is not a valid prompt name"),
@@ -166,7 +170,9 @@ final class TraceBatchCLITests: XCTestCase {
             XCTAssertTrue("\($0.localizedDescription)".contains("cannot read the file"), "\($0)")
         }
         let ok = try PromptBatchFile.parse(
-            Data((#"{"prompt": "a"}"# + "\n\n" + #"{"prompt": "b", "name": "B-2_x", "generate": 3, "chat": false}"#).utf8),
+            Data(
+                (#"{"prompt": "a"}"# + "\n\n" + #"{"prompt": "b", "name": "B-2_x", "generate": 3, "chat": false}"#).utf8
+            ),
             path: "p.jsonl")
         XCTAssertEqual(ok.entries.map(\.name), ["0000", "B-2_x"])
         XCTAssertEqual(ok.entries.map(\.line), [1, 3])
@@ -181,7 +187,9 @@ final class TraceBatchCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("bad.jsonl:2: \"name\" \"a/b\" is not a valid prompt name"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".partial"))
-        let both = try HeadlightProcess.run(["trace", "--prompts", bad, "--prompt", "x", "--hooks", "pattern", "-o", out])
+        let both = try HeadlightProcess.run([
+            "trace", "--prompts", bad, "--prompt", "x", "--hooks", "pattern", "-o", out
+        ])
         XCTAssertEqual(both.status, 2, both.stderr)
         let restart = try HeadlightProcess.run(["trace", "--prompt", "x", "--restart", "--hooks", "pattern", "-o", out])
         XCTAssertEqual(restart.status, 2, restart.stderr)

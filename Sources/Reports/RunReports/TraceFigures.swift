@@ -32,7 +32,9 @@ public enum TraceFigures {
 
     /// The figures of one input: the file's root, or with `input` its `/inputs/NAME` group (a
     /// batch written by `trace --prompts`; figure names and element ids then carry the name).
-    public static func blocks(_ d: TraceCaptureData, source file: String, input: String? = nil) -> [ReportDocument.Block] {
+    public static func blocks(
+        _ d: TraceCaptureData, source file: String, input: String? = nil
+    ) -> [ReportDocument.Block] {
         var out: [ReportDocument.Block] = []
         let stem = HTML.safeFileStem((file as NSString).deletingPathExtension + (input.map { "-in-" + $0 } ?? ""))
         let source = input.map { "\(file) /inputs/\($0)" } ?? file
