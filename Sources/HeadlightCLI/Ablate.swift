@@ -167,7 +167,7 @@ struct Ablate: ParsableCommand {
             causal != nil
             ? AblationPlan.causalConditions(sources: target)
             : AblationPlan.conditions(target: target, targetName: targetName, controls: controlSets)
-        let probe = try suite.loadProbe()
+        let probe = try suite.loadProbe(for: env, quiet: sweepRun.json)
 
         var options = AblationOptions()
         (options.method, options.phase) = try ablationChoice()

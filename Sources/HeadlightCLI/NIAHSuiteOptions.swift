@@ -71,7 +71,24 @@ struct NIAHSuiteOptions: ParsableArguments {
 
     var suitePath: String { probes ?? "probes/niah/default.json" }
 
-    func loadProbe() throws -> NIAHProbe {
+    /// The suite for `env`'s model. A suite that asks for the chat form (`"chat": true`, the
+    /// default) on a model whose GGUF has no chat template Headlight can render — a base model such
+    /// as Gemma 3 270M — runs in the plain form instead (the template rendered without a chat
+    /// wrapper), with a note on stderr; the run file's plan records `chat false`. `--chat true`
+    /// given explicitly still fails on such a model.
+    func loadProbe(for env: LoadedModel, quiet: Bool = false) throws -> NIAHProbe {
+        let probe = try loadProbe()
+        guard probe.suite.chat, chat == nil, env.chatTemplate == nil else { return probe }
+        if !quiet {
+            FileHandle.standardError.write(
+                Data(
+                    ("note: \(env.url.lastPathComponent) has no chat template (a base model), so suite "
+                        + "'\(probe.suite.name)' runs in the plain form (--chat false)\n").utf8))
+        }
+        return try loadProbe(chatOverride: false)
+    }
+
+    func loadProbe(chatOverride: Bool? = nil) throws -> NIAHProbe {
         let path = suitePath
         guard FileManager.default.fileExists(atPath: path) else {
             throw CLIError(
@@ -81,7 +98,9 @@ struct NIAHSuiteOptions: ParsableArguments {
                     : "check the path")
         }
         do {
-            return try NIAHProbe.load(contentsOf: URL(fileURLWithPath: path), overrides: try overrides())
+            var o = try overrides()
+            if let chatOverride { o.chat = chatOverride }
+            return try NIAHProbe.load(contentsOf: URL(fileURLWithPath: path), overrides: o)
         } catch let e as NIAHSuiteError {
             throw CLIError(wrapping: e, hint: e.recoverySuggestion)
         }

@@ -249,7 +249,7 @@ struct Report: ParsableCommand {
             let env = try LoadedModel.load(suite.model)
             let c = env.model.config
             let data = try Report.retrieval(headsFrom, layers: c.nLayers, heads: c.nHeads)
-            let probe = try suite.loadProbe()
+            let probe = try suite.loadProbe(for: env)
             let cells = probe.cells
             do {
                 let record = try NeedleAttention.chooseTrial(data.records, requested: trial, file: headsFrom)

@@ -63,7 +63,7 @@ struct RetrievalHeads: ParsableCommand {
         let json = sweepRun.json
         sharding.applyThreads()
         let env = try LoadedModel.load(suite.model)
-        let probe = try suite.loadProbe()
+        let probe = try suite.loadProbe(for: env, quiet: json)
         var options = RetrievalSweepOptions()
         options.threshold = threshold
         options.reusePrefix = !sweepRun.noSharePrefix

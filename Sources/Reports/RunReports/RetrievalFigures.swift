@@ -127,9 +127,31 @@ struct NeedleCells {
     }
 }
 
+/// Per-layer attention of the run's model (root attributes `layer_attention`, `sliding_window`),
+/// when some layer uses a sliding window (Gemma 2/3, Mistral-style): the report marks local
+/// (sliding-window) and global (full-attention) layers.
+struct LayerAttentionKinds: Sendable {
+    /// True for a sliding-window layer. [L]
+    var local: [Bool]
+    var window: Int
+
+    init?(_ p: RunFileProvenance) {
+        guard let kinds = p.layerAttention, let w = p.slidingWindow, w > 0, kinds.contains("sliding") else {
+            return nil
+        }
+        local = kinds.map { $0 == "sliding" }
+        window = w
+    }
+
+    func isLocal(_ layer: Int) -> Bool { layer >= 0 && layer < local.count && local[layer] }
+    func label(_ layer: Int) -> String { isLocal(layer) ? "local (\(window))" : "global" }
+}
+
 /// Figures of a retrieval-head detection run.
 enum RetrievalFigures {
-    static func blocks(_ d: RetrievalRunData, source: String) -> [ReportDocument.Block] {
+    static func blocks(
+        _ d: RetrievalRunData, source: String, attention kinds: LayerAttentionKinds? = nil
+    ) -> [ReportDocument.Block] {
         var out: [ReportDocument.Block] = []
         let counted = d.countedTrials ?? 0
         let nHeads = d.layers * d.heads
@@ -153,17 +175,28 @@ enum RetrievalFigures {
                         + "Longer contexts or an easier needle may help; a small model often fails long prompts."))
         }
 
+        if let kinds {
+            out += localGlobalBlocks(d, kinds: kinds, above: above.map(\.head))
+        }
+
         // Heat map.
         let rows = (0..<d.layers).map { l in (0..<d.heads).map { h in d.scores[l * d.heads + h] } }
         let hi = max(d.scores.filter(\.isFinite).max() ?? 0, d.threshold * 2, 0.2)
         var hm = Heatmap(
             title: "Retrieval score per head", values: rows,
-            rowLabels: (0..<d.layers).map(String.init), colLabels: (0..<d.heads).map(String.init),
+            rowLabels: (0..<d.layers).map { l in kinds.map { "\(l) " + ($0.isLocal(l) ? "L" : "G") } ?? String(l) },
+            colLabels: (0..<d.heads).map(String.init),
             rowTitle: "Layer", colTitle: "Head (query head)", valueTitle: "Retrieval score",
             unit: "fraction of needle tokens copied", domain: 0...min(1, (hi * 10).rounded(.up) / 10))
         hm.subtitle = "Mean over \(counted) counted trials; outlined: score > \(Num.value(d.threshold))"
         hm.mark(label: "retrieval head (score > \(Num.value(d.threshold)))") { $0 > d.threshold }
         hm.format = { Num.fixed($0, 3) }
+        if let kinds {
+            hm.tooltip = { r, _ in
+                kinds.isLocal(r) ? "local layer: sliding window of \(kinds.window) tokens" : "global layer: full attention"
+            }
+            hm.subtitle = (hm.subtitle ?? "") + "; L = local (sliding window \(kinds.window)), G = global layer"
+        }
         hm.id = "retrieval-heatmap"
         out.append(
             .figure(
@@ -174,6 +207,10 @@ enum RetrievalFigures {
                         + "A head's score is the fraction of the needle's tokens it copied by attending to them while "
                         + "the model wrote the answer (Wu et al. 2024), averaged over the trials answered correctly. "
                         + "Outlined cells are retrieval heads (score > \(Num.value(d.threshold)))."
+                        + (kinds.map {
+                            " Row labels mark local layers (L: attention limited to the last \($0.window) tokens) and "
+                                + "global layers (G: full causal attention)."
+                        } ?? "")
                 )))
 
         // Top heads table.
@@ -189,15 +226,18 @@ enum RetrievalFigures {
                     active = "\(n)/\(countedIdx.count)"
                 }
             }
-            tableRows.append([
+            var row = [
                 String(i + 1), x.head.description, String(x.head.layer), String(x.head.head),
                 Num.fixed(x.score, 4), x.score > d.threshold ? "yes" : "", active
-            ])
+            ]
+            if let kinds { row.insert(kinds.label(x.head.layer), at: 3) }
+            tableRows.append(row)
         }
         out.append(
             .table(
                 .init(
-                    headers: ["rank", "head", "layer", "head index", "score", "> threshold", "copied in trials"],
+                    headers: ["rank", "head", "layer"] + (kinds == nil ? [] : ["layer attention"])
+                        + ["head index", "score", "> threshold", "copied in trials"],
                     rows: tableRows, caption: "Top heads by retrieval score", alignNumbers: true)))
 
         // Needle plot of the plain model.
@@ -234,6 +274,50 @@ enum RetrievalFigures {
                         },
                         caption: "Trials answered wrongly (first \(failed.count))", alignNumbers: true)))
         }
+        return out
+    }
+
+    /// Where the retrieval heads sit when the model mixes local and global layers, and the check
+    /// the window implies: in a trial whose needle ends at least `window` tokens before the answer,
+    /// no local head can see the needle, so only global heads can copy from it.
+    static func localGlobalBlocks(
+        _ d: RetrievalRunData, kinds: LayerAttentionKinds, above: [HeadIndex]
+    ) -> [ReportDocument.Block] {
+        let localLayers = (0..<d.layers).filter(kinds.isLocal)
+        let globalLayers = (0..<d.layers).filter { !kinds.isLocal($0) }
+        let aboveLocal = above.filter { kinds.isLocal($0.layer) }
+        var text =
+            "The model has \(localLayers.count) local layers (sliding window of \(kinds.window) tokens) and "
+            + "\(globalLayers.count) global layers (\(globalLayers.map(String.init).joined(separator: ", "))). "
+            + "Of the \(above.count) retrieval heads, \(above.count - aboveLocal.count) are in global layers and "
+            + "\(aboveLocal.count) in local layers."
+        let massGlobal = (0..<d.layers).filter { !kinds.isLocal($0) }
+            .flatMap { l in (0..<d.heads).map { d.score(HeadIndex(layer: l, head: $0)) } }
+            .filter(\.isFinite).reduce(0, +)
+        let massAll = d.scores.filter(\.isFinite).reduce(0, +)
+        if massAll > 0 {
+            text += " Global layers hold \(Num.fixed(100 * massGlobal / massAll, 1))% of the total retrieval score."
+        }
+        var out: [ReportDocument.Block] = [.paragraph(text)]
+        guard let per = d.trialHeadScores else { return out }
+        let far = d.trials.indices.filter {
+            d.trials[$0].counted && d.trials[$0].spanEnd > 0 && d.trials[$0].promptTokens - d.trials[$0].spanEnd >= kinds.window
+        }
+        guard !far.isEmpty else { return out }
+        var copying = Set<HeadIndex>()
+        for t in far {
+            for k in per[t].indices where per[t][k] > 0 { copying.insert(HeadIndex(layer: k / d.heads, head: k % d.heads)) }
+        }
+        let localCopying = copying.filter { kinds.isLocal($0.layer) }.sorted()
+        let names = copying.sorted().map(\.description).joined(separator: ", ")
+        out.append(
+            .paragraph(
+                "In \(far.count) counted trial\(far.count == 1 ? "" : "s") the needle ended \(kinds.window) or more "
+                    + "tokens before the answer, out of reach of every local head. The heads that copied needle "
+                    + "tokens there: \(copying.isEmpty ? "none" : names) — "
+                    + (localCopying.isEmpty
+                        ? "all in global layers, as the window requires."
+                        : "\(localCopying.count) in local layers, which the window should make impossible.")))
         return out
     }
 }

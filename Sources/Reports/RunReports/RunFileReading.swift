@@ -61,6 +61,10 @@ public struct RunFileProvenance: Sendable, Equatable {
     public var nLayers: Int?
     public var nHeads: Int?
     public var nKVHeads: Int?
+    /// "full" / "sliding" per layer and the sliding window (root attributes `layer_attention`,
+    /// `sliding_window`; written for every model since issue 12, absent in older files).
+    public var layerAttention: [String]?
+    public var slidingWindow: Int?
 
     /// The argv as one shell-quoted line (or the command name).
     public var commandText: String? {
@@ -81,6 +85,8 @@ public struct RunFileProvenance: Sendable, Equatable {
             modelName: RR.string(f, RunFile.Attr.modelName), modelSHA256: RR.string(f, RunFile.Attr.modelSHA256),
             created: RR.string(f, RunFile.Attr.created), finished: RR.string(f, RunFile.Attr.finished),
             machine: RR.string(f, "machine"), blasKernel: RR.string(f, "blas_core") ?? RR.string(f, "blas_kernel"),
-            nLayers: RR.int(f, "n_layers"), nHeads: RR.int(f, "n_heads"), nKVHeads: RR.int(f, "n_key_value_heads"))
+            nLayers: RR.int(f, "n_layers"), nHeads: RR.int(f, "n_heads"), nKVHeads: RR.int(f, "n_key_value_heads"),
+            layerAttention: RR.stringList(f, RunFile.Attr.layerAttention),
+            slidingWindow: RR.int(f, RunFile.Attr.slidingWindow))
     }
 }

@@ -94,7 +94,9 @@ public enum RunReport {
 
         var blocks: [ReportDocument.Block] = []
         for f in files {
-            if let r = f.retrieval { blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName) }
+            if let r = f.retrieval {
+                blocks += RetrievalFigures.blocks(r, source: f.provenance.fileName, attention: .init(f.provenance))
+            }
         }
         if !blocks.isEmpty { out.append(("Retrieval heads", blocks)) }
 
@@ -301,7 +303,7 @@ public final class RunReportFigureProvider {
             plain = r
             for x in r.ranked { retrievalScores[x.head] = x.score }
             out.append(.subheading("Retrieval heads (\(name))"))
-            out += RetrievalFigures.blocks(r, source: name)
+            out += RetrievalFigures.blocks(r, source: name, attention: .init(f.provenance))
         }
         if let t = f.trace {
             out.append(.subheading("Attention and activations (\(name))"))
