@@ -193,7 +193,8 @@ enum RetrievalFigures {
         hm.format = { Num.fixed($0, 3) }
         if let kinds {
             hm.tooltip = { r, _ in
-                kinds.isLocal(r) ? "local layer: sliding window of \(kinds.window) tokens" : "global layer: full attention"
+                kinds.isLocal(r)
+                    ? "local layer: sliding window of \(kinds.window) tokens" : "global layer: full attention"
             }
             hm.subtitle = (hm.subtitle ?? "") + "; L = local (sliding window \(kinds.window)), G = global layer"
         }
@@ -301,12 +302,15 @@ enum RetrievalFigures {
         var out: [ReportDocument.Block] = [.paragraph(text)]
         guard let per = d.trialHeadScores else { return out }
         let far = d.trials.indices.filter {
-            d.trials[$0].counted && d.trials[$0].spanEnd > 0 && d.trials[$0].promptTokens - d.trials[$0].spanEnd >= kinds.window
+            d.trials[$0].counted && d.trials[$0].spanEnd > 0
+                && d.trials[$0].promptTokens - d.trials[$0].spanEnd >= kinds.window
         }
         guard !far.isEmpty else { return out }
         var copying = Set<HeadIndex>()
         for t in far {
-            for k in per[t].indices where per[t][k] > 0 { copying.insert(HeadIndex(layer: k / d.heads, head: k % d.heads)) }
+            for k in per[t].indices where per[t][k] > 0 {
+                copying.insert(HeadIndex(layer: k / d.heads, head: k % d.heads))
+            }
         }
         let localCopying = copying.filter { kinds.isLocal($0.layer) }.sorted()
         let names = copying.sorted().map(\.description).joined(separator: ", ")
