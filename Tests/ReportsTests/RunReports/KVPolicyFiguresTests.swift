@@ -38,7 +38,7 @@ final class KVPolicyFiguresTests: XCTestCase {
         let data = KVPolicyRunData(contents())
         XCTAssertEqual(data.conditions[2].vsRandom, [50, 30, 70, 0.002])
         XCTAssertNil(data.conditions[3].vsRandom)
-        XCTAssertEqual(data.conditions[1].grid, [[3], [4]], "[depth][length] of metric 0")
+        XCTAssertEqual(data.conditions[1].grid, [[6], [7]], "[depth][length] of metric 0: cells[1, 0, 0, d] = 6 + d")
         let blocks = KVPolicyFigures.blocks(data, source: "<evil>.h5")
         let figures = blocks.compactMap { b -> ReportDocument.Figure? in
             if case .figure(let f) = b { return f } else { return nil }
