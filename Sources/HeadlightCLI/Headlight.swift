@@ -23,7 +23,7 @@ public struct Headlight: ParsableCommand {
             Trace.self,
             Lens.self,
             Membership.self,
-            RetrievalHeads.self, Ablate.self,
+            RetrievalHeads.self, Ablate.self, KVPolicyCommand.self,
             Cite.self,
             QueryHeads.self, Profile.self,
             CheckRunFile.self,

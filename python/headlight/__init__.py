@@ -7,8 +7,8 @@
 
     run = headlight.trace(None, "The cat sat on the mat", hooks="pattern", layers="3")
 """
-from .analyses import (Ablation, AnalysisGroup, CausalGraph, Citation, Composition, Membership, MembershipMethod,
-                       NeedleAttention, QueryHeads, RetrievalHeads, SparsityProfile, rank_heads)
+from .analyses import (Ablation, AnalysisGroup, CausalGraph, Citation, Composition, KVPolicy, Membership,
+                       MembershipMethod, NeedleAttention, QueryHeads, RetrievalHeads, SparsityProfile, rank_heads)
 from .capture import Cache, Capture, Span
 from .cli import find_binary, run_cli, trace, trace_args
 from .errors import (HeadlightCommandError, HeadlightError, HeadlightNotFoundError, IncompleteRunError,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ablation", "AnalysisGroup", "Cache", "Capture", "CausalGraph", "Citation", "Composition",
     "HeadlightCommandError", "HeadlightError", "HeadlightNotFoundError", "IncompleteRunError", "Input",
-    "Membership", "MembershipMethod", "NeedleAttention", "QueryHeads", "RetrievalHeads", "Run", "RunFileError", "Span",
-    "SparsityProfile", "Table", "find_binary", "open", "rank_heads", "run_cli", "trace", "trace_args",
+    "KVPolicy", "Membership", "MembershipMethod", "NeedleAttention", "QueryHeads", "RetrievalHeads", "Run",
+    "RunFileError", "Span", "SparsityProfile", "Table", "find_binary", "open", "rank_heads", "run_cli", "trace",
+    "trace_args",
 ]

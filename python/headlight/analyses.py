@@ -273,6 +273,94 @@ def read_ablation(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> Ab
     return read_group(path, g, tables=("records", "perplexity_records"), cls=Ablation, analysis="ablation")
 
 
+# MARK: /kv_policy
+
+@dataclass
+class KVPolicy(AnalysisGroup):
+    """``/kv_policy`` of ``headlight kv-policy``. Conditions index every ``condition`` axis."""
+
+    @property
+    def finished(self) -> bool:
+        return "mean" in self.arrays
+
+    @property
+    def condition_names(self) -> List[str]:
+        return list(self.attr("condition_names"))
+
+    @property
+    def condition_kinds(self) -> List[str]:
+        """baseline | uniform | retrieval | random | heads, per condition."""
+        return list(self.attr("condition_kinds"))
+
+    @property
+    def condition_rest(self) -> List[str]:
+        """The policy of the non-full heads, e.g. ``window:128+4``."""
+        return list(self.attr("condition_rest"))
+
+    @property
+    def condition_full_heads(self) -> List[List[str]]:
+        return [[h for h in s.split(",") if h] for s in self.attr("condition_full_heads")]
+
+    @property
+    def condition_n(self) -> np.ndarray:
+        return np.asarray(self.attr("condition_n"), dtype=np.int64)
+
+    @property
+    def metrics(self) -> List[str]:
+        return list(self.attr("metrics"))
+
+    @property
+    def memory_contexts(self) -> List[int]:
+        """Contexts (tokens) of the ``kv_bytes`` columns: the run's, then 32k and 128k."""
+        return [int(x) for x in self.attr("memory_contexts")]
+
+    @property
+    def records(self) -> Table:
+        return self.tables["records"]
+
+    @property
+    def perplexity_records(self) -> Optional[Table]:
+        return self.tables.get("perplexity_records")
+
+    def _opt(self, name: str) -> Optional[np.ndarray]:
+        return self.arrays.get(name)
+
+    trial_scores = property(lambda self: self._opt("trial_scores"), doc="[condition, trial, metric]")
+    mean = property(lambda self: self._opt("mean"), doc="[condition, metric]")
+    ci_lower = property(lambda self: self._opt("ci_lower"), doc="[condition, metric]")
+    ci_upper = property(lambda self: self._opt("ci_upper"), doc="[condition, metric]")
+    cells = property(lambda self: self._opt("cells"), doc="[condition, metric, length, depth]")
+    perplexity = property(lambda self: self._opt("perplexity"), doc="[condition]")
+    perplexity_lower = property(lambda self: self._opt("perplexity_lower"), doc="[condition]")
+    perplexity_upper = property(lambda self: self._opt("perplexity_upper"), doc="[condition]")
+    kv_bytes = property(lambda self: self._opt("kv_bytes"), doc="int64 [condition, context]")
+    difference_vs_baseline = property(lambda self: self._opt("difference_vs_baseline"),
+                                      doc="[condition, metric, estimate_lower_upper_p]")
+    difference_vs_random = property(lambda self: self._opt("difference_vs_random"),
+                                    doc="[condition, metric, estimate_lower_upper_p] (NaN but retrieval/heads)")
+
+    def summary(self) -> Dict[str, Dict[str, Any]]:
+        """condition -> {kind, rest, n, metric -> (mean, lower, upper), perplexity, kv_bytes}."""
+        if not self.finished:
+            raise RunFileError(self.path, "no summary yet (the run did not finish)", key=f"{self.name}/mean")
+        out: Dict[str, Dict[str, Any]] = {}
+        for i, c in enumerate(self.condition_names):
+            row: Dict[str, Any] = {"kind": self.condition_kinds[i], "rest": self.condition_rest[i],
+                                   "n": int(self.condition_n[i])}
+            for j, m in enumerate(self.metrics):
+                row[m] = (float(self.mean[i, j]), float(self.ci_lower[i, j]), float(self.ci_upper[i, j]))
+            row["perplexity"] = (float(self.perplexity[i]), float(self.perplexity_lower[i]),
+                                 float(self.perplexity_upper[i]))
+            row["kv_bytes"] = dict(zip(self.memory_contexts, (int(x) for x in self.kv_bytes[i])))
+            out[c] = row
+        return out
+
+
+def read_kv_policy(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> KVPolicy:
+    require(path, g, "records", h5py.Group, what="the per-decode record table")
+    return read_group(path, g, tables=("records", "perplexity_records"), cls=KVPolicy, analysis="kv_policy")
+
+
 # MARK: /citation
 
 CITATION_READOUTS = ("all_heads", "all_heads_per_token", "retrieval_heads", "best_head")

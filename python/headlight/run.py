@@ -20,6 +20,7 @@ FORMAT_VERSIONS = (1,)
 COMMAND_GROUPS = {
     "retrieval-heads": "retrieval_heads",
     "ablate": "ablation",
+    "kv-policy": "kv_policy",
     "cite": "citation",
     "membership": "membership",
     "report composition": "composition",
@@ -157,7 +158,7 @@ class Input:
 class Run(Input):
     """A Headlight run file. Root attributes are in ``meta``; the root input's tokens and
     captures are ``tokens``, ``token_strings``, ``cache``; several inputs, if written, are in
-    ``inputs``; analysis groups are read by ``retrieval_heads``, ``ablation``, ``citation``,
+    ``inputs``; analysis groups are read by ``retrieval_heads``, ``ablation``, ``kv_policy``, ``citation``,
     ``membership``, ``composition``, ``needle_attention`` and ``lens`` (None when the file has no such group).
 
     The file is opened for each read and closed again, so a Run holds no HDF5 handle.
@@ -376,6 +377,10 @@ class Run(Input):
     @property
     def ablation(self) -> Optional["analyses.Ablation"]:
         return self._analysis("ablation", analyses.read_ablation)
+
+    @property
+    def kv_policy(self) -> Optional["analyses.KVPolicy"]:
+        return self._analysis("kv_policy", analyses.read_kv_policy)
 
     @property
     def citation(self) -> Optional["analyses.Citation"]:

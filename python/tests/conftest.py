@@ -140,6 +140,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
                        "--depths", "0,100", "--top", "3", "--max-steps", "12"], d / "attention.h5"),
         "composition": (["report", "composition", "--heads-from", str(rh), "--top", "4", "--baseline-draws", "1"],
                         d / "composition.h5"),
+        "kv": (["kv-policy", *NIAH, "--full-heads-from", str(rh), "--top", "2", "--window", "32", "--sinks", "2",
+                "--controls", "1", "--lengths", "300", "--depths", "0,100", "--ppl-tokens", "130",
+                "--bootstrap", "200", "--no-progress", "--json"], d / "kv.h5"),
     }
     out: Dict[str, CLIRun] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:

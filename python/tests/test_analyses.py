@@ -91,6 +91,48 @@ def test_ablation_against_json(runs):
     np.testing.assert_allclose(ab.perplexity_delta, ab.perplexity - ab.perplexity[0])
 
 
+def test_kv_policy_against_json(runs):
+    r = runs["kv"]
+    js = r.json
+    run = headlight.open(r.path)
+    kv = run.kv_policy
+    assert isinstance(kv, headlight.KVPolicy) and run.analysis() is kv and kv.finished
+    names = [c["name"] for c in js["conditions"]]
+    assert kv.condition_names == names == ["baseline", "uniform/window:32+2", "top2/window:32+2",
+                                           "random2.1/window:32+2"]
+    assert kv.condition_kinds == ["baseline", "uniform", "retrieval", "random"]
+    assert kv.condition_rest == ["full", "window:32+2", "window:32+2", "window:32+2"]
+    assert kv.condition_full_heads == [c["full_heads"] for c in js["conditions"]]
+    assert kv.condition_n.tolist() == [0, 0, 2, 2]
+    summary = kv.summary()
+    for c in js["conditions"]:
+        row = summary[c["name"]]
+        for m, est in c["metrics"].items():
+            got = row[m]
+            assert close(est["estimate"], got[0]) and close(est["lower"], got[1]) and close(est["upper"], got[2])
+        assert close(c["perplexity"], row["perplexity"][0])
+        assert list(row["kv_bytes"].values()) == c["kv_bytes"]
+    # memory: the baseline keeps everything; a window keeps W + S tokens per KV head at long contexts
+    ctx = kv.memory_contexts
+    assert ctx[0] == js["context_tokens"] and ctx[1:] == [32768, 131072]
+    kb = kv.kv_bytes
+    assert kb.shape == (4, 3) and kb.dtype == np.int64
+    assert (kb[1] <= kb[2]).all() and (kb[2] <= kb[0]).all() and kb[1, 1] == kb[1, 2]
+    # vs-random differences only for the top-N condition
+    d = kv.difference_vs_random
+    assert d.shape == (4, 3, 4) and np.isnan(d[[0, 1, 3]]).all() and np.isfinite(d[2, 0]).all()
+    top = js["conditions"][2]["minus_random"]["rouge1_recall_x100"]
+    assert [top["estimate"], top["lower"], top["upper"], top["p"]] == pytest.approx(d[2, 0].tolist())
+    rec = kv.records
+    assert len(rec) == 4 * 2
+    for row in rec:
+        assert kv.trial_scores[row["condition"], row["trial_index"], 0] == row["rouge1_recall_x100"]
+    assert kv.cells.shape == (4, 3, 1, 2)
+    ppl = kv.perplexity_records
+    assert len(ppl) == 4 and ppl["block_nll"].shape == (4, 2)
+    np.testing.assert_allclose(np.exp(ppl.sorted_by("condition")["mean_nll"]), kv.perplexity)
+
+
 def test_causal_ablation_against_json(runs):
     r = runs["causal"]
     js = r.json

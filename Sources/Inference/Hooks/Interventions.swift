@@ -212,11 +212,25 @@ final class InterventionTable {
     var uniform: [[ForwardPhase: [Int]]]
     var zHeads: [[ForwardPhase: [Head]]]
     var patches: [[ActivationPatch]]
+    /// [layer] -> the heads whose KV policy is not `full`, in head order (every phase).
+    var policies: [[(head: Int, policy: HeadKVPolicy)]]
     let any: [Bool]
 
     init(
-        config c: ModelConfig, interventions: [HeadIntervention], patches: [ActivationPatch], means: [Int: [Float]]?
+        config c: ModelConfig, interventions: [HeadIntervention], patches: [ActivationPatch], means: [Int: [Float]]?,
+        kvPolicy: KVPolicy? = nil, maxContext: Int = Int.max
     ) throws {
+        var policies = [[(head: Int, policy: HeadKVPolicy)]](repeating: [], count: c.nLayers)
+        if let kv = kvPolicy, !kv.isFull {
+            try kv.validate(config: c, context: maxContext)
+            for l in 0..<c.nLayers {
+                for h in 0..<c.nHeads {
+                    let pol = kv.policy(layer: l, head: h)
+                    if pol != .full { policies[l].append((h, pol)) }
+                }
+            }
+        }
+        self.policies = policies
         var uniform = [[ForwardPhase: [Int]]](repeating: [:], count: c.nLayers)
         var zHeads = [[ForwardPhase: [Head]]](repeating: [:], count: c.nLayers)
         var byLayer = [[ActivationPatch]](repeating: [], count: c.nLayers)
@@ -264,6 +278,7 @@ final class InterventionTable {
         }
         any = (0..<c.nLayers).map { l in
             !uniform[l].values.allSatisfy(\.isEmpty) || !zHeads[l].values.allSatisfy(\.isEmpty) || !byLayer[l].isEmpty
+                || !policies[l].isEmpty
         }
         self.uniform = uniform
         self.zHeads = zHeads

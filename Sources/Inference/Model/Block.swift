@@ -33,6 +33,8 @@ struct BlockHooks {
     let bosHeads: [Int]
     /// Activation patches of this layer and phase, in the session's order.
     let patches: [ActivationPatch]
+    /// Heads of this layer under a KV policy other than `full` (prefill and decode alike).
+    let policies: [(head: Int, policy: HeadKVPolicy)]
 
     /// The hooks of layer `l` in `phase`, or nil when neither captures nor interventions touch it.
     init?(captures: HookSet?, interventions table: InterventionTable?, layer l: Int, phase: ForwardPhase) {
@@ -44,6 +46,7 @@ struct BlockHooks {
         zHeads = iv?.zHeads[l][phase] ?? []
         bosHeads = zHeads.filter { $0.method == .bos }.map(\.head)
         patches = iv?.patches(l, phase) ?? []
+        policies = iv?.policies[l] ?? []
     }
 
     /// Overwrites rows of `dst` (row r at dst + r * stride, `width` floats) with the patches of

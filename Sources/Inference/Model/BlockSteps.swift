@@ -109,33 +109,50 @@ extension InferenceSession {
     /// so capturing the last few queries costs only those rows.
     func attend(_ b: BlockPass) {
         let l = b.layer, t = b.rows, p = b.start
-        let hk = b.hooks?.captures, bos = b.hooks?.bosHeads ?? []
+        let hk = b.hooks?.captures, bos = b.hooks?.bosHeads ?? [], pol = b.hooks?.policies ?? []
         let first = hk?.firstPatternRow(layer: l, rows: t, start: p) ?? t
         if first > 0 && first < t {
-            attention(l, rows: first, start: p, offset: 0, observe: nil)
+            attention(l, rows: first, start: p, offset: 0, observe: nil, policies: pol)
             attention(
                 l, rows: t - first, start: p + first, offset: first,
-                observe: hk?.patternObserver(layer: l, rows: t - first, start: p + first, bosHeads: bos))
+                observe: hk?.patternObserver(layer: l, rows: t - first, start: p + first, bosHeads: bos),
+                policies: pol)
         } else {
             attention(
                 l, rows: t, start: p, offset: 0,
-                observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos))
+                observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos),
+                policies: pol)
         }
         hk?.emitScores(layer: l, rows: t, start: p, q: scratch.q.pointer, keys: cache.keys(layer: l))
     }
 
-    /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t).
+    /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t); then the
+    /// heads under a KV policy are recomputed with their mask (`Kernels.policyAttention`), and only
+    /// they report their probabilities to `observe` (the first pass's rows for them are discarded).
     private func attention(
         _ l: Int, rows t: Int, start p: Int, offset: Int,
-        observe: ((Int, UnsafePointer<Float>) -> Void)?
+        observe: ((Int, UnsafePointer<Float>) -> Void)?, policies: [(head: Int, policy: HeadKVPolicy)] = []
     ) {
         let c = config, s = scratch
+        var first = observe
+        if let observe, !policies.isEmpty {
+            let skip = Set(policies.map(\.head))
+            first = { h, probs in if !skip.contains(h) { observe(h, probs) } }
+        }
         Kernels.causalAttention(
             q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
             z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
             nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
             scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
-            probs: s.probs.pointer, observe: observe) // probs [T, S]
+            probs: s.probs.pointer, observe: first) // probs [T, S]
+        for (h, policy) in policies {
+            Kernels.policyAttention(
+                q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
+                z: s.z.pointer + offset * c.qWidth, rows: t, start: p, head: h, // z [T, H, dh]
+                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead, scale: c.attentionScale,
+                layerWindow: c.window(l), softcap: c.attnLogitSoftcap, policy: policy,
+                scores: s.probs.pointer, observe: observe) // scores [min(T, 32), S]
+        }
     }
 
     /// The interventions on the head outputs z (ablations, then hook_z patches), then hooks z and

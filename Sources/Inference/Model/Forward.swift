@@ -63,6 +63,10 @@ public final class InferenceSession {
     public var headMeans: [Int: [Float]]? { didSet { interventionTable = nil } }
     /// Activations replaced with values from another run, from the next `prefill`/`step` on.
     public var patches: [ActivationPatch] = [] { didSet { interventionTable = nil } }
+    /// Per-head KV-cache policies (window + sinks, top-k, drop; see `KVPolicy`), applied to the
+    /// attention of prefill and decode alike from the next `prefill`/`step` on; nil: full attention.
+    /// Checked against the model and `maxContext` at the next pass.
+    public var kvPolicy: KVPolicy? { didSet { interventionTable = nil } }
     /// Called after each prefill chunk with (tokens done, tokens in this `prefill` call).
     public var progress: ((_ done: Int, _ total: Int) -> Void)?
     /// Every token in the cache, in order.
@@ -220,9 +224,11 @@ public final class InferenceSession {
 
     /// The intervention table for the next pass (nil when there are none); validates them.
     func currentInterventions() throws -> InterventionTable? {
-        if interventions.isEmpty && patches.isEmpty { return nil }
+        if interventions.isEmpty && patches.isEmpty && (kvPolicy?.isFull ?? true) { return nil }
         if let t = interventionTable { return t }
-        let t = try InterventionTable(config: config, interventions: interventions, patches: patches, means: headMeans)
+        let t = try InterventionTable(
+            config: config, interventions: interventions, patches: patches, means: headMeans, kvPolicy: kvPolicy,
+            maxContext: maxContext)
         interventionTable = t
         return t
     }

@@ -8,6 +8,8 @@
 //                                         table, needle plot of the plain model, failed trials
 //   /ablation          AblationFigures    needle plots per condition side by side, score bars with
 //                                         95% CIs (top-K vs random controls), perplexity change
+//   /kv_policy         KVPolicyFigures    accuracy and perplexity vs KV memory (Pareto: top-N retrieval
+//                                         heads vs random heads vs uniform window), needle grids, table
 //   /ablation/causal   HeadGraphFigures   causal graph among the top heads (single-head ablations)
 //   /composition       HeadGraphFigures   weight-based Q/K/V composition graph (Graphviz)
 //   /needle_attention  AttentionFigures   attention of the top heads around the needle
@@ -35,6 +37,7 @@ public struct RunFileContents: Sendable {
     public var provenance: RunFileProvenance
     public var retrieval: RetrievalRunData?
     public var ablation: AblationRunData?
+    public var kvPolicy: KVPolicyRunData?
     public var causal: CausalHeadData?
     public var composition: (scores: CompositionScores, headScores: [Double]?, note: String?)?
     public var attention: NeedleAttentionData?
@@ -53,9 +56,9 @@ public struct RunFileContents: Sendable {
     public var complete: Bool
 
     public var hasAnalysis: Bool {
-        retrieval != nil || ablation != nil || causal != nil || composition != nil || attention != nil
-            || citation != nil || membership != nil || lens != nil || trace != nil || !traceInputs.isEmpty
-            || queryHeads != nil || sparsity != nil
+        retrieval != nil || ablation != nil || kvPolicy != nil || causal != nil || composition != nil
+            || attention != nil || citation != nil || membership != nil || lens != nil || trace != nil
+            || !traceInputs.isEmpty || queryHeads != nil || sparsity != nil
     }
 
     /// Opens and reads `url`. Throws when the file is not a readable run file, or when one of its
@@ -70,6 +73,7 @@ public struct RunFileContents: Sendable {
             url: url, provenance: RunFileProvenance.read(f, url: url),
             retrieval: try RetrievalRunFile.read(f, allowIncomplete: !complete).flatMap(RetrievalRunData.init),
             ablation: ablation.map(AblationRunData.init),
+            kvPolicy: try KVPolicyRunFile.read(f, allowIncomplete: !complete).map(KVPolicyRunData.init),
             causal: ablation?.causal.flatMap { $0.sources.isEmpty || $0.targets.isEmpty ? nil : CausalHeadData($0) },
             composition: try CompositionRunFile.read(f),
             attention: try NeedleAttention.read(f).flatMap(NeedleAttentionData.init),
@@ -122,6 +126,14 @@ public enum RunReport {
             }
         }
         if !blocks.isEmpty { out.append((ablationHeading(files.compactMap(\.ablation)), blocks)) }
+
+        blocks = []
+        for f in files {
+            if let k = f.kvPolicy { blocks += KVPolicyFigures.blocks(k, source: f.provenance.fileName) }
+        }
+        if !blocks.isEmpty {
+            out.append(("KV-cache policies: retrieval heads vs random heads vs uniform window", blocks))
+        }
 
         blocks = []
         for f in files {
@@ -320,6 +332,10 @@ public final class RunReportFigureProvider {
         if let a = f.ablation {
             out.append(.subheading("Ablation (\(name))"))
             out += AblationFigures.blocks(a, plain: plain, source: name)
+        }
+        if let k = f.kvPolicy {
+            out.append(.subheading("KV-cache policies (\(name))"))
+            out += KVPolicyFigures.blocks(k, source: name)
         }
         if let c = f.composition {
             out.append(.subheading("Composition graph (\(name))"))
