@@ -81,9 +81,12 @@ struct Ablate: ParsableCommand {
 
     @OptionGroup var sweepRun: SweepRunOptions
 
+    @OptionGroup var sharding: ShardOptions
+
     func validate() throws {
         try suite.validate()
         try sweepRun.validate()
+        try sharding.validate()
         guard [top != nil, heads != nil, causal != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --top K, --heads L.H,... or --causal N")
         }
@@ -112,6 +115,7 @@ struct Ablate: ParsableCommand {
     func run() throws {
         try RunFileIsolation.check(scores) // --scores may come from anyone (docs/security.md)
         let json = sweepRun.json
+        sharding.applyThreads()
         let env = try LoadedModel.load(suite.model)
         let contents: RetrievalRunFile.Contents
         do { contents = try RetrievalRunFile.read(path: scores) } catch {
@@ -177,7 +181,7 @@ struct Ablate: ParsableCommand {
         options.reusePrefix = !sweepRun.noSharePrefix
         options.stopAfter = sweepRun.stopAfter
         if causal != nil { options.causalTargets = target }
-        let runner: AblationRunner
+        var runner: AblationRunner
         do {
             runner = try AblationRunner(
                 probe: probe, model: env.model, tokenizer: env.tokenizer,
@@ -186,9 +190,8 @@ struct Ablate: ParsableCommand {
         } catch let p as NIAHTextCheck.Problem {
             throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
         }
-        try CommandChecks.niahTrials(
-            try probe.cells.map { try runner.builder.trial($0) }, maxNewTokens: probe.suite.maxNewTokens,
-            model: env.model)
+        let trials = try probe.cells.map { try runner.builder.trial($0) }
+        try CommandChecks.niahTrials(trials, maxNewTokens: probe.suite.maxNewTokens, model: env.model)
         let n = options.perplexityTokens
         if n > 1 { try CommandChecks.context(n, env.model, "--ppl-tokens \(n)", hint: "lower --ppl-tokens") }
         if n > 1, try HeldOutPassage.make(probe: probe, tokenizer: env.tokenizer, count: n) == nil {
@@ -206,6 +209,9 @@ struct Ablate: ParsableCommand {
             "controls": .int(Int64(nControls))
         ]
 
+        let plan = try runner.shardPlan(trials)
+        let (shardInfo, output) = try sharding.plan(output: self.output, costs: plan.costs, order: plan.order)
+        runner.options.shardItems = shardInfo?.trials
         let writer = try sweepRun.openRunFile(
             output, env: env, command: "ablate",
             plan: NIAHSuiteOptions.planLines(probe)
@@ -214,7 +220,7 @@ struct Ablate: ParsableCommand {
                     "method \(options.method.description) phase \(options.phase.rawValue) seed \(options.seed) "
                         + "ppl_tokens \(options.perplexityTokens)"
                 ],
-            inputs: suite.inputFiles + [scores])
+            inputs: suite.inputFiles + [scores], shard: shardInfo)
         let result = try sweepRun.withProgress(title: "ablate", unit: "runs") {
             try runner.run(file: writer.file, progress: $0)
         }
@@ -234,7 +240,25 @@ struct Ablate: ParsableCommand {
             }
             return
         }
+        if shardInfo != nil { try writer.file.setAttribute("sweep_seconds", result.seconds) }
         try writer.finalize()
+        if try sharding.finishMPI(output: self.output, json: json) { return }
+        if let shard = shardInfo {
+            let text =
+                "ablate shard \(shard.spec) (\(shard.trials.count) of \(plan.order.count) plan items): "
+                + "\(result.records.count) runs in \(Formatting.fixed(result.seconds, 1)) s; wrote \(output)\n"
+                + "the summary is computed by `headlight merge` over all \(shard.spec.count) shards\n"
+            if json {
+                print(
+                    try JSONOutput.object([
+                        "output": output, "finished": true, "shard": shard.spec.description,
+                        "plan_items": shard.trials, "runs": result.records.count, "seconds": result.seconds
+                    ]))
+            } else {
+                print(TerminalText.escape(text, allowNewlines: true), terminator: "")
+            }
+            return
+        }
         if json {
             print(try JSONOutput.object(Self.jsonObject(result, output: output, env: env, options: options)))
         } else {

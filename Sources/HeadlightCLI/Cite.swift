@@ -77,6 +77,8 @@ struct Cite: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress on stderr.")
     var noProgress = false
 
+    @OptionGroup var sharding: ShardOptions
+
     func validate() throws {
         guard CitationRunOptions.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be auto, teacher or generate (got '\(mode)')")
@@ -89,9 +91,21 @@ struct Cite: ParsableCommand {
         guard resamples >= 1 else { throw ValidationError("--resamples must be at least 1") }
         guard showHeads >= 0 else { throw ValidationError("--show-heads must be >= 0") }
         try CommandChecks.outputFile(output)
+        try sharding.validate()
+    }
+
+    /// What determines the records (for `plan_sha256`): the options that change them and the
+    /// bytes of the probe file and the retrieval-heads file.
+    var planLines: [String] {
+        [
+            "cite mode \(mode) limit \(limit.map(String.init) ?? "all") pad_to \(padTo.map(String.init) ?? "none") "
+                + "max_new_tokens \(maxNewTokens) chat \(!noChat) seed \(seed) resamples \(resamples) "
+                + "top \(top.map(String.init) ?? "threshold")"
+        ]
     }
 
     func run() throws {
+        sharding.applyThreads()
         var items: [CitationItem]
         do { items = try CitationProbeFile.load(path: probes) } catch let e as CitationError {
             throw CLIError(
@@ -139,8 +153,16 @@ struct Cite: ParsableCommand {
             model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatTemplate, options: options)
         let progress = CiteProgress(enabled: !noProgress)
         let results: [CitationItemResult]
+        var shard: ShardInfo?
+        var output = self.output
         do {
-            results = try runner.run(items, pool: pool) { done, total, id in progress.update(done, total, id) }
+            if sharding.shard != nil || sharding.mpi {
+                (shard, output) = try sharding.plan(
+                    output: output, costs: try runner.tokenCosts(items, pool: pool), order: Array(items.indices))
+            }
+            results = try runner.run(items, pool: pool, only: shard?.trials) { done, total, id in
+                progress.update(done, total, id)
+            }
         } catch CitationError.tooLong(let id, let tokens, let limit) {
             // Checked for every item before the first forward pass.
             progress.finish()
@@ -153,6 +175,15 @@ struct Cite: ParsableCommand {
             throw CLIError(wrapping: e, hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
         }
         progress.finish()
+        let parameters = CitationRunFile.Parameters(
+            probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
+            instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
+            judge: runner.judge, seed: seed, resamples: resamples)
+        let plan = try SweepRunOptions.planDigest(plan: planLines, inputs: [probes] + (retrievalHeads.map { [$0] } ?? []))
+        if let shard {
+            try writeShard(shard, results, output: output, env: env, plan: plan, parameters: parameters, rhSet: rhSet)
+            return
+        }
         let observations = results.flatMap(\.observations)
         guard !observations.isEmpty else {
             throw CLIError(
@@ -165,12 +196,8 @@ struct Cite: ParsableCommand {
         let writer = try RunFileWriter(path: output)
         do {
             try RunFileHeader(model: env, command: "cite").write(to: writer.file)
-            try CitationRunFile.write(
-                to: writer.file, results: results, summary: summary,
-                parameters: .init(
-                    probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
-                    instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
-                    judge: runner.judge, seed: seed, resamples: resamples))
+            try writer.file.setAttribute("plan_sha256", plan)
+            try CitationRunFile.write(to: writer.file, results: results, summary: summary, parameters: parameters)
             try writer.finalize()
         } catch {
             try? writer.abandon()
@@ -181,6 +208,42 @@ struct Cite: ParsableCommand {
         } else {
             let out = text(results, summary, env: env, rh: rhSet, judge: runner.judge)
             print(TerminalText.escape(out, allowNewlines: true), terminator: "")
+        }
+    }
+
+    /// A shard's run file (`--shard K/N`, `--mpi`): its items' records, no summary (`headlight
+    /// merge` computes it over all shards); with --mpi, rank 0 then merges.
+    func writeShard(
+        _ shard: ShardInfo, _ results: [CitationItemResult], output: String, env: LoadedModel, plan: String,
+        parameters: CitationRunFile.Parameters, rhSet: RetrievalHeadSet?
+    ) throws {
+        let c = env.model.config
+        let writer = try RunFileWriter(path: output)
+        do {
+            try RunFileHeader(model: env, command: "cite").write(to: writer.file)
+            try writer.file.setAttribute("plan_sha256", plan)
+            try shard.write(to: writer.file)
+            try writer.file.setAttribute("sweep_seconds", results.map(\.seconds).reduce(0, +))
+            try CitationRunFile.writeShard(
+                to: writer.file, results: results, layers: c.nLayers, heads: c.nHeads,
+                retrievalSet: rhSet?.heads ?? [], parameters: parameters)
+            try writer.finalize()
+        } catch {
+            try? writer.abandon()
+            throw error
+        }
+        if try sharding.finishMPI(output: self.output, json: json) { return }
+        let line =
+            "cite shard \(shard.spec): \(results.count) of the plan's items (\(shard.trials.count) planned), "
+            + "\(results.flatMap(\.observations).count) cited statements; wrote \(output)\n"
+            + "the summary is computed by `headlight merge` over all \(shard.spec.count) shards\n"
+        if json {
+            print(
+                try JSONOutput.object([
+                    "output": output, "finished": true, "shard": shard.spec.description, "items": shard.trials
+                ]))
+        } else {
+            print(TerminalText.escape(line, allowNewlines: true), terminator: "")
         }
     }
 

@@ -72,6 +72,8 @@ struct Merge: ParsableCommand {
             let r: ShardMergeResult
             switch set.command {
             case "retrieval-heads": r = try RetrievalRunFile.merge(set, into: writer.file)
+            case "ablate": r = try AblationRunFile.merge(set, into: writer.file)
+            case "cite": r = try CitationRunFile.merge(set, into: writer.file)
             default: throw ShardError.unsupported(file: set.shards[0].path, command: set.command)
             }
             if !r.missingTrials.isEmpty { try writer.file.setAttribute("merged_missing_trials", r.missingTrials) }

@@ -101,15 +101,9 @@ struct RetrievalHeads: ParsableCommand {
                         + "they are run and recorded but cannot score heads\n").utf8))
         }
 
-        let shardSpec = try sharding.spec()
-        var shardInfo: ShardInfo?
-        var output = self.output
-        if let spec = shardSpec {
-            let mine = ShardPlan.trials(costs: sweep.shardCosts(trials), shard: spec)
-            sweep.options.trialSubset = mine
-            shardInfo = ShardInfo(spec: spec, trials: mine, planOrder: sweep.executionOrder(trials))
-            if sharding.mpi { output = ShardOptions.mpiShardPath(output, spec) }
-        }
+        let (shardInfo, output) = try sharding.plan(
+            output: self.output, costs: sweep.shardCosts(trials), order: sweep.executionOrder(trials))
+        sweep.options.trialSubset = shardInfo?.trials
         let writer = try sweepRun.openRunFile(
             output, env: env, command: "retrieval-heads",
             plan: NIAHSuiteOptions.planLines(probe), inputs: suite.inputFiles, shard: shardInfo)
@@ -135,11 +129,7 @@ struct RetrievalHeads: ParsableCommand {
         }
         try writer.file.setAttribute("sweep_seconds", result.seconds)
         try writer.finalize()
-        if let spec = shardSpec, sharding.mpi {
-            guard spec.index == 0 else { return }
-            try sharding.mpiMerge(output: self.output, spec: spec, json: json)
-            return
-        }
+        if try sharding.finishMPI(output: self.output, json: json) { return }
         if json {
             print(try JSONOutput.object(Self.jsonObject(result, output: output, probe: probe, env: env, top: top)))
         } else {

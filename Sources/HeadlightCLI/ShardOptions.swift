@@ -52,6 +52,23 @@ struct ShardOptions: ParsableArguments {
         return try Self.mpiSpec(environment)
     }
 
+    /// The part of a plan this process runs (nil for a whole run) and the file it writes: `output`,
+    /// or with --mpi the rank's `mpiShardPath`. `costs[i]` is plan item i's token cost,
+    /// `order` every item in the order a single run executes them.
+    func plan(output: String, costs: [Int], order: [Int]) throws -> (info: ShardInfo?, output: String) {
+        guard let spec = try spec() else { return (nil, output) }
+        let info = ShardInfo(spec: spec, trials: ShardPlan.trials(costs: costs, shard: spec), planOrder: order)
+        return (info, mpi ? Self.mpiShardPath(output, spec) : output)
+    }
+
+    /// After a finished run with --mpi: rank 0 merges every rank's file into `output`, the other
+    /// ranks do nothing. Returns false without --mpi (the caller prints its own summary).
+    func finishMPI(output: String, json: Bool) throws -> Bool {
+        guard mpi, let spec = try spec() else { return false }
+        if spec.index == 0 { try mpiMerge(output: output, spec: spec, json: json) }
+        return true
+    }
+
     /// Rank and size from the environment of an MPI launcher (OpenMPI, then PMI as set by
     /// MPICH/Hydra, Intel MPI and Slurm's srun).
     static func mpiSpec(_ env: [String: String]) throws -> ShardSpec {

@@ -271,6 +271,21 @@ public final class RecordTable {
         public func blocks(_ name: String) -> [[Double]] { blocks[name] ?? [] }
         /// Rows of a float32 block column, each flattened.
         public func floatBlocks(_ name: String) -> [[Float]] { floatBlocks[name] ?? [] }
+        /// Row `i` as the values `RecordTable.append` takes, for `columns` (those read).
+        public func row(_ i: Int, columns: [Column]) -> [String: Value] {
+            var out: [String: Value] = [:]
+            for c in columns {
+                switch c.kind {
+                case .int64, .int8: out[c.name] = ints[c.name].map { .int($0[i]) }
+                case .float64: out[c.name] = doubles[c.name].map { .double($0[i]) }
+                case .string: out[c.name] = strings[c.name].map { .string($0[i]) }
+                case .float64Block: out[c.name] = blocks[c.name].map { .doubles($0[i]) }
+                case .float32Block: out[c.name] = floatBlocks[c.name].map { .floats($0[i]) }
+                }
+            }
+            return out
+        }
+
         public func has(_ name: String) -> Bool {
             ints[name] != nil || doubles[name] != nil || strings[name] != nil || blocks[name] != nil
                 || floatBlocks[name] != nil

@@ -194,21 +194,32 @@ public final class CitationRunner {
         }
     }
 
-    /// Runs every item; `progress(done, total, id)` after each.
+    /// Every item rendered, padded and tokenized, in order (padding is seeded by the item's index,
+    /// so a shard prepares its items exactly as a whole run does).
+    func prepareAll(_ items: [CitationItem], pool: [String]?) throws -> [CitationPrepared] {
+        let padPool = pool ?? items.flatMap(\.passages)
+        return try items.enumerated().map { i, item in
+            if let t = options.padTo { return try padded(item, pool: padPool, target: t, index: i) }
+            return try prepare(item, originalPassages: item.passages.count)
+        }
+    }
+
+    /// Token cost of every item (`ShardPlan.trialCost`: prompt tokens, and --max-new-tokens
+    /// decode steps for generated answers), for `cite --shard`.
+    public func tokenCosts(_ items: [CitationItem], pool: [String]? = nil) throws -> [Int] {
+        try prepareAll(items, pool: pool).map {
+            ShardPlan.trialCost(promptTokens: $0.ids.count, decodeSteps: $0.mode == .generate ? options.maxNewTokens : 0)
+        }
+    }
+
+    /// Runs every item (or, with `only`, those item indices: a shard); `progress(done, total, id)`
+    /// after each.
     public func run(
-        _ items: [CitationItem], pool: [String]? = nil,
+        _ items: [CitationItem], pool: [String]? = nil, only: [Int]? = nil,
         progress: (Int, Int, String) -> Void = { _, _, _ in }
     ) throws -> [CitationItemResult] {
         let c = model.config
-        var prepared: [CitationPrepared] = []
-        let padPool = pool ?? items.flatMap(\.passages)
-        for (i, item) in items.enumerated() {
-            if let t = options.padTo {
-                prepared.append(try padded(item, pool: padPool, target: t, index: i))
-            } else {
-                prepared.append(try prepare(item, originalPassages: item.passages.count))
-            }
-        }
+        var prepared = try prepareAll(items, pool: pool)
         let need = prepared.map { $0.ids.count + ($0.mode == .generate ? options.maxNewTokens : 0) }.max() ?? 1
         let limit = options.maxContext ?? model.defaultMaxContext
         if let bad = prepared.first(where: { $0.ids.count + ($0.mode == .generate ? options.maxNewTokens : 0) > limit })
@@ -217,7 +228,9 @@ public final class CitationRunner {
                 id: bad.item.id, tokens: bad.ids.count + (bad.mode == .generate ? options.maxNewTokens : 0),
                 maxContext: limit)
         }
+        // Sized for every item, so a shard's session is the whole run's.
         let session = InferenceSession(model: model, maxContext: max(need, 1))
+        if let only { prepared = only.map { prepared[$0] } }
         var out: [CitationItemResult] = []
         for (i, p) in prepared.enumerated() {
             let start = Date()

@@ -165,6 +165,25 @@ public enum CitationRunFile {
         parameters p: Parameters
     ) throws {
         let g = try file.createGroup(group)
+        try writeParameters(g, p, layers: s.layers, heads: s.heads, retrievalSet: s.retrievalHeadSet)
+        try writeRecords(g, CitationRecords(results), summary: s, layers: s.layers, heads: s.heads)
+    }
+
+    /// The `/citation` group of a shard (`cite --shard K/N`): parameters and the records of its
+    /// items (the statement and passage rows without the readout columns, which depend on all
+    /// statements); `headlight merge` computes the summary over every shard's records.
+    public static func writeShard(
+        to file: H5File, results: [CitationItemResult], layers: Int, heads: Int, retrievalSet: [HeadIndex],
+        parameters p: Parameters
+    ) throws {
+        let g = try file.createGroup(group)
+        try writeParameters(g, p, layers: layers, heads: heads, retrievalSet: retrievalSet)
+        try writeRecords(g, CitationRecords(results), summary: nil, layers: layers, heads: heads)
+    }
+
+    static func writeParameters(
+        _ g: H5Group, _ p: Parameters, layers: Int, heads: Int, retrievalSet: [HeadIndex]
+    ) throws {
         try g.setAttribute("analysis", "citation")
         try g.setAttribute("analysis_version", analysisVersion)
         try g.setAttribute("probes", p.probes)
@@ -179,14 +198,88 @@ public enum CitationRunFile {
         try g.setAttribute("citation_judge_rule", p.judge.rule)
         try g.setAttribute("seed", Int64(bitPattern: p.seed))
         try g.setAttribute("bootstrap_resamples", p.resamples)
-        try g.setAttribute("n_layers", s.layers)
-        try g.setAttribute("n_heads", s.heads)
+        try g.setAttribute("n_layers", layers)
+        try g.setAttribute("n_heads", heads)
         if let f = p.retrievalFile { try g.setAttribute("retrieval_heads_file", f) }
         if let r = p.retrievalRule { try g.setAttribute("retrieval_heads_rule", r) }
-        try g.setAttribute("retrieval_heads_list", s.retrievalHeadSet.map(\.description))
+        try g.setAttribute("retrieval_heads_list", retrievalSet.map(\.description))
+    }
 
+    /// Summary attributes, `items/`, `statements/`, `statement_passages/` and the per-head tables
+    /// into `g`; without `s` (a shard) only the records, without the readout columns.
+    static func writeRecords(
+        _ g: H5Group, _ rec: CitationRecords, summary s: CitationSummary?, layers: Int, heads: Int
+    ) throws {
+        if let s { try writeSummaryAttributes(g, rec, s) }
+        try RecordTable.write(group: try g.createGroup("items"), columns: itemColumns, rows: rec.items)
+
+        // statements (the k-th scored statement is observation k of the summary)
+        var readouts: [(name: String, readout: AttentionReadout)] = []
+        if let s {
+            readouts.append(("all_heads", s.allHeads))
+            if let r = s.retrievalHeads { readouts.append(("retrieval_heads", r)) }
+            readouts.append(("best_head", s.bestHead))
+        }
+        var statementRows: [[String: RecordTable.Value]] = []
+        var observed: [Int] = [] // row in statements/ of each observation
+        for st in rec.statements {
+            var row: [String: RecordTable.Value] = [
+                "item": .int(st.item), "text": .string(st.text),
+                "citations": .string(st.citations.map(String.init).joined(separator: ",")),
+                "scored": .int(st.observation == nil ? 0 : 1),
+                "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
+                "token_start": .int(st.tokens.lowerBound), "token_end": .int(st.tokens.upperBound),
+                "n_queries": .int(st.queries)
+            ]
+            let k: Int? = st.observation == nil ? nil : observed.count
+            for (name, ro) in readouts {
+                let sc = k.map { ro.scores[$0] }
+                row["argmax_\(name)"] = .int(sc.map { $0.argmax + 1 } ?? 0)
+                row["agree_\(name)"] = .int(sc?.agree == true ? 1 : 0)
+                row["spearman_\(name)"] = .double(sc?.spearman ?? .nan)
+                row["point_biserial_\(name)"] = .double(sc?.pointBiserial ?? .nan)
+            }
+            if st.observation != nil { observed.append(statementRows.count) }
+            statementRows.append(row)
+        }
+        if let s { precondition(observed.count == s.statements, "summary and results disagree") }
+        try RecordTable.write(
+            group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
+            rows: statementRows)
+
+        // statement x passage rows
+        var passageRows: [[String: RecordTable.Value]] = []
+        var k = 0
+        let rhSet = s?.retrievalHeads == nil ? nil : s?.retrievalHeadSet
+        for st in rec.statements {
+            guard let o = st.observation else { continue }
+            let all = CitationMetrics.meanVector(o, heads: heads, set: nil)
+            let rh = rhSet.map { CitationMetrics.meanVector(o, heads: heads, set: $0) }
+            for j in 0..<o.passages {
+                var row: [String: RecordTable.Value] = [
+                    "statement": .int(observed[k]), "passage": .int(j + 1),
+                    "span_start": .int(st.spans[j].lowerBound),
+                    "span_end": .int(st.spans[j].upperBound),
+                    "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
+                    "mass_all_heads": .double(all[j]),
+                    // [layer, head]: every head's mean mass on passage j
+                    "head_mass": .floats((0..<(layers * heads)).map { o.mass[$0 * o.passages + j] })
+                ]
+                if let rh { row["mass_retrieval_heads"] = .double(rh[j]) }
+                passageRows.append(row)
+            }
+            k += 1
+        }
+        try RecordTable.write(
+            group: try g.createGroup("statement_passages"),
+            columns: passageColumns(layers: layers, heads: heads, retrievalHeads: rhSet != nil),
+            rows: passageRows)
+        if let s { try writeHeadTables(g, s) }
+    }
+
+    static func writeSummaryAttributes(_ g: H5Group, _ rec: CitationRecords, _ s: CitationSummary) throws {
         // summary attributes
-        try g.setAttribute("n_items", results.count)
+        try g.setAttribute("n_items", rec.items.count)
         try g.setAttribute("n_statements", s.statements)
         try g.setAttribute("n_consistent", s.consistent)
         try g.setAttribute("n_wrong_citations", s.wrong)
@@ -209,98 +302,16 @@ public enum CitationRunFile {
         try readout("best_head", s.bestHead)
         try g.setAttribute("best_head", s.ranking[0].description)
         try g.setAttribute("best_head_held_out_agreement", s.bestHeadHeldOutAgreement)
-        let q = results.map(\.quality)
-        try g.setAttribute("citation_recall", Statistics.mean(q.map(\.recall)))
-        try g.setAttribute("citation_precision", Statistics.mean(q.map(\.precision)))
-        try g.setAttribute("citation_f1", Statistics.mean(q.map(\.f1)))
-        let judged = results.compactMap(\.answerCorrect)
+        try g.setAttribute("citation_recall", Statistics.mean(rec.doubles("cite_recall")))
+        try g.setAttribute("citation_precision", Statistics.mean(rec.doubles("cite_precision")))
+        try g.setAttribute("citation_f1", Statistics.mean(rec.doubles("cite_f1")))
+        let judged = rec.answersJudged
         if !judged.isEmpty {
             try g.setAttribute("answer_accuracy", Double(judged.filter { $0 }.count) / Double(judged.count))
         }
+    }
 
-        // items
-        try RecordTable.write(
-            group: try g.createGroup("items"), columns: itemColumns,
-            rows: results.map { r in
-                [
-                    "id": .string(r.item.id), "mode": .string(r.mode.rawValue), "line": .int(r.item.line),
-                    "n_passages": .int(r.item.passages.count), "n_padded": .int(r.paddedPassages),
-                    "prompt_tokens": .int(r.promptTokens), "answer_tokens": .int(r.answerTokens),
-                    "response": .string(r.response),
-                    "wrong_citation": .int(r.item.wrongCitation ? 1 : 0), "source": .int((r.item.source ?? -1) + 1),
-                    "answer_correct": .int(r.answerCorrect.map { $0 ? 1 : 0 } ?? -1),
-                    "cite_recall": .double(r.quality.recall),
-                    "cite_precision": .double(r.quality.precision), "cite_f1": .double(r.quality.f1),
-                    "seconds": .double(r.seconds)
-                ]
-            })
-
-        // statements (the k-th scored statement is observation k of the summary)
-        var readouts: [(name: String, readout: AttentionReadout)] = [("all_heads", s.allHeads)]
-        if let r = s.retrievalHeads { readouts.append(("retrieval_heads", r)) }
-        readouts.append(("best_head", s.bestHead))
-        var statementRows: [[String: RecordTable.Value]] = []
-        var observed: [Int] = [] // row in statements/ of each observation
-        for (i, r) in results.enumerated() {
-            for st in r.statements {
-                var row: [String: RecordTable.Value] = [
-                    "item": .int(i), "text": .string(st.text),
-                    "citations": .string(st.citations.map(String.init).joined(separator: ",")),
-                    "scored": .int(st.observation == nil ? 0 : 1),
-                    "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
-                    "token_start": .int(st.tokens.lowerBound), "token_end": .int(st.tokens.upperBound),
-                    "n_queries": .int(st.queries.count)
-                ]
-                let k: Int? = st.observation == nil ? nil : observed.count
-                for (name, ro) in readouts {
-                    let sc = k.map { ro.scores[$0] }
-                    row["argmax_\(name)"] = .int(sc.map { $0.argmax + 1 } ?? 0)
-                    row["agree_\(name)"] = .int(sc?.agree == true ? 1 : 0)
-                    row["spearman_\(name)"] = .double(sc?.spearman ?? .nan)
-                    row["point_biserial_\(name)"] = .double(sc?.pointBiserial ?? .nan)
-                }
-                if st.observation != nil { observed.append(statementRows.count) }
-                statementRows.append(row)
-            }
-        }
-        precondition(observed.count == s.statements, "summary and results disagree")
-        try RecordTable.write(
-            group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
-            rows: statementRows)
-
-        // statement x passage rows
-        var passageRows: [[String: RecordTable.Value]] = []
-        var k = 0
-        for r in results {
-            for st in r.statements {
-                guard let o = st.observation else { continue }
-                let all = CitationMetrics.meanVector(o, heads: s.heads, set: nil)
-                let rh =
-                    s.retrievalHeads == nil
-                    ? nil : CitationMetrics.meanVector(o, heads: s.heads, set: s.retrievalHeadSet)
-                for j in 0..<o.passages {
-                    var row: [String: RecordTable.Value] = [
-                        "statement": .int(observed[k]), "passage": .int(j + 1),
-                        "span_start": .int(r.passageSpans[j].lowerBound),
-                        "span_end": .int(r.passageSpans[j].upperBound),
-                        "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
-                        "mass_all_heads": .double(all[j]),
-                        // [layer, head]: every head's mean mass on passage j
-                        "head_mass": .floats((0..<(s.layers * s.heads)).map { o.mass[$0 * o.passages + j] })
-                    ]
-                    if let rh { row["mass_retrieval_heads"] = .double(rh[j]) }
-                    passageRows.append(row)
-                }
-                k += 1
-            }
-        }
-        try RecordTable.write(
-            group: try g.createGroup("statement_passages"),
-            columns: passageColumns(
-                layers: s.layers, heads: s.heads,
-                retrievalHeads: s.retrievalHeads != nil),
-            rows: passageRows)
-
+    static func writeHeadTables(_ g: H5Group, _ s: CitationSummary) throws {
         // per-head tables
         func table(_ name: String, _ v: [Double]) throws {
             let ds = try g.createDataset(name, data: v, shape: [s.layers, s.heads])

@@ -87,6 +87,10 @@ public struct AblationOptions: Sendable {
     /// Heads whose retrieval score (Wu et al.'s copy rule) is measured under every condition, for
     /// the causal head graph; empty: no attention is captured.
     public var causalTargets: [HeadIndex] = []
+    /// Run only these plan items (a shard, `AblationRunner.shardPlan`): trial t is item t (all its
+    /// conditions), the held-out perplexity of condition c is item T + c. nil runs everything. A
+    /// shard's run finishes without the summary, which `headlight merge` computes from all shards.
+    public var shardItems: [Int]?
     public init() {}
 }
 
@@ -204,7 +208,8 @@ public final class AblationRunner {
     public let tokenizer: Tokenizer
     public let builder: NIAHTrialBuilder
     public let conditions: [AblationCondition]
-    public let options: AblationOptions
+    /// Mutable so that a shard's `shardItems` can be set once the trials (and their costs) are built.
+    public var options: AblationOptions
     /// Extra attributes for the group (e.g. the scores file, the threshold).
     public var attributes: [String: H5AttributeValue] = [:]
 
@@ -222,6 +227,44 @@ public final class AblationRunner {
         self.builder = NIAHTrialBuilder(probe: probe, tokenizer: tokenizer, chatTemplate: chatTemplate)
         self.conditions = conditions
         self.options = options
+    }
+
+    /// What the summary is computed from (`AblationAnalysis`).
+    public var analysis: AblationAnalysis {
+        let cells = probe.cells
+        return AblationAnalysis(
+            conditions: conditions, cells: cells.map { ($0.length, $0.depth) }, lengths: probe.suite.lengths,
+            depths: probe.suite.depths, seed: options.seed, bootstrapResamples: options.bootstrapResamples,
+            level: options.level, causalTargets: options.causalTargets, method: options.method.description,
+            phase: options.phase.rawValue)
+    }
+
+    /// The order in which a run executes the trials: shared-prefix order, or grid order without
+    /// `reusePrefix`.
+    func trialOrder(_ trials: [NIAHTrial]) -> [Int] {
+        options.reusePrefix
+            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+    }
+
+    /// The plan items of a run for `--shard` (`AblationOptions.shardItems`) in single-run order
+    /// (the trials in execution order, then one perplexity item per condition when a held-out
+    /// passage is measured), and each item's token cost (`ShardPlan.trialCost`): a trial's
+    /// conditions share one prefill with decode-phase ablation, else each prefills again.
+    public func shardPlan(_ trials: [NIAHTrial]) throws -> (order: [Int], costs: [Int]) {
+        let held = try HeldOutPassage.make(probe: probe, tokenizer: tokenizer, count: options.perplexityTokens)
+        let C = conditions.count, d = probe.suite.maxNewTokens
+        var costs = trials.map { t -> Int in
+            let p = t.promptTokens.count
+            return options.phase == .decode
+                ? ShardPlan.trialCost(promptTokens: p, decodeSteps: C * d)
+                : C * ShardPlan.trialCost(promptTokens: p, decodeSteps: d)
+        }
+        var order = trialOrder(trials)
+        if let held {
+            costs += [Int](repeating: ShardPlan.trialCost(promptTokens: held.tokens.count, decodeSteps: 0), count: C)
+            order += (0..<C).map { trials.count + $0 }
+        }
+        return (order, costs)
     }
 
     func interventions(_ c: AblationCondition, phase: InterventionPhase) -> [HeadIntervention] {
@@ -262,9 +305,8 @@ public final class AblationRunner {
         }
         let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
         let scorer = RougeScorer()
-        let order =
-            options.reusePrefix
-            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+        let shard = options.shardItems.map(Set.init)
+        let order = trialOrder(trials).filter { shard?.contains($0) != false }
         let C = conditions.count
         // (trial, condition) pairs to run: decode-only ablation leaves the prefill alone, so all
         // conditions of a trial share one prefill (trial-major); otherwise condition-major.
@@ -274,13 +316,15 @@ public final class AblationRunner {
         } else {
             for c in 0..<C { for t in order where !done.contains(t * C + c) { plan.append((t, c)) } }
         }
-        let pplTodo = held == nil ? [] : (0..<C).filter { !pplDone.contains($0) }
+        let pplTodo =
+            held == nil ? [] : (0..<C).filter { !pplDone.contains($0) && shard?.contains(trials.count + $0) != false }
         let unit = { (t: Int) in Double(trials[t].promptTokens.count) / 10 + Double(self.probe.suite.maxNewTokens) * 10
         }
         let workTotal =
             plan.reduce(0.0) { $0 + unit($1.0) } + Double(pplTodo.count) * Double(held?.tokens.count ?? 0) / 2
         var workDone = 0.0
-        let totalUnits = trials.count * C + (held == nil ? 0 : C)
+        let shardPPL = held == nil ? 0 : (0..<C).filter { shard?.contains(trials.count + $0) != false }.count
+        let totalUnits = order.count * C + shardPPL
         var doneUnits = done.count + pplDone.count
         var ran = 0
         var currentCondition = -1
@@ -349,18 +393,19 @@ public final class AblationRunner {
         let records = try store.readRecords()
         let pplRows = try RecordTable.read(group: store.perplexity.group, columns: AblationRunFile.perplexityColumns)
         let pplConditions = Set(pplRows.ints("condition"))
-        let finished = records.count == trials.count * C && (held == nil || pplConditions.count == C)
+        let finished = records.count == order.count * C && pplConditions.count == shardPPL
         var result = AblationResult(
             conditions: [], targetVsControls: [], targetVsBaseline: [], controlMean: nil,
             lengths: probe.suite.lengths, depths: probe.suite.depths, records: records,
             heldOut: held, finished: finished, ranNow: ran, seconds: Date().timeIntervalSince(start))
-        guard finished else { return result }
+        guard finished, shard == nil else { return result }
         let ppl = Dictionary(
             zip(pplRows.ints("condition"), pplRows.doubles("mean_nll")),
             uniquingKeysWith: { a, _ in a })
-        summarize(&result, trials: trials, perplexityNLL: ppl)
-        result.causal = causalScores(records)
-        try store.writeSummary(result)
+        let analysis = self.analysis
+        analysis.summarize(&result, perplexityNLL: ppl)
+        result.causal = analysis.causalScores(records)
+        try analysis.writeSummary(result, into: store.root, perplexity: held != nil)
         return result
     }
 
@@ -392,95 +437,6 @@ public final class AblationRunner {
         return total / Double(n - 1)
     }
 
-    /// Fills in per-condition summaries and the differences.
-    func summarize(_ r: inout AblationResult, trials: [NIAHTrial], perplexityNLL: [Int: Double]) {
-        let C = conditions.count, T = trials.count, M = AblationMetric.allCases.count
-        var v = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: .nan, count: M), count: T), count: C)
-        for rec in r.records { v[rec.condition][rec.trialIndex] = rec.metrics }
-        let lengths = probe.suite.lengths, depths = probe.suite.depths
-        func seed(_ a: Int, _ b: Int) -> UInt64 { options.seed &+ UInt64(1000 + a * 16 + b) }
-        func column(_ c: Int, _ m: Int) -> [Double] { (0..<T).map { v[c][$0][m] } }
-        func finite(_ xs: [Double]) -> [Double] { xs.filter(\.isFinite) }
-        for c in 0..<C {
-            var means: [ConfidenceInterval] = []
-            var cells: [[Double]] = []
-            for m in 0..<M {
-                means.append(
-                    Statistics.bootstrapMean(
-                        finite(column(c, m)), resamples: options.bootstrapResamples,
-                        level: options.level, seed: seed(c, m)))
-                var grid: [Double] = []
-                for l in lengths {
-                    for d in depths {
-                        let xs = (0..<T).filter { trials[$0].cell.length == l && trials[$0].cell.depth == d }.map {
-                            v[c][$0][m]
-                        }
-                        grid.append(Statistics.mean(finite(xs)))
-                    }
-                }
-                cells.append(grid)
-            }
-            let nll = perplexityNLL[c] ?? .nan
-            r.conditions.append(
-                AblationConditionSummary(
-                    condition: conditions[c], means: means, cells: cells,
-                    perplexity: Foundation.exp(nll), meanNLL: nll))
-        }
-        guard let target = conditions.firstIndex(where: { $0.kind == .target }) else { return }
-        let controls = conditions.indices.filter { conditions[$0].kind == .control }
-        let baseline = conditions.firstIndex(where: { $0.kind == .baseline })
-        var controlMeans: [ConfidenceInterval] = []
-        // Paired bootstrap of mean(a - b) over the trials where both are finite.
-        func paired(_ metric: AblationMetric, _ a: [Double], _ b: [Double], seed: UInt64) -> AblationDifference {
-            let keep = (0..<T).filter { a[$0].isFinite && b[$0].isFinite }
-            return AblationDifference(
-                metric: metric,
-                result: Statistics.pairedBootstrapMeanDifference(
-                    keep.map { a[$0] }, keep.map { b[$0] }, resamples: options.bootstrapResamples,
-                    level: options.level, seed: seed))
-        }
-        for metric in AblationMetric.allCases {
-            let m = metric.rawValue
-            // Trials where the metric is defined for every condition involved.
-            let tv = column(target, m)
-            if !controls.isEmpty {
-                let cm = (0..<T).map { t in Statistics.mean(controls.map { v[$0][t][m] }) }
-                r.targetVsControls.append(paired(metric, tv, cm, seed: seed(C + 1, m)))
-                controlMeans.append(
-                    Statistics.bootstrapMean(
-                        finite(cm), resamples: options.bootstrapResamples,
-                        level: options.level, seed: seed(C + 2, m)))
-            }
-            if let b = baseline {
-                r.targetVsBaseline.append(paired(metric, tv, column(b, m), seed: seed(C + 3, m)))
-            }
-        }
-        if !controls.isEmpty { r.controlMean = controlMeans }
-    }
-
-    /// Causal-target retrieval scores per condition (nil without causal targets): the mean trial
-    /// score over the trials the *baseline* counts (answer right, ROUGE-1 recall > 50, and the
-    /// needle located), so every condition is averaged over the same trials — a head whose
-    /// ablation makes the model miss the needle lowers the others' scores instead of dropping
-    /// out of the mean. `counted` holds, per condition, how many of those trials the condition
-    /// itself still answers right.
-    func causalScores(_ records: [AblationRecord]) -> CausalScores? {
-        let targets = options.causalTargets
-        guard !targets.isEmpty, let b = conditions.firstIndex(where: { $0.kind == .baseline }) else { return nil }
-        let base = Set(records.filter { $0.condition == b && $0.counted }.map(\.trialIndex))
-        var scores: [[Double]] = [], counted: [Int] = []
-        for c in conditions.indices {
-            let rs = records.filter { $0.condition == c && base.contains($0.trialIndex) }.sorted {
-                $0.trialIndex < $1.trialIndex
-            }
-            let agg = RetrievalHeadScores.aggregate(
-                trialScores: rs.map(\.targetScores), counted: rs.map { _ in true },
-                layers: 1, heads: targets.count)
-            scores.append(agg.scores)
-            counted.append(rs.filter(\.counted).count)
-        }
-        return CausalScores(targets: targets, scores: scores, counted: counted)
-    }
 }
 
 /// The `/ablation` group of a run file.
@@ -621,6 +577,11 @@ public final class AblationRunFile {
     }
 
     func append(_ r: AblationRecord) throws {
+        try records.append(Self.row(r, causal: !runner.options.causalTargets.isEmpty))
+    }
+
+    /// The `records/` row of `r` (with `causal`, also `target_scores` and `counted`).
+    static func row(_ r: AblationRecord, causal: Bool) -> [String: RecordTable.Value] {
         var row: [String: RecordTable.Value] = [
             "trial_index": .int(r.trialIndex), "condition": .int(r.condition), "response": .string(r.response),
             "generated_tokens": .int(r.generatedTokens), "stop": .string(r.stop),
@@ -628,11 +589,11 @@ public final class AblationRunFile {
             "exact_recovery_x100": .double(r.metrics[2]), "prefilled_tokens": .int(r.prefilledTokens),
             "seconds": .double(r.seconds)
         ]
-        if !runner.options.causalTargets.isEmpty {
+        if causal {
             row["target_scores"] = .doubles(r.targetScores)
             row["counted"] = .int(r.counted ? 1 : 0)
         }
-        try records.append(row)
+        return row
     }
 
     func appendPerplexity(condition: Int, meanNLL: Double, tokens: Int) throws {
@@ -660,93 +621,6 @@ public final class AblationRunFile {
                 metrics: [r[i], nb[i], ex[i]], prefilledTokens: pre[i], seconds: sec[i],
                 targetScores: causal ? ts[i] : [], counted: causal && counted[i] != 0)
         }.sorted { ($0.condition, $0.trialIndex) < ($1.condition, $1.trialIndex) }
-    }
-
-    func writeSummary(_ r: AblationResult) throws {
-        let C = r.conditions.count, M = AblationMetric.allCases.count, T = trials
-        let names = [
-            "trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
-            "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"
-        ]
-        for n in names + ["causal"] where try root.exists(n) { try root.remove(n) }
-        var ts = [Double](repeating: .nan, count: C * T * M)
-        for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
-        let d = try root.createDataset("trial_scores", data: ts, shape: [C, T, M])
-        try d.setAttribute("axes", ["condition", "trial", "metric"])
-        try d.setAttribute("note", "trial = index in the suite's grid (needles x lengths x depths)")
-        func put(_ name: String, _ values: [Double], _ shape: [Int], _ axes: [String]) throws {
-            let ds = try root.createDataset(name, data: values, shape: shape)
-            try ds.setAttribute("axes", axes)
-        }
-        try put("mean", r.conditions.flatMap { $0.means.map(\.estimate) }, [C, M], ["condition", "metric"])
-        try put("ci_lower", r.conditions.flatMap { $0.means.map(\.lower) }, [C, M], ["condition", "metric"])
-        try put("ci_upper", r.conditions.flatMap { $0.means.map(\.upper) }, [C, M], ["condition", "metric"])
-        let L = r.lengths.count, D = r.depths.count
-        let cells = try root.createDataset(
-            "cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
-        try cells.setAttribute("axes", ["condition", "metric", "length", "depth"])
-        try cells.setAttribute("lengths", r.lengths)
-        try cells.setAttribute("depths", r.depths)
-        if r.heldOut != nil {
-            let base = r.conditions.first { $0.condition.kind == .baseline }?.perplexity ?? .nan
-            try put("perplexity", r.conditions.map(\.perplexity), [C], ["condition"])
-            try put("mean_nll", r.conditions.map(\.meanNLL), [C], ["condition"])
-            try put("perplexity_delta", r.conditions.map { $0.perplexity - base }, [C], ["condition"])
-        }
-        func diffs(_ name: String, _ ds: [AblationDifference], _ note: String) throws {
-            guard !ds.isEmpty else { return }
-            let v = ds.flatMap {
-                [
-                    $0.result.difference.estimate, $0.result.difference.lower, $0.result.difference.upper,
-                    $0.result.pValue
-                ]
-            }
-            let x = try root.createDataset(name, data: v, shape: [ds.count, 4])
-            try x.setAttribute("axes", ["metric", "estimate_lower_upper_p"])
-            try x.setAttribute("note", note)
-        }
-        try diffs(
-            "difference_target_vs_controls", r.targetVsControls,
-            "paired bootstrap over trials of target - mean over control sets (negative: the target heads hurt more)")
-        try diffs(
-            "difference_target_vs_baseline", r.targetVsBaseline, "paired bootstrap over trials of target - baseline")
-        if let cm = r.controlMean {
-            try put(
-                "control_mean", cm.flatMap { [$0.estimate, $0.lower, $0.upper] }, [M, 3],
-                ["metric", "estimate_lower_upper"])
-        }
-        if let cs = r.causal { try writeCausal(cs, result: r) }
-        try root.setAttribute("seconds", r.seconds)
-    }
-
-    /// `/ablation/causal`: sources are the single-head conditions, baseline the baseline condition.
-    func writeCausal(_ cs: CausalScores, result r: AblationResult) throws {
-        let conds = runner.conditions
-        let singles = conds.indices.filter { conds[$0].kind == .single }
-        guard let b = conds.firstIndex(where: { $0.kind == .baseline }), !singles.isEmpty else { return }
-        let g = try root.createGroup("causal")
-        let sources = singles.map { conds[$0].heads[0].description }
-        try g.createDataset("sources", strings: sources).setAttribute("axes", ["source"])
-        try g.createDataset("targets", strings: cs.targets.map(\.description)).setAttribute("axes", ["target"])
-        try g.createDataset("baseline_scores", data: cs.scores[b], shape: [cs.targets.count]).setAttribute(
-            "axes", ["target"])
-        let m = try g.createDataset(
-            "scores", data: singles.flatMap { cs.scores[$0] }, shape: [singles.count, cs.targets.count])
-        try m.setAttribute("axes", ["source", "target"])
-        try g.createDataset("counted_trials", data: singles.map { Int64(cs.counted[$0]) }, shape: [singles.count])
-            .setAttribute("axes", ["source"])
-        try g.setAttribute("baseline_counted_trials", cs.counted[b])
-        try g.setAttribute(
-            "counted_trials_note",
-            "counted_trials[s]: of the baseline's counted trials, those still answered "
-                + "right (ROUGE-1 recall > 50) with s ablated")
-        try g.setAttribute("method", runner.options.method.description)
-        try g.setAttribute(
-            "note",
-            "scores[s][t]: retrieval score (Wu et al.'s copy rule) of target t, mean over the "
-                + "trials the baseline counts (answer right, needle located; the same trials for every source), "
-                + "with source s ablated alone (phase \(runner.options.phase.rawValue)); "
-                + "an edge s -> t in the causal graph is scores[s][t] - baseline_scores[t]")
     }
 
     // MARK: Reading

@@ -1,6 +1,28 @@
 import Foundation
 import TraceStore
 
+/// A record's place in a sweep's plan: its plan item (`ShardInfo.trials`) and, for commands
+/// with several records per item, which one (e.g. the condition of an `ablate` trial).
+public struct ShardRowKey: Hashable, Sendable, CustomStringConvertible {
+    public var item: Int
+    public var unit: Int
+    /// What the unit is called in messages ("condition"); nil: one record per item.
+    public var unitName: String?
+
+    public init(item: Int, unit: Int = 0, unitName: String? = nil) {
+        self.item = item
+        self.unit = unit
+        self.unitName = unitName
+    }
+
+    public static func == (a: ShardRowKey, b: ShardRowKey) -> Bool { a.item == b.item && a.unit == b.unit }
+    public func hash(into h: inout Hasher) {
+        h.combine(item)
+        h.combine(unit)
+    }
+    public var description: String { unitName.map { "\(item) (\($0) \(unit))" } ?? "\(item)" }
+}
+
 /// One shard run file opened for merging.
 public struct ShardSource {
     /// The path given on the command line.
@@ -110,26 +132,43 @@ public final class ShardSet {
             command: command, missingShards: missing)
     }
 
-    /// Checks the trial indices each shard recorded (`recorded[i]` for `shards[i]`): inside its
-    /// shard, in no other shard. Returns the records' global order (indices into
-    /// `(shard, row)`) following `planOrder`, and the plan's trials nobody recorded.
+    /// Checks the trial indices each shard recorded (`recorded[i]` for `shards[i]`, one record
+    /// per trial): inside its shard, in no other shard. Returns the records' global order
+    /// (indices into `(shard, row)`) following `planOrder`, and the plan's trials nobody recorded.
     public func mergeOrder(recorded: [[Int]]) throws -> (order: [(shard: Int, row: Int)], missing: [Int]) {
+        let r = try mergeRows(
+            recorded: recorded.map { $0.map { ShardRowKey(item: $0) } }, expected: planOrder.map { ShardRowKey(item: $0) })
+        return (r.order, r.missing.map(\.item).sorted())
+    }
+
+    /// The general form of `mergeOrder` for commands with several records per plan item (e.g.
+    /// `ablate`: one per trial and condition): `recorded[i]` are the keys of `shards[i]`'s rows,
+    /// `expected` every key of the plan in the order a single run writes them. Each key's item
+    /// must be one of its shard's items and no key may be recorded twice (else
+    /// `ShardError.outsideShard` / `duplicateTrial`). Returns the rows in `expected` order and the
+    /// expected keys nobody recorded.
+    public func mergeRows(
+        recorded: [[ShardRowKey]], expected: [ShardRowKey]
+    ) throws -> (order: [(shard: Int, row: Int)], missing: [ShardRowKey]) {
         precondition(recorded.count == shards.count)
-        var owner: [Int: (shard: Int, row: Int)] = [:]
-        for (si, trials) in recorded.enumerated() {
+        var owner: [ShardRowKey: (shard: Int, row: Int)] = [:]
+        for (si, keys) in recorded.enumerated() {
             let allowed = Set(shards[si].info.trials)
-            let outside = trials.filter { !allowed.contains($0) }
-            if !outside.isEmpty { throw ShardError.outsideShard(file: shards[si].path, trials: outside) }
-            for (row, t) in trials.enumerated() {
-                if let o = owner[t] {
+            let outside = keys.map(\.item).filter { !allowed.contains($0) }
+            if !outside.isEmpty {
+                throw ShardError.outsideShard(file: shards[si].path, trials: Array(Set(outside)).sorted())
+            }
+            for (row, k) in keys.enumerated() {
+                if let o = owner[k] {
                     throw ShardError.duplicateTrial(
-                        trial: t, files: o.shard == si ? [shards[si].path] : [shards[o.shard].path, shards[si].path])
+                        trial: k.description,
+                        files: o.shard == si ? [shards[si].path] : [shards[o.shard].path, shards[si].path])
                 }
-                owner[t] = (si, row)
+                owner[k] = (si, row)
             }
         }
-        let order = planOrder.compactMap { owner[$0] }
-        let missing = planOrder.filter { owner[$0] == nil }.sorted()
+        let order = expected.compactMap { owner[$0] }
+        let missing = expected.filter { owner[$0] == nil }
         return (order, missing)
     }
 

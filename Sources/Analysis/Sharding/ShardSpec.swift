@@ -41,7 +41,7 @@ public enum ShardError: LocalizedError, Equatable, Sendable {
     case foreign(file: String, key: String, have: String, want: String, reference: String)
     case duplicateShard(shard: String, files: [String])
     case missingShards(shards: [Int], count: Int, trials: [Int])
-    case duplicateTrial(trial: Int, files: [String])
+    case duplicateTrial(trial: String, files: [String])
     case incomplete(file: String, planned: Int)
     case outsideShard(file: String, trials: [Int])
     case unsupported(file: String, command: String)
@@ -79,7 +79,7 @@ public enum ShardError: LocalizedError, Equatable, Sendable {
         case .incomplete:
             return "Rerun that shard's command to resume it, or pass --allow-incomplete (lists the missing trials)."
         case .outsideShard: return "The file was edited or written by another plan; rerun that shard."
-        case .unsupported: return "Merge retrieval-heads, ablate or cite shard files."
+        case .unsupported: return "Merge retrieval-heads, ablate, cite or membership shard files."
         case .noShards: return "headlight merge SHARD.h5... -o RUN.h5"
         case .environment: return "Run under mpirun/srun, or pass --shard K/N instead of --mpi."
         }
