@@ -179,7 +179,8 @@ struct Cite: ParsableCommand {
             probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
             instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
             judge: runner.judge, seed: seed, resamples: resamples)
-        let plan = try SweepRunOptions.planDigest(plan: planLines, inputs: [probes] + (retrievalHeads.map { [$0] } ?? []))
+        let plan = try SweepRunOptions.planDigest(
+            plan: planLines, inputs: [probes] + (retrievalHeads.map { [$0] } ?? []))
         if let shard {
             try writeShard(shard, results, output: output, env: env, plan: plan, parameters: parameters, rhSet: rhSet)
             return

@@ -115,7 +115,8 @@ final class ShardMergeSweepsCLITests: XCTestCase {
 
         let cite = [
             "cite", "--probes", RetrievalCLITests.root.appendingPathComponent("probes/citation/default.jsonl").path,
-            "--limit", "6", "--resamples", "200", "--max-new-tokens", "16", "--no-progress", "--retrieval-heads", scores,
+            "--limit", "6", "--resamples", "200", "--max-new-tokens", "16", "--no-progress", "--retrieval-heads",
+            scores,
             "--top", "4"
         ]
         let (tf, tm) = try singleAndMerged("cite", cite)

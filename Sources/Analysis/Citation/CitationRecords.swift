@@ -91,7 +91,8 @@ public struct CitationRecords: Sendable {
             let item = st.ints("item")[k]
             guard item >= 0, item < items.count else {
                 throw TraceStoreError.invalidArgument(
-                    file: file, object: "\(g.name)/statements/item", detail: "row \(k) names item \(item) of \(items.count)")
+                    file: file, object: "\(g.name)/statements/item",
+                    detail: "row \(k) names item \(item) of \(items.count)")
             }
             let citations = st.strings("citations")[k].split(separator: ",").compactMap { Int($0) }
             var obs: StatementObservation?

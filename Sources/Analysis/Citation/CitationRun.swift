@@ -208,7 +208,8 @@ public final class CitationRunner {
     /// decode steps for generated answers), for `cite --shard`.
     public func tokenCosts(_ items: [CitationItem], pool: [String]? = nil) throws -> [Int] {
         try prepareAll(items, pool: pool).map {
-            ShardPlan.trialCost(promptTokens: $0.ids.count, decodeSteps: $0.mode == .generate ? options.maxNewTokens : 0)
+            ShardPlan.trialCost(
+                promptTokens: $0.ids.count, decodeSteps: $0.mode == .generate ? options.maxNewTokens : 0)
         }
     }
 

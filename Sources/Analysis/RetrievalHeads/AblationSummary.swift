@@ -259,7 +259,10 @@ extension AblationAnalysis {
             throw bad("trials", "\(trials) trials do not fill a grid of \(suite.lengths.count) x \(suite.depths.count)")
         }
         let cells = (0..<trials).map { t in
-            (length: suite.lengths[(t / suite.depths.count) % suite.lengths.count], depth: suite.depths[t % suite.depths.count])
+            (
+                length: suite.lengths[(t / suite.depths.count) % suite.lengths.count],
+                depth: suite.depths[t % suite.depths.count]
+            )
         }
         let targets = try (g.attributeIfPresent("causal_targets")?.stringsValue ?? []).map {
             try headList($0, "causal_targets")[0]

@@ -60,7 +60,8 @@ extension AblationRunFile {
         let ids = try refGroup.dataset("condition_head_ids")
         let idsCopy = try g.createDataset("condition_head_ids", data: try ids.read(Int64.self), shape: try ids.shape)
         for (k, v) in try ids.attributes() { try idsCopy.setAttribute(k, v) }
-        let records = try RecordTable(group: try g.requireGroup("records"), columns: recordColumns(causalTargets: causal))
+        let records = try RecordTable(
+            group: try g.requireGroup("records"), columns: recordColumns(causalTargets: causal))
         var merged: [AblationRecord] = []
         for (s, row) in order {
             let r = stored[s][row]

@@ -137,7 +137,8 @@ public final class ShardSet {
     /// (indices into `(shard, row)`) following `planOrder`, and the plan's trials nobody recorded.
     public func mergeOrder(recorded: [[Int]]) throws -> (order: [(shard: Int, row: Int)], missing: [Int]) {
         let r = try mergeRows(
-            recorded: recorded.map { $0.map { ShardRowKey(item: $0) } }, expected: planOrder.map { ShardRowKey(item: $0) })
+            recorded: recorded.map { $0.map { ShardRowKey(item: $0) } },
+            expected: planOrder.map { ShardRowKey(item: $0) })
         return (r.order, r.missing.map(\.item).sorted())
     }
 
