@@ -117,24 +117,9 @@ struct Ablate: ParsableCommand {
         let json = sweepRun.json
         sharding.applyThreads()
         let env = try LoadedModel.load(suite.model)
-        let contents: RetrievalRunFile.Contents
-        do { contents = try RetrievalRunFile.read(path: scores) } catch {
-            throw CLIError(
-                "cannot read --scores: \(HeadlightMain.describe(error, file: scores))",
-                hint: "pass a finished run file of `headlight retrieval-heads`")
-        }
+        let contents = try RetrievalScoresInput.read(
+            scores, option: "--scores", for: env, modelHint: "ablate with the model the scores come from")
         let c = env.model.config
-        guard contents.scores.layers == c.nLayers && contents.scores.heads == c.nHeads else {
-            throw CLIError(
-                "\(scores) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has \(c.nLayers) "
-                    + "x \(c.nHeads)",
-                hint: "use the retrieval-heads run of the same model")
-        }
-        if let sha = contents.modelSHA256, sha != (try env.sha256()) {
-            throw CLIError(
-                "\(scores) was computed with another model file (\(contents.modelFile ?? "unknown"))",
-                hint: "ablate with the model the scores come from")
-        }
         let thr = threshold ?? contents.threshold
         let target: [HeadIndex]
         let targetName: String

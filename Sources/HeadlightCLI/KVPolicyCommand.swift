@@ -150,23 +150,8 @@ struct KVPolicyCommand: ParsableCommand {
         var thr = RetrievalCopyRule.defaultHeadThreshold
         if let path = fullHeadsFrom {
             try RunFileIsolation.check(path)
-            let contents: RetrievalRunFile.Contents
-            do { contents = try RetrievalRunFile.read(path: path) } catch {
-                throw CLIError(
-                    "cannot read --full-heads-from: \(HeadlightMain.describe(error, file: path))",
-                    hint: "pass a finished run file of `headlight retrieval-heads`")
-            }
-            guard contents.scores.layers == c.nLayers && contents.scores.heads == c.nHeads else {
-                throw CLIError(
-                    "\(path) has \(contents.scores.layers) x \(contents.scores.heads) heads; the model has "
-                        + "\(c.nLayers) x \(c.nHeads)",
-                    hint: "use the retrieval-heads run of the same model")
-            }
-            if let sha = contents.modelSHA256, sha != (try env.sha256()) {
-                throw CLIError(
-                    "\(path) was computed with another model file (\(contents.modelFile ?? "unknown"))",
-                    hint: "use the retrieval-heads run of this model")
-            }
+            let contents = try RetrievalScoresInput.read(
+                path, option: "--full-heads-from", for: env, modelHint: "use the retrieval-heads run of this model")
             scores = contents.scores
             thr = contents.threshold
         }

@@ -88,23 +88,9 @@ public final class KVPolicyRunFile {
             "bytes_per_value": .int(Int64(o.bytesPerValue))
         ]
         for (k, v) in runner.attributes { attrs[k] = v }
-        let g: H5Group
-        if try file.exists(group) {
-            g = try file.group(group)
-            for (k, want) in attrs.sorted(by: { $0.key < $1.key }) {
-                let have = try g.attributeIfPresent(k)
-                if have != want {
-                    throw RetrievalHeadsError.partialMismatch(
-                        file: file.path,
-                        detail: "its \(k) (\(have.map { "\($0)" } ?? "none")) differs from this run's (\(want)); "
-                            + "delete it to start over, or rerun with the same options")
-                }
-            }
-        } else {
-            g = try file.createGroup(group)
-            try g.setAttribute("analysis", "kv_policy")
-            try g.setAttribute("analysis_version", analysisVersion)
-            for (k, v) in attrs { try g.setAttribute(k, v) }
+        let (g, created) = try SweepGroup.openOrCreate(
+            file, group, analysis: "kv_policy", version: analysisVersion, attributes: attrs)
+        if created {
             try g.setAttribute("metrics", AblationMetric.allCases.map(\.name))
             try g.setAttribute("seed", Int64(bitPattern: o.seed))
             try g.setAttribute("bootstrap_resamples", o.bootstrapResamples)
