@@ -184,8 +184,9 @@ class CausalGraph:
 
 
 @dataclass
-class Ablation(AnalysisGroup):
-    """``/ablation`` of ``headlight ablate``. Conditions index every ``condition`` axis."""
+class ConditionSweep(AnalysisGroup):
+    """What ``/ablation`` and ``/kv_policy`` share: conditions over a NIAH suite, per-decode records,
+    bootstrap means and cells. Conditions index every ``condition`` axis."""
 
     @property
     def finished(self) -> bool:
@@ -198,16 +199,6 @@ class Ablation(AnalysisGroup):
     @property
     def condition_kinds(self) -> List[str]:
         return list(self.attr("condition_kinds"))
-
-    @property
-    def condition_heads(self) -> List[List[str]]:
-        """Per condition, the ablated heads (``[]`` for the baseline)."""
-        return [[h for h in s.split(",") if h] for s in self.attr("condition_heads")]
-
-    @property
-    def condition_head_ids(self) -> np.ndarray:
-        """int64 [condition, head, layer_head], padded with -1."""
-        return self.array("condition_head_ids")
 
     @property
     def metrics(self) -> List[str]:
@@ -230,14 +221,7 @@ class Ablation(AnalysisGroup):
     ci_lower = property(lambda self: self._opt("ci_lower"), doc="[condition, metric]")
     ci_upper = property(lambda self: self._opt("ci_upper"), doc="[condition, metric]")
     cells = property(lambda self: self._opt("cells"), doc="[condition, metric, length, depth]")
-    control_mean = property(lambda self: self._opt("control_mean"), doc="[metric, estimate_lower_upper]")
-    difference_target_vs_controls = property(lambda self: self._opt("difference_target_vs_controls"),
-                                             doc="[metric, estimate_lower_upper_p]")
-    difference_target_vs_baseline = property(lambda self: self._opt("difference_target_vs_baseline"),
-                                             doc="[metric, estimate_lower_upper_p]")
     perplexity = property(lambda self: self._opt("perplexity"), doc="[condition]")
-    mean_nll = property(lambda self: self._opt("mean_nll"), doc="[condition]")
-    perplexity_delta = property(lambda self: self._opt("perplexity_delta"), doc="[condition]")
 
     @property
     def lengths(self) -> Optional[np.ndarray]:
@@ -246,6 +230,29 @@ class Ablation(AnalysisGroup):
     @property
     def depths(self) -> Optional[np.ndarray]:
         return None if "cells" not in self.arrays else np.asarray(self.array_attrs["cells"].get("depths"))
+
+
+@dataclass
+class Ablation(ConditionSweep):
+    """``/ablation`` of ``headlight ablate``."""
+
+    @property
+    def condition_heads(self) -> List[List[str]]:
+        """Per condition, the ablated heads (``[]`` for the baseline)."""
+        return [[h for h in s.split(",") if h] for s in self.attr("condition_heads")]
+
+    @property
+    def condition_head_ids(self) -> np.ndarray:
+        """int64 [condition, head, layer_head], padded with -1."""
+        return self.array("condition_head_ids")
+
+    control_mean = property(lambda self: self._opt("control_mean"), doc="[metric, estimate_lower_upper]")
+    difference_target_vs_controls = property(lambda self: self._opt("difference_target_vs_controls"),
+                                             doc="[metric, estimate_lower_upper_p]")
+    difference_target_vs_baseline = property(lambda self: self._opt("difference_target_vs_baseline"),
+                                             doc="[metric, estimate_lower_upper_p]")
+    mean_nll = property(lambda self: self._opt("mean_nll"), doc="[condition]")
+    perplexity_delta = property(lambda self: self._opt("perplexity_delta"), doc="[condition]")
 
     def summary(self) -> Dict[str, Dict[str, Tuple[float, float, float]]]:
         """condition -> metric -> (mean, CI lower, CI upper)."""
@@ -276,21 +283,8 @@ def read_ablation(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> Ab
 # MARK: /kv_policy
 
 @dataclass
-class KVPolicy(AnalysisGroup):
-    """``/kv_policy`` of ``headlight kv-policy``. Conditions index every ``condition`` axis."""
-
-    @property
-    def finished(self) -> bool:
-        return "mean" in self.arrays
-
-    @property
-    def condition_names(self) -> List[str]:
-        return list(self.attr("condition_names"))
-
-    @property
-    def condition_kinds(self) -> List[str]:
-        """baseline | uniform | retrieval | random | heads, per condition."""
-        return list(self.attr("condition_kinds"))
+class KVPolicy(ConditionSweep):
+    """``/kv_policy`` of ``headlight kv-policy``. Condition kinds: baseline | uniform | retrieval | random | heads."""
 
     @property
     def condition_rest(self) -> List[str]:
@@ -306,31 +300,10 @@ class KVPolicy(AnalysisGroup):
         return np.asarray(self.attr("condition_n"), dtype=np.int64)
 
     @property
-    def metrics(self) -> List[str]:
-        return list(self.attr("metrics"))
-
-    @property
     def memory_contexts(self) -> List[int]:
         """Contexts (tokens) of the ``kv_bytes`` columns: the run's, then 32k and 128k."""
         return [int(x) for x in self.attr("memory_contexts")]
 
-    @property
-    def records(self) -> Table:
-        return self.tables["records"]
-
-    @property
-    def perplexity_records(self) -> Optional[Table]:
-        return self.tables.get("perplexity_records")
-
-    def _opt(self, name: str) -> Optional[np.ndarray]:
-        return self.arrays.get(name)
-
-    trial_scores = property(lambda self: self._opt("trial_scores"), doc="[condition, trial, metric]")
-    mean = property(lambda self: self._opt("mean"), doc="[condition, metric]")
-    ci_lower = property(lambda self: self._opt("ci_lower"), doc="[condition, metric]")
-    ci_upper = property(lambda self: self._opt("ci_upper"), doc="[condition, metric]")
-    cells = property(lambda self: self._opt("cells"), doc="[condition, metric, length, depth]")
-    perplexity = property(lambda self: self._opt("perplexity"), doc="[condition]")
     perplexity_lower = property(lambda self: self._opt("perplexity_lower"), doc="[condition]")
     perplexity_upper = property(lambda self: self._opt("perplexity_upper"), doc="[condition]")
     kv_bytes = property(lambda self: self._opt("kv_bytes"), doc="int64 [condition, context]")
