@@ -1,5 +1,5 @@
 // Single-thread timing of the quantized matrix-vector product (hl_qmatmul, t = 1) at every
-// kernel level the CPU supports, float and int8 paths, in thread CPU time (robust on a busy
+// kernel level the CPU supports, float, int8 and int16 paths, in thread CPU time (robust on a busy
 // machine). Shapes of SmolLM2-135M: the FFN up/gate projection (1536 x 576) and down (576 x 1536).
 // Build (x86-64):
 //   S=Sources/CNative; clang -O2 -I$S/include -I/usr/include/x86_64-linux-gnu/openblas-pthread \
@@ -42,7 +42,7 @@ int main(void) {
             for (int level = 0; level < HL_KERNELS_LEVELS; level++) {
                 if (!hl_kernels_level_supported(level)) continue;
                 hl_kernels_set_level(level);
-                for (int mode = 0; mode < 2; mode++) {
+                for (int mode = 0; mode < 3; mode++) {
                     hl_qdot_set_mode(mode);
                     double med[7];
                     for (int rep = 0; rep < 7; rep++) {

@@ -840,29 +840,33 @@ int hl_kernels_level(void) {
 
 static _Atomic int g_qdot = -1;
 
-/// -1: not yet read from HEADLIGHT_QDOT; else HL_QDOT_FLOAT / HL_QDOT_INT8.
+/// -1: not yet read from HEADLIGHT_QDOT; else HL_QDOT_FLOAT / HL_QDOT_INT8 / HL_QDOT_INT16.
 ///
 /// Default float: the int8 path is 1.7x (AVX-512) to 4x (AVX2) faster per product
-/// (bench/kernels_bench.c) but quantizing the activations moves SmolLM2-135M's logits by up to
-/// ~1.3 over 25 greedy steps and changes its greedy continuations (KernelTests, ForwardTests:
-/// the fidelity bar is 1e-2 against transformers and identical continuations), so it is opt-in.
+/// (bench/kernels_bench.c) but quantizing the activations to 8 bits moves SmolLM2-135M's logits by
+/// up to ~1.3 over 25 greedy steps and changes its greedy continuations (KernelTests, ForwardTests:
+/// the fidelity bar is 1e-2 against transformers and identical continuations), so it is opt-in. The
+/// int16 path (two int8 products per block, activations to 16 bits) is opt-in as well; its
+/// measured distance from the float path is in KernelTests.
 int hl_qdot_mode(void) {
     int m = atomic_load_explicit(&g_qdot, memory_order_relaxed);
     if (m < 0) {
         const char *e = getenv("HEADLIGHT_QDOT");
-        m = e && !strcmp(e, "int8") ? HL_QDOT_INT8 : HL_QDOT_FLOAT;
+        m = e && !strcmp(e, "int8") ? HL_QDOT_INT8 : e && !strcmp(e, "int16") ? HL_QDOT_INT16 : HL_QDOT_FLOAT;
         atomic_store(&g_qdot, m);
     }
     return m;
 }
 
 int hl_qdot_set_mode(int mode) {
-    mode = mode == HL_QDOT_INT8 ? HL_QDOT_INT8 : HL_QDOT_FLOAT;
+    mode = mode == HL_QDOT_INT8 || mode == HL_QDOT_INT16 ? mode : HL_QDOT_FLOAT;
     atomic_store(&g_qdot, mode);
     return mode;
 }
 
-const char *hl_qdot_mode_name(int mode) { return mode == HL_QDOT_INT8 ? "int8" : "float"; }
+const char *hl_qdot_mode_name(int mode) {
+    return mode == HL_QDOT_INT8 ? "int8" : mode == HL_QDOT_INT16 ? "int16" : "float";
+}
 
 int hl_qdot_int8_supported(int type) { return hl_q8_block_bytes(type) != 0; }
 
@@ -871,7 +875,9 @@ const char *hl_kernels_summary(void) {
     int l = hl_kernels_level(), best = hl_kernels_max_level();
     snprintf(buf, sizeof buf, "%s%s%s%s, quantized products: %s, %d threads", hl_kernels_level_name(l),
              l == best ? "" : " (best for this CPU: ", l == best ? "" : hl_kernels_level_name(best), l == best ? "" : ")",
-             hl_qdot_mode() == HL_QDOT_INT8 ? "int8 activations" : "float",
+             hl_qdot_mode() == HL_QDOT_INT8    ? "int8 activations"
+             : hl_qdot_mode() == HL_QDOT_INT16 ? "int16 activations"
+                                               : "float",
              hl_kernels_threads());
     return buf;
 }
@@ -1098,7 +1104,9 @@ static void qmm_task(void *c, int i, int thread) {
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols, const float *x, size_t x_stride,
                 int t, float *y, size_t y_stride) {
     if (rows <= 0 || t <= 0 || !hl_qtype_supported(type) || cols % qtype_block_size(type) != 0) return;
-    if (t > HL_Q8_MAX_T && hl_qdot_mode() == HL_QDOT_INT8 && hl_qdot_int8_supported(type)) {
+    const int mode = hl_qdot_mode();
+    const int integer = mode != HL_QDOT_FLOAT && hl_qdot_int8_supported(type), two = mode == HL_QDOT_INT16;
+    if (t > HL_Q8_MAX_T && integer) {
         for (int i = 0; i < t; i += HL_Q8_MAX_T)
             hl_qmatmul(type, w, row_bytes, rows, cols, x + (size_t)i * x_stride, x_stride,
                        t - i < HL_Q8_MAX_T ? t - i : HL_Q8_MAX_T, y + (size_t)i * y_stride, y_stride);
@@ -1106,19 +1114,19 @@ void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols, c
     }
     qmm_job j = {type, rows, cols, t, rows, w, row_bytes, x_stride, y_stride, x, y, impl(), NULL};
     hl_q8_act acts[HL_Q8_MAX_T];
-    if (hl_qdot_mode() == HL_QDOT_INT8 && hl_qdot_int8_supported(type)) {
-        // The caller's scratch, per row: q [cols] int8 | d [nb] | s [nb] | isum [nb]
-        // (floats; cols is a multiple of 32, so every part stays 4-byte aligned).
+    if (integer) {
+        // The caller's scratch, per row: q [cols] int8 | q2 [cols] int8 (int16 path) | d [nb] |
+        // s [nb] | isum [nb] (floats; cols is a multiple of 32, so every part stays 4-byte aligned).
         int nb = cols / 32;
-        size_t per = (size_t)cols / 4 + 3 * (size_t)nb;
+        size_t per = (size_t)cols / (two ? 2 : 4) + 3 * (size_t)nb;
         float *buf = scratch(per * (size_t)t);
         for (int i = 0; i < t; i++) {
             float *base = buf + per * (size_t)i;
-            int8_t *q = (int8_t *)base;
-            float *d = base + cols / 4, *s = d + nb;
+            int8_t *q = (int8_t *)base, *q2 = two ? q + cols : NULL;
+            float *d = base + cols / (two ? 2 : 4), *s = d + nb;
             int32_t *isum = (int32_t *)(s + nb);
-            hl_q8_quantize(x + (size_t)i * x_stride, cols, q, d, s, isum);
-            acts[i] = (hl_q8_act){q, d, s, isum};
+            hl_q8_quantize(x + (size_t)i * x_stride, cols, q, q2, d, s, isum);
+            acts[i] = (hl_q8_act){q, q2, d, s, isum};
         }
         j.xa = acts;
     }

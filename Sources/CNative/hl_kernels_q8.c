@@ -9,16 +9,24 @@
 //   Q8_0: (d_w d_x) * sum(q_w q_x)
 // with s_x = d_x * sum(q_x). The integer sums are exact; the levels differ only in how the
 // Float32 terms are added up.
+//
+// The int16 path (HL_QDOT_INT16) keeps 16 bits per activation: v = round(x * 32512 / max|x|) as
+// 256 q + q2 with q the int8 value above and q2 the rounded remainder (|q2| <= 127), d_x =
+// max|x| / 32512, and the same formulas with sum(q_w v) = 256 sum(q_w q) + sum(q_w q2): two int8
+// dot products per block, exact in int32 (|sum| <= 32 * 128 * 32639 < 2^31). Each activation is
+// off by at most max|x| / 32512 (int8: max|x| / 254), which keeps the logits within the fidelity
+// bar where the int8 path does not.
 
 #include "hl_kernels.h"
 #include "hl_kernels_q8.h"
 
 #include <math.h>
 
-void hl_q8_quantize(const float *x, int n, int8_t *q, float *d, float *s, int32_t *isum) {
+void hl_q8_quantize(const float *x, int n, int8_t *q, int8_t *q2, float *d, float *s, int32_t *isum) {
     for (int b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
         int8_t *qb = q + 32 * b;
+        int8_t *q2b = q2 ? q2 + 32 * b : NULL;
         float amax = 0;
         for (int j = 0; j < 32; j++) {
             float a = fabsf(xb[j]);
@@ -30,25 +38,39 @@ void hl_q8_quantize(const float *x, int n, int8_t *q, float *d, float *s, int32_
         if (any_nan || amax > 3.4028234663852886e38f) {
             // Inf / NaN: zeros with a NaN scale, so every product with this block is NaN.
             memset(qb, 0, 32);
+            if (q2b) memset(q2b, 0, 32);
             d[b] = NAN;
         } else {
             const float id = amax != 0 ? 127.0f / amax : 0.0f;
             for (int j = 0; j < 32; j++) {
                 // |x * id| <= 127 (+ rounding): adding and subtracting 1.5 * 2^23 rounds half to even.
                 float v = xb[j] * id;
-                v = (v + 12582912.0f) - 12582912.0f;
-                int32_t qi = (int32_t)v;
+                float r = (v + 12582912.0f) - 12582912.0f;
+                int32_t qi = (int32_t)r;
                 qb[j] = (int8_t)qi;
+                if (q2b) {
+                    // The remainder in units of 1/256 (|v - r| <= 1/2, so |q2| <= 128 before the
+                    // clamp, which moves a value by at most one unit of d / 256).
+                    float u = (v - r) * 256.0f;
+                    int32_t lo = (int32_t)((u + 12582912.0f) - 12582912.0f);
+                    lo = lo > 127 ? 127 : lo < -127 ? -127 : lo;
+                    q2b[j] = (int8_t)lo;
+                    qi = 256 * qi + lo;
+                }
                 sum += qi;
             }
-            d[b] = amax / 127.0f;
+            d[b] = q2b ? amax / 32512.0f : amax / 127.0f;
         }
         if (s) s[b] = d[b] * (float)sum;
         if (isum) isum[b] = sum;
     }
 }
 
-void hl_quantize_q8_32(const float *x, int n, int8_t *q, float *d) { hl_q8_quantize(x, n, q, d, NULL, NULL); }
+void hl_quantize_q8_32(const float *x, int n, int8_t *q, float *d) { hl_q8_quantize(x, n, q, NULL, d, NULL, NULL); }
+
+void hl_quantize_q16_32(const float *x, int n, int8_t *q, int8_t *q2, float *d) {
+    hl_q8_quantize(x, n, q, q2, d, NULL, NULL);
+}
 
 /// sum over the block of q_w * q_x, with q_w the 4-bit values at qs (weight j: low nibble of
 /// qs[j], weight j + 16: high nibble) plus `high` (bit j of qh -> 16) for the 5-bit formats.
@@ -65,26 +87,50 @@ static inline int32_t dot_nibbles(const uint8_t *qs, uint32_t qh, int five, cons
     return s;
 }
 
-static inline float block_generic(int type, const uint8_t *blk, const int8_t *xq, float dx, float sx, int32_t xi) {
-    const float dw = hl_q8_h2f(blk);
+/// sum over the block of q_w * v for the activation values q (int8 path) or 256 q + q2 (int16).
+static inline int32_t dot_block(int type, const uint8_t *blk, const int8_t *xq, const int8_t *xq2) {
     uint32_t qh;
+    int32_t hi, lo = 0;
     switch (type) {
     case HL_Q4_0:
-        return (dw * dx) * (float)(dot_nibbles(blk + 2, 0, 0, xq) - 8 * xi);
+        hi = dot_nibbles(blk + 2, 0, 0, xq);
+        if (xq2) lo = dot_nibbles(blk + 2, 0, 0, xq2);
+        break;
     case HL_Q4_1:
-        return (dw * dx) * (float)dot_nibbles(blk + 4, 0, 0, xq) + hl_q8_h2f(blk + 2) * sx;
+        hi = dot_nibbles(blk + 4, 0, 0, xq);
+        if (xq2) lo = dot_nibbles(blk + 4, 0, 0, xq2);
+        break;
     case HL_Q5_0:
         memcpy(&qh, blk + 2, 4);
-        return (dw * dx) * (float)(dot_nibbles(blk + 6, qh, 1, xq) - 16 * xi);
+        hi = dot_nibbles(blk + 6, qh, 1, xq);
+        if (xq2) lo = dot_nibbles(blk + 6, qh, 1, xq2);
+        break;
     case HL_Q5_1:
         memcpy(&qh, blk + 4, 4);
-        return (dw * dx) * (float)dot_nibbles(blk + 8, qh, 1, xq) + hl_q8_h2f(blk + 2) * sx;
+        hi = dot_nibbles(blk + 8, qh, 1, xq);
+        if (xq2) lo = dot_nibbles(blk + 8, qh, 1, xq2);
+        break;
     default: {
         const int8_t *qw = (const int8_t *)(blk + 2);
-        int32_t s = 0;
-        for (int j = 0; j < 32; j++) s += (int32_t)qw[j] * xq[j];
-        return (dw * dx) * (float)s;
+        hi = 0;
+        for (int j = 0; j < 32; j++) hi += (int32_t)qw[j] * xq[j];
+        if (xq2)
+            for (int j = 0; j < 32; j++) lo += (int32_t)qw[j] * xq2[j];
+        break;
     }
+    }
+    return xq2 ? 256 * hi + lo : hi;
+}
+
+static inline float block_generic(int type, const uint8_t *blk, const int8_t *xq, const int8_t *xq2, float dx,
+                                  float sx, int32_t xi) {
+    const float dw = hl_q8_h2f(blk);
+    const int32_t p = dot_block(type, blk, xq, xq2);
+    switch (type) {
+    case HL_Q4_0: return (dw * dx) * (float)(p - 8 * xi);
+    case HL_Q5_0: return (dw * dx) * (float)(p - 16 * xi);
+    case HL_Q4_1: case HL_Q5_1: return (dw * dx) * (float)p + hl_q8_h2f(blk + 2) * sx;
+    default: return (dw * dx) * (float)p;
     }
 }
 
@@ -96,7 +142,8 @@ void hl_q8_rows_generic(int type, const uint8_t *w, size_t rb, int r0, int r1, i
             const uint8_t *row = w + (size_t)r * rb;
             float acc = 0;
             for (int b = 0; b < nb; b++)
-                acc += block_generic(type, row + (size_t)b * bb, x[i].q + 32 * b, x[i].d[b], x[i].s[b], x[i].isum[b]);
+                acc += block_generic(type, row + (size_t)b * bb, x[i].q + 32 * b, x[i].q2 ? x[i].q2 + 32 * b : NULL,
+                                     x[i].d[b], x[i].s[b], x[i].isum[b]);
             y[(size_t)i * ys + r] = acc;
         }
     }

@@ -8,9 +8,12 @@
 #include <string.h>
 
 /// One activation row quantized per 32-value block b: q [cols] int8 values, d [nb] scales,
-/// s [nb] = d[b] * isum[b] (Float32), isum [nb] = sum of the block's q.
+/// s [nb] = d[b] * isum[b] (Float32), isum [nb] = sum of the block's quantized values.
+/// int16 path: q2 [cols] holds the low parts of 16-bit values v = 256 q + q2 (|q2| <= 127), d is
+/// the scale of one unit of v and isum the sum of the v; the kernels form each block's integer sum
+/// as 256 sum(q_w q) + sum(q_w q2) from two int8 dot products. int8 path: q2 == NULL.
 typedef struct {
-    const int8_t *q;
+    const int8_t *q, *q2;
     const float *d, *s;
     const int32_t *isum;
 } hl_q8_act;
@@ -21,8 +24,10 @@ typedef struct {
 typedef void (*hl_q8_rows_fn)(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x,
                               int t, float *y, size_t ys);
 
-/// Quantizes x [n] (n % 32 == 0): q [n], d [n / 32], and optionally s and isum [n / 32].
-void hl_q8_quantize(const float *x, int n, int8_t *q, float *d, float *s, int32_t *isum);
+/// Quantizes x [n] (n % 32 == 0): q [n], d [n / 32], and optionally s and isum [n / 32]. With q2
+/// (non-NULL, [n]) the values are 16-bit (the int16 path, see hl_q8_act): q as without q2,
+/// q2 = the rounded remainder in units of d / 256, d = max|x| / 32512 and isum = sum(256 q + q2).
+void hl_q8_quantize(const float *x, int n, int8_t *q, int8_t *q2, float *d, float *s, int32_t *isum);
 
 /// Bytes per 32-weight block of the int8-path types (0: not covered).
 static inline int hl_q8_block_bytes(int type) {

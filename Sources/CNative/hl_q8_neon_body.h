@@ -19,9 +19,11 @@ Q8_TGT Q8_INLINE uint8x16_t Q8_FN(q8_bits)(uint32_t bits16) {
     return vandq_u8(vtstq_u8(b, vld1q_u8(sel)), vdupq_n_u8(16));
 }
 
-/// One block of one row: acc += d_w d_x * lanes; *corr += m_w s_x (Q4_1 / Q5_1).
-Q8_TGT Q8_INLINE void Q8_FN(q8_block)(const int type, const uint8_t *blk, int8x16_t x0, int8x16_t x1, float dx,
-                                      float sx, float32x4_t *acc, float *corr) {
+/// One block of one row against the activation halves x0, x1 (int8 path) or the 16-bit values
+/// 256 x + x2 (int16 path, `two`): acc += d_w d_x * lanes; *corr += m_w s_x (Q4_1 / Q5_1).
+Q8_TGT Q8_INLINE void Q8_FN(q8_block)(const int type, const int two, const uint8_t *blk, int8x16_t x0, int8x16_t x1,
+                                      int8x16_t x20, int8x16_t x21, float dx, float sx, float32x4_t *acc,
+                                      float *corr) {
     const float dw = Q8_FN(q8_h2f)(blk);
     const uint8x16_t m4 = vdupq_n_u8(15);
     int8x16_t a0, a1;
@@ -62,14 +64,16 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_block)(const int type, const uint8_t *blk, int8x1
         break;
     }
     int32x4_t p = Q8_DOT(Q8_DOT(vdupq_n_s32(0), a0, x0), a1, x1);
+    if (two) p = Q8_DOT(Q8_DOT(vshlq_n_s32(p, 8), a0, x20), a1, x21);
     *acc = vfmaq_f32(*acc, vcvtq_f32_s32(p), vdupq_n_f32(dw * dx));
 }
 
-Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
-                                          const hl_q8_act *xa, int t, float *y, size_t ys) {
+Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const uint8_t *w, size_t rb, int r0,
+                                          int r1, int nb, const hl_q8_act *xa, int t, float *y, size_t ys) {
     const int bb = hl_q8_block_bytes(type);
+    const int8x16_t zero = vdupq_n_s8(0);
     for (int i = 0; i < t; i++) {
-        const int8_t *xq = xa[i].q;
+        const int8_t *xq = xa[i].q, *xq2 = xa[i].q2;
         const float *xd = xa[i].d, *xs = xa[i].s;
         float *yi = y + (size_t)i * ys;
         int r = r0;
@@ -83,9 +87,10 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
             const uint8_t *row = w + (size_t)r * rb;
             for (int b = 0; b < nb; b++) {
                 int8x16_t x0 = vld1q_s8(xq + 32 * b), x1 = vld1q_s8(xq + 32 * b + 16);
+                int8x16_t x20 = two ? vld1q_s8(xq2 + 32 * b) : zero, x21 = two ? vld1q_s8(xq2 + 32 * b + 16) : zero;
                 for (int j = 0; j < 4; j++)
-                    Q8_FN(q8_block)(type, row + (size_t)j * rb + (size_t)b * bb, x0, x1, xd[b], xs[b], &acc[j],
-                                    &corr[j]);
+                    Q8_FN(q8_block)(type, two, row + (size_t)j * rb + (size_t)b * bb, x0, x1, x20, x21, xd[b], xs[b],
+                                    &acc[j], &corr[j]);
             }
             for (int j = 0; j < 4; j++) yi[r + j] = vaddvq_f32(acc[j]) + corr[j];
         }
@@ -95,7 +100,8 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
             const uint8_t *row = w + (size_t)r * rb;
             for (int b = 0; b < nb; b++) {
                 int8x16_t x0 = vld1q_s8(xq + 32 * b), x1 = vld1q_s8(xq + 32 * b + 16);
-                Q8_FN(q8_block)(type, row + (size_t)b * bb, x0, x1, xd[b], xs[b], &acc, &corr);
+                int8x16_t x20 = two ? vld1q_s8(xq2 + 32 * b) : zero, x21 = two ? vld1q_s8(xq2 + 32 * b + 16) : zero;
+                Q8_FN(q8_block)(type, two, row + (size_t)b * bb, x0, x1, x20, x21, xd[b], xs[b], &acc, &corr);
             }
             yi[r] = vaddvq_f32(acc) + corr;
         }
@@ -104,14 +110,21 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
 
 Q8_TGT void Q8_CAT(hl_q8_rows, Q8_SUF)(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
                                        const hl_q8_act *x, int t, float *y, size_t ys) {
+    // One instantiation per type and path, so the inner loops carry no run-time branches.
+#define Q8_CASE(T)                                                                                                     \
+    case T:                                                                                                            \
+        if (x[0].q2) Q8_FN(q8_rows_type)(T, 1, w, rb, r0, r1, nb, x, t, y, ys);                                        \
+        else Q8_FN(q8_rows_type)(T, 0, w, rb, r0, r1, nb, x, t, y, ys);                                                \
+        break;
     switch (type) {
-    case HL_Q4_0: Q8_FN(q8_rows_type)(HL_Q4_0, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q4_1: Q8_FN(q8_rows_type)(HL_Q4_1, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q5_0: Q8_FN(q8_rows_type)(HL_Q5_0, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q5_1: Q8_FN(q8_rows_type)(HL_Q5_1, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q8_0: Q8_FN(q8_rows_type)(HL_Q8_0, w, rb, r0, r1, nb, x, t, y, ys); break;
+        Q8_CASE(HL_Q4_0)
+        Q8_CASE(HL_Q4_1)
+        Q8_CASE(HL_Q5_0)
+        Q8_CASE(HL_Q5_1)
+        Q8_CASE(HL_Q8_0)
     default: hl_q8_rows_generic(type, w, rb, r0, r1, nb, x, t, y, ys); break;
     }
+#undef Q8_CASE
 }
 
 #undef Q8_CAT2

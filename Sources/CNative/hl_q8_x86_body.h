@@ -45,34 +45,43 @@ Q8_TGT Q8_INLINE __m256i Q8_FN(q8_bits)(const uint8_t *p) {
     return _mm256_and_si256(set, _mm256_set1_epi8(16));
 }
 
-/// One block of one row against the activation block xv: acc += d_w d_x * lanes; *corr += the
-/// row's offset / minimum term.
-Q8_TGT Q8_INLINE void Q8_FN(q8_block)(const int type, const uint8_t *blk, __m256i xv, float dx, float sx,
-                                      __m256 *acc, float *corr) {
+/// One block of one row against the activation block xv (int8 path) or the 16-bit values
+/// 256 xv + xv2 (int16 path, `two`): acc += d_w d_x * lanes; *corr += the row's offset / minimum
+/// term.
+Q8_TGT Q8_INLINE void Q8_FN(q8_block)(const int type, const int two, const uint8_t *blk, __m256i xv, __m256i xv2,
+                                      float dx, float sx, __m256 *acc, float *corr) {
     const float dw = Q8_FN(q8_h2f)(blk);
-    __m256i p;
+    __m256i a;
     switch (type) {
     case HL_Q4_0:
-        p = Q8_DOT(Q8_FN(q8_nibbles)(blk + 2), xv);
+        a = Q8_FN(q8_nibbles)(blk + 2);
         *corr += dw * sx;
         break;
     case HL_Q4_1:
-        p = Q8_DOT(Q8_FN(q8_nibbles)(blk + 4), xv);
+        a = Q8_FN(q8_nibbles)(blk + 4);
         *corr += Q8_FN(q8_h2f)(blk + 2) * sx;
         break;
     case HL_Q5_0:
-        p = Q8_DOT(_mm256_or_si256(Q8_FN(q8_nibbles)(blk + 6), Q8_FN(q8_bits)(blk + 2)), xv);
+        a = _mm256_or_si256(Q8_FN(q8_nibbles)(blk + 6), Q8_FN(q8_bits)(blk + 2));
         *corr += dw * sx;
         break;
     case HL_Q5_1:
-        p = Q8_DOT(_mm256_or_si256(Q8_FN(q8_nibbles)(blk + 8), Q8_FN(q8_bits)(blk + 4)), xv);
+        a = _mm256_or_si256(Q8_FN(q8_nibbles)(blk + 8), Q8_FN(q8_bits)(blk + 4));
         *corr += Q8_FN(q8_h2f)(blk + 2) * sx;
         break;
     default: {
+        // Q8_0: |q_w| as the unsigned operand, its sign moved onto the activation.
         __m256i wv = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        p = Q8_DOT8(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+        a = _mm256_sign_epi8(wv, wv);
+        xv = _mm256_sign_epi8(xv, wv);
+        if (two) xv2 = _mm256_sign_epi8(xv2, wv);
         break;
     }
+    }
+    __m256i p = type == HL_Q8_0 ? Q8_DOT8(a, xv) : Q8_DOT(a, xv);
+    if (two) {
+        __m256i p2 = type == HL_Q8_0 ? Q8_DOT8(a, xv2) : Q8_DOT(a, xv2);
+        p = _mm256_add_epi32(_mm256_slli_epi32(p, 8), p2);
     }
     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx), *acc);
 }
@@ -87,11 +96,12 @@ Q8_TGT Q8_INLINE float Q8_FN(q8_finish)(const int type, __m256 acc, float corr) 
     }
 }
 
-Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
-                                          const hl_q8_act *xa, int t, float *y, size_t ys) {
+Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const uint8_t *w, size_t rb, int r0,
+                                          int r1, int nb, const hl_q8_act *xa, int t, float *y, size_t ys) {
     const int bb = hl_q8_block_bytes(type);
+    const __m256i zero = _mm256_setzero_si256();
     for (int i = 0; i < t; i++) {
-        const int8_t *xq = xa[i].q;
+        const int8_t *xq = xa[i].q, *xq2 = xa[i].q2;
         const float *xd = xa[i].d, *xs = xa[i].s;
         float *yi = y + (size_t)i * ys;
         int r = r0;
@@ -105,8 +115,10 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
             const uint8_t *row = w + (size_t)r * rb;
             for (int b = 0; b < nb; b++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+                __m256i xv2 = two ? _mm256_loadu_si256((const __m256i *)(xq2 + 32 * b)) : zero;
                 for (int j = 0; j < 4; j++)
-                    Q8_FN(q8_block)(type, row + (size_t)j * rb + (size_t)b * bb, xv, xd[b], xs[b], &acc[j], &corr[j]);
+                    Q8_FN(q8_block)(type, two, row + (size_t)j * rb + (size_t)b * bb, xv, xv2, xd[b], xs[b], &acc[j],
+                                    &corr[j]);
             }
             for (int j = 0; j < 4; j++) yi[r + j] = Q8_FN(q8_finish)(type, acc[j], corr[j]);
         }
@@ -116,7 +128,8 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
             const uint8_t *row = w + (size_t)r * rb;
             for (int b = 0; b < nb; b++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
-                Q8_FN(q8_block)(type, row + (size_t)b * bb, xv, xd[b], xs[b], &acc, &corr);
+                __m256i xv2 = two ? _mm256_loadu_si256((const __m256i *)(xq2 + 32 * b)) : zero;
+                Q8_FN(q8_block)(type, two, row + (size_t)b * bb, xv, xv2, xd[b], xs[b], &acc, &corr);
             }
             yi[r] = Q8_FN(q8_finish)(type, acc, corr);
         }
@@ -125,14 +138,21 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const uint8_t *w, size
 
 Q8_TGT void Q8_CAT(hl_q8_rows, Q8_SUF)(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
                                        const hl_q8_act *x, int t, float *y, size_t ys) {
+    // One instantiation per type and path, so the inner loops carry no run-time branches.
+#define Q8_CASE(T)                                                                                                     \
+    case T:                                                                                                            \
+        if (x[0].q2) Q8_FN(q8_rows_type)(T, 1, w, rb, r0, r1, nb, x, t, y, ys);                                        \
+        else Q8_FN(q8_rows_type)(T, 0, w, rb, r0, r1, nb, x, t, y, ys);                                                \
+        break;
     switch (type) {
-    case HL_Q4_0: Q8_FN(q8_rows_type)(HL_Q4_0, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q4_1: Q8_FN(q8_rows_type)(HL_Q4_1, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q5_0: Q8_FN(q8_rows_type)(HL_Q5_0, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q5_1: Q8_FN(q8_rows_type)(HL_Q5_1, w, rb, r0, r1, nb, x, t, y, ys); break;
-    case HL_Q8_0: Q8_FN(q8_rows_type)(HL_Q8_0, w, rb, r0, r1, nb, x, t, y, ys); break;
+        Q8_CASE(HL_Q4_0)
+        Q8_CASE(HL_Q4_1)
+        Q8_CASE(HL_Q5_0)
+        Q8_CASE(HL_Q5_1)
+        Q8_CASE(HL_Q8_0)
     default: hl_q8_rows_generic(type, w, rb, r0, r1, nb, x, t, y, ys); break;
     }
+#undef Q8_CASE
 }
 
 #undef Q8_CAT2

@@ -32,6 +32,7 @@ public enum HeadlightMain {
     public static func run(_ arguments: [String]? = nil) -> Never {
         do {
             let args = NegativeNumberArguments.attach(arguments ?? Array(CommandLine.arguments.dropFirst()))
+            try ComputeThreads.applyEnvironment()
             var command = try Headlight.parseAsRoot(args)
             try command.run()
             Foundation.exit(0)

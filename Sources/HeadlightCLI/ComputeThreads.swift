@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Inference
 
@@ -20,5 +21,27 @@ enum ComputeThreads {
             }
         }
         return nil
+    }
+
+    /// Applies HEADLIGHT_THREADS (the default `--threads` of every command) and checks the other
+    /// kernel variables, HEADLIGHT_QDOT (float|int8|int16) and HEADLIGHT_KERNELS (a level name),
+    /// so that a mistyped value is an error naming the variable instead of a silent default.
+    static func applyEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws {
+        if let raw = env["HEADLIGHT_THREADS"], !raw.isEmpty {
+            guard let n = Int(raw), n >= 1 else {
+                throw ValidationError("HEADLIGHT_THREADS must be a whole number >= 1 (got '\(raw)')")
+            }
+            apply(n)
+        }
+        if let raw = env["HEADLIGHT_QDOT"], !raw.isEmpty,
+            KernelConfig.QuantizedProducts(rawValue: raw) == nil
+        {
+            let names = KernelConfig.QuantizedProducts.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("HEADLIGHT_QDOT must be one of \(names) (got '\(raw)')")
+        }
+        if let raw = env["HEADLIGHT_KERNELS"], !raw.isEmpty, !KernelConfig.levelNames.contains(raw), raw != "scalar" {
+            throw ValidationError(
+                "HEADLIGHT_KERNELS must be one of \(KernelConfig.levelNames.joined(separator: ", ")) (got '\(raw)')")
+        }
     }
 }

@@ -1,8 +1,9 @@
 // Cross-level check of the native kernels in plain C, for machines where the Swift test suite
 // cannot run (aarch64 under qemu-user): every kernel level the CPU supports against a Double
-// reference (quantized products, float and int8 paths) and against the generic level
+// reference (quantized products: float, int8 and int16 paths) and against the generic level
 // (attention). See README.md for the build commands. Exit status 1 on any failure.
 #include "hl_kernels.h"
+#include "hl_kernels_q8.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -106,38 +107,52 @@ static void check_qmatmul(int type, int rows, int cols) {
     for (int t = 1; t <= 5; t += 2) {
         float *x = malloc(sizeof(float) * t * cols), *y = malloc(sizeof(float) * t * rows);
         for (int i = 0; i < t * cols; i++) x[i] = uniform(-1, 1) * (i % 7 == 0 ? 4.0f : 1.0f);
-        int8_t *xq = malloc((size_t)t * cols);
-        float *xd = malloc(sizeof(float) * t * nb);
+        int8_t *xq = malloc((size_t)t * cols), *yq = malloc((size_t)t * cols), *yq2 = malloc((size_t)t * cols);
+        float *xd = malloc(sizeof(float) * t * nb), *yd = malloc(sizeof(float) * t * nb);
         hl_quantize_q8_32(x, t * cols, xq, xd);
-        for (int mode = 0; mode < 2; mode++) {
+        hl_q8_quantize(x, t * cols, yq, yq2, yd, NULL, NULL);
+        for (int mode = 0; mode < 3; mode++) {
             hl_qdot_set_mode(mode);
             for (int level = 0; level < HL_KERNELS_LEVELS; level++) {
                 if (!hl_kernels_level_supported(level)) continue;
                 hl_kernels_set_level(level);
                 hl_qmatmul(type, w, (size_t)nb * bb, rows, cols, x, cols, t, y, rows);
-                double worst = 0;
+                double worst = 0, worst_bound = 0;
                 for (int i = 0; i < t; i++)
                     for (int r = 0; r < rows; r++) {
-                        double ref = 0, mag = 0, wq[32];
+                        double ref = 0, mag = 0, exact = 0, bound = 0, wq[32];
                         for (int b = 0; b < nb; b++) {
                             dequant(type, w + ((size_t)r * nb + b) * bb, wq);
+                            double amax = 0, wsum = 0;
                             for (int j = 0; j < 32; j++) {
                                 int c = 32 * b + j;
-                                double xv = mode ? xd[i * nb + b] * xq[i * cols + c] : x[i * cols + c];
+                                double xv = mode == HL_QDOT_INT8    ? xd[i * nb + b] * xq[i * cols + c]
+                                            : mode == HL_QDOT_INT16 ? yd[i * nb + b] * (256.0 * yq[i * cols + c] +
+                                                                                        yq2[i * cols + c])
+                                                                    : x[i * cols + c];
                                 ref += wq[j] * xv;
                                 mag += fabs(wq[j] * xv);
+                                exact += wq[j] * x[i * cols + c];
+                                amax = fmax(amax, fabs(x[i * cols + c]));
+                                wsum += fabs(wq[j]);
                             }
+                            bound += amax / (mode == HL_QDOT_INT16 ? 32512.0 : 254.0) * wsum;
                         }
                         double e = fabs(y[i * rows + r] - ref) / (mag > 1e-30 ? mag : 1e-30);
                         if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+                        // The documented bound against the unquantized activations (hl_qmatmul).
+                        if (mode != HL_QDOT_FLOAT) {
+                            double eb = fabs(y[i * rows + r] - exact) / (bound + 1e-5 * mag);
+                            if (!(eb <= worst_bound)) worst_bound = isnan(eb) ? INFINITY : eb;
+                        }
                     }
-                int ok = worst <= 1e-5;
+                int ok = worst <= 1e-5 && worst_bound <= 1;
                 failures += !ok;
                 printf("%-4s qmatmul %s %dx%d %-5s t %d: max error / magnitude %.2e %s\n", ok ? "ok" : "FAIL",
                        type_name(type), rows, cols, hl_qdot_mode_name(mode), t, worst, hl_kernels_level_name(level));
             }
         }
-        free(x); free(y); free(xq); free(xd);
+        free(x); free(y); free(xq); free(xd); free(yq); free(yq2); free(yd);
     }
     free(w);
 }

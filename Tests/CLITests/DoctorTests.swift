@@ -143,6 +143,20 @@ final class DoctorTests: XCTestCase {
 
     // MARK: - SHA-256
 
+    /// The kernel environment variables: HEADLIGHT_THREADS and HEADLIGHT_QDOT show in the kernel
+    /// summary; a mistyped value of any of the three is a usage error naming the variable.
+    func testKernelEnvironmentVariables() throws {
+        let run = try doctor(["doctor", "--quick"], env: ["HEADLIGHT_THREADS": "1", "HEADLIGHT_QDOT": "int16"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let line = try XCTUnwrap(run.stdout.split(separator: "\n").first { $0.hasPrefix("native kernels:") })
+        XCTAssertTrue(line.contains("int16 activations") && line.contains("1 threads"), String(line))
+        for (key, value) in [("HEADLIGHT_THREADS", "0"), ("HEADLIGHT_QDOT", "int4"), ("HEADLIGHT_KERNELS", "avx9")] {
+            let bad = try doctor(["doctor", "--quick"], env: [key: value])
+            XCTAssertEqual(bad.status, 2, "\(key)=\(value)")
+            XCTAssertTrue(bad.stderr.contains(key) && bad.stderr.contains(value), bad.stderr)
+        }
+    }
+
     func testSHA256Vectors() {
         XCTAssertEqual(SHA256.hash(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(

@@ -65,26 +65,35 @@ int hl_qtype_supported(int type);
 ///   llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends: per block (d_w d_x) * sum(q_w q_x), plus
 ///   m_w * d_x * sum(q_x) for the formats with a minimum. The error against the float path is
 ///   bounded by sum over blocks of (max|x_b| / 254) * sum_{c in b} |W[r, c]| (plus float rounding).
+/// - int16 (same types): x to 16 bits per 32-value block, multiplied as two int8 dot products;
+///   the bound becomes sum over blocks of (max|x_b| / 32512) * sum_{c in b} |W[r, c]|.
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,
                 const float *x, size_t x_stride, int t, float *y, size_t y_stride);
 
-/// Arithmetic of the quantized products: HL_QDOT_FLOAT (the reference) or HL_QDOT_INT8.
-/// Default: HEADLIGHT_QDOT=float|int8 at first use, else float. The int8 path is 1.7-4x faster
-/// per product but fails the model-fidelity bar (logits within 1e-2 of transformers, identical
-/// greedy continuations) on SmolLM2-135M, so it is opt-in (see hl_kernels.c, hl_qdot_mode).
-enum { HL_QDOT_FLOAT = 0, HL_QDOT_INT8 = 1 };
+/// Arithmetic of the quantized products: HL_QDOT_FLOAT (the reference), HL_QDOT_INT8 or
+/// HL_QDOT_INT16 (activations to 16 bits per 32-value block, as two int8 dot products; see
+/// hl_kernels_q8.c). Default: HEADLIGHT_QDOT=float|int8|int16 at first use, else float. The int8
+/// path is 1.7-4x faster per product but fails the model-fidelity bar (logits within 1e-2 of
+/// transformers, identical greedy continuations) on SmolLM2-135M, so it is opt-in (see
+/// hl_kernels.c, hl_qdot_mode).
+enum { HL_QDOT_FLOAT = 0, HL_QDOT_INT8 = 1, HL_QDOT_INT16 = 2 };
 int hl_qdot_mode(void);
-/// Sets the mode (0 or 1); returns the mode now active.
+/// Sets the mode (0, 1 or 2); returns the mode now active.
 int hl_qdot_set_mode(int mode);
-/// "float" or "int8".
+/// "float", "int8" or "int16".
 const char *hl_qdot_mode_name(int mode);
-/// Whether the int8 path covers ggml type `type`.
+/// Whether the int8 and int16 paths cover ggml type `type`.
 int hl_qdot_int8_supported(int type);
 
 /// The int8 activation quantizer of the int8 path (n a multiple of 32): per block b of 32 values,
 /// d[b] = max|x| / 127 and q = round-half-even(x * 127 / max|x|) in [-127, 127] (q = 0, d = 0 for
 /// an all-zero block; d = NaN when the block holds an Inf or NaN). The same on every level.
 void hl_quantize_q8_32(const float *x, int n, int8_t *q, float *d);
+/// The activation quantizer of the int16 path (n a multiple of 32): per block b, the 16-bit values
+/// v = 256 q + q2 with q as hl_quantize_q8_32 gives, q2 the rounded remainder in units of 1/256
+/// (clamped to [-127, 127]), and d[b] = max|x| / 32512, so that x ~ d[b] * v (each value off by at
+/// most max|x| / 32512).
+void hl_quantize_q16_32(const float *x, int n, int8_t *q, int8_t *q2, float *d);
 
 /// C[m, n] = A[m, k] · B[n, k]ᵀ (row-major sgemm, no transposes of A), split over the kernel pool
 /// by columns with OpenBLAS held to one thread during the call (one pool for all parallel work,

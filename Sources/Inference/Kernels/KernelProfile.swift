@@ -98,14 +98,35 @@ public enum KernelConfig {
     /// "avx512-vnni", "avx512", "avx2-vnni", "avx2", "neon-dotprod", "neon" or "generic": the
     /// instruction set the kernels run with (HEADLIGHT_KERNELS lowers it).
     public static var level: String { String(cString: hl_kernels_level_name(hl_kernels_level())) }
+    /// Every level's name (HEADLIGHT_KERNELS accepts these; a level the CPU lacks falls back to the
+    /// best one below it).
+    public static var levelNames: [String] {
+        (0..<Int32(HL_KERNELS_LEVELS)).map { String(cString: hl_kernels_level_name($0)) }
+    }
     /// The active kernel set in one line (level, arithmetic of the quantized products, threads),
     /// for `headlight doctor`.
     public static var summary: String { String(cString: hl_kernels_summary()) }
-    /// Quantized products on int8-quantized activations (true) or on Float32 activations, the
-    /// reference (HEADLIGHT_QDOT=float|int8; see hl_qmatmul).
-    public static var int8Activations: Bool {
-        get { hl_qdot_mode() == Int32(HL_QDOT_INT8) }
-        set { _ = hl_qdot_set_mode(Int32(newValue ? HL_QDOT_INT8 : HL_QDOT_FLOAT)) }
+    /// Arithmetic of the quantized products (HEADLIGHT_QDOT; see hl_qmatmul).
+    public enum QuantizedProducts: String, CaseIterable, Sendable {
+        /// Float32 activations times the exactly decoded weights: the reference.
+        case float
+        /// Activations quantized to 8 bits per 32-value block, integer dot products (llama.cpp's).
+        case int8
+        /// Activations quantized to 16 bits per 32-value block, as two int8 dot products.
+        case int16
+
+        var code: Int32 {
+            switch self {
+            case .float: Int32(HL_QDOT_FLOAT)
+            case .int8: Int32(HL_QDOT_INT8)
+            case .int16: Int32(HL_QDOT_INT16)
+            }
+        }
+    }
+    /// The active arithmetic of the quantized products.
+    public static var quantizedProducts: QuantizedProducts {
+        get { QuantizedProducts.allCases.first { $0.code == hl_qdot_mode() } ?? .float }
+        set { _ = hl_qdot_set_mode(newValue.code) }
     }
     /// Threads of the kernel pool (the caller included).
     public static var threads: Int {

@@ -21,6 +21,8 @@ import XCTest
 ///   sum_{c in b} |W[r,c]| (each |x_c - x~_c| <= d_b / 2 = max|x_b| / 254), times 1 + 1e-4,
 ///   plus 1e-5 * sum |W x|; (3) the x86 integer kernels (vpmaddubsw+vpmaddwd and vpdpbusd form
 ///   the same int32 lanes) agree bit for bit with each other.
+/// - Quantized products, int16 path: the same three checks with x~ = d_b (256 q + q2)
+///   (hl_quantize_q16_32) and the bound max_{c in b} |x_c| / 32512 per value.
 /// - Attention: 1e-5 absolute on z and on observed probability rows (inputs in [-1, 1], so
 ///   |z| <= 1), blocked and decode kernels vs. the materializing reference and vs. Double.
 final class KernelTests: XCTestCase {
@@ -161,9 +163,16 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(d[0].isNaN, "a NaN in the block gives a NaN scale")
     }
 
-    func testInt8QuantizedMatmul() throws {
-        var rng = SeededGenerator(seed: 43)
-        _ = hl_qdot_set_mode(Int32(HL_QDOT_INT8))
+    func testInt8QuantizedMatmul() throws { try checkIntegerQuantizedMatmul(sixteenBits: false) }
+
+    /// The int16 path: the same checks with the 16-bit activations (reference x~ = d_b (256 q +
+    /// q2) from hl_quantize_q16_32, bound max|x_b| / 32512 per value).
+    func testInt16QuantizedMatmul() throws { try checkIntegerQuantizedMatmul(sixteenBits: true) }
+
+    private func checkIntegerQuantizedMatmul(sixteenBits: Bool) throws {
+        var rng = SeededGenerator(seed: sixteenBits ? 44 : 43)
+        _ = hl_qdot_set_mode(Int32(sixteenBits ? HL_QDOT_INT16 : HL_QDOT_INT8))
+        let path = sixteenBits ? "int16" : "int8"
         for type in Self.int8Types {
             XCTAssertNotEqual(hl_qdot_int8_supported(Int32(type.rawValue)), 0, type.name)
             let cols = 320, nb = cols / 32
@@ -177,7 +186,12 @@ final class KernelTests: XCTestCase {
                     // Activations with a few large values per block, as in real residual streams.
                     let x = (0..<(t * cols)).map { i in Float.random(in: -1...1, using: &rng) * (i % 29 == 0 ? 6 : 1) }
                     var xq = [Int8](repeating: 0, count: t * cols), xd = [Float](repeating: 0, count: t * nb)
-                    hl_quantize_q8_32(x, Int32(t * cols), &xq, &xd)
+                    var xq2 = xq
+                    if sixteenBits {
+                        hl_quantize_q16_32(x, Int32(t * cols), &xq, &xq2, &xd)
+                    } else {
+                        hl_quantize_q8_32(x, Int32(t * cols), &xq, &xd)
+                    }
                     var refQ = [Double](repeating: 0, count: t * rows), magQ = refQ, refF = refQ, magF = refQ
                     var bound = refQ
                     for i in 0..<t {
@@ -187,7 +201,11 @@ final class KernelTests: XCTestCase {
                                 var amax = 0.0, wabs = 0.0
                                 for c in (32 * b)..<(32 * b + 32) {
                                     let wv = Double(w.data[r * cols + c]), xv = Double(x[i * cols + c])
-                                    let xt = Double(xd[i * nb + b]) * Double(xq[i * cols + c])
+                                    let v =
+                                        sixteenBits
+                                        ? 256 * Double(xq[i * cols + c]) + Double(xq2[i * cols + c])
+                                        : Double(xq[i * cols + c])
+                                    let xt = Double(xd[i * nb + b]) * v
                                     sq += wv * xt
                                     aq += abs(wv * xt)
                                     sf += wv * xv
@@ -195,7 +213,7 @@ final class KernelTests: XCTestCase {
                                     amax = max(amax, abs(xv))
                                     wabs += abs(wv)
                                 }
-                                bnd += amax / 254 * wabs
+                                bnd += amax / (sixteenBits ? 32512 : 254) * wabs
                             }
                             let j = i * rows + r
                             refQ[j] = sq
@@ -205,7 +223,7 @@ final class KernelTests: XCTestCase {
                             bound[j] = bnd * (1 + 1e-4) + 1e-5 * af
                         }
                     }
-                    var x86Int8: [Float]?
+                    var x86First: [Float]?
                     for level in levels {
                         _ = hl_kernels_set_level(level)
                         var y = [Float](repeating: .nan, count: t * rows)
@@ -221,15 +239,15 @@ final class KernelTests: XCTestCase {
                             worstQ = max(worstQ, Self.finite(abs(Double(y[j]) - refQ[j]) / max(magQ[j], 1e-30)))
                             worstF = max(worstF, Self.finite(abs(Double(y[j]) - refF[j]) / max(bound[j], 1e-30)))
                         }
-                        let label = "\(type.name) rows \(rows) t \(t) level \(Self.name(level))"
+                        let label = "\(path) \(type.name) rows \(rows) t \(t) level \(Self.name(level))"
                         XCTAssertLessThanOrEqual(worstQ, 1e-5, "vs quantized-activation reference, \(label)")
                         XCTAssertLessThanOrEqual(worstF, 1, "vs float reference (fraction of the bound), \(label)")
                         let x86 = [HL_KERNELS_AVX2, HL_KERNELS_AVX2_VNNI, HL_KERNELS_AVX512, HL_KERNELS_AVX512_VNNI]
                         if x86.contains(Int(level)) {
-                            if let first = x86Int8 {
-                                XCTAssertEqual(y, first, "x86 int8 kernels bit for bit, \(label)")
+                            if let first = x86First {
+                                XCTAssertEqual(y, first, "x86 integer kernels bit for bit, \(label)")
                             } else {
-                                x86Int8 = y
+                                x86First = y
                             }
                         }
                     }
@@ -463,7 +481,9 @@ final class KernelTests: XCTestCase {
     /// everywhere: same tokens, logits within 1e-3 (summation order only). Then the int8 path,
     /// teacher-forced on those tokens (its own greedy choices may differ, see hl_qdot_mode): logits
     /// within 3 of the Float32 ones at every step (measured: ~1.3 with the generic kernel; the bound
-    /// catches broken kernels, it is not a fidelity claim). Printed: the max differences.
+    /// catches broken kernels, it is not a fidelity claim). Then the int16 path on its own greedy
+    /// choices: the same tokens as the float path and logits within 1e-2 of it at every step (the
+    /// fidelity bar). Printed: the max differences.
     func testQuantizedDecodeMatchesFloatPathOnDefaultModel() throws {
         let path = ForwardTests.defaultModelPath
         guard FileManager.default.fileExists(atPath: path.path) else { throw XCTSkip("no default model") }
@@ -501,11 +521,17 @@ final class KernelTests: XCTestCase {
         let i8 = try run(8, forced: f.tokens)
         let worstInt8 = worstDiff(f.logits, i8.logits)
         XCTAssertLessThanOrEqual(worstInt8, 3)
+        _ = hl_qdot_set_mode(Int32(HL_QDOT_INT16))
+        let i16 = try run(8)
+        XCTAssertEqual(i16.tokens, f.tokens, "int16 path: same greedy continuation")
+        let worstInt16 = worstDiff(f.logits, i16.logits)
+        XCTAssertLessThanOrEqual(worstInt16, 1e-2)
+        _ = hl_qdot_set_mode(Int32(HL_QDOT_FLOAT))
         print(
             String(
-                format: "quantized vs f32 decode: max |logit diff| %.3e (float path), %.3e (int8 path, teacher-forced) "
-                    + "over %d steps (kernels %@, %d threads)", worstFloat, worstInt8, f.logits.count,
-                KernelConfig.level,
-                KernelConfig.threads))
+                format:
+                    "quantized vs f32 decode: max |logit diff| %.3e (float path), %.3e (int8 path, teacher-forced), "
+                    + "%.3e (int16 path, own greedy tokens) over %d steps (kernels %@, %d threads)", worstFloat,
+                worstInt8, worstInt16, f.logits.count, KernelConfig.level, KernelConfig.threads))
     }
 }
