@@ -15,13 +15,13 @@ import TraceStore
 //   /sparsity_profile/rows                int64 [length]: rows averaged per head
 //   /sparsity_profile/offsets             int64 [length, sample]: token offsets of the windows
 //   /sparsity_profile/seconds             float64 [length]
-//   (version 2) <each of the five above>_lower, _upper: its percentile-bootstrap bounds over the
+//   (since the CIs) <each of the five above>_lower, _upper: its percentile-bootstrap bounds over the
 //   samples (same shape; NaN with one sample); median_head float64 [length, series, 3] (estimate,
 //   lower, upper of the median over heads; @series names); @bootstrap_resamples, @level, @ci_rule
 
 public enum SparsityRunFile {
     public static let group = "sparsity_profile"
-    public static let analysisVersion = 2
+    public static let analysisVersion = 1
     public static let rule =
         "per head, averaged over the last `queries` positions of `samples` windows of each length cut from the text: "
         + "top-k share = sum of the k largest attention probabilities of the row; entropy = -sum p ln p (nats); "
@@ -114,7 +114,7 @@ public enum SparsityRunFile {
         /// [length][window][layer * heads + head]
         public var streamingMass: [[[Double]]]
         public var seconds: [Double]
-        /// Version 2: bootstrap bounds per length (nil in version-1 files).
+        /// Bootstrap bounds per length (nil in files written before the CIs).
         public var lower: [SparsityStats]?
         public var upper: [SparsityStats]?
         /// [length][series]: median over heads (estimate, lower, upper); `seriesNames` names the series.
