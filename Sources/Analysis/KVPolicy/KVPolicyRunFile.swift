@@ -269,13 +269,7 @@ public final class KVPolicyRunFile {
             lengths: [], depths: [])
         guard finished else { return c }
         func matrix(_ name: String, _ shape: [Int]) throws -> Matrix { try reader.matrix(name, shape)! }
-        let s = try reader.scores(metrics: M)
-        c.mean = s.mean
-        c.ciLower = s.lower
-        c.ciUpper = s.upper
-        c.cells = s.cells
-        c.lengths = s.lengths
-        c.depths = s.depths
+        try reader.readScores(into: &c, metrics: M)
         c.perplexity = try matrix("perplexity", [C]).values
         c.perplexityLower = try matrix("perplexity_lower", [C]).values
         c.perplexityUpper = try matrix("perplexity_upper", [C]).values

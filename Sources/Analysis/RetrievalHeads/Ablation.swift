@@ -644,13 +644,7 @@ public final class AblationRunFile {
             trials: try g.intAttribute("trials"), perplexityTokens: try g.intAttribute("perplexity_tokens"),
             causalTargets: causalTargets, records: records, finished: finished, lengths: [], depths: [])
         guard finished else { return c }
-        let s = try reader.scores(metrics: M)
-        c.mean = s.mean
-        c.ciLower = s.lower
-        c.ciUpper = s.upper
-        c.cells = s.cells
-        c.lengths = s.lengths
-        c.depths = s.depths
+        try reader.readScores(into: &c, metrics: M)
         let passage = c.perplexityTokens > 0
         c.perplexity = try matrix("perplexity", [C], required: passage)?.values
         c.perplexityDelta = try matrix("perplexity_delta", [C], required: passage)?.values

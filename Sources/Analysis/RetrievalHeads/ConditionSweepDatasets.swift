@@ -12,6 +12,20 @@ public struct SweepMatrix: Sendable {
     }
 }
 
+/// The score summary fields of a sweep group's reader (`AblationRunFile.Contents`,
+/// `KVPolicyRunFile.Contents`), filled by `ConditionSweepDatasets.Reader.readScores`.
+protocol SweepScoreContents {
+    var mean: SweepMatrix? { get set }
+    var ciLower: SweepMatrix? { get set }
+    var ciUpper: SweepMatrix? { get set }
+    var cells: SweepMatrix? { get set }
+    var lengths: [Int] { get set }
+    var depths: [Double] { get set }
+}
+
+extension AblationRunFile.Contents: SweepScoreContents {}
+extension KVPolicyRunFile.Contents: SweepScoreContents {}
+
 /// What the `/ablation` and `/kv_policy` groups share, written and read in one place: the score
 /// summary of a condition sweep (`trial_scores` [condition, trial, metric]; `mean`, `ci_lower`,
 /// `ci_upper` [condition, metric]; `cells` [condition, metric, length, depth] with @lengths,
@@ -88,20 +102,17 @@ enum ConditionSweepDatasets {
             return SweepMatrix(shape: shape, values: shape.contains(0) ? [] : try ds.read(Double.self))
         }
 
-        /// mean, ci_lower, ci_upper [C, M] and cells [C, M, L, D] with the grid's lengths and depths.
-        func scores(
-            metrics M: Int
-        ) throws -> (
-            mean: SweepMatrix, lower: SweepMatrix, upper: SweepMatrix, cells: SweepMatrix, lengths: [Int],
-            depths: [Double]
-        ) {
+        /// Fills `c` with mean, ci_lower, ci_upper [C, M] and cells [C, M, L, D] with the grid's lengths
+        /// and depths.
+        func readScores<Contents: SweepScoreContents>(into c: inout Contents, metrics M: Int) throws {
             let C = names.count
             let cells = try group.dataset("cells")
-            let lengths = try cells.intsAttribute("lengths"), depths = try cells.doublesAttribute("depths")
-            return (
-                try matrix("mean", [C, M])!, try matrix("ci_lower", [C, M])!, try matrix("ci_upper", [C, M])!,
-                try matrix("cells", [C, M, lengths.count, depths.count])!, lengths, depths
-            )
+            c.lengths = try cells.intsAttribute("lengths")
+            c.depths = try cells.doublesAttribute("depths")
+            c.mean = try matrix("mean", [C, M])
+            c.ciLower = try matrix("ci_lower", [C, M])
+            c.ciUpper = try matrix("ci_upper", [C, M])
+            c.cells = try matrix("cells", [C, M, c.lengths.count, c.depths.count])
         }
     }
 }
