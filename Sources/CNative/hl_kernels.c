@@ -1046,6 +1046,8 @@ static void hl_parallel_ex(int n, hl_task_fn fn, void *ctx, int blas1) {
 
 static void hl_parallel(int n, hl_task_fn fn, void *ctx) { hl_parallel_ex(n, fn, ctx, 0); }
 
+void hl_parallel_blas1(int n, void (*fn)(void *ctx, int i, int thread), void *ctx) { hl_parallel_ex(n, fn, ctx, 1); }
+
 // MARK: - Thread-local scratch
 
 static pthread_key_t scratch_key;
@@ -1189,6 +1191,7 @@ typedef struct {
     int t, p, h, hkv, g, dh, bq, bk, nqb, window;
     float scale;
     const hl_impl *im;
+    const unsigned char *skip; // [hkv] nonzero: the KV group's query heads are not computed (NULL: none)
 } attn_job;
 
 static void attn_task(void *c, int task, int thread) {
@@ -1197,6 +1200,7 @@ static void attn_task(void *c, int task, int thread) {
     const int dh = j->dh, G = j->g, bk = j->bk;
     const int qs = j->h * dh, kvs = j->hkv * dh;
     int grp = task / j->nqb, qb = task % j->nqb;
+    if (j->skip && j->skip[grp]) return;
     int t0 = qb * j->bq, bq = j->t - t0 < j->bq ? j->t - t0 : j->bq;
     int R = G * bq;
     // scratch: Qp [R, dh] | S [R, bk] | O [R, dh] | m [R] | l [R] | valid [R]
@@ -1270,6 +1274,11 @@ void hl_attention_prefill(const float *q, const float *k, const float *v, float 
 
 void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
                                  int hkv, int dh, float scale, int window) {
+    hl_attention_prefill_skip(q, k, v, z, t, p, h, hkv, dh, scale, window, NULL);
+}
+
+void hl_attention_prefill_skip(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
+                               int hkv, int dh, float scale, int window, const unsigned char *skip) {
     if (t <= 0) return;
     int G = h / hkv;
     // Tiles: ~384 query rows (G heads x bq queries) against 512 keys; measured on Zen 5 with
@@ -1281,7 +1290,9 @@ void hl_attention_prefill_window(const float *q, const float *k, const float *v,
     int threads = hl_kernels_threads();
     // Short chunks: smaller query blocks so that every thread gets work items.
     while (g_tile_q <= 0 && bq > 16 && hkv * ((t + bq - 1) / bq) < 3 * threads) bq /= 2;
-    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0, scale, impl()};
+    // The tiling depends on hkv only (not on `skip`), so the groups computed get the same bits as without it.
+    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0, scale, impl(),
+                  skip};
     hl_parallel_ex(hkv * j.nqb, attn_task, &j, 1);
 }
 
@@ -1294,12 +1305,14 @@ typedef struct {
     float scale;
     float *part;   // [hkv * nsplit][G][dh + 2]
     const hl_impl *im;
+    const unsigned char *skip; // [hkv] nonzero: not computed (NULL: none)
 } dec_job;
 
 static void dec_task(void *c, int task, int thread) {
     (void)thread;
     dec_job *j = c;
     int G = j->h / j->hkv, g = task / j->nsplit, sp = task % j->nsplit, stride = j->hkv * j->dh;
+    if (j->skip && j->skip[g]) return;
     int k0 = sp * j->splitlen, k1 = k0 + j->splitlen > j->s ? j->s : k0 + j->splitlen;
     float *part = j->part + (size_t)task * G * (j->dh + 2);
     if (k1 <= k0) {
@@ -1314,6 +1327,11 @@ static void dec_task(void *c, int task, int thread) {
 
 void hl_attention_decode(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv, int dh,
                          float scale) {
+    hl_attention_decode_skip(q, k, v, z, s, h, hkv, dh, scale, NULL);
+}
+
+void hl_attention_decode_skip(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
+                              int dh, float scale, const unsigned char *skip) {
     int G = h / hkv, threads = hl_kernels_threads();
     int nsplit = 1;
     // Enough tasks for every thread (several per thread), each at least 128 keys.
@@ -1324,7 +1342,7 @@ void hl_attention_decode(const float *q, const float *k, const float *v, float *
     float stackPart[4096];
     float *part = partSize <= 4096 ? stackPart : malloc(partSize * sizeof(float));
     if (!part) abort();
-    dec_job j = {q, k, v, s, h, hkv, dh, nsplit, splitlen, scale, part, impl()};
+    dec_job j = {q, k, v, s, h, hkv, dh, nsplit, splitlen, scale, part, impl(), skip};
     if (hkv * nsplit == 1 || (double)s * h * dh < 32768) {
         for (int i = 0; i < hkv * nsplit; i++) dec_task(&j, i, 0);
     } else {
@@ -1332,7 +1350,7 @@ void hl_attention_decode(const float *q, const float *k, const float *v, float *
     }
     // Merge the splits of every head: z = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
     for (int g = 0; g < hkv; g++)
-        for (int hj = 0; hj < G; hj++) {
+        for (int hj = 0; hj < G && !(skip && skip[g]); hj++) {
             float M = -INFINITY;
             for (int sp = 0; sp < nsplit; sp++) {
                 float m = part[((size_t)(g * nsplit + sp) * G + hj) * (dh + 2)];

@@ -57,8 +57,9 @@ struct Ablate: ParsableCommand {
     @Option(help: "Random control sets of as many heads (default 3; none with --causal).")
     var controls: Int?
 
-    @Option(help: "Seed of the control sets and the bootstrap.")
-    var seed: UInt64 = 0
+    @OptionGroup var seedBootstrap: SeedBootstrapOptions
+    var seed: UInt64 { seedBootstrap.seed }
+    var bootstrap: Int { seedBootstrap.bootstrap }
 
     @Option(help: .hidden)
     var phase: String?
@@ -66,8 +67,6 @@ struct Ablate: ParsableCommand {
     @Option(help: "Retrieval-head threshold for the control pool (default: the one in --scores).")
     var threshold: Double?
 
-    @Option(help: "Bootstrap resamples.")
-    var bootstrap = Statistics.defaultBootstrapResamples
 
     @Option(
         name: .customLong("ppl-tokens"),
@@ -99,7 +98,7 @@ struct Ablate: ParsableCommand {
         }
         try ablationChoice(warn: { _ in })
         guard (controls ?? 0) >= 0 else { throw ValidationError("--controls must be >= 0") }
-        guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
+        try seedBootstrap.validate()
         if let n = pplTokens, n != 0 && n < 2 { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
         if let h = heads {
             guard !h.trimmingCharacters(in: .whitespaces).isEmpty else {

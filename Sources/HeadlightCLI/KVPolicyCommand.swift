@@ -59,11 +59,10 @@ struct KVPolicyCommand: ParsableCommand {
     @Option(help: "Random control sets of N heads per N (default 2 with --full-heads-from; needs it).")
     var controls: Int?
 
-    @Option(help: "Seed of the control sets and the bootstrap.")
-    var seed: UInt64 = 0
+    @OptionGroup var seedBootstrap: SeedBootstrapOptions
+    var seed: UInt64 { seedBootstrap.seed }
+    var bootstrap: Int { seedBootstrap.bootstrap }
 
-    @Option(help: "Bootstrap resamples.")
-    var bootstrap = Statistics.defaultBootstrapResamples
 
     @Option(
         name: .customLong("ppl-tokens"),
@@ -95,7 +94,7 @@ struct KVPolicyCommand: ParsableCommand {
             throw ValidationError(
                 "--controls needs --full-heads-from (random heads are drawn from its non-retrieval heads)")
         }
-        guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
+        try seedBootstrap.validate()
         guard pplTokens == 0 || pplTokens >= 2 else { throw ValidationError("--ppl-tokens must be 0 or at least 2") }
         _ = try restPolicies()
         if let h = heads {
@@ -188,7 +187,7 @@ struct KVPolicyCommand: ParsableCommand {
         } catch let e as RetrievalHeadsError {
             throw CLIError(wrapping: e, hint: "lower --top or --controls")
         }
-        let probe = try suite.loadProbe()
+        let probe = try suite.loadProbe(for: env, quiet: json)
         var options = KVPolicyOptions()
         options.seed = seed
         options.bootstrapResamples = bootstrap

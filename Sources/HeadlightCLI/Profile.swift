@@ -48,6 +48,9 @@ struct Profile: ParsableCommand {
     @Option(name: .customLong("streaming-sinks"), help: "Sink tokens kept with the window in the streaming mass.")
     var streamingSinks = 4
 
+    @Option(help: "Bootstrap resamples of the CIs over the windows (samples).")
+    var bootstrap = Statistics.defaultBootstrapResamples
+
     @Option(help: "Seed for the window offsets.")
     var seed: UInt64 = 0
 
@@ -80,6 +83,7 @@ struct Profile: ParsableCommand {
         _ = try Self.list(sinks, "--sinks", min: 1)
         _ = try Self.list(windows, "--windows", min: 1)
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        guard bootstrap >= 1 else { throw ValidationError("--bootstrap must be >= 1") }
         guard queries >= 1 else { throw ValidationError("--queries must be at least 1") }
         guard streamingSinks >= 0 else { throw ValidationError("--streaming-sinks must be >= 0") }
         try CommandChecks.outputFile(output)
@@ -101,6 +105,7 @@ struct Profile: ParsableCommand {
         o.queries = queries
         o.streamingSinks = streamingSinks
         o.seed = seed
+        o.bootstrapResamples = bootstrap
         let env = try LoadedModel.load(model)
         let profiler = SparsityProfiler(model: env.model, tokenizer: env.tokenizer, options: o)
         let bar = ProgressBar(enabled: !noProgress, interval: 30)
@@ -155,7 +160,12 @@ struct SparsitySummary {
             "heads_topk_share_ge_0.9": (0..<o.lengths.count).map { li in o.ks.indices.map { concentrated(li, $0) } },
             "median_normalized_entropy": r.normalizedEntropy.map(median),
             "median_sink_mass": r.sinkMass.map { $0.map(median) },
-            "median_streaming_mass": r.streamingMass.map { $0.map(median) }
+            "median_streaming_mass": r.streamingMass.map { $0.map(median) },
+            "median_head_ci": r.medianHead.map { row in
+                zip(o.seriesNames, row).map {
+                    ["series": $0, "estimate": $1.estimate, "lower": $1.lower, "upper": $1.upper]
+                }
+            }
         ]
     }
 
@@ -185,6 +195,23 @@ struct SparsitySummary {
                 s += f(median(r.streamingMass[li][wi]), 3).padding(toLength: 13, withPad: " ", startingAt: 0)
             }
             s += "\n"
+        }
+        if o.samples >= 2 {
+            s += "95% bootstrap CIs over the \(o.samples) windows of the medians over heads:\n"
+            let names = o.seriesNames
+            let shown =
+                names.indices.filter { names[$0] == "top-16 share" || names[$0] == "normalized entropy" }
+                + names.indices.filter { names[$0].hasPrefix("sink mass") }
+            for (li, t) in o.lengths.enumerated() where li < r.medianHead.count {
+                s += "  \(t): "
+                s +=
+                    shown.map {
+                        let c = r.medianHead[li][$0]
+                        return "\(names[$0]) \(f(c.estimate, 3)) [\(f(c.lower, 3)), \(f(c.upper, 3))]"
+                    }.joined(separator: ", ") + "\n"
+            }
+        } else {
+            s += "one window per length: no CIs (use --samples 2 or more)\n"
         }
         s += "wrote \(output)\n"
         return s

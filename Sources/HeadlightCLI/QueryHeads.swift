@@ -193,7 +193,11 @@ struct QueryHeads: ParsableCommand {
             o["spearman_wu"] = s.spearman ?? Double.nan
             o["spearman_wu_p"] = s.spearmanP ?? Double.nan
             o["kendall_wu"] = s.kendall ?? Double.nan
-            o["overlap"] = s.overlaps.map { ["n": $0.n, "overlap": $0.overlap, "expected": $0.expected] }
+            o["overlap"] = s.overlaps.map {
+                ["n": $0.n, "overlap": $0.overlap, "expected": $0.expected, "lower": $0.lower, "upper": $0.upper]
+            }
+            o["spearman_wu_ci"] = s.spearmanCI.map { [$0.lower, $0.upper] } ?? [Double.nan, Double.nan]
+            o["kendall_wu_ci"] = s.kendallCI.map { [$0.lower, $0.upper] } ?? [Double.nan, Double.nan]
         }
         return o
     }
@@ -210,10 +214,15 @@ struct QueryHeads: ParsableCommand {
             o +=
                 "vs Wu et al. retrieval scores: Spearman \(f(s.spearman ?? .nan, 3)) (p \(f(s.spearmanP ?? .nan, 4))), "
             o += "Kendall tau-b \(f(s.kendall ?? .nan, 3))\n"
-            o += "top-N overlap: "
+            if let a = s.spearmanCI, let b = s.kendallCI {
+                o += "  95% bootstrap CIs over the \(s.detectItems) detection items: Spearman [\(f(a.lower, 3)), "
+                o += "\(f(a.upper, 3))], Kendall [\(f(b.lower, 3)), \(f(b.upper, 3))]\n"
+            }
+            o += "top-N overlap [95% CI]: "
             o +=
-                s.overlaps.map { "N=\($0.n): \($0.overlap) (random \(f($0.expected, 1)))" }.joined(separator: ", ")
-                + "\n"
+                s.overlaps.map {
+                    "N=\($0.n): \($0.overlap) [\(f($0.lower, 0)), \(f($0.upper, 0))] (random \(f($0.expected, 1)))"
+                }.joined(separator: ", ") + "\n"
         }
         o +=
             "re-ranking on the \(s.evalItems) evaluation items (chance recall@1 \(f(1 / Double(max(s.maxPassages, 1)), 3))):\n"

@@ -660,6 +660,22 @@ class QueryHeads(AnalysisGroup):
     def mrr(self, method: str) -> float:
         return float(self.array("mrr")[self.methods.index(method)])
 
+    @property
+    def overlap(self) -> Optional[Table]:
+        """With a retrieval-heads file: one row per N (``n``, ``overlap``, ``expected``)."""
+        return self.tables.get("overlap")
+
+    @property
+    def overlap_ci(self) -> Optional[np.ndarray]:
+        """float64 [n, 2]: 95% bootstrap bounds of each ``overlap`` row over the detection items (None in
+        files written before the CIs)."""
+        return self.arrays.get("overlap_ci")
+
+    def correlation_ci(self, name: str) -> Optional[Tuple[float, float]]:
+        """95% bootstrap CI of ``"spearman"`` or ``"kendall"`` (QRScore vs Wu et al.'s scores), if stored."""
+        v = self.attrs.get(f"{name}_wu_ci")
+        return None if v is None else (float(v[0]), float(v[1]))
+
     def gold_ranks(self, method: str, split: str = "eval") -> np.ndarray:
         """Expected 1-based rank of each `split` item's gold passage under `method` (ties: mean position)."""
         p, it = self.passages, self.items
@@ -686,6 +702,9 @@ def read_query_heads(path: str, g: h5py.Group, f: Optional[h5py.File] = None) ->
     for name in ("recall", "ndcg"):
         if qh.array(name).ndim != 2 or qh.array(name).shape[0] != m:
             raise RunFileError(path, f"shape {qh.array(name).shape}, expected ({m}, k)", key=f"{g.name}/{name}")
+    if qh.overlap_ci is not None and qh.overlap is not None and qh.overlap_ci.shape != (len(qh.overlap), 2):
+        raise RunFileError(path, f"shape {qh.overlap_ci.shape}, expected ({len(qh.overlap)}, 2)",
+                           key=f"{g.name}/overlap_ci")
     return qh
 
 
@@ -714,6 +733,18 @@ class SparsityProfile(AnalysisGroup):
         a = self.array(name)
         return np.nanmedian(a.reshape(a.shape[:-2] + (-1,)), axis=-1)
 
+    def bounds(self, name: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """The 95% bootstrap bounds over the samples of dataset `name` (same shape; NaN with one
+        sample), or None in files written before the CIs."""
+        lo, hi = self.arrays.get(f"{name}_lower"), self.arrays.get(f"{name}_upper")
+        return None if lo is None or hi is None else (lo, hi)
+
+    @property
+    def median_head(self) -> Optional[Tuple[np.ndarray, List[str]]]:
+        """float64 [length, series, 3] (median over heads, lower, upper) and the series names, or None."""
+        a = self.arrays.get("median_head")
+        return None if a is None else (a, [str(x) for x in self.array_attrs["median_head"]["series"]])
+
 
 def read_sparsity_profile(path: str, g: h5py.Group, f: Optional[h5py.File] = None) -> SparsityProfile:
     sp = read_group(path, g, cls=SparsityProfile, analysis="sparsity_profile")
@@ -724,4 +755,8 @@ def read_sparsity_profile(path: str, g: h5py.Group, f: Optional[h5py.File] = Non
     for name, shape in expected.items():
         if sp.array(name).shape != shape:
             raise RunFileError(path, f"shape {sp.array(name).shape}, expected {shape}", key=f"{g.name}/{name}")
+        for bound in ("_lower", "_upper"):
+            b = sp.arrays.get(name + bound)
+            if b is not None and b.shape != shape:
+                raise RunFileError(path, f"shape {b.shape}, expected {shape}", key=f"{g.name}/{name}{bound}")
     return sp

@@ -121,7 +121,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, binary: str) -> Dict[str, CLI
                         "--no-progress", "--json"], d / "membership.h5"),
         "partial": (["retrieval-heads", *NIAH, "--lengths", "300", "--depths", "0,100", "--no-progress",
                      "--stop-after", "1"], d / "stopped.h5"),
-        "profile": (["profile", "--lengths", "64,128", "--samples", "1", "--queries", "4", "--no-progress",
+        "profile": (["profile", "--lengths", "64,128", "--samples", "2", "--queries", "4", "--no-progress",
                      "--json"], d / "profile.h5"),
         "lens": (["lens", "--prompt", IOI, "--target", " Mary", "--baseline", " John", "--positions=-1,-3",
                   "--top", "4"], d / "lens.h5"),

@@ -318,6 +318,14 @@ def test_query_heads_against_json(runs):
     dx, dy = dx[iu], dy[iu]
     tau_b = np.sum(dx * dy) / np.sqrt(np.sum(dx != 0) * np.sum(dy != 0))   # scipy's tau-b
     assert qh.attrs["kendall_wu"] == pytest.approx(tau_b, abs=1e-9)
+    # bootstrap CIs over the detection items: overlaps within 0..N, correlations within -1..1
+    ov, ci = qh.overlap, qh.overlap_ci
+    assert ci.shape == (len(ov), 2) and [o["n"] for o in js["overlap"]] == list(ov["n"])
+    assert np.all(ci[:, 0] <= ci[:, 1]) and np.all(ci[:, 0] >= 0) and np.all(ci[:, 1] <= ov["n"])
+    np.testing.assert_array_equal(ci, [[o["lower"], o["upper"]] for o in js["overlap"]])
+    for name in ("spearman", "kendall"):
+        lo, hi = qh.correlation_ci(name)
+        assert -1 <= lo <= hi <= 1 and [lo, hi] == pytest.approx(js[f"{name}_wu_ci"], rel=1e-12)
 
 
 def _avg_ranks(v):
@@ -343,3 +351,12 @@ def test_sparsity_profile_against_json(runs):
     assert a.shape == (2, len(sp.ks), 30, 9)
     assert np.all(np.diff(a, axis=1) >= -1e-12) and np.all(a <= 1 + 1e-5)
     assert sp.topk_share(sp.ks[0], 64).shape == (30, 9)
+    # bootstrap bounds over the two samples bracket the per-head means; the head-median table agrees
+    for name in ("topk_share", "entropy", "sink_mass"):
+        lo, hi = sp.bounds(name)
+        m = sp.array(name)
+        assert lo.shape == m.shape and np.all(lo <= m + 1e-12) and np.all(m <= hi + 1e-12)
+    med, series = sp.median_head
+    assert med.shape == (2, len(series), 3) and series[0] == f"top-{sp.ks[0]} share"
+    np.testing.assert_allclose(med[:, : len(sp.ks), 0], sp.median_over_heads("topk_share"), rtol=1e-12)
+    assert np.all(med[..., 1] <= med[..., 0] + 1e-12) and np.all(med[..., 0] <= med[..., 2] + 1e-12)

@@ -141,28 +141,18 @@ public struct KVPolicyResult: Sendable {
 }
 
 /// Runs every condition over the suite and the held-out passage, writing a resumable `/kv_policy` group.
-public final class KVPolicyRunner {
-    public let probe: NIAHProbe
-    public let model: Model
-    public let tokenizer: Tokenizer
-    public let builder: NIAHTrialBuilder
+public final class KVPolicyRunner: NIAHConditionRunner {
     public let conditions: [KVPolicyCondition]
     public let options: KVPolicyOptions
-    /// Extra attributes for the group (scores file, threshold, ...).
-    public var attributes: [String: H5AttributeValue] = [:]
 
     public init(
         probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
         conditions: [KVPolicyCondition], options: KVPolicyOptions = KVPolicyOptions()
     ) throws {
-        try NIAHTextCheck.check(probe, tokenizer: tokenizer)
         guard !conditions.isEmpty else { throw RetrievalHeadsError.invalid("no KV-policy conditions") }
-        self.probe = probe
-        self.model = model
-        self.tokenizer = tokenizer
-        self.builder = NIAHTrialBuilder(probe: probe, tokenizer: tokenizer, chatTemplate: chatTemplate)
         self.conditions = conditions
         self.options = options
+        try super.init(probe: probe, model: model, tokenizer: tokenizer, chatTemplate: chatTemplate)
     }
 
     public func run(file: H5File, progress: ((SweepProgress) -> Void)? = nil) throws -> KVPolicyResult {
@@ -178,20 +168,13 @@ public final class KVPolicyRunner {
         for c in conditions { try c.policy.validate(config: model.config, context: minPrompt) }
         let store = try KVPolicyRunFile.open(
             file, runner: self, trials: trials.count, heldOut: held, contextTokens: context)
-        var done = Set<Int>() // trial * C + condition
-        let stored = try RecordTable.read(
-            group: store.records.group, columns: [.init("trial_index", .int64), .init("condition", .int64)])
         let C = conditions.count
-        for (t, c) in zip(stored.ints("trial_index"), stored.ints("condition")) { done.insert(t * C + c) }
-        let pplDone = Set(
-            try RecordTable.read(group: store.perplexity.group, columns: [.init("condition", .int64)])
-                .ints("condition"))
+        let (done, pplDone) = try Self.stored( // trial * C + condition; conditions
+            records: store.records.group, perplexity: store.perplexity.group, conditions: C)
         let session = model.makeSession(maxContext: max(context + 1, held?.tokens.count ?? 0))
         let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
         let scorer = RougeScorer()
-        let order =
-            options.reusePrefix
-            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
+        let order = Self.trialOrder(trials, reusePrefix: options.reusePrefix)
         // Condition-major: a policy changes the prefill, so trials share prefixes only within a condition.
         var plan: [(Int, Int)] = []
         for c in 0..<C { for t in order where !done.contains(t * C + c) { plan.append((t, c)) } }
@@ -219,18 +202,11 @@ public final class KVPolicyRunner {
             let t0 = Date()
             let out = try decoder.run(
                 prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens, span: nil, scoreHeads: false)
-            let rouge = NeedleRetrievalScore.score(
-                realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
-            let nb =
-                t.needle.keyword.map {
-                    NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score
-                } ?? .nan
-            let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0
             try store.append(
                 AblationRecord(
                     trialIndex: ti, condition: ci, response: out.response, generatedTokens: out.generated.count,
-                    stop: out.stop.rawValue, metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
-                    seconds: Date().timeIntervalSince(t0)))
+                    stop: out.stop.rawValue, metrics: Self.metrics(t, response: out.response, scorer: scorer),
+                    prefilledTokens: out.prefilledTokens, seconds: Date().timeIntervalSince(t0)))
             try file.flush()
             ran += 1
             doneUnits += 1
@@ -238,8 +214,7 @@ public final class KVPolicyRunner {
             progress?(
                 SweepProgress(
                     done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
-                    label: "\(cond.name): \(t.needle.id) length \(t.cell.length) depth "
-                        + RetrievalRunFile.fmtDepth(t.cell.depth)))
+                    label: Self.label(cond.name, t)))
         }
         if let held {
             for ci in pplTodo {
@@ -273,21 +248,8 @@ public final class KVPolicyRunner {
 
     /// NLL (nats) of `tokens[i + 1]` given tokens 0...i under `policy`, for every i.
     func tokenNLL(session: InferenceSession, tokens: [Int32], policy: KVPolicy) throws -> [Double] {
-        session.reset()
         session.kvPolicy = policy
-        defer { session.reset() }
-        var out: [Double] = []
-        out.reserveCapacity(tokens.count - 1)
-        let n = tokens.count
-        try session.prefill(tokens: tokens, logits: .all) { pos, row in
-            guard pos + 1 < n else { return }
-            var m = -Float.infinity
-            for x in row where x > m { m = x }
-            var s = 0.0
-            for x in row { s += Double(Foundation.exp(x - m)) }
-            out.append(Double(m) + Foundation.log(s) - Double(row[Int(tokens[pos + 1])]))
-        }
-        return out
+        return try Self.tokenNLL(session: session, tokens: tokens)
     }
 
     func summarize(

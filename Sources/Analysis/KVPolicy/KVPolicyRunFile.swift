@@ -150,25 +150,16 @@ public final class KVPolicyRunFile {
     func writeSummary(_ r: KVPolicyResult) throws {
         let C = r.conditions.count, M = AblationMetric.allCases.count, T = trials
         let names = [
-            "trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "perplexity_lower",
-            "perplexity_upper", "kv_bytes", "difference_vs_baseline", "difference_vs_random"
+            "perplexity", "perplexity_lower", "perplexity_upper", "kv_bytes", "difference_vs_baseline",
+            "difference_vs_random"
         ]
         for n in names where try root.exists(n) { try root.remove(n) }
-        var ts = [Double](repeating: .nan, count: C * T * M)
-        for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
+        try ConditionSweepDatasets.writeScores(
+            into: root, records: r.records, trials: T, means: r.conditions.map(\.means),
+            cells: r.conditions.map(\.cells), lengths: r.lengths, depths: r.depths, trialNote: nil)
         func put(_ name: String, _ values: [Double], _ shape: [Int], _ axes: [String]) throws {
             try root.createDataset(name, data: values, shape: shape).setAttribute("axes", axes)
         }
-        try put("trial_scores", ts, [C, T, M], ["condition", "trial", "metric"])
-        try put("mean", r.conditions.flatMap { $0.means.map(\.estimate) }, [C, M], ["condition", "metric"])
-        try put("ci_lower", r.conditions.flatMap { $0.means.map(\.lower) }, [C, M], ["condition", "metric"])
-        try put("ci_upper", r.conditions.flatMap { $0.means.map(\.upper) }, [C, M], ["condition", "metric"])
-        let L = r.lengths.count, D = r.depths.count
-        let cells = try root.createDataset(
-            "cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
-        try cells.setAttribute("axes", ["condition", "metric", "length", "depth"])
-        try cells.setAttribute("lengths", r.lengths)
-        try cells.setAttribute("depths", r.depths)
         try put("perplexity", r.conditions.map { Foundation.exp($0.meanNLL) }, [C], ["condition"])
         try put("perplexity_lower", r.conditions.map { Foundation.exp($0.nllLower) }, [C], ["condition"])
         try put("perplexity_upper", r.conditions.map { Foundation.exp($0.nllUpper) }, [C], ["condition"])
@@ -210,10 +201,7 @@ public final class KVPolicyRunFile {
     // MARK: Reading
 
     /// A float64 dataset, flattened row-major.
-    public struct Matrix: Sendable {
-        public var shape: [Int]
-        public var values: [Double]
-    }
+    public typealias Matrix = SweepMatrix
 
     /// Everything a `/kv_policy` group holds.
     public struct Contents: Sendable {
@@ -256,24 +244,9 @@ public final class KVPolicyRunFile {
     public static func read(_ f: H5File, allowIncomplete: Bool = false) throws -> Contents? {
         guard try f.kind(of: group) != nil else { return nil }
         let g = try f.group(group)
-        let names = try g.stringsAttribute("condition_names")
+        let reader = try ConditionSweepDatasets.Reader(f, g)
+        let names = reader.names
         let C = names.count
-        func perCondition(_ name: String) throws -> [String] {
-            let v = try g.stringsAttribute(name)
-            guard v.count == C else {
-                throw TraceStoreError.shapeMismatch(
-                    file: f.path, object: "\(g.name) @\(name)", detail: "\(v.count) values for \(C) conditions")
-            }
-            return v
-        }
-        func intsPerCondition(_ name: String) throws -> [Int] {
-            let v = try g.intsAttribute(name)
-            guard v.count == C else {
-                throw TraceStoreError.shapeMismatch(
-                    file: f.path, object: "\(g.name) @\(name)", detail: "\(v.count) values for \(C) conditions")
-            }
-            return v
-        }
         let metrics = try g.stringsAttribute("metrics")
         let M = metrics.count
         let records = try AblationRunFile.readRecords(
@@ -284,29 +257,19 @@ public final class KVPolicyRunFile {
                 file: f.path, object: g.name, detail: "the KV-policy run did not finish (no summary datasets)")
         }
         var c = Contents(
-            conditionNames: names, conditionKinds: try perCondition("condition_kinds"),
-            conditionRest: try perCondition("condition_rest"),
-            conditionFullHeads: try perCondition("condition_full_heads"),
-            conditionN: try intsPerCondition("condition_n"),
-            conditionControl: try intsPerCondition("condition_control"),
+            conditionNames: names, conditionKinds: try reader.strings("condition_kinds"),
+            conditionRest: try reader.strings("condition_rest"),
+            conditionFullHeads: try reader.strings("condition_full_heads"),
+            conditionN: try reader.ints("condition_n"),
+            conditionControl: try reader.ints("condition_control"),
             metrics: metrics, level: try g.doubleAttribute("level"), trials: try g.intAttribute("trials"),
             contextTokens: try g.intAttribute("context_tokens"), memoryContexts: try g.intsAttribute("memory_contexts"),
             memoryFormula: try g.stringAttribute("memory_formula"),
             perplexityTokens: try g.intAttribute("perplexity_tokens"), records: records, finished: finished,
             lengths: [], depths: [])
         guard finished else { return c }
-        func matrix(_ name: String, _ shape: [Int]) throws -> Matrix {
-            let ds = try g.dataset(name)
-            try ds.requireShape(shape)
-            return Matrix(shape: shape, values: shape.contains(0) ? [] : try ds.read(Double.self))
-        }
-        c.mean = try matrix("mean", [C, M])
-        c.ciLower = try matrix("ci_lower", [C, M])
-        c.ciUpper = try matrix("ci_upper", [C, M])
-        let cells = try g.dataset("cells")
-        c.lengths = try cells.intsAttribute("lengths")
-        c.depths = try cells.doublesAttribute("depths")
-        c.cells = try matrix("cells", [C, M, c.lengths.count, c.depths.count])
+        func matrix(_ name: String, _ shape: [Int]) throws -> Matrix { try reader.matrix(name, shape)! }
+        try reader.readScores(into: &c, metrics: M)
         c.perplexity = try matrix("perplexity", [C]).values
         c.perplexityLower = try matrix("perplexity_lower", [C]).values
         c.perplexityUpper = try matrix("perplexity_upper", [C]).values

@@ -28,6 +28,8 @@ import TraceStore
 //   /query_heads/recall_at_1_by_kind  float64 [kind, method] (@kinds, @kind_counts) when items
 //                                have a meta.kind
 //   /query_heads/overlap/<col>   (with a file) n, overlap, expected: top-N overlap with Wu's heads
+//   /query_heads/overlap_ci      (with a file) float64 [n, 2]: 95% bootstrap bounds of each overlap
+//                                over the detection items; @spearman_wu_ci, @kendall_wu_ci float64[2]
 
 public enum QueryHeadsRunFile {
     public static let group = "query_heads"
@@ -112,6 +114,8 @@ public enum QueryHeadsRunFile {
         if let v = s.spearman { try g.setAttribute("spearman_wu", v) }
         if let v = s.spearmanP { try g.setAttribute("spearman_wu_p", v) }
         if let v = s.kendall { try g.setAttribute("kendall_wu", v) }
+        if let v = s.spearmanCI { try g.setAttribute("spearman_wu_ci", [v.lower, v.upper]) }
+        if let v = s.kendallCI { try g.setAttribute("kendall_wu_ci", [v.lower, v.upper]) }
 
         try RecordTable.write(
             group: try g.createGroup("items"), columns: itemColumns,
@@ -178,6 +182,11 @@ public enum QueryHeadsRunFile {
                 rows: s.overlaps.map {
                     ["n": .int($0.n), "overlap": .int($0.overlap), "expected": .double($0.expected)]
                 })
+            let ci = try g.createDataset(
+                "overlap_ci", data: s.overlaps.flatMap { [$0.lower, $0.upper] }, shape: [s.overlaps.count, 2])
+            try ci.setAttribute("axes", ["n", "lower_upper"])
+            try ci.setAttribute(
+                "note", "95% percentile bootstrap over the detection items (QRScores recomputed per resample)")
         }
     }
 
@@ -205,6 +214,9 @@ public enum QueryHeadsRunFile {
         public var wuHeads: [HeadIndex]
         public var spearman: Double?
         public var kendall: Double?
+        /// 95% bootstrap bounds (files written before the CIs: nil).
+        public var spearmanCI: [Double]?
+        public var kendallCI: [Double]?
         public var overlaps: [QueryHeadsSummary.Overlap]
         public var itemRows: RecordTable.Rows
         /// Item kinds, their evaluation counts and [kind][method] recall@1 (empty without kinds).
@@ -251,6 +263,17 @@ public enum QueryHeadsRunFile {
             let o = try RecordTable.read(group: try g.group("overlap"), columns: overlapColumns)
             let n = o.ints("n"), ov = o.ints("overlap"), e = o.doubles("expected")
             overlaps = (0..<o.count).map { QueryHeadsSummary.Overlap(n: n[$0], overlap: ov[$0], expected: e[$0]) }
+            if try g.kind(of: "overlap_ci") != nil {
+                let ds = try g.dataset("overlap_ci")
+                guard try ds.shape == [o.count, 2] else {
+                    throw bad("overlap_ci", "shape \(try ds.shape), expected [\(o.count), 2]")
+                }
+                let v = o.count == 0 ? [] : try ds.read(Double.self)
+                for i in 0..<o.count {
+                    overlaps[i].lower = v[2 * i]
+                    overlaps[i].upper = v[2 * i + 1]
+                }
+            }
         }
         let hasWu = try g.kind(of: "wu_scores") != nil
         var c = Contents(
@@ -266,6 +289,11 @@ public enum QueryHeadsRunFile {
             spearman: try g.attributeIfPresent("spearman_wu")?.doubleValue,
             kendall: try g.attributeIfPresent("kendall_wu")?.doubleValue, overlaps: overlaps,
             itemRows: try RecordTable.read(group: try g.group("items"), columns: itemColumns))
+        for (name, key) in [("spearman_wu_ci", \Contents.spearmanCI), ("kendall_wu_ci", \Contents.kendallCI)] {
+            guard let v = try g.attributeIfPresent(name) else { continue }
+            guard let d = v.doublesValue, d.count == 2 else { throw bad("@\(name)", "expected 2 float64 values") }
+            c[keyPath: key] = d
+        }
         if try g.kind(of: "recall_at_1_by_kind") != nil {
             let ds = try g.dataset("recall_at_1_by_kind")
             c.kinds = try ds.stringsAttribute("kinds")

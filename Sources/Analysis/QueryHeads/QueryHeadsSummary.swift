@@ -23,6 +23,18 @@ public struct QueryHeadsSummary: Sendable {
         public var overlap: Int
         /// Expected overlap of two random N-sets of the heads: N^2 / heads.
         public var expected: Double
+        /// Percentile-bootstrap bounds of `overlap` over the detection items (QRScores recomputed
+        /// from each resample; Wu's scores fixed); NaN when not computed.
+        public var lower: Double = .nan
+        public var upper: Double = .nan
+
+        public init(n: Int, overlap: Int, expected: Double, lower: Double = .nan, upper: Double = .nan) {
+            self.n = n
+            self.overlap = overlap
+            self.expected = expected
+            self.lower = lower
+            self.upper = upper
+        }
     }
 
     public var layers: Int
@@ -40,6 +52,9 @@ public struct QueryHeadsSummary: Sendable {
     public var spearman: Double?
     public var spearmanP: Double?
     public var kendall: Double?
+    /// Percentile-bootstrap CIs of `spearman` and `kendall` over the detection items (as `Overlap`).
+    public var spearmanCI: (lower: Double, upper: Double)?
+    public var kendallCI: (lower: Double, upper: Double)?
     public var overlaps: [Overlap]
     public var rerankers: [Reranker]
     /// Passages per item (the largest, for the k axis).
@@ -109,23 +124,32 @@ public struct QueryHeadsSummary: Sendable {
                 results.map { $0.answerLogProb! })
         }
         var spearman: Double?, spearmanP: Double?, kendall: Double?
+        var spearmanCI: (lower: Double, upper: Double)?, kendallCI: (lower: Double, upper: Double)?
         var overlaps: [Overlap] = []
         if let w = wuScores, w.count == nh {
             let t = Statistics.spearmanTest(qr, w)
             spearman = t.r
             spearmanP = t.pValue
             kendall = Statistics.kendallTau(qr, w)
-            for s in Self.overlapSizes where s <= nh {
+            let sizes = Self.overlapSizes.filter { $0 <= nh }
+            let boot = compareBootstrap(
+                detect.map { r in (0..<nh).map { Double(r.headScores[r.gold * nh + $0]) } }, wu: w, sizes: sizes,
+                resamples: resamples, seed: seed &+ 7919)
+            spearmanCI = boot.spearman
+            kendallCI = boot.kendall
+            for (i, s) in sizes.enumerated() {
                 overlaps.append(
                     Overlap(
                         n: s, overlap: Statistics.topOverlap(qr, w, n: s),
-                        expected: Double(s * s) / Double(nh)))
+                        expected: Double(s * s) / Double(nh), lower: boot.overlaps[i].lower,
+                        upper: boot.overlaps[i].upper))
             }
         }
         var out = QueryHeadsSummary(
             layers: layers, heads: heads, detectItems: detect.count, evalItems: eval.count, qrScores: qr,
             ranking: ranking, topHeads: top, wuScores: wuScores, wuHeads: wuHeads, spearman: spearman,
-            spearmanP: spearmanP, kendall: kendall, overlaps: overlaps, rerankers: rerankers, maxPassages: maxP)
+            spearmanP: spearmanP, kendall: kendall, spearmanCI: spearmanCI, kendallCI: kendallCI, overlaps: overlaps,
+            rerankers: rerankers, maxPassages: maxP)
         let kindOf = eval.map { QueryHeadsRunFile.kind(results[$0].item.meta) }
         out.kinds = Array(Set(kindOf.filter { !$0.isEmpty })).sorted()
         for k in out.kinds {
@@ -137,5 +161,38 @@ public struct QueryHeadsSummary: Sendable {
                 })
         }
         return out
+    }
+
+    /// Percentile-bootstrap CIs (95%) over the detection items of the comparison with Wu's scores:
+    /// each resample of `detect` ([item][head] gold-passage scores) gives QRScores (their mean), then
+    /// the top-N overlap for each of `sizes`, Spearman's ρ and Kendall's τ-b with `wu`. NaN bounds
+    /// with fewer than two items.
+    public static func compareBootstrap(
+        _ detect: [[Double]], wu: [Double], sizes: [Int], resamples: Int, seed: UInt64
+    ) -> (
+        overlaps: [(lower: Double, upper: Double)], spearman: (lower: Double, upper: Double),
+        kendall: (lower: Double, upper: Double)
+    ) {
+        let nan = (lower: Double.nan, upper: Double.nan)
+        guard detect.count >= 2, resamples >= 1 else { return (sizes.map { _ in nan }, nan, nan) }
+        let nh = wu.count
+        var ov = [[Double]](repeating: [], count: sizes.count), rho: [Double] = [], tau: [Double] = []
+        var rng = SeededGenerator(seed: seed)
+        for _ in 0..<resamples {
+            let idx = SeededRandom.bootstrapIndices(detect.count, using: &rng)
+            var qr = [Double](repeating: 0, count: nh)
+            for i in idx { for h in 0..<nh { qr[h] += detect[i][h] } }
+            for h in 0..<nh { qr[h] /= Double(idx.count) }
+            for (j, n) in sizes.enumerated() { ov[j].append(Double(Statistics.topOverlap(qr, wu, n: n))) }
+            rho.append(Statistics.spearman(qr, wu))
+            tau.append(Statistics.kendallTau(qr, wu))
+        }
+        func bounds(_ v: [Double]) -> (lower: Double, upper: Double) {
+            let f = v.filter { !$0.isNaN }
+            guard !f.isEmpty else { return nan }
+            let q = Statistics.quantiles(f, [0.025, 0.975])
+            return (q[0], q[1])
+        }
+        return (ov.map(bounds), bounds(rho), bounds(tau))
     }
 }

@@ -202,31 +202,21 @@ public struct AblationResult: Sendable {
 }
 
 /// Runs the conditions over the suite, writing a resumable `/ablation` group.
-public final class AblationRunner {
-    public let probe: NIAHProbe
-    public let model: Model
-    public let tokenizer: Tokenizer
-    public let builder: NIAHTrialBuilder
+public final class AblationRunner: NIAHConditionRunner {
     public let conditions: [AblationCondition]
     /// Mutable so that a shard's `shardItems` can be set once the trials (and their costs) are built.
     public var options: AblationOptions
-    /// Extra attributes for the group (e.g. the scores file, the threshold).
-    public var attributes: [String: H5AttributeValue] = [:]
 
     public init(
         probe: NIAHProbe, model: Model, tokenizer: Tokenizer, chatTemplate: ((String) -> String)?,
         conditions: [AblationCondition], options: AblationOptions = AblationOptions()
     ) throws {
-        try NIAHTextCheck.check(probe, tokenizer: tokenizer)
         guard options.phase == .decode || options.phase == .both else {
             throw RetrievalHeadsError.invalid("ablation phase must be decode or both (all)")
         }
-        self.probe = probe
-        self.model = model
-        self.tokenizer = tokenizer
-        self.builder = NIAHTrialBuilder(probe: probe, tokenizer: tokenizer, chatTemplate: chatTemplate)
         self.conditions = conditions
         self.options = options
+        try super.init(probe: probe, model: model, tokenizer: tokenizer, chatTemplate: chatTemplate)
     }
 
     /// What the summary is computed from (`AblationAnalysis`).
@@ -241,10 +231,7 @@ public final class AblationRunner {
 
     /// The order in which a run executes the trials: shared-prefix order, or grid order without
     /// `reusePrefix`.
-    func trialOrder(_ trials: [NIAHTrial]) -> [Int] {
-        options.reusePrefix
-            ? RetrievalHeadSweep.sharedPrefixOrder(trials.map(\.promptTokens)) : Array(trials.indices)
-    }
+    func trialOrder(_ trials: [NIAHTrial]) -> [Int] { Self.trialOrder(trials, reusePrefix: options.reusePrefix) }
 
     /// The plan items of a run for `--shard` (`AblationOptions.shardItems`) in single-run order
     /// (the trials in execution order, then one perplexity item per condition when a held-out
@@ -276,19 +263,8 @@ public final class AblationRunner {
         let trials = try probe.cells.map { try builder.trial($0) }
         let held = try HeldOutPassage.make(probe: probe, tokenizer: tokenizer, count: options.perplexityTokens)
         let store = try AblationRunFile.open(file, runner: self, trials: trials.count, heldOut: held)
-        var done = Set<Int>() // trial * C + condition
-        let stored = try RecordTable.read(
-            group: store.records.group,
-            columns: [
-                .init("trial_index", .int64),
-                .init("condition", .int64)
-            ])
-        for (t, c) in zip(stored.ints("trial_index"), stored.ints("condition")) {
-            done.insert(t * conditions.count + c)
-        }
-        let pplDone = Set(
-            try RecordTable.read(group: store.perplexity.group, columns: [.init("condition", .int64)])
-                .ints("condition"))
+        let (done, pplDone) = try Self.stored( // trial * C + condition; conditions
+            records: store.records.group, perplexity: store.perplexity.group, conditions: conditions.count)
 
         let maxPrompt = trials.map(\.promptTokens.count).max() ?? 1
         try model.checkContext(
@@ -347,21 +323,15 @@ public final class AblationRunner {
                 prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
                 span: causal ? t.needleSpan : nil, scoreHeads: causal,
                 onlyHeads: causal ? options.causalTargets : nil)
-            let rouge = NeedleRetrievalScore.score(
-                realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
-            let nb =
-                t.needle.keyword.map {
-                    NeedleBench.scoreV1(prediction: out.response, reference: t.needle.needle, keyword: $0).score
-                } ?? .nan
-            let exact = NeedleRecovery.recovered(realNeedle: t.needle.realNeedle, response: out.response) ? 100.0 : 0
+            let metrics = Self.metrics(t, response: out.response, scorer: scorer)
             try store.append(
                 AblationRecord(
                     trialIndex: ti, condition: ci, response: out.response,
                     generatedTokens: out.generated.count, stop: out.stop.rawValue,
-                    metrics: [rouge, nb, exact], prefilledTokens: out.prefilledTokens,
+                    metrics: metrics, prefilledTokens: out.prefilledTokens,
                     seconds: Date().timeIntervalSince(t0),
                     targetScores: causalTargetScores(out.headScores),
-                    counted: causal && NeedleRetrievalScore.succeeded(rouge) && t.needleSpan != nil))
+                    counted: causal && NeedleRetrievalScore.succeeded(metrics[0]) && t.needleSpan != nil))
             try file.flush()
             ran += 1
             doneUnits += 1
@@ -369,10 +339,7 @@ public final class AblationRunner {
             progress?(
                 SweepProgress(
                     done: doneUnits, total: totalUnits, workDone: workDone, workTotal: workTotal,
-                    label:
-                        "\(cond.name): \(t.needle.id) length \(t.cell.length) depth "
-                        + "\(RetrievalRunFile.fmtDepth(t.cell.depth))"
-                ))
+                    label: Self.label(cond.name, t)))
         }
         if let held {
             for ci in pplTodo {
@@ -418,23 +385,9 @@ public final class AblationRunner {
     /// Mean NLL (nats) of `tokens[1...]` given the preceding tokens, with the condition's heads
     /// ablated at every position (phase both: a teacher-forced passage has no decode phase).
     func perplexityNLL(session: InferenceSession, tokens: [Int32], condition: AblationCondition) throws -> Double {
-        session.reset()
         session.interventions = interventions(condition, phase: .both)
-        defer {
-            session.interventions = []
-            session.reset()
-        }
-        var total = 0.0
-        let n = tokens.count
-        try session.prefill(tokens: tokens, logits: .all) { pos, row in
-            guard pos + 1 < n else { return }
-            var m = -Float.infinity
-            for x in row where x > m { m = x }
-            var s = 0.0
-            for x in row { s += Double(Foundation.exp(x - m)) }
-            total += Double(m) + Foundation.log(s) - Double(row[Int(tokens[pos + 1])])
-        }
-        return total / Double(n - 1)
+        defer { session.interventions = [] }
+        return Statistics.mean(try Self.tokenNLL(session: session, tokens: tokens))
     }
 
 }
@@ -624,10 +577,7 @@ public final class AblationRunFile {
     }
 
     /// A `[first, second]` float64 summary dataset, flattened row-major.
-    public struct Matrix: Sendable {
-        public var shape: [Int]
-        public var values: [Double]
-    }
+    public typealias Matrix = SweepMatrix
 
     /// Everything an `/ablation` group holds (the one reader of the group).
     public struct Contents: Sendable {
@@ -674,17 +624,9 @@ public final class AblationRunFile {
     public static func read(_ f: H5File, allowIncomplete: Bool = false) throws -> Contents? {
         guard try f.kind(of: group) != nil else { return nil }
         let g = try f.group(group)
-        let names = try g.stringsAttribute("condition_names")
+        let reader = try ConditionSweepDatasets.Reader(f, g)
+        let names = reader.names
         let C = names.count
-        func perCondition(_ name: String) throws -> [String] {
-            let v = try g.stringsAttribute(name)
-            guard v.count == C else {
-                throw TraceStoreError.shapeMismatch(
-                    file: f.path, object: "\(g.name) @\(name)",
-                    detail: "\(v.count) values for \(C) conditions")
-            }
-            return v
-        }
         let metrics = try g.stringsAttribute("metrics")
         let M = metrics.count
         let causalTargets = try g.attributeIfPresent("causal_targets")?.stringsValue ?? []
@@ -692,27 +634,17 @@ public final class AblationRunFile {
             try g.group("records"), causalTargets: causalTargets.count,
             allowIncomplete: allowIncomplete)
         func matrix(_ name: String, _ shape: [Int], required: Bool) throws -> Matrix? {
-            let present = try g.kind(of: name) != nil
-            if !required && !present { return nil }
-            let ds = try g.dataset(name)
-            try ds.requireShape(shape)
-            return Matrix(shape: shape, values: shape.contains(0) ? [] : try ds.read(Double.self))
+            try reader.matrix(name, shape, required: required)
         }
         let finished = try g.kind(of: "mean") != nil || !allowIncomplete
         var c = Contents(
-            conditionNames: names, conditionKinds: try perCondition("condition_kinds"),
-            conditionHeads: try perCondition("condition_heads"), method: try g.stringAttribute("method"),
+            conditionNames: names, conditionKinds: try reader.strings("condition_kinds"),
+            conditionHeads: try reader.strings("condition_heads"), method: try g.stringAttribute("method"),
             phase: try g.stringAttribute("phase"), metrics: metrics, level: try g.doubleAttribute("level"),
             trials: try g.intAttribute("trials"), perplexityTokens: try g.intAttribute("perplexity_tokens"),
             causalTargets: causalTargets, records: records, finished: finished, lengths: [], depths: [])
         guard finished else { return c }
-        c.mean = try matrix("mean", [C, M], required: true)
-        c.ciLower = try matrix("ci_lower", [C, M], required: true)
-        c.ciUpper = try matrix("ci_upper", [C, M], required: true)
-        let cells = try g.dataset("cells")
-        c.lengths = try cells.intsAttribute("lengths")
-        c.depths = try cells.doublesAttribute("depths")
-        c.cells = try matrix("cells", [C, M, c.lengths.count, c.depths.count], required: true)
+        try reader.readScores(into: &c, metrics: M)
         let passage = c.perplexityTokens > 0
         c.perplexity = try matrix("perplexity", [C], required: passage)?.values
         c.perplexityDelta = try matrix("perplexity_delta", [C], required: passage)?.values

@@ -131,28 +131,18 @@ public struct AblationAnalysis: Sendable {
     public func writeSummary(_ r: AblationResult, into root: H5Group, perplexity: Bool) throws {
         let C = r.conditions.count, M = AblationMetric.allCases.count, T = cells.count
         let names = [
-            "trial_scores", "mean", "ci_lower", "ci_upper", "cells", "perplexity", "mean_nll", "perplexity_delta",
-            "difference_target_vs_controls", "difference_target_vs_baseline", "control_mean"
+            "perplexity", "mean_nll", "perplexity_delta", "difference_target_vs_controls",
+            "difference_target_vs_baseline", "control_mean"
         ]
         for n in names + ["causal"] where try root.exists(n) { try root.remove(n) }
-        var ts = [Double](repeating: .nan, count: C * T * M)
-        for rec in r.records { for m in 0..<M { ts[(rec.condition * T + rec.trialIndex) * M + m] = rec.metrics[m] } }
-        let d = try root.createDataset("trial_scores", data: ts, shape: [C, T, M])
-        try d.setAttribute("axes", ["condition", "trial", "metric"])
-        try d.setAttribute("note", "trial = index in the suite's grid (needles x lengths x depths)")
+        try ConditionSweepDatasets.writeScores(
+            into: root, records: r.records, trials: T, means: r.conditions.map(\.means),
+            cells: r.conditions.map(\.cells), lengths: r.lengths, depths: r.depths,
+            trialNote: "trial = index in the suite's grid (needles x lengths x depths)")
         func put(_ name: String, _ values: [Double], _ shape: [Int], _ axes: [String]) throws {
             let ds = try root.createDataset(name, data: values, shape: shape)
             try ds.setAttribute("axes", axes)
         }
-        try put("mean", r.conditions.flatMap { $0.means.map(\.estimate) }, [C, M], ["condition", "metric"])
-        try put("ci_lower", r.conditions.flatMap { $0.means.map(\.lower) }, [C, M], ["condition", "metric"])
-        try put("ci_upper", r.conditions.flatMap { $0.means.map(\.upper) }, [C, M], ["condition", "metric"])
-        let L = r.lengths.count, D = r.depths.count
-        let cells = try root.createDataset(
-            "cells", data: r.conditions.flatMap { $0.cells.flatMap { $0 } }, shape: [C, M, L, D])
-        try cells.setAttribute("axes", ["condition", "metric", "length", "depth"])
-        try cells.setAttribute("lengths", r.lengths)
-        try cells.setAttribute("depths", r.depths)
         if perplexity {
             let base = r.conditions.first { $0.condition.kind == .baseline }?.perplexity ?? .nan
             try put("perplexity", r.conditions.map(\.perplexity), [C], ["condition"])

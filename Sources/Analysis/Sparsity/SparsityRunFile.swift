@@ -15,6 +15,9 @@ import TraceStore
 //   /sparsity_profile/rows                int64 [length]: rows averaged per head
 //   /sparsity_profile/offsets             int64 [length, sample]: token offsets of the windows
 //   /sparsity_profile/seconds             float64 [length]
+//   (since the CIs) <each of the five above>_lower, _upper: its percentile-bootstrap bounds over the
+//   samples (same shape; NaN with one sample); median_head float64 [length, series, 3] (estimate,
+//   lower, upper of the median over heads; @series names); @bootstrap_resamples, @level, @ci_rule
 
 public enum SparsityRunFile {
     public static let group = "sparsity_profile"
@@ -25,6 +28,10 @@ public enum SparsityRunFile {
         + "normalized entropy = entropy / ln(number of keys); sink mass = mass on keys 0..<s; streaming mass = "
         + "mass on keys 0..<streaming_sinks plus the last W keys up to the query (what a window-W policy with "
         + "sinks keeps). Reduced on the fly from hook_pattern rows; no pattern stored"
+    public static let ciRule =
+        "each statistic is averaged over a sample's rows, then over the samples; *_lower/*_upper: percentile "
+        + "bootstrap over the samples (prompts; one set of draws for every head and statistic), NaN with one "
+        + "sample; median_head: the median over heads of each resample's per-head means"
 
     public static func write(to file: H5File, result r: SparsityProfileResult, text: String) throws {
         let g = try file.createGroup(group)
@@ -44,23 +51,43 @@ public enum SparsityRunFile {
         try g.setAttribute("n_layers", r.layers)
         try g.setAttribute("n_heads", r.heads)
         try g.setAttribute("rule", rule)
+        try g.setAttribute("bootstrap_resamples", o.bootstrapResamples)
+        try g.setAttribute("level", o.level)
+        try g.setAttribute("ci_rule", ciRule)
         let nl = o.lengths.count
         func put(_ name: String, _ v: [Double], _ shape: [Int], _ axes: [String]) throws {
             let ds = try g.createDataset(name, data: v, shape: shape)
             try ds.setAttribute("axes", axes)
         }
         let lh = [r.layers, r.heads]
-        try put(
-            "topk_share", r.topKShare.flatMap { $0.flatMap { $0 } }, [nl, o.ks.count] + lh,
-            ["length", "k", "layer", "head"])
-        try put("entropy", r.entropy.flatMap { $0 }, [nl] + lh, ["length", "layer", "head"])
-        try put("normalized_entropy", r.normalizedEntropy.flatMap { $0 }, [nl] + lh, ["length", "layer", "head"])
-        try put(
-            "sink_mass", r.sinkMass.flatMap { $0.flatMap { $0 } }, [nl, o.sinkSizes.count] + lh,
-            ["length", "sink", "layer", "head"])
-        try put(
-            "streaming_mass", r.streamingMass.flatMap { $0.flatMap { $0 } }, [nl, o.windows.count] + lh,
-            ["length", "window", "layer", "head"])
+        let mean = (0..<nl).map {
+            SparsityStats(
+                topKShare: r.topKShare[$0], entropy: r.entropy[$0], normalizedEntropy: r.normalizedEntropy[$0],
+                sinkMass: r.sinkMass[$0], streamingMass: r.streamingMass[$0])
+        }
+        for (suffix, stats) in [("", mean), ("_lower", r.lower), ("_upper", r.upper)] where stats.count == nl {
+            try put(
+                "topk_share" + suffix, stats.flatMap { $0.topKShare.flatMap { $0 } }, [nl, o.ks.count] + lh,
+                ["length", "k", "layer", "head"])
+            try put("entropy" + suffix, stats.flatMap(\.entropy), [nl] + lh, ["length", "layer", "head"])
+            try put(
+                "normalized_entropy" + suffix, stats.flatMap(\.normalizedEntropy), [nl] + lh,
+                ["length", "layer", "head"])
+            try put(
+                "sink_mass" + suffix, stats.flatMap { $0.sinkMass.flatMap { $0 } }, [nl, o.sinkSizes.count] + lh,
+                ["length", "sink", "layer", "head"])
+            try put(
+                "streaming_mass" + suffix, stats.flatMap { $0.streamingMass.flatMap { $0 } },
+                [nl, o.windows.count] + lh, ["length", "window", "layer", "head"])
+        }
+        if r.medianHead.count == nl {
+            let names = o.seriesNames
+            let ds = try g.createDataset(
+                "median_head", data: r.medianHead.flatMap { $0.flatMap { [$0.estimate, $0.lower, $0.upper] } },
+                shape: [nl, names.count, 3])
+            try ds.setAttribute("axes", ["length", "series", "estimate_lower_upper"])
+            try ds.setAttribute("series", names)
+        }
         try g.createDataset("rows", data: r.rows.map(Int64.init), shape: [nl])
         try g.createDataset("offsets", data: r.offsets.flatMap { $0.map(Int64.init) }, shape: [nl, o.samples])
         try g.createDataset("seconds", data: r.seconds, shape: [nl])
@@ -87,6 +114,13 @@ public enum SparsityRunFile {
         /// [length][window][layer * heads + head]
         public var streamingMass: [[[Double]]]
         public var seconds: [Double]
+        /// Bootstrap bounds per length (nil in files written before the CIs).
+        public var lower: [SparsityStats]?
+        public var upper: [SparsityStats]?
+        /// [length][series]: median over heads (estimate, lower, upper); `seriesNames` names the series.
+        public var medianHead: [[(estimate: Double, lower: Double, upper: Double)]]?
+        public var seriesNames: [String] = []
+        public var level = 0.95
     }
 
     public static func read(_ f: H5File) throws -> Contents? {
@@ -108,7 +142,32 @@ public enum SparsityRunFile {
             (0..<nl).map { l in (0..<m).map { j in Array(v[((l * m + j) * nh)..<((l * m + j + 1) * nh)]) } }
         }
         func split2(_ v: [Double]) -> [[Double]] { (0..<nl).map { Array(v[($0 * nh)..<(($0 + 1) * nh)]) } }
-        return Contents(
+        func stats(_ suffix: String) throws -> [SparsityStats]? {
+            guard try g.kind(of: "topk_share" + suffix) != nil else { return nil }
+            let tk = split3(try read("topk_share" + suffix, [nl, ks.count, layers, heads]), ks.count)
+            let e = split2(try read("entropy" + suffix, [nl, layers, heads]))
+            let ne = split2(try read("normalized_entropy" + suffix, [nl, layers, heads]))
+            let sm = split3(try read("sink_mass" + suffix, [nl, sinks.count, layers, heads]), sinks.count)
+            let st = split3(try read("streaming_mass" + suffix, [nl, windows.count, layers, heads]), windows.count)
+            return (0..<nl).map {
+                SparsityStats(
+                    topKShare: tk[$0], entropy: e[$0], normalizedEntropy: ne[$0], sinkMass: sm[$0],
+                    streamingMass: st[$0])
+            }
+        }
+        var median: [[(estimate: Double, lower: Double, upper: Double)]]?
+        var names: [String] = []
+        if try g.kind(of: "median_head") != nil {
+            names = try g.dataset("median_head").stringsAttribute("series")
+            let v = try read("median_head", [nl, names.count, 3])
+            median = (0..<nl).map { l in
+                (0..<names.count).map { s in
+                    let i = (l * names.count + s) * 3
+                    return (v[i], v[i + 1], v[i + 2])
+                }
+            }
+        }
+        var c = Contents(
             layers: layers, heads: heads, lengths: lengths, ks: ks, sinkSizes: sinks, windows: windows,
             streamingSinks: try g.intAttribute("streaming_sinks"), samples: try g.intAttribute("samples"),
             queries: try g.intAttribute("queries"),
@@ -117,6 +176,9 @@ public enum SparsityRunFile {
             normalizedEntropy: split2(try read("normalized_entropy", [nl, layers, heads])),
             sinkMass: split3(try read("sink_mass", [nl, sinks.count, layers, heads]), sinks.count),
             streamingMass: split3(try read("streaming_mass", [nl, windows.count, layers, heads]), windows.count),
-            seconds: try read("seconds", [nl]))
+            seconds: try read("seconds", [nl]), lower: try stats("_lower"), upper: try stats("_upper"),
+            medianHead: median, seriesNames: names)
+        c.level = try g.attributeIfPresent("level")?.doubleValue ?? 0.95
+        return c
     }
 }

@@ -116,9 +116,24 @@ void hl_attention_prefill(const float *q, const float *k, const float *v, float 
 void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z,
                                  int t, int p, int h, int hkv, int dh, float scale, int window);
 
+/// hl_attention_prefill_window without the query heads of the KV groups g with skip[g] != 0 (their
+/// z rows are left as they are; skip NULL: none). The groups computed get the same bits as without it.
+void hl_attention_prefill_skip(const float *q, const float *k, const float *v, float *z,
+                               int t, int p, int h, int hkv, int dh, float scale, int window,
+                               const unsigned char *skip);
+
 /// One query row (t = 1) at position s - 1 over s keys, every head in parallel.
 void hl_attention_decode(const float *q, const float *k, const float *v, float *z,
                          int s, int h, int hkv, int dh, float scale);
+
+/// hl_attention_decode without the KV groups g with skip[g] != 0 (skip NULL: none).
+void hl_attention_decode_skip(const float *q, const float *k, const float *v, float *z,
+                              int s, int h, int hkv, int dh, float scale, const unsigned char *skip);
+
+/// Runs fn(ctx, i, thread) for i in 0..<n on the kernel pool (the caller participates; thread in
+/// 0..<hl_kernels_threads()), OpenBLAS held to one thread meanwhile; returns when all are done.
+/// A nested call (a task calling it again) runs its tasks serially on the calling thread.
+void hl_parallel_blas1(int n, void (*fn)(void *ctx, int i, int thread), void *ctx);
 
 /// Query tile rows per work item and key tile width of hl_attention_prefill (0: keep). For tests
 /// and tuning.

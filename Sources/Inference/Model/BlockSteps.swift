@@ -127,8 +127,10 @@ extension InferenceSession {
     }
 
     /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t); then the
-    /// heads under a KV policy are recomputed with their mask (`Kernels.policyAttention`), and only
-    /// they report their probabilities to `observe` (the first pass's rows for them are discarded).
+    /// heads under a KV policy are recomputed with their mask (`Kernels.policyAttention`; on the
+    /// kernel pool when nothing observes), and only they report their probabilities to `observe`
+    /// (the first pass's rows for them are discarded; KV groups entirely under a policy are skipped
+    /// by the first pass).
     private func attention(
         _ l: Int, rows t: Int, start p: Int, offset: Int,
         observe: ((Int, UnsafePointer<Float>) -> Void)?, policies: [(head: Int, policy: HeadKVPolicy)] = []
@@ -139,20 +141,39 @@ extension InferenceSession {
             let skip = Set(policies.map(\.head))
             first = { h, probs in if !skip.contains(h) { observe(h, probs) } }
         }
-        Kernels.causalAttention(
-            q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
-            z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
-            nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
-            scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
-            probs: s.probs.pointer, observe: first) // probs [T, S]
-        for (h, policy) in policies {
-            Kernels.policyAttention(
+        // KV groups whose every query head is under a policy: the causal pass would be overwritten.
+        var skip = [UInt8](repeating: 0, count: c.nKVHeads) // [Hkv]
+        var underPolicy = [Int](repeating: 0, count: c.nKVHeads)
+        for (h, _) in policies { underPolicy[h / c.groupSize] += 1 }
+        for g in 0..<c.nKVHeads where underPolicy[g] == c.groupSize { skip[g] = 1 }
+        skip.withUnsafeBufferPointer { all in
+            let sp = policies.isEmpty ? nil : all.baseAddress
+            Kernels.causalAttention(
                 q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
-                z: s.z.pointer + offset * c.qWidth, rows: t, start: p, head: h, // z [T, H, dh]
-                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead, scale: c.attentionScale,
-                layerWindow: c.window(l), softcap: c.attnLogitSoftcap, policy: policy,
-                scores: s.probs.pointer, observe: observe) // scores [min(T, 32), S]
+                z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
+                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
+                scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
+                probs: s.probs.pointer, observe: first, skipGroups: sp) // probs [T, S]
         }
+        let q = s.q.pointer + offset * c.qWidth, z = s.z.pointer + offset * c.qWidth // [T, H, dh]
+        let k = cache.keys(layer: l), v = cache.values(layer: l)
+        func run(_ i: Int, scores: UnsafeMutablePointer<Float>) {
+            Kernels.policyAttention(
+                q: q, k: k, v: v, z: z, rows: t, start: p, head: policies[i].head,
+                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead, scale: c.attentionScale,
+                layerWindow: c.window(l), softcap: c.attnLogitSoftcap, policy: policies[i].policy,
+                scores: scores, observe: observe) // scores [min(T, 32), S]
+        }
+        if observe != nil || policies.count < 2 {
+            for i in policies.indices { run(i, scores: s.probs.pointer) }
+            return
+        }
+        // Heads write disjoint columns of z, so they run on the kernel pool, each thread with its own
+        // scores [min(T, 32), S]; every head gets the same bits as when run one after another.
+        let perThread = min(t, Kernels.tileRows) * (p + t), threads = Kernels.poolThreads
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: threads * perThread) // [threads, 32, S]
+        defer { scratch.deallocate() }
+        Kernels.parallel(policies.count) { i, thread in run(i, scores: scratch + thread * perThread) }
     }
 
     /// The interventions on the head outputs z (ablations, then hook_z patches), then hooks z and

@@ -160,12 +160,16 @@ enum Kernels {
     /// parallel (hl_attention_decode), prefill runs the blocked online-softmax kernel
     /// (hl_attention_prefill). With an observer, each head's full [T, S] probabilities are
     /// computed and handed over (exact rows for the hooks; slower at long context).
+    ///
+    /// - skipGroups: [Hkv] nonzero: the fast paths leave the z rows of that KV group's query heads
+    ///   untouched (heads whose output another kernel writes, e.g. under a KV policy); nil: none.
     static func causalAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
         nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float, window: Int = 0, softcap: Float = 0,
         probs: UnsafeMutablePointer<Float>,
-        observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?
+        observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?,
+        skipGroups: UnsafePointer<UInt8>? = nil
     ) {
         let t0 = KernelProfile.start()
         let s = p + t
@@ -178,18 +182,15 @@ enum Kernels {
             if t == 1 {
                 // A window only moves the first visible key: attend over keys lo..<S.
                 let lo = window > 0 ? max(0, s - window) : 0, kvs = nKVHeads * dh
-                hl_attention_decode(
-                    q, k + lo * kvs, v + lo * kvs, z, Int32(s - lo), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+                hl_attention_decode_skip(
+                    q, k + lo * kvs, v + lo * kvs, z, Int32(s - lo), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale,
+                    skipGroups)
                 return
             }
             if blockedAttention {
-                if window > 0 {
-                    hl_attention_prefill_window(
-                        q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale, Int32(window))
-                } else {
-                    hl_attention_prefill(
-                        q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
-                }
+                hl_attention_prefill_skip(
+                    q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale,
+                    Int32(max(window, 0)), skipGroups)
                 return
             }
         }

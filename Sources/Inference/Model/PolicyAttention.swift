@@ -108,6 +108,23 @@ extension Kernels {
         }
     }
 
+    /// Runs `body(i, thread)` for i in 0..<n on the kernel pool (`hl_parallel_blas1`: the caller
+    /// takes part, OpenBLAS is held to one thread meanwhile); `thread` is in 0..<`poolThreads`.
+    static var poolThreads: Int { Int(hl_kernels_threads()) }
+
+    static func parallel(_ n: Int, _ body: (_ i: Int, _ thread: Int) -> Void) {
+        withoutActuallyEscaping(body) { f in
+            var box = f
+            withUnsafeMutablePointer(to: &box) { ctx in
+                hl_parallel_blas1(
+                    Int32(n),
+                    { raw, i, thread in
+                        raw!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(i), Int(thread))
+                    }, ctx)
+            }
+        }
+    }
+
     /// Softmax of `x[0..<n]` in place over the finite entries; -inf entries (masked keys) become
     /// exactly 0. At least one entry must be finite.
     static func maskedSoftmax(_ x: UnsafeMutablePointer<Float>, count n: Int) {

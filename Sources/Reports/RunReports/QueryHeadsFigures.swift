@@ -56,9 +56,13 @@ enum QueryHeadsFigures {
                         name: "random sets (N²/heads)", x: ns.map(Double.init), y: ns.map { Double($0 * $0) / nh },
                         dashed: true)
                 ], xTitle: "N (top heads of each ranking)", yTitle: "Heads in common")
+            func ci(_ v: [Double]?) -> String {
+                guard let v, v.count == 2, v[0].isFinite else { return "" }
+                return " [\(Num.fixed(v[0], 2)), \(Num.fixed(v[1], 2))]"
+            }
             chart.subtitle =
-                "Spearman ρ \(d.spearman.map { Num.fixed($0, 3) } ?? "n/a"), Kendall τ-b "
-                + "\(d.kendall.map { Num.fixed($0, 3) } ?? "n/a") over all \(d.layers * d.heads) heads"
+                "Spearman ρ \(d.spearman.map { Num.fixed($0, 3) } ?? "n/a")\(ci(d.spearmanCI)), Kendall τ-b "
+                + "\(d.kendall.map { Num.fixed($0, 3) } ?? "n/a")\(ci(d.kendallCI)) over all \(d.layers * d.heads) heads"
             chart.id = "qrhead-overlap"
             out.append(
                 .figure(
@@ -66,13 +70,22 @@ enum QueryHeadsFigures {
                         name: "qrhead-overlap", svg: chart.svg(),
                         caption:
                             "How many heads the N best by QRScore and the N best by Wu et al.'s retrieval score share, "
-                            + "against the overlap two random N-sets would have. Rank correlations use every head.")))
+                            + "against the overlap two random N-sets would have. Rank correlations use every head; "
+                            + "brackets: 95% bootstrap CIs over the detection questions.")))
             out.append(
                 .table(
                     .init(
-                        headers: ["N", "in both top-N", "random expectation"],
-                        rows: d.overlaps.map { [String($0.n), String($0.overlap), Num.fixed($0.expected, 1)] },
-                        caption: "Top-N overlap with Wu et al.'s retrieval heads", alignNumbers: true)))
+                        headers: ["N", "in both top-N", "95% CI", "random expectation"],
+                        rows: d.overlaps.map {
+                            [
+                                String($0.n), String($0.overlap),
+                                $0.lower.isFinite ? "\(Num.fixed($0.lower, 0))–\(Num.fixed($0.upper, 0))" : "n/a",
+                                Num.fixed($0.expected, 1)
+                            ]
+                        },
+                        caption:
+                            "Top-N overlap with Wu et al.'s retrieval heads; the CI resamples the detection questions "
+                            + "(QRScores recomputed per resample, Wu's scores fixed)", alignNumbers: true)))
         }
         if !d.methods.isEmpty, let k = d.recall.first?.count, k > 0 {
             let ks = (1...k).map(Double.init)

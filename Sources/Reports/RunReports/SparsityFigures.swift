@@ -126,6 +126,29 @@ enum SparsityFigures {
                     caption:
                         "Medians over all heads; in parentheses, heads whose top-k share is at least 0.9",
                     alignNumbers: true)))
+        if let med = d.medianHead, med.count == d.lengths.count, d.samples >= 2 {
+            let names = d.seriesNames
+            out.append(
+                .table(
+                    .init(
+                        headers: ["length"] + names,
+                        rows: d.lengths.indices.map { li in
+                            [String(d.lengths[li])]
+                                + med[li].map {
+                                    "\(Num.fixed($0.estimate, 3)) [\(Num.fixed($0.lower, 3)), \(Num.fixed($0.upper, 3))]"
+                                }
+                        },
+                        caption:
+                            "Medians over heads with \(Int((d.level * 100).rounded()))% bootstrap CIs over the "
+                            + "\(d.samples) windows (prompts) per length: each resample of the windows gives every "
+                            + "head's mean, then their median. Per-head bounds are in the run file (*_lower, *_upper).",
+                        alignNumbers: true)))
+        } else {
+            out.append(
+                .paragraph(
+                    "One window per length: no confidence intervals (profile with --samples 2 or more for "
+                        + "bootstrap CIs over windows)."))
+        }
         return out
     }
 }

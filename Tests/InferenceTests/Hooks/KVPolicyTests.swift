@@ -147,6 +147,27 @@ final class KVPolicyTests: XCTestCase {
         XCTAssertLessThanOrEqual(ForwardTests.maxAbsDiff(whole, try run(chunk: 512, decodeFrom: t - 9)), 1e-5)
     }
 
+    /// Every head under a policy, with no observer: the causal pass skips every KV group and the heads
+    /// run on the kernel pool (prefill and decode); with hook_pattern captured they run one by one
+    /// after the full causal pass. The head outputs are the same bit for bit.
+    func testPoolPathEqualsSerialPathBitForBit() throws {
+        let (model, m, _) = try CaptureHookTests.tiny("llama")
+        let c = model.config
+        var kv = KVPolicy(rest: .window(size: 5, sinks: 2))
+        kv.heads[KVHeadAddress(layer: 1, head: 1)] = .topk(4)
+        kv.heads[KVHeadAddress(layer: 0, head: 2)] = .drop
+        func z(pattern: Bool) throws -> [[Float]] {
+            let s = InferenceSession(model: model, maxContext: 64, maxChunk: 16)
+            s.kvPolicy = kv
+            let hooks = ["attn.hook_z"] + (pattern ? ["attn.hook_pattern"] : [])
+            let st = try s.trace(prompt: m.tokens, requests: [CaptureRequest(hooks: hooks)], generate: 3).0
+            return (0..<c.nLayers).map { st["blocks.\($0).attn.hook_z"]!.values }
+        }
+        let pool = try z(pattern: false), serial = try z(pattern: true)
+        XCTAssertEqual(pool.count, c.nLayers)
+        XCTAssertEqual(pool, serial)
+    }
+
     func testBadPoliciesAreClearErrors() throws {
         for (text, fragment) in [
             ("window:0", "W must be >= 1"), ("window:8+-1", "S must be >= 0"), ("topk:0", "K must be >= 1"),
