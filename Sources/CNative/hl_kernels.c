@@ -1176,6 +1176,53 @@ void hl_sgemm_nt(int m, int n, int k, const float *a, int lda, const float *b, i
     hl_parallel_ex((n + j.chunk - 1) / j.chunk, sgemm_task, &j, 1);
 }
 
+// Linear layers on weights kept in ggml blocks: each task decodes a panel of weight rows into the
+// thread's scratch (the caller's fill function) and multiplies it with sgemm.
+
+typedef struct {
+    int m, n, k, panel;
+    const float *a;
+    int lda;
+    hl_rows_fn fill;
+    const void *ctx;
+    float *c;
+    int ldc;
+} panel_job;
+
+static void panel_task(void *c, int i, int thread) {
+    (void)thread;
+    panel_job *j = c;
+    int n0 = i * j->panel, n1 = n0 + j->panel > j->n ? j->n : n0 + j->panel;
+    float *w = scratch((size_t)j->panel * (size_t)j->k); // [panel, k]
+    j->fill(j->ctx, n0, n1 - n0, w);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, n1 - n0, j->k, 1.0f, j->a, j->lda, w, j->k, 0.0f,
+                j->c + n0, j->ldc);
+}
+
+int hl_sgemm_nt_panel_rows(int m, int n, int k, int panel) {
+    int threads = hl_kernels_threads();
+    if (panel <= 0) {
+        // hl_sgemm_nt's split: one column block per thread (multiple of 16), or all of n.
+        if (threads <= 1 || (double)m * n * k < 4e6 || n < 64 * threads) return n > 0 ? n : 1;
+        int chunk = (n + threads - 1) / threads;
+        return (chunk + 15) & ~15;
+    }
+    return panel;
+}
+
+void hl_sgemm_nt_panels(int m, int n, int k, const float *a, int lda, hl_rows_fn fill, const void *ctx, int panel,
+                        float *c, int ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    panel_job j = {m, n, k, hl_sgemm_nt_panel_rows(m, n, k, panel), a, lda, fill, ctx, c, ldc};
+    int tasks = (n + j.panel - 1) / j.panel;
+    if (tasks == 1) {
+        // One panel on the calling thread, OpenBLAS threading as hl_sgemm_nt's direct call.
+        panel_task(&j, 0, 0);
+        return;
+    }
+    hl_parallel_ex(tasks, panel_task, &j, 1);
+}
+
 // Attention, prefill: blocked, online softmax.
 
 static int g_tile_q = 0, g_tile_k = 0;

@@ -36,6 +36,11 @@ struct Bench: ParsableCommand {
     @Flag(help: "Use Float32 sgemv for decoding instead of the quantized kernels (comparison).")
     var noQuantized = false
 
+    @Option(
+        help: "Prefill's weights: quantized (kept in the GGUF mapping, decoded in panels) or f32 (copies made at load)."
+    )
+    var weights: String = KernelConfig.weights.rawValue
+
     @Flag(help: "Let OpenBLAS thread each sgemm itself instead of splitting it over the kernel pool (comparison).")
     var openblasThreading = false
 
@@ -53,6 +58,9 @@ struct Bench: ParsableCommand {
         if let n = decode, n < 1 { throw ValidationError("--decode must be at least 1 (got \(n))") }
         guard context >= 1 else { throw ValidationError("--context must be at least 1 (got \(context))") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard WeightFormat(rawValue: weights) != nil else {
+            throw ValidationError("--weights must be f32 or quantized (got \(weights))")
+        }
     }
 
     func run() throws {
@@ -61,6 +69,7 @@ struct Bench: ParsableCommand {
         if noQuantized { KernelConfig.quantizedMaxRows = 0 }
         if referenceAttention { KernelConfig.blockedAttention = false }
         if openblasThreading { KernelConfig.poolSgemm = false }
+        KernelConfig.weights = WeightFormat(rawValue: weights) ?? .quantized
         let loadStart = Date()
         let m = try Model(gguf: ModelFile.open(model).gguf)
         let loadSeconds = Date().timeIntervalSince(loadStart)
@@ -73,7 +82,7 @@ struct Bench: ParsableCommand {
         var result: [String: Any] = [
             "engine": "headlight", "load_seconds": loadSeconds,
             "blas_kernel": BLASRuntime.corename,
-            "kernels": KernelConfig.level, "threads": threads
+            "kernels": KernelConfig.level, "threads": threads, "weights": weights
         ]
         if let n = prefill {
             let session = m.makeSession(maxContext: max(n, 1))

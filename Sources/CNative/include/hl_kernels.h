@@ -100,6 +100,20 @@ void hl_quantize_q16_32(const float *x, int n, int8_t *q, int8_t *q2, float *d);
 /// so OpenBLAS's own threads never compete with it). Small products run directly.
 void hl_sgemm_nt(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 
+/// Fills dst [rows, k] (row-major, k = the product's inner dimension) with Float32 weight rows
+/// row0 ..< row0 + rows of a matrix stored in another format. Called from pool threads.
+typedef void (*hl_rows_fn)(const void *ctx, int row0, int rows, float *dst);
+
+/// C[m, n] = A[m, k] · W[n, k]ᵀ for a weight matrix W that is not kept as Float32: W is produced
+/// `panel` rows at a time by `fill` into a per-thread scratch buffer ([panel, k] floats) and each
+/// panel is multiplied with one sgemm (OpenBLAS held to one thread), panels spread over the kernel
+/// pool. panel <= 0 uses hl_sgemm_nt's split (one block per thread), so the sgemm calls are exactly
+/// those hl_sgemm_nt makes on the Float32 matrix.
+void hl_sgemm_nt_panels(int m, int n, int k, const float *a, int lda, hl_rows_fn fill, const void *ctx, int panel,
+                        float *c, int ldc);
+/// The panel height hl_sgemm_nt_panels uses for `panel` (resolves panel <= 0).
+int hl_sgemm_nt_panel_rows(int m, int n, int k, int panel);
+
 // MARK: Attention
 
 /// Causal grouped-query attention of t queries at positions p..<p+t over the s = p + t cached keys,

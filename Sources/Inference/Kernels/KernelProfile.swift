@@ -146,6 +146,16 @@ extension KernelConfig {
         get { Kernels.poolSgemm }
         set { Kernels.poolSgemm = newValue }
     }
+    /// See `Kernels.weights` (set before loading a model: .f32 makes the Float32 copies at load).
+    public static var weights: WeightFormat {
+        get { Kernels.weights }
+        set { Kernels.weights = newValue }
+    }
+    /// See `Kernels.panelRows`.
+    public static var panelRows: Int {
+        get { Kernels.panelRows }
+        set { Kernels.panelRows = newValue }
+    }
     /// See `Kernels.blockedAttention`.
     public static var blockedAttention: Bool {
         get { Kernels.blockedAttention }

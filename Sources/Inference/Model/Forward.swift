@@ -235,9 +235,9 @@ public final class InferenceSession {
 
     /// x[T, D] = token_embd rows of the chunk's tokens (times `embeddingScale`, Gemma's √D).
     func embed(_ chunk: ArraySlice<Int32>) {
-        let d = config.dModel, e = model.weights.tokenEmbedding.data, x = scratch.x.pointer
+        let d = config.dModel, e = model.weights.tokenEmbedding, x = scratch.x.pointer
         for (r, tok) in chunk.enumerated() {
-            (x + r * d).update(from: e + Int(tok) * d, count: d)
+            e.copyRow(Int(tok), into: x + r * d)
         }
         let scale = config.embeddingScale
         if scale != 1 {

@@ -22,8 +22,19 @@ enum Kernels {
 
     // MARK: - Matrix products
 
+    /// How prefill's products read matrices kept in ggml blocks (`WeightFormat`); also whether
+    /// `ModelWeights` makes Float32 copies at load. Default: HEADLIGHT_WEIGHTS, else .quantized.
+    nonisolated(unsafe) static var weights: WeightFormat = .fromEnvironment
+    /// Weight rows per panel of the quantized prefill product (0: one panel per thread, the split
+    /// of hl_sgemm_nt, so its sgemm calls are exactly the f32 path's). Default: as many rows as fit
+    /// in `panelBytes`, a multiple of 16, at least 16.
+    nonisolated(unsafe) static var panelRows = -1
+    /// Target size of one decoded panel (per thread): a quarter of a 2 MB L2.
+    static let panelBytes = 512 * 1024
+
     /// `y[T, W.rows] = x[T, W.cols] · Wᵀ (+ bias)`. Few rows with quantized weights go through
-    /// the quantized kernel, T = 1 otherwise through sgemv, larger T through sgemm.
+    /// the quantized kernel; otherwise matrices kept in blocks (`WeightFormat.quantized`) go through
+    /// panels decoded on the fly (hl_sgemm_nt_panels), others through sgemv (T = 1) or sgemm.
     @inline(__always)
     static func linear(
         _ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
@@ -35,6 +46,9 @@ enum Kernels {
                 Int32(q.type.rawValue), q.pointer, q.rowBytes, Int32(w.rows), Int32(w.cols), x, w.cols,
                 Int32(t), y, w.rows)
             KernelProfile.stop(.quantizedLinear, t0)
+        } else if let b = w.blocks, weights == .quantized {
+            panelLinear(x, rows: t, blocks: b, outputs: w.rows, inputs: w.cols, into: y)
+            KernelProfile.stop(.sgemm, t0, flops: 2 * Double(t) * Double(w.rows) * Double(w.cols))
         } else {
             if t == 1 {
                 cblas_sgemv(
@@ -56,6 +70,31 @@ enum Kernels {
         }
     }
 
+    /// y[T, n] = x[T, k] · Wᵀ for W [n, k] kept in ggml blocks: panels of rows decoded into
+    /// per-thread scratch (exactly `GGMLType.dequantize`'s values) and multiplied with sgemm.
+    static func panelLinear(
+        _ x: UnsafePointer<Float>, rows t: Int, blocks b: QuantizedBlocks, outputs n: Int, inputs k: Int,
+        into y: UnsafeMutablePointer<Float>, panel: Int? = nil
+    ) {
+        var source = PanelSource(blocks: b, cols: k)
+        let rows = panel ?? (panelRows >= 0 ? panelRows : defaultPanelRows(outputs: n, inputs: k))
+        withUnsafePointer(to: &source) { ctx in
+            hl_sgemm_nt_panels(
+                Int32(t), Int32(n), Int32(k), x, Int32(k), panelFill, ctx, Int32(rows), y, Int32(n))
+        }
+    }
+
+    /// Panels of at most `panelBytes` (multiples of 16 rows), their count a multiple of the pool's
+    /// threads so that no thread gets one more panel than another.
+    static func defaultPanelRows(outputs n: Int, inputs k: Int) -> Int {
+        let threads = max(1, Int(hl_kernels_threads()))
+        let most = max(16, panelBytes / (4 * max(k, 1)) / 16 * 16)
+        let perThread = (n + threads * most - 1) / (threads * most)
+        let tasks = threads * max(perThread, 1)
+        return max(16, ((n + tasks - 1) / tasks + 15) / 16 * 16)
+    }
+
+    // MARK: - Elementwise
     // MARK: - Elementwise
 
     /// `y[i] += x[i]`.
@@ -273,6 +312,18 @@ enum Kernels {
     /// exp(x), Cephes `expf` (`FastMath.exp`).
     @inline(__always)
     static func fastExp(_ x0: Float) -> Float { FastMath.exp(x0) }
+}
+
+/// What `panelFill` decodes: a matrix's blocks and its row length.
+private struct PanelSource {
+    let blocks: QuantizedBlocks
+    let cols: Int
+}
+
+/// hl_rows_fn for `Kernels.panelLinear`: rows row0 ..< row0 + n of the PanelSource at ctx into dst.
+private let panelFill: hl_rows_fn = { ctx, row0, n, dst in
+    let s = ctx!.assumingMemoryBound(to: PanelSource.self)
+    s.pointee.blocks.dequantizeRows(Int(row0), count: Int(n), cols: s.pointee.cols, into: dst!)
 }
 
 /// cos/sin of every rotated pair at every position: [C, dims/2] each. Angles follow Hugging

@@ -1,8 +1,9 @@
 import Foundation
 import GGUF
 
-/// A loaded model: its config and its weights dequantized to Float32. Immutable, so any number of
-/// `InferenceSession`s can share it.
+/// A loaded model: its config and its weights (matrices read in place from the GGUF mapping, see
+/// `WeightMatrix`, which keep the file open). Immutable, so any number of `InferenceSession`s can
+/// share it.
 public final class Model: @unchecked Sendable {
     public let config: ModelConfig
     public let family: ModelFamily
@@ -11,7 +12,7 @@ public final class Model: @unchecked Sendable {
     public let name: String?
 
     /// Loads `file`: resolves its family from `general.architecture` (an unsupported one is an
-    /// error listing the supported ones), decodes the config and dequantizes every weight
+    /// error listing the supported ones), decodes the config and maps every weight
     /// (a missing tensor is an error naming it).
     public init(gguf file: GGUFFile) throws {
         let arch = try file.architecture()
