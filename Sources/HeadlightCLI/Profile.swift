@@ -74,6 +74,8 @@ struct Profile: ParsableCommand {
         return out
     }
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         _ = try Self.list(lengths, "--lengths", min: 2)
         _ = try Self.list(ks, "--ks", min: 1)
@@ -101,6 +103,7 @@ struct Profile: ParsableCommand {
         o.queries = queries
         o.streamingSinks = streamingSinks
         o.seed = seed
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let profiler = SparsityProfiler(model: env.model, tokenizer: env.tokenizer, options: o)
         let bar = ProgressBar(enabled: !noProgress, interval: 30)
