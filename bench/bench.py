@@ -9,6 +9,7 @@ RSS. Every engine gets the same token ids and 2 threads.
   python3 bench/bench.py                      # all engines, all sizes, 3 repeats
   python3 bench/bench.py --engines headlight --prefill 512 --repeats 1
   python3 bench/bench.py --engines headlight,headlight@Haswell --decode 0
+  python3 bench/bench.py --engines headlight,headlight+f16,llama.cpp --prefill 2048,8000
   python3 bench/bench.py --profile            # + Headlight's per-kernel time breakdown
 
 Engines:
@@ -18,6 +19,8 @@ Engines:
                 kernel for the CPU (a preset OPENBLAS_CORETYPE is otherwise respected as a
                 user choice).
   headlight@K   the same with OPENBLAS_CORETYPE=K (e.g. headlight@Haswell), for comparison.
+  headlight+f16 the same with a binary16 KV cache (`headlight bench --kv f16`; combines with @K:
+                headlight@Haswell+f16). Plain `headlight` uses --kv (default f32).
   llama.cpp     llama-cpp-python from PyPI (pip install llama-cpp-python), same GGUF
   transformers  torch CPU + transformers from PyPI, same GGUF dequantized to f32, sdpa
 
@@ -121,11 +124,14 @@ def worker_transformers(model, mode, n):
 HEADLIGHT_BIN = os.environ.get("HEADLIGHT_BIN") or os.path.join(ROOT, ".build", "release", "headlight")
 
 
-def run_headlight(model, mode, n, coretype=None, profile=False):
+KV = "f32"
+
+
+def run_headlight(model, mode, n, coretype=None, profile=False, kv=None):
     exe = HEADLIGHT_BIN
     if not os.path.exists(exe):
         raise SystemExit(f"bench: {exe} not found; run `make build` first (or pass --headlight-bin)")
-    cmd = [exe, "bench", "--model", model, "--threads", str(THREADS), "--json"]
+    cmd = [exe, "bench", "--model", model, "--threads", str(THREADS), "--json", "--kv", kv or KV]
     cmd += ["--prefill", str(n)] if mode == "prefill" else ["--decode", str(n), "--context", "1024"]
     if profile:
         cmd.append("--profile")
@@ -141,13 +147,19 @@ def run_headlight(model, mode, n, coretype=None, profile=False):
 
 
 def run_child(engine, model, mode, n):
-    if engine == "headlight" or engine.startswith("headlight@"):
-        return run_headlight(model, mode, n, coretype=engine.partition("@")[2] or None)
+    if is_headlight(engine):
+        name, _, kv = engine.partition("+")
+        return run_headlight(model, mode, n, coretype=name.partition("@")[2] or None, kv=kv or None)
     p = subprocess.run([sys.executable, __file__, "--worker", engine, "--model", model,
                         "--mode", mode, "--n", str(n)], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"bench: {engine} worker failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def is_headlight(engine):
+    """headlight, headlight@K, headlight+f16, headlight@K+f16."""
+    return engine == "headlight" or engine.startswith("headlight@") or engine.startswith("headlight+")
 
 
 def main():
@@ -159,6 +171,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="also write all raw results to this file")
     ap.add_argument("--headlight-bin", help="headlight executable (default: $HEADLIGHT_BIN or .build/release/headlight)")
+    ap.add_argument("--kv", choices=["f32", "f16"], default="f32",
+                    help="KV cache storage of the plain headlight engines (headlight+f16 always uses f16)")
     ap.add_argument("--profile", action="store_true",
                     help="also run `headlight bench --profile` once per prefill size and print the time breakdown")
     ap.add_argument("--worker"), ap.add_argument("--mode"), ap.add_argument("--n", type=int)
@@ -171,7 +185,12 @@ def main():
         print(json.dumps(r))
         return
 
-    global HEADLIGHT_BIN
+    global HEADLIGHT_BIN, KV
+    KV = a.kv
+    for e in a.engines.split(","):
+        kv = e.partition("+")[2]
+        if is_headlight(e) and kv not in ("", "f32", "f16"):
+            raise SystemExit(f"bench: engine {e}: unknown KV cache storage '{kv}' (expected +f32 or +f16)")
     if a.headlight_bin:
         HEADLIGHT_BIN = os.path.abspath(a.headlight_bin)
     if not os.path.exists(a.model):
@@ -200,32 +219,33 @@ def main():
     print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)}")
     print("load average (1/5/15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load + load_after))
     for e in engines:
-        if e.startswith("headlight"):
+        if is_headlight(e):
             r0 = next(iter(results[(m, n, e)] for m, n in cases))["runs"][0]
-            print(f"{e}: OpenBLAS kernel {r0.get('blas_kernel')}, native kernels {r0.get('kernels', '?')}")
+            print(f"{e}: OpenBLAS kernel {r0.get('blas_kernel')}, native kernels {r0.get('kernels', '?')}, "
+                  f"KV cache {r0.get('kv_cache', 'f32')}")
     header = f"{'case':16s}" + "".join(f"{e + ' tok/s':>20s}{'RSS MB':>8s}" for e in engines)
-    others = [e for e in engines if e != "headlight"]
-    others = [e for e in others if not e.startswith("headlight@")]
-    if "headlight" in engines:
-        header += "".join(f"{'HL/' + e:>16s}" for e in others)
+    others = [e for e in engines if not is_headlight(e)]
+    # Ratios: plain headlight and the +kv variants against every other engine.
+    mine = [e for e in engines if e == "headlight" or e.startswith("headlight+")]
+    header += "".join(f"{('HL' + h[len('headlight'):]) + '/' + e:>16s}" for h in mine for e in others)
     print(header)
     for mode, n in cases:
         row = f"{mode + ' ' + str(n):16s}"
         for e in engines:
             r = results[(mode, n, e)]
             row += f"{r['tok_s']:20.1f}{r['rss_mb']:8.0f}"
-        if "headlight" in engines:
+        for h in mine:
             for e in others:
-                row += f"{results[(mode, n, 'headlight')]['tok_s'] / results[(mode, n, e)]['tok_s']:15.2f}x"
+                row += f"{results[(mode, n, h)]['tok_s'] / results[(mode, n, e)]['tok_s']:15.2f}x"
         print(row)
     profiles = {}
     if a.profile:
         for n in [int(x) for x in a.prefill.split(",") if x]:
-            r = run_headlight(a.model, "prefill", n, profile=True)
+            r = run_headlight(a.model, "prefill", n, profile=True, kv=a.kv)
             profiles[f"prefill:{n}"] = r
             print_profile(f"prefill {n}", r)
         if a.decode > 0:
-            r = run_headlight(a.model, "decode", a.decode, profile=True)
+            r = run_headlight(a.model, "decode", a.decode, profile=True, kv=a.kv)
             profiles[f"decode:{a.decode}"] = r
             print_profile(f"decode {a.decode} at 1k", r)
     if a.json:

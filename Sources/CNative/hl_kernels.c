@@ -43,6 +43,7 @@
 #endif
 #if defined(__aarch64__)
 #define HL_ARM 1
+#include <arm_neon.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
@@ -559,6 +560,220 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
     }
 }
 
+// MARK: - Attention over an IEEE binary16 KV cache
+//
+// K and V rows stored as binary16 (hl_f32_to_f16) are widened to Float32 a block at a time
+// (exact: every half is a float) and then used with exactly the arithmetic of the Float32 bodies
+// above, so an f16 kernel gives bit for bit what the Float32 kernel of the same level gives on
+// the widened cache (KernelTests checks this). Widening: vcvtph2ps (AVX-512, AVX2+F16C), fcvtl
+// (NEON), integer rebiasing (generic); narrowing rounds to nearest even (vcvtps2ph imm 0,
+// fcvtn, f2h_rne).
+
+/// Keys per block of decode_group_f16_body (a multiple of 4, so blocks keep the 4-key groups and
+/// value pairs of decode_group_body).
+#define HL_KV16_BLOCK 32
+
+typedef v16f (*ld16h_fn)(const uint16_t *);
+typedef uint16_t v16s __attribute__((vector_size(32)));
+
+/// 16 binary16 values -> Float32, portable (exact for every input, as h2f_portable).
+HL_INLINE v16f ld16h_portable(const uint16_t *p) {
+    v16s h;
+    memcpy(&h, p, sizeof h);
+    v16u u = __builtin_convertvector(h, v16u);
+    v16u e = u & 0x7fff;
+    v16u bits = (v16u)((v16f)(e << 13) * 0x1p112f);       // rebias: exact for normal and subnormal halves
+    v16u special = (v16u)(e >= 0x7c00);                    // Inf / NaN (payload kept)
+    bits = (bits & ~special) | (((e << 13) | 0x7f800000) & special);
+    return (v16f)(bits | ((u & 0x8000) << 16));
+}
+
+/// Float32 -> binary16, round to nearest even (overflow to Inf, NaN kept quiet with its top
+/// payload bits, as vcvtps2ph).
+static inline uint16_t f2h_rne(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
+    if (ax > 0x7f800000) return (uint16_t)(sign | 0x7e00 | ((ax >> 13) & 0x1ff));
+    if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00);       // >= 65520 (and Inf): Inf
+    if (ax >= 0x38800000) {                                        // normal half (>= 2^-14)
+        uint32_t r = ax - 0x38000000;                              // exponent rebiased 127 -> 15
+        r += 0x0fff + ((r >> 13) & 1);                             // round the 13 dropped bits to even
+        return (uint16_t)(sign | (r >> 13));
+    }
+    float a;                                                       // subnormal half or zero: units of 2^-24
+    memcpy(&a, &ax, 4);
+    float m = (a * 0x1p24f + 0x1p23f) - 0x1p23f;                   // exact scaling, then round to even
+    return (uint16_t)(sign | (uint32_t)m);
+}
+
+/// dst[r, 0..<dh] = Float32(src[r * stride + 0..<dh]) for r < n (dst rows contiguous).
+HL_INLINE void widen_rows_body(ld16h_fn LD, const uint16_t *src, size_t stride, int n, int dh, float *dst) {
+    for (int r = 0; r < n; r++) {
+        const uint16_t *s = src + (size_t)r * stride;
+        float *d = dst + (size_t)r * dh;
+        int c = 0;
+        for (; c + 16 <= dh; c += 16) st16f(d + c, LD(s + c));
+        if (c < dh) {
+            uint16_t tmp[16] = {0};
+            memcpy(tmp, s + c, (size_t)(dh - c) * 2);
+            v16f x = LD(tmp);
+            memcpy(d + c, &x, (size_t)(dh - c) * 4);
+        }
+    }
+}
+
+HL_INLINE void widen_body(ld16h_fn LD, const uint16_t *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) st16f(y + i, LD(x + i));
+    if (i < n) {
+        uint16_t tmp[16] = {0};
+        memcpy(tmp, x + i, (n - i) * 2);
+        v16f v = LD(tmp);
+        memcpy(y + i, &v, (n - i) * 4);
+    }
+}
+
+/// decode_group_body over binary16 keys/values (rows `stride` halves apart), a block of
+/// HL_KV16_BLOCK rows widened at a time into buf. Same operations in the same order as
+/// decode_group_body, so the result equals decode_group_body on the widened rows bit for bit.
+/// buf: [HL_KV16_BLOCK, dh] widened rows | [G, 2, dh] the value accumulators of every head.
+HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t *k, const uint16_t *v, int n,
+                                     int stride, int dh, int G, float scale, float *scores, float *part,
+                                     float *buf) {
+    const int vec = (dh & 15) == 0;
+    float *rows = buf, *acc = buf + (size_t)HL_KV16_BLOCK * dh; // rows [B, dh], acc [G, 2, dh]
+    for (int b0 = 0; b0 < n; b0 += HL_KV16_BLOCK) {
+        int nb = n - b0 < HL_KV16_BLOCK ? n - b0 : HL_KV16_BLOCK;
+        widen_rows_body(LD, k + (size_t)b0 * stride, (size_t)stride, nb, dh, rows);
+        int i = 0;
+        if (vec) {
+            for (; i + 4 <= nb; i += 4) {
+                const float *k0 = rows + (size_t)i * dh, *k1 = k0 + dh, *k2 = k1 + dh, *k3 = k2 + dh;
+                for (int h = 0; h < G; h++) {
+                    const float *qh = q + (size_t)h * dh;
+                    v16f a0 = splat(0), a1 = a0, a2 = a0, a3 = a0;
+                    for (int c = 0; c < dh; c += 16) {
+                        v16f qv = ld16f(qh + c);
+                        a0 += qv * ld16f(k0 + c);
+                        a1 += qv * ld16f(k1 + c);
+                        a2 += qv * ld16f(k2 + c);
+                        a3 += qv * ld16f(k3 + c);
+                    }
+                    v4f r = hsum4(a0, a1, a2, a3) * scale;
+                    memcpy(scores + (size_t)h * n + b0 + i, &r, sizeof r);
+                }
+            }
+        }
+        for (; i < nb; i++) {
+            const float *kr = rows + (size_t)i * dh;
+            for (int h = 0; h < G; h++) {
+                const float *qh = q + (size_t)h * dh;
+                float a = 0;
+                for (int c = 0; c < dh; c++) a += qh[c] * kr[c];
+                scores[(size_t)h * n + b0 + i] = a * scale;
+            }
+        }
+    }
+    for (int h = 0; h < G; h++) {
+        float *sc = scores + (size_t)h * n, *ph = part + (size_t)h * (dh + 2);
+        float m = max_body(sc, n);
+        ph[0] = m;
+        ph[1] = expsum_body(sc, n, m);
+    }
+    const int wide = vec && dh <= 128;
+    if (wide) memset(acc, 0, (size_t)G * 2 * dh * 4);
+    else for (int h = 0; h < G; h++) memset(part + (size_t)h * (dh + 2) + 2, 0, (size_t)dh * 4);
+    for (int b0 = 0; b0 < n; b0 += HL_KV16_BLOCK) {
+        int nb = n - b0 < HL_KV16_BLOCK ? n - b0 : HL_KV16_BLOCK;
+        widen_rows_body(LD, v + (size_t)b0 * stride, (size_t)stride, nb, dh, rows);
+        for (int h = 0; h < G; h++) {
+            const float *sc = scores + (size_t)h * n + b0;
+            if (wide) {
+                v16f a[8], b[8];
+                int nv = dh / 16;
+                float *ah = acc + (size_t)h * 2 * dh, *bh = ah + dh;
+                for (int c = 0; c < nv; c++) { a[c] = ld16f(ah + 16 * c); b[c] = ld16f(bh + 16 * c); }
+                int j = 0;
+                for (; j + 2 <= nb; j += 2) {
+                    const float *v0 = rows + (size_t)j * dh, *v1 = v0 + dh;
+                    v16f p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
+                    for (int c = 0; c < nv; c++) {
+                        a[c] += p0 * ld16f(v0 + 16 * c);
+                        b[c] += p1 * ld16f(v1 + 16 * c);
+                    }
+                }
+                for (; j < nb; j++) {
+                    const float *v0 = rows + (size_t)j * dh;
+                    v16f p0 = splat(sc[j]);
+                    for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
+                }
+                for (int c = 0; c < nv; c++) { st16f(ah + 16 * c, a[c]); st16f(bh + 16 * c, b[c]); }
+            } else {
+                float *o = part + (size_t)h * (dh + 2) + 2;
+                for (int j = 0; j < nb; j++) {
+                    const float *vr = rows + (size_t)j * dh;
+                    float pj = sc[j];
+                    for (int d = 0; d < dh; d++) o[d] += pj * vr[d];
+                }
+            }
+        }
+    }
+    if (wide) {
+        for (int h = 0; h < G; h++) {
+            const float *ah = acc + (size_t)h * 2 * dh, *bh = ah + dh;
+            float *o = part + (size_t)h * (dh + 2) + 2;
+            for (int c = 0; c < dh; c += 16) st16f(o + c, ld16f(ah + c) + ld16f(bh + c));
+        }
+    }
+}
+
+#if HL_X86
+HL_TARGET_AVX2 HL_INLINE v16f ld16h_f16c(const uint16_t *p) {
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)));
+    return __builtin_shufflevector((v8f)a, (v8f)b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+HL_TARGET_AVX512 HL_INLINE v16f ld16h_avx512(const uint16_t *p) {
+    return (v16f)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+HL_TARGET_AVX2 static void narrow_avx2(const float *x, uint16_t *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) y[i] = f2h_rne(x[i]);
+}
+HL_TARGET_AVX512 static void narrow_avx512(const float *x, uint16_t *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) y[i] = f2h_rne(x[i]);
+}
+#endif
+#if HL_ARM
+HL_INLINE v16f ld16h_neon(const uint16_t *p) {
+    float16x8_t a = vreinterpretq_f16_u16(vld1q_u16(p)), b = vreinterpretq_f16_u16(vld1q_u16(p + 8));
+    float32x4_t r[4] = {vcvt_f32_f16(vget_low_f16(a)), vcvt_high_f32_f16(a), vcvt_f32_f16(vget_low_f16(b)),
+                        vcvt_high_f32_f16(b)};
+    v16f v;
+    memcpy(&v, r, sizeof v);
+    return v;
+}
+static void narrow_neon(const float *x, uint16_t *y, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float16x8_t h = vcvt_high_f16_f32(vcvt_f16_f32(vld1q_f32(x + i)), vld1q_f32(x + i + 4));
+        vst1q_u16(y + i, vreinterpretq_u16_f16(h));
+    }
+    for (; i < n; i++) y[i] = f2h_rne(x[i]);
+}
+#endif
+static void narrow_generic(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = f2h_rne(x[i]);
+}
+
 // MARK: - AVX-512 matrix-vector kernels for the 32-weight formats
 
 #if HL_X86
@@ -719,6 +934,55 @@ static const hl_impl impls[HL_KERNELS_LEVELS] = {
     [HL_KERNELS_NEON] = HL_IMPL(qmm_generic_scalar, hl_q8_rows_generic, scalar),
     [HL_KERNELS_NEON_DOTPROD] = HL_IMPL(qmm_generic_scalar, hl_q8_rows_generic, scalar),
 #endif
+};
+
+/// The binary16 KV-cache kernels of one level (a separate table from hl_impl: see the MARK
+/// "Attention over an IEEE binary16 KV cache").
+typedef struct {
+    void (*widen_rows)(const uint16_t *src, size_t stride, int n, int dh, float *dst);
+    void (*widen)(const uint16_t *x, float *y, size_t n);
+    void (*narrow)(const float *x, uint16_t *y, size_t n);
+    void (*decode_group)(const float *q, const uint16_t *k, const uint16_t *v, int n, int stride, int dh, int G,
+                         float scale, float *scores, float *part, float *buf);
+} hl_kv16_impl;
+
+#define HL_DEFINE_KV16(SUF, TGT, LD)                                                                           \
+    TGT static void kv16_widen_rows_##SUF(const uint16_t *src, size_t stride, int n, int dh, float *dst) {     \
+        widen_rows_body(LD, src, stride, n, dh, dst);                                                          \
+    }                                                                                                          \
+    TGT static void kv16_widen_##SUF(const uint16_t *x, float *y, size_t n) { widen_body(LD, x, y, n); }       \
+    TGT static void kv16_decode_##SUF(const float *q, const uint16_t *k, const uint16_t *v, int n, int stride, \
+                                      int dh, int G, float scale, float *scores, float *part, float *buf) {   \
+        decode_group_f16_body(LD, q, k, v, n, stride, dh, G, scale, scores, part, buf);                        \
+    }
+
+HL_DEFINE_KV16(generic, , ld16h_portable)
+#define HL_KV16_GENERIC {kv16_widen_rows_generic, kv16_widen_generic, narrow_generic, kv16_decode_generic}
+#if HL_X86
+HL_DEFINE_KV16(avx2, HL_TARGET_AVX2, ld16h_f16c)
+HL_DEFINE_KV16(avx512, HL_TARGET_AVX512, ld16h_avx512)
+#define HL_KV16_AVX2 {kv16_widen_rows_avx2, kv16_widen_avx2, narrow_avx2, kv16_decode_avx2}
+#define HL_KV16_AVX512 {kv16_widen_rows_avx512, kv16_widen_avx512, narrow_avx512, kv16_decode_avx512}
+#else
+#define HL_KV16_AVX2 HL_KV16_GENERIC
+#define HL_KV16_AVX512 HL_KV16_GENERIC
+#endif
+#if HL_ARM
+HL_DEFINE_KV16(neon, , ld16h_neon)
+#define HL_KV16_NEON {kv16_widen_rows_neon, kv16_widen_neon, narrow_neon, kv16_decode_neon}
+#else
+#define HL_KV16_NEON HL_KV16_GENERIC
+#endif
+
+/// Indexed by level id, as impls.
+static const hl_kv16_impl kv16_impls[HL_KERNELS_LEVELS] = {
+    [HL_KERNELS_GENERIC] = HL_KV16_GENERIC,
+    [HL_KERNELS_AVX2] = HL_KV16_AVX2,
+    [HL_KERNELS_AVX2_VNNI] = HL_KV16_AVX2,
+    [HL_KERNELS_AVX512] = HL_KV16_AVX512,
+    [HL_KERNELS_AVX512_VNNI] = HL_KV16_AVX512,
+    [HL_KERNELS_NEON] = HL_KV16_NEON,
+    [HL_KERNELS_NEON_DOTPROD] = HL_KV16_NEON,
 };
 
 // MARK: - Level selection
@@ -883,6 +1147,7 @@ const char *hl_kernels_summary(void) {
 }
 
 static inline const hl_impl *impl(void) { return &impls[hl_kernels_level()]; }
+static inline const hl_kv16_impl *impl16(void) { return &kv16_impls[hl_kernels_level()]; }
 
 // MARK: - Thread pool
 //
@@ -1234,11 +1499,13 @@ void hl_attention_set_tiles(int query_rows, int key_cols) {
 
 typedef struct {
     const float *q, *k, *v;
+    const uint16_t *k16, *v16;  // binary16 cache (hl_attention_prefill_f16), else NULL
     float *z;
     int t, p, h, hkv, g, dh, bq, bk, nqb, window;
     float scale;
     const hl_impl *im;
     const unsigned char *skip; // [hkv] nonzero: the KV group's query heads are not computed (NULL: none)
+    const hl_kv16_impl *im16;
 } attn_job;
 
 static void attn_task(void *c, int task, int thread) {
@@ -1251,10 +1518,13 @@ static void attn_task(void *c, int task, int thread) {
     int t0 = qb * j->bq, bq = j->t - t0 < j->bq ? j->t - t0 : j->bq;
     int R = G * bq;
     // scratch: Qp [R, dh] | S [R, bk] | O [R, dh] | m [R] | l [R] | valid [R]
-    size_t need = (size_t)R * dh * 2 + (size_t)R * bk + 3 * (size_t)R + 64;
+    //          (binary16 cache: | Kt [bk, dh] | Vt [bk, dh] widened tiles)
+    const int half = j->k16 != NULL;
+    size_t need = (size_t)R * dh * 2 + (size_t)R * bk + 3 * (size_t)R + 64 + (half ? 2 * (size_t)bk * dh : 0);
     float *buf = scratch(need);
     float *Qp = buf, *S = Qp + (size_t)R * dh, *O = S + (size_t)R * bk, *M = O + (size_t)R * dh, *L = M + R;
     int *valid = (int *)(L + R);
+    float *Kt = L + R + R + 16, *Vt = Kt + (size_t)bk * dh;
     for (int hj = 0; hj < G; hj++)
         for (int i = 0; i < bq; i++) {
             memcpy(Qp + ((size_t)hj * bq + i) * dh, j->q + (size_t)(t0 + i) * qs + (size_t)(grp * G + hj) * dh,
@@ -1262,15 +1532,20 @@ static void attn_task(void *c, int task, int thread) {
         }
     memset(O, 0, (size_t)R * dh * 4);
     for (int r = 0; r < R; r++) { M[r] = -INFINITY; L[r] = 0; }
-    const float *kg = j->k + (size_t)grp * dh, *vg = j->v + (size_t)grp * dh;
+    const float *kg = half ? NULL : j->k + (size_t)grp * dh, *vg = half ? NULL : j->v + (size_t)grp * dh;
     int first = j->p + t0;              // position of the block's first query
     int kend = first + bq;              // keys 0..<kend are visible to some row
     const int win = j->window;          // sliding window n_swa (query at q sees keys k > q - n_swa), 0: none
     int kbeg = win > 0 && first - win + 1 > 0 ? first - win + 1 : 0; // keys before kbeg are visible to no row
     for (int kb = kbeg; kb < kend; kb += bk) {
         int n = kend - kb < bk ? kend - kb : bk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, dh, j->scale, Qp, dh,
-                    kg + (size_t)kb * kvs, kvs, 0.0f, S, bk);
+        if (half) {
+            j->im16->widen_rows(j->k16 + (size_t)kb * kvs + (size_t)grp * dh, (size_t)kvs, n, dh, Kt); // [n, dh]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, dh, j->scale, Qp, dh, Kt, dh, 0.0f, S, bk);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, dh, j->scale, Qp, dh,
+                        kg + (size_t)kb * kvs, kvs, 0.0f, S, bk);
+        }
         if (kb + n - 1 <= first) {
             for (int r = 0; r < R; r++) valid[r] = n;
         } else {
@@ -1301,8 +1576,13 @@ static void attn_task(void *c, int task, int thread) {
                     if (lo > 0 && valid[r] > 0) memset(S + (size_t)r * bk, 0, (size_t)lo * 4);
                 }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, dh, n, 1.0f, S, bk,
-                    vg + (size_t)kb * kvs, kvs, 1.0f, O, dh);
+        if (half) {
+            j->im16->widen_rows(j->v16 + (size_t)kb * kvs + (size_t)grp * dh, (size_t)kvs, n, dh, Vt); // [n, dh]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, dh, n, 1.0f, S, bk, Vt, dh, 1.0f, O, dh);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, dh, n, 1.0f, S, bk,
+                        vg + (size_t)kb * kvs, kvs, 1.0f, O, dh);
+        }
     }
     for (int hj = 0; hj < G; hj++)
         for (int i = 0; i < bq; i++) {
@@ -1319,13 +1599,11 @@ void hl_attention_prefill(const float *q, const float *k, const float *v, float 
     hl_attention_prefill_window(q, k, v, z, t, p, h, hkv, dh, scale, 0);
 }
 
-void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
-                                 int hkv, int dh, float scale, int window) {
-    hl_attention_prefill_skip(q, k, v, z, t, p, h, hkv, dh, scale, window, NULL);
-}
-
-void hl_attention_prefill_skip(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
-                               int hkv, int dh, float scale, int window, const unsigned char *skip) {
+/// The blocked prefill over a Float32 (k, v) or binary16 (k16, v16) cache; `skip` [hkv] nonzero:
+/// the KV group's query heads are not computed (NULL: none).
+static void attention_prefill(const float *q, const float *k, const float *v, const uint16_t *k16,
+                              const uint16_t *v16, float *z, int t, int p, int h, int hkv, int dh, float scale,
+                              int window, const unsigned char *skip) {
     if (t <= 0) return;
     int G = h / hkv;
     // Tiles: ~384 query rows (G heads x bq queries) against 512 keys; measured on Zen 5 with
@@ -1338,9 +1616,24 @@ void hl_attention_prefill_skip(const float *q, const float *k, const float *v, f
     // Short chunks: smaller query blocks so that every thread gets work items.
     while (g_tile_q <= 0 && bq > 16 && hkv * ((t + bq - 1) / bq) < 3 * threads) bq /= 2;
     // The tiling depends on hkv only (not on `skip`), so the groups computed get the same bits as without it.
-    attn_job j = {q, k, v, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0, scale, impl(),
-                  skip};
+    attn_job j = {q,  k,  v,  k16, v16, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0,
+                  scale, impl(), skip, impl16()};
     hl_parallel_ex(hkv * j.nqb, attn_task, &j, 1);
+}
+
+void hl_attention_prefill_window(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
+                                 int hkv, int dh, float scale, int window) {
+    attention_prefill(q, k, v, NULL, NULL, z, t, p, h, hkv, dh, scale, window, NULL);
+}
+
+void hl_attention_prefill_skip(const float *q, const float *k, const float *v, float *z, int t, int p, int h,
+                               int hkv, int dh, float scale, int window, const unsigned char *skip) {
+    attention_prefill(q, k, v, NULL, NULL, z, t, p, h, hkv, dh, scale, window, skip);
+}
+
+void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z, int t, int p, int h,
+                              int hkv, int dh, float scale, int window) {
+    attention_prefill(q, NULL, NULL, k, v, z, t, p, h, hkv, dh, scale, window, NULL);
 }
 
 // Attention, decoding: per (KV head, key range) task the partial softmax state of its G query
@@ -1348,11 +1641,13 @@ void hl_attention_prefill_skip(const float *q, const float *k, const float *v, f
 
 typedef struct {
     const float *q, *k, *v;
+    const uint16_t *k16, *v16;  // binary16 cache (hl_attention_decode_f16), else NULL
     int s, h, hkv, dh, nsplit, splitlen;
     float scale;
     float *part;   // [hkv * nsplit][G][dh + 2]
     const hl_impl *im;
     const unsigned char *skip; // [hkv] nonzero: not computed (NULL: none)
+    const hl_kv16_impl *im16;
 } dec_job;
 
 static void dec_task(void *c, int task, int thread) {
@@ -1366,19 +1661,26 @@ static void dec_task(void *c, int task, int thread) {
         for (int h = 0; h < G; h++) { part[(size_t)h * (j->dh + 2)] = -INFINITY; part[(size_t)h * (j->dh + 2) + 1] = 0; }
         return;
     }
+    if (j->k16) {
+        // scratch: scores [G, n] | widened rows [HL_KV16_BLOCK, dh] | accumulators [G, 2, dh]
+        size_t ns = ((size_t)G * (k1 - k0) + 15) & ~(size_t)15;
+        float *scores = scratch(ns + (size_t)HL_KV16_BLOCK * j->dh + 2 * (size_t)G * j->dh + 16);
+        j->im16->decode_group(j->q + (size_t)g * G * j->dh, j->k16 + (size_t)k0 * stride + (size_t)g * j->dh,
+                              j->v16 + (size_t)k0 * stride + (size_t)g * j->dh, k1 - k0, stride, j->dh, G, j->scale,
+                              scores, part, scores + ns);
+        return;
+    }
     float *scores = scratch((size_t)G * (k1 - k0) + 16);
     j->im->decode_group(j->q + (size_t)g * G * j->dh, j->k + (size_t)k0 * stride + (size_t)g * j->dh,
                         j->v + (size_t)k0 * stride + (size_t)g * j->dh, k1 - k0, stride, j->dh, G, j->scale, scores,
                         part);
 }
 
-void hl_attention_decode(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv, int dh,
-                         float scale) {
-    hl_attention_decode_skip(q, k, v, z, s, h, hkv, dh, scale, NULL);
-}
-
-void hl_attention_decode_skip(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
-                              int dh, float scale, const unsigned char *skip) {
+/// Decoding over a Float32 (k, v) or binary16 (k16, v16) cache; `skip` [hkv] nonzero: not
+/// computed (NULL: none).
+static void attention_decode(const float *q, const float *k, const float *v, const uint16_t *k16,
+                             const uint16_t *v16, float *z, int s, int h, int hkv, int dh, float scale,
+                             const unsigned char *skip) {
     int G = h / hkv, threads = hl_kernels_threads();
     int nsplit = 1;
     // Enough tasks for every thread (several per thread), each at least 128 keys.
@@ -1389,7 +1691,7 @@ void hl_attention_decode_skip(const float *q, const float *k, const float *v, fl
     float stackPart[4096];
     float *part = partSize <= 4096 ? stackPart : malloc(partSize * sizeof(float));
     if (!part) abort();
-    dec_job j = {q, k, v, s, h, hkv, dh, nsplit, splitlen, scale, part, impl(), skip};
+    dec_job j = {q, k, v, k16, v16, s, h, hkv, dh, nsplit, splitlen, scale, part, impl(), skip, impl16()};
     if (hkv * nsplit == 1 || (double)s * h * dh < 32768) {
         for (int i = 0; i < hkv * nsplit; i++) dec_task(&j, i, 0);
     } else {
@@ -1417,6 +1719,27 @@ void hl_attention_decode_skip(const float *q, const float *k, const float *v, fl
             for (int d = 0; d < dh; d++) zr[d] *= inv;
         }
     if (part != stackPart) free(part);
+}
+
+void hl_attention_decode(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv, int dh,
+                         float scale) {
+    attention_decode(q, k, v, NULL, NULL, z, s, h, hkv, dh, scale, NULL);
+}
+
+void hl_attention_decode_skip(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
+                              int dh, float scale, const unsigned char *skip) {
+    attention_decode(q, k, v, NULL, NULL, z, s, h, hkv, dh, scale, skip);
+}
+
+void hl_attention_decode_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z, int s, int h, int hkv,
+                             int dh, float scale) {
+    attention_decode(q, NULL, NULL, k, v, z, s, h, hkv, dh, scale, NULL);
+}
+
+void hl_f32_to_f16(const float *x, uint16_t *y, size_t n) { impl16()->narrow(x, y, n); }
+void hl_f16_to_f32(const uint16_t *x, float *y, size_t n) { impl16()->widen(x, y, n); }
+void hl_f16_to_f32_rows(const uint16_t *src, size_t stride, int rows, int width, float *dst) {
+    impl16()->widen_rows(src, stride, rows, width, dst);
 }
 
 // Vector helpers.

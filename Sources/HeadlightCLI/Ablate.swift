@@ -82,6 +82,8 @@ struct Ablate: ParsableCommand {
 
     @OptionGroup var sharding: ShardOptions
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         try suite.validate()
         try sweepRun.validate()
@@ -115,6 +117,7 @@ struct Ablate: ParsableCommand {
         try RunFileIsolation.check(scores) // --scores may come from anyone (docs/security.md)
         let json = sweepRun.json
         sharding.applyThreads()
+        try kvCache.apply()
         let env = try LoadedModel.load(suite.model)
         let contents = try RetrievalScoresInput.read(
             scores, option: "--scores", for: env, modelHint: "ablate with the model the scores come from")

@@ -50,6 +50,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print JSON (always on; kept for symmetry with other commands).")
     var json = false
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard (prefill == nil) != (decode == nil) else {
             throw ValidationError("give exactly one of --prefill N or --decode N")
@@ -64,6 +66,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        let kv = try kvCache.apply()
         BLASRuntime.setThreads(threads)
         KernelConfig.threads = threads
         if noQuantized { KernelConfig.quantizedMaxRows = 0 }
@@ -82,7 +85,8 @@ struct Bench: ParsableCommand {
         var result: [String: Any] = [
             "engine": "headlight", "load_seconds": loadSeconds,
             "blas_kernel": BLASRuntime.corename,
-            "kernels": KernelConfig.level, "threads": threads, "weights": weights
+            "kernels": KernelConfig.level, "threads": threads, "weights": weights, "kv_cache": kv.rawValue,
+            "quantized_products": KernelConfig.quantizedProducts.rawValue
         ]
         if let n = prefill {
             let session = m.makeSession(maxContext: max(n, 1))
@@ -91,11 +95,13 @@ struct Bench: ParsableCommand {
             let t = Date(), c = Self.cpuSeconds()
             try session.prefill(tokens: ids)
             let dt = Date().timeIntervalSince(t)
+            result["kv_cache_mb"] = Double(session.cache.byteCount) / 1_048_576
             result["cpu_seconds"] = Self.cpuSeconds() - c
             if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "prefill", "tokens": n, "seconds": dt]) { $1 }
         } else if let n = decode {
             let session = m.makeSession(maxContext: context + n + 1)
+            result["kv_cache_mb"] = Double(session.cache.byteCount) / 1_048_576
             let ids = Self.tokenIDs(context, vocab: vocab)
             var logits = try session.prefill(tokens: ids)
             Self.startProfile(profile)

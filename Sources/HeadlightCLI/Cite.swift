@@ -79,6 +79,8 @@ struct Cite: ParsableCommand {
 
     @OptionGroup var sharding: ShardOptions
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard CitationRunOptions.Mode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be auto, teacher or generate (got '\(mode)')")
@@ -125,6 +127,7 @@ struct Cite: ParsableCommand {
             throw CLIError(
                 "--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
         }
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let c = env.model.config
         if let k = top, k > c.nLayers * c.nHeads {

@@ -54,6 +54,8 @@ struct Generate: ParsableCommand {
     @Argument(help: "The prompt text (\"-\": read standard input).")
     var prompt: String
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1") }
         guard temperature >= 0, temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
@@ -64,6 +66,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let file = env.gguf, tokenizer = env.tokenizer, model = env.model
         if let maxContext {

@@ -74,6 +74,8 @@ struct KVPolicyCommand: ParsableCommand {
 
     @OptionGroup var sweepRun: SweepRunOptions
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         try suite.validate()
         try sweepRun.validate()
@@ -143,6 +145,7 @@ struct KVPolicyCommand: ParsableCommand {
 
     func run() throws {
         let json = sweepRun.json
+        try kvCache.apply()
         let env = try LoadedModel.load(suite.model)
         let c = env.model.config
         var scores: RetrievalHeadScores?

@@ -63,6 +63,8 @@ struct Lens: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output run file (.h5).")
     var output: String
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard (prompt == nil) != (promptFile == nil) else {
             throw ValidationError("give exactly one of --prompt TEXT or --prompt-file FILE")
@@ -81,6 +83,7 @@ struct Lens: ParsableCommand {
     }
 
     func run() throws {
+        try kvCache.apply()
         let env = try LoadedModel.load(model, hashInBackground: true)
         let c = env.config, tokenizer = env.tokenizer
         var text = prompt ?? ""

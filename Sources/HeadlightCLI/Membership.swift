@@ -103,6 +103,8 @@ struct Membership: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress line on stderr.")
     var noProgress = false
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         _ = try makeConfig(maxTokens: maxTokensPerDoc ?? 2000)
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -205,6 +207,7 @@ struct Membership: ParsableCommand {
         let workers = self.workers ?? cores
         let nThreads = threads ?? max(1, cores / workers)
         ComputeThreads.apply(nThreads)
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let tokenizer = env.tokenizer, m = env.model
         // Every window is one session of --window positions.

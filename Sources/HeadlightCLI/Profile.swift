@@ -77,6 +77,8 @@ struct Profile: ParsableCommand {
         return out
     }
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         _ = try Self.list(lengths, "--lengths", min: 2)
         _ = try Self.list(ks, "--ks", min: 1)
@@ -106,6 +108,7 @@ struct Profile: ParsableCommand {
         o.streamingSinks = streamingSinks
         o.seed = seed
         o.bootstrapResamples = bootstrap
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let profiler = SparsityProfiler(model: env.model, tokenizer: env.tokenizer, options: o)
         let bar = ProgressBar(enabled: !noProgress, interval: 30)

@@ -67,6 +67,8 @@ struct QueryHeads: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress on stderr.")
     var noProgress = false
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
         if let d = detect, d < 1 { throw ValidationError("--detect must be at least 1") }
@@ -99,6 +101,7 @@ struct QueryHeads: ParsableCommand {
             throw CLIError(
                 "--retrieval-heads: no such file: \(r)", hint: "run `headlight retrieval-heads -o \(r)` first")
         }
+        try kvCache.apply()
         let env = try LoadedModel.load(model)
         let c = env.model.config
         guard top <= c.nLayers * c.nHeads else {

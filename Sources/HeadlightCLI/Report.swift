@@ -123,6 +123,8 @@ struct Report: ParsableCommand {
         @Option(name: [.customShort("o"), .long], help: "Run file to write.")
         var output = "composition.h5"
 
+        @OptionGroup var kvCache: KVCacheOption
+
         func validate() throws {
             guard (headsFrom == nil) != (heads == nil) else {
                 throw ValidationError("give exactly one of --heads-from FILE or --heads LIST")
@@ -149,6 +151,7 @@ struct Report: ParsableCommand {
         }
 
         func run() throws {
+            try kvCache.apply()
             let env = try LoadedModel.load(model)
             let c = env.model.config
             var chosen: [HeadIndex]
@@ -237,6 +240,8 @@ struct Report: ParsableCommand {
         @Option(name: [.customShort("o"), .long], help: "Run file to write.")
         var output = "needle_attention.h5"
 
+        @OptionGroup var kvCache: KVCacheOption
+
         func validate() throws {
             try suite.validate()
             guard (1...16).contains(top) else { throw ValidationError("--top must be in 1...16") }
@@ -246,6 +251,7 @@ struct Report: ParsableCommand {
         }
 
         func run() throws {
+            try kvCache.apply()
             let env = try LoadedModel.load(suite.model)
             let c = env.model.config
             let data = try Report.retrieval(headsFrom, layers: c.nLayers, heads: c.nHeads)

@@ -49,6 +49,8 @@ struct RetrievalHeads: ParsableCommand {
         help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
     var exportTrials: String?
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         try suite.validate()
         guard threshold.isFinite else { throw ValidationError("--threshold must be a number") }
@@ -62,6 +64,7 @@ struct RetrievalHeads: ParsableCommand {
     func run() throws {
         let json = sweepRun.json
         sharding.applyThreads()
+        try kvCache.apply()
         let env = try LoadedModel.load(suite.model)
         let probe = try suite.loadProbe(for: env, quiet: json)
         var options = RetrievalSweepOptions()

@@ -30,7 +30,8 @@ struct SweepRunOptions: ParsableArguments {
     /// The resumable run file at `output` (its partial file discarded first with --restart). A
     /// new file gets its root header before it appears as `<output>.partial`; an existing
     /// `.partial` is resumed only if it was written by the same command, model (sha256) and plan
-    /// (`planDigest` of `plan` and the bytes of `inputs`), checked before anything is written.
+    /// (`planDigest` of `plan` and the bytes of `inputs`) with the same KV cache storage
+    /// (`kv_cache`), checked before anything is written.
     ///
     /// A shard (`shard`, --shard K/N) adds "K/N" to the identity and records its `ShardInfo`; a
     /// whole run refuses a shard's `.partial`. `plan_sha256` is the full plan's in both cases.
@@ -44,7 +45,8 @@ struct SweepRunOptions: ParsableArguments {
         let header = try RunFileHeader(model: env, command: command)
         var identity = [
             RunFile.Attr.command: command, RunFile.Attr.modelSHA256: try env.sha256(),
-            "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs)
+            "plan_sha256": try Self.planDigest(plan: plan, inputs: inputs),
+            RunFile.Attr.kvCache: KVStorage.default.rawValue
         ]
         if let shard { identity[ShardInfo.Attr.shard] = shard.spec.description }
         let writer = try RunFileWriter(path: output, resumable: true, header: header, identity: identity)

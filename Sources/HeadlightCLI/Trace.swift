@@ -157,6 +157,8 @@ struct Trace: ParsableCommand {
         help: "Refuse captures estimated larger than this (before compression), e.g. 500MB, 10GB, 2TiB.")
     var maxOutput = "10GB"
 
+    @OptionGroup var kvCache: KVCacheOption
+
     func validate() throws {
         guard [prompt != nil, promptFile != nil, tokenIDs != nil, prompts != nil].filter({ $0 }).count == 1 else {
             throw ValidationError(
@@ -193,6 +195,7 @@ struct Trace: ParsableCommand {
         // A batch's prompts file is checked before the model is loaded.
         let batch = try prompts.map(PromptBatchFile.read)
         // The model's SHA-256 (a root attribute) is computed while the weights are dequantized.
+        try kvCache.apply()
         let env = try LoadedModel.load(model, hashInBackground: true)
         if let batch {
             try runBatch(env: env, batch: batch)

@@ -61,7 +61,8 @@ extension Trace {
         let identity = [
             RunFile.Attr.command: "trace", RunFile.Attr.modelSHA256: try env.sha256(),
             "plan_sha256": try SweepRunOptions.planDigest(
-                plan: batchPlanLines(shared), inputs: [promptsFile] + (meanPromptFile.map { [$0] } ?? []))
+                plan: batchPlanLines(shared), inputs: [promptsFile] + (meanPromptFile.map { [$0] } ?? [])),
+            RunFile.Attr.kvCache: KVStorage.default.rawValue
         ]
         let writer = try RunFileWriter(
             path: output, resumable: true, header: try RunFileHeader(model: env, command: "trace"), identity: identity)

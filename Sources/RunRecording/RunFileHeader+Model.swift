@@ -4,12 +4,13 @@ import TraceStore
 
 extension RunFileHeader {
     /// The root header of a run file made with `model` (loaded from `file`): Headlight version,
-    /// command, model file, size, SHA-256, name, architecture and the dimensions of
-    /// `RunFile.dimensionNames`. `modelSHA256` is passed in because hashing a model takes a
+    /// command, model file, size, SHA-256, name, architecture, the dimensions of
+    /// `RunFile.dimensionNames` and the KV cache storage (`kv`: the run's sessions'; default
+    /// `KVStorage.default`). `modelSHA256` is passed in because hashing a model takes a
     /// while and callers overlap it with loading (`SHA256.hashFile(at:)`).
     public init(
         model: Model, file: URL, modelSHA256: String, command: String, headlightVersion: String,
-        commandLine: [String] = CommandLine.arguments
+        commandLine: [String] = CommandLine.arguments, kv: KVStorage = .default
     ) {
         let size = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue
         self.init(
@@ -19,6 +20,7 @@ extension RunFileHeader {
             dimensions: Self.dimensions(of: model.config))
         layerAttention = model.config.layerAttentionKinds
         slidingWindow = model.config.layerWindow.max() ?? 0
+        kvCache = kv.rawValue
     }
 
     /// A model's dimensions under their run-file names (`RunFile.dimensionNames`).

@@ -33,6 +33,9 @@ public enum RunFile {
         /// int: the sliding window n_swa of the "sliding" layers (a query at p sees keys k with
         /// p - k < n_swa); 0 when every layer attends to the full causal context.
         public static let slidingWindow = "sliding_window"
+        /// str: how the KV cache stored keys and values, "f32" or "f16" (`--kv`; absent in files
+        /// written before it existed, which were all f32).
+        public static let kvCache = "kv_cache"
         public static let prompt = "prompt"
     }
 
@@ -98,6 +101,8 @@ public struct RunFileHeader: Equatable, Sendable {
     public var layerAttention: [String]?
     /// Window of the sliding layers, 0 if none (`sliding_window`).
     public var slidingWindow: Int?
+    /// KV cache storage of the run, "f32" or "f16" (`kv_cache`).
+    public var kvCache: String?
 
     public init(
         headlightVersion: String? = nil, command: String? = nil, commandLine: [String]? = nil,
@@ -128,6 +133,7 @@ public struct RunFileHeader: Equatable, Sendable {
         for (k, v) in dimensions { try file.setAttribute(k, v) }
         if let v = layerAttention { try file.setAttribute(A.layerAttention, v) }
         if let v = slidingWindow { try file.setAttribute(A.slidingWindow, v) }
+        if let v = kvCache { try file.setAttribute(A.kvCache, v) }
     }
 
     public static func read(from file: H5File) throws -> RunFileHeader {
@@ -146,6 +152,7 @@ public struct RunFileHeader: Equatable, Sendable {
         }
         h.layerAttention = try file.attributeIfPresent(A.layerAttention)?.stringsValue
         h.slidingWindow = try file.attributeIfPresent(A.slidingWindow)?.intValue.map(Int.init)
+        h.kvCache = try file.attributeIfPresent(A.kvCache)?.stringValue
         return h
     }
 }

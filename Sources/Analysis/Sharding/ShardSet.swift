@@ -49,8 +49,11 @@ public final class ShardSet {
     /// Shard indices not given (only with `allowIncomplete`).
     public let missingShards: [Int]
 
-    /// Root attributes every shard of a plan shares (the resume identity).
-    public static let identityKeys = [RunFile.Attr.command, RunFile.Attr.modelSHA256, "plan_sha256"]
+    /// Root attributes every shard of a plan shares (the resume identity; `kv_cache` absent in
+    /// files written before `--kv`, which compare equal to each other).
+    public static let identityKeys = [
+        RunFile.Attr.command, RunFile.Attr.modelSHA256, "plan_sha256", RunFile.Attr.kvCache
+    ]
 
     private init(shards: [ShardSource], count: Int, planOrder: [Int], command: String, missingShards: [Int]) {
         self.shards = shards

@@ -149,6 +149,26 @@ void hl_attention_decode_skip(const float *q, const float *k, const float *v, fl
 /// A nested call (a task calling it again) runs its tasks serially on the calling thread.
 void hl_parallel_blas1(int n, void (*fn)(void *ctx, int i, int thread), void *ctx);
 
+// MARK: Attention over a binary16 KV cache
+
+/// IEEE binary16 storage of the KV cache (Inference/Model/KVCache.swift, `--kv f16`). Narrowing
+/// rounds to nearest even (overflow to Inf; NaN stays NaN, quiet, with its top payload bits), as
+/// vcvtps2ph / fcvtn; widening is exact. Both give the same bits on every level.
+void hl_f32_to_f16(const float *x, uint16_t *y, size_t n);
+void hl_f16_to_f32(const uint16_t *x, float *y, size_t n);
+/// dst[r, 0..<width] = src[r * stride + 0..<width] widened, for r < rows (dst rows contiguous).
+void hl_f16_to_f32_rows(const uint16_t *src, size_t stride, int rows, int width, float *dst);
+
+/// hl_attention_prefill_window over binary16 k, v [>= s, hkv, dh]: key and value tiles are widened
+/// to Float32 and multiplied as in the Float32 kernel, so the result equals
+/// hl_attention_prefill_window on the widened cache bit for bit (same level and tiles).
+void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z,
+                              int t, int p, int h, int hkv, int dh, float scale, int window);
+/// hl_attention_decode over binary16 k, v [>= s, hkv, dh] (blocks of 32 rows widened as they are
+/// read); equals hl_attention_decode on the widened cache bit for bit (same level and threads).
+void hl_attention_decode_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z,
+                             int s, int h, int hkv, int dh, float scale);
+
 /// Query tile rows per work item and key tile width of hl_attention_prefill (0: keep). For tests
 /// and tuning.
 void hl_attention_set_tiles(int query_rows, int key_cols);

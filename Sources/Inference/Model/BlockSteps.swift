@@ -7,9 +7,22 @@
 //
 // Buffers (ForwardScratch): x [T, D] residual stream, xn [T, D] normalized sublayer input,
 // q [T, H, dh], z [T, H, dh], attnOut [T, D], gate/up [T, F], mlpOut [T, D]; K/V in the cache
-// [S, Hkv, dh] per layer.
+// [S, Hkv, dh] per layer. New K/V rows are computed in the Float32 cache itself, or, with a
+// binary16 cache, in newKeys/newValues [T, Hkv, dh] and stored (rounded) once final: V right
+// after its projection, K after RoPE, each before its hooks are captured.
 
 extension InferenceSession {
+    /// Where the pass computes its new keys [T, Hkv, dh]: the cache rows P..<P+T (Float32 cache)
+    /// or the staging rows (binary16 cache; stored by `rotate`).
+    func newKeys(_ b: BlockPass) -> UnsafeMutablePointer<Float> {
+        scratch.newKeys?.pointer ?? cache.keys(layer: b.layer) + b.start * config.kvWidth
+    }
+
+    /// Where the pass computes its new values [T, Hkv, dh] (stored by `projectQKV`), as `newKeys`.
+    func newValues(_ b: BlockPass) -> UnsafeMutablePointer<Float> {
+        scratch.newValues?.pointer ?? cache.values(layer: b.layer) + b.start * config.kvWidth
+    }
+
     /// Patches and captures of the residual-stream hook point `kind` (resid_pre, resid_post) on x.
     func residual(_ kind: HookKind, _ b: BlockPass) {
         guard let hooks = b.hooks else { return }
@@ -35,7 +48,7 @@ extension InferenceSession {
     func normalizeQK(_ b: BlockPass) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, p = b.start
         guard let qn = w.qNorm, let kn = w.kNorm else { return }
-        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        let kRows = newKeys(b) // [T, Hkv, dh]
         Kernels.rmsNorm(
             s.q.pointer, rows: t * c.nHeads, width: c.dHead, weight: qn.data, eps: c.rmsNormEps,
             into: s.q.pointer) // q [T, H, dh]
@@ -50,15 +63,16 @@ extension InferenceSession {
         }
     }
 
-    /// q = xn·Wqᵀ (+bq); k, v likewise, written straight into the KV cache rows P..<P+T.
-    /// Hooks q/k/v (before RoPE).
+    /// q = xn·Wqᵀ (+bq); k, v likewise, written straight into the KV cache rows P..<P+T (binary16
+    /// cache: v stored rounded here, k by `rotate`). Hooks q/k/v (before RoPE; v as stored).
     func projectQKV(_ b: BlockPass) {
         let c = config, w = model.weights.layers[b.layer], s = scratch, t = b.rows, p = b.start
-        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
-        let vRows = cache.values(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        let kRows = newKeys(b) // [T, Hkv, dh]
+        let vRows = newValues(b) // [T, Hkv, dh]
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wq, bias: w.bq, into: s.q.pointer) // q [T, H, dh]
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wk, bias: w.bk, into: kRows)
         Kernels.linear(s.xn.pointer, rows: t, weight: w.wv, bias: w.bv, into: vRows)
+        cache.store(values: vRows, layer: b.layer, start: p, rows: t)
         if let hk = b.hooks?.captures {
             let l = b.layer
             if let ci = hk.capture(l, .q) {
@@ -74,10 +88,11 @@ extension InferenceSession {
     }
 
     /// RoPE on q and on the cache's new k rows (the sliding-window layers' table when they have
-    /// their own base); then the `.uniform` heads' queries are zeroed and hooks rot_q/rot_k captured.
+    /// their own base; a binary16 cache stores them rounded here); then the `.uniform` heads'
+    /// queries are zeroed and hooks rot_q/rot_k captured.
     func rotate(_ b: BlockPass) {
         let c = config, s = scratch, t = b.rows, p = b.start
-        let kRows = cache.keys(layer: b.layer) + p * c.kvWidth // [T, Hkv, dh]
+        let kRows = newKeys(b) // [T, Hkv, dh]
         let rope = c.window(b.layer) > 0 ? ropeSWA : self.rope
         Kernels.rope(
             s.q.pointer, rows: t, heads: c.nHeads, dHead: c.dHead, rowStride: c.qWidth, start: p,
@@ -85,6 +100,7 @@ extension InferenceSession {
         Kernels.rope(
             kRows, rows: t, heads: c.nKVHeads, dHead: c.dHead, rowStride: c.kvWidth, start: p,
             table: rope, style: c.ropeStyle)
+        cache.store(keys: kRows, layer: b.layer, start: p, rows: t)
         guard let hooks = b.hooks else { return }
         for h in hooks.uniform {
             for r in 0..<t { (s.q.pointer + r * c.qWidth + h * c.dHead).update(repeating: 0, count: c.dHead) }
@@ -123,7 +139,10 @@ extension InferenceSession {
                 observe: first == t ? nil : hk?.patternObserver(layer: l, rows: t, start: p, bosHeads: bos),
                 policies: pol)
         }
-        hk?.emitScores(layer: l, rows: t, start: p, q: scratch.q.pointer, keys: cache.keys(layer: l))
+        if let hk, hk.capture(l, .attnScores) != nil {
+            hk.emitScores(
+                layer: l, rows: t, start: p, q: scratch.q.pointer, keys: cache.floatKeys(layer: l, rows: p + t))
+        }
     }
 
     /// `Kernels.causalAttention` for chunk rows offset..<offset+t (positions p..<p+t); then the
@@ -146,17 +165,26 @@ extension InferenceSession {
         var underPolicy = [Int](repeating: 0, count: c.nKVHeads)
         for (h, _) in policies { underPolicy[h / c.groupSize] += 1 }
         for g in 0..<c.nKVHeads where underPolicy[g] == c.groupSize { skip[g] = 1 }
-        skip.withUnsafeBufferPointer { all in
-            let sp = policies.isEmpty ? nil : all.baseAddress
-            Kernels.causalAttention(
-                q: s.q.pointer + offset * c.qWidth, k: cache.keys(layer: l), v: cache.values(layer: l),
+        if cache.storage == .f16 && first == nil && c.attnLogitSoftcap == 0 && (t == 1 || Kernels.blockedAttention) {
+            Kernels.causalAttentionF16(
+                q: s.q.pointer + offset * c.qWidth, k: cache.halfKeys(layer: l), v: cache.halfValues(layer: l),
                 z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
-                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
-                scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
-                probs: s.probs.pointer, observe: first, skipGroups: sp) // probs [T, S]
+                nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead, scale: c.attentionScale, window: c.window(l))
+        } else {
+            skip.withUnsafeBufferPointer { all in
+                let sp = policies.isEmpty ? nil : all.baseAddress
+                Kernels.causalAttention(
+                    q: s.q.pointer + offset * c.qWidth, k: cache.floatKeys(layer: l, rows: p + t),
+                    v: cache.floatValues(layer: l, rows: p + t),
+                    z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
+                    nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
+                    scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
+                    probs: s.probs.pointer, observe: first, skipGroups: sp) // probs [T, S]
+            }
         }
+        guard !policies.isEmpty else { return }
         let q = s.q.pointer + offset * c.qWidth, z = s.z.pointer + offset * c.qWidth // [T, H, dh]
-        let k = cache.keys(layer: l), v = cache.values(layer: l)
+        let k = cache.floatKeys(layer: l, rows: p + t), v = cache.floatValues(layer: l, rows: p + t)
         func run(_ i: Int, scores: UnsafeMutablePointer<Float>) {
             Kernels.policyAttention(
                 q: q, k: k, v: v, z: z, rows: t, start: p, head: policies[i].head,
@@ -208,7 +236,7 @@ extension InferenceSession {
             case .scale(let f):
                 for r in 0..<t { for j in 0..<dh { zh[r * qw + j] *= f } }
             case .bos:
-                let v0 = cache.values(layer: l) + (hd.head / c.groupSize) * dh // v of key 0
+                let v0 = cache.floatValues(layer: l, rows: 1) + (hd.head / c.groupSize) * dh // v of key 0
                 for r in 0..<t { (zh + r * qw).update(from: v0, count: dh) }
             case .mean:
                 if let m = headMeans?[l] {

@@ -24,11 +24,15 @@ final class ForwardScratch {
     let probs: FloatBuffer // [max(T, G), C] one head's attention probabilities ([T, S] used; decoding: [G, S])
     let headIn: FloatBuffer // [R, D]     normalized rows for the output head
     let logits: FloatBuffer // [R, V]
+    /// binary16 KV cache only: the chunk's new keys and values in Float32 before they are stored
+    /// (`KVCache.store`); a Float32 cache is written in place and has none.
+    let newKeys: FloatBuffer? // [T, Hkv, dh]
+    let newValues: FloatBuffer? // [T, Hkv, dh]
 
     /// Rows per output-head product: each product streams the whole [V, D] matrix once, so not too few.
     static let headRows = 128 // R
 
-    init(config c: ModelConfig, maxChunk t: Int, maxContext: Int) {
+    init(config c: ModelConfig, maxChunk t: Int, maxContext: Int, kv: KVStorage) {
         x = FloatBuffer(count: t * c.dModel)
         xn = FloatBuffer(count: t * c.dModel)
         q = FloatBuffer(count: t * c.qWidth)
@@ -40,6 +44,8 @@ final class ForwardScratch {
         probs = FloatBuffer(count: max(t, c.groupSize) * maxContext)
         headIn = FloatBuffer(count: Self.headRows * c.dModel)
         logits = FloatBuffer(count: Self.headRows * c.vocabSize)
+        newKeys = kv == .f16 ? FloatBuffer(count: t * c.kvWidth) : nil
+        newValues = kv == .f16 ? FloatBuffer(count: t * c.kvWidth) : nil
     }
 }
 
@@ -84,11 +90,16 @@ public final class InferenceSession {
 
     public static let defaultMaxChunk = 512
 
-    public init(model: Model, maxContext: Int, maxChunk: Int = InferenceSession.defaultMaxChunk) {
+    /// - kv: how the KV cache stores keys and values (nil: `KVStorage.default`, Float32 unless
+    ///   `HEADLIGHT_KV` or the CLI's `--kv` say otherwise).
+    public init(
+        model: Model, maxContext: Int, maxChunk: Int = InferenceSession.defaultMaxChunk, kv: KVStorage? = nil
+    ) {
         precondition(maxContext > 0 && maxChunk > 0)
         self.model = model
         self.maxChunk = min(maxChunk, maxContext)
-        cache = KVCache(config: model.config, maxContext: maxContext)
+        let kv = kv ?? KVStorage.default
+        cache = KVCache(config: model.config, maxContext: maxContext, storage: kv)
         let c = model.config
         rope = RopeTable(config: c, positions: maxContext, freqFactors: model.weights.ropeFreqFactors)
         ropeSWA =
@@ -97,11 +108,13 @@ public final class InferenceSession {
                 config: c, positions: maxContext, freqFactors: model.weights.ropeFreqFactors, base: c.ropeBaseSWA,
                 freqScale: c.ropeFreqScaleSWA)
             : rope
-        scratch = ForwardScratch(config: model.config, maxChunk: self.maxChunk, maxContext: maxContext)
+        scratch = ForwardScratch(config: model.config, maxChunk: self.maxChunk, maxContext: maxContext, kv: kv)
     }
 
     public var config: ModelConfig { model.config }
     public var maxContext: Int { cache.maxContext }
+    /// How the KV cache stores keys and values.
+    public var kvStorage: KVStorage { cache.storage }
     /// Number of tokens processed (the position of the next token).
     public var position: Int { cache.count }
 

@@ -238,6 +238,30 @@ enum Kernels {
             dHead: dh, scale: scale, window: window, softcap: softcap, probs: probs, observe: observe)
     }
 
+    /// `causalAttention` without an observer or soft-cap over a binary16 KV cache (`KVStorage.f16`):
+    /// k, v [C, Hkv, dh] raw binary16 (rows 0..<S filled). Decoding runs hl_attention_decode_f16,
+    /// prefill hl_attention_prefill_f16; each equals its Float32 kernel on the widened cache.
+    static func causalAttentionF16(
+        q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+        z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
+        nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float, window: Int = 0
+    ) {
+        let t0 = KernelProfile.start()
+        let s = p + t
+        defer {
+            let pairs = Double(t) * Double(p) + Double(t) * Double(t + 1) / 2
+            KernelProfile.stop(.attention, t0, flops: 4 * Double(dh) * Double(nHeads) * pairs)
+        }
+        if t == 1 {
+            let lo = window > 0 ? max(0, s - window) : 0, kvs = nKVHeads * dh
+            hl_attention_decode_f16(
+                q, k + lo * kvs, v + lo * kvs, z, Int32(s - lo), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale)
+            return
+        }
+        hl_attention_prefill_f16(
+            q, k, v, z, Int32(t), Int32(p), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale, Int32(max(window, 0)))
+    }
+
     /// The materializing path of `causalAttention` (per head: sgemm, masked softmax, observer,
     /// sgemm), also the reference the blocked kernels are tested against.
     static func referenceAttention(
