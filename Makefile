@@ -7,7 +7,7 @@ SWIFT ?= swift
 RELEASE := -c release -Xswiftc -enable-testing
 BIN := .build/release/headlight
 
-.PHONY: demo test deps model build clean pytest-python lint
+.PHONY: demo test deps model build clean pytest-python lint slurm-deps test-slurm
 
 deps:
 	@bash scripts/install-deps.sh
@@ -27,11 +27,22 @@ demo: model build
 	$(BIN) doctor
 	$(BIN) notebook run notebooks-cli/retrieval-heads.md
 
+# slurm-wlm and munge for the one-node Slurm test (SlurmClusterCLITests, ~30 s to install); where
+# they cannot be installed the test is skipped with the reason printed.
+slurm-deps:
+	@bash scripts/slurm/local-cluster.sh install || echo "slurm-wlm/munge not installed: SlurmClusterCLITests will be skipped"
+
+# The Slurm recipe alone: a one-node cluster on localhost runs detect.sbatch as an array of 2
+# and merge.sbatch after it, and the merged file is compared with a single run.
+test-slurm: model slurm-deps
+	$(SWIFT) build $(RELEASE) --product headlight
+	$(SWIFT) test $(RELEASE) --filter SlurmClusterCLITests
+
 # Unit tests, fixture tests and tests on the real default model, from an optimized build; then
 # a report (the demo's if `make demo` ran, else the one the tests write) checked in headless
 # Chromium; then the attention viewer of a fresh trace report, with scripts on (hover, head
 # selector) and off (static SVGs), and its layout.
-test: model lint
+test: model lint slurm-deps
 	$(SWIFT) build $(RELEASE) --product headlight
 	$(SWIFT) test $(RELEASE)
 	$(MAKE) --no-print-directory pytest-python

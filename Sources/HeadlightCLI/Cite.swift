@@ -77,6 +77,12 @@ struct Cite: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress on stderr.")
     var noProgress = false
 
+    @Flag(help: "Discard an interrupted run (<output>.partial) instead of resuming it.")
+    var restart = false
+
+    @Option(name: .customLong("stop-after"), help: .hidden)
+    var stopAfter: Int?
+
     @OptionGroup var sharding: ShardOptions
 
     @OptionGroup var kvCache: KVCacheOption
@@ -92,6 +98,7 @@ struct Cite: ParsableCommand {
         guard maxNewTokens >= 1 else { throw ValidationError("--max-new-tokens must be at least 1") }
         guard resamples >= 1 else { throw ValidationError("--resamples must be at least 1") }
         guard showHeads >= 0 else { throw ValidationError("--show-heads must be >= 0") }
+        if let k = stopAfter, k < 0 { throw ValidationError("--stop-after must be >= 0") }
         try CommandChecks.outputFile(output)
         try sharding.validate()
     }
@@ -154,18 +161,55 @@ struct Cite: ParsableCommand {
         }
         let runner = CitationRunner(
             model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatTemplate, options: options)
+        let parameters = CitationRunFile.Parameters(
+            probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
+            instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
+            judge: runner.judge, seed: seed, resamples: resamples)
+        let inputs = [probes] + (retrievalHeads.map { [$0] } ?? [])
         let progress = CiteProgress(enabled: !noProgress)
-        let results: [CitationItemResult]
         var shard: ShardInfo?
         var output = self.output
+        let writer: RunFileWriter
+        let recorded: CitationProgressFile
         do {
             if sharding.shard != nil || sharding.mpi {
                 (shard, output) = try sharding.plan(
                     output: output, costs: try runner.tokenCosts(items, pool: pool), order: Array(items.indices))
             }
-            results = try runner.run(items, pool: pool, only: shard?.trials) { done, total, id in
-                progress.update(done, total, id)
+            // Checkpointed after every item in <output>.partial; a rerun resumes after the last one.
+            writer = try SweepRunOptions.openRunFile(
+                output, env: env, command: "cite", plan: planLines, inputs: inputs, shard: shard, restart: restart)
+            do {
+                recorded = try CitationProgressFile(
+                    file: writer.file, parameters: parameters, layers: c.nLayers, heads: c.nHeads,
+                    retrievalSet: rhSet?.heads ?? [])
+            } catch {
+                writer.close()
+                throw error
             }
+            let planned = shard?.trials ?? Array(items.indices)
+            var ran = 0
+            do {
+                _ = try runner.run(
+                    items, pool: pool, only: Array(planned.dropFirst(recorded.done)),
+                    record: { r in
+                        try recorded.append(r)
+                        try writer.checkpoint()
+                        ran += 1
+                        if let k = stopAfter, ran >= k, recorded.done < planned.count { throw CiteStopped() }
+                    },
+                    progress: { done, total, id in progress.update(done, total, id) })
+            } catch {
+                // Nothing ran (e.g. an item too long for the context): no checkpoint to keep.
+                if ran == 0 && !writer.resumed { try? writer.abandon() } else { writer.close() }
+                throw error
+            }
+        } catch is CiteStopped {
+            progress.finish()
+            let line =
+                "stopped after \(stopAfter ?? 0) item(s); rerun the same command to resume from \(output).partial"
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+            return
         } catch CitationError.tooLong(let id, let tokens, let limit) {
             // Checked for every item before the first forward pass.
             progress.finish()
@@ -178,68 +222,61 @@ struct Cite: ParsableCommand {
             throw CLIError(wrapping: e, hint: padTo != nil ? "lower --pad-to or use a larger probe file" : nil)
         }
         progress.finish()
-        let parameters = CitationRunFile.Parameters(
-            probes: probes, mode: mode, padTo: padTo, maxNewTokens: maxNewTokens, chat: options.chat,
-            instruction: options.instruction, retrievalFile: retrievalHeads, retrievalRule: rhSet?.rule,
-            judge: runner.judge, seed: seed, resamples: resamples)
-        let plan = try SweepRunOptions.planDigest(
-            plan: planLines, inputs: [probes] + (retrievalHeads.map { [$0] } ?? []))
+        let plan = try SweepRunOptions.planDigest(plan: planLines, inputs: inputs)
+        let records: CitationRecords
+        do {
+            records = try CitationRecords.read(try writer.file.group(CitationRunFile.group), file: writer.temporaryPath)
+            if let shard {
+                // A shard's file is its records (`headlight merge` computes the summary).
+                try writer.file.setAttribute("sweep_seconds", records.doubles("seconds").reduce(0, +))
+                try writer.finalize()
+            }
+        } catch {
+            writer.close()
+            throw error
+        }
         if let shard {
-            try writeShard(shard, results, output: output, env: env, plan: plan, parameters: parameters, rhSet: rhSet)
+            try printShard(shard, records, output: output)
             return
         }
-        let observations = results.flatMap(\.observations)
+        defer { writer.close() }
+        let observations = records.observations
         guard !observations.isEmpty else {
             throw CLIError(
-                "no cited statement to score: \(results.count) item(s) ran but no answer cited a valid passage",
+                "no cited statement to score: \(records.items.count) item(s) ran but no answer cited a valid passage",
                 hint: m == .generate ? "the model did not cite; try --mode teacher" : nil)
         }
         let summary = CitationMetrics.summarize(
             observations, layers: c.nLayers, heads: c.nHeads, retrieval: rhSet?.heads,
             resamples: resamples, seed: seed)
-        let writer = try RunFileWriter(path: output)
+        // The run file from the recorded items (a resumed run's as an uninterrupted one's), then
+        // the checkpoint file goes.
+        let final = try RunFileWriter(path: output)
         do {
-            try RunFileHeader(model: env, command: "cite").write(to: writer.file)
-            try writer.file.setAttribute("plan_sha256", plan)
-            try CitationRunFile.write(to: writer.file, results: results, summary: summary, parameters: parameters)
-            try writer.finalize()
+            try RunFileHeader(model: env, command: "cite").write(to: final.file)
+            try final.file.setAttribute("plan_sha256", plan)
+            try CitationRunFile.write(to: final.file, records: records, summary: summary, parameters: parameters)
+            try final.finalize()
         } catch {
-            try? writer.abandon()
+            try? final.abandon()
             throw error
         }
+        try writer.abandon()
         if json {
-            print(try JSONOutput.object(jsonObject(results, summary, env: env, rh: rhSet, judge: runner.judge)))
+            print(try JSONOutput.object(jsonObject(records, summary, env: env, rh: rhSet, judge: runner.judge)))
         } else {
-            let out = text(results, summary, env: env, rh: rhSet, judge: runner.judge)
+            let out = text(records, summary, env: env, rh: rhSet, judge: runner.judge)
             print(TerminalText.escape(out, allowNewlines: true), terminator: "")
         }
     }
 
-    /// A shard's run file (`--shard K/N`, `--mpi`): its items' records, no summary (`headlight
-    /// merge` computes it over all shards); with --mpi, rank 0 then merges.
-    func writeShard(
-        _ shard: ShardInfo, _ results: [CitationItemResult], output: String, env: LoadedModel, plan: String,
-        parameters: CitationRunFile.Parameters, rhSet: RetrievalHeadSet?
-    ) throws {
-        let c = env.model.config
-        let writer = try RunFileWriter(path: output)
-        do {
-            try RunFileHeader(model: env, command: "cite").write(to: writer.file)
-            try writer.file.setAttribute("plan_sha256", plan)
-            try shard.write(to: writer.file)
-            try writer.file.setAttribute("sweep_seconds", results.map(\.seconds).reduce(0, +))
-            try CitationRunFile.writeShard(
-                to: writer.file, results: results, layers: c.nLayers, heads: c.nHeads,
-                retrievalSet: rhSet?.heads ?? [], parameters: parameters)
-            try writer.finalize()
-        } catch {
-            try? writer.abandon()
-            throw error
-        }
+    /// After a shard's run file is written (`--shard K/N`, `--mpi`): with --mpi rank 0 merges,
+    /// else one line (or JSON) about the shard.
+    func printShard(_ shard: ShardInfo, _ records: CitationRecords, output: String) throws {
         if try sharding.finishMPI(output: self.output, json: json) { return }
         let line =
-            "cite shard \(shard.spec): \(results.count) of the plan's items (\(shard.trials.count) planned), "
-            + "\(results.flatMap(\.observations).count) cited statements; wrote \(output)\n"
+            "cite shard \(shard.spec): \(records.items.count) of the plan's items (\(shard.trials.count) planned), "
+            + "\(records.observations.count) cited statements; wrote \(output)\n"
             + "the summary is computed by `headlight merge` over all \(shard.spec.count) shards\n"
         if json {
             print(
@@ -266,14 +303,14 @@ struct Cite: ParsableCommand {
     }
 
     func jsonObject(
-        _ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
+        _ rec: CitationRecords, _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
         judge: CitationJudge
     ) -> [String: Any] {
-        let q = results.map(\.quality)
+        let modes = rec.strings("mode"), prompt = rec.ints("prompt_tokens")
         var o: [String: Any] = [
             "output": output, "model": env.displayName, "probes": probes, "mode": mode,
-            "items": results.count, "teacher_forced": results.filter { $0.mode == .teacher }.count,
-            "generated": results.filter { $0.mode == .generate }.count,
+            "items": rec.items.count, "teacher_forced": modes.filter { $0 == "teacher" }.count,
+            "generated": modes.filter { $0 == "generate" }.count,
             "statements": s.statements, "consistent": s.consistent, "wrong_citations": s.wrong,
             "chance_agreement": s.chanceAgreement,
             "all_heads": readoutJSON(s.allHeads), "best_head": readoutJSON(s.bestHead),
@@ -287,12 +324,13 @@ struct Cite: ParsableCommand {
                 ]
             },
             "citation_eval": [
-                "judge": judge.name, "rule": judge.rule, "recall": Statistics.mean(q.map(\.recall)),
-                "precision": Statistics.mean(q.map(\.precision)), "f1": Statistics.mean(q.map(\.f1))
+                "judge": judge.name, "rule": judge.rule, "recall": Statistics.mean(rec.doubles("cite_recall")),
+                "precision": Statistics.mean(rec.doubles("cite_precision")),
+                "f1": Statistics.mean(rec.doubles("cite_f1"))
             ],
-            "prompt_tokens_max": results.map(\.promptTokens).max() ?? 0,
-            "prompt_tokens_mean": Statistics.mean(results.map { Double($0.promptTokens) }),
-            "seconds": results.map(\.seconds).reduce(0, +)
+            "prompt_tokens_max": prompt.max() ?? 0,
+            "prompt_tokens_mean": Statistics.mean(prompt.map(Double.init)),
+            "seconds": rec.doubles("seconds").reduce(0, +)
         ]
         if let p = s.allHeadsPerToken { o["all_heads_per_token"] = readoutJSON(p) }
         if let r = s.retrievalHeads, let rh {
@@ -301,14 +339,14 @@ struct Cite: ParsableCommand {
             j["rule"] = rh.rule
             o["retrieval_heads"] = j
         }
-        let judged = results.compactMap(\.answerCorrect)
+        let judged = rec.answersJudged
         if !judged.isEmpty { o["answer_accuracy"] = Double(judged.filter { $0 }.count) / Double(judged.count) }
         if let t = padTo { o["pad_to"] = t }
         return o
     }
 
     func text(
-        _ results: [CitationItemResult], _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
+        _ rec: CitationRecords, _ s: CitationSummary, env: LoadedModel, rh: RetrievalHeadSet?,
         judge: CitationJudge
     ) -> String {
         let f = Formatting.fixed
@@ -318,11 +356,12 @@ struct Cite: ParsableCommand {
                 ? "\(pct(c.estimate)) [\(pct(c.lower)), \(pct(c.upper))]"
                 : "\(f(c.estimate, 3)) [\(f(c.lower, 3)), \(f(c.upper, 3))]"
         }
-        let teacher = results.filter { $0.mode == .teacher }.count
+        let teacher = rec.strings("mode").filter { $0 == "teacher" }.count
+        let prompt = rec.ints("prompt_tokens"), n = rec.items.count
         var o = "citation attention of \(env.displayName) on \(probes)\n"
-        o += "items: \(results.count) (\(teacher) teacher-forced, \(results.count - teacher) generated); "
-        o += "prompt tokens mean \(f(Statistics.mean(results.map { Double($0.promptTokens) }), 0)), "
-        o += "max \(results.map(\.promptTokens).max() ?? 0); time \(f(results.map(\.seconds).reduce(0, +), 1)) s\n"
+        o += "items: \(n) (\(teacher) teacher-forced, \(n - teacher) generated); "
+        o += "prompt tokens mean \(f(Statistics.mean(prompt.map(Double.init)), 0)), "
+        o += "max \(prompt.max() ?? 0); time \(f(rec.doubles("seconds").reduce(0, +), 1)) s\n"
         o +=
             "cited statements: \(s.statements) (\(s.consistent) citing the true source or unknown, \(s.wrong) wrong "
             + "citations)\n"
@@ -358,12 +397,11 @@ struct Cite: ParsableCommand {
                 o += "  \(f(s.headMeanSpearman[k], 3))  \(f(s.headMeanPointBiserial[k], 3))\n"
             }
         }
-        let q = results.map(\.quality)
         o += "citation recall / precision / F1 (\(judge.name) judge, not NLI entailment): "
         o +=
-            "\(pct(Statistics.mean(q.map(\.recall)))) / \(pct(Statistics.mean(q.map(\.precision)))) / "
-            + "\(pct(Statistics.mean(q.map(\.f1))))\n"
-        let judged = results.compactMap(\.answerCorrect)
+            "\(pct(Statistics.mean(rec.doubles("cite_recall")))) / \(pct(Statistics.mean(rec.doubles("cite_precision")))) / "
+            + "\(pct(Statistics.mean(rec.doubles("cite_f1"))))\n"
+        let judged = rec.answersJudged
         if !judged.isEmpty {
             o += "generated answers containing the gold text: \(judged.filter { $0 }.count) of \(judged.count)\n"
         }
@@ -371,6 +409,9 @@ struct Cite: ParsableCommand {
         return o
     }
 }
+
+/// Thrown by the hidden --stop-after to stop a run after K items, as if it were killed.
+private struct CiteStopped: Error {}
 
 /// Item progress on stderr (`ProgressBar`): redrawn in place on a terminal, else a line every 30 s.
 final class CiteProgress {

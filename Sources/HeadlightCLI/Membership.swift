@@ -28,6 +28,11 @@ struct Membership: ParsableCommand {
             "text" field per line); --score adds unlabeled documents, which get the baselines \
             and, when labeled documents are given too, classifier scores (fit on all labeled \
             documents). --score alone scores documents without classification.
+
+            --workers sessions score documents side by side, each with --threads threads \
+            (default: the cores divided by the workers). --shard K/N scores part K of N of the \
+            documents (balanced by token cost) into a shard file; `headlight merge` evaluates the \
+            N parts together into the file a single run writes (docs/scale-out.md).
             """)
 
     @Option(
@@ -91,9 +96,6 @@ struct Membership: ParsableCommand {
     @Option(help: "Documents scored concurrently, one model session each (default: one per core).")
     var workers: Int?
 
-    @Option(help: "Threads of OpenBLAS and the kernel pool per worker (default: cores / workers, at least 1).")
-    var threads: Int?
-
     @Option(name: [.short, .long], help: "Run file to write.")
     var output = "membership.h5"
 
@@ -104,13 +106,37 @@ struct Membership: ParsableCommand {
     var noProgress = false
 
     @OptionGroup var kvCache: KVCacheOption
+    /// --shard, --mpi and --threads (here: per worker; default cores / workers, at least 1).
+    @OptionGroup var sharding: ShardOptions
 
     func validate() throws {
         _ = try makeConfig(maxTokens: maxTokensPerDoc ?? 2000)
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard trees >= 1 else { throw ValidationError("--trees must be at least 1") }
         try CommandChecks.outputFile(output)
+        try sharding.validate()
+    }
+
+    /// What determines the records (`plan_sha256`): every option that changes the scores or the
+    /// evaluation, and each input document (label, name, source, SHA-256 of its text).
+    func planLines(_ docs: [MembershipDocument], _ c: MembershipConfig) -> [String] {
+        [
+            "membership window \(c.window) stride \(c.stride) reference \(c.reference.rawValue) normalizations "
+                + "\(c.normalizations.map(\.rawValue)) features \(c.features.rawValue) bins \(c.histogramBins) "
+                + "classifier \(c.classifier.rawValue) trees \(c.forestTrees) folds \(c.folds) seed \(c.seed) "
+                + "min_k \(c.minK) max_tokens \(c.maxTokensPerDocument) bootstrap \(c.bootstrapResamples)"
+        ]
+            + docs.map { d in
+                "doc \(d.label.map { $0 ? "member" : "nonmember" } ?? "unlabeled") \(d.name) \(d.source) "
+                    + SHA256.hash(Data(d.text.utf8))
+            }
+    }
+
+    /// Token cost of scoring a document of `n` tokens (`ShardPlan.trialCost` of each window).
+    static func tokenCost(_ n: Int, _ c: MembershipConfig) -> Int {
+        MembershipWindowing.windows(tokenCount: n, window: c.window, stride: c.stride).reduce(0) {
+            $0 + ShardPlan.trialCost(promptTokens: $1.count, decodeSteps: 0)
+        }
     }
 
     func makeConfig(maxTokens: Int) throws -> MembershipConfig {
@@ -203,9 +229,11 @@ struct Membership: ParsableCommand {
         }
 
         // 2. Model and tokenizer.
-        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        // With --mpi the cores are shared among this node's ranks.
+        let allCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let cores = sharding.mpi ? ComputeThreads.sharedDefault() ?? allCores : allCores
         let workers = self.workers ?? cores
-        let nThreads = threads ?? max(1, cores / workers)
+        let nThreads = sharding.threads ?? max(1, cores / workers)
         ComputeThreads.apply(nThreads)
         try kvCache.apply()
         let env = try LoadedModel.load(model)
@@ -241,7 +269,15 @@ struct Membership: ParsableCommand {
         }
         for w in warnings { FileHandle.standardError.write(Data("warning: \(TerminalText.escape(w))\n".utf8)) }
 
-        // 4. Score.
+        // 4. Score (a shard: its part of the documents with text, balanced by token cost).
+        var shard: ShardInfo?
+        var output = self.output
+        if sharding.shard != nil || sharding.mpi {
+            (shard, output) = try sharding.plan(
+                output: output, costs: tokenized.map { Self.tokenCost($0.tokens.count, config) },
+                order: Array(tokenized.indices))
+        }
+        if let shard { tokenized = shard.trials.map { tokenized[$0] } }
         let progress = MembershipProgress(enabled: !noProgress)
         let start = Date()
         let scores = try MembershipScoring.scoreDocuments(
@@ -257,6 +293,36 @@ struct Membership: ParsableCommand {
                 decode: { tokenizer.decode($0) })
         }
 
+        let plan = try SweepRunOptions.planDigest(plan: planLines(docs, config), inputs: [])
+        if let shard {
+            let writer = try RunFileWriter(path: output)
+            do {
+                try RunFileHeader(model: env, command: "membership").write(to: writer.file)
+                try writer.file.setAttribute("plan_sha256", plan)
+                try shard.write(to: writer.file)
+                try writer.file.setAttribute("sweep_seconds", seconds)
+                try MembershipRunFile.writeShard(
+                    scored, items: shard.trials, config: config, setName: setName, setPath: setPath,
+                    warnings: warnings, skipped: skipped, workers: workers, scoringSeconds: seconds, to: writer.file)
+                try writer.finalize()
+            } catch {
+                try? writer.abandon()
+                throw error
+            }
+            if try sharding.finishMPI(output: self.output, json: json) { return }
+            if json {
+                print(
+                    try JSONOutput.object([
+                        "output": output, "finished": true, "shard": shard.spec.description, "items": shard.trials
+                    ]))
+            } else {
+                print(
+                    "membership shard \(shard.spec): \(scored.count) documents scored; wrote \(output)\n"
+                        + "the evaluation is computed by `headlight merge` over all \(shard.spec.count) shards")
+            }
+            return
+        }
+
         // 5. Evaluate, write, report.
         let evaluation: MembershipEvaluation
         do { evaluation = try MembershipAnalysis.evaluate(scored, config: config) } catch let e as MembershipInputError
@@ -270,6 +336,7 @@ struct Membership: ParsableCommand {
         let writer = try RunFileWriter(path: output)
         do {
             try RunFileHeader(model: env, command: "membership").write(to: writer.file)
+            try writer.file.setAttribute("plan_sha256", plan)
             try MembershipRunFile.write(result, to: writer.file)
             try writer.finalize()
         } catch {

@@ -74,6 +74,7 @@ struct Merge: ParsableCommand {
             case "retrieval-heads": r = try RetrievalRunFile.merge(set, into: writer.file)
             case "ablate": r = try AblationRunFile.merge(set, into: writer.file)
             case "cite": r = try CitationRunFile.merge(set, into: writer.file)
+            case "membership": r = try MembershipRunFile.merge(set, into: writer.file)
             default: throw ShardError.unsupported(file: set.shards[0].path, command: set.command)
             }
             if !r.missingTrials.isEmpty { try writer.file.setAttribute("merged_missing_trials", r.missingTrials) }

@@ -39,6 +39,15 @@ struct SweepRunOptions: ParsableArguments {
         _ output: String, env: LoadedModel, command: String, plan: [String],
         inputs: [String], shard: ShardInfo? = nil
     ) throws -> RunFileWriter {
+        try Self.openRunFile(
+            output, env: env, command: command, plan: plan, inputs: inputs, shard: shard, restart: restart)
+    }
+
+    /// `openRunFile` for commands without these options (`cite`): `restart` is their --restart.
+    static func openRunFile(
+        _ output: String, env: LoadedModel, command: String, plan: [String],
+        inputs: [String], shard: ShardInfo?, restart: Bool
+    ) throws -> RunFileWriter {
         if restart {
             try? FileManager.default.removeItem(atPath: RunFileWriter.temporaryPath(for: output, resumable: true))
         }

@@ -146,6 +146,19 @@ public final class RecordTable {
         count = n
     }
 
+    /// Drops the rows from `n` on (`n <= count`): a resumed table whose last rows belong to
+    /// work that did not reach its checkpoint.
+    public func truncate(to n: Int) throws {
+        precondition(n >= 0 && n <= count, "RecordTable.truncate: \(n) of \(count) rows")
+        for c in columns {
+            let ds = datasets[c.name]!
+            var s = try ds.shape
+            s[0] = n
+            try ds.resize(to: s)
+        }
+        count = n
+    }
+
     /// Appends one record; every column must be given.
     public func append(_ row: [String: Value]) throws {
         // Check the whole row first, so a bad row leaves the table as it was.

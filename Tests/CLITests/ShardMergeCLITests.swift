@@ -7,81 +7,22 @@ import XCTest
 /// same run file (all datasets and attributes but timing, prefix-reuse counts and the command
 /// line), a merge with a missing, duplicated, foreign or unfinished shard fails clearly, an
 /// interrupted shard resumes, and `mpirun -n 2 ... --mpi` reproduces the single run.
-final class ShardMergeCLITests: XCTestCase {
-    private var dir: URL!
-
+final class ShardMergeCLITests: ShardMergeTestCase {
     /// The default suite's three needles on a small grid (18 trials), with a decoding budget that
     /// lets some trials count.
-    static let grid = [
-        "--probes", RetrievalCLITests.root.appendingPathComponent("probes/niah/default.json").path,
-        "--lengths", "300,420", "--depths", "0,50,100", "--max-new-tokens", "24", "--no-progress"
-    ]
-
-    override func setUpWithError() throws {
-        guard FileManager.default.fileExists(atPath: InspectTests.modelURL.path) else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("CI: default model not found") }
-            throw XCTSkip("default model not found at \(InspectTests.modelURL.path)")
-        }
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("hl-shard-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        if let dir { try? FileManager.default.removeItem(at: dir) }
-    }
-
-    private func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-
-    private func run(_ args: [String], env: [String: String]? = nil) throws -> HeadlightRun {
-        try HeadlightProcess.run(args, environment: env)
-    }
-
-    /// Root and group attributes that legitimately differ between a single run and a merge.
-    static let volatileRoot: Set = [
-        "created", "finished", "command_line", "sweep_seconds", "merged", "merged_shard_files",
-        "merged_shard_hosts", "merged_shards", "merged_shard_count", "merged_shard_seconds"
-    ]
+    static let grid = suite + ["--lengths", "300,420", "--depths", "0,50,100", "--max-new-tokens", "24"]
 
     /// Asserts that `merged` holds what the single run `single` holds: root and /retrieval_heads
     /// attributes, scores and threshold heads bit for bit, every trial column in the same record
-    /// order (except `seconds` and `prefilled_tokens`, which depend on timing and prefix reuse).
+    /// order (except `seconds` and `prefilled_tokens`, which depend on timing and prefix reuse),
+    /// and the merge provenance.
     static func assertSameRun(
         _ single: String, _ merged: String, file: StaticString = #filePath, line: UInt = #line
     ) throws {
-        let a = try RunFile.open(single), b = try RunFile.open(merged)
-        defer {
-            try? a.close()
-            try? b.close()
-        }
-        let ra = try a.attributes().filter { !volatileRoot.contains($0.key) }
-        let rb = try b.attributes().filter { !volatileRoot.contains($0.key) && !$0.key.hasPrefix("merged_") }
-        XCTAssertEqual(ra, rb, "root attributes", file: file, line: line)
+        try assertSameGroup(single, merged, "retrieval_heads", file: file, line: line)
+        let b = try RunFile.open(merged)
+        defer { try? b.close() }
         XCTAssertNotNil(try b.attributeIfPresent("merged_shard_hosts"), file: file, line: line)
-        let ga = try a.group("retrieval_heads"), gb = try b.group("retrieval_heads")
-        XCTAssertEqual(try ga.attributes(), try gb.attributes(), "/retrieval_heads attributes", file: file, line: line)
-        XCTAssertEqual(try ga.children().sorted(), try gb.children().sorted(), file: file, line: line)
-        for d in ["scores", "retrieval_head_scores"] {
-            let x = try ga.dataset(d).read(Double.self), y = try gb.dataset(d).read(Double.self)
-            XCTAssertEqual(x.map(\.bitPattern), y.map(\.bitPattern), d, file: file, line: line)
-        }
-        XCTAssertEqual(
-            try ga.dataset("retrieval_heads").read(Int64.self), try gb.dataset("retrieval_heads").read(Int64.self),
-            file: file, line: line)
-        let ta = try ga.group("trials"), tb = try gb.group("trials")
-        XCTAssertEqual(try ta.children().sorted(), try tb.children().sorted(), file: file, line: line)
-        for c in try ta.children() where c != "seconds" && c != "prefilled_tokens" {
-            let x = try ta.dataset(c), y = try tb.dataset(c)
-            XCTAssertEqual(try x.shape, try y.shape, c, file: file, line: line)
-            switch x.elementType {
-            case .string: XCTAssertEqual(try x.readStrings(), try y.readStrings(), c, file: file, line: line)
-            case .float64:
-                XCTAssertEqual(
-                    try x.read(Double.self).map(\.bitPattern), try y.read(Double.self).map(\.bitPattern), c,
-                    file: file, line: line)
-            case .int8: XCTAssertEqual(try x.read(Int8.self), try y.read(Int8.self), c, file: file, line: line)
-            default: XCTAssertEqual(try x.read(Int64.self), try y.read(Int64.self), c, file: file, line: line)
-            }
-        }
     }
 
     func testShardsMergeIntoTheSingleRunAndBadSetsFail() throws {
@@ -164,32 +105,8 @@ final class ShardMergeCLITests: XCTestCase {
         }
 
         // MPI: two ranks on this machine, rank 0 merges.
-        guard let mpirun = Self.which("mpirun") else {
-            print("ShardMergeCLITests: mpirun not found (apt-get install openmpi-bin): MPI recipe not tested")
-            return
-        }
-        let bin = try XCTUnwrap(InspectTests.binary).path
         let mpiOut = path("mpi.h5")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments =
-            ["--allow-run-as-root", "--oversubscribe", "-n", "2", bin, "retrieval-heads"] + Self.grid
-            + ["--mpi", "-o", mpiOut]
-        p.environment = ProcessInfo.processInfo.environment.merging([
-            "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"
-        ]) { $1 }
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        try mpirun(["retrieval-heads"] + Self.grid, output: mpiOut)
         try Self.assertSameRun(full, mpiOut)
-    }
-
-    static func which(_ name: String) -> String? {
-        for d in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(d)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
     }
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Submits an N-way sharded retrieval-head sweep and its merge (docs/scale-out.md):
 #   scripts/slurm/submit.sh N RUN_DIR [retrieval-heads options...]
-#   HEADLIGHT_SWEEP=ablate scripts/slurm/submit.sh N RUN_DIR [ablate options...]   (also cite)
+#   HEADLIGHT_SWEEP=ablate scripts/slurm/submit.sh N RUN_DIR [ablate options...]   (also cite, membership)
 set -euo pipefail
 n=${1:?usage: submit.sh N RUN_DIR [retrieval-heads options...]}
 run_dir=${2:?usage: submit.sh N RUN_DIR [retrieval-heads options...]}

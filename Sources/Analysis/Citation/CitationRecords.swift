@@ -53,15 +53,31 @@ public struct CitationRecords: Sendable {
     }
 
     /// A float64 column of `items`, in item order.
-    func doubles(_ name: String) -> [Double] {
+    public func doubles(_ name: String) -> [Double] {
         items.map {
             if case .double(let x)? = $0[name] { return x }
             return .nan
         }
     }
 
+    /// An int64 column of `items`, in item order.
+    public func ints(_ name: String) -> [Int] {
+        items.map {
+            if case .int(let x)? = $0[name] { return x }
+            return 0
+        }
+    }
+
+    /// A string column of `items`, in item order.
+    public func strings(_ name: String) -> [String] {
+        items.map {
+            if case .string(let x)? = $0[name] { return x }
+            return ""
+        }
+    }
+
     /// `answer_correct` of the items judged (generated with a gold answer), in item order.
-    var answersJudged: [Bool] {
+    public var answersJudged: [Bool] {
         items.compactMap {
             guard case .int(let x)? = $0["answer_correct"], x >= 0 else { return nil }
             return x == 1
@@ -74,14 +90,20 @@ public struct CitationRecords: Sendable {
     /// Reads the records of a `/citation` group (a shard's or a single run's): items, statements
     /// and, for each scored statement, its observation rebuilt from `statement_passages/` (head
     /// masses, spans, cited and true-source passages) as `CitationRunner` built it.
-    public static func read(_ g: H5Group, file: String) throws -> CitationRecords {
+    /// With `allowIncomplete` (an interrupted run's `.partial`), statements of items past the
+    /// last recorded one are left out.
+    public static func read(_ g: H5Group, file: String, allowIncomplete: Bool = false) throws -> CitationRecords {
         let layers = try g.intAttribute("n_layers"), heads = try g.intAttribute("n_heads")
-        let itemRows = try RecordTable.read(group: try g.group("items"), columns: CitationRunFile.itemColumns)
+        let itemRows = try RecordTable.read(
+            group: try g.group("items"), columns: CitationRunFile.itemColumns, allowIncomplete: allowIncomplete)
         let items = (0..<itemRows.count).map { itemRows.row($0, columns: CitationRunFile.itemColumns) }
-        let st = try RecordTable.read(group: try g.group("statements"), columns: CitationRunFile.statementColumns([]))
+        let st = try RecordTable.read(
+            group: try g.group("statements"), columns: CitationRunFile.statementColumns([]),
+            allowIncomplete: allowIncomplete)
         let pp = try RecordTable.read(
             group: try g.group("statement_passages"),
-            columns: CitationRunFile.passageColumns(layers: layers, heads: heads, retrievalHeads: false))
+            columns: CitationRunFile.passageColumns(layers: layers, heads: heads, retrievalHeads: false),
+            allowIncomplete: allowIncomplete)
         var passageRows: [Int: [Int]] = [:] // statement row -> its passage rows, in passage order
         for (i, s) in pp.ints("statement").enumerated() { passageRows[s, default: []].append(i) }
         let nPassages = itemRows.ints("n_passages"), source = itemRows.ints("source")
@@ -89,6 +111,7 @@ public struct CitationRecords: Sendable {
         var statements: [Statement] = []
         for k in 0..<st.count {
             let item = st.ints("item")[k]
+            if allowIncomplete && item >= items.count { break }
             guard item >= 0, item < items.count else {
                 throw TraceStoreError.invalidArgument(
                     file: file, object: "\(g.name)/statements/item",

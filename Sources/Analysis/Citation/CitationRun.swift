@@ -213,10 +213,11 @@ public final class CitationRunner {
         }
     }
 
-    /// Runs every item (or, with `only`, those item indices: a shard); `progress(done, total, id)`
-    /// after each.
+    /// Runs every item (or, with `only`, those item indices, in that order: a shard, or what a
+    /// resumed run has left); `record(result)` then `progress(done, total, id)` after each.
     public func run(
         _ items: [CitationItem], pool: [String]? = nil, only: [Int]? = nil,
+        record: (CitationItemResult) throws -> Void = { _ in },
         progress: (Int, Int, String) -> Void = { _, _, _ in }
     ) throws -> [CitationItemResult] {
         let c = model.config
@@ -242,6 +243,7 @@ public final class CitationRunner {
             var res = r
             res.seconds = Date().timeIntervalSince(start)
             out.append(res)
+            try record(res)
             progress(i + 1, prepared.count, p.item.id)
         }
         return out

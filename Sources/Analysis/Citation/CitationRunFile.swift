@@ -164,21 +164,16 @@ public enum CitationRunFile {
         to file: H5File, results: [CitationItemResult], summary s: CitationSummary,
         parameters p: Parameters
     ) throws {
-        let g = try file.createGroup(group)
-        try writeParameters(g, p, layers: s.layers, heads: s.heads, retrievalSet: s.retrievalHeadSet)
-        try writeRecords(g, CitationRecords(results), summary: s, layers: s.layers, heads: s.heads)
+        try write(to: file, records: CitationRecords(results), summary: s, parameters: p)
     }
 
-    /// The `/citation` group of a shard (`cite --shard K/N`): parameters and the records of its
-    /// items (the statement and passage rows without the readout columns, which depend on all
-    /// statements); `headlight merge` computes the summary over every shard's records.
-    public static func writeShard(
-        to file: H5File, results: [CitationItemResult], layers: Int, heads: Int, retrievalSet: [HeadIndex],
-        parameters p: Parameters
+    /// `write` from records (a resumed run's, read back from its `.partial`).
+    public static func write(
+        to file: H5File, records: CitationRecords, summary s: CitationSummary, parameters p: Parameters
     ) throws {
         let g = try file.createGroup(group)
-        try writeParameters(g, p, layers: layers, heads: heads, retrievalSet: retrievalSet)
-        try writeRecords(g, CitationRecords(results), summary: nil, layers: layers, heads: heads)
+        try writeParameters(g, p, layers: s.layers, heads: s.heads, retrievalSet: s.retrievalHeadSet)
+        try writeRecords(g, records, summary: s, layers: s.layers, heads: s.heads)
     }
 
     static func writeParameters(
@@ -212,7 +207,27 @@ public enum CitationRunFile {
     ) throws {
         if let s { try writeSummaryAttributes(g, rec, s) }
         try RecordTable.write(group: try g.createGroup("items"), columns: itemColumns, rows: rec.items)
+        let rows = recordRows(rec, summary: s, layers: layers, heads: heads)
+        try RecordTable.write(
+            group: try g.createGroup("statements"), columns: statementColumns(rows.readouts), rows: rows.statements)
+        try RecordTable.write(
+            group: try g.createGroup("statement_passages"),
+            columns: passageColumns(layers: layers, heads: heads, retrievalHeads: rows.retrievalMass),
+            rows: rows.passages)
+        if let s { try writeHeadTables(g, s) }
+    }
 
+    /// The `statements/` and `statement_passages/` rows of `rec`, with the readout columns of
+    /// `s` (none without it); statement rows name items from `firstItem`, passage rows statements
+    /// from `firstStatement` (a resumable run appends item by item). `retrievalMass`: the rows
+    /// have `mass_retrieval_heads`.
+    static func recordRows(
+        _ rec: CitationRecords, summary s: CitationSummary?, layers: Int, heads: Int, firstItem: Int = 0,
+        firstStatement: Int = 0
+    ) -> (
+        statements: [[String: RecordTable.Value]], passages: [[String: RecordTable.Value]], readouts: [String],
+        retrievalMass: Bool
+    ) {
         // statements (the k-th scored statement is observation k of the summary)
         var readouts: [(name: String, readout: AttentionReadout)] = []
         if let s {
@@ -224,7 +239,7 @@ public enum CitationRunFile {
         var observed: [Int] = [] // row in statements/ of each observation
         for st in rec.statements {
             var row: [String: RecordTable.Value] = [
-                "item": .int(st.item), "text": .string(st.text),
+                "item": .int(firstItem + st.item), "text": .string(st.text),
                 "citations": .string(st.citations.map(String.init).joined(separator: ",")),
                 "scored": .int(st.observation == nil ? 0 : 1),
                 "wrong": .int(st.observation?.isWrongCitation == true ? 1 : 0),
@@ -243,9 +258,6 @@ public enum CitationRunFile {
             statementRows.append(row)
         }
         if let s { precondition(observed.count == s.statements, "summary and results disagree") }
-        try RecordTable.write(
-            group: try g.createGroup("statements"), columns: statementColumns(readouts.map(\.name)),
-            rows: statementRows)
 
         // statement x passage rows
         var passageRows: [[String: RecordTable.Value]] = []
@@ -257,7 +269,7 @@ public enum CitationRunFile {
             let rh = rhSet.map { CitationMetrics.meanVector(o, heads: heads, set: $0) }
             for j in 0..<o.passages {
                 var row: [String: RecordTable.Value] = [
-                    "statement": .int(observed[k]), "passage": .int(j + 1),
+                    "statement": .int(firstStatement + observed[k]), "passage": .int(j + 1),
                     "span_start": .int(st.spans[j].lowerBound),
                     "span_end": .int(st.spans[j].upperBound),
                     "cited": .int(o.cited.contains(j) ? 1 : 0), "true_source": .int(o.trueSource == j ? 1 : 0),
@@ -270,11 +282,7 @@ public enum CitationRunFile {
             }
             k += 1
         }
-        try RecordTable.write(
-            group: try g.createGroup("statement_passages"),
-            columns: passageColumns(layers: layers, heads: heads, retrievalHeads: rhSet != nil),
-            rows: passageRows)
-        if let s { try writeHeadTables(g, s) }
+        return (statementRows, passageRows, readouts.map(\.name), rhSet != nil)
     }
 
     static func writeSummaryAttributes(_ g: H5Group, _ rec: CitationRecords, _ s: CitationSummary) throws {

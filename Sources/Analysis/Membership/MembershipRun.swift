@@ -432,22 +432,8 @@ public enum MembershipRunFile {
 
     public static func write(_ r: MembershipRunResult, to file: H5File) throws {
         let g = try file.createGroup(group)
-        let c = r.config, e = r.evaluation
-        try g.setAttribute("analysis", "membership")
-        try g.setAttribute("analysis_version", analysisVersion)
-        try g.setAttribute("window", c.window)
-        try g.setAttribute("stride", c.stride)
-        try g.setAttribute("reference", c.reference.rawValue)
-        try g.setAttribute("normalizations", c.normalizations.map(\.rawValue))
-        try g.setAttribute("features", c.features.rawValue)
-        try g.setAttribute("histogram_bins", c.histogramBins)
-        try g.setAttribute("classifier", c.classifier.rawValue)
-        try g.setAttribute("folds", c.folds)
-        try g.setAttribute("seed", Int64(bitPattern: c.seed))
-        try g.setAttribute("min_k", c.minK)
-        try g.setAttribute("max_tokens_per_doc", c.maxTokensPerDocument)
-        try g.setAttribute("bootstrap_resamples", c.bootstrapResamples)
-        try g.setAttribute("forest_trees", c.forestTrees)
+        let e = r.evaluation
+        try r.config.write(to: g)
         try g.setAttribute("members", r.memberCount)
         try g.setAttribute("nonmembers", r.nonmemberCount)
         try g.setAttribute("unlabeled", r.unlabeledCount)
@@ -456,11 +442,8 @@ public enum MembershipRunFile {
         try g.setAttribute("scoring_seconds", r.scoringSeconds)
         try g.setAttribute("tokens_per_second", r.tokensPerSecond)
         try g.setAttribute("workers", r.workers)
-        if let s = r.setName { try g.setAttribute("set_name", s) }
-        if let s = r.setPath { try g.setAttribute("set_path", s) }
-        try g.setAttribute("caveat", MembershipAnalysis.caveat)
+        try writeInputs(g, setName: r.setName, setPath: r.setPath, warnings: r.warnings)
         try g.setAttribute("method_names", e.methods.map(\.name))
-        if !r.warnings.isEmpty { try g.setAttribute("warnings", r.warnings) }
         if !r.skipped.isEmpty { try g.setAttribute("skipped", r.skipped.map { "\($0.name): \($0.reason)" }) }
 
         let docs = r.documents

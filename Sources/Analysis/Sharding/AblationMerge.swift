@@ -16,30 +16,17 @@ extension AblationRunFile {
     /// Plan items (`ShardInfo.trials`): trial t is item t with one record per condition; the
     /// perplexity of condition c is item T + c.
     public static func merge(_ set: ShardSet, into file: H5File) throws -> ShardMergeResult {
+        let (groups, ref) = try set.groups(group, ignoring: mergeVolatile)
+        let causal = ref["causal_targets"]?.stringsValue?.count ?? 0
         var stored: [[AblationRecord]] = [], storedPPL: [RecordTable.Rows] = []
-        var ref: [String: H5AttributeValue] = [:]
-        var causal = 0
-        for (i, s) in set.shards.enumerated() {
-            guard try s.file.kind(of: group) == .group else {
-                throw ShardError.unsupported(file: s.path, command: "(no /\(group) group)")
-            }
-            let g = try s.file.group(group)
-            let attrs = try g.attributes().filter { !mergeVolatile.contains($0.key) }
-            if i == 0 {
-                ref = attrs
-                causal = attrs["causal_targets"]?.stringsValue?.count ?? 0
-            } else if let k = Set(attrs.keys).union(ref.keys).sorted().first(where: { attrs[$0] != ref[$0] }) {
-                throw ShardError.foreign(
-                    file: s.path, key: "/\(group)@\(k)", have: attrs[k].map { "\($0)" } ?? "(none)",
-                    want: ref[k].map { "\($0)" } ?? "(none)", reference: set.shards[0].path)
-            }
+        for (s, g) in zip(set.shards, groups) {
             stored.append(
                 try readRecords(try g.group("records"), causalTargets: causal, allowIncomplete: !s.complete))
             storedPPL.append(
                 try RecordTable.read(
                     group: try g.group("perplexity_records"), columns: perplexityColumns, allowIncomplete: !s.complete))
         }
-        let refGroup = try set.shards[0].file.group(group)
+        let refGroup = groups[0]
         let analysis = try AblationAnalysis.read(refGroup, file: set.shards[0].path)
         let C = analysis.conditions.count, T = analysis.cells.count
         let trialOrder = set.planOrder.filter { $0 < T }

@@ -8,30 +8,20 @@ extension CitationRunFile {
     /// columns and per-head tables computed from all statements by `CitationMetrics.summarize`
     /// and `CitationRunFile.writeRecords`, as a single run computes them.
     public static func merge(_ set: ShardSet, into file: H5File) throws -> ShardMergeResult {
-        var ref: [String: H5AttributeValue] = [:]
+        let (groups, ref) = try set.groups(group)
         var owner: [Int: (shard: Int, row: Int)] = [:]
         var records: [CitationRecords] = []
-        for (i, s) in set.shards.enumerated() {
-            guard try s.file.kind(of: group) == .group else {
-                throw ShardError.unsupported(file: s.path, command: "(no /\(group) group)")
-            }
-            let g = try s.file.group(group)
-            let attrs = try g.attributes()
-            if i == 0 {
-                ref = attrs
-            } else if let k = Set(attrs.keys).union(ref.keys).sorted().first(where: { attrs[$0] != ref[$0] }) {
-                throw ShardError.foreign(
-                    file: s.path, key: "/\(group)@\(k)", have: attrs[k].map { "\($0)" } ?? "(none)",
-                    want: ref[k].map { "\($0)" } ?? "(none)", reference: set.shards[0].path)
-            }
-            let r = try CitationRecords.read(g, file: s.path)
-            guard r.items.count == s.info.trials.count else {
+        for (s, g) in zip(set.shards, groups) {
+            // A finished shard holds all its items; an interrupted one (its .partial, read with
+            // --allow-incomplete) the first ones, in shard order.
+            let r = try CitationRecords.read(g, file: s.path, allowIncomplete: !s.complete)
+            guard r.items.count == s.info.trials.count || (!s.complete && r.items.count < s.info.trials.count) else {
                 throw ShardError.incomplete(file: s.path, planned: s.info.trials.count)
             }
             records.append(r)
         }
         let (order, missing) = try set.mergeOrder(
-            recorded: set.shards.indices.map { set.shards[$0].info.trials })
+            recorded: set.shards.indices.map { Array(set.shards[$0].info.trials.prefix(records[$0].items.count)) })
         for (s, row) in order { owner[set.shards[s].info.trials[row]] = (s, row) }
 
         // Items in plan (probe) order; statements follow their items, renumbered.

@@ -25,28 +25,10 @@ extension RetrievalRunFile {
     /// from the merged records by the sweep's own code (`RetrievalHeadScores.aggregate` over the
     /// records in trial-index order, `writeSummary`), so the scores agree bit for bit.
     public static func merge(_ set: ShardSet, into file: H5File) throws -> ShardMergeResult {
-        var stored: [[RetrievalTrialRecord]] = []
-        var ref: [String: H5AttributeValue] = [:]
-        var layers = 0, heads = 0
-        for (i, s) in set.shards.enumerated() {
-            guard try s.file.kind(of: group) == .group else {
-                throw ShardError.unsupported(file: s.path, command: "(no /\(group) group)")
-            }
-            let g = try s.file.group(group)
-            let attrs = try g.attributes()
-            if i == 0 {
-                ref = attrs
-                layers = try g.intAttribute("n_layers")
-                heads = try g.intAttribute("n_heads")
-            } else {
-                for k in mergeChecked where attrs[k] != ref[k] {
-                    throw ShardError.foreign(
-                        file: s.path, key: "/\(group)@\(k)", have: attrs[k].map { "\($0)" } ?? "(none)",
-                        want: ref[k].map { "\($0)" } ?? "(none)", reference: set.shards[0].path)
-                }
-            }
-            stored.append(
-                try readRecords(try g.group("trials"), layers: layers, heads: heads, allowIncomplete: !s.complete))
+        let (groups, ref) = try set.groups(group, checked: mergeChecked)
+        let layers = try groups[0].intAttribute("n_layers"), heads = try groups[0].intAttribute("n_heads")
+        let stored = try zip(set.shards, groups).map { s, g in
+            try readRecords(try g.group("trials"), layers: layers, heads: heads, allowIncomplete: !s.complete)
         }
         let (order, missing) = try set.mergeOrder(recorded: stored.map { $0.map(\.trialIndex) })
 

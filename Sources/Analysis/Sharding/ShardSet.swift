@@ -229,3 +229,35 @@ public final class ShardSet {
         if !missingShards.isEmpty { try file.setAttribute("merged_missing_shards", missingShards) }
     }
 }
+
+extension ShardSet {
+    /// Group `name` of every shard (in `shards` order) and the first shard's attributes of it,
+    /// checked: each shard has the group (else `ShardError.unsupported`) with the first shard's
+    /// attributes (else `ShardError.foreign` naming the file and `/name@key`) — every attribute
+    /// but those in `ignoring` (timing; also left out of the result), or only `checked`.
+    public func groups(
+        _ name: String, ignoring: Set<String> = [], checked: [String]? = nil
+    ) throws -> (groups: [H5Group], attributes: [String: H5AttributeValue]) {
+        var groups: [H5Group] = []
+        var ref: [String: H5AttributeValue] = [:]
+        for (i, s) in shards.enumerated() {
+            guard try s.file.kind(of: name) == .group else {
+                throw ShardError.unsupported(file: s.path, command: "(no /\(name) group)")
+            }
+            let g = try s.file.group(name)
+            let attrs = try g.attributes().filter { !ignoring.contains($0.key) }
+            groups.append(g)
+            if i == 0 {
+                ref = attrs
+                continue
+            }
+            let keys = checked ?? Set(attrs.keys).union(ref.keys).sorted()
+            if let k = keys.first(where: { attrs[$0] != ref[$0] }) {
+                throw ShardError.foreign(
+                    file: s.path, key: "/\(name)@\(k)", have: attrs[k].map { "\($0)" } ?? "(none)",
+                    want: ref[k].map { "\($0)" } ?? "(none)", reference: shards[0].path)
+            }
+        }
+        return (groups, ref)
+    }
+}
