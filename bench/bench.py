@@ -24,6 +24,10 @@ Engines:
   llama.cpp     llama-cpp-python from PyPI (pip install llama-cpp-python), same GGUF
   transformers  torch CPU + transformers from PyPI, same GGUF dequantized to f32, sdpa
 
+Models: any GGUF the engines load; tested with SmolLM2-135M (llama) and Gemma 3 270M
+(`--model ~/.cache/headlight/models/gemma-3-270m-q4_k_m.gguf`). The architecture is read
+from the GGUF (gguf-py) to choose the range of the pseudo-random token ids.
+
 The machine should be quiet: the script warns when the 1-minute load average
 is above 0.5 before it starts, and prints the load average before and after.
 """
@@ -48,14 +52,35 @@ def default_model():
     return os.path.join(cache, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+# Token ids are drawn from [LOW, 49152) for every model, so SmolLM2's ids are those of earlier
+# runs. LOW skips the special tokens at the start of the vocabulary: SmolLM2's end below 100;
+# Gemma 3's control and unused tokens run to id 107 (<end_of_turn> 106), so gemma3 uses 1000.
+# Set from the GGUF's general.architecture in main().
+LOW = 100
+
+
 def token_ids(n, vocab=49152, seed=1234):
-    """Deterministic pseudo-random token ids, avoiding the special tokens at the start of the vocab."""
+    """Deterministic pseudo-random token ids in [LOW, vocab), avoiding special tokens."""
     x = seed
     out = []
     for _ in range(n):
         x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
-        out.append(100 + (x >> 33) % (vocab - 100))
+        out.append(LOW + (x >> 33) % (vocab - LOW))
     return out
+
+
+def architecture(model):
+    """general.architecture of a GGUF file (gguf-py), or None if it cannot be read."""
+    try:
+        from gguf import GGUFReader
+        f = GGUFReader(model).fields["general.architecture"]
+        return bytes(f.parts[f.data[0]]).decode()
+    except Exception:
+        return None
+
+
+def low_token(arch):
+    return 1000 if arch in ("gemma3", "gemma2", "gemma") else 100
 
 
 def peak_rss_mb():
@@ -177,6 +202,9 @@ def main():
                     help="also run `headlight bench --profile` once per prefill size and print the time breakdown")
     ap.add_argument("--worker"), ap.add_argument("--mode"), ap.add_argument("--n", type=int)
     a = ap.parse_args()
+    global LOW
+    arch = architecture(a.model) if os.path.exists(a.model) else None
+    LOW = low_token(arch)
 
     if a.worker:
         fn = {"llama.cpp": worker_llama, "transformers": worker_transformers}[a.worker]
@@ -216,7 +244,8 @@ def main():
             results[(mode, n, e)] = {"tok_s": tps, "rss_mb": rss, "runs": runs}
 
     load_after = os.getloadavg()
-    print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)}")
+    print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)} ({arch}), "
+          f"token ids in [{LOW}, 49152)")
     print("load average (1/5/15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load + load_after))
     for e in engines:
         if is_headlight(e):

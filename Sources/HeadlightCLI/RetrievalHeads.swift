@@ -81,6 +81,9 @@ struct RetrievalHeads: ParsableCommand {
             throw CLIError(p.description, hint: "remove that text from the suite's haystack or needles")
         }
         let trials = try sweep.buildTrials()
+        if !json {
+            for line in Self.needleSpanNotes(trials) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        }
         if let path = exportTrials {
             try RetrievalReferenceExport.write(
                 trials: trials, probe: probe, tokenizer: env.tokenizer, model: env.url,
@@ -93,16 +96,6 @@ struct RetrievalHeads: ParsableCommand {
             return
         }
         try CommandChecks.niahTrials(trials, maxNewTokens: probe.suite.maxNewTokens, model: env.model)
-        let unlocated = trials.filter { $0.needleSpan == nil }
-        if !unlocated.isEmpty && !json {
-            let names = unlocated.map {
-                TerminalText.escape("\($0.needle.id)/\($0.cell.length)/\(Formatting.fixed($0.cell.depth, 0))")
-            }
-            FileHandle.standardError.write(
-                Data(
-                    ("note: needle span not found in \(unlocated.count) trial(s) (\(names.joined(separator: ", "))); "
-                        + "they are run and recorded but cannot score heads\n").utf8))
-        }
 
         let (shardInfo, output) = try sharding.plan(
             output: self.output, costs: sweep.shardCosts(trials), order: sweep.executionOrder(trials))
@@ -157,6 +150,33 @@ struct RetrievalHeads: ParsableCommand {
             "retrieval_heads": r.retrievalHeads.map(head), "top": r.scores.top(top).map(head),
             "mean_rouge1_recall": Statistics.mean(r.records.map(\.rouge))
         ]
+    }
+
+    /// Notes on trials whose needle span the token-set rule did not find: located by the
+    /// needle's text instead, or not located at all (with the reason).
+    static func needleSpanNotes(_ trials: [NIAHTrial]) -> [String] {
+        func names(_ rule: NeedleSpanRule) -> [String] {
+            trials.filter { $0.needleSpanRule == rule }.map {
+                TerminalText.escape("\($0.needle.id)/\($0.cell.length)/\(Formatting.fixed($0.cell.depth, 0))")
+            }
+        }
+        var notes: [String] = []
+        let byText = names(.text)
+        if !byText.isEmpty {
+            notes.append(
+                "note: needle span located by its text in \(byText.count) trial(s) (\(byText.joined(separator: ", "))): "
+                    + "the token-set rule (Wu et al.'s find_needle_idx) found no window because the needle's edge "
+                    + "tokens differ in context (e.g. \"Because\" vs \" because\", \".\" merged with the next character)"
+            )
+        }
+        let missing = names(.notFound)
+        if !missing.isEmpty {
+            notes.append(
+                "note: needle span not found in \(missing.count) trial(s) (\(missing.joined(separator: ", "))): "
+                    + "the real_needle text does not occur in the prompt (ASCII case ignored); "
+                    + "they are run and recorded but cannot score heads")
+        }
+        return notes
     }
 
     static func summary(

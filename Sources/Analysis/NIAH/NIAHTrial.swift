@@ -219,10 +219,14 @@ public struct NIAHTrial: Sendable {
     public var promptTokens: [Int32]
     /// `encode(real_needle)` without special tokens.
     public var answerTokens: [Int32]
-    /// Needle span in `promptTokens`; nil when not found: such a trial
-    /// cannot score heads (the original would compare against -1..-1 and
-    /// score nothing) and callers must record it as unlocated.
+    /// Needle span in `promptTokens` (`locateNeedle`: Wu et al.'s token-set
+    /// rule, else the tokens carrying `real_needle`'s text); nil when not
+    /// found: such a trial cannot score heads (the original would compare
+    /// against -1..-1 and score nothing) and callers must record it as
+    /// unlocated.
     public var needleSpan: Range<Int>?
+    /// The rule that found `needleSpan` (`.notFound` when it is nil).
+    public var needleSpanRule: NeedleSpanRule
 }
 
 /// Builds the trials of a probe.
@@ -267,8 +271,9 @@ public final class NIAHTrialBuilder {
         }
         let answer = tok.encode(needle.realNeedle, addSpecial: false)
         guard !answer.isEmpty else { throw NIAHTrialError.emptyNeedleAnswer }
+        let located = locateNeedle(answerTokens: answer, answerText: needle.realNeedle, in: ids, tokenizer: tok)
         return NIAHTrial(
             cell: cell, needle: needle, context: ctx, promptText: text, promptTokens: ids,
-            answerTokens: answer, needleSpan: locateNeedleSpan(needle: answer, in: ids))
+            answerTokens: answer, needleSpan: located.span, needleSpanRule: located.rule)
     }
 }

@@ -13,7 +13,19 @@
 ///   `decode_tokens`. Trial construction decodes only haystack and needle
 ///   tokens, so how special tokens render does not matter unless
 ///   `NIAHContextBuilder.addSpecialTokens` is on.
+/// - `pieceBytes(of:)`: the bytes one token contributes to decoded text
+///   (llama.cpp's `token_to_piece`, without stripping a leading space), used
+///   to find which prompt tokens carry the needle's text when the token-set
+///   rule finds no window (`locateNeedleText`). The default decodes the
+///   single token, which is right for tokenizers whose tokens are whole
+///   characters; `Tokenizer` returns its raw piece bytes (a byte-level BPE
+///   token may hold part of a UTF-8 sequence).
 public protocol TextTokenizer {
     func encode(_ text: String, addSpecial: Bool) -> [Int32]
     func decode(_ ids: [Int32]) -> String
+    func pieceBytes(of id: Int32) -> [UInt8]
+}
+
+extension TextTokenizer {
+    public func pieceBytes(of id: Int32) -> [UInt8] { Array(decode([id]).utf8) }
 }

@@ -34,6 +34,12 @@ extension Tokenizer: TextTokenizer {
         decode(ids, skipSpecial: false)
     }
 
+    /// `pieceBytes(id, special: true)`: the token's bytes as `decode` concatenates them (control
+    /// tokens as their text), so byte offsets in the prompt line up with its decoded text.
+    public func pieceBytes(of id: Int32) -> [UInt8] {
+        pieceBytes(id, special: true)
+    }
+
     /// Texts of control / unknown tokens (those `parseSpecial` would turn into a single special
     /// token) that occur in `text`, longest first, without duplicates.
     public func controlTokenTexts(in text: String) -> [String] {

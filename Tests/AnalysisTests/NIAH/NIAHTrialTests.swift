@@ -155,6 +155,56 @@ final class NIAHTrialTests: XCTestCase {
         XCTAssertEqual(locateNeedleSpan(needle: [1, 1, 1, 2], in: [1, 2]), 0..<4)
     }
 
+    // MARK: Needle text rule (locateNeedleText), for windows the token-set rule misses
+
+    /// Gemma 3's SentencePiece pieces (no dummy prefix) around the needle at depth 0: the needle
+    /// says " because" where real_needle says "Because", and its final "." merges with the
+    /// haystack's "[" into ".[". The token-set rule misses 2 of 6 distinct tokens; the text rule
+    /// takes the tokens carrying the text, ".[" included.
+    func testTextRuleCoversTheTokensCarryingTheNeedle() {
+        let pieces = ["Mr", " Green", " is", " liked", " because", " he", " drives", " a", " car", ".[", "Use", "net"]
+        let prompt = (0..<Int32(pieces.count)).map { $0 }
+        let bytes: (Int32) -> [UInt8] = { Array(pieces[Int($0)].utf8) }
+        let alone: [Int32] = [100, 5, 6, 7, 8, 101] // "Because", " he", " drives", " a", " car", "."
+        XCTAssertNil(locateNeedleSpan(needle: alone, in: prompt))
+        XCTAssertEqual(locateNeedleText("Because he drives a car.", in: prompt, pieceBytes: bytes), 4..<10)
+        XCTAssertEqual(locateNeedleText("  he DRIVES a\n", in: prompt, pieceBytes: bytes), 5..<8) // trimmed, ASCII case
+        XCTAssertNil(locateNeedleText("she drives a car", in: prompt, pieceBytes: bytes))
+        XCTAssertNil(locateNeedleText(" \n", in: prompt, pieceBytes: bytes))
+        XCTAssertNil(locateNeedleText("x", in: [], pieceBytes: bytes))
+        // First occurrence; a token holding part of a UTF-8 sequence (byte-level BPE) still counts.
+        let split: [[UInt8]] = [Array("caf".utf8), [0xC3], [0xA9, 0x20], Array("caf\u{E9}".utf8)]
+        XCTAssertEqual(locateNeedleText("Caf\u{E9}", in: [0, 1, 2, 3], pieceBytes: { split[Int($0)] }), 0..<3)
+    }
+
+    /// The regression itself, through NIAHTrialBuilder: "mr-green" in a haystack that starts with
+    /// "[" and a template that closes with "</book>", tokenized by a fake that merges punctuation
+    /// runs as Gemma 3's vocabulary does. Depths 0 and 100 need the text rule, depth 50 (needle
+    /// followed by " cc") keeps Wu et al.'s span; every trial is located.
+    func testEveryTrialIsLocatedWhenEdgeTokensMerge() throws {
+        let tmp = TempDir()
+        let hay = tmp.write("h.txt", "[Usenet] aa bb. cc dd. ee ff. gg hh. ")
+        let suite = try NIAHSuite.load(contentsOf: RepoPaths.probes.appendingPathComponent("default.json"))
+            .applying(
+                .init(
+                    haystack: hay.path, needleIDs: ["mr-green"], lengths: [90], depths: [0, 50, 100], buffer: 10,
+                    chat: false))
+        let probe = try NIAHProbe.load(suite: suite)
+        let tok = PieceTokenizer()
+        let builder = NIAHTrialBuilder(probe: probe, tokenizer: tok)
+        var rules: [NeedleSpanRule] = []
+        for cell in probe.cells {
+            let t = try builder.trial(cell)
+            rules.append(t.needleSpanRule)
+            let span = try XCTUnwrap(t.needleSpan, "depth \(cell.depth)")
+            let text = tok.decode(Array(t.promptTokens[span]))
+            XCTAssertTrue(text.hasPrefix(" because he is a mean person"), "depth \(cell.depth): \(text)")
+            XCTAssertTrue(text.contains("dive a car."), "depth \(cell.depth): \(text)")
+            XCTAssertEqual(span.count, t.answerTokens.count, "depth \(cell.depth)")
+        }
+        XCTAssertEqual(rules, [.text, .tokenSet, .text])
+    }
+
     // MARK: Whole trials on the shipped smoke suite
 
     func testSmokeSuiteTrialsWithWordTokenizer() throws {
