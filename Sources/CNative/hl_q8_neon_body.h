@@ -72,6 +72,7 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const u
                                           int r1, int nb, const hl_q8_act *xa, int t, float *y, size_t ys) {
     const int bb = hl_q8_block_bytes(type);
     const int8x16_t zero = vdupq_n_s8(0);
+    const uint8_t *end = w + (size_t)r1 * rb;
     for (int i = 0; i < t; i++) {
         const int8_t *xq = xa[i].q, *xq2 = xa[i].q2;
         const float *xd = xa[i].d, *xs = xa[i].s;
@@ -88,6 +89,7 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const u
             for (int b = 0; b < nb; b++) {
                 int8x16_t x0 = vld1q_s8(xq + 32 * b), x1 = vld1q_s8(xq + 32 * b + 16);
                 int8x16_t x20 = two ? vld1q_s8(xq2 + 32 * b) : zero, x21 = two ? vld1q_s8(xq2 + 32 * b + 16) : zero;
+                hl_prefetch_rows(row, rb, bb, b, end);
                 for (int j = 0; j < 4; j++)
                     Q8_FN(q8_block)(type, two, row + (size_t)j * rb + (size_t)b * bb, x0, x1, x20, x21, xd[b], xs[b],
                                     &acc[j], &corr[j]);

@@ -100,6 +100,7 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const u
                                           int r1, int nb, const hl_q8_act *xa, int t, float *y, size_t ys) {
     const int bb = hl_q8_block_bytes(type);
     const __m256i zero = _mm256_setzero_si256();
+    const uint8_t *end = w + (size_t)r1 * rb;
     for (int i = 0; i < t; i++) {
         const int8_t *xq = xa[i].q, *xq2 = xa[i].q2;
         const float *xd = xa[i].d, *xs = xa[i].s;
@@ -116,6 +117,7 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const u
             for (int b = 0; b < nb; b++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
                 __m256i xv2 = two ? _mm256_loadu_si256((const __m256i *)(xq2 + 32 * b)) : zero;
+                hl_prefetch_rows(row, rb, bb, b, end);
                 for (int j = 0; j < 4; j++)
                     Q8_FN(q8_block)(type, two, row + (size_t)j * rb + (size_t)b * bb, xv, xv2, xd[b], xs[b], &acc[j],
                                     &corr[j]);
