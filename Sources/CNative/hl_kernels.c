@@ -868,6 +868,65 @@ HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w
 }
 #endif
 
+#if HL_X86
+/// Batched decoding (hl_qmatmul_rows): rows r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the T
+/// activation rows at x (`xs` floats apart). Each weight block is decoded once and applied to the
+/// T rows; every (row, activation) pair has the arithmetic of q32_rows_avx512 (two accumulators
+/// per row over the blocks in order, one fused multiply-add each, then reduce(al + ah)), so its
+/// result is bit for bit hl_qmatmul's with t == 1.
+HL_TARGET_AVX512 HL_INLINE void q32_tile_avx512(const int type, const int R, const int T, const uint8_t *w,
+                                                size_t rb, int r, int nb, const float *x, size_t xs, float *y,
+                                                size_t ys, const uint8_t *end) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 iota8 = _mm512_sub_ps(iota, _mm512_set1_ps(8));
+    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
+    const int qo = type == HL_Q4_1 ? 4 : 2;
+    __m512 al[4][2], ah[4][2]; // [R, T] accumulators (R <= 4, T <= 2)
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) { al[j][i] = _mm512_setzero_ps(); ah[j][i] = _mm512_setzero_ps(); }
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int b = 0; b < nb; b++) {
+        if (R == 4) hl_prefetch_rows(row, rb, bb, b, end);
+        __m512 xl[2], xh[2];
+        for (int i = 0; i < T; i++) {
+            xl[i] = _mm512_loadu_ps(x + (size_t)i * xs + 32 * b);
+            xh[i] = _mm512_loadu_ps(x + (size_t)i * xs + 32 * b + 16);
+        }
+        for (int j = 0; j < R; j++) {
+            __m512 wl, wh;
+            q32_block(type, row + (size_t)j * rb + (size_t)b * bb, qo, iota, iota8, &wl, &wh);
+            for (int i = 0; i < T; i++) {
+                al[j][i] = _mm512_fmadd_ps(wl, xl[i], al[j][i]);
+                ah[j][i] = _mm512_fmadd_ps(wh, xh[i], ah[j][i]);
+            }
+        }
+    }
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) y[(size_t)i * ys + r + j] = _mm512_reduce_add_ps(_mm512_add_ps(al[j][i], ah[j][i]));
+}
+
+/// Rows r0..<r1 times t activation rows, as q32_tile_avx512: groups of 4 weight rows, each applied
+/// to the activations two at a time (the group's blocks stay in L1 between the passes).
+HL_TARGET_AVX512 HL_INLINE void q32_rows_batch_avx512(const int type, const uint8_t *w, size_t rb, int r0, int r1,
+                                                      int nb, const float *x, size_t xs, int t, float *y,
+                                                      size_t ys) {
+    const uint8_t *end = w + (size_t)r1 * rb;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        int i = 0;
+        for (; i + 2 <= t; i += 2)
+            q32_tile_avx512(type, 4, 2, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+        if (i < t) q32_tile_avx512(type, 4, 1, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+    }
+    for (; r < r1; r++) {
+        int i = 0;
+        for (; i + 2 <= t; i += 2)
+            q32_tile_avx512(type, 1, 2, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+        if (i < t) q32_tile_avx512(type, 1, 1, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+    }
+}
+#endif
+
 // MARK: - Instantiations per level
 
 typedef struct {
@@ -1122,6 +1181,55 @@ int hl_kernels_level(void) {
     }
     return l;
 }
+
+// MARK: - Batched decoding products (hl_qmatmul_rows)
+
+/// A level's product of rows r0..<r1 with t activation rows whose every output equals the level's
+/// t == 1 product of that activation row (see hl_qmatmul_rows).
+typedef void (*qmm_rows_fn)(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols, const float *x,
+                            size_t xs, int t, float *y, size_t ys);
+
+#if HL_X86
+/// AVX-512: the t == 1 product of Q4_0 / Q4_1 / Q8_0 is q32_rows_avx512, so those types take its
+/// batched form; the other types take qmm_body, whose per-pair arithmetic does not depend on t.
+HL_TARGET_AVX512 static void qmm_rows_avx512(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
+                                             const float *x, size_t xs, int t, float *y, size_t ys) {
+    switch (type) {
+    case HL_Q4_0: q32_rows_batch_avx512(HL_Q4_0, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    case HL_Q4_1: q32_rows_batch_avx512(HL_Q4_1, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    case HL_Q8_0: q32_rows_batch_avx512(HL_Q8_0, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    default: qmm_generic_avx512(type, w, rb, r0, r1, cols, x, xs, t, y, ys); return;
+    }
+}
+#endif
+
+/// Indexed by level id, as `impls` (whose `qmm` of every level but AVX-512 is qmm_body for any t:
+/// qrows gives each (weight row, activation row) pair the same operations for every R and T).
+static const qmm_rows_fn qmm_rows_impls[HL_KERNELS_LEVELS] = {
+    [HL_KERNELS_GENERIC] = qmm_generic_scalar,
+#if HL_X86
+    [HL_KERNELS_AVX2] = qmm_generic_avx2,
+    [HL_KERNELS_AVX2_VNNI] = qmm_generic_avx2,
+    [HL_KERNELS_AVX512] = qmm_rows_avx512,
+    [HL_KERNELS_AVX512_VNNI] = qmm_rows_avx512,
+    [HL_KERNELS_NEON] = qmm_generic_scalar,
+    [HL_KERNELS_NEON_DOTPROD] = qmm_generic_scalar,
+#elif HL_ARM
+    [HL_KERNELS_NEON] = qmm_generic_neon,
+    [HL_KERNELS_NEON_DOTPROD] = qmm_generic_neon,
+    [HL_KERNELS_AVX2] = qmm_generic_scalar,
+    [HL_KERNELS_AVX2_VNNI] = qmm_generic_scalar,
+    [HL_KERNELS_AVX512] = qmm_generic_scalar,
+    [HL_KERNELS_AVX512_VNNI] = qmm_generic_scalar,
+#else
+    [HL_KERNELS_AVX2] = qmm_generic_scalar,
+    [HL_KERNELS_AVX2_VNNI] = qmm_generic_scalar,
+    [HL_KERNELS_AVX512] = qmm_generic_scalar,
+    [HL_KERNELS_AVX512_VNNI] = qmm_generic_scalar,
+    [HL_KERNELS_NEON] = qmm_generic_scalar,
+    [HL_KERNELS_NEON_DOTPROD] = qmm_generic_scalar,
+#endif
+};
 
 // MARK: - Arithmetic of the quantized products
 
@@ -1433,6 +1541,50 @@ void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols, c
         tasks = (rows + chunk - 1) / chunk;
     }
     hl_parallel(tasks, qmm_task, &j);
+}
+
+// Batched decoding: every row as hl_qmatmul with t == 1, each weight block read once per call.
+
+typedef struct {
+    int type, rows, cols, t, chunk;
+    const uint8_t *w;
+    size_t rb, xs, ys;
+    const float *x;
+    float *y;
+    qmm_rows_fn fn;
+} qmm_rows_job;
+
+static void qmm_rows_task(void *c, int i, int thread) {
+    (void)thread;
+    qmm_rows_job *j = c;
+    int r0 = i * j->chunk, r1 = r0 + j->chunk > j->rows ? j->rows : r0 + j->chunk;
+    j->fn(j->type, j->w, j->rb, r0, r1, j->cols, j->x, j->xs, j->t, j->y, j->ys);
+}
+
+void hl_qmatmul_rows(int type, const void *w, size_t row_bytes, int rows, int cols, const float *x, size_t x_stride,
+                     int t, float *y, size_t y_stride) {
+    if (rows <= 0 || t <= 0 || !hl_qtype_supported(type) || cols % qtype_block_size(type) != 0) return;
+    const int mode = hl_qdot_mode();
+    if (t == 1 || (mode != HL_QDOT_FLOAT && hl_qdot_int8_supported(type))) {
+        // int8 / int16: hl_qmatmul quantizes each activation row on its own and its row kernels
+        // (q8rows) give every (weight row, activation row) pair the operations of t == 1.
+        hl_qmatmul(type, w, row_bytes, rows, cols, x, x_stride, t, y, y_stride);
+        return;
+    }
+    qmm_rows_job j = {type, rows, cols, t, rows, w, row_bytes, x_stride, y_stride, x, y,
+                      qmm_rows_impls[hl_kernels_level()]};
+    int threads = hl_kernels_threads();
+    int tasks = 1;
+    if (threads > 1 && (double)rows * (double)cols >= 65536) {
+        // As hl_qmatmul: several chunks per thread, multiples of 4 rows, at least 16.
+        int want = threads * 4;
+        int chunk = (rows + want - 1) / want;
+        chunk = (chunk + 3) & ~3;
+        if (chunk < 16) chunk = 16;
+        j.chunk = chunk;
+        tasks = (rows + chunk - 1) / chunk;
+    }
+    hl_parallel(tasks, qmm_rows_task, &j);
 }
 
 // Float32 linear layers: sgemm split over the pool.

@@ -49,12 +49,21 @@ struct RetrievalHeads: ParsableCommand {
         help: "Write the trials' prompt ids and needle spans to this JSON file and exit.")
     var exportTrials: String?
 
+    @Option(
+        name: .customLong("decode-batch"),
+        help: ArgumentHelp(
+            "Decode B consecutive trials together (one matrix-matrix product per step over B KV caches).",
+            discussion: "Results are identical for every B; 1 decodes one trial at a time. Default: "
+                + "\(RetrievalSweepOptions.defaultDecodeBatch)."))
+    var decodeBatch = RetrievalSweepOptions.defaultDecodeBatch
+
     @OptionGroup var kvCache: KVCacheOption
 
     func validate() throws {
         try suite.validate()
         guard threshold.isFinite else { throw ValidationError("--threshold must be a number") }
         guard top >= 0 else { throw ValidationError("--top must be >= 0") }
+        guard (1...64).contains(decodeBatch) else { throw ValidationError("--decode-batch must be in 1...64") }
         try sweepRun.validate()
         try CommandChecks.outputFile(output)
         if let exportTrials { try CommandChecks.outputFile(exportTrials, option: "--export-trials") }
@@ -72,6 +81,7 @@ struct RetrievalHeads: ParsableCommand {
         options.reusePrefix = !sweepRun.noSharePrefix
         options.sharedPrefixOrder = !sweepRun.noSharePrefix
         options.stopAfter = sweepRun.stopAfter
+        options.decodeBatch = decodeBatch
         var sweep: RetrievalHeadSweep
         do {
             sweep = try RetrievalHeadSweep(

@@ -27,6 +27,16 @@ public struct NeedleDecodeResult: Sendable, Equatable {
     public var prefilledTokens: Int
 }
 
+/// One trial for `NeedleDecoder.runTrials`: the prompt and the needle span of the copy rule.
+public struct NeedleTrialInput: Sendable {
+    public var prompt: [Int32]
+    public var span: Range<Int>?
+    public init(prompt: [Int32], span: Range<Int>?) {
+        self.prompt = prompt
+        self.span = span
+    }
+}
+
 /// Runs NIAH prompts through a session the way Wu et al. do: prefill `prompt[:-1]` with no
 /// capture, then greedy decoding from the last prompt token for at most `maxNewTokens` steps,
 /// stopping after a token whose text contains a line break or an end-of-generation token
@@ -42,17 +52,43 @@ public struct NeedleDecodeResult: Sendable, Equatable {
 /// bit on the head scores and tokens); `reusePrefix = false` turns it off. Call
 /// `invalidateCache()` when anything that changes prefill results (e.g. prefill-phase
 /// interventions) changes.
+///
+/// Batched decoding (`decodeBatch` B > 1, `runTrials`): up to B consecutive trials are prefilled
+/// into B sessions (slots), then decoded together, one `DecodeBatch` step (matrix-matrix
+/// products over the B new tokens) per generated token; a trial that stops leaves the batch and
+/// the others go on. Every trial gets bit for bit the tokens, stop and head scores of decoding it
+/// alone: the batched step equals B single steps, and prefix reuse copies the shared prefix's
+/// K/V rows from the slot that ran the previous trial, so each trial starts from exactly the
+/// cache a one-session run would have reused (a batch ends before a trial that would reuse rows
+/// its predecessor has not decoded yet). The slots copy the primary session's interventions,
+/// head means, patches and KV policy at every call.
 public final class NeedleDecoder {
     public let session: InferenceSession
     public let tokenizer: Tokenizer
     public var reusePrefix: Bool
+    /// Trials decoded together (1: one at a time, the original behaviour).
+    public let decodeBatch: Int
+    /// The sessions trials run in: `session` first, then B - 1 more with the same shape.
+    public let sessions: [InferenceSession]
     /// Line-break tokens, by id.
     private let newlineTable: [Bool]
+    /// The slot that ran the most recent trial (the source of the next trial's prefix).
+    private var lastSlot = 0
+    private lazy var stepper = DecodeBatch(model: session.model, maxBatch: decodeBatch)
 
-    public init(session: InferenceSession, tokenizer: Tokenizer, reusePrefix: Bool = true) {
+    public init(session: InferenceSession, tokenizer: Tokenizer, reusePrefix: Bool = true, decodeBatch: Int = 1) {
+        precondition(decodeBatch >= 1)
         self.session = session
         self.tokenizer = tokenizer
         self.reusePrefix = reusePrefix
+        self.decodeBatch = decodeBatch
+        sessions =
+            [session]
+            + (1..<decodeBatch).map { _ in
+                InferenceSession(
+                    model: session.model, maxContext: session.maxContext, maxChunk: session.maxChunk,
+                    kv: session.kvStorage)
+            }
         newlineTable = NeedleStopRule.newlineTable(tokenizer: tokenizer, vocabSize: session.config.vocabSize)
     }
 
@@ -60,24 +96,39 @@ public final class NeedleDecoder {
     public func isNewline(_ id: Int32) -> Bool { id >= 0 && Int(id) < newlineTable.count && newlineTable[Int(id)] }
 
     /// Forget the cached prefix: the next prompt is prefilled from position 0.
-    public func invalidateCache() { session.reset() }
+    public func invalidateCache() {
+        for s in sessions { s.reset() }
+    }
 
     /// Prefills `prompt[:-1]` (reusing a cached prefix when allowed) and returns how many
     /// tokens were run.
     @discardableResult
     public func prefillAllButLast(_ prompt: [Int32]) throws -> Int {
+        try prefill(prompt, slot: 0, source: 0)
+    }
+
+    /// Prefills `prompt[:-1]` into slot `slot`, reusing the longest common prefix with the tokens
+    /// of slot `source` (its K/V rows copied when it is another slot); returns the tokens run.
+    private func prefill(_ prompt: [Int32], slot: Int, source: Int) throws -> Int {
         precondition(prompt.count >= 1, "empty prompt")
+        let target = sessions[slot], from = sessions[source]
         let head = prompt.dropLast()
-        var keep = 0
-        if reusePrefix {
-            let cached = session.tokens
-            let limit = min(cached.count, head.count)
-            while keep < limit && cached[keep] == head[head.startIndex + keep] { keep += 1 }
+        let keep = reusePrefix ? Self.commonPrefix(from.tokens, head) : 0
+        if target === from {
+            if keep < target.position { target.truncate(to: keep) }
+        } else {
+            target.copyPrefix(from: from, count: keep)
         }
-        if keep < session.position { session.truncate(to: keep) }
         let rest = Array(head.dropFirst(keep))
-        if !rest.isEmpty { try session.prefill(tokens: rest, logits: .none) { _, _ in } }
+        if !rest.isEmpty { try target.prefill(tokens: rest, logits: .none) { _, _ in } }
         return rest.count
+    }
+
+    private static func commonPrefix(_ a: [Int32], _ b: ArraySlice<Int32>) -> Int {
+        let limit = min(a.count, b.count)
+        var k = 0
+        while k < limit && a[k] == b[b.startIndex + k] { k += 1 }
+        return k
     }
 
     /// One trial: prefill, then greedy decoding. `span` and `scoreHeads` select the copy rule
@@ -87,11 +138,24 @@ public final class NeedleDecoder {
         prompt: [Int32], maxNewTokens: Int, span: Range<Int>?, scoreHeads: Bool,
         onlyHeads: [HeadIndex]? = nil, onStep: ((Int) -> Void)? = nil
     ) throws -> NeedleDecodeResult {
+        var result: NeedleDecodeResult?
+        try runTrials(
+            [NeedleTrialInput(prompt: prompt, span: span)], maxNewTokens: maxNewTokens, scoreHeads: scoreHeads,
+            onlyHeads: onlyHeads, onStep: onStep
+        ) { _, r in result = r }
+        return result!
+    }
+
+    /// Runs `trials` in order, `decodeBatch` at a time (see the class comment), and hands each
+    /// result to `onResult(index in trials, result)` in the order of `trials`, as soon as it and
+    /// every trial before it are done. `onStep(step)` is called after each decode step of a
+    /// batch.
+    public func runTrials(
+        _ trials: [NeedleTrialInput], maxNewTokens: Int, scoreHeads: Bool, onlyHeads: [HeadIndex]? = nil,
+        onStep: ((Int) -> Void)? = nil, onResult: (Int, NeedleDecodeResult) throws -> Void
+    ) throws {
         precondition(maxNewTokens >= 1)
         let c = session.config
-        let prefilled = try prefillAllButLast(prompt)
-        var scores: [Double]? = scoreHeads ? [Double](repeating: 0, count: c.nLayers * c.nHeads) : nil
-        var top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
         // The (layer, heads) to observe: every head of every layer, or only the asked-for ones.
         let observed: [(layer: Int, heads: [Int])] =
             onlyHeads.map { hs in
@@ -105,7 +169,6 @@ public final class NeedleDecoder {
                 "onlyHeads: layer \(bad.layer) heads \(bad.heads) are outside "
                     + "the model's \(c.nLayers) layers x \(c.nHeads) heads")
         }
-        let capture = scoreHeads && span != nil && !observed.isEmpty
         // hook_pattern of the fed token (the step's query) for the observed heads only.
         let requests =
             onlyHeads == nil
@@ -115,49 +178,140 @@ public final class NeedleDecoder {
                     hooks: [HookKind.pattern.name(layer: $0.layer)], heads: IndexSelection($0.heads),
                     queries: .decode)
             }
-        let sink = TopKeySink(config: c)
-        var fed = prompt[prompt.count - 1]
-        var generated: [Int32] = []
-        var stop = DecodeStop.maxTokens
-        for step in 0..<maxNewTokens {
-            guard session.position < session.maxContext else {
-                stop = .contextFull
-                break
+        syncSlots()
+        var next = 0
+        while next < trials.count {
+            // The batch: up to B trials, ending before one that would reuse rows its predecessor
+            // (in this batch, not decoded yet) gets only from decoding.
+            var batch = [next]
+            while batch.count < decodeBatch && next + batch.count < trials.count {
+                let j = next + batch.count
+                if reusePrefix && Self.extends(trials[j - 1].prompt, trials[j].prompt) { break }
+                batch.append(j)
             }
-            let pos = session.position
-            let logits =
-                try capture
-                ? session.step(token: fed, capturing: requests, into: sink)
-                : session.step(token: fed)
-            let next = Int32(Sampler.argmax(logits))
-            generated.append(next)
-            if capture, let span {
-                for (l, heads) in observed {
-                    for h in heads {
-                        let k = l * c.nHeads + h
-                        guard sink.top[k] >= 0 else {
-                            throw RetrievalHeadsError.missingAttention(layer: l, head: h, query: pos)
-                        }
-                        top[k] = sink.top[k]
-                    }
+            var live: [LiveTrial] = []
+            for (k, i) in batch.enumerated() {
+                let prefilled = try prefill(trials[i].prompt, slot: k, source: k == 0 ? lastSlot : k - 1)
+                live.append(
+                    LiveTrial(
+                        index: i, slot: k, input: trials[i], prefilled: prefilled, config: c,
+                        scoreHeads: scoreHeads, capture: scoreHeads && trials[i].span != nil && !observed.isEmpty))
+            }
+            lastSlot = batch.count - 1
+            try decode(&live, maxNewTokens: maxNewTokens, observed: observed, requests: requests, onStep: onStep)
+            for t in live {
+                let text = tokenizer.decode(t.generated, skipSpecial: true)
+                try onResult(
+                    t.index,
+                    NeedleDecodeResult(
+                        generated: t.generated, response: PythonStrip.strip(text), stop: t.stop ?? .maxTokens,
+                        headScores: t.scores, prefilledTokens: t.prefilled))
+            }
+            next += batch.count
+        }
+    }
+
+    /// Whether `next[:-1]` extends `prev[:-1]` (a proper extension): a one-session run would then
+    /// reuse rows that `prev`'s decoding wrote.
+    private static func extends(_ prev: [Int32], _ next: [Int32]) -> Bool {
+        let a = prev.dropLast(), b = next.dropLast()
+        return b.count > a.count && b.prefix(a.count).elementsEqual(a)
+    }
+
+    /// The slots take the primary session's interventions, means, patches and KV policy.
+    private func syncSlots() {
+        for s in sessions.dropFirst() {
+            s.interventions = session.interventions
+            s.headMeans = session.headMeans
+            s.patches = session.patches
+            s.kvPolicy = session.kvPolicy
+        }
+    }
+
+    /// Greedy decoding of the batch's trials together until each stops.
+    private func decode(
+        _ live: inout [LiveTrial], maxNewTokens: Int, observed: [(layer: Int, heads: [Int])],
+        requests: [CaptureRequest], onStep: ((Int) -> Void)?
+    ) throws {
+        let c = session.config
+        for step in 0..<maxNewTokens {
+            var active: [Int] = []
+            for k in live.indices where live[k].stop == nil {
+                let s = sessions[live[k].slot]
+                if s.position < s.maxContext {
+                    active.append(k)
+                } else {
+                    live[k].stop = .contextFull
                 }
-                RetrievalCopyRule.accumulate(scores: &scores!, top: top, generated: next, prompt: prompt, span: span)
+            }
+            if active.isEmpty { break }
+            let stepSessions = active.map { sessions[live[$0].slot] }
+            let hooks: [HookSet?] = try active.map { k in
+                guard live[k].capture else { return nil }
+                let s = sessions[live[k].slot]
+                let plan = try TracePlan(config: c, requests: requests, promptLength: s.position, decodeSteps: 1)
+                return try HookSet(plan: plan, sink: live[k].sink)
+            }
+            let positions = stepSessions.map(\.position)
+            let logits = try stepper.step(stepSessions, tokens: active.map { live[$0].fed }, hooks: hooks)
+            for (a, k) in active.enumerated() {
+                let next = Int32(Sampler.argmax(logits[a]))
+                live[k].generated.append(next)
+                if live[k].capture, let span = live[k].input.span {
+                    for (l, heads) in observed {
+                        for h in heads {
+                            let i = l * c.nHeads + h
+                            guard live[k].sink.top[i] >= 0 else {
+                                throw RetrievalHeadsError.missingAttention(layer: l, head: h, query: positions[a])
+                            }
+                            live[k].top[i] = live[k].sink.top[i]
+                        }
+                    }
+                    RetrievalCopyRule.accumulate(
+                        scores: &live[k].scores!, top: live[k].top, generated: next, prompt: live[k].input.prompt,
+                        span: span)
+                }
+                if isNewline(next) {
+                    live[k].stop = .newline
+                } else if tokenizer.isEndOfGeneration(next) {
+                    live[k].stop = .endOfGeneration
+                } else {
+                    live[k].fed = next
+                }
             }
             onStep?(step)
-            if isNewline(next) {
-                stop = .newline
-                break
-            }
-            if tokenizer.isEndOfGeneration(next) {
-                stop = .endOfGeneration
-                break
-            }
-            fed = next
         }
-        let text = tokenizer.decode(generated, skipSpecial: true)
-        return NeedleDecodeResult(
-            generated: generated, response: PythonStrip.strip(text), stop: stop,
-            headScores: scores, prefilledTokens: prefilled)
+    }
+}
+
+/// The decoding state of one trial of a batch (`NeedleDecoder.runTrials`).
+private struct LiveTrial {
+    let index: Int
+    let slot: Int
+    let input: NeedleTrialInput
+    let prefilled: Int
+    let capture: Bool
+    let sink: TopKeySink
+    var fed: Int32
+    var generated: [Int32] = []
+    /// nil while decoding; a trial that never stops ends with `.maxTokens`.
+    var stop: DecodeStop?
+    var scores: [Double]?
+    var top: [Int]
+
+    init(
+        index: Int, slot: Int, input: NeedleTrialInput, prefilled: Int, config c: ModelConfig, scoreHeads: Bool,
+        capture: Bool
+    ) {
+        self.index = index
+        self.slot = slot
+        self.input = input
+        self.prefilled = prefilled
+        self.capture = capture
+        sink = TopKeySink(config: c)
+        fed = input.prompt[input.prompt.count - 1]
+        scores = scoreHeads ? [Double](repeating: 0, count: c.nLayers * c.nHeads) : nil
+        top = [Int](repeating: -1, count: c.nLayers * c.nHeads)
     }
 }
 

@@ -82,6 +82,12 @@ public struct RetrievalSweepOptions: Sendable {
     /// Run only these trial indices (a shard, `ShardPlan`); nil runs the whole grid. The sweep
     /// finishes when all of them are done.
     public var trialSubset: [Int]?
+    /// Trials decoded together (`NeedleDecoder.decodeBatch`): one matrix-matrix product per step
+    /// over B KV caches. Results, record order and checkpoints do not depend on it; 1 decodes one
+    /// trial at a time.
+    public var decodeBatch = RetrievalSweepOptions.defaultDecodeBatch
+    /// Default `decodeBatch` (measured on the default sweep, docs/run-file.md).
+    public static let defaultDecodeBatch = 4
     public init() {}
 }
 
@@ -150,20 +156,24 @@ public final class RetrievalHeadSweep {
             maxPrompt + probe.suite.maxNewTokens + 1,
             for: "a trial prompt of \(maxPrompt) tokens + max_new_tokens \(probe.suite.maxNewTokens) + 1")
         let session = model.makeSession(maxContext: maxPrompt + probe.suite.maxNewTokens + 1)
-        let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
+        let decoder = NeedleDecoder(
+            session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix,
+            decodeBatch: options.decodeBatch)
         let scorer = RougeScorer()
         var ran = 0
         progress?(
             SweepProgress(
                 done: resumed, total: subset?.count ?? trials.count, workDone: 0, workTotal: workTotal,
                 label: "starting"))
-        for i in todo {
-            if let k = options.stopAfter, ran >= k { break }
-            let t = trials[i]
-            let t0 = Date()
-            let out = try decoder.run(
-                prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
-                span: t.needleSpan, scoreHeads: true)
+        let run = options.stopAfter.map { Array(todo.prefix(max($0, 0))) } ?? todo
+        // Each record's `seconds` is the wall time since the previous record (or the start): with
+        // batched decoding a batch's time is spread over its records as they complete.
+        var t0 = Date()
+        try decoder.runTrials(
+            run.map { NeedleTrialInput(prompt: trials[$0].promptTokens, span: trials[$0].needleSpan) },
+            maxNewTokens: probe.suite.maxNewTokens, scoreHeads: true
+        ) { k, out in
+            let i = run[k], t = trials[i]
             let rouge = NeedleRetrievalScore.score(
                 realNeedle: t.needle.realNeedle, response: out.response, scorer: scorer)
             let success = NeedleRetrievalScore.succeeded(rouge)
@@ -176,7 +186,8 @@ public final class RetrievalHeadSweep {
                 headScores: out.headScores ?? [Double](repeating: 0, count: c.nLayers * c.nHeads),
                 prefilledTokens: out.prefilledTokens, seconds: Date().timeIntervalSince(t0))
             try store.append(rec)
-            try file.flush() // checkpoint: the record is on disk before the next trial starts
+            try file.flush() // checkpoint: the record is on disk before the next one is appended
+            t0 = Date()
             ran += 1
             workDone += work[i] ?? 0
             progress?(
@@ -332,6 +343,7 @@ public final class RetrievalRunFile {
         }
         // Options that do not change results are recorded but not checked.
         try g.setAttribute("reuse_prefix", options.reusePrefix)
+        try g.setAttribute("decode_batch", options.decodeBatch)
         try g.setAttribute("shared_prefix_order", options.sharedPrefixOrder)
         try g.setAttribute("threshold", options.threshold)
         let tg = try g.requireGroup("trials")

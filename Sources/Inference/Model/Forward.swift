@@ -76,7 +76,7 @@ public final class InferenceSession {
     /// Called after each prefill chunk with (tokens done, tokens in this `prefill` call).
     public var progress: ((_ done: Int, _ total: Int) -> Void)?
     /// Every token in the cache, in order.
-    public private(set) var tokens: [Int32] = []
+    public internal(set) var tokens: [Int32] = []
 
     /// RoPE angles of the full-attention layers (all layers of most families).
     let rope: RopeTable

@@ -112,6 +112,27 @@ public final class KVCache: @unchecked Sendable {
         hl_f16_to_f32(dst, src, n)
     }
 
+    /// Copies rows 0..<n of every layer's keys and values from `source` (same shape and storage;
+    /// another session's cache) and sets `count` to n.
+    func copyRows(from source: KVCache, count n: Int) {
+        precondition(
+            source.nLayers == nLayers && source.rowWidth == rowWidth && source.storage == storage
+                && n <= maxContext && n <= source.count, "copyRows of \(n) rows from an incompatible cache")
+        let m = n * rowWidth
+        generation &+= 1
+        for l in 0..<nLayers {
+            switch storage {
+            case .f32:
+                keys[l].pointer.update(from: source.keys[l].pointer, count: m) // [n, Hkv, dh]
+                values[l].pointer.update(from: source.values[l].pointer, count: m)
+            case .f16:
+                halfKeys[l].pointer.update(from: source.halfKeys[l].pointer, count: m) // [n, Hkv, dh]
+                halfValues[l].pointer.update(from: source.halfValues[l].pointer, count: m)
+            }
+        }
+        count = n
+    }
+
     /// Forgets every position (the memory is kept and overwritten).
     public func clear() { count = 0 }
 

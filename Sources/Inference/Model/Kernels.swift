@@ -70,6 +70,28 @@ enum Kernels {
         }
     }
 
+    /// `linear` for the rows of a batched decode step: row r of y [T, W.rows] is bit for bit what
+    /// `linear(x + r * W.cols, rows: 1, ...)` gives (the path of one decoding step), while
+    /// quantized weights are streamed once for all T rows (hl_qmatmul_rows); other weights run
+    /// row by row through that path.
+    static func linearRows(
+        _ x: UnsafePointer<Float>, rows t: Int, weight w: WeightMatrix, bias: WeightMatrix?,
+        into y: UnsafeMutablePointer<Float>
+    ) {
+        guard t > 1, let q = w.quantized, quantizedMaxRows >= 1 else {
+            for r in 0..<t { linear(x + r * w.cols, rows: 1, weight: w, bias: bias, into: y + r * w.rows) }
+            return
+        }
+        let t0 = KernelProfile.start()
+        hl_qmatmul_rows(
+            Int32(q.type.rawValue), q.pointer, q.rowBytes, Int32(w.rows), Int32(w.cols), x, w.cols, Int32(t), y,
+            w.rows)
+        KernelProfile.stop(.quantizedLinear, t0)
+        if let bias {
+            for r in 0..<t { add(y + r * w.rows, bias.data, count: w.rows) }
+        }
+    }
+
     /// y[T, n] = x[T, k] · Wᵀ for W [n, k] kept in ggml blocks: panels of rows decoded into
     /// per-thread scratch (exactly `GGMLType.dequantize`'s values) and multiplied with sgemm.
     static func panelLinear(
