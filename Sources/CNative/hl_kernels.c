@@ -902,7 +902,8 @@ HL_TARGET_AVX512 HL_INLINE void q32_tile_avx512(const int type, const int R, con
         }
     }
     for (int j = 0; j < R; j++)
-        for (int i = 0; i < T; i++) y[(size_t)i * ys + r + j] = _mm512_reduce_add_ps(_mm512_add_ps(al[j][i], ah[j][i]));
+        for (int i = 0; i < T; i++)
+            y[(size_t)i * ys + r + j] = _mm512_reduce_add_ps(_mm512_add_ps(al[j][i], ah[j][i]));
 }
 
 /// Rows r0..<r1 times t activation rows, as q32_tile_avx512: groups of 4 weight rows, each applied

@@ -156,6 +156,7 @@ struct RetrievalHeads: ParsableCommand {
             "trials": r.records.count, "located": r.records.filter(\.located).count,
             "successful": r.records.filter(\.success).count, "counted": r.scores.countedTrials,
             "resumed_trials": r.resumedTrials, "seconds": r.seconds,
+            "prefill_seconds": r.prefillSeconds, "decode_seconds": r.decodeSeconds,
             "n_layers": r.scores.layers, "n_heads": r.scores.heads, "threshold": r.threshold,
             "retrieval_heads": r.retrievalHeads.map(head), "top": r.scores.top(top).map(head),
             "mean_rouge1_recall": Statistics.mean(r.records.map(\.rouge))
@@ -198,7 +199,8 @@ struct RetrievalHeads: ParsableCommand {
         s += "trials: \(r.records.count) (\(r.records.filter(\.located).count) with the needle span located, "
         s += "\(r.records.filter(\.success).count) answered correctly, \(r.scores.countedTrials) counted)"
         s += r.resumedTrials > 0 ? "; \(r.resumedTrials) resumed from a partial run\n" : "\n"
-        s += "mean ROUGE-1 recall x100: \(f(Statistics.mean(r.records.map(\.rouge)), 1)); time \(f(r.seconds, 1)) s\n"
+        s += "mean ROUGE-1 recall x100: \(f(Statistics.mean(r.records.map(\.rouge)), 1)); time \(f(r.seconds, 1)) s "
+            + "(prefill \(f(r.prefillSeconds, 1)) s, decode \(f(r.decodeSeconds, 1)) s)\n"
         let above = r.retrievalHeads
         s += "heads > \(f(r.threshold, 2)): \(above.count) of \(r.scores.layers * r.scores.heads)"
         s +=

@@ -72,6 +72,9 @@ public final class NeedleDecoder {
     public let sessions: [InferenceSession]
     /// Line-break tokens, by id.
     private let newlineTable: [Bool]
+    /// Wall time spent prefilling (and copying prefixes) and decoding, over every call.
+    public private(set) var prefillSeconds = 0.0
+    public private(set) var decodeSeconds = 0.0
     /// The slot that ran the most recent trial (the source of the next trial's prefix).
     private var lastSlot = 0
     private lazy var stepper = DecodeBatch(model: session.model, maxBatch: decodeBatch)
@@ -190,6 +193,7 @@ public final class NeedleDecoder {
                 batch.append(j)
             }
             var live: [LiveTrial] = []
+            var clock = Date()
             for (k, i) in batch.enumerated() {
                 let prefilled = try prefill(trials[i].prompt, slot: k, source: k == 0 ? lastSlot : k - 1)
                 live.append(
@@ -198,7 +202,10 @@ public final class NeedleDecoder {
                         scoreHeads: scoreHeads, capture: scoreHeads && trials[i].span != nil && !observed.isEmpty))
             }
             lastSlot = batch.count - 1
+            prefillSeconds += Date().timeIntervalSince(clock)
+            clock = Date()
             try decode(&live, maxNewTokens: maxNewTokens, observed: observed, requests: requests, onStep: onStep)
+            decodeSeconds += Date().timeIntervalSince(clock)
             for t in live {
                 let text = tokenizer.decode(t.generated, skipSpecial: true)
                 try onResult(

@@ -54,6 +54,9 @@ public struct RetrievalSweepResult: Sendable {
     public var ranNow: Int
     public var resumedTrials: Int
     public var seconds: Double
+    /// Of `seconds`: wall time of this invocation's prefills (with prefix copies) and decoding.
+    public var prefillSeconds = 0.0
+    public var decodeSeconds = 0.0
 
     public var retrievalHeads: [(head: HeadIndex, score: Double)] { scores.above(threshold) }
 }
@@ -203,7 +206,8 @@ public final class RetrievalHeadSweep {
         if finished { try store.writeSummary(scores: scores, records: records, threshold: options.threshold) }
         return RetrievalSweepResult(
             records: records, scores: scores, threshold: options.threshold, finished: finished,
-            ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start))
+            ranNow: ran, resumedTrials: resumed, seconds: Date().timeIntervalSince(start),
+            prefillSeconds: decoder.prefillSeconds, decodeSeconds: decoder.decodeSeconds)
     }
 
     /// The order in which a run executes `trials` (and stores their records): shared-prefix
@@ -236,7 +240,8 @@ public final class RetrievalHeadSweep {
 /// /retrieval_heads                 @analysis "retrieval_heads", @analysis_version 1, @suite (sorted-key JSON),
 ///                                  @suite_name, @needles (JSONL of the needles used), @haystack_files,
 ///                                  @n_layers, @n_heads, @planned_trials, @success_threshold (50), @rule (text),
-///                                  @threshold (0.1), @reuse_prefix, @shared_prefix_order; when finished also
+///                                  @threshold (0.1), @reuse_prefix, @shared_prefix_order, @decode_batch;
+///                                  when finished also
 ///                                  @trials, @counted_trials, @located_trials, @successful_trials,
 ///                                  @threshold_heads (str[] "L.H", highest first)
 ///   scores                float64 [layer, head]   mean trial score over counted trials (0 if none counted)
