@@ -82,10 +82,19 @@ struct Ablate: ParsableCommand {
 
     @OptionGroup var sharding: ShardOptions
 
+    @Option(
+        name: .customLong("decode-batch"),
+        help: ArgumentHelp(
+            "Decode B consecutive (trial, condition) pairs together (one matrix-matrix product per step).",
+            discussion: "Results are identical for every B; 1 decodes one pair at a time. Default: "
+                + "\(RetrievalSweepOptions.defaultDecodeBatch)."))
+    var decodeBatch = RetrievalSweepOptions.defaultDecodeBatch
+
     @OptionGroup var kvCache: KVCacheOption
 
     func validate() throws {
         try suite.validate()
+        guard (1...64).contains(decodeBatch) else { throw ValidationError("--decode-batch must be in 1...64") }
         try sweepRun.validate()
         try sharding.validate()
         guard [top != nil, heads != nil, causal != nil].filter({ $0 }).count == 1 else {
@@ -167,6 +176,7 @@ struct Ablate: ParsableCommand {
         options.perplexityTokens = pplTokens ?? 1024
         options.reusePrefix = !sweepRun.noSharePrefix
         options.stopAfter = sweepRun.stopAfter
+        options.decodeBatch = decodeBatch
         if causal != nil { options.causalTargets = target }
         var runner: AblationRunner
         do {

@@ -83,6 +83,9 @@ public struct AblationOptions: Sendable {
     /// Held-out passage length for perplexity (0: skip).
     public var perplexityTokens = 1024
     public var reusePrefix = true
+    /// (trial, condition) pairs decoded together (`NeedleDecoder.decodeBatch`); results, record
+    /// order and checkpoints do not depend on it.
+    public var decodeBatch = RetrievalSweepOptions.defaultDecodeBatch
     public var stopAfter: Int?
     /// Heads whose retrieval score (Wu et al.'s copy rule) is measured under every condition, for
     /// the causal head graph; empty: no attention is captured.
@@ -279,7 +282,9 @@ public final class AblationRunner: NIAHConditionRunner {
             let ref = held?.meanReference ?? Array(trials[0].promptTokens)
             session.headMeans = try model.meanHeadOutputs([ref])
         }
-        let decoder = NeedleDecoder(session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix)
+        let decoder = NeedleDecoder(
+            session: session, tokenizer: tokenizer, reusePrefix: options.reusePrefix,
+            decodeBatch: options.decodeBatch)
         let scorer = RougeScorer()
         let shard = options.shardItems.map(Set.init)
         let order = trialOrder(trials).filter { shard?.contains($0) != false }
@@ -309,20 +314,29 @@ public final class AblationRunner: NIAHConditionRunner {
 
         func stopNow() -> Bool { options.stopAfter.map { ran >= $0 } ?? false }
 
-        for (ti, ci) in plan {
-            if stopNow() { break }
+        // The pairs of this invocation, each under its condition's interventions; with interventions
+        // in the prefill, a new condition starts from an empty cache.
+        let runPlan = options.stopAfter.map { Array(plan.prefix(max($0, 0))) } ?? plan
+        var inputs: [NeedleTrialInput] = []
+        let causal = !options.causalTargets.isEmpty
+        for (ti, ci) in runPlan {
+            let t = trials[ti]
+            inputs.append(
+                NeedleTrialInput(
+                    prompt: t.promptTokens, span: causal ? t.needleSpan : nil,
+                    interventions: interventions(conditions[ci], phase: options.phase),
+                    freshPrefill: ci != currentCondition && options.phase != .decode))
+            currentCondition = ci
+        }
+        // Each record's `seconds` is the wall time since the previous record (or the start): with
+        // batched decoding a batch's time is spread over its records as they complete.
+        var t0 = Date()
+        try decoder.runTrials(
+            inputs, maxNewTokens: probe.suite.maxNewTokens, scoreHeads: causal,
+            onlyHeads: causal ? options.causalTargets : nil
+        ) { k, out in
+            let (ti, ci) = runPlan[k]
             let t = trials[ti], cond = conditions[ci]
-            if ci != currentCondition {
-                session.interventions = interventions(cond, phase: options.phase)
-                if options.phase != .decode { decoder.invalidateCache() }
-                currentCondition = ci
-            }
-            let t0 = Date()
-            let causal = !options.causalTargets.isEmpty
-            let out = try decoder.run(
-                prompt: t.promptTokens, maxNewTokens: probe.suite.maxNewTokens,
-                span: causal ? t.needleSpan : nil, scoreHeads: causal,
-                onlyHeads: causal ? options.causalTargets : nil)
             let metrics = Self.metrics(t, response: out.response, scorer: scorer)
             try store.append(
                 AblationRecord(
@@ -333,6 +347,7 @@ public final class AblationRunner: NIAHConditionRunner {
                     targetScores: causalTargetScores(out.headScores),
                     counted: causal && NeedleRetrievalScore.succeeded(metrics[0]) && t.needleSpan != nil))
             try file.flush()
+            t0 = Date()
             ran += 1
             doneUnits += 1
             workDone += unit(ti)
@@ -508,6 +523,8 @@ public final class AblationRunFile {
             try ds.setAttribute("axes", ["condition", "head", "layer_head"])
             try ds.setAttribute("padding", -1)
         }
+        // Does not change results: rewritten by each invocation, not checked on resume.
+        try g.setAttribute("decode_batch", o.decodeBatch)
         try g.setAttribute("condition_kinds", runner.conditions.map(\.kind.rawValue))
         let columns = recordColumns(causalTargets: o.causalTargets.count)
         let rec = try RecordTable(group: try g.requireGroup("records"), columns: columns)

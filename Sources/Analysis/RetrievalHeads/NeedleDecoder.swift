@@ -27,13 +27,24 @@ public struct NeedleDecodeResult: Sendable, Equatable {
     public var prefilledTokens: Int
 }
 
-/// One trial for `NeedleDecoder.runTrials`: the prompt and the needle span of the copy rule.
+/// One trial for `NeedleDecoder.runTrials`: the prompt and the needle span of the copy rule, and
+/// optionally the head interventions to run it under and whether its prefill starts from an empty
+/// cache.
 public struct NeedleTrialInput: Sendable {
     public var prompt: [Int32]
     public var span: Range<Int>?
-    public init(prompt: [Int32], span: Range<Int>?) {
+    /// Set on the trial's session before its prefill (nil: the primary session's).
+    public var interventions: [HeadIntervention]?
+    /// Prefill from position 0, as after `invalidateCache()` (e.g. prefill-phase interventions
+    /// changed since the previous trial).
+    public var freshPrefill: Bool
+    public init(
+        prompt: [Int32], span: Range<Int>?, interventions: [HeadIntervention]? = nil, freshPrefill: Bool = false
+    ) {
         self.prompt = prompt
         self.span = span
+        self.interventions = interventions
+        self.freshPrefill = freshPrefill
     }
 }
 
@@ -61,7 +72,8 @@ public struct NeedleTrialInput: Sendable {
 /// K/V rows from the slot that ran the previous trial, so each trial starts from exactly the
 /// cache a one-session run would have reused (a batch ends before a trial that would reuse rows
 /// its predecessor has not decoded yet). The slots copy the primary session's interventions,
-/// head means, patches and KV policy at every call.
+/// head means, patches and KV policy at every call; a trial's own `interventions` then apply to
+/// its slot, so one batch can decode several ablation conditions.
 public final class NeedleDecoder {
     public let session: InferenceSession
     public let tokenizer: Tokenizer
@@ -112,11 +124,11 @@ public final class NeedleDecoder {
 
     /// Prefills `prompt[:-1]` into slot `slot`, reusing the longest common prefix with the tokens
     /// of slot `source` (its K/V rows copied when it is another slot); returns the tokens run.
-    private func prefill(_ prompt: [Int32], slot: Int, source: Int) throws -> Int {
+    private func prefill(_ prompt: [Int32], slot: Int, source: Int, fresh: Bool = false) throws -> Int {
         precondition(prompt.count >= 1, "empty prompt")
         let target = sessions[slot], from = sessions[source]
         let head = prompt.dropLast()
-        let keep = reusePrefix ? Self.commonPrefix(from.tokens, head) : 0
+        let keep = reusePrefix && !fresh ? Self.commonPrefix(from.tokens, head) : 0
         if target === from {
             if keep < target.position { target.truncate(to: keep) }
         } else {
@@ -189,13 +201,17 @@ public final class NeedleDecoder {
             var batch = [next]
             while batch.count < decodeBatch && next + batch.count < trials.count {
                 let j = next + batch.count
-                if reusePrefix && Self.extends(trials[j - 1].prompt, trials[j].prompt) { break }
+                if reusePrefix && !trials[j].freshPrefill && Self.extends(trials[j - 1].prompt, trials[j].prompt) {
+                    break
+                }
                 batch.append(j)
             }
             var live: [LiveTrial] = []
             var clock = Date()
             for (k, i) in batch.enumerated() {
-                let prefilled = try prefill(trials[i].prompt, slot: k, source: k == 0 ? lastSlot : k - 1)
+                if let iv = trials[i].interventions, sessions[k].interventions != iv { sessions[k].interventions = iv }
+                let prefilled = try prefill(
+                    trials[i].prompt, slot: k, source: k == 0 ? lastSlot : k - 1, fresh: trials[i].freshPrefill)
                 live.append(
                     LiveTrial(
                         index: i, slot: k, input: trials[i], prefilled: prefilled, config: c,

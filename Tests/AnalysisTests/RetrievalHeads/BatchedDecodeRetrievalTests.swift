@@ -122,4 +122,51 @@ final class BatchedDecodeRetrievalTests: XCTestCase {
             XCTAssertEqual(got, one, "batch \(batch)")
         }
     }
+
+    /// `ablate` decoding B (trial, condition) pairs together equals one at a time: decode-phase
+    /// ablation (conditions of one trial in one batch, prefix shared) with causal target scores,
+    /// and ablation in both phases (each condition prefilled anew), records in the same order.
+    func testBatchedAblationEqualsOneAtATime() throws {
+        let env = try RetrievalTestModel.load()
+        let dir = try tempDir()
+        let probe = try NIAHProbe.load(
+            contentsOf: RepoPaths.probes.appendingPathComponent("smoke.json"),
+            overrides: .init(lengths: [300], depths: [0, 50, 100], maxNewTokens: 24))
+        let conditions = [
+            AblationCondition(name: "baseline", kind: .baseline, heads: []),
+            AblationCondition(
+                name: "target", kind: .target, heads: [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 23, head: 2)]),
+            AblationCondition(
+                name: "control_1", kind: .control, heads: [HeadIndex(layer: 2, head: 3), HeadIndex(layer: 9, head: 0)])
+        ]
+        for phase in [InterventionPhase.decode, .both] {
+            var runs: [[AblationRecord]] = []
+            for batch in [1, 4] {
+                var o = AblationOptions()
+                o.method = .zero
+                o.phase = phase
+                o.perplexityTokens = 0
+                o.decodeBatch = batch
+                if phase == .decode { o.causalTargets = [HeadIndex(layer: 18, head: 6), HeadIndex(layer: 23, head: 2)] }
+                let runner = try AblationRunner(
+                    probe: probe, model: env.model, tokenizer: env.tokenizer, chatTemplate: env.chatWrapper,
+                    conditions: conditions, options: o)
+                let w = try RunFileWriter(path: dir.appendingPathComponent("a-\(phase)-\(batch).h5").path)
+                let r = try runner.run(file: w.file)
+                XCTAssertTrue(r.finished)
+                try w.finalize()
+                runs.append(
+                    r.records.map {
+                        var x = $0
+                        x.seconds = 0
+                        return x
+                    })
+            }
+            XCTAssertEqual(runs[0].count, 9)
+            XCTAssertEqual(runs[1], runs[0], "phase \(phase)")
+            if phase == .decode {
+                XCTAssertGreaterThan(runs[0].flatMap(\.targetScores).reduce(0, +), 0, "target scores are compared")
+            }
+        }
+    }
 }
