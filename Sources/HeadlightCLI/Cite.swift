@@ -56,6 +56,13 @@ struct Cite: ParsableCommand {
     @Option(name: .customLong("max-new-tokens"), help: "Greedy decoding budget per generated answer.")
     var maxNewTokens = 64
 
+    @Option(
+        name: .customLong("decode-batch"),
+        help: ArgumentHelp(
+            "Generate the answers of B consecutive items together (one matrix-matrix product per step).",
+            discussion: "Results are identical for every B; 1 generates one at a time. Default: 4."))
+    var decodeBatch = 4
+
     @Flag(name: .customLong("no-chat"), help: "Do not wrap the prompt in the model's chat template.")
     var noChat = false
 
@@ -92,6 +99,7 @@ struct Cite: ParsableCommand {
             throw ValidationError("--mode must be auto, teacher or generate (got '\(mode)')")
         }
         if let k = top, k < 1 { throw ValidationError("--top must be at least 1") }
+        guard (1...64).contains(decodeBatch) else { throw ValidationError("--decode-batch must be in 1...64") }
         if top != nil && retrievalHeads == nil { throw ValidationError("--top needs --retrieval-heads") }
         if let n = limit, n < 1 { throw ValidationError("--limit must be at least 1") }
         if let t = padTo, t < 1 { throw ValidationError("--pad-to must be at least 1") }
@@ -152,6 +160,7 @@ struct Cite: ParsableCommand {
         var options = CitationRunOptions()
         options.mode = m
         options.maxNewTokens = maxNewTokens
+        options.decodeBatch = decodeBatch
         options.padTo = padTo
         options.chat = !noChat
         options.seed = seed

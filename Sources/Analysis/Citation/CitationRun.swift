@@ -36,6 +36,9 @@ public struct CitationRunOptions: Sendable {
     public var seed: UInt64 = 0
     /// Session length; nil: the longest item needs (at most the model's default context).
     public var maxContext: Int?
+    /// Consecutive generated items decoded together (`DecodeBatch.trace`: one matrix-matrix
+    /// product per step over B KV caches); results do not depend on it, 1 runs one at a time.
+    public var decodeBatch = 4
 
     public init() {}
 }
@@ -230,21 +233,41 @@ public final class CitationRunner {
                 id: bad.item.id, tokens: bad.ids.count + (bad.mode == .generate ? options.maxNewTokens : 0),
                 maxContext: limit)
         }
-        // Sized for every item, so a shard's session is the whole run's.
-        let session = InferenceSession(model: model, maxContext: max(need, 1))
+        // Sized for every item, so a shard's session is the whole run's; B sessions for batched
+        // generation.
+        let batch = max(options.decodeBatch, 1)
+        let sessions = (0..<batch).map { _ in InferenceSession(model: model, maxContext: max(need, 1)) }
+        let session = sessions[0]
+        let stepper = DecodeBatch(model: model, maxBatch: batch)
         if let only { prepared = only.map { prepared[$0] } }
         var out: [CitationItemResult] = []
-        for (i, p) in prepared.enumerated() {
+        var i = 0
+        while i < prepared.count {
             let start = Date()
-            let r =
-                p.mode == .teacher
-                ? try runTeacher(p, session: session, layers: c.nLayers, heads: c.nHeads)
-                : try runGenerate(p, session: session, layers: c.nLayers, heads: c.nHeads)
-            var res = r
-            res.seconds = Date().timeIntervalSince(start)
-            out.append(res)
-            try record(res)
-            progress(i + 1, prepared.count, p.item.id)
+            // Teacher-forced items run alone; up to B consecutive generated items run together.
+            var results: [CitationItemResult]
+            if prepared[i].mode == .teacher {
+                results = [try runTeacher(prepared[i], session: session, layers: c.nLayers, heads: c.nHeads)]
+            } else {
+                var group = [prepared[i]]
+                while group.count < batch && i + group.count < prepared.count
+                    && prepared[i + group.count].mode == .generate
+                {
+                    group.append(prepared[i + group.count])
+                }
+                results = try runGenerate(
+                    group, sessions: Array(sessions.prefix(group.count)), stepper: stepper, layers: c.nLayers,
+                    heads: c.nHeads)
+            }
+            // Each item's `seconds` is its share of the group's wall time.
+            let seconds = Date().timeIntervalSince(start) / Double(results.count)
+            for var res in results {
+                res.seconds = seconds
+                out.append(res)
+                try record(res)
+                i += 1
+                progress(i, prepared.count, res.item.id)
+            }
         }
         return out
     }
@@ -331,14 +354,29 @@ public final class CitationRunner {
             statements: statements, quality: quality, answerCorrect: nil, seconds: 0)
     }
 
+    /// Generates the answers of `group` (one session each), their decode steps batched
+    /// (`DecodeBatch.trace`, bit for bit each session's own `trace`).
     func runGenerate(
-        _ p: CitationPrepared, session: InferenceSession, layers: Int, heads: Int
+        _ group: [CitationPrepared], sessions: [InferenceSession], stepper: DecodeBatch, layers: Int, heads: Int
+    ) throws -> [CitationItemResult] {
+        let stores = group.map { _ in CaptureStore() }
+        let plans = try group.map { p in
+            try TracePlan(
+                config: model.config, requests: [spanRequest(p, queries: QuerySelection([.last(1), .decode]))],
+                promptLength: p.ids.count, decodeSteps: options.maxNewTokens)
+        }
+        let traced = try stepper.trace(
+            sessions, prompts: group.map(\.ids), plans: plans, sinks: stores, stopTokens: tokenizer.endOfGeneration)
+        return try zip(group, zip(traced, stores)).map { p, rs in
+            try finishGenerate(p, result: rs.0, store: rs.1, layers: layers, heads: heads)
+        }
+    }
+
+    /// The item's result from its trace and the attention mass it captured.
+    func finishGenerate(
+        _ p: CitationPrepared, result: TraceResult, store: CaptureStore, layers: Int, heads: Int
     ) throws -> CitationItemResult {
-        let store = CaptureStore()
         let P = p.ids.count
-        let result = try session.trace(
-            prompt: p.ids, requests: [spanRequest(p, queries: QuerySelection([.last(1), .decode]))],
-            into: store, generate: options.maxNewTokens, stopTokens: tokenizer.endOfGeneration)
         var gen = Array(result.tokens[P...])
         while let last = gen.last, tokenizer.isEndOfGeneration(last) { gen.removeLast() }
         // Text and token offsets in the decoded string's UTF-8 (invalid sequences become U+FFFD).

@@ -1,3 +1,5 @@
+import Foundation
+
 // Batched decoding: one decode step of several sessions (independent sequences of the same model,
 // each with its own KV cache and position) as one pass whose linear layers are matrix-matrix
 // products over the B new tokens, so the weights are streamed once per step instead of B times.
@@ -45,7 +47,8 @@ final class DecodeBatchScratch {
 ///
 /// Sessions that the batched pass does not cover run their step one after another (same results,
 /// no speed-up): families other than Llama (the batched block is the Llama block), captures of
-/// hook points other than hook_pattern / hook_attn_scores, and activation patches.
+/// hook points other than hook_pattern / hook_attn_scores (the step's hook set, or else the
+/// session's own hooks), and activation patches.
 public final class DecodeBatch {
     public let model: Model
     public let maxBatch: Int
@@ -78,11 +81,14 @@ public final class DecodeBatch {
             }
         }
         for (b, s) in sessions.enumerated() { try s.checkDecode(tokens[b]) }
-        // Attach the hook sets (as `step(token:hooks:)`), run, detach, finish.
+        // Attach the hook sets (as `step(token:hooks:)`), run, detach, finish. A session without
+        // one keeps its own hooks (e.g. a trace's).
         let saved = sessions.map(\.hooks)
         for (b, s) in sessions.enumerated() {
-            if let h = hookSets[b] { try s.prepareAttach(h) }
-            s.hooks = hookSets[b]
+            if let h = hookSets[b] {
+                try s.prepareAttach(h)
+                s.hooks = h
+            }
         }
         defer { for (b, s) in sessions.enumerated() { s.hooks = saved[b] } }
         let logits = try forward(sessions, tokens: tokens)
@@ -95,12 +101,79 @@ public final class DecodeBatch {
         guard model.family.name == LlamaFamily.family.name else { return false }
         let allowed: Set<HookKind> = [.pattern, .attnScores]
         for (s, h) in zip(sessions, hooks) {
-            if !s.patches.isEmpty || s.hooks != nil { return false }
-            if let h, h.plan.captures.contains(where: { $0.point.layer == nil || !allowed.contains($0.point.kind) }) {
+            if !s.patches.isEmpty { return false }
+            if let h = h ?? s.hooks,
+                h.plan.captures.contains(where: { $0.point.layer == nil || !allowed.contains($0.point.kind) })
+            {
                 return false
             }
         }
         return true
+    }
+
+    /// `InferenceSession.trace(prompt:plan:into:sampler:stopTokens:)` of several sessions (as many
+    /// as `maxBatch` at most), their decode steps batched: each session is reset, prefilled with
+    /// its prompt (hooks attached), then decoded greedily (`Sampler()`) up to its plan's
+    /// `decodeSteps`, stopping after feeding a token of `stopTokens`; sessions that stop leave the
+    /// batch. Each result (and capture) is bit for bit what the session's own `trace` gives.
+    public func trace(
+        _ sessions: [InferenceSession], prompts: [[Int32]], plans: [TracePlan], sinks: [CaptureSink],
+        stopTokens: Set<Int32> = []
+    ) throws -> [TraceResult] {
+        let n = sessions.count
+        precondition(prompts.count == n && plans.count == n && sinks.count == n, "one prompt, plan, sink per session")
+        precondition(n <= maxBatch, "\(n) sessions for a batch of at most \(maxBatch)")
+        var hookSets: [HookSet] = []
+        var logits: [[Float]] = []
+        var out: [[Int32]] = []
+        var prefillSeconds: [Double] = []
+        let saved = sessions.map(\.hooks)
+        defer { for (b, s) in sessions.enumerated() { s.hooks = saved[b] } }
+        for b in 0..<n {
+            let s = sessions[b], plan = plans[b]
+            guard !prompts[b].isEmpty else { throw ModelError.emptyInput }
+            precondition(
+                plan.promptLength == prompts[b].count, "the plan is for a prompt of \(plan.promptLength) tokens")
+            precondition(plan.config == s.config, "the plan is for another model")
+            guard plan.sequenceLength <= s.maxContext else {
+                throw ModelError.contextFull(position: 0, adding: plan.sequenceLength, maxContext: s.maxContext)
+            }
+            s.reset()
+            let h = try HookSet(plan: plan, sink: sinks[b])
+            hookSets.append(h)
+            s.hooks = h
+            let start = Date()
+            logits.append(try s.prefill(tokens: prompts[b]))
+            prefillSeconds.append(Date().timeIntervalSince(start))
+            out.append(prompts[b])
+        }
+        var decodeSeconds = [Double](repeating: 0, count: n)
+        var active = (0..<n).filter { plans[$0].decodeSteps > 0 }
+        var steps = [Int](repeating: 0, count: n)
+        let start = Date()
+        var samplers = [Sampler](repeating: Sampler(), count: n) // greedy, as `trace`'s default
+        while !active.isEmpty {
+            let next = active.map { samplers[$0].sample(logits[$0]) }
+            for (a, b) in active.enumerated() { out[b].append(next[a]) }
+            let got = try step(active.map { sessions[$0] }, tokens: next)
+            var still: [Int] = []
+            for (a, b) in active.enumerated() {
+                logits[b] = got[a]
+                steps[b] += 1
+                if steps[b] < plans[b].decodeSteps && !stopTokens.contains(next[a]) {
+                    still.append(b)
+                } else {
+                    decodeSeconds[b] = Date().timeIntervalSince(start)
+                }
+            }
+            active = still
+        }
+        for h in hookSets { try h.finish() }
+        return (0..<n).map { b in
+            TraceResult(
+                tokens: out[b], promptLength: prompts[b].count, lastLogits: logits[b],
+                prefillSeconds: prefillSeconds[b], decodeSeconds: decodeSeconds[b])
+        }
     }
 
     /// The Llama block of `llamaBlock` with the products over all sessions' rows.

@@ -209,4 +209,36 @@ final class CitationRunCiteTests: XCTestCase {
         let origCited = CitationParser.statements(items[0].answer!)[0].citations[0] - 1
         XCTAssertEqual(p.item.passages[cited], items[0].passages[origCited])
     }
+
+    /// Generating B answers together (`decodeBatch`) gives every item exactly the output, statements
+    /// and attention masses of generating it alone; items leave in the same order.
+    func testBatchedGenerationEqualsOneAtATime() throws {
+        let e = try env()
+        let items = try smoke()
+        func run(_ batch: Int) throws -> [CitationItemResult] {
+            var opts = CitationRunOptions()
+            opts.mode = .generate
+            opts.maxNewTokens = 12
+            opts.decodeBatch = batch
+            return try CitationRunner(model: e.model, tokenizer: e.tokenizer, chatTemplate: e.chat, options: opts)
+                .run(items)
+        }
+        let one = try run(1)
+        XCTAssertEqual(one.count, items.count)
+        for batch in [4] { // a batch of 4, then the last 2
+            let got = try run(batch)
+            XCTAssertEqual(got.map(\.item.id), one.map(\.item.id))
+            for (a, b) in zip(got, one) {
+                XCTAssertEqual(a.response, b.response, "batch \(batch) item \(a.item.id)")
+                XCTAssertEqual(a.answerTokens, b.answerTokens)
+                XCTAssertEqual(a.answerCorrect, b.answerCorrect)
+                XCTAssertEqual(a.statements.map(\.text), b.statements.map(\.text))
+                XCTAssertEqual(a.statements.map(\.tokens), b.statements.map(\.tokens))
+                XCTAssertEqual(
+                    a.observations.map { $0.mass.map(\.bitPattern) }, b.observations.map { $0.mass.map(\.bitPattern) },
+                    "batch \(batch) item \(a.item.id): attention masses")
+            }
+        }
+        XCTAssertGreaterThan(one.map(\.answerTokens).reduce(0, +), items.count, "answers are generated")
+    }
 }
