@@ -30,6 +30,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Threads (OpenBLAS and the native kernels' pool).")
     var threads: Int = 2
 
+    @Option(
+        name: .customLong("decode-batch"),
+        help: "Decode: run B sessions (each prefilled with the --context tokens) through batched steps (DecodeBatch).")
+    var decodeBatch: Int = 1
+
     @Flag(help: "Add a per-kernel timing breakdown (seconds in sgemm, attention, ...) to the JSON.")
     var profile = false
 
@@ -60,6 +65,7 @@ struct Bench: ParsableCommand {
         if let n = decode, n < 1 { throw ValidationError("--decode must be at least 1 (got \(n))") }
         guard context >= 1 else { throw ValidationError("--context must be at least 1 (got \(context))") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1 (got \(threads))") }
+        guard (1...64).contains(decodeBatch) else { throw ValidationError("--decode-batch must be in 1...64") }
         guard WeightFormat(rawValue: weights) != nil else {
             throw ValidationError("--weights must be f32 or quantized (got \(weights))")
         }
@@ -99,6 +105,25 @@ struct Bench: ParsableCommand {
             result["cpu_seconds"] = Self.cpuSeconds() - c
             if profile { result["profile"] = Self.profileJSON(total: dt) }
             result.merge(["mode": "prefill", "tokens": n, "seconds": dt]) { $1 }
+        } else if let n = decode, decodeBatch > 1 {
+            // B sessions with the same context; tokens/s counts every session's tokens.
+            let sessions = (0..<decodeBatch).map { _ in m.makeSession(maxContext: context + n + 1) }
+            result["kv_cache_mb"] = Double(sessions[0].cache.byteCount) / 1_048_576 * Double(decodeBatch)
+            let ids = Self.tokenIDs(context, vocab: vocab)
+            var logits = try sessions.map { try $0.prefill(tokens: ids) }
+            let stepper = DecodeBatch(model: m, maxBatch: decodeBatch)
+            Self.startProfile(profile)
+            let t = Date(), c = Self.cpuSeconds()
+            for _ in 0..<n {
+                logits = try stepper.step(sessions, tokens: logits.map { Int32(Sampler.argmax($0)) })
+            }
+            let dt = Date().timeIntervalSince(t)
+            result["cpu_seconds"] = Self.cpuSeconds() - c
+            if profile { result["profile"] = Self.profileJSON(total: dt) }
+            result.merge([
+                "mode": "decode", "tokens": n * decodeBatch, "context": context, "seconds": dt,
+                "decode_batch": decodeBatch
+            ]) { $1 }
         } else if let n = decode {
             let session = m.makeSession(maxContext: context + n + 1)
             result["kv_cache_mb"] = Double(session.cache.byteCount) / 1_048_576
