@@ -540,6 +540,43 @@ HL_INLINE void group_scores_body(const float *q, const float *k, int n, int stri
     }
 }
 
+/// Value accumulation of decoding: over rows j < n of v (`stride` floats apart, 16 * NV floats
+/// each), a[c] += p[j] v_j[c] for even j and b[c] += p[j] v_j[c] for odd j, the last odd row into
+/// a. NV is a constant at the call sites that matter (pv_dispatch), so the 2 * NV accumulators
+/// live in registers across the loop instead of memory. `pf` as in decode_group_body.
+HL_INLINE void pv_body(const int NV, const float *p, const float *v, int n, int stride, v16f *a, v16f *b, int pf) {
+    v16f ra[8], rb[8];
+    for (int c = 0; c < NV; c++) { ra[c] = a[c]; rb[c] = b[c]; }
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+        const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride;
+        if (pf > 0 && j + HL_PF_KEYS + 2 <= n) {
+            prefetch_row(v0 + (size_t)HL_PF_KEYS * stride, pf);
+            prefetch_row(v1 + (size_t)HL_PF_KEYS * stride, pf);
+        }
+        v16f p0 = splat(p[j]), p1 = splat(p[j + 1]);
+        for (int c = 0; c < NV; c++) {
+            ra[c] += p0 * ld16f(v0 + 16 * c);
+            rb[c] += p1 * ld16f(v1 + 16 * c);
+        }
+    }
+    for (; j < n; j++) {
+        const float *v0 = v + (size_t)j * stride;
+        v16f p0 = splat(p[j]);
+        for (int c = 0; c < NV; c++) ra[c] += p0 * ld16f(v0 + 16 * c);
+    }
+    for (int c = 0; c < NV; c++) { a[c] = ra[c]; b[c] = rb[c]; }
+}
+
+/// pv_body with NV = nv (1 ... 8), instantiated for the common head sizes 64 and 128.
+HL_INLINE void pv_dispatch(int nv, const float *p, const float *v, int n, int stride, v16f *a, v16f *b, int pf) {
+    switch (nv) {
+    case 4: pv_body(4, p, v, n, stride, a, b, pf); break;
+    case 8: pv_body(8, p, v, n, stride, a, b, pf); break;
+    default: pv_body(nv, p, v, n, stride, a, b, pf); break;
+    }
+}
+
 /// Decoding, one KV head and a range of n keys: the G query heads sharing it (q [G, dh],
 /// contiguous) against keys/values k, v (rows `stride` floats apart). Writes per head the
 /// partial softmax state: part[h] = {max, sum of exp, o[dh] = sum exp(score - max) * v}.
@@ -560,24 +597,7 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
             v16f a[8], b[8];
             int nv = dh / 16;
             for (int c = 0; c < nv; c++) { a[c] = splat(0); b[c] = splat(0); }
-            int j = 0;
-            for (; j + 2 <= n; j += 2) {
-                const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride;
-                if (h == 0 && pf > 0 && j + HL_PF_KEYS + 2 <= n) {
-                    prefetch_row(v0 + (size_t)HL_PF_KEYS * stride, pf);
-                    prefetch_row(v1 + (size_t)HL_PF_KEYS * stride, pf);
-                }
-                v16f p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
-                for (int c = 0; c < nv; c++) {
-                    a[c] += p0 * ld16f(v0 + 16 * c);
-                    b[c] += p1 * ld16f(v1 + 16 * c);
-                }
-            }
-            for (; j < n; j++) {
-                const float *v0 = v + (size_t)j * stride;
-                v16f p0 = splat(sc[j]);
-                for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
-            }
+            pv_dispatch(nv, sc, v, n, stride, a, b, h == 0 ? pf : 0);
             for (int c = 0; c < nv; c++) st16f(o + 16 * c, a[c] + b[c]);
         } else {
             for (int d = 0; d < dh; d++) o[d] = 0;
@@ -697,20 +717,7 @@ HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t
                 int nv = dh / 16;
                 float *ah = acc + (size_t)h * 2 * dh, *bh = ah + dh;
                 for (int c = 0; c < nv; c++) { a[c] = ld16f(ah + 16 * c); b[c] = ld16f(bh + 16 * c); }
-                int j = 0;
-                for (; j + 2 <= nb; j += 2) {
-                    const float *v0 = rows + (size_t)j * dh, *v1 = v0 + dh;
-                    v16f p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
-                    for (int c = 0; c < nv; c++) {
-                        a[c] += p0 * ld16f(v0 + 16 * c);
-                        b[c] += p1 * ld16f(v1 + 16 * c);
-                    }
-                }
-                for (; j < nb; j++) {
-                    const float *v0 = rows + (size_t)j * dh;
-                    v16f p0 = splat(sc[j]);
-                    for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
-                }
+                pv_dispatch(nv, sc, rows, nb, dh, a, b, 0);
                 for (int c = 0; c < nv; c++) { st16f(ah + 16 * c, a[c]); st16f(bh + 16 * c, b[c]); }
             } else {
                 float *o = part + (size_t)h * (dh + 2) + 2;
