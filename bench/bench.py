@@ -11,6 +11,7 @@ RSS. Every engine gets the same token ids and 2 threads.
   python3 bench/bench.py --engines headlight,headlight@Haswell --decode 0
   python3 bench/bench.py --engines headlight,headlight+f16,llama.cpp --prefill 2048,8000
   python3 bench/bench.py --profile            # + Headlight's per-kernel time breakdown
+  python3 bench/bench.py --engines headlight,headlight+f16+int16,llama.cpp --prefill ""
 
 Engines:
   headlight     .build/release/headlight bench (build with `make build`; --headlight-bin
@@ -21,6 +22,9 @@ Engines:
   headlight@K   the same with OPENBLAS_CORETYPE=K (e.g. headlight@Haswell), for comparison.
   headlight+f16 the same with a binary16 KV cache (`headlight bench --kv f16`; combines with @K:
                 headlight@Haswell+f16). Plain `headlight` uses --kv (default f32).
+  headlight+int16, headlight+int8
+                the quantized products' integer paths (HEADLIGHT_QDOT=int16|int8; default
+                float); options combine: headlight+f16+int16.
   llama.cpp     llama-cpp-python from PyPI (pip install llama-cpp-python), same GGUF
   transformers  torch CPU + transformers from PyPI, same GGUF dequantized to f32, sdpa
 
@@ -152,7 +156,41 @@ HEADLIGHT_BIN = os.environ.get("HEADLIGHT_BIN") or os.path.join(ROOT, ".build", 
 KV = "f32"
 
 
-def run_headlight(model, mode, n, coretype=None, profile=False, kv=None):
+def cpu_name():
+    """The CPU's model name and family/model numbers (/proc/cpuinfo), for every printed table."""
+    name, fam, mod = "unknown CPU", "?", "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                k, v = k.strip(), v.strip()
+                if k == "model name" and name == "unknown CPU":
+                    name = v
+                elif k == "cpu family" and fam == "?":
+                    fam = v
+                elif k == "model" and mod == "?":
+                    mod = v
+    except OSError:
+        pass
+    return f"{name} (family {fam}, model {mod}), {os.cpu_count()} logical CPUs"
+
+
+def engine_options(engine):
+    """headlight[@CORETYPE][+f16|+f32][+int16|+int8|+float] -> (coretype, kv, qdot)."""
+    name, *opts = engine.split("+")
+    kv = qdot = None
+    for o in opts:
+        if o in ("f32", "f16"):
+            kv = o
+        elif o in ("float", "int8", "int16"):
+            qdot = o
+        else:
+            raise SystemExit(f"bench: engine {engine}: unknown option '+{o}' (expected +f32, +f16, +float, "
+                             "+int8 or +int16)")
+    return name.partition("@")[2] or None, kv, qdot
+
+
+def run_headlight(model, mode, n, coretype=None, profile=False, kv=None, qdot=None):
     exe = HEADLIGHT_BIN
     if not os.path.exists(exe):
         raise SystemExit(f"bench: {exe} not found; run `make build` first (or pass --headlight-bin)")
@@ -163,6 +201,8 @@ def run_headlight(model, mode, n, coretype=None, profile=False, kv=None):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("HEADLIGHT_BLAS_CORETYPE", None)
+    if qdot:
+        env["HEADLIGHT_QDOT"] = qdot
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -173,8 +213,8 @@ def run_headlight(model, mode, n, coretype=None, profile=False, kv=None):
 
 def run_child(engine, model, mode, n):
     if is_headlight(engine):
-        name, _, kv = engine.partition("+")
-        return run_headlight(model, mode, n, coretype=name.partition("@")[2] or None, kv=kv or None)
+        coretype, kv, qdot = engine_options(engine)
+        return run_headlight(model, mode, n, coretype=coretype, kv=kv, qdot=qdot)
     p = subprocess.run([sys.executable, __file__, "--worker", engine, "--model", model,
                         "--mode", mode, "--n", str(n)], capture_output=True, text=True)
     if p.returncode != 0:
@@ -183,7 +223,7 @@ def run_child(engine, model, mode, n):
 
 
 def is_headlight(engine):
-    """headlight, headlight@K, headlight+f16, headlight@K+f16."""
+    """headlight, headlight@K, headlight+f16, headlight+int16, headlight@K+f16+int16, ..."""
     return engine == "headlight" or engine.startswith("headlight@") or engine.startswith("headlight+")
 
 
@@ -216,9 +256,8 @@ def main():
     global HEADLIGHT_BIN, KV
     KV = a.kv
     for e in a.engines.split(","):
-        kv = e.partition("+")[2]
-        if is_headlight(e) and kv not in ("", "f32", "f16"):
-            raise SystemExit(f"bench: engine {e}: unknown KV cache storage '{kv}' (expected +f32 or +f16)")
+        if is_headlight(e):
+            engine_options(e)
     if a.headlight_bin:
         HEADLIGHT_BIN = os.path.abspath(a.headlight_bin)
     if not os.path.exists(a.model):
@@ -247,11 +286,12 @@ def main():
     print(f"\nmedian of {a.repeats} runs, {THREADS} threads, model {os.path.basename(a.model)} ({arch}), "
           f"token ids in [{LOW}, 49152)")
     print("load average (1/5/15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f" % (load + load_after))
+    print(f"CPU: {cpu_name()}")
     for e in engines:
         if is_headlight(e):
             r0 = next(iter(results[(m, n, e)] for m, n in cases))["runs"][0]
             print(f"{e}: OpenBLAS kernel {r0.get('blas_kernel')}, native kernels {r0.get('kernels', '?')}, "
-                  f"KV cache {r0.get('kv_cache', 'f32')}")
+                  f"KV cache {r0.get('kv_cache', 'f32')}, quantized products {r0.get('quantized_products', '?')}")
     header = f"{'case':16s}" + "".join(f"{e + ' tok/s':>20s}{'RSS MB':>8s}" for e in engines)
     others = [e for e in engines if not is_headlight(e)]
     # Ratios: plain headlight and the +kv variants against every other engine.
@@ -281,6 +321,7 @@ def main():
         with open(a.json, "w") as f:
             out = {f"{k[0]}:{k[1]}:{k[2]}": v for k, v in results.items()}
             out["load_before"], out["load_after"] = load, load_after
+            out["cpu"] = cpu_name()
             if profiles:
                 out["profiles"] = profiles
             json.dump(out, f, indent=1)

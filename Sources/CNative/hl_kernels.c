@@ -502,18 +502,14 @@ HL_INLINE void prefetch_row(const float *p, int n) {
     for (int c = 0; c < n; c += 16) __builtin_prefetch(p + c, 0, 3);
 }
 
-/// Decoding, one KV head and a range of n keys: the G query heads sharing it (q [G, dh],
-/// contiguous) against keys/values k, v (rows `stride` floats apart). Writes per head the
-/// partial softmax state: part[h] = {max, sum of exp, o[dh] = sum exp(score - max) * v}.
-/// Each key and value row is loaded once for all G heads. `pf` > 0: floats of every key and value
-/// row to prefetch HL_PF_KEYS rows ahead (the whole row when the caller runs every KV group of a
-/// key range in turn: the first group streams the rows in, the others find them in cache).
-HL_INLINE void decode_group_body(const float *q, const float *k, const float *v, int n, int stride, int dh,
-                                 int G, float scale, float *scores, float *part, int pf) {
-    const int vec = (dh & 15) == 0;
+/// Scaled scores of keys 0..<n (rows `stride` floats apart) for the G query heads q [G, dh]:
+/// sc[h * ld + i] = scale * (q_h . k_i). Four keys at a time (dh % 16 == 0), four dot products per
+/// head reduced together; the rest one at a time. `pf` as in decode_group_body. Shared by the
+/// Float32 and binary16 decoding bodies (the latter on its widened blocks), so both sum alike.
+HL_INLINE void group_scores_body(const float *q, const float *k, int n, int stride, int dh, int G, float scale,
+                                 float *sc, int ld, int pf) {
     int i = 0;
-    if (vec) {
-        // Four keys at a time: four dot products per head, reduced together.
+    if ((dh & 15) == 0) {
         for (; i + 4 <= n; i += 4) {
             const float *k0 = k + (size_t)i * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
             if (pf > 0 && i + HL_PF_KEYS + 4 <= n)
@@ -529,7 +525,7 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
                     a3 += qv * ld16f(k3 + c);
                 }
                 v4f r = hsum4(a0, a1, a2, a3) * scale;
-                memcpy(scores + (size_t)h * n + i, &r, sizeof r);
+                memcpy(sc + (size_t)h * ld + i, &r, sizeof r);
             }
         }
     }
@@ -539,9 +535,58 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
             const float *qh = q + (size_t)h * dh;
             float acc = 0;
             for (int c = 0; c < dh; c++) acc += qh[c] * kr[c];
-            scores[(size_t)h * n + i] = acc * scale;
+            sc[(size_t)h * ld + i] = acc * scale;
         }
     }
+}
+
+/// Value accumulation of decoding: over rows j < n of v (`stride` floats apart, 16 * NV floats
+/// each), a[c] += p[j] v_j[c] for even j and b[c] += p[j] v_j[c] for odd j, the last odd row into
+/// a. NV is a constant at the call sites that matter (pv_dispatch), so the 2 * NV accumulators
+/// live in registers across the loop instead of memory. `pf` as in decode_group_body.
+HL_INLINE void pv_body(const int NV, const float *p, const float *v, int n, int stride, v16f *a, v16f *b, int pf) {
+    v16f ra[8], rb[8];
+    for (int c = 0; c < NV; c++) { ra[c] = a[c]; rb[c] = b[c]; }
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+        const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride;
+        if (pf > 0 && j + HL_PF_KEYS + 2 <= n) {
+            prefetch_row(v0 + (size_t)HL_PF_KEYS * stride, pf);
+            prefetch_row(v1 + (size_t)HL_PF_KEYS * stride, pf);
+        }
+        v16f p0 = splat(p[j]), p1 = splat(p[j + 1]);
+        for (int c = 0; c < NV; c++) {
+            ra[c] += p0 * ld16f(v0 + 16 * c);
+            rb[c] += p1 * ld16f(v1 + 16 * c);
+        }
+    }
+    for (; j < n; j++) {
+        const float *v0 = v + (size_t)j * stride;
+        v16f p0 = splat(p[j]);
+        for (int c = 0; c < NV; c++) ra[c] += p0 * ld16f(v0 + 16 * c);
+    }
+    for (int c = 0; c < NV; c++) { a[c] = ra[c]; b[c] = rb[c]; }
+}
+
+/// pv_body with NV = nv (1 ... 8), instantiated for the common head sizes 64 and 128.
+HL_INLINE void pv_dispatch(int nv, const float *p, const float *v, int n, int stride, v16f *a, v16f *b, int pf) {
+    switch (nv) {
+    case 4: pv_body(4, p, v, n, stride, a, b, pf); break;
+    case 8: pv_body(8, p, v, n, stride, a, b, pf); break;
+    default: pv_body(nv, p, v, n, stride, a, b, pf); break;
+    }
+}
+
+/// Decoding, one KV head and a range of n keys: the G query heads sharing it (q [G, dh],
+/// contiguous) against keys/values k, v (rows `stride` floats apart). Writes per head the
+/// partial softmax state: part[h] = {max, sum of exp, o[dh] = sum exp(score - max) * v}.
+/// Each key and value row is loaded once for all G heads. `pf` > 0: floats of every key and value
+/// row to prefetch HL_PF_KEYS rows ahead (the whole row when the caller runs every KV group of a
+/// key range in turn: the first group streams the rows in, the others find them in cache).
+HL_INLINE void decode_group_body(const float *q, const float *k, const float *v, int n, int stride, int dh,
+                                 int G, float scale, float *scores, float *part, int pf) {
+    const int vec = (dh & 15) == 0;
+    group_scores_body(q, k, n, stride, dh, G, scale, scores, n, pf);
     for (int h = 0; h < G; h++) {
         float *sc = scores + (size_t)h * n, *ph = part + (size_t)h * (dh + 2);
         float m = max_body(sc, n);
@@ -552,24 +597,7 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
             v16f a[8], b[8];
             int nv = dh / 16;
             for (int c = 0; c < nv; c++) { a[c] = splat(0); b[c] = splat(0); }
-            int j = 0;
-            for (; j + 2 <= n; j += 2) {
-                const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride;
-                if (h == 0 && pf > 0 && j + HL_PF_KEYS + 2 <= n) {
-                    prefetch_row(v0 + (size_t)HL_PF_KEYS * stride, pf);
-                    prefetch_row(v1 + (size_t)HL_PF_KEYS * stride, pf);
-                }
-                v16f p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
-                for (int c = 0; c < nv; c++) {
-                    a[c] += p0 * ld16f(v0 + 16 * c);
-                    b[c] += p1 * ld16f(v1 + 16 * c);
-                }
-            }
-            for (; j < n; j++) {
-                const float *v0 = v + (size_t)j * stride;
-                v16f p0 = splat(sc[j]);
-                for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
-            }
+            pv_dispatch(nv, sc, v, n, stride, a, b, h == 0 ? pf : 0);
             for (int c = 0; c < nv; c++) st16f(o + 16 * c, a[c] + b[c]);
         } else {
             for (int d = 0; d < dh; d++) o[d] = 0;
@@ -668,34 +696,7 @@ HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t
     for (int b0 = 0; b0 < n; b0 += HL_KV16_BLOCK) {
         int nb = n - b0 < HL_KV16_BLOCK ? n - b0 : HL_KV16_BLOCK;
         widen_rows_body(LD, k + (size_t)b0 * stride, (size_t)stride, nb, dh, rows);
-        int i = 0;
-        if (vec) {
-            for (; i + 4 <= nb; i += 4) {
-                const float *k0 = rows + (size_t)i * dh, *k1 = k0 + dh, *k2 = k1 + dh, *k3 = k2 + dh;
-                for (int h = 0; h < G; h++) {
-                    const float *qh = q + (size_t)h * dh;
-                    v16f a0 = splat(0), a1 = a0, a2 = a0, a3 = a0;
-                    for (int c = 0; c < dh; c += 16) {
-                        v16f qv = ld16f(qh + c);
-                        a0 += qv * ld16f(k0 + c);
-                        a1 += qv * ld16f(k1 + c);
-                        a2 += qv * ld16f(k2 + c);
-                        a3 += qv * ld16f(k3 + c);
-                    }
-                    v4f r = hsum4(a0, a1, a2, a3) * scale;
-                    memcpy(scores + (size_t)h * n + b0 + i, &r, sizeof r);
-                }
-            }
-        }
-        for (; i < nb; i++) {
-            const float *kr = rows + (size_t)i * dh;
-            for (int h = 0; h < G; h++) {
-                const float *qh = q + (size_t)h * dh;
-                float a = 0;
-                for (int c = 0; c < dh; c++) a += qh[c] * kr[c];
-                scores[(size_t)h * n + b0 + i] = a * scale;
-            }
-        }
+        group_scores_body(q, rows, nb, dh, dh, G, scale, scores + b0, n, 0);
     }
     for (int h = 0; h < G; h++) {
         float *sc = scores + (size_t)h * n, *ph = part + (size_t)h * (dh + 2);
@@ -716,20 +717,7 @@ HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t
                 int nv = dh / 16;
                 float *ah = acc + (size_t)h * 2 * dh, *bh = ah + dh;
                 for (int c = 0; c < nv; c++) { a[c] = ld16f(ah + 16 * c); b[c] = ld16f(bh + 16 * c); }
-                int j = 0;
-                for (; j + 2 <= nb; j += 2) {
-                    const float *v0 = rows + (size_t)j * dh, *v1 = v0 + dh;
-                    v16f p0 = splat(sc[j]), p1 = splat(sc[j + 1]);
-                    for (int c = 0; c < nv; c++) {
-                        a[c] += p0 * ld16f(v0 + 16 * c);
-                        b[c] += p1 * ld16f(v1 + 16 * c);
-                    }
-                }
-                for (; j < nb; j++) {
-                    const float *v0 = rows + (size_t)j * dh;
-                    v16f p0 = splat(sc[j]);
-                    for (int c = 0; c < nv; c++) a[c] += p0 * ld16f(v0 + 16 * c);
-                }
+                pv_dispatch(nv, sc, rows, nb, dh, a, b, 0);
                 for (int c = 0; c < nv; c++) { st16f(ah + 16 * c, a[c]); st16f(bh + 16 * c, b[c]); }
             } else {
                 float *o = part + (size_t)h * (dh + 2) + 2;
@@ -866,6 +854,84 @@ HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w
         y[r] = _mm512_reduce_add_ps(_mm512_add_ps(al, ah));
     }
 }
+
+/// AVX2 (+FMA, F16C) float path of the decoding product for Q4_0 / Q4_1 / Q8_0, the counterpart of
+/// q32_rows_avx512 for CPUs without AVX-512 (Zen 1-3, most laptops): nibbles or bytes widened to
+/// 8 int32 lanes, converted and scaled. The values equal dec32's (same operations: (q - 8) * d, or
+/// q * d then + m, never fused), so only the summation order differs from the other levels.
+HL_TARGET_AVX2 HL_INLINE void q32_block_avx2(const int type, const uint8_t *blk, const int qo, __m256 w[4]) {
+    if (type == HL_Q8_0) {
+        __m256 d = _mm256_set1_ps(h2f_f16c(blk));
+        for (int k = 0; k < 4; k++) {
+            __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k));
+            w[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+        }
+        return;
+    }
+    __m256 d = _mm256_set1_ps(h2f_f16c(blk));
+    __m128i qs = _mm_loadu_si128((const __m128i *)(blk + qo)), m15 = _mm_set1_epi8(15);
+    __m128i lo = _mm_and_si128(qs, m15), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), m15);
+    __m128i q[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    if (type == HL_Q4_1) {
+        __m256 m = _mm256_set1_ps(h2f_f16c(blk + 2));
+        for (int k = 0; k < 4; k++)
+            w[k] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q[k])), d), m);
+    } else {
+        const __m256 eight = _mm256_set1_ps(8);
+        for (int k = 0; k < 4; k++)
+            w[k] = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q[k])), eight), d);
+    }
+}
+
+HL_TARGET_AVX2 HL_INLINE float hsum8_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+HL_TARGET_AVX2 HL_INLINE void q32_rows_avx2(const int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
+                                            const float *x, float *y) {
+    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
+    const int qo = type == HL_Q4_1 ? 4 : 2;
+    const uint8_t *end = w + (size_t)r1 * rb;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        __m256 a[4], c[4];
+        for (int j = 0; j < 4; j++) { a[j] = _mm256_setzero_ps(); c[j] = _mm256_setzero_ps(); }
+        const uint8_t *row = w + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + 32 * b;
+            __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+            __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+            hl_prefetch_rows(row, rb, bb, b, end);
+            for (int j = 0; j < 4; j++) {
+                __m256 wv[4];
+                q32_block_avx2(type, row + (size_t)j * rb + (size_t)b * bb, qo, wv);
+                a[j] = _mm256_fmadd_ps(wv[0], x0, a[j]);
+                c[j] = _mm256_fmadd_ps(wv[1], x1, c[j]);
+                a[j] = _mm256_fmadd_ps(wv[2], x2, a[j]);
+                c[j] = _mm256_fmadd_ps(wv[3], x3, c[j]);
+            }
+        }
+        for (int j = 0; j < 4; j++) y[r + j] = hsum8_avx2(_mm256_add_ps(a[j], c[j]));
+    }
+    for (; r < r1; r++) {
+        __m256 a = _mm256_setzero_ps(), c = _mm256_setzero_ps();
+        const uint8_t *row = w + (size_t)r * rb;
+        for (int b = 0; b < nb; b++) {
+            const float *xb = x + 32 * b;
+            __m256 wv[4];
+            q32_block_avx2(type, row + (size_t)b * bb, qo, wv);
+            a = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xb), a);
+            c = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xb + 8), c);
+            a = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xb + 16), a);
+            c = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xb + 24), c);
+        }
+        y[r] = hsum8_avx2(_mm256_add_ps(a, c));
+    }
+}
+
 #endif
 
 #if HL_X86
@@ -970,6 +1036,19 @@ HL_DEFINE_LEVEL(scalar, , h2f_portable)
 HL_DEFINE_LEVEL(avx2, HL_TARGET_AVX2, h2f_f16c)
 HL_DEFINE_LEVEL(avx512, HL_TARGET_AVX512, h2f_f16c)
 
+HL_TARGET_AVX2 static void qmm_avx2(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols, const float *x,
+                                    size_t xs, int t, float *y, size_t ys) {
+    if (t == 1) {
+        switch (type) {
+        case HL_Q4_0: q32_rows_avx2(HL_Q4_0, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q4_1: q32_rows_avx2(HL_Q4_1, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q8_0: q32_rows_avx2(HL_Q8_0, w, rb, r0, r1, cols / 32, x, y); return;
+        default: break;
+        }
+    }
+    qmm_generic_avx2(type, w, rb, r0, r1, cols, x, xs, t, y, ys);
+}
+
 HL_TARGET_AVX512 static void qmm_avx512(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
                                         const float *x, size_t xs, int t, float *y, size_t ys) {
     if (t == 1) {
@@ -995,8 +1074,8 @@ HL_DEFINE_LEVEL(neon, , h2f_arm)
 static const hl_impl impls[HL_KERNELS_LEVELS] = {
     [HL_KERNELS_GENERIC] = HL_IMPL(qmm_generic_scalar, hl_q8_rows_generic, scalar),
 #if HL_X86
-    [HL_KERNELS_AVX2] = HL_IMPL(qmm_generic_avx2, hl_q8_rows_avx2, avx2),
-    [HL_KERNELS_AVX2_VNNI] = HL_IMPL(qmm_generic_avx2, hl_q8_rows_avx2vnni, avx2),
+    [HL_KERNELS_AVX2] = HL_IMPL(qmm_avx2, hl_q8_rows_avx2, avx2),
+    [HL_KERNELS_AVX2_VNNI] = HL_IMPL(qmm_avx2, hl_q8_rows_avx2vnni, avx2),
     // AVX-512 without VNNI: the AVX2 integer kernel (vpmaddubsw) with the AVX-512 float kernels.
     [HL_KERNELS_AVX512] = HL_IMPL(qmm_avx512, hl_q8_rows_avx2, avx512),
     [HL_KERNELS_AVX512_VNNI] = HL_IMPL(qmm_avx512, hl_q8_rows_avx512vnni, avx512),

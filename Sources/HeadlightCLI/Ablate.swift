@@ -127,7 +127,7 @@ struct Ablate: ParsableCommand {
         let json = sweepRun.json
         sharding.applyThreads()
         try kvCache.apply()
-        let env = try LoadedModel.load(suite.model)
+        let env = try LoadedModel.load(suite.model, hashInBackground: true)
         let contents = try RetrievalScoresInput.read(
             scores, option: "--scores", for: env, modelHint: "ablate with the model the scores come from")
         let c = env.model.config

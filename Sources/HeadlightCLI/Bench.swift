@@ -1,4 +1,5 @@
 import ArgumentParser
+import CNative
 import Foundation
 import GGUF
 import Inference
@@ -12,7 +13,9 @@ struct Bench: ParsableCommand {
             Prefill: runs N pseudo-random token ids (the same ids bench/bench.py gives every engine) \
             through a fresh session and reports tokens/s. Decode: prefills --context tokens, then \
             decodes N tokens greedily, one at a time, and reports decode tokens/s. Peak RSS is the \
-            process's high-water mark (VmHWM), model loading included.
+            process's high-water mark (VmHWM), model loading included. Bandwidth: the rate at which \
+            the kernel pool streams a buffer of N MiB from memory (GB/s, median of 5 passes), the \
+            bound of decoding in bench/roofline.py; no model is loaded.
             """)
 
     @Option(name: [.short, .long], help: "GGUF model (default: $HEADLIGHT_MODEL or the cached default model).")
@@ -23,6 +26,9 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Decode this many tokens after a prefill of --context tokens.")
     var decode: Int?
+
+    @Option(help: "Measure streaming-read memory bandwidth over a buffer of this many MiB (no model).")
+    var bandwidth: Int?
 
     @Option(help: "Context length before decoding.")
     var context: Int = 1024
@@ -58,8 +64,11 @@ struct Bench: ParsableCommand {
     @OptionGroup var kvCache: KVCacheOption
 
     func validate() throws {
-        guard (prefill == nil) != (decode == nil) else {
-            throw ValidationError("give exactly one of --prefill N or --decode N")
+        guard [prefill, decode, bandwidth].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --prefill N, --decode N or --bandwidth MiB")
+        }
+        if let n = bandwidth, n < 1 || n > 65536 {
+            throw ValidationError("--bandwidth must be 1...65536 MiB (got \(n))")
         }
         if let n = prefill, n < 1 { throw ValidationError("--prefill must be at least 1 (got \(n))") }
         if let n = decode, n < 1 { throw ValidationError("--decode must be at least 1 (got \(n))") }
@@ -79,6 +88,19 @@ struct Bench: ParsableCommand {
         if referenceAttention { KernelConfig.blockedAttention = false }
         if openblasThreading { KernelConfig.poolSgemm = false }
         KernelConfig.weights = WeightFormat(rawValue: weights) ?? .quantized
+        if let mib = bandwidth {
+            let rate = hl_read_bandwidth(mib * 1_048_576, 5)
+            guard rate > 0 else {
+                throw CLIError("could not measure bandwidth over \(mib) MiB (no memory?)", hint: "lower --bandwidth")
+            }
+            let out: [String: Any] = [
+                "engine": "headlight", "mode": "bandwidth", "mib": mib, "threads": threads, "gb_per_s": rate,
+                "kernels": KernelConfig.level
+            ]
+            let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         let loadStart = Date()
         let m = try Model(gguf: ModelFile.open(model).gguf)
         let loadSeconds = Date().timeIntervalSince(loadStart)

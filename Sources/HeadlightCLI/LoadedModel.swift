@@ -29,22 +29,23 @@ struct LoadedModel {
     let chatTemplate: ChatTemplate?
     /// Seconds spent building the model from the GGUF file (weights dequantized or mapped).
     let loadSeconds: Double
-    /// The model file's SHA-256, when the caller started hashing it early (see `load`).
-    private let pendingSHA256: BackgroundValue<String>?
+    /// The model file's SHA-256: hashed at most once (a run file's header, its resume identity
+    /// and a scores file's check all ask for it), on another thread when `load` started it early.
+    private let digest: ModelFileDigest
 
     /// Resolves, parses and loads the model: GGUF, tokenizer, then weights. With
     /// `hashInBackground` the file's SHA-256 is computed on another thread meanwhile.
     static func load(_ path: String?, hashInBackground: Bool = false) throws -> LoadedModel {
         let file = try ModelFile.open(path)
         let url = file.url
-        let sha = hashInBackground ? BackgroundValue { try SHA256.hashFile(at: url) } : nil
+        let digest = ModelFileDigest(url: url, startNow: hashInBackground)
         let tokenizer = try file.tokenizer()
         let start = Date()
         let model = try Model(gguf: file.gguf)
         return LoadedModel(
             url: url, gguf: file.gguf, tokenizer: tokenizer, model: model,
             chatTemplate: try? ChatTemplate(gguf: file.gguf),
-            loadSeconds: Date().timeIntervalSince(start), pendingSHA256: sha)
+            loadSeconds: Date().timeIntervalSince(start), digest: digest)
     }
 
     var config: ModelConfig { model.config }
@@ -52,11 +53,8 @@ struct LoadedModel {
     /// The model's name, else its file name.
     var displayName: String { model.name ?? url.lastPathComponent }
 
-    /// The model file's SHA-256 (from the background hash when one was started).
-    func sha256() throws -> String {
-        if let pendingSHA256 { return try pendingSHA256.value() }
-        return try SHA256.hashFile(at: url)
-    }
+    /// The model file's SHA-256 (from the background hash when one was started; hashed once).
+    func sha256() throws -> String { try digest.value() }
 
     /// The chat wrapper for NIAHTrialBuilder: one user message plus the generation prompt.
     func chatWrapper(needed: Bool) throws -> ((String) -> String)? {
@@ -67,6 +65,31 @@ struct LoadedModel {
                     + "Headlight can render", hint: "pass --chat false")
         }
         return { body in (try? t.apply(messages: [.user(body)], addGenerationPrompt: true)) ?? body }
+    }
+}
+
+/// A model file's SHA-256, computed once: on a background thread from the start (`startNow`),
+/// else on the first `value()`. A failure is kept and thrown again.
+final class ModelFileDigest: @unchecked Sendable {
+    private let url: URL
+    private let lock = NSLock()
+    private var background: BackgroundValue<String>?
+    private var result: Result<String, Error>?
+
+    init(url: URL, startNow: Bool) {
+        self.url = url
+        if startNow { background = BackgroundValue { try SHA256.hashFile(at: url) } }
+    }
+
+    func value() throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if result == nil {
+            let url = self.url
+            result = Result { try background?.value() ?? SHA256.hashFile(at: url) }
+            background = nil
+        }
+        return try result!.get()
     }
 }
 

@@ -74,7 +74,7 @@ struct RetrievalHeads: ParsableCommand {
         let json = sweepRun.json
         sharding.applyThreads()
         try kvCache.apply()
-        let env = try LoadedModel.load(suite.model)
+        let env = try LoadedModel.load(suite.model, hashInBackground: exportTrials == nil)
         let probe = try suite.loadProbe(for: env, quiet: json)
         var options = RetrievalSweepOptions()
         options.threshold = threshold

@@ -9,4 +9,5 @@
 #include "hl_zlib.h"
 #include "hl_kernels.h"
 #include "hl_fs.h"
+#include "hl_membw.h"
 #endif

@@ -9,24 +9,10 @@ final class CaptureHookTests: XCTestCase {
     typealias Manifest = ForwardTests.TinyManifest
 
     static func tiny(_ arch: String) throws -> (Model, Manifest, [Float]) {
-        let dir = ForwardTests.fixtures
-        let m = try JSONDecoder().decode(
-            Manifest.self, from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
-        let model = try Model(path: dir.appendingPathComponent(m.gguf).path)
-        let attn = try ForwardTests.readFloats(dir.appendingPathComponent(m.attention_file)) // [L, H, T, T]
+        let (model, m) = try ReferenceModels.tiny(arch)
+        // [L, H, T, T]
+        let attn = try ForwardTests.readFloats(ForwardTests.fixtures.appendingPathComponent(m.attention_file))
         return (model, m, attn)
-    }
-
-    static func smolLM2() throws -> (Model, ForwardTests.SmolManifest) {
-        let path = ForwardTests.defaultModelPath
-        guard FileManager.default.fileExists(atPath: path.path) else {
-            throw XCTSkip("default model not found at \(path.path) (scripts/fetch-model.sh)")
-        }
-        let manifest = try JSONDecoder().decode(
-            ForwardTests.SmolManifest.self,
-            from: Data(
-                contentsOf: ForwardTests.fixtures.appendingPathComponent("smollm2/manifest.json")))
-        return (try Model(path: path.path), manifest)
     }
 
     /// Compares every captured pattern row with transformers' attention; rows sum to 1 and keys
@@ -81,7 +67,7 @@ final class CaptureHookTests: XCTestCase {
 
     /// The default model against the transformers fixture rows (every head), through the capture API.
     func testSmolLM2PatternMatchesTransformers() throws {
-        let (model, manifest) = try Self.smolLM2()
+        let (model, manifest) = try ReferenceModels.smolLM2()
         let session = model.makeSession(maxContext: 2304)
         var worst: Float = 0
         for prompt in manifest.prompts {

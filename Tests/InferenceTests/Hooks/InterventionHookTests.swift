@@ -203,7 +203,7 @@ final class InterventionHookTests: XCTestCase {
     /// Default model: zero-ablating all 9 heads of a layer gives the same logits as removing that
     /// layer's attention output from the residual stream (patching hook_attn_out with zeros).
     func testZeroAblatingALayerRemovesItsAttentionOutput() throws {
-        let (model, manifest) = try CaptureHookTests.smolLM2()
+        let (model, manifest) = try ReferenceModels.smolLM2()
         let c = model.config
         let tokens = manifest.prompts[0].tokens
         let t = tokens.count

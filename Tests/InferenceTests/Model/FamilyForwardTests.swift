@@ -79,18 +79,6 @@ final class FamilyForwardTests: XCTestCase {
         XCTAssertTrue(m.config.qkNorm && m.config.postNorms)
     }
 
-    static func greedy(_ session: InferenceSession, prompt: [Int32], steps: Int) throws -> [Int32] {
-        session.reset()
-        var logits = try session.prefill(tokens: prompt)
-        var out: [Int32] = []
-        for i in 0..<steps {
-            let next = Int32(Sampler.argmax(logits))
-            out.append(next)
-            if i + 1 < steps { logits = try session.step(token: next) }
-        }
-        return out
-    }
-
     /// Runs every check on `tiny-<family>`; returns the model for family-specific assertions.
     @discardableResult
     func check(_ family: String) throws -> Model {
@@ -158,7 +146,7 @@ final class FamilyForwardTests: XCTestCase {
                 maxStep = max(
                     maxStep, ForwardTests.maxAbsDiff(row, refLogits[(logitBase + p * v)..<(logitBase + (p + 1) * v)]))
             }
-            let cont = try Self.greedy(session, prompt: prompt.tokens, steps: prompt.greedy.count)
+            let cont = try ReferenceModels.greedy(session, prompt: prompt.tokens, steps: prompt.greedy.count)
             XCTAssertEqual(cont, prompt.greedy, "tiny-\(family) prompt \(pi) greedy continuation")
             logitBase += t * v
         }

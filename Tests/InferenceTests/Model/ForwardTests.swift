@@ -93,10 +93,7 @@ final class ForwardTests: XCTestCase {
     @discardableResult
     func checkTiny(_ arch: String) throws -> Model {
         let dir = Self.fixtures
-        let manifest = try JSONDecoder().decode(
-            TinyManifest.self,
-            from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
-        let model = try Model(path: dir.appendingPathComponent(manifest.gguf).path)
+        let (model, manifest) = try ReferenceModels.tiny(arch)
         let c = model.config
         XCTAssertEqual(c.architecture, arch)
         XCTAssertEqual(c.vocabSize, manifest.vocab_size)
@@ -153,30 +150,14 @@ final class ForwardTests: XCTestCase {
         XCTAssertLessThanOrEqual(stepDiff, 1e-4)
 
         // Greedy continuation.
-        let cont = try greedy(session, prompt: manifest.tokens, steps: manifest.greedy.count)
+        let cont = try ReferenceModels.greedy(session, prompt: manifest.tokens, steps: manifest.greedy.count)
         XCTAssertEqual(cont, manifest.greedy, "tiny-\(arch) greedy continuation")
         return model
     }
 
-    func greedy(_ session: InferenceSession, prompt: [Int32], steps: Int) throws -> [Int32] {
-        session.reset()
-        var logits = try session.prefill(tokens: prompt)
-        var out: [Int32] = []
-        for i in 0..<steps {
-            let next = Int32(Sampler.argmax(logits))
-            out.append(next)
-            if i + 1 < steps { logits = try session.step(token: next) }
-        }
-        return out
-    }
-
     /// Small chunks, a reset and a rewind give the same logits as one pass.
     func testChunkingResetAndTruncate() throws {
-        let dir = Self.fixtures
-        let manifest = try JSONDecoder().decode(
-            TinyManifest.self,
-            from: Data(contentsOf: dir.appendingPathComponent("tiny-qwen2.json")))
-        let model = try Model(path: dir.appendingPathComponent(manifest.gguf).path)
+        let (model, manifest) = try ReferenceModels.tiny("qwen2")
         let whole = try InferenceSession(model: model, maxContext: 64).prefillAllLogits(tokens: manifest.tokens)
         let chunked = InferenceSession(model: model, maxContext: 64, maxChunk: 7)
         let parts = try chunked.prefillAllLogits(tokens: manifest.tokens)
@@ -273,20 +254,8 @@ final class ForwardTests: XCTestCase {
             .appendingPathComponent(".cache/headlight/models/SmolLM2-135M-Instruct.Q4_1.gguf")
     }
 
-    func loadSmolLM2() throws -> (Model, SmolManifest) {
-        let path = Self.defaultModelPath
-        guard FileManager.default.fileExists(atPath: path.path) else {
-            throw XCTSkip("default model not found at \(path.path) (scripts/fetch-model.sh)")
-        }
-        let manifest = try JSONDecoder().decode(
-            SmolManifest.self,
-            from: Data(contentsOf: Self.fixtures.appendingPathComponent("smollm2/manifest.json")))
-        let model = try Model(path: path.path)
-        return (model, manifest)
-    }
-
     func testSmolLM2MatchesTransformers() throws {
-        let (model, manifest) = try loadSmolLM2()
+        let (model, manifest) = try ReferenceModels.smolLM2()
         let c = model.config
         XCTAssertEqual(c.architecture, "llama")
         XCTAssertEqual(
@@ -345,7 +314,7 @@ final class ForwardTests: XCTestCase {
             }
             XCTAssertEqual(offset, refAttn.count)
             // Greedy continuation.
-            let cont = try greedy(session, prompt: prompt.tokens, steps: manifest.greedy_steps)
+            let cont = try ReferenceModels.greedy(session, prompt: prompt.tokens, steps: manifest.greedy_steps)
             let firstDiff = zip(cont, prompt.greedy).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             if let firstDiff {
                 failures.append("\(prompt.name): greedy continuation differs from step \(firstDiff)")

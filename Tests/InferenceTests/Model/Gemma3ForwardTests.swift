@@ -131,7 +131,7 @@ final class Gemma3ForwardTests: XCTestCase {
                 }
                 attnBase += h * (s.query + 1)
             }
-            let cont = try FamilyForwardTests.greedy(session, prompt: prompt.tokens, steps: prompt.greedy.count)
+            let cont = try ReferenceModels.greedy(session, prompt: prompt.tokens, steps: prompt.greedy.count)
             XCTAssertEqual(cont, prompt.greedy, "\(prompt.name) greedy continuation")
         }
         XCTAssertEqual(attnBase, refAttn.count)

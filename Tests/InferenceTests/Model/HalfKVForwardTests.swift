@@ -21,32 +21,13 @@ final class HalfKVForwardTests: XCTestCase {
         super.tearDown()
     }
 
-    static func tinyModel(_ arch: String) throws -> (Model, ForwardTests.TinyManifest) {
-        let dir = ForwardTests.fixtures
-        let manifest = try JSONDecoder().decode(
-            ForwardTests.TinyManifest.self, from: Data(contentsOf: dir.appendingPathComponent("tiny-\(arch).json")))
-        return (try Model(path: dir.appendingPathComponent(manifest.gguf).path), manifest)
-    }
-
-    static func greedy(_ session: InferenceSession, prompt: [Int32], steps: Int) throws -> [Int32] {
-        session.reset()
-        var logits = try session.prefill(tokens: prompt)
-        var out: [Int32] = []
-        for i in 0..<steps {
-            let next = Int32(Sampler.argmax(logits))
-            out.append(next)
-            if i + 1 < steps { logits = try session.step(token: next) }
-        }
-        return out
-    }
-
     func allLogits(_ s: InferenceSession, _ tokens: [Int32]) throws -> [[Float]] {
         s.reset()
         return try s.prefillAllLogits(tokens: tokens)
     }
 
     func testStorageChoiceAndParsing() throws {
-        let (model, _) = try Self.tinyModel("llama")
+        let (model, _) = try ReferenceModels.tiny("llama")
         XCTAssertEqual(model.makeSession(maxContext: 16).kvStorage, .f32)
         let s16 = InferenceSession(model: model, maxContext: 16, kv: .f16)
         let s32 = InferenceSession(model: model, maxContext: 16, kv: .f32)
@@ -75,7 +56,7 @@ final class HalfKVForwardTests: XCTestCase {
     /// KV policy, on both tiny models.
     func testTinyModels() throws {
         for arch in ["llama", "qwen2"] {
-            let (model, manifest) = try Self.tinyModel(arch)
+            let (model, manifest) = try ReferenceModels.tiny(arch)
             let c = model.config
             let s32 = InferenceSession(model: model, maxContext: 64, kv: .f32)
             let s16 = InferenceSession(model: model, maxContext: 64, kv: .f16)
@@ -95,7 +76,7 @@ final class HalfKVForwardTests: XCTestCase {
             }
             // Greedy continuation as transformers'.
             XCTAssertEqual(
-                try Self.greedy(s16, prompt: tokens, steps: manifest.greedy.count), manifest.greedy,
+                try ReferenceModels.greedy(s16, prompt: tokens, steps: manifest.greedy.count), manifest.greedy,
                 "tiny-\(arch) f16 greedy continuation")
 
             // Captures: hook_v / hook_rot_k are the stored (rounded) values; the pattern path (widened
@@ -139,14 +120,7 @@ final class HalfKVForwardTests: XCTestCase {
 
     /// The default model on the fidelity fixture prompts with the f16 cache.
     func testSmolLM2F16AgainstTransformers() throws {
-        let path = ForwardTests.defaultModelPath
-        guard FileManager.default.fileExists(atPath: path.path) else {
-            throw XCTSkip("default model not found at \(path.path) (scripts/fetch-model.sh)")
-        }
-        let manifest = try JSONDecoder().decode(
-            ForwardTests.SmolManifest.self,
-            from: Data(contentsOf: ForwardTests.fixtures.appendingPathComponent("smollm2/manifest.json")))
-        let model = try Model(path: path.path)
+        let (model, manifest) = try ReferenceModels.smolLM2()
         let v = model.config.vocabSize
         let session = InferenceSession(model: model, maxContext: 2304, kv: .f16)
         var worst: Float = 0
@@ -172,7 +146,7 @@ final class HalfKVForwardTests: XCTestCase {
             for p in mismatches where prompt.top1_margin[p] > 0.1 {
                 failures.append("\(prompt.name): top-1 differs at \(p) (reference margin \(prompt.top1_margin[p]))")
             }
-            let cont = try Self.greedy(session, prompt: prompt.tokens, steps: manifest.greedy_steps)
+            let cont = try ReferenceModels.greedy(session, prompt: prompt.tokens, steps: manifest.greedy_steps)
             let firstDiff = zip(cont, prompt.greedy).enumerated().first { $0.element.0 != $0.element.1 }?.offset
             print(
                 "smollm2 f16 KV \(prompt.name): T=\(t), max |logit diff| \(maxLogit), top-1 mismatches "
