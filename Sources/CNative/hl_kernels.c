@@ -932,6 +932,58 @@ HL_TARGET_AVX2 HL_INLINE void q32_rows_avx2(const int type, const uint8_t *w, si
     }
 }
 
+/// Batched decoding (hl_qmatmul_rows) on AVX2: rows r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the
+/// T activation rows at x (`xs` floats apart), each weight block decoded once for the T rows; every
+/// (row, activation) pair has q32_rows_avx2's arithmetic (accumulators a, c over the blocks in
+/// order, fused multiply-adds w0 x0 -> a, w1 x1 -> c, w2 x2 -> a, w3 x3 -> c, then hsum8(a + c)), so
+/// its result is bit for bit hl_qmatmul's with t == 1. R, T <= 2 (16 ymm registers).
+HL_TARGET_AVX2 HL_INLINE void q32_tile_avx2(const int type, const int R, const int T, const uint8_t *w, size_t rb,
+                                            int r, int nb, const float *x, size_t xs, float *y, size_t ys,
+                                            const uint8_t *end) {
+    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
+    const int qo = type == HL_Q4_1 ? 4 : 2;
+    __m256 a[2][2], c[2][2]; // [R, T]
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) { a[j][i] = _mm256_setzero_ps(); c[j][i] = _mm256_setzero_ps(); }
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int b = 0; b < nb; b++) {
+        if (R == 2) hl_prefetch_rows(row, rb, bb, b, end);
+        for (int j = 0; j < R; j++) {
+            __m256 wv[4];
+            q32_block_avx2(type, row + (size_t)j * rb + (size_t)b * bb, qo, wv);
+            for (int i = 0; i < T; i++) {
+                const float *xb = x + (size_t)i * xs + 32 * b;
+                a[j][i] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xb), a[j][i]);
+                c[j][i] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xb + 8), c[j][i]);
+                a[j][i] = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xb + 16), a[j][i]);
+                c[j][i] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xb + 24), c[j][i]);
+            }
+        }
+    }
+    for (int j = 0; j < R; j++)
+        for (int i = 0; i < T; i++) y[(size_t)i * ys + r + j] = hsum8_avx2(_mm256_add_ps(a[j][i], c[j][i]));
+}
+
+/// Rows r0..<r1 times t activation rows, as q32_tile_avx2: pairs of weight rows, each applied to
+/// the activations two at a time (the pair's blocks stay in L1 between the passes).
+HL_TARGET_AVX2 HL_INLINE void q32_rows_batch_avx2(const int type, const uint8_t *w, size_t rb, int r0, int r1,
+                                                  int nb, const float *x, size_t xs, int t, float *y, size_t ys) {
+    const uint8_t *end = w + (size_t)r1 * rb;
+    int r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        int i = 0;
+        for (; i + 2 <= t; i += 2)
+            q32_tile_avx2(type, 2, 2, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+        if (i < t) q32_tile_avx2(type, 2, 1, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+    }
+    for (; r < r1; r++) {
+        int i = 0;
+        for (; i + 2 <= t; i += 2)
+            q32_tile_avx2(type, 1, 2, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+        if (i < t) q32_tile_avx2(type, 1, 1, w, rb, r, nb, x + (size_t)i * xs, xs, y + (size_t)i * ys, ys, end);
+    }
+}
+
 #endif
 
 #if HL_X86
@@ -1281,15 +1333,27 @@ HL_TARGET_AVX512 static void qmm_rows_avx512(int type, const uint8_t *w, size_t 
     default: qmm_generic_avx512(type, w, rb, r0, r1, cols, x, xs, t, y, ys); return;
     }
 }
+
+/// AVX2: likewise with q32_rows_avx2, the t == 1 product of those types on AVX2.
+HL_TARGET_AVX2 static void qmm_rows_avx2(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
+                                         const float *x, size_t xs, int t, float *y, size_t ys) {
+    switch (type) {
+    case HL_Q4_0: q32_rows_batch_avx2(HL_Q4_0, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    case HL_Q4_1: q32_rows_batch_avx2(HL_Q4_1, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    case HL_Q8_0: q32_rows_batch_avx2(HL_Q8_0, w, rb, r0, r1, cols / 32, x, xs, t, y, ys); return;
+    default: qmm_generic_avx2(type, w, rb, r0, r1, cols, x, xs, t, y, ys); return;
+    }
+}
 #endif
 
-/// Indexed by level id, as `impls` (whose `qmm` of every level but AVX-512 is qmm_body for any t:
-/// qrows gives each (weight row, activation row) pair the same operations for every R and T).
+/// Indexed by level id, as `impls` (where the t == 1 product of the other types and levels is
+/// qmm_body, which gives each (weight row, activation row) pair the same operations for every t:
+/// qrows's per-pair arithmetic does not depend on R or T).
 static const qmm_rows_fn qmm_rows_impls[HL_KERNELS_LEVELS] = {
     [HL_KERNELS_GENERIC] = qmm_generic_scalar,
 #if HL_X86
-    [HL_KERNELS_AVX2] = qmm_generic_avx2,
-    [HL_KERNELS_AVX2_VNNI] = qmm_generic_avx2,
+    [HL_KERNELS_AVX2] = qmm_rows_avx2,
+    [HL_KERNELS_AVX2_VNNI] = qmm_rows_avx2,
     [HL_KERNELS_AVX512] = qmm_rows_avx512,
     [HL_KERNELS_AVX512_VNNI] = qmm_rows_avx512,
     [HL_KERNELS_NEON] = qmm_generic_scalar,

@@ -73,8 +73,9 @@ void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,
 /// hl_qmatmul for batched decoding: y[i, :] is bit for bit what hl_qmatmul gives for activation row
 /// i alone (t == 1), at every kernel level and in every mode, while each weight block is read once
 /// for all t rows (decoding is bound by streaming the weights). Float path: the level's t == 1
-/// arithmetic (AVX-512 Q4_0 / Q4_1 / Q8_0: q32_rows_avx512's, decoded once per block for up to
-/// two rows); int8 / int16: hl_qmatmul itself (its rows are quantized and multiplied one by one).
+/// arithmetic (Q4_0 / Q4_1 / Q8_0 on AVX-512 and AVX2: q32_rows_avx512's / q32_rows_avx2's, each
+/// block decoded once for two activation rows); int8 / int16: hl_qmatmul itself (its rows are
+/// quantized and multiplied one by one).
 void hl_qmatmul_rows(int type, const void *w, size_t row_bytes, int rows, int cols,
                      const float *x, size_t x_stride, int t, float *y, size_t y_stride);
 
