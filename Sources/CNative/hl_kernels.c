@@ -1155,7 +1155,7 @@ const char *hl_qdot_mode_name(int mode) {
     return mode == HL_QDOT_INT8 ? "int8" : mode == HL_QDOT_INT16 ? "int16" : "float";
 }
 
-int hl_qdot_int8_supported(int type) { return hl_q8_block_bytes(type) != 0; }
+int hl_qdot_int8_supported(int type) { return hl_q8_supported(type); }
 
 const char *hl_kernels_summary(void) {
     static _Thread_local char buf[192];

@@ -18,9 +18,11 @@ typedef struct {
     const int32_t *isum;
 } hl_q8_act;
 
-/// Rows r0..<r1 of a weight matrix of ggml type `type` (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0; rows
-/// `rb` bytes apart, nb 32-weight blocks each) times t quantized activation rows:
-/// y[i * ys + r] = sum_b (d_w d_x) * sum(q_w q_x) (+ m_w s_x).
+/// Rows r0..<r1 of a weight matrix of ggml type `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or
+/// Q6_K; rows `rb` bytes apart, nb 32-weight blocks each, i.e. nb / 8 superblocks for the
+/// K-quants) times t quantized activation rows: y[i * ys + r] = sum_b (d_w d_x) * sum(q_w q_x)
+/// (+ m_w s_x); K-quants: per 32-weight block the sub-block scale(s) d * sc take the place of d_w
+/// and Q4_K's minimum is -dmin * m (see hl_kernels_q8.c).
 typedef void (*hl_q8_rows_fn)(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x,
                               int t, float *y, size_t ys);
 
@@ -40,6 +42,27 @@ static inline int hl_q8_block_bytes(int type) {
     default: return 0;
     }
 }
+
+/// Bytes per 256-weight superblock of the K-quants on the integer paths (0: not a K-quant).
+static inline int hl_q8_super_bytes(int type) {
+    switch (type) {
+    case 12: return 144;  // Q4_K: f16 d, dmin | u8 scales[12] (6-bit scale, min per 32) | u8 qs[128]
+    case 14: return 210;  // Q6_K: u8 ql[128] | u8 qh[64] | i8 scales[16] (one per 16) | f16 d
+    default: return 0;
+    }
+}
+
+/// Whether the int8 / int16 paths cover ggml type `type`.
+static inline int hl_q8_supported(int type) { return hl_q8_block_bytes(type) != 0 || hl_q8_super_bytes(type) != 0; }
+
+/// One case of a level's type switch (inside a hl_q8_rows_fn, whose parameters it uses): the row
+/// function FN(type, two, ...) instantiated for type T and both paths (int16: x[0].q2 non-NULL),
+/// so the inner loops carry no run-time branches.
+#define HL_Q8_CASE(T, FN)                                                                                              \
+    case T:                                                                                                            \
+        if (x[0].q2) FN(T, 1, w, rb, r0, r1, nb, x, t, y, ys);                                                         \
+        else FN(T, 0, w, rb, r0, r1, nb, x, t, y, ys);                                                                 \
+        break;
 
 /// Groups of 4 weight rows that the matrix-vector kernels prefetch ahead (software prefetch: on
 /// Zen 4 it takes the streaming Q4_1 product from 40.7 to 30.7 us per 1536 x 576 matrix with 2
@@ -71,6 +94,41 @@ static inline float hl_q8_h2f(const uint8_t *p) {
     float r;
     memcpy(&r, &bits, 4);
     return r;
+}
+
+/// The scales of one K-quant superblock `blk` in Float32, as the dequantizers form them
+/// (llama.cpp dequantize_row_q4_K / _q6_K, get_scale_min_k4). Q4_K: sc[k] = d * scale_k and
+/// mn[k] = dmin * min_k for the 32-weight sub-blocks k < 8 (weight = sc[k] q - mn[k], q in 0..15).
+/// Q6_K: sc[k] = d * scales[k] for the 16-weight sub-blocks k < 16 (weight = sc[k] (q - 32), q in
+/// 0..63); mn is not written.
+static inline void hl_q8_kscales(int type, const uint8_t *blk, float *sc, float *mn) {
+    if (type == 12) {
+        const float d = hl_q8_h2f(blk), dmin = hl_q8_h2f(blk + 2);
+        const uint8_t *q = blk + 4;
+        for (int k = 0; k < 8; k++) {
+            int s, m;
+            if (k < 4) {
+                s = q[k] & 63;
+                m = q[k + 4] & 63;
+            } else {
+                s = (q[k + 4] & 0x0F) | ((q[k - 4] >> 6) << 4);
+                m = (q[k + 4] >> 4) | ((q[k] >> 6) << 4);
+            }
+            sc[k] = d * (float)s;
+            mn[k] = dmin * (float)m;
+        }
+    } else {
+        const float d = hl_q8_h2f(blk + 208);
+        const int8_t *q = (const int8_t *)(blk + 192);
+        for (int k = 0; k < 16; k++) sc[k] = d * (float)q[k];
+    }
+}
+
+/// Bytes per 32 weights for hl_prefetch_rows (K-quants: the row's bytes per 32 weights rounded up,
+/// so the prefetches of a group cover its rows).
+static inline int hl_q8_prefetch_bytes(int type, size_t rb, int nb) {
+    int bb = hl_q8_block_bytes(type);
+    return bb ? bb : (int)((rb + (size_t)nb - 1) / (size_t)nb);
 }
 
 void hl_q8_rows_generic(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x, int t,
