@@ -104,18 +104,20 @@ static inline float hl_q8_h2f(const uint8_t *p) {
 static inline void hl_q8_kscales(int type, const uint8_t *blk, float *sc, float *mn) {
     if (type == 12) {
         const float d = hl_q8_h2f(blk), dmin = hl_q8_h2f(blk + 2);
-        const uint8_t *q = blk + 4;
+        // The 12 bytes of 6-bit values, unpacked four at a time (get_scale_min_k4 for k < 4: the low
+        // 6 bits of bytes k and k + 4; k >= 4: low / high nibble of byte k + 4 with the top 2 bits of
+        // byte k - 4 / k): u bytes 0..7 = scale_k, bytes 8..15 = min_k.
+        uint32_t v[3], u[4];
+        memcpy(v, blk + 4, 12);
+        u[0] = v[0] & 0x3f3f3f3fu;
+        u[1] = (v[2] & 0x0f0f0f0fu) | ((v[0] >> 6) & 0x03030303u) << 4;
+        u[2] = v[1] & 0x3f3f3f3fu;
+        u[3] = ((v[2] >> 4) & 0x0f0f0f0fu) | ((v[1] >> 6) & 0x03030303u) << 4;
+        uint8_t q[16];
+        memcpy(q, u, 16);   // little-endian byte order, as the blocks
         for (int k = 0; k < 8; k++) {
-            int s, m;
-            if (k < 4) {
-                s = q[k] & 63;
-                m = q[k + 4] & 63;
-            } else {
-                s = (q[k + 4] & 0x0F) | ((q[k - 4] >> 6) << 4);
-                m = (q[k + 4] >> 4) | ((q[k] >> 6) << 4);
-            }
-            sc[k] = d * (float)s;
-            mn[k] = dmin * (float)m;
+            sc[k] = d * (float)q[k];
+            mn[k] = dmin * (float)q[8 + k];
         }
     } else {
         const float d = hl_q8_h2f(blk + 208);
