@@ -31,7 +31,8 @@ typedef void (*hl_q8_rows_fn)(int type, const uint8_t *w, size_t rb, int r0, int
 /// q2 = the rounded remainder in units of d / 256, d = max|x| / 32512 and isum = sum(256 q + q2).
 void hl_q8_quantize(const float *x, int n, int8_t *q, int8_t *q2, float *d, float *s, int32_t *isum);
 
-/// Bytes per 32-weight block of the int8-path types (0: not covered).
+/// Bytes per 32-weight block of the int8-path types with 32-weight blocks (0: other types; the
+/// K-quants: hl_q8_super_bytes).
 static inline int hl_q8_block_bytes(int type) {
     switch (type) {
     case 2: return 18;    // Q4_0: f16 d | u8 qs[16]

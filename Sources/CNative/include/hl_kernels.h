@@ -64,8 +64,9 @@ int hl_qtype_supported(int type);
 ///   32-value block of x is quantized to 8 bits (hl_quantize_q8_32) and multiplied with integer dot
 ///   products, as llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends: per block (d_w d_x) *
 ///   sum(q_w q_x), plus m_w * d_x * sum(q_x) for the formats with a minimum (K-quants: the
-///   sub-block scale d * sc in place of d_w, one per 16 weights for Q6_K, and Q4_K's -dmin * m). The error against the float path is
-///   bounded by sum over blocks of (max|x_b| / 254) * sum_{c in b} |W[r, c]| (plus float rounding).
+///   sub-block scale d * sc in place of d_w, one per 16 weights for Q6_K, and Q4_K's -dmin * m).
+///   The error against the float path is bounded by sum over blocks of (max|x_b| / 254) *
+///   sum_{c in b} |W[r, c]| (plus float rounding).
 /// - int16 (same types): x to 16 bits per 32-value block, multiplied as two int8 dot products;
 ///   the bound becomes sum over blocks of (max|x_b| / 32512) * sum_{c in b} |W[r, c]|.
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,
