@@ -10,6 +10,15 @@
 // with s_x = d_x * sum(q_x). The integer sums are exact; the levels differ only in how the
 // Float32 terms are added up.
 //
+// K-quants (as llama.cpp's ggml_vec_dot_q4_K_q8_K / q6_K_q8_K, but against the same 32-value
+// activation blocks): a 256-weight superblock spans 8 activation blocks. Q4_K's sub-blocks are 32
+// weights, one per activation block, each with its scale sc = d * scale and minimum mn = dmin * min
+// (hl_q8_kscales); Q6_K's are 16 weights, two per activation block, scales sc0, sc1 = d * scales:
+//   Q4_K: (sc d_x) * sum(q_w q_x) - mn s_x
+//   Q6_K: (sc0 d_x) * sum_{first 16}((q_w - 32) q_x) + (sc1 d_x) * sum_{last 16}((q_w - 32) q_x)
+// The SIMD levels keep the integer sums in lanes of 4 products and convert them to Float32
+// exactly (|lane| <= 4 * 32 * 32639 < 2^24 on the int16 path), scaled per lane.
+//
 // The int16 path (HL_QDOT_INT16) keeps 16 bits per activation: v = round(x * 32512 / max|x|) as
 // 256 q + q2 with q the int8 value above and q2 the rounded remainder (|q2| <= 127), d_x =
 // max|x| / 32512, and the same formulas with sum(q_w v) = 256 sum(q_w q) + sum(q_w q2): two int8
@@ -134,8 +143,69 @@ static inline float block_generic(int type, const uint8_t *blk, const int8_t *xq
     }
 }
 
+/// sum over 16 weights of q_w * v (int8: v = q; int16: v = 256 q + q2) for the weights w [16]
+/// (any integers of |w| <= 63).
+static inline int32_t dot16(const int32_t *w, const int8_t *xq, const int8_t *xq2) {
+    int32_t hi = 0, lo = 0;
+    for (int j = 0; j < 16; j++) hi += w[j] * xq[j];
+    if (xq2)
+        for (int j = 0; j < 16; j++) lo += w[j] * xq2[j];
+    return xq2 ? 256 * hi + lo : hi;
+}
+
+/// The 32 weights of activation block k (< 8) of a K-quant superblock: Q4_K q in 0..15, Q6_K
+/// q - 32 in -32..31 (llama.cpp's layouts, see hl_kernels.c dec32).
+static inline void kquant_weights(int type, const uint8_t *blk, int k, int32_t *wq) {
+    if (type == HL_Q4_K) {
+        const uint8_t *qs = blk + 16 + 32 * (k >> 1);
+        for (int j = 0; j < 32; j++) wq[j] = (k & 1) ? qs[j] >> 4 : qs[j] & 15;
+    } else {
+        const int half = k >> 2, kk = k & 3;
+        const uint8_t *ql = blk + 64 * half + 32 * (kk & 1), *qh = blk + 128 + 32 * half;
+        for (int j = 0; j < 32; j++) {
+            int lo = kk >= 2 ? ql[j] >> 4 : ql[j] & 15;
+            wq[j] = (lo | ((qh[j] >> (2 * kk)) & 3) << 4) - 32;
+        }
+    }
+}
+
+static void rows_kquant_generic(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x,
+                                int t, float *y, size_t ys) {
+    const int sbb = hl_q8_super_bytes(type);
+    for (int i = 0; i < t; i++) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *row = w + (size_t)r * rb;
+            float acc = 0;
+            for (int sb = 0; sb < nb / 8; sb++) {
+                const uint8_t *blk = row + (size_t)sb * sbb;
+                float sc[16], mn[8];
+                hl_q8_kscales(type, blk, sc, mn);
+                for (int k = 0; k < 8; k++) {
+                    const int b = 8 * sb + k;
+                    const int8_t *xq = x[i].q + 32 * b, *xq2 = x[i].q2 ? x[i].q2 + 32 * b : NULL;
+                    const float dx = x[i].d[b];
+                    int32_t wq[32];   // [32] integer weights of this activation block
+                    kquant_weights(type, blk, k, wq);
+                    if (type == HL_Q4_K) {
+                        int32_t p = dot16(wq, xq, xq2) + dot16(wq + 16, xq + 16, xq2 ? xq2 + 16 : NULL);
+                        acc += (sc[k] * dx) * (float)p - mn[k] * x[i].s[b];
+                    } else {
+                        int32_t p0 = dot16(wq, xq, xq2), p1 = dot16(wq + 16, xq + 16, xq2 ? xq2 + 16 : NULL);
+                        acc += (sc[2 * k] * dx) * (float)p0 + (sc[2 * k + 1] * dx) * (float)p1;
+                    }
+                }
+            }
+            y[(size_t)i * ys + r] = acc;
+        }
+    }
+}
+
 void hl_q8_rows_generic(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb, const hl_q8_act *x, int t,
                         float *y, size_t ys) {
+    if (hl_q8_super_bytes(type)) {
+        rows_kquant_generic(type, w, rb, r0, r1, nb, x, t, y, ys);
+        return;
+    }
     const int bb = hl_q8_block_bytes(type);
     for (int i = 0; i < t; i++) {
         for (int r = r0; r < r1; r++) {

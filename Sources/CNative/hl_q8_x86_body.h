@@ -10,6 +10,12 @@
 // multiplied-added with d_w d_x into eight Float32 lanes. The Q4_0 / Q5_0 offsets (-8 / -16) and
 // the Q4_1 / Q5_1 minimums are applied once per row from the sums sum_b d_w s_x / m_w s_x.
 // Four rows at a time share each activation block load.
+//
+// K-quants (Q4_K, Q6_K): per superblock and row the sub-block scales are decoded once
+// (hl_q8_kscales), then each of its 8 activation blocks as above with the unsigned weights q
+// (Q4_K: 0..15, Q6_K: 0..63). Q4_K: lanes * (sc d_x), minimum -mn s_x per row. Q6_K: its offset
+// -32 is taken off the lanes as 32 * (sums of 4 activations), one Q8_DOT per activation block shared
+// by the rows, and the lanes are scaled per 16-weight sub-block (lanes 0-3: sc0 d_x, 4-7: sc1 d_x).
 
 #define Q8_CAT2(a, b) a##_##b
 #define Q8_CAT(a, b) Q8_CAT2(a, b)
@@ -138,23 +144,110 @@ Q8_TGT Q8_INLINE void Q8_FN(q8_rows_type)(const int type, const int two, const u
     }
 }
 
+/// Activation block k (< 8) of the K-quant superblock blk of one row against xv (int8) or 256 xv +
+/// xv2 (int16, `two`); off, off2: Q8_DOT(32, xv / xv2) (Q6_K). sc, mn: the row's hl_q8_kscales.
+Q8_TGT Q8_INLINE void Q8_FN(q8_kblock)(const int type, const int two, const uint8_t *blk, int k, __m256i xv,
+                                       __m256i xv2, __m256i off, __m256i off2, float dx, float sx, const float *sc,
+                                       const float *mn, __m256 *acc, float *corr) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i a;
+    __m256 scale;
+    if (type == HL_Q4_K) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (k >> 1)));
+        a = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * (k & 1))), m4);
+        scale = _mm256_set1_ps(sc[k] * dx);
+        *corr += mn[k] * sx;
+    } else {
+        const int half = k >> 2, kk = k & 3;
+        __m256i ql = _mm256_loadu_si256((const __m256i *)(blk + 64 * half + 32 * (kk & 1)));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * half));
+        __m256i lo = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128(4 * (kk >> 1))), m4);
+        // Bits 2kk, 2kk+1 of each qh byte to bits 4, 5: one 16-bit shift by 4 - 2kk (left) or 2kk - 4
+        // (right); the mask drops the bits that crossed between the two bytes of a word.
+        __m256i hs = kk >= 2 ? _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * kk - 4))
+                             : _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - 2 * kk));
+        __m256i hi = _mm256_and_si256(hs, _mm256_set1_epi8(0x30));
+        a = _mm256_or_si256(lo, hi);
+        scale = _mm256_set_m128(_mm_set1_ps(sc[2 * k + 1] * dx), _mm_set1_ps(sc[2 * k] * dx));
+    }
+    __m256i p = Q8_DOT(a, xv);
+    if (type == HL_Q6_K) p = _mm256_sub_epi32(p, off);
+    if (two) {
+        __m256i p2 = Q8_DOT(a, xv2);
+        if (type == HL_Q6_K) p2 = _mm256_sub_epi32(p2, off2);
+        p = _mm256_add_epi32(_mm256_slli_epi32(p, 8), p2);
+    }
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scale, *acc);
+}
+
+Q8_TGT Q8_INLINE void Q8_FN(q8_rows_k)(const int type, const int two, const uint8_t *w, size_t rb, int r0, int r1,
+                                       int nb, const hl_q8_act *xa, int t, float *y, size_t ys) {
+    const int sbb = hl_q8_super_bytes(type), bb = hl_q8_prefetch_bytes(type, rb, nb);
+    const __m256i zero = _mm256_setzero_si256(), m32 = _mm256_set1_epi8(32);
+    const uint8_t *end = w + (size_t)r1 * rb;
+    for (int i = 0; i < t; i++) {
+        const int8_t *xq = xa[i].q, *xq2 = xa[i].q2;
+        const float *xd = xa[i].d, *xs = xa[i].s;
+        float *yi = y + (size_t)i * ys;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            __m256 acc[4];
+            float corr[4];
+            float sc[4][16], mn[4][8];   // [row][sub-block] scales of the current superblock
+            for (int j = 0; j < 4; j++) {
+                acc[j] = _mm256_setzero_ps();
+                corr[j] = 0;
+            }
+            const uint8_t *row = w + (size_t)r * rb;
+            for (int sb = 0; sb < nb / 8; sb++) {
+                for (int j = 0; j < 4; j++) hl_q8_kscales(type, row + (size_t)j * rb + (size_t)sb * sbb, sc[j], mn[j]);
+                for (int k = 0; k < 8; k++) {
+                    const int b = 8 * sb + k;
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+                    __m256i xv2 = two ? _mm256_loadu_si256((const __m256i *)(xq2 + 32 * b)) : zero;
+                    __m256i off = type == HL_Q6_K ? Q8_DOT(m32, xv) : zero;
+                    __m256i off2 = type == HL_Q6_K && two ? Q8_DOT(m32, xv2) : zero;
+                    hl_prefetch_rows(row, rb, bb, b, end);
+                    for (int j = 0; j < 4; j++)
+                        Q8_FN(q8_kblock)(type, two, row + (size_t)j * rb + (size_t)sb * sbb, k, xv, xv2, off, off2,
+                                         xd[b], xs[b], sc[j], mn[j], &acc[j], &corr[j]);
+                }
+            }
+            for (int j = 0; j < 4; j++) yi[r + j] = Q8_FN(q8_hsum)(acc[j]) - corr[j];
+        }
+        for (; r < r1; r++) {
+            __m256 acc = _mm256_setzero_ps();
+            float corr = 0, sc[16], mn[8];
+            const uint8_t *row = w + (size_t)r * rb;
+            for (int sb = 0; sb < nb / 8; sb++) {
+                hl_q8_kscales(type, row + (size_t)sb * sbb, sc, mn);
+                for (int k = 0; k < 8; k++) {
+                    const int b = 8 * sb + k;
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+                    __m256i xv2 = two ? _mm256_loadu_si256((const __m256i *)(xq2 + 32 * b)) : zero;
+                    __m256i off = type == HL_Q6_K ? Q8_DOT(m32, xv) : zero;
+                    __m256i off2 = type == HL_Q6_K && two ? Q8_DOT(m32, xv2) : zero;
+                    Q8_FN(q8_kblock)(type, two, row + (size_t)sb * sbb, k, xv, xv2, off, off2, xd[b], xs[b], sc, mn,
+                                     &acc, &corr);
+                }
+            }
+            yi[r] = Q8_FN(q8_hsum)(acc) - corr;
+        }
+    }
+}
+
 Q8_TGT void Q8_CAT(hl_q8_rows, Q8_SUF)(int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
                                        const hl_q8_act *x, int t, float *y, size_t ys) {
-    // One instantiation per type and path, so the inner loops carry no run-time branches.
-#define Q8_CASE(T)                                                                                                     \
-    case T:                                                                                                            \
-        if (x[0].q2) Q8_FN(q8_rows_type)(T, 1, w, rb, r0, r1, nb, x, t, y, ys);                                        \
-        else Q8_FN(q8_rows_type)(T, 0, w, rb, r0, r1, nb, x, t, y, ys);                                                \
-        break;
     switch (type) {
-        Q8_CASE(HL_Q4_0)
-        Q8_CASE(HL_Q4_1)
-        Q8_CASE(HL_Q5_0)
-        Q8_CASE(HL_Q5_1)
-        Q8_CASE(HL_Q8_0)
+        HL_Q8_CASE(HL_Q4_0, Q8_FN(q8_rows_type))
+        HL_Q8_CASE(HL_Q4_1, Q8_FN(q8_rows_type))
+        HL_Q8_CASE(HL_Q5_0, Q8_FN(q8_rows_type))
+        HL_Q8_CASE(HL_Q5_1, Q8_FN(q8_rows_type))
+        HL_Q8_CASE(HL_Q8_0, Q8_FN(q8_rows_type))
+        HL_Q8_CASE(HL_Q4_K, Q8_FN(q8_rows_k))
+        HL_Q8_CASE(HL_Q6_K, Q8_FN(q8_rows_k))
     default: hl_q8_rows_generic(type, w, rb, r0, r1, nb, x, t, y, ys); break;
     }
-#undef Q8_CASE
 }
 
 #undef Q8_CAT2

@@ -61,18 +61,47 @@ static void put_half(uint8_t *p, float v) { uint16_t h = f2h(v); p[0] = (uint8_t
 
 static int block_bytes(int type) {
     switch (type) { case HL_Q4_0: return 18; case HL_Q4_1: return 20; case HL_Q5_0: return 22;
-                    case HL_Q5_1: return 24; default: return 34; }
+                    case HL_Q5_1: return 24; case HL_Q4_K: return 144; case HL_Q6_K: return 210; default: return 34; }
 }
+static int block_size(int type) { return type == HL_Q4_K || type == HL_Q6_K ? 256 : 32; }
 static const char *type_name(int type) {
     switch (type) { case HL_Q4_0: return "Q4_0"; case HL_Q4_1: return "Q4_1"; case HL_Q5_0: return "Q5_0";
-                    case HL_Q5_1: return "Q5_1"; default: return "Q8_0"; }
+                    case HL_Q5_1: return "Q5_1"; case HL_Q4_K: return "Q4_K"; case HL_Q6_K: return "Q6_K";
+                    default: return "Q8_0"; }
 }
 
-/// The 32 weights of one block in Double (ggml's dequantization, exact).
+/// The block_size(type) weights of one block in Double (ggml's dequantization, llama.cpp's
+/// dequantize_row_q4_K / _q6_K for the K-quants; exact).
 static void dequant(int type, const uint8_t *b, double *w) {
     double d = h2d(b);
     uint32_t qh = 0;
     switch (type) {
+    case HL_Q4_K: {
+        const uint8_t *sc = b + 4;
+        for (int j = 0; j < 8; j++) {
+            int s = j < 4 ? sc[j] & 63 : (sc[j + 4] & 15) | (sc[j - 4] >> 6) << 4;
+            int m = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >> 4) | (sc[j] >> 6) << 4;
+            for (int l = 0; l < 32; l++) {
+                int q = j & 1 ? b[16 + 32 * (j / 2) + l] >> 4 : b[16 + 32 * (j / 2) + l] & 15;
+                w[32 * j + l] = d * s * q - h2d(b + 2) * m;
+            }
+        }
+        break;
+    }
+    case HL_Q6_K:
+        d = h2d(b + 208);
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = b + 64 * n, *qh6 = b + 128 + 32 * n;
+            const int8_t *sc = (const int8_t *)(b + 192 + 8 * n);
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                w[128 * n + l] = d * sc[is] * (((ql[l] & 15) | ((qh6[l] >> 0) & 3) << 4) - 32);
+                w[128 * n + l + 32] = d * sc[is + 2] * (((ql[l + 32] & 15) | ((qh6[l] >> 2) & 3) << 4) - 32);
+                w[128 * n + l + 64] = d * sc[is + 4] * (((ql[l] >> 4) | ((qh6[l] >> 4) & 3) << 4) - 32);
+                w[128 * n + l + 96] = d * sc[is + 6] * (((ql[l + 32] >> 4) | ((qh6[l] >> 6) & 3) << 4) - 32);
+            }
+        }
+        break;
     case HL_Q4_0: for (int j = 0; j < 16; j++) { w[j] = ((b[2 + j] & 15) - 8) * d; w[j + 16] = ((b[2 + j] >> 4) - 8) * d; } break;
     case HL_Q4_1: for (int j = 0; j < 16; j++) { w[j] = (b[4 + j] & 15) * d + h2d(b + 2); w[j + 16] = (b[4 + j] >> 4) * d + h2d(b + 2); } break;
     case HL_Q5_0:
@@ -96,14 +125,22 @@ static void dequant(int type, const uint8_t *b, double *w) {
 static int failures = 0;
 
 static void check_qmatmul(int type, int rows, int cols) {
-    const int nb = cols / 32, bb = block_bytes(type);
-    uint8_t *w = malloc((size_t)rows * nb * bb);
-    for (int i = 0; i < rows * nb * bb; i++) w[i] = (uint8_t)next_u32();
-    for (int b = 0; b < rows * nb; b++) {
+    const int nb = cols / 32, bb = block_bytes(type), nw = cols / block_size(type);   // nw blocks per row
+    uint8_t *w = malloc((size_t)rows * nw * bb);
+    for (int i = 0; i < rows * nw * bb; i++) w[i] = (uint8_t)next_u32();
+    for (int b = 0; b < rows * nw; b++) {
         uint8_t *blk = w + (size_t)b * bb;
-        put_half(blk, type == HL_Q4_1 || type == HL_Q5_1 ? uniform(0.001f, 0.05f) : uniform(-0.05f, 0.05f));
+        if (type == HL_Q4_K) {   // scales of the size real models have (KernelTests.randomBlocks)
+            put_half(blk, uniform(0.0005f, 0.005f));
+            put_half(blk + 2, uniform(0.0005f, 0.005f));
+        } else if (type == HL_Q6_K) {
+            put_half(blk + 208, uniform(-0.002f, 0.002f));
+        } else {
+            put_half(blk, type == HL_Q4_1 || type == HL_Q5_1 ? uniform(0.001f, 0.05f) : uniform(-0.05f, 0.05f));
+        }
         if (type == HL_Q4_1 || type == HL_Q5_1) put_half(blk + 2, uniform(-0.4f, 0));
     }
+    double *wrow = malloc(sizeof(double) * cols);   // [cols] one dequantized row
     for (int t = 1; t <= 5; t += 2) {
         float *x = malloc(sizeof(float) * t * cols), *y = malloc(sizeof(float) * t * rows);
         for (int i = 0; i < t * cols; i++) x[i] = uniform(-1, 1) * (i % 7 == 0 ? 4.0f : 1.0f);
@@ -116,13 +153,15 @@ static void check_qmatmul(int type, int rows, int cols) {
             for (int level = 0; level < HL_KERNELS_LEVELS; level++) {
                 if (!hl_kernels_level_supported(level)) continue;
                 hl_kernels_set_level(level);
-                hl_qmatmul(type, w, (size_t)nb * bb, rows, cols, x, cols, t, y, rows);
+                hl_qmatmul(type, w, (size_t)nw * bb, rows, cols, x, cols, t, y, rows);
                 double worst = 0, worst_bound = 0;
                 for (int i = 0; i < t; i++)
                     for (int r = 0; r < rows; r++) {
-                        double ref = 0, mag = 0, exact = 0, bound = 0, wq[32];
+                        double ref = 0, mag = 0, exact = 0, bound = 0;
+                        for (int b = 0; b < nw; b++)
+                            dequant(type, w + ((size_t)r * nw + b) * bb, wrow + (size_t)b * block_size(type));
                         for (int b = 0; b < nb; b++) {
-                            dequant(type, w + ((size_t)r * nb + b) * bb, wq);
+                            const double *wq = wrow + 32 * b;
                             double amax = 0, wsum = 0;
                             for (int j = 0; j < 32; j++) {
                                 int c = 32 * b + j;
@@ -154,7 +193,7 @@ static void check_qmatmul(int type, int rows, int cols) {
         }
         free(x); free(y); free(xq); free(xd); free(yq); free(yq2); free(yd);
     }
-    free(w);
+    free(w); free(wrow);
 }
 
 static void check_attention(void) {
@@ -197,6 +236,12 @@ int main(void) {
         check_qmatmul(types[i], 37, 320);
         check_qmatmul(types[i], 1536, 576);   // SmolLM2's FFN shape: split over the thread pool
     }
+    // K-quants: odd rows (the 4-row kernel's remainder) and Gemma 3 270M's attn_output (Q4_K) and
+    // ffn_down (Q6_K) shapes, split over the thread pool.
+    check_qmatmul(HL_Q4_K, 37, 512);
+    check_qmatmul(HL_Q4_K, 640, 1024);
+    check_qmatmul(HL_Q6_K, 37, 512);
+    check_qmatmul(HL_Q6_K, 640, 2048);
     check_attention();
     printf("%s: %d failures\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;

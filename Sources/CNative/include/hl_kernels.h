@@ -60,11 +60,13 @@ int hl_qtype_supported(int type);
 /// block size. Two arithmetic paths (hl_qdot_set_mode):
 /// - float: each weight is decoded to exactly the Float32 value the dequantizer gives
 ///   (GGUF/Dequantize.swift), so results differ from an f32 product only by the order of summation.
-/// - int8 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0; other types use the float path): each 32-value block of
-///   x is quantized to 8 bits (hl_quantize_q8_32) and multiplied with integer dot products, as
-///   llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends: per block (d_w d_x) * sum(q_w q_x), plus
-///   m_w * d_x * sum(q_x) for the formats with a minimum. The error against the float path is
-///   bounded by sum over blocks of (max|x_b| / 254) * sum_{c in b} |W[r, c]| (plus float rounding).
+/// - int8 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K; other types use the float path): each
+///   32-value block of x is quantized to 8 bits (hl_quantize_q8_32) and multiplied with integer dot
+///   products, as llama.cpp's ggml_vec_dot_q4_1_q8_1 and friends: per block (d_w d_x) *
+///   sum(q_w q_x), plus m_w * d_x * sum(q_x) for the formats with a minimum (K-quants: the
+///   sub-block scale d * sc in place of d_w, one per 16 weights for Q6_K, and Q4_K's -dmin * m).
+///   The error against the float path is bounded by sum over blocks of (max|x_b| / 254) *
+///   sum_{c in b} |W[r, c]| (plus float rounding).
 /// - int16 (same types): x to 16 bits per 32-value block, multiplied as two int8 dot products;
 ///   the bound becomes sum over blocks of (max|x_b| / 32512) * sum_{c in b} |W[r, c]|.
 void hl_qmatmul(int type, const void *w, size_t row_bytes, int rows, int cols,

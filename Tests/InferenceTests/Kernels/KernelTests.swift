@@ -84,7 +84,6 @@ final class KernelTests: XCTestCase {
     }
 
     static let quantTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K]
-    static let int8Types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0]
 
     func testQuantizedMatmulMatchesFloatReference() throws {
         var rng = SeededGenerator(seed: 42)
@@ -173,11 +172,12 @@ final class KernelTests: XCTestCase {
         var rng = SeededGenerator(seed: sixteenBits ? 44 : 43)
         _ = hl_qdot_set_mode(Int32(sixteenBits ? HL_QDOT_INT16 : HL_QDOT_INT8))
         let path = sixteenBits ? "int16" : "int8"
-        for type in Self.int8Types {
+        for type in Self.quantTypes {
             XCTAssertNotEqual(hl_qdot_int8_supported(Int32(type.rawValue)), 0, type.name)
-            let cols = 320, nb = cols / 32
+            // K-quants: two 256-weight superblocks per row (16 activation blocks).
+            let cols = type.blockSize == 256 ? 512 : 320, nb = cols / 32
             for rows in [1, 7, 203] {
-                let blocks = Self.randomBlocks(type, count: rows * nb, rng: &rng)
+                let blocks = Self.randomBlocks(type, count: rows * cols / type.blockSize, rng: &rng)
                 let w = blocks.withUnsafeBytes {
                     WeightMatrix(name: "w", rows: rows, cols: cols, type: type, blocks: $0)
                 }
