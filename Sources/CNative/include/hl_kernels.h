@@ -169,6 +169,10 @@ void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t 
 void hl_attention_decode_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z,
                              int s, int h, int hkv, int dh, float scale);
 
+/// 1 (default): on AVX-512, hl_attention_prefill* without a window run the fused tile (scores,
+/// online softmax and P·V without OpenBLAS); 0: the sgemm + softmax + sgemm tiles (tests, benchmarks).
+void hl_attention_set_fused(int on);
+
 /// Query tile rows per work item and key tile width of hl_attention_prefill (0: keep). For tests
 /// and tuning.
 void hl_attention_set_tiles(int query_rows, int key_cols);
