@@ -1860,6 +1860,61 @@ void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t 
     attention_prefill(q, NULL, NULL, k, v, z, t, p, h, hkv, dh, scale, window, NULL);
 }
 
+// Attention, decoding with the probabilities materialized (captures of hook_pattern at a decode
+// step): the same products as the materializing reference path (scores by sgemm per KV group,
+// softmax per head, P·V by sgemm), split over the kernel pool instead of run on one thread.
+
+typedef struct {
+    const float *q, *k, *v;
+    float *z, *probs; // z [h, dh]; probs [h, s]
+    int s, h, hkv, dh, nsplit, splitlen;
+    float scale;
+    const hl_impl *im;
+} decp_job;
+
+/// Scores of the G query heads of one KV group over one key range: probs[g*G + j][k0..<k1].
+static void decp_scores_task(void *c, int task, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    int G = j->h / j->hkv, kvs = j->hkv * j->dh, g = task / j->nsplit, sp = task % j->nsplit;
+    int k0 = sp * j->splitlen, k1 = k0 + j->splitlen > j->s ? j->s : k0 + j->splitlen;
+    if (k1 <= k0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, k1 - k0, j->dh, j->scale, j->q + (size_t)g * G * j->dh,
+                j->dh, j->k + (size_t)k0 * kvs + (size_t)g * j->dh, kvs, 0.0f, j->probs + (size_t)g * G * j->s + k0,
+                j->s);
+}
+
+static void decp_softmax_task(void *c, int head, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    j->im->softmax(j->probs + (size_t)head * j->s, j->s);
+}
+
+/// z rows of one KV group's G heads, output columns [d0, d0 + dh/2) (halves: each reads half of
+/// every value row, so the two tasks of a group move its values once).
+static void decp_values_task(void *c, int task, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    int G = j->h / j->hkv, kvs = j->hkv * j->dh, g = task / 2, half = j->dh / 2;
+    int d0 = task % 2 == 0 ? 0 : half, nd = task % 2 == 0 ? half : j->dh - half;
+    if (nd <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, nd, j->s, 1.0f, j->probs + (size_t)g * G * j->s, j->s,
+                j->v + (size_t)g * j->dh + d0, kvs, 0.0f, j->z + (size_t)g * G * j->dh + d0, j->dh);
+}
+
+void hl_attention_decode_probs(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
+                               int dh, float scale, float *probs) {
+    if (s <= 0) return;
+    int threads = hl_kernels_threads();
+    // Key ranges per KV group: enough tasks for every thread, at least 256 keys each.
+    int nsplit = 1;
+    while (hkv * nsplit < 2 * threads && s / (nsplit * 2) >= 256) nsplit *= 2;
+    decp_job j = {q, k, v, z, probs, s, h, hkv, dh, nsplit, (s + nsplit - 1) / nsplit, scale, impl()};
+    hl_parallel_ex(hkv * nsplit, decp_scores_task, &j, 1);
+    hl_parallel_ex(h, decp_softmax_task, &j, 1);
+    hl_parallel_ex(hkv * 2, decp_values_task, &j, 1);
+}
+
 // Attention, decoding: per (KV head, key range) task the partial softmax state of its G query
 // heads (flash-decoding), merged afterwards, so two threads share even 3 KV heads evenly.
 
