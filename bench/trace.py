@@ -13,6 +13,10 @@ passed as token ids, so every engine sees the same tokens):
   plain-8000        plain forward pass, 8,000 tokens
   last64-8000       all heads' rows of the last 64 queries plus `logits` for them (float32)
   layer-8000        the full hook_pattern of one layer (9 x 8,000 x 8,000), float16, gzip 4
+  topk-N, spans-N   the last 64 rows as top-16 keys / as mass on two spans (N = 2048, 8000)
+  plain-gen-N       the plain pass plus 32 greedy decode steps
+  dec-rows-N        every head's attention row at each of the 32 decode steps (retrieval-heads'
+                    capture); dec-topk-2048 / dec-spans-2048 the same as top-16 / span mass
 
 Each run is a fresh process: wall time, CPU time (user+sys) and peak RSS (getrusage of the
 child), and the run file size. The issue's reference points: transformers with eager
@@ -42,6 +46,20 @@ CASES = {
     "plain-8000": (8000, []),
     "last64-8000": (8000, ["--hooks", "attn.hook_pattern,logits", "--queries", "last:64"]),
     "layer-8000": (8000, ["--hooks", "blocks.20.attn.hook_pattern", "--float16", "--gzip", "4"]),
+    # Cheap requests (issue 13: <= 5% over the plain pass): rows, top-k and span mass of the last
+    # 64 prompt rows, and of 32 decode steps after the prompt (retrieval heads' kind of capture).
+    "topk-2048": (2048, ["--hooks", "attn.hook_pattern", "--queries", "last:64", "--top-k", "16"]),
+    "spans-2048": (2048, ["--hooks", "attn.hook_pattern", "--queries", "last:64", "--spans", "a=0:64,b=1000:1100"]),
+    "plain-gen-2048": (2048, ["--generate", "32"]),
+    "dec-rows-2048": (2048, ["--hooks", "attn.hook_pattern", "--queries", "decode", "--generate", "32"]),
+    "dec-topk-2048": (2048, ["--hooks", "attn.hook_pattern", "--queries", "decode", "--generate", "32",
+                             "--top-k", "16"]),
+    "dec-spans-2048": (2048, ["--hooks", "attn.hook_pattern", "--queries", "decode", "--generate", "32",
+                              "--spans", "a=0:64,b=1000:1100"]),
+    "topk-8000": (8000, ["--hooks", "attn.hook_pattern", "--queries", "last:64", "--top-k", "16"]),
+    "spans-8000": (8000, ["--hooks", "attn.hook_pattern", "--queries", "last:64", "--spans", "a=0:64,b=4000:4100"]),
+    "plain-gen-8000": (8000, ["--generate", "32"]),
+    "dec-rows-8000": (8000, ["--hooks", "attn.hook_pattern", "--queries", "decode", "--generate", "32"]),
 }
 
 
@@ -96,6 +114,7 @@ def main():
     ap.add_argument("--model", default=default_model())
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-rss", action="store_true", help="skip the extra /usr/bin/time run per case (peak RSS)")
     ap.add_argument("--headlight-bin", default=os.environ.get("HEADLIGHT_BIN")
                     or os.path.join(ROOT, ".build/release/headlight"))
     a = ap.parse_args()
@@ -111,7 +130,7 @@ def main():
         ids = token_file(a.headlight_bin, a.model, n, work, env)
         out = os.path.join(work, f"{name}.h5")
         cmd = [a.headlight_bin, "trace", "--model", a.model, "--token-ids", ids, "--quiet", "-o", out] + extra
-        if not extra:
+        if not extra or extra[0] == "--generate":
             cmd += ["--hooks", "blocks.0.hook_resid_pre", "--queries", "last:1"]   # one 576-float row: nothing to speak of
         walls, cpus, rsss = [], [], []
         for rep in range(a.repeats):
@@ -121,7 +140,7 @@ def main():
             walls.append(w)
             cpus.append(c)
             if rep == 0:
-                rsss.append(rss_of(cmd, env))   # one more run under /usr/bin/time for this case's peak RSS
+                rsss.append(0.0 if a.no_rss else rss_of(cmd, env))   # one more run under /usr/bin/time for this case's peak RSS
         size = os.path.getsize(out) / 1e6
         rows.append((name, n, statistics.median(walls), statistics.median(cpus), max(rsss), size))
         print(f"{name:<15} {n:>6} tokens  wall {statistics.median(walls):7.2f} s  cpu {statistics.median(cpus):7.2f} s  "

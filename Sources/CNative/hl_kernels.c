@@ -1810,9 +1810,143 @@ void hl_sgemm_nt_panels(int m, int n, int k, const float *a, int lda, hl_rows_fn
     hl_parallel_ex(tasks, panel_task, &j, 1);
 }
 
+// Attention, prefill, AVX-512: a fused flash-attention tile without OpenBLAS. The query block is
+// kept transposed in panels of 32 rows (Qb [Rp/32][dh][32]), so scores come out key-major
+// (St [n][Rp]: a key's scores for 32 rows are two vectors). The per-row max, exp and sum are
+// then vertical vector operations, and P·V accumulates into the transposed output
+// (Ob [Rp/32][dh][32]) with the rescale by alpha fused into its load. Nothing is packed per key
+// tile: keys and values are read as broadcasts straight from the cache rows.
+// Profile before (8,000 tokens, SmolLM2): sgemm kernels 72%, OpenBLAS packing 12%, softmax 10%.
+
+#if HL_X86
+#define HL_FA_ROWS 32 // query rows per panel (two vectors)
+
+HL_INLINE v16i splat_i(int x) { return (v16i){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+
+/// St[c][r0..r0+32) = scale * Qb_panel[.][r] · K[c] for the nk (<= 6) keys c in c0..<c0+nk.
+/// `tmax` (non-NULL): running elementwise max over the keys of the panel's 32 rows.
+HL_INLINE void fa_qk_block(const float *qp, const float *k, size_t ks, int c0, const int nk,
+                                            int dh, float scale, float *st, int ldst, v16f *tmax) {
+    v16f a0[6], a1[6];
+    for (int j = 0; j < nk; j++) { a0[j] = splat(0); a1[j] = splat(0); }
+    const float *kr = k + (size_t)c0 * ks;
+    for (int d = 0; d < dh; d++) {
+        v16f q0 = ld16f(qp + (size_t)d * HL_FA_ROWS), q1 = ld16f(qp + (size_t)d * HL_FA_ROWS + 16);
+        for (int j = 0; j < nk; j++) {
+            v16f b = splat(kr[(size_t)j * ks + d]);
+            a0[j] += q0 * b;
+            a1[j] += q1 * b;
+        }
+    }
+    for (int j = 0; j < nk; j++) {
+        v16f s0 = a0[j] * scale, s1 = a1[j] * scale;
+        st16f(st + (size_t)(c0 + j) * ldst, s0);
+        st16f(st + (size_t)(c0 + j) * ldst + 16, s1);
+        if (tmax) {
+            tmax[0] = __builtin_elementwise_max(tmax[0], s0);
+            tmax[1] = __builtin_elementwise_max(tmax[1], s1);
+        }
+    }
+}
+
+/// Ob_panel[d][r] = alpha[r] * Ob_panel[d][r] + sum_c St[c][r] * V[c][d] for d in d0..<d0+8.
+HL_INLINE void fa_pv_block(const float *st, int ldst, int n, const float *v, size_t vs, int d0,
+                                            float *op, const float *alpha) {
+    v16f al0 = ld16f(alpha), al1 = ld16f(alpha + 16);
+    v16f a0[8], a1[8];
+    for (int j = 0; j < 8; j++) {
+        a0[j] = ld16f(op + (size_t)(d0 + j) * HL_FA_ROWS) * al0;
+        a1[j] = ld16f(op + (size_t)(d0 + j) * HL_FA_ROWS + 16) * al1;
+    }
+    for (int c = 0; c < n; c++) {
+        v16f p0 = ld16f(st + (size_t)c * ldst), p1 = ld16f(st + (size_t)c * ldst + 16);
+        const float *vr = v + (size_t)c * vs + d0;
+        for (int j = 0; j < 8; j++) {
+            v16f b = splat(vr[j]);
+            a0[j] += p0 * b;
+            a1[j] += p1 * b;
+        }
+    }
+    for (int j = 0; j < 8; j++) {
+        st16f(op + (size_t)(d0 + j) * HL_FA_ROWS, a0[j]);
+        st16f(op + (size_t)(d0 + j) * HL_FA_ROWS + 16, a1[j]);
+    }
+}
+
+/// One key tile (keys kb..<kb+n, rows k/v `ks` floats apart) for the Rp query rows of Qb:
+/// scores, online-softmax update of M, L [Rp] and the output panels Ob. lim [Rp]: row r sees the
+/// tile's keys c <= lim[r] (diagonal tiles); `full` (every key visible to every row) skips the mask.
+HL_INLINE void fa_tile_body(const float *qb, int rp, int dh, float scale, const float *k, const float *v, size_t ks,
+                            int n, const int *lim, int full, float *st, float *m, float *l, float *alpha, float *ob) {
+    const int ldst = rp;
+    for (int r0 = 0; r0 < rp; r0 += HL_FA_ROWS) {
+        const float *qp = qb + (size_t)r0 * dh;
+        v16f tmax[2] = {splat(-INFINITY), splat(-INFINITY)};
+        v16f *tm = full ? tmax : NULL;
+        int c = 0;
+        for (; c + 6 <= n; c += 6) fa_qk_block(qp, k, ks, c, 6, dh, scale, st + r0, ldst, tm);
+        switch (n - c) {
+        case 5: fa_qk_block(qp, k, ks, c, 5, dh, scale, st + r0, ldst, tm); break;
+        case 4: fa_qk_block(qp, k, ks, c, 4, dh, scale, st + r0, ldst, tm); break;
+        case 3: fa_qk_block(qp, k, ks, c, 3, dh, scale, st + r0, ldst, tm); break;
+        case 2: fa_qk_block(qp, k, ks, c, 2, dh, scale, st + r0, ldst, tm); break;
+        case 1: fa_qk_block(qp, k, ks, c, 1, dh, scale, st + r0, ldst, tm); break;
+        default: break;
+        }
+        for (int h = 0; h < 2; h++) {
+            const int r = r0 + 16 * h;
+            float *sc = st + r;
+            v16i lv;
+            memcpy(&lv, lim + r, sizeof lv);
+            if (!full) {
+                v16f mx = splat(-INFINITY);
+                for (int cc = 0; cc < n; cc++) {
+                    v16i vis = (v16i)(splat_i(cc) <= lv); // all ones where key cc is visible
+                    v16f s = (v16f)(((v16i)ld16f(sc + (size_t)cc * ldst) & vis) | ((v16i)splat(-INFINITY) & ~vis));
+                    mx = __builtin_elementwise_max(mx, s);
+                }
+                tmax[h] = mx;
+            }
+            v16f mo = ld16f(m + r), mn = __builtin_elementwise_max(mo, tmax[h]);
+            // Rows without a visible key in this tile keep their max (mn = mo, alpha = 1).
+            v16f al = vexp(mo - mn);
+            al = (v16f)((v16i)al & ~(v16i)(mo == splat(-INFINITY))); // first visible keys: alpha 0
+            v16f sum = splat(0);
+            if (full) {
+                for (int cc = 0; cc < n; cc++) {
+                    v16f e = vexp(ld16f(sc + (size_t)cc * ldst) - mn);
+                    st16f(sc + (size_t)cc * ldst, e);
+                    sum += e;
+                }
+            } else {
+                for (int cc = 0; cc < n; cc++) {
+                    v16f e = vexp(ld16f(sc + (size_t)cc * ldst) - mn);
+                    e = (v16f)((v16i)e & (v16i)(splat_i(cc) <= lv));
+                    st16f(sc + (size_t)cc * ldst, e);
+                    sum += e;
+                }
+            }
+            st16f(l + r, ld16f(l + r) * al + sum);
+            st16f(m + r, mn);
+            st16f(alpha + r, al);
+        }
+        for (int d0 = 0; d0 < dh; d0 += 8) fa_pv_block(st + r0, ldst, n, v, ks, d0, ob + (size_t)r0 * dh, alpha + r0);
+    }
+}
+
+HL_TARGET_AVX512 static void fa_tile_avx512(const float *qb, int rp, int dh, float scale, const float *k,
+                                            const float *v, size_t ks, int n, const int *lim, int full, float *st,
+                                            float *m, float *l, float *alpha, float *ob) {
+    fa_tile_body(qb, rp, dh, scale, k, v, ks, n, lim, full, st, m, l, alpha, ob);
+}
+#endif
+
 // Attention, prefill: blocked, online softmax.
 
 static int g_tile_q = 0, g_tile_k = 0;
+static int g_attn_fused = 1;
+
+void hl_attention_set_fused(int on) { g_attn_fused = on != 0; }
 
 void hl_attention_set_tiles(int query_rows, int key_cols) {
     if (query_rows >= 0) g_tile_q = query_rows;
@@ -1828,7 +1962,63 @@ typedef struct {
     const hl_impl *im;
     const unsigned char *skip; // [hkv] nonzero: the KV group's query heads are not computed (NULL: none)
     const hl_kv16_impl *im16;
+    int fused;                 // fa_tile_avx512 instead of sgemm + tile_rows + sgemm
 } attn_job;
+
+#if HL_X86
+/// attn_task on the fused AVX-512 tile (no window; dh a multiple of 8).
+static void attn_task_fused(attn_job *j, int grp, int qb) {
+    const int dh = j->dh, G = j->g, bk = j->bk;
+    const int qs = j->h * dh, kvs = j->hkv * dh;
+    int t0 = qb * j->bq, bq = j->t - t0 < j->bq ? j->t - t0 : j->bq;
+    int R = G * bq, rp = (R + HL_FA_ROWS - 1) / HL_FA_ROWS * HL_FA_ROWS;
+    // scratch: Qb [rp/32, dh, 32] | Ob [rp/32, dh, 32] | St [bk, rp] | M, L, A [rp] | lim [rp] (int)
+    //          (binary16 cache: | Kt [bk, dh] | Vt [bk, dh] widened tiles)
+    const int half = j->k16 != NULL;
+    size_t need = 2 * (size_t)rp * dh + (size_t)bk * rp + 4 * (size_t)rp + 32 + (half ? 2 * (size_t)bk * dh : 0);
+    float *buf = scratch(need);
+    float *Qb = buf, *Ob = Qb + (size_t)rp * dh, *St = Ob + (size_t)rp * dh, *M = St + (size_t)bk * rp;
+    float *L = M + rp, *A = L + rp;
+    int *lim = (int *)(A + rp);
+    float *Kt = A + 2 * (size_t)rp + 32, *Vt = Kt + (size_t)bk * dh;
+    for (int r = 0; r < rp; r++) {
+        float *dst = Qb + (size_t)(r / HL_FA_ROWS) * dh * HL_FA_ROWS + r % HL_FA_ROWS;
+        if (r < R) {
+            const float *src = j->q + (size_t)(t0 + r % bq) * qs + (size_t)(grp * G + r / bq) * dh;
+            for (int d = 0; d < dh; d++) dst[(size_t)d * HL_FA_ROWS] = src[d];
+        } else {
+            for (int d = 0; d < dh; d++) dst[(size_t)d * HL_FA_ROWS] = 0;
+        }
+        M[r] = -INFINITY;
+        L[r] = 0;
+    }
+    memset(Ob, 0, (size_t)rp * dh * 4);
+    const float *kg = half ? NULL : j->k + (size_t)grp * dh, *vg = half ? NULL : j->v + (size_t)grp * dh;
+    int first = j->p + t0; // position of the block's first query
+    int kend = first + bq; // keys 0..<kend are visible to some row
+    for (int kb = 0; kb < kend; kb += bk) {
+        int n = kend - kb < bk ? kend - kb : bk;
+        int full = kb + n - 1 <= first;
+        for (int r = 0; r < rp; r++) lim[r] = r < R ? first + r % bq - kb : n; // last visible key of the tile
+        const float *kt = kg + (size_t)kb * kvs, *vt = vg + (size_t)kb * kvs;
+        size_t ks = (size_t)kvs;
+        if (half) {
+            j->im16->widen_rows(j->k16 + (size_t)kb * kvs + (size_t)grp * dh, (size_t)kvs, n, dh, Kt); // [n, dh]
+            j->im16->widen_rows(j->v16 + (size_t)kb * kvs + (size_t)grp * dh, (size_t)kvs, n, dh, Vt); // [n, dh]
+            kt = Kt;
+            vt = Vt;
+            ks = (size_t)dh;
+        }
+        fa_tile_avx512(Qb, rp, dh, j->scale, kt, vt, ks, n, lim, full, St, M, L, A, Ob);
+    }
+    for (int r = 0; r < R; r++) {
+        float inv = 1.0f / L[r];
+        float *zr = j->z + (size_t)(t0 + r % bq) * qs + (size_t)(grp * G + r / bq) * dh;
+        const float *o = Ob + (size_t)(r / HL_FA_ROWS) * dh * HL_FA_ROWS + r % HL_FA_ROWS;
+        for (int d = 0; d < dh; d++) zr[d] = o[(size_t)d * HL_FA_ROWS] * inv;
+    }
+}
+#endif
 
 static void attn_task(void *c, int task, int thread) {
     (void)thread;
@@ -1837,6 +2027,12 @@ static void attn_task(void *c, int task, int thread) {
     const int qs = j->h * dh, kvs = j->hkv * dh;
     int grp = task / j->nqb, qb = task % j->nqb;
     if (j->skip && j->skip[grp]) return;
+#if HL_X86
+    if (j->fused) {
+        attn_task_fused(j, grp, qb);
+        return;
+    }
+#endif
     int t0 = qb * j->bq, bq = j->t - t0 < j->bq ? j->t - t0 : j->bq;
     int R = G * bq;
     // scratch: Qp [R, dh] | S [R, bk] | O [R, dh] | m [R] | l [R] | valid [R]
@@ -1933,13 +2129,18 @@ static void attention_prefill(const float *q, const float *k, const float *v, co
     // 128x512 56 ms, 32x512 69 ms.
     int bq = g_tile_q > 0 ? g_tile_q : (G >= 3 ? 128 : G == 2 ? 192 : 256);
     if (G > 3 && g_tile_q <= 0) bq = 384 / G < 32 ? 32 : 384 / G;
-    int bk = g_tile_k > 0 ? g_tile_k : 512;
+    int level = hl_kernels_level();
+    // The fused AVX-512 tile (no OpenBLAS packing; softmax on key-major score vectors): its score
+    // tile [bk, rp] stays in L2 at 256 keys.
+    int fused = g_attn_fused && window <= 0 && dh % 8 == 0 &&
+                (level == HL_KERNELS_AVX512 || level == HL_KERNELS_AVX512_VNNI);
+    int bk = g_tile_k > 0 ? g_tile_k : fused ? 256 : 512;
     int threads = hl_kernels_threads();
     // Short chunks: smaller query blocks so that every thread gets work items.
     while (g_tile_q <= 0 && bq > 16 && hkv * ((t + bq - 1) / bq) < 3 * threads) bq /= 2;
     // The tiling depends on hkv only (not on `skip`), so the groups computed get the same bits as without it.
     attn_job j = {q,  k,  v,  k16, v16, z, t, p, h, hkv, G, dh, bq, bk, (t + bq - 1) / bq, window > 0 ? window : 0,
-                  scale, impl(), skip, impl16()};
+                  scale, impl(), skip, impl16(), fused};
     hl_parallel_ex(hkv * j.nqb, attn_task, &j, 1);
 }
 
@@ -1956,6 +2157,61 @@ void hl_attention_prefill_skip(const float *q, const float *k, const float *v, f
 void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z, int t, int p, int h,
                               int hkv, int dh, float scale, int window) {
     attention_prefill(q, NULL, NULL, k, v, z, t, p, h, hkv, dh, scale, window, NULL);
+}
+
+// Attention, decoding with the probabilities materialized (captures of hook_pattern at a decode
+// step): the same products as the materializing reference path (scores by sgemm per KV group,
+// softmax per head, P·V by sgemm), split over the kernel pool instead of run on one thread.
+
+typedef struct {
+    const float *q, *k, *v;
+    float *z, *probs; // z [h, dh]; probs [h, s]
+    int s, h, hkv, dh, nsplit, splitlen;
+    float scale;
+    const hl_impl *im;
+} decp_job;
+
+/// Scores of the G query heads of one KV group over one key range: probs[g*G + j][k0..<k1].
+static void decp_scores_task(void *c, int task, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    int G = j->h / j->hkv, kvs = j->hkv * j->dh, g = task / j->nsplit, sp = task % j->nsplit;
+    int k0 = sp * j->splitlen, k1 = k0 + j->splitlen > j->s ? j->s : k0 + j->splitlen;
+    if (k1 <= k0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, k1 - k0, j->dh, j->scale, j->q + (size_t)g * G * j->dh,
+                j->dh, j->k + (size_t)k0 * kvs + (size_t)g * j->dh, kvs, 0.0f, j->probs + (size_t)g * G * j->s + k0,
+                j->s);
+}
+
+static void decp_softmax_task(void *c, int head, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    j->im->softmax(j->probs + (size_t)head * j->s, j->s);
+}
+
+/// z rows of one KV group's G heads, output columns [d0, d0 + dh/2) (halves: each reads half of
+/// every value row, so the two tasks of a group move its values once).
+static void decp_values_task(void *c, int task, int thread) {
+    (void)thread;
+    decp_job *j = c;
+    int G = j->h / j->hkv, kvs = j->hkv * j->dh, g = task / 2, half = j->dh / 2;
+    int d0 = task % 2 == 0 ? 0 : half, nd = task % 2 == 0 ? half : j->dh - half;
+    if (nd <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, nd, j->s, 1.0f, j->probs + (size_t)g * G * j->s, j->s,
+                j->v + (size_t)g * j->dh + d0, kvs, 0.0f, j->z + (size_t)g * G * j->dh + d0, j->dh);
+}
+
+void hl_attention_decode_probs(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
+                               int dh, float scale, float *probs) {
+    if (s <= 0) return;
+    int threads = hl_kernels_threads();
+    // Key ranges per KV group: enough tasks for every thread, at least 256 keys each.
+    int nsplit = 1;
+    while (hkv * nsplit < 2 * threads && s / (nsplit * 2) >= 256) nsplit *= 2;
+    decp_job j = {q, k, v, z, probs, s, h, hkv, dh, nsplit, (s + nsplit - 1) / nsplit, scale, impl()};
+    hl_parallel_ex(hkv * nsplit, decp_scores_task, &j, 1);
+    hl_parallel_ex(h, decp_softmax_task, &j, 1);
+    hl_parallel_ex(hkv * 2, decp_values_task, &j, 1);
 }
 
 // Attention, decoding: per (KV head, key range) task the partial softmax state of its G query

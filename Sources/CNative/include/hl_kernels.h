@@ -154,6 +154,11 @@ void hl_attention_decode(const float *q, const float *k, const float *v, float *
 /// hl_attention_decode without the KV groups g with skip[g] != 0 (skip NULL: none).
 void hl_attention_decode_skip(const float *q, const float *k, const float *v, float *z,
                               int s, int h, int hkv, int dh, float scale, const unsigned char *skip);
+/// Decoding attention that also returns every head's probabilities: probs [h, s] (row h = query
+/// head h over keys 0..<s), z [h, dh]. The materializing reference path's products (sgemm scores
+/// per KV group, softmax per head, sgemm P·V) on the kernel pool; for captures at decode steps.
+void hl_attention_decode_probs(const float *q, const float *k, const float *v, float *z, int s, int h, int hkv,
+                               int dh, float scale, float *probs);
 
 /// Runs fn(ctx, i, thread) for i in 0..<n on the kernel pool (the caller participates; thread in
 /// 0..<hl_kernels_threads()), OpenBLAS held to one thread meanwhile; returns when all are done.
@@ -179,6 +184,10 @@ void hl_attention_prefill_f16(const float *q, const uint16_t *k, const uint16_t 
 /// read); equals hl_attention_decode on the widened cache bit for bit (same level and threads).
 void hl_attention_decode_f16(const float *q, const uint16_t *k, const uint16_t *v, float *z,
                              int s, int h, int hkv, int dh, float scale);
+
+/// 1 (default): on AVX-512, hl_attention_prefill* without a window run the fused tile (scores,
+/// online softmax and P·V without OpenBLAS); 0: the sgemm + softmax + sgemm tiles (tests, benchmarks).
+void hl_attention_set_fused(int on);
 
 /// Query tile rows per work item and key tile width of hl_attention_prefill (0: keep). For tests
 /// and tuning.

@@ -179,7 +179,7 @@ extension InferenceSession {
                     z: s.z.pointer + offset * c.qWidth, rows: t, start: p, // z [T, H, dh]
                     nHeads: c.nHeads, nKVHeads: c.nKVHeads, dHead: c.dHead,
                     scale: c.attentionScale, window: c.window(l), softcap: c.attnLogitSoftcap,
-                    probs: s.probs.pointer, observe: first, skipGroups: sp) // probs [T, S]
+                    probs: s.probs.pointer, probsCount: s.probs.count, observe: first, skipGroups: sp) // probs [T, S]
             }
         }
         guard !policies.isEmpty else { return }

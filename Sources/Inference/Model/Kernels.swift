@@ -224,11 +224,15 @@ enum Kernels {
     ///
     /// - skipGroups: [Hkv] nonzero: the fast paths leave the z rows of that KV group's query heads
     ///   untouched (heads whose output another kernel writes, e.g. under a KV policy); nil: none.
+    /// - probsCount: floats available at `probs` (0: the documented minimum). A decoding step with an
+    ///   observer (no window, soft-cap or skipped groups) and room for every head's row [H, S]
+    ///   computes all heads at once on the kernel pool (hl_attention_decode_probs: the reference
+    ///   path's products, split over threads) and then hands each head's row to `observe`.
     static func causalAttention(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         z: UnsafeMutablePointer<Float>, rows t: Int, start p: Int,
         nHeads: Int, nKVHeads: Int, dHead dh: Int, scale: Float, window: Int = 0, softcap: Float = 0,
-        probs: UnsafeMutablePointer<Float>,
+        probs: UnsafeMutablePointer<Float>, probsCount: Int = 0,
         observe: ((_ head: Int, _ probs: UnsafePointer<Float>) -> Void)?,
         skipGroups: UnsafePointer<UInt8>? = nil
     ) {
@@ -254,6 +258,12 @@ enum Kernels {
                     Int32(max(window, 0)), skipGroups)
                 return
             }
+        }
+        if let observe, t == 1 && window == 0 && softcap == 0 && skipGroups == nil && probsCount >= nHeads * s {
+            hl_attention_decode_probs(
+                q, k, v, z, Int32(s), Int32(nHeads), Int32(nKVHeads), Int32(dh), scale, probs) // probs [H, S]
+            for h in 0..<nHeads { observe(h, probs + h * s) }
+            return
         }
         referenceAttention(
             q: q, k: k, v: v, z: z, rows: t, start: p, nHeads: nHeads, nKVHeads: nKVHeads,

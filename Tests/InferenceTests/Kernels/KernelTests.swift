@@ -354,22 +354,45 @@ final class KernelTests: XCTestCase {
         let refErr = zip(zRef, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
         XCTAssertLessThanOrEqual(refErr, 1e-5, "reference path, \(label)")
 
-        // Blocked / decode kernels (no observer), at every level and several tile shapes.
+        // Blocked / decode kernels (no observer), at every level and several tile shapes; the
+        // fused AVX-512 prefill tile (default) and the sgemm + softmax + sgemm tiles.
+        defer { hl_attention_set_fused(1) }
         for level in levels {
             _ = hl_kernels_set_level(level)
             for (bq, bk) in tiles {
                 hl_attention_set_tiles(bq, bk)
-                var z = [Float](repeating: .nan, count: c.t * qs)
-                Kernels.causalAttention(
-                    q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
-                    dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
-                let vsRef = zip(z, zRef).map { Self.finite(Double(abs($0 - $1))) }.max()!
-                let vsDouble = zip(z, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
-                let where_ = "\(label), tiles \(bq)x\(bk), level \(String(cString: hl_kernels_level_name(level)))"
-                XCTAssertLessThanOrEqual(vsRef, 1e-5, "blocked vs reference path, \(where_)")
-                XCTAssertLessThanOrEqual(vsDouble, 1e-5, "blocked vs double, \(where_)")
+                for fused: Int32 in [1, 0] {
+                    hl_attention_set_fused(fused)
+                    var z = [Float](repeating: .nan, count: c.t * qs)
+                    Kernels.causalAttention(
+                        q: q, k: k, v: v, z: &z, rows: c.t, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+                        dHead: c.dh, scale: scale, probs: probs.pointer, observe: nil)
+                    let vsRef = zip(z, zRef).map { Self.finite(Double(abs($0 - $1))) }.max()!
+                    let vsDouble = zip(z, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
+                    let lv = String(cString: hl_kernels_level_name(level))
+                    let where_ = "\(label), tiles \(bq)x\(bk), level \(lv), fused \(fused)"
+                    XCTAssertLessThanOrEqual(vsRef, 1e-5, "blocked vs reference path, \(where_)")
+                    XCTAssertLessThanOrEqual(vsDouble, 1e-5, "blocked vs double, \(where_)")
+                }
             }
         }
+        guard c.t == 1 else { return }
+        // Decoding with an observer and room for every head's row: hl_attention_decode_probs.
+        let all = FloatBuffer(count: c.h * s) // [H, S]
+        var zAll = [Float](repeating: .nan, count: qs)
+        var heads: [Int] = []
+        var worstAll = 0.0
+        Kernels.causalAttention(
+            q: q, k: k, v: v, z: &zAll, rows: 1, start: c.p, nHeads: c.h, nKVHeads: c.hkv,
+            dHead: c.dh, scale: scale, probs: all.pointer, probsCount: all.count
+        ) { head, pr in
+            heads.append(head)
+            for j in 0..<s { worstAll = max(worstAll, Self.finite(abs(Double(pr[j]) - ref.probs[head][0][j]))) }
+        }
+        XCTAssertEqual(heads, Array(0..<c.h), label)
+        XCTAssertLessThanOrEqual(worstAll, 1e-5, "decode probabilities on the pool, \(label)")
+        let allErr = zip(zAll, ref.z).map { Self.finite(abs(Double($0) - $1)) }.max()!
+        XCTAssertLessThanOrEqual(allErr, 1e-5, "decode z on the pool, \(label)")
     }
 
     func testBlockedAttentionMatchesNaive() throws {
