@@ -593,12 +593,15 @@ HL_INLINE void decode_group_body(const float *q, const float *k, const float *v,
         ph[0] = m;
         ph[1] = expsum_body(sc, n, m);
         float *o = ph + 2;
-        if (vec && dh <= 128) {
-            v16f a[8], b[8];
-            int nv = dh / 16;
-            for (int c = 0; c < nv; c++) { a[c] = splat(0); b[c] = splat(0); }
-            pv_dispatch(nv, sc, v, n, stride, a, b, h == 0 ? pf : 0);
-            for (int c = 0; c < nv; c++) st16f(o + 16 * c, a[c] + b[c]);
+        if (vec) {
+            // Columns in chunks of at most 128 (8 vectors of accumulators; Gemma's 256 in two).
+            for (int c0 = 0; c0 < dh; c0 += 128) {
+                v16f a[8], b[8];
+                int nv = (dh - c0 < 128 ? dh - c0 : 128) / 16;
+                for (int c = 0; c < nv; c++) { a[c] = splat(0); b[c] = splat(0); }
+                pv_dispatch(nv, sc, v + c0, n, stride, a, b, h == 0 && c0 == 0 ? pf : 0);
+                for (int c = 0; c < nv; c++) st16f(o + c0 + 16 * c, a[c] + b[c]);
+            }
         } else {
             for (int d = 0; d < dh; d++) o[d] = 0;
             for (int j = 0; j < n; j++) {
@@ -704,7 +707,7 @@ HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t
         ph[0] = m;
         ph[1] = expsum_body(sc, n, m);
     }
-    const int wide = vec && dh <= 128;
+    const int wide = vec;
     if (wide) memset(acc, 0, (size_t)G * 2 * dh * 4);
     else for (int h = 0; h < G; h++) memset(part + (size_t)h * (dh + 2) + 2, 0, (size_t)dh * 4);
     for (int b0 = 0; b0 < n; b0 += HL_KV16_BLOCK) {
@@ -713,12 +716,14 @@ HL_INLINE void decode_group_f16_body(ld16h_fn LD, const float *q, const uint16_t
         for (int h = 0; h < G; h++) {
             const float *sc = scores + (size_t)h * n + b0;
             if (wide) {
-                v16f a[8], b[8];
-                int nv = dh / 16;
                 float *ah = acc + (size_t)h * 2 * dh, *bh = ah + dh;
-                for (int c = 0; c < nv; c++) { a[c] = ld16f(ah + 16 * c); b[c] = ld16f(bh + 16 * c); }
-                pv_dispatch(nv, sc, rows, nb, dh, a, b, 0);
-                for (int c = 0; c < nv; c++) { st16f(ah + 16 * c, a[c]); st16f(bh + 16 * c, b[c]); }
+                for (int c0 = 0; c0 < dh; c0 += 128) {   // chunks as in decode_group_body
+                    v16f a[8], b[8];
+                    int nv = (dh - c0 < 128 ? dh - c0 : 128) / 16;
+                    for (int c = 0; c < nv; c++) { a[c] = ld16f(ah + c0 + 16 * c); b[c] = ld16f(bh + c0 + 16 * c); }
+                    pv_dispatch(nv, sc, rows + c0, nb, dh, a, b, 0);
+                    for (int c = 0; c < nv; c++) { st16f(ah + c0 + 16 * c, a[c]); st16f(bh + c0 + 16 * c, b[c]); }
+                }
             } else {
                 float *o = part + (size_t)h * (dh + 2) + 2;
                 for (int j = 0; j < nb; j++) {
