@@ -199,7 +199,9 @@ struct RetrievalHeads: ParsableCommand {
         s += "trials: \(r.records.count) (\(r.records.filter(\.located).count) with the needle span located, "
         s += "\(r.records.filter(\.success).count) answered correctly, \(r.scores.countedTrials) counted)"
         s += r.resumedTrials > 0 ? "; \(r.resumedTrials) resumed from a partial run\n" : "\n"
-        s += "mean ROUGE-1 recall x100: \(f(Statistics.mean(r.records.map(\.rouge)), 1)); time \(f(r.seconds, 1)) s "
+        s += "mean ROUGE-1 recall x100: \(f(Statistics.mean(r.records.map(\.rouge)), 1)); "
+        s +=
+            "time \(f(r.seconds, 1)) s "
             + "(prefill \(f(r.prefillSeconds, 1)) s, decode \(f(r.decodeSeconds, 1)) s)\n"
         let above = r.retrievalHeads
         s += "heads > \(f(r.threshold, 2)): \(above.count) of \(r.scores.layers * r.scores.heads)"

@@ -25,8 +25,10 @@ final class BatchedProductTests: XCTestCase {
         let modes: [(Int32, String)] = [
             (Int32(HL_QDOT_FLOAT), "float"), (Int32(HL_QDOT_INT8), "int8"), (Int32(HL_QDOT_INT16), "int16")
         ]
-        print("batched products tested at levels: " + levels.map { String(cString: hl_kernels_level_name($0)) }
-            .joined(separator: ", "))
+        print(
+            "batched products tested at levels: "
+                + levels.map { String(cString: hl_kernels_level_name($0)) }
+                .joined(separator: ", "))
         var compared = 0
         for type in KernelTests.quantTypes {
             let cols = type.blockSize == 256 ? 768 : 224
