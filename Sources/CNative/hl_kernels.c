@@ -821,47 +821,8 @@ HL_TARGET_AVX512 HL_INLINE void q32_block(const int type, const uint8_t *blk, co
     }
 }
 
-HL_TARGET_AVX512 HL_INLINE void q32_rows_avx512(const int type, const uint8_t *w, size_t rb, int r0, int r1,
-                                                int nb, const float *x, float *y) {
-    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 iota8 = _mm512_sub_ps(iota, _mm512_set1_ps(8));
-    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
-    const int qo = type == HL_Q4_1 ? 4 : 2;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        __m512 al[4], ah[4];
-        for (int j = 0; j < 4; j++) { al[j] = _mm512_setzero_ps(); ah[j] = _mm512_setzero_ps(); }
-        const uint8_t *row = w + (size_t)r * rb, *end = w + (size_t)r1 * rb;
-        for (int b = 0; b < nb; b++) {
-            __m512 xl = _mm512_loadu_ps(x + 32 * b), xh = _mm512_loadu_ps(x + 32 * b + 16);
-            hl_prefetch_rows(row, rb, bb, b, end);
-            for (int j = 0; j < 4; j++) {
-                const uint8_t *blk = row + (size_t)j * rb + (size_t)b * bb;
-                __m512 wl, wh;
-                q32_block(type, blk, qo, iota, iota8, &wl, &wh);
-                al[j] = _mm512_fmadd_ps(wl, xl, al[j]);
-                ah[j] = _mm512_fmadd_ps(wh, xh, ah[j]);
-            }
-        }
-        for (int j = 0; j < 4; j++) y[r + j] = _mm512_reduce_add_ps(_mm512_add_ps(al[j], ah[j]));
-    }
-    for (; r < r1; r++) {
-        __m512 al = _mm512_setzero_ps(), ah = _mm512_setzero_ps();
-        const uint8_t *row = w + (size_t)r * rb;
-        for (int b = 0; b < nb; b++) {
-            __m512 xl = _mm512_loadu_ps(x + 32 * b), xh = _mm512_loadu_ps(x + 32 * b + 16);
-            const uint8_t *blk = row + (size_t)b * bb;
-            __m512 wl, wh;
-            q32_block(type, blk, qo, iota, iota8, &wl, &wh);
-            al = _mm512_fmadd_ps(wl, xl, al);
-            ah = _mm512_fmadd_ps(wh, xh, ah);
-        }
-        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(al, ah));
-    }
-}
-
 /// AVX2 (+FMA, F16C) float path of the decoding product for Q4_0 / Q4_1 / Q8_0, the counterpart of
-/// q32_rows_avx512 for CPUs without AVX-512 (Zen 1-3, most laptops): nibbles or bytes widened to
+/// q32_block for CPUs without AVX-512 (Zen 1-3, most laptops): nibbles or bytes widened to
 /// 8 int32 lanes, converted and scaled. The values equal dec32's (same operations: (q - 8) * d, or
 /// q * d then + m, never fused), so only the summation order differs from the other levels.
 HL_TARGET_AVX2 HL_INLINE void q32_block_avx2(const int type, const uint8_t *blk, const int qo, __m256 w[4]) {
@@ -895,53 +856,11 @@ HL_TARGET_AVX2 HL_INLINE float hsum8_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-HL_TARGET_AVX2 HL_INLINE void q32_rows_avx2(const int type, const uint8_t *w, size_t rb, int r0, int r1, int nb,
-                                            const float *x, float *y) {
-    const int bb = type == HL_Q4_0 ? 18 : type == HL_Q4_1 ? 20 : 34;
-    const int qo = type == HL_Q4_1 ? 4 : 2;
-    const uint8_t *end = w + (size_t)r1 * rb;
-    int r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        __m256 a[4], c[4];
-        for (int j = 0; j < 4; j++) { a[j] = _mm256_setzero_ps(); c[j] = _mm256_setzero_ps(); }
-        const uint8_t *row = w + (size_t)r * rb;
-        for (int b = 0; b < nb; b++) {
-            const float *xb = x + 32 * b;
-            __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
-            __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
-            hl_prefetch_rows(row, rb, bb, b, end);
-            for (int j = 0; j < 4; j++) {
-                __m256 wv[4];
-                q32_block_avx2(type, row + (size_t)j * rb + (size_t)b * bb, qo, wv);
-                a[j] = _mm256_fmadd_ps(wv[0], x0, a[j]);
-                c[j] = _mm256_fmadd_ps(wv[1], x1, c[j]);
-                a[j] = _mm256_fmadd_ps(wv[2], x2, a[j]);
-                c[j] = _mm256_fmadd_ps(wv[3], x3, c[j]);
-            }
-        }
-        for (int j = 0; j < 4; j++) y[r + j] = hsum8_avx2(_mm256_add_ps(a[j], c[j]));
-    }
-    for (; r < r1; r++) {
-        __m256 a = _mm256_setzero_ps(), c = _mm256_setzero_ps();
-        const uint8_t *row = w + (size_t)r * rb;
-        for (int b = 0; b < nb; b++) {
-            const float *xb = x + 32 * b;
-            __m256 wv[4];
-            q32_block_avx2(type, row + (size_t)b * bb, qo, wv);
-            a = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xb), a);
-            c = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xb + 8), c);
-            a = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xb + 16), a);
-            c = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xb + 24), c);
-        }
-        y[r] = hsum8_avx2(_mm256_add_ps(a, c));
-    }
-}
-
-/// Batched decoding (hl_qmatmul_rows) on AVX2: rows r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the
+/// Decoding products on AVX2 (hl_qmatmul with t == 1 is this with T = 1; hl_qmatmul_rows): rows r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the
 /// T activation rows at x (`xs` floats apart), each weight block decoded once for the T rows; every
-/// (row, activation) pair has q32_rows_avx2's arithmetic (accumulators a, c over the blocks in
-/// order, fused multiply-adds w0 x0 -> a, w1 x1 -> c, w2 x2 -> a, w3 x3 -> c, then hsum8(a + c)), so
-/// its result is bit for bit hl_qmatmul's with t == 1. R, T <= 2 (16 ymm registers).
+/// (row, activation) pair has the same arithmetic (accumulators a, c over the blocks in order, fused
+/// multiply-adds w0 x0 -> a, w1 x1 -> c, w2 x2 -> a, w3 x3 -> c, then hsum8(a + c)) whatever T is,
+/// so a batched row is bit for bit the one-row product. R, T <= 2 (16 ymm registers).
 HL_TARGET_AVX2 HL_INLINE void q32_tile_avx2(const int type, const int R, const int T, const uint8_t *w, size_t rb,
                                             int r, int nb, const float *x, size_t xs, float *y, size_t ys,
                                             const uint8_t *end) {
@@ -992,11 +911,11 @@ HL_TARGET_AVX2 HL_INLINE void q32_rows_batch_avx2(const int type, const uint8_t 
 #endif
 
 #if HL_X86
-/// Batched decoding (hl_qmatmul_rows): rows r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the T
-/// activation rows at x (`xs` floats apart). Each weight block is decoded once and applied to the
-/// T rows; every (row, activation) pair has the arithmetic of q32_rows_avx512 (two accumulators
-/// per row over the blocks in order, one fused multiply-add each, then reduce(al + ah)), so its
-/// result is bit for bit hl_qmatmul's with t == 1.
+/// Decoding products on AVX-512 (hl_qmatmul with t == 1 is this with T = 1; hl_qmatmul_rows): rows
+/// r..<r+R of a Q4_0 / Q4_1 / Q8_0 matrix times the T activation rows at x (`xs` floats apart).
+/// Each weight block is decoded once and applied to the T rows; every (row, activation) pair has
+/// the same arithmetic whatever T is (two accumulators per row over the blocks in order, one fused
+/// multiply-add each, then reduce(al + ah)), so a batched row is bit for bit the one-row product.
 HL_TARGET_AVX512 HL_INLINE void q32_tile_avx512(const int type, const int R, const int T, const uint8_t *w,
                                                 size_t rb, int r, int nb, const float *x, size_t xs, float *y,
                                                 size_t ys, const uint8_t *end) {
@@ -1097,9 +1016,9 @@ HL_TARGET_AVX2 static void qmm_avx2(int type, const uint8_t *w, size_t rb, int r
                                     size_t xs, int t, float *y, size_t ys) {
     if (t == 1) {
         switch (type) {
-        case HL_Q4_0: q32_rows_avx2(HL_Q4_0, w, rb, r0, r1, cols / 32, x, y); return;
-        case HL_Q4_1: q32_rows_avx2(HL_Q4_1, w, rb, r0, r1, cols / 32, x, y); return;
-        case HL_Q8_0: q32_rows_avx2(HL_Q8_0, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q4_0: q32_rows_batch_avx2(HL_Q4_0, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
+        case HL_Q4_1: q32_rows_batch_avx2(HL_Q4_1, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
+        case HL_Q8_0: q32_rows_batch_avx2(HL_Q8_0, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
         default: break;
         }
     }
@@ -1110,9 +1029,9 @@ HL_TARGET_AVX512 static void qmm_avx512(int type, const uint8_t *w, size_t rb, i
                                         const float *x, size_t xs, int t, float *y, size_t ys) {
     if (t == 1) {
         switch (type) {
-        case HL_Q4_0: q32_rows_avx512(HL_Q4_0, w, rb, r0, r1, cols / 32, x, y); return;
-        case HL_Q4_1: q32_rows_avx512(HL_Q4_1, w, rb, r0, r1, cols / 32, x, y); return;
-        case HL_Q8_0: q32_rows_avx512(HL_Q8_0, w, rb, r0, r1, cols / 32, x, y); return;
+        case HL_Q4_0: q32_rows_batch_avx512(HL_Q4_0, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
+        case HL_Q4_1: q32_rows_batch_avx512(HL_Q4_1, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
+        case HL_Q8_0: q32_rows_batch_avx512(HL_Q8_0, w, rb, r0, r1, cols / 32, x, 0, 1, y, 1); return;
         default: break;
         }
     }
@@ -1327,8 +1246,8 @@ typedef void (*qmm_rows_fn)(int type, const uint8_t *w, size_t rb, int r0, int r
                             size_t xs, int t, float *y, size_t ys);
 
 #if HL_X86
-/// AVX-512: the t == 1 product of Q4_0 / Q4_1 / Q8_0 is q32_rows_avx512, so those types take its
-/// batched form; the other types take qmm_body, whose per-pair arithmetic does not depend on t.
+/// AVX-512: the t == 1 product of Q4_0 / Q4_1 / Q8_0 is q32_rows_batch_avx512 with t = 1, so
+/// those types take it with every row; the other types take qmm_body, whose per-pair arithmetic does not depend on t.
 HL_TARGET_AVX512 static void qmm_rows_avx512(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
                                              const float *x, size_t xs, int t, float *y, size_t ys) {
     switch (type) {
@@ -1339,7 +1258,7 @@ HL_TARGET_AVX512 static void qmm_rows_avx512(int type, const uint8_t *w, size_t 
     }
 }
 
-/// AVX2: likewise with q32_rows_avx2, the t == 1 product of those types on AVX2.
+/// AVX2: likewise with q32_rows_batch_avx2, the t == 1 product of those types on AVX2.
 HL_TARGET_AVX2 static void qmm_rows_avx2(int type, const uint8_t *w, size_t rb, int r0, int r1, int cols,
                                          const float *x, size_t xs, int t, float *y, size_t ys) {
     switch (type) {
